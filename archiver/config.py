@@ -1,0 +1,292 @@
+"""``sources.toml`` → frozen ``Settings``. Read once by the CLI and passed down; no stage
+imports this module's globals.
+
+Paths inside the config are relative to the config file's folder. Every key is optional
+except ``[[sources]]`` entries' ``id`` and ``path``; unknown keys are errors, so that a typo
+(``per-host`` for ``per_host``) is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from archiver import __version__
+from archiver.errors import ConfigError
+from archiver.models import Source
+
+__all__ = [
+    "ArchiveSettings",
+    "CheckSettings",
+    "FetchSettings",
+    "RescueSettings",
+    "Settings",
+    "default_user_agent",
+    "load_settings",
+]
+
+T = TypeVar("T")
+
+PROJECT_URL = "https://github.com/archiver-project/archiver"
+
+
+def default_user_agent() -> str:
+    """An honest User-Agent: names the tool, its version and where to read about it."""
+    return f"archiver/{__version__} (citation archiver; +{PROJECT_URL})"
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """How the fetcher behaves; the ``[fetch]`` table.
+
+    ``timeout`` bounds each network operation of one request; ``deadline`` bounds a whole URL
+    (every attempt and redirect), so a server that drips a byte a second cannot hold a run.
+    """
+
+    timeout: float = 30.0
+    retries: int = 3
+    concurrency: int = 32
+    per_host: int = 2
+    host_interval: float = 0.25
+    allow_private_networks: bool = False
+    user_agent: str = field(default_factory=default_user_agent)
+    deadline: float = 120.0
+    max_body: int = 50 * 1024 * 1024
+    max_decoded: int = 8 * 1024 * 1024
+    max_redirects: int = 10
+    max_header_bytes: int = 64 * 1024
+    retry_after_cap: float = 120.0
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    http2: bool = True
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Where things are written; the ``[archive]`` table."""
+
+    dir: Path
+    reports_dir: Path
+    warc_max_size: int = 1024 * 1024 * 1024
+    warc_prefix: str = "archiver"
+
+
+@dataclass(frozen=True)
+class RescueSettings:
+    """Internet Archive lookups; the ``[rescue]`` table. The API bases are settings so that
+    tests and institutions with their own Wayback/pywb can point elsewhere."""
+
+    enabled: bool = True
+    capture: bool = False
+    availability_api: str = "https://archive.org/wayback/available"
+    cdx_api: str = "https://web.archive.org/cdx/search/cdx"
+    replay_base: str = "https://web.archive.org/web"
+    save_page_now: bool = False
+    spn_api: str = "https://web.archive.org/save"
+    per_host: int = 2
+    timeout: float = 30.0
+    retries: int = 3
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The scheduled check's rules; the ``[check]`` table.
+
+    A link is ``dead`` once it has failed on ``dead_after`` consecutive checks spanning at
+    least ``dead_after_days`` days (the three-failures-three-days rule); until then it is
+    ``failing``. A check where more than ``outage_ratio`` of the hosts fail at network level
+    is an outage and changes no link's state.
+    """
+
+    dead_after: int = 3
+    dead_after_days: float = 3.0
+    outage_ratio: float = 0.8
+    outage_min_hosts: int = 3
+    drift_threshold: float = 0.9
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs, read once from the config file."""
+
+    config_path: Path
+    root: Path
+    sources: tuple[Source, ...]
+    fetch: FetchSettings
+    archive: ArchiveSettings
+    rescue: RescueSettings
+    check: CheckSettings
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        known = ", ".join(s.id for s in self.sources) or "none"
+        raise ConfigError(f"{self.config_path}: no source with id {source_id!r} (known: {known})")
+
+    def relative(self, path: Path | str) -> str:
+        """``path`` relative to the config's folder, with ``/`` separators (for reports)."""
+        try:
+            return Path(path).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
+
+
+_ID = re.compile(r"^[a-z0-9-]+$")
+
+
+def _section(cls: type[T], table: Any, where: str, **extra: Any) -> T:
+    """Build the dataclass ``cls`` from a TOML table, checking key names and value types."""
+    if table is None:
+        return cls(**extra)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = dict(extra)
+    for key, value in table.items():
+        if key not in known or key in extra:
+            names = ", ".join(sorted(k for k in known if k not in extra))
+            raise ConfigError(f"{where}: unknown key {key!r} (known keys: {names})")
+        default = getattr(cls(**extra), key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false, got {value!r}")
+        elif isinstance(default, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+            if value < 0:
+                raise ConfigError(f"{where}.{key}: must not be negative, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if value != int(value):
+                    raise ConfigError(f"{where}.{key}: expected a whole number, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise ConfigError(f"{where}.{key}: expected a string, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _published(value: Any, where: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}.published: expected a date like 2020-11-01, got {value!r}")
+
+
+def _sources(entries: Any, root: Path, config_path: Path) -> tuple[Source, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise ConfigError(f"{config_path}: 'sources' must be an array of tables ([[sources]])")
+    sources: list[Source] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        where = f"{config_path}: sources[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a table")
+        unknown = set(entry) - {"id", "path", "title", "published"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        source_id = entry.get("id")
+        if not isinstance(source_id, str) or not _ID.match(source_id):
+            raise ConfigError(f"{where}.id: expected lowercase letters, digits and '-', "
+                              f"got {source_id!r}")
+        if source_id in seen:
+            raise ConfigError(f"{where}.id: {source_id!r} is listed twice")
+        seen.add(source_id)
+        path = entry.get("path")
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"{where}.path: expected the document's path")
+        title = entry.get("title")
+        if title is not None and not isinstance(title, str):
+            raise ConfigError(f"{where}.title: expected a string")
+        sources.append(
+            Source(
+                id=source_id,
+                path=str((root / path).resolve()),
+                title=title,
+                published=_published(entry.get("published"), where),
+            )
+        )
+    return tuple(sources)
+
+
+def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None = None) -> Settings:
+    """Read ``config_path`` into ``Settings``.
+
+    Raises ``ConfigError`` naming the file (and key) when it is missing, not valid TOML, or
+    holds an unknown key or a value of the wrong type. ``overrides`` replaces fields of
+    ``FetchSettings`` after reading (for command-line options).
+    """
+    path = Path(config_path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: config file not found (create one, or pass --config PATH)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+    root = path.resolve().parent
+    known_tables = {"sources", "fetch", "archive", "rescue", "check"}
+    unknown = set(data) - known_tables
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown table(s) {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(known_tables))})"
+        )
+
+    fetch = _section(FetchSettings, data.get("fetch"), f"{path}: [fetch]")
+    if overrides:
+        fetch = replace(fetch, **overrides)
+    if fetch.concurrency < 1 or fetch.per_host < 1:
+        raise ConfigError(f"{path}: [fetch] concurrency and per_host must be at least 1")
+    if fetch.timeout <= 0:
+        raise ConfigError(f"{path}: [fetch] timeout must be more than 0 seconds")
+
+    archive_table = data.get("archive") or {}
+    if not isinstance(archive_table, dict):
+        raise ConfigError(f"{path}: [archive]: expected a table")
+    archive_table = dict(archive_table)
+    archive_dir = root / str(archive_table.pop("dir", "archive"))
+    reports_dir = root / str(archive_table.pop("reports_dir", "reports"))
+    archive = _section(
+        ArchiveSettings,
+        archive_table,
+        f"{path}: [archive]",
+        dir=archive_dir.resolve(),
+        reports_dir=reports_dir.resolve(),
+    )
+    rescue = _section(RescueSettings, data.get("rescue"), f"{path}: [rescue]")
+    check = _section(CheckSettings, data.get("check"), f"{path}: [check]")
+
+    return Settings(
+        config_path=path.resolve(),
+        root=root,
+        sources=_sources(data.get("sources"), root, path),
+        fetch=fetch,
+        archive=archive,
+        rescue=rescue,
+        check=check,
+    )

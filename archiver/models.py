@@ -1,0 +1,380 @@
+"""The records that flow between the archiver's stages.
+
+Every stage is a function over these frozen values; none of them does I/O. The pipeline::
+
+    Source ─► parse ─► Document(footnotes, claims, findings)
+                          │
+                          ▼
+              plan: Target (URL → citing footnotes)
+                          │
+                       fetch ─► FetchResult = Capture | FetchFailure
+                          │
+          ┌───────────────┼────────────────┐
+          ▼               ▼                ▼
+      WarcRef         Judgement         Memento
+      (warc)          (classify)        (rescue)
+          └───────────────┼────────────────┘
+                          ▼
+                  LinkRecord ─► Report
+
+Times are timezone-aware UTC ``datetime`` values; they are rendered as ``YYYY-MM-DDTHH:MM:SSZ``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+__all__ = [
+    "Capture",
+    "Change",
+    "ChangeKind",
+    "Claim",
+    "Document",
+    "FetchFailure",
+    "FetchResult",
+    "Finding",
+    "Footnote",
+    "FootnoteRef",
+    "Hop",
+    "Judgement",
+    "LinkRecord",
+    "LinkState",
+    "Memento",
+    "Severity",
+    "Source",
+    "Target",
+    "Verdict",
+    "WarcRef",
+    "isoformat",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, UTC, to the second (WARC dates and reports carry seconds)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def isoformat(moment: datetime) -> str:
+    """``2026-11-25T12:00:01Z``: the one way the archiver writes a time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ── documents ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Source:
+    """One document listed in ``sources.toml``; ``path`` is absolute."""
+
+    id: str
+    path: str
+    title: str | None = None
+    published: date | None = None
+
+
+class Severity(enum.StrEnum):
+    """How much a finding matters; ``lint --strict`` fails on warnings too."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 2, "warning": 1, "info": 0}[self.value]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something an editor should hear about a document.
+
+    ``footnote`` and ``line`` (1-based, in the document as read) are ``None`` where the finding
+    concerns the whole document. ``suggestion`` carries a concrete fix where one exists (the
+    clean URL for a tracking parameter, for instance).
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    footnote: int | None = None
+    line: int | None = None
+    url: str | None = None
+    suggestion: str | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The body text that carries one footnote marker.
+
+    ``text`` is the whole sentence (or sentences) around the marker, as plain text without
+    markup or markers, joined across a page-end footnote block. ``line`` is the marker's line.
+    """
+
+    footnote: int
+    text: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Footnote:
+    """One footnote: its number, plain text, URLs in the order written, and its markers' claims.
+
+    ``urls`` are exactly as the author meant them: escapes undone, link targets preferred over
+    link texts, no trailing punctuation, fragments kept, each listed once.
+    """
+
+    number: int
+    text: str
+    urls: tuple[str, ...]
+    line: int
+    claims: tuple[Claim, ...] = ()
+
+
+@dataclass(frozen=True)
+class Document:
+    """What a reader makes of one file. ``format`` names the reader that understood it."""
+
+    path: str
+    format: str
+    footnotes: tuple[Footnote, ...]
+    findings: tuple[Finding, ...] = ()
+    title: str | None = None
+
+    def footnote(self, number: int) -> Footnote | None:
+        for note in self.footnotes:
+            if note.number == number:
+                return note
+        return None
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        """Every marker's claim, in document order."""
+        found = [claim for note in self.footnotes for claim in note.claims]
+        return tuple(sorted(found, key=lambda c: (c.line, c.footnote)))
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Distinct cited URLs in order of first citation."""
+        seen: dict[str, None] = {}
+        for note in self.footnotes:
+            for url in note.urls:
+                seen.setdefault(url, None)
+        return tuple(seen)
+
+
+# ── capture ──────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, order=True)
+class FootnoteRef:
+    """Footnote ``number`` of source ``source``: ``kazakhstan-2020#14``."""
+
+    source: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.source}#{self.number}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One distinct URL to fetch, with every footnote that cites it."""
+
+    url: str
+    cited_by: tuple[FootnoteRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class WarcRef:
+    """Where a record lives: ``path`` relative to the config's folder, byte offset and length
+    of the (gzipped) record in that file, and its ``WARC-Record-ID``."""
+
+    path: str
+    offset: int
+    length: int
+    record_id: str
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One HTTP exchange of a fetch: a redirect hop or the final answer.
+
+    ``headers`` are the response headers as received (name, value) in order. ``warc`` is the
+    response (or revisit) record written for this hop, ``None`` if it could not be written.
+    """
+
+    url: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    warc: WarcRef | None = None
+    revisit: bool = False
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A fetch that got an HTTP answer (any status) after following redirects.
+
+    ``hops`` holds every exchange in order; the last is the final answer. ``content`` is the
+    decoded body (Content-Encoding undone) up to the decompression cap, for judging and text
+    extraction; the WARC holds the raw bytes. ``truncated`` is the ``WARC-Truncated`` reason
+    (``"length"``, ``"time"``) when the body was cut.
+    """
+
+    url: str
+    final_url: str
+    status: int
+    hops: tuple[Hop, ...]
+    content: bytes
+    content_type: str | None
+    payload_digest: str
+    captured_at: datetime
+    attempts: int = 1
+    truncated: str | None = None
+    elapsed: float = 0.0
+
+    @property
+    def warc(self) -> WarcRef | None:
+        return self.hops[-1].warc if self.hops else None
+
+    @property
+    def redirected(self) -> bool:
+        return len(self.hops) > 1
+
+    def header(self, name: str) -> str | None:
+        """The final response's header ``name`` (case-insensitive), first value."""
+        wanted = name.lower()
+        for key, value in self.hops[-1].headers if self.hops else ():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+class Verdict(enum.StrEnum):
+    """A link's health; the contract's table in ``CONTRACT.md`` says what each means."""
+
+    OK = "ok"
+    REDIRECTED = "redirected"
+    SOFT_404 = "soft_404"
+    LOGIN_WALL = "login_wall"
+    PARKED = "parked"
+    BLOCKED = "blocked"
+    NOT_FOUND = "not_found"
+    GONE = "gone"
+    SERVER_ERROR = "server_error"
+    TIMEOUT = "timeout"
+    DNS_ERROR = "dns_error"
+    CONNECTION_ERROR = "connection_error"
+    TLS_ERROR = "tls_error"
+    INVALID_URL = "invalid_url"
+    PRIVATE_ADDRESS = "private_address"
+
+    @property
+    def healthy(self) -> bool:
+        """The evidence is still readable at the cited address (``ok`` or ``redirected``)."""
+        return self in (Verdict.OK, Verdict.REDIRECTED)
+
+    @property
+    def network_level(self) -> bool:
+        """A failure before any HTTP answer: these are what an outage looks like."""
+        return self in (
+            Verdict.TIMEOUT,
+            Verdict.DNS_ERROR,
+            Verdict.CONNECTION_ERROR,
+            Verdict.TLS_ERROR,
+        )
+
+
+@dataclass(frozen=True)
+class FetchFailure:
+    """A fetch that got no usable HTTP answer. ``verdict`` is one of the network-level
+    verdicts, ``invalid_url`` or ``private_address``; ``reason`` is short and human.
+    ``hops`` holds the redirects followed before the failure, if any."""
+
+    url: str
+    verdict: Verdict
+    reason: str
+    attempts: int = 1
+    hops: tuple[Hop, ...] = ()
+    failed_at: datetime = field(default_factory=utcnow)
+
+
+FetchResult = Capture | FetchFailure
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on one fetch, with a short human reason ("redirected to the site's home page")."""
+
+    verdict: Verdict
+    reason: str
+
+
+@dataclass(frozen=True)
+class Memento:
+    """An archived copy in a web archive (the Internet Archive by default).
+
+    ``url`` is the replay URL, ``raw_url`` the ``id_`` form that returns the original bytes.
+    """
+
+    url: str
+    datetime: datetime
+    original_url: str
+    raw_url: str | None = None
+    status: int | None = None
+
+
+class LinkState(enum.StrEnum):
+    """A link's state over time, across scheduled checks."""
+
+    OK = "ok"
+    FAILING = "failing"  # failed, but not yet on enough checks spread over time
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class LinkRecord:
+    """Everything the report says about one distinct cited URL."""
+
+    url: str
+    footnotes: tuple[int, ...]
+    verdict: Verdict | None
+    reason: str = ""
+    http_status: int | None = None
+    final_url: str | None = None
+    attempts: int = 0
+    capture: WarcRef | None = None
+    captured_at: datetime | None = None
+    memento: Memento | None = None
+    state: LinkState | None = None
+    failing_since: datetime | None = None
+    title: str | None = None
+    excerpt: str | None = None
+    checked_at: datetime | None = None
+    rescued: WarcRef | None = None
+
+
+class ChangeKind(enum.StrEnum):
+    """What a scheduled check found different from the previous one."""
+
+    NEWLY_FAILING = "newly_failing"  # healthy last time, failing now
+    NEWLY_DEAD = "newly_dead"  # failing long enough to be declared dead
+    STILL_FAILING = "still_failing"
+    RECOVERED = "recovered"  # failing or dead last time, healthy now
+    DRIFTED = "drifted"  # healthy both times, but the text changed
+
+
+@dataclass(frozen=True)
+class Change:
+    """One line of "what changed since the last check"."""
+
+    url: str
+    kind: ChangeKind
+    verdict: Verdict | None
+    previous_verdict: Verdict | None = None
+    since: datetime | None = None
+    similarity: float | None = None
+    reason: str = ""
+    footnotes: tuple[int, ...] = ()
