@@ -1,0 +1,346 @@
+"""Command line: arguments → settings → pipeline → exit code.
+
+This is the only module that prints or exits. ``main(argv)`` returns the exit code so the
+tests can run every command in-process. Exit codes (see ``CONTRACT.md``):
+
+====  =====================================================================
+ 0    success (for ``run``: finished; dead links are findings, not failures)
+ 1    findings/failing links at the chosen level; ``show``: not archived
+ 2    usage, config or unusable input
+ 3    the archive could not be written
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from archiver import __version__
+from archiver.errors import ArchiverError, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ARCHIVE = 0, 1, 2, 3
+
+_EPILOG = """\
+commands:
+  extract   parse one document: footnotes, URLs, claims, findings (no network)
+  lint      the editor's pre-publication check (no network)
+  run       archive every cited URL, judge link health, rescue, write reports
+  check     the scheduled link-rot check: what changed since last time
+  show      retrieve archived evidence for a URL or a footnote
+  report    rebuild the reports from the archive without fetching
+  export    package a source's captures as a WACZ file
+  serve     browse the archive locally in pywb
+
+examples:
+  archiver lint                               # check every source in sources.toml
+  archiver extract briefing.docx --format json
+  archiver run                                # archive everything the sources cite
+  archiver check --fail-on any                # from cron: exit 1 if any link fails
+  archiver show kazakhstan-2020#14 --text
+
+Run 'archiver COMMAND --help' for a command's options and examples.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so ``main`` owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes (after the command name as well as before it)."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the sources file (default: sources.toml in the working directory); "
+        "paths inside it are relative to its folder",
+    )
+    return common
+
+
+def _add(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    summary: str,
+    examples: str,
+    common: argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
+        formatter_class=_formatter,
+        parents=[common],
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, with help text and examples for every command and option."""
+    common = _common()
+    parser = _Parser(
+        prog="archiver",
+        description="Archive the evidence behind a briefing's footnotes before it rots.",
+        epilog=_EPILOG,
+        formatter_class=_formatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"archiver {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = _add(sub, "extract", "Parse one document: footnotes, their URLs, the claims that "
+             "cite them, and findings. No network.", """
+             archiver extract sources/kazakhstan-2020.md
+             archiver extract draft.docx --format json > citations.json
+             """, common)
+    p.add_argument("doc", metavar="DOC", help="the document: Markdown (from a PDF, or with "
+                   "[^N] footnotes), HTML, DOCX or ODT; the format is recognised from content")
+    _format_option(p)
+    p.add_argument("--all", action="store_true",
+                   help="text output: list every footnote with its URLs and claims")
+
+    p = _add(sub, "lint", "The editor's pre-publication check: footnote structure and URL "
+             "syntax. No network.", """
+             archiver lint                        # every source in sources.toml
+             archiver lint draft.md --strict      # warnings fail too (exit 1)
+             archiver lint a.md b.docx --format json
+             """, common)
+    p.add_argument("docs", metavar="DOC", nargs="*",
+                   help="documents to check (default: every source in the config)")
+    _format_option(p)
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) on warnings as well as errors")
+
+    p = _add(sub, "run", "The main job: extract every source, capture every cited URL into "
+             "WARC files under archive/, judge each link, look dead links up in the Internet "
+             "Archive, and write the reports under reports/. Re-running resumes.", """
+             archiver run                         # every source in sources.toml
+             archiver run --source kazakhstan-2020 --refresh
+             archiver run --rescue-capture        # also copy Wayback mementos into our WARCs
+             """, common)
+    _source_option(p)
+    p.add_argument("--refresh", action="store_true",
+                   help="fetch again URLs that are already captured")
+    p.add_argument("--no-rescue", action="store_true",
+                   help="do not look dead links up in the Internet Archive")
+    p.add_argument("--rescue-capture", action="store_true",
+                   help="fetch the memento of each dead link into our own WARC files")
+    _format_option(p)
+    _progress_option(p)
+
+    p = _add(sub, "check", "The scheduled link-rot check: re-test every cited URL, record the "
+             "result in the history, capture what changed, and say what changed since the "
+             "previous check.", """
+             archiver check                       # exit 1 if a link newly fails
+             archiver check --fail-on any         # exit 1 while any link fails
+             archiver check --format json | jq .summary
+             """, common)
+    _source_option(p)
+    p.add_argument("--fail-on", choices=["new", "any", "none"], default="new",
+                   help="exit 1 when links fail at this level: 'new' (newly failing or "
+                   "newly dead, the default), 'any' (any failing link), 'none' (never)")
+    p.add_argument("--no-rescue", action="store_true",
+                   help="do not look dead links up in the Internet Archive")
+    _format_option(p)
+    _progress_option(p)
+
+    p = _add(sub, "show", "Retrieve archived evidence. REF is a URL, or SOURCE_ID#N for "
+             "every URL of footnote N. Lists the captures, newest first.", """
+             archiver show 'kazakhstan-2020#14'
+             archiver show https://rus.azattyq.org/a/30723868.html --text
+             archiver show 'kazakhstan-2020#1' --raw > report.pdf
+             archiver show URL --at 2026-01-01 --headers
+             """, common)
+    p.add_argument("ref", metavar="REF", help="a URL, or SOURCE_ID#N for footnote N")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--text", action="store_true",
+                      help="print the readable text of the archived page (main content)")
+    what.add_argument("--headers", action="store_true",
+                      help="print the archived HTTP response headers")
+    what.add_argument("--raw", action="store_true",
+                      help="write the archived payload bytes to stdout (a PDF, an image)")
+    p.add_argument("--at", metavar="DATE",
+                   help="pick the capture nearest to DATE (YYYY-MM-DD or an ISO time)")
+    _format_option(p)
+
+    p = _add(sub, "report", "Rebuild reports/SOURCE_ID/ from the archive and the catalog, "
+             "without fetching anything.", """
+             archiver report
+             archiver report --source kazakhstan-2020
+             """, common)
+    _source_option(p)
+
+    p = _add(sub, "export", "Package a source's captures as a WACZ file that opens in "
+             "ReplayWeb.page.", """
+             archiver export --wacz
+             archiver export --wacz --source kazakhstan-2020 -o evidence.wacz
+             """, common)
+    p.add_argument("--wacz", action="store_true", required=True,
+                   help="write a WACZ package (the only export format so far)")
+    _source_option(p)
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="where to write (default: reports/SOURCE_ID/SOURCE_ID.wacz)")
+
+    p = _add(sub, "serve", "Browse the archive locally, as it looked when captured, with "
+             "pywb.", """
+             archiver serve                       # then open http://127.0.0.1:8080/
+             archiver serve --port 9000
+             """, common)
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1)")
+    return parser
+
+
+def _format_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="output format (default: text)")
+
+
+def _source_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", metavar="ID", action="append",
+                   help="only this source (repeatable; default: every source in the config)")
+
+
+def _progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress output; only the summary")
+
+
+# ── commands ─────────────────────────────────────────────────────────────────
+
+
+class Output:
+    """Where a command writes: stdout for results, stderr for progress and errors."""
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self.out = out
+        self.err = err
+
+    def print(self, text: str = "") -> None:
+        self.out.write(text if text.endswith("\n") else text + "\n")
+
+    def json(self, data: object) -> None:
+        self.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+    def error(self, text: str) -> None:
+        self.err.write(f"error: {text}\n")
+
+    @property
+    def interactive(self) -> bool:
+        return bool(getattr(self.err, "isatty", lambda: False)()) and not os.environ.get("CI")
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "config", None) or "sources.toml")
+
+
+def _cmd_extract(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.extract import extract
+
+    return extract(Path(args.doc), fmt=args.format, show_all=args.all, io=io)
+
+
+def _cmd_lint(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.extract import lint
+
+    return lint([Path(d) for d in args.docs], config=_config_path(args), fmt=args.format,
+                strict=args.strict, io=io)
+
+
+def _cmd_run(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.run import run
+
+    return run(_config_path(args), sources=args.source, refresh=args.refresh,
+               rescue=not args.no_rescue, rescue_capture=args.rescue_capture,
+               fmt=args.format, quiet=args.quiet, io=io)
+
+
+def _cmd_check(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.run import check
+
+    return check(_config_path(args), sources=args.source, fail_on=args.fail_on,
+                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io)
+
+
+def _cmd_show(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.show import show
+
+    mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
+    return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io)
+
+
+def _cmd_report(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.run import rebuild_reports
+
+    return rebuild_reports(_config_path(args), sources=args.source, io=io)
+
+
+def _cmd_export(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.show import export_wacz
+
+    return export_wacz(_config_path(args), sources=args.source, output=args.output, io=io)
+
+
+def _cmd_serve(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.show import serve
+
+    return serve(_config_path(args), host=args.host, port=args.port, io=io)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
+    "extract": _cmd_extract,
+    "lint": _cmd_lint,
+    "run": _cmd_run,
+    "check": _cmd_check,
+    "show": _cmd_show,
+    "report": _cmd_report,
+    "export": _cmd_export,
+    "serve": _cmd_serve,
+}
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run one command; return its exit code. Never raises for expected failures: an
+    ``ArchiverError`` becomes ``error: <message>`` on stderr and its exit code."""
+    io = Output(stdout or sys.stdout, stderr or sys.stderr)
+    parser = build_parser()
+    try:
+        try:
+            with contextlib.redirect_stdout(io.out):
+                args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        except SystemExit as exc:  # --help and --version exit 0 through argparse
+            return int(exc.code or 0)
+        if not args.command:
+            io.out.write(parser.format_help())
+            return EXIT_USAGE
+        return _COMMANDS[args.command](args, io)
+    except ArchiverError as exc:
+        io.error(str(exc))
+        if isinstance(exc, UsageError):
+            io.err.write("Run 'archiver --help' for usage.\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        io.error("interrupted; closed WARC files are valid and the next run resumes")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

@@ -1,0 +1,564 @@
+"""Wires the stages for ``run`` and ``check``.
+
+One code path serves both: extract every source → plan the distinct URLs → fetch (archiving
+every hop) → judge → record in the catalog → rescue what is not healthy → build the reports
+from the catalog. Reports are always built from the catalog, so ``archiver report`` (no
+fetching) and a resumed run show exactly what a full run would.
+
+``run`` fetches only what is not captured yet (unless ``refresh``); ``check`` re-tests
+everything and reports what changed since the previous check. A check in which nearly every
+host fails at once is an outage: it is recorded, but changes no link's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from archiver import __version__
+from archiver.catalog import Catalog
+from archiver.config import Settings
+from archiver.errors import ArchiverError
+from archiver.models import (
+    Capture,
+    Change,
+    ChangeKind,
+    Document,
+    FetchFailure,
+    FetchResult,
+    FootnoteRef,
+    Judgement,
+    LinkRecord,
+    LinkState,
+    Memento,
+    Source,
+    Target,
+    Verdict,
+    utcnow,
+)
+
+__all__ = [
+    "Progress",
+    "RunOptions",
+    "RunOutcome",
+    "build_link_records",
+    "execute",
+    "plan_targets",
+    "rebuild",
+]
+
+
+class Progress(Protocol):
+    """What the pipeline tells the terminal while it works."""
+
+    def stage(self, name: str, total: int) -> None: ...
+
+    def advance(self, url: str, verdict: str) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class _Silent:
+    def stage(self, name: str, total: int) -> None:
+        pass
+
+    def advance(self, url: str, verdict: str) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command asked for."""
+
+    kind: str = "run"  # "run" or "check"
+    refresh: bool = False
+    rescue: bool = True
+    rescue_capture: bool = False
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    source: Source
+    document: Document | None
+    error: str | None = None
+    report_dir: Path | None = None
+    links: tuple[LinkRecord, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run did, for the summary line and the exit code."""
+
+    run_id: int
+    kind: str
+    sources: tuple[SourceOutcome, ...]
+    fetched: int
+    reused: int
+    verdicts: Mapping[str, int]
+    offline: bool = False
+    outage: bool = False
+    changes: tuple[Change, ...] = ()
+    rescued: int = 0
+    notes: tuple[str, ...] = ()
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def links(self) -> tuple[LinkRecord, ...]:
+        seen: dict[str, LinkRecord] = {}
+        for outcome in self.sources:
+            for link in outcome.links:
+                seen.setdefault(link.url, link)
+        return tuple(seen.values())
+
+    @property
+    def document_errors(self) -> tuple[str, ...]:
+        return tuple(o.error for o in self.sources if o.error)
+
+
+def plan_targets(documents: Mapping[str, Document]) -> list[Target]:
+    """Distinct URLs in order of first citation, each with every footnote that cites it."""
+    cited: dict[str, list[FootnoteRef]] = {}
+    for source_id, doc in documents.items():
+        for note in doc.footnotes:
+            for url in note.urls:
+                refs = cited.setdefault(url, [])
+                ref = FootnoteRef(source_id, note.number)
+                if ref not in refs:
+                    refs.append(ref)
+    return [Target(url, tuple(refs)) for url, refs in cited.items()]
+
+
+def _read_sources(settings: Settings, ids: Sequence[str] | None) -> list[SourceOutcome]:
+    from archiver.parse import read_document
+
+    chosen = [settings.source(i) for i in ids] if ids else list(settings.sources)
+    outcomes = []
+    for source in chosen:
+        try:
+            outcomes.append(SourceOutcome(source, read_document(source.path)))
+        except ArchiverError as exc:
+            outcomes.append(SourceOutcome(source, None, error=str(exc)))
+    return outcomes
+
+
+# ── fetching and judging ─────────────────────────────────────────────────────
+
+
+@dataclass
+class _Fetched:
+    """Everything one pass of fetching produced, keyed by cited URL."""
+
+    results: dict[str, FetchResult] = field(default_factory=dict)
+    judgements: dict[str, Judgement] = field(default_factory=dict)
+    texts: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+async def _fetch_and_judge(
+    settings: Settings,
+    catalog: Catalog,
+    run_id: int,
+    targets: Sequence[Target],
+    progress: Progress,
+) -> _Fetched:
+    from archiver import classify, pagetext, soft404
+    from archiver.fetch import Fetcher
+    from archiver.warc import WarcWriter
+
+    fetched = _Fetched()
+    progress.stage("fetch", len(targets))
+    by_url = {t.url: t for t in targets}
+
+    def on_attempt(attempt: object) -> None:
+        catalog.record_attempt(
+            run_id,
+            attempt.url,  # type: ignore[attr-defined]
+            attempt.number,  # type: ignore[attr-defined]
+            attempt.outcome,  # type: ignore[attr-defined]
+            status=getattr(attempt, "status", None),
+            error=getattr(attempt, "error", None),
+            waited=getattr(attempt, "waited", 0.0),
+            at=getattr(attempt, "at", None) or utcnow(),
+        )
+
+    writer = WarcWriter(
+        settings.archive.dir,
+        root=settings.root,
+        run_id=str(run_id),
+        max_size=settings.archive.warc_max_size,
+        prefix=settings.archive.warc_prefix,
+        find_payload=catalog.find_payload,
+    )
+    with writer:
+        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher:
+
+            def on_result(url: str, result: FetchResult) -> None:
+                fetched.results[url] = result
+                if isinstance(result, Capture):
+                    page = pagetext.extract(result.content, result.content_type, result.final_url)
+                    fetched.texts[url] = (page.title, page.text)
+                    catalog.record_capture(run_id, result, text=page.text, title=page.title)
+                    if result.warc is not None:
+                        writer.write_metadata(
+                            url=result.final_url,
+                            concurrent_to=result.warc.record_id,
+                            fields=[("cited-url", url)]
+                            + [("cited-by", str(ref)) for ref in by_url[url].cited_by],
+                            captured_at=result.captured_at,
+                        )
+                progress.advance(url, _short_outcome(result))
+
+            await fetcher.fetch_all([t.url for t in targets], on_result=on_result)
+
+            # Soft-404 probes: one random, certainly-missing path per host and directory.
+            keys: dict[tuple[str, str], str] = {}
+            for url, result in fetched.results.items():
+                if isinstance(result, Capture) and soft404.needs_probe(result):
+                    keys.setdefault(soft404.probe_key(result.final_url),
+                                    soft404.probe_url(result.final_url))
+            probes: dict[tuple[str, str], soft404.ProbeOutcome] = {}
+            if keys:
+                progress.stage("probe", len(keys))
+                answers = await asyncio.gather(*(fetcher.probe(u) for u in keys.values()))
+                for key, answer in zip(keys, answers, strict=True):
+                    probes[key] = soft404.ProbeOutcome.from_result(answer)
+                    progress.advance(keys[key], "probed")
+
+    for url, result in fetched.results.items():
+        probe = None
+        if isinstance(result, Capture) and soft404.needs_probe(result):
+            probe = probes.get(soft404.probe_key(result.final_url))
+        fetched.judgements[url] = classify.classify(result, probe=probe, cited_url=url)
+    return fetched
+
+
+def _short_outcome(result: FetchResult) -> str:
+    if isinstance(result, FetchFailure):
+        return result.verdict.value
+    return str(result.status)
+
+
+# ── rescue ───────────────────────────────────────────────────────────────────
+
+
+async def _rescue(
+    settings: Settings,
+    catalog: Catalog,
+    run_id: int,
+    wanted: Mapping[str, Source],
+    *,
+    capture: bool,
+    progress: Progress,
+) -> int:
+    """Look each URL up in the web archive (cached in the catalog); with ``capture``, copy
+    the memento into our WARCs. Returns how many URLs have a memento."""
+    from archiver.rescue import Rescuer
+
+    found = 0
+    todo: list[tuple[str, Source]] = []
+    for url, source in wanted.items():
+        cached = catalog.get_memento(url)
+        if cached is not None:
+            found += cached.memento is not None
+        else:
+            todo.append((url, source))
+    if not todo and not capture:
+        return found
+    progress.stage("rescue", len(todo))
+    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
+
+        async def one(url: str, source: Source) -> None:
+            result = await rescuer.lookup(url, source.published)
+            if result.error is None:
+                catalog.put_memento(url, result.memento, utcnow())
+            progress.advance(url, "memento" if result.memento else "none")
+
+        await asyncio.gather(*(one(url, source) for url, source in todo))
+    found = sum(
+        1 for url in wanted if (c := catalog.get_memento(url)) is not None and c.memento
+    )
+    if capture:
+        await _capture_mementos(settings, catalog, run_id, list(wanted))
+    return found
+
+
+async def _capture_mementos(
+    settings: Settings, catalog: Catalog, run_id: int, urls: Iterable[str]
+) -> None:
+    from archiver.fetch import Fetcher
+    from archiver.warc import WarcWriter
+
+    mementos: list[tuple[str, Memento]] = []
+    for url in urls:
+        cached = catalog.get_memento(url)
+        if cached is not None and cached.memento is not None and cached.memento.raw_url:
+            if not catalog.is_captured(cached.memento.raw_url):
+                mementos.append((url, cached.memento))
+    if not mementos:
+        return
+    writer = WarcWriter(settings.archive.dir, root=settings.root, run_id=f"{run_id}-rescue",
+                        max_size=settings.archive.warc_max_size,
+                        prefix=settings.archive.warc_prefix, find_payload=catalog.find_payload)
+    with writer:
+        async with Fetcher(settings.fetch, writer) as fetcher:
+            results = await fetcher.fetch_all([m.raw_url or m.url for _, m in mementos])
+            for url, memento in mementos:
+                result = results.get(memento.raw_url or memento.url)
+                if isinstance(result, Capture) and result.warc is not None:
+                    catalog.record_capture(run_id, result, text=None, title=None)
+                    writer.write_metadata(
+                        url=result.url,
+                        concurrent_to=result.warc.record_id,
+                        fields=[("original-url", url),
+                                ("memento-datetime", memento.datetime.isoformat())],
+                        captured_at=result.captured_at,
+                    )
+
+
+# ── reports ──────────────────────────────────────────────────────────────────
+
+
+def build_link_records(
+    settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime
+) -> tuple[LinkRecord, ...]:
+    """One ``LinkRecord`` per distinct URL of ``doc``, from what the catalog knows."""
+    from archiver.pagetext import excerpt
+
+    records = []
+    for url in doc.urls:
+        footnotes = tuple(n.number for n in doc.footnotes if url in n.urls)
+        last = catalog.last_result(url)
+        stored = catalog.latest_capture(url)
+        status = catalog.link_status(url, settings.check, now)
+        cached = catalog.get_memento(url)
+        memento = cached.memento if cached is not None else None
+        rescued = None
+        if memento is not None and memento.raw_url:
+            rescued_capture = catalog.latest_capture(memento.raw_url)
+            rescued = rescued_capture.warc if rescued_capture is not None else None
+        records.append(
+            LinkRecord(
+                url=url,
+                footnotes=footnotes,
+                verdict=last.verdict if last else None,
+                reason=last.reason if last else "not checked yet",
+                http_status=last.http_status if last else None,
+                final_url=last.final_url if last else None,
+                attempts=last.attempts if last else 0,
+                capture=stored.warc if stored else None,
+                captured_at=stored.captured_at if stored else None,
+                memento=memento if not (last and last.verdict.healthy) else None,
+                state=status.state if last else None,
+                failing_since=status.failing_since,
+                title=stored.title if stored else None,
+                excerpt=excerpt(stored.text) if stored and stored.text else None,
+                checked_at=last.checked_at if last else None,
+                rescued=rescued,
+            )
+        )
+    return tuple(records)
+
+
+def _write_reports(
+    settings: Settings,
+    catalog: Catalog,
+    outcomes: Sequence[SourceOutcome],
+    *,
+    changes: Sequence[Change] = (),
+    notes: Sequence[str] = (),
+    run: Mapping[str, object] | None = None,
+) -> list[SourceOutcome]:
+    from archiver.report import build_report, write_reports
+
+    now = utcnow()
+    written = []
+    for outcome in outcomes:
+        if outcome.document is None:
+            written.append(outcome)
+            continue
+        links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now)
+        urls = set(outcome.document.urls)
+        report = build_report(
+            outcome.source,
+            outcome.document,
+            links,
+            generated_at=now,
+            changes=[c for c in changes if c.url in urls],
+            notes=notes,
+            run=run,
+            root=settings.root,
+        )
+        folder = settings.archive.reports_dir / outcome.source.id
+        write_reports(report, folder)
+        written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
+    return written
+
+
+# ── the commands' entry points ───────────────────────────────────────────────
+
+
+def execute(
+    settings: Settings,
+    source_ids: Sequence[str] | None,
+    options: RunOptions,
+    progress: Progress | None = None,
+) -> RunOutcome:
+    """Run or check: fetch, judge, record, rescue, report. Raises ``ArchiveError`` (exit 3)
+    when the archive cannot be written and ``ArchiveLockedError`` when another run holds it;
+    a failing URL is a verdict, never an exception."""
+    from archiver import history
+
+    progress = progress or _Silent()
+    started = utcnow()
+    outcomes = _read_sources(settings, source_ids)
+    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
+    targets = plan_targets(documents)
+    source_of = {}
+    for target in targets:
+        first = target.cited_by[0].source
+        source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
+
+    with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
+        run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
+        status = "failed"
+        try:
+            for source_id, doc in documents.items():
+                catalog.record_citations(source_id, doc.footnotes)
+            refresh = options.refresh or options.kind == "check"
+            todo = [t for t in targets if refresh or not catalog.is_captured(t.url)]
+            previous = {t.url: catalog.last_result(t.url) for t in targets}
+            before = {t.url: catalog.link_status(t.url, settings.check, started)
+                      for t in targets}
+            old_texts = {}
+            if options.kind == "check":
+                for t in targets:
+                    stored = catalog.latest_capture(t.url)
+                    old_texts[t.url] = stored.text if stored else None
+
+            fetched = (asyncio.run(_fetch_and_judge(settings, catalog, run_id, todo, progress))
+                       if todo else _Fetched())
+
+            verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
+            offline = bool(todo) and history.is_offline(verdicts)
+            outage = offline or (bool(todo) and history.is_outage(verdicts, settings.check))
+            checked_at = utcnow()
+            for url, judgement in fetched.judgements.items():
+                result = fetched.results[url]
+                capture = result if isinstance(result, Capture) else None
+                catalog.record_result(
+                    run_id,
+                    url,
+                    judgement,
+                    http_status=capture.status if capture else None,
+                    final_url=capture.final_url if capture else None,
+                    attempts=result.attempts,
+                    checked_at=checked_at,
+                    outage=outage,
+                )
+
+            changes: list[Change] = []
+            if options.kind == "check" and not outage:
+                current = {}
+                for url, judgement in fetched.judgements.items():
+                    new_text = fetched.texts.get(url, (None, None))[1]
+                    old_text = old_texts.get(url)
+                    similarity = (history.text_similarity(old_text, new_text)
+                                  if old_text and new_text else None)
+                    current[url] = (judgement,
+                                    catalog.link_status(url, settings.check, checked_at),
+                                    similarity)
+                changes = history.changes(previous, current, settings.check, before=before)
+                footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
+                changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
+
+            rescued = 0
+            if options.rescue and settings.rescue.enabled and not offline:
+                unhealthy = {}
+                for target in targets:
+                    last = catalog.last_result(target.url)
+                    if last is not None and not last.verdict.healthy:
+                        unhealthy[target.url] = source_of[target.url]
+                if unhealthy:
+                    rescued = asyncio.run(_rescue(
+                        settings, catalog, run_id, unhealthy,
+                        capture=options.rescue_capture or settings.rescue.capture,
+                        progress=progress,
+                    ))
+
+            notes = []
+            if offline:
+                notes.append("No network: nothing could be reached, so no link was judged "
+                             "in this run; every link keeps the state it had.")
+            elif outage:
+                notes.append("Outage: nearly every host failed at once, so this check changes "
+                              "no link's state.")
+            counts = Counter(j.verdict.value for j in fetched.judgements.values())
+            run_info = {"id": run_id, "kind": options.kind, "started_at": started,
+                        "fetched": len(todo), "offline": offline, "outage": outage}
+            written = _write_reports(settings, catalog, outcomes, changes=changes,
+                                     notes=notes, run=run_info)
+            all_counts = Counter(
+                link.verdict.value if link.verdict else "unchecked"
+                for o in written for link in o.links
+            )
+            status = "ok"
+            summary = {"fetched": len(todo), "reused": len(targets) - len(todo),
+                       "verdicts": dict(all_counts), "this_run": dict(counts),
+                       "offline": offline, "outage": outage, "rescued": rescued}
+            return RunOutcome(
+                run_id=run_id,
+                kind=options.kind,
+                sources=tuple(written),
+                fetched=len(todo),
+                reused=len(targets) - len(todo),
+                verdicts=dict(all_counts),
+                offline=offline,
+                outage=outage,
+                changes=tuple(changes),
+                rescued=rescued,
+                notes=tuple(notes),
+                started_at=started,
+                finished_at=utcnow(),
+            )
+        finally:
+            catalog.finish_run(run_id, status=status,
+                               summary=locals().get("summary", {}),
+                               offline=bool(locals().get("offline", False)))
+
+
+def _with_footnotes(change: Change, footnotes: tuple[int, ...]) -> Change:
+    from dataclasses import replace
+
+    return replace(change, footnotes=footnotes)
+
+
+def rebuild(settings: Settings, source_ids: Sequence[str] | None) -> list[SourceOutcome]:
+    """Rebuild the reports from the catalog without fetching anything."""
+    outcomes = _read_sources(settings, source_ids)
+    with Catalog.open(settings.archive.dir) as catalog:
+        return _write_reports(settings, catalog, outcomes)
+
+
+def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
+    """What makes ``check --fail-on LEVEL`` exit 1."""
+    if level == "none" or outcome.outage:
+        return []
+    if level == "new":
+        return [c for c in outcome.changes
+                if c.kind in (ChangeKind.NEWLY_FAILING, ChangeKind.NEWLY_DEAD)]
+    return [link for link in outcome.links
+            if link.state in (LinkState.FAILING, LinkState.DEAD)
+            or (link.verdict is not None and not link.verdict.healthy)]
+
+
+Callback = Callable[[str, FetchResult], None]
+_ = Verdict  # re-exported for type checkers of callers
+_unused = Path

@@ -1,0 +1,74 @@
+"""The command line in-process (``main(argv)``) and once as a real subprocess."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from archiver.cli import build_parser, main
+
+COMMANDS = ["extract", "lint", "run", "check", "show", "report", "export", "serve"]
+
+
+def call(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command: str) -> None:
+    code, out, _ = call(command, "--help")
+    assert code == 0
+    assert "examples:" in out
+    assert "--config" in out
+
+
+def test_every_option_has_help_text() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, subparser in sub.choices.items():  # type: ignore[union-attr]
+        for action in subparser._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_top_level_help_lists_commands() -> None:
+    code, out, _ = call("--help")
+    assert code == 0
+    for command in COMMANDS:
+        assert command in out
+
+
+def test_no_command_prints_usage_and_exits_2() -> None:
+    code, out, _ = call()
+    assert code == 2 and "COMMAND" in out
+
+
+def test_usage_error_exits_2_without_traceback() -> None:
+    code, _, err = call("check", "--fail-on", "sometimes")
+    assert code == 2
+    assert "invalid choice" in err and "Traceback" not in err
+
+
+def test_missing_config_exits_2_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    code, _, err = call("run", "--config", str(missing))
+    assert code == 2
+    assert str(missing) in err and "Traceback" not in err
+
+
+def test_config_option_accepted_before_the_command(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.toml"
+    code, _, err = call("--config", str(missing), "lint")
+    assert code == 2 and str(missing) in err
+
+
+def test_subprocess_python_m_archiver_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "archiver", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.startswith("archiver ")

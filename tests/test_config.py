@@ -1,0 +1,73 @@
+"""sources.toml → Settings: defaults, relative paths, and clear errors for bad configs."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from archiver.config import load_settings
+from archiver.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sources.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_config_lists_the_briefing() -> None:
+    settings = load_settings(Path(__file__).parent.parent / "sources.toml")
+    (source,) = settings.sources
+    assert source.id == "kazakhstan-2020"
+    assert source.published == date(2020, 11, 1)
+    assert Path(source.path).is_file()
+    assert settings.fetch.per_host == 2 and settings.fetch.retries == 3
+    assert settings.archive.dir.name == "archive"
+
+
+def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
+    sub = tmp_path / "project"
+    sub.mkdir()
+    path = write(sub, '[[sources]]\nid = "a"\npath = "docs/a.md"\n[archive]\ndir = "store"\n')
+    settings = load_settings(path)
+    assert settings.sources[0].path == str(sub / "docs" / "a.md")
+    assert settings.archive.dir == sub / "store"
+    assert settings.relative(sub / "store" / "x.warc.gz") == "store/x.warc.gz"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[fetch]\nper-host = 2\n", "unknown key 'per-host'"),
+        ("[fetch]\ntimeout = 'fast'\n", "[fetch].timeout: expected a number"),
+        ("[fetch]\nretries = 1.5\n", "expected a whole number"),
+        ("[fetch]\nallow_private_networks = 1\n", "expected true or false"),
+        ("[fetch]\nconcurrency = 0\n", "must be at least 1"),
+        ('[[sources]]\nid = "Bad Id"\npath = "a.md"\n', "sources[1].id"),
+        ('[[sources]]\nid = "a"\n', "sources[1].path"),
+        ('[[sources]]\nid = "a"\npath = "a.md"\n[[sources]]\nid = "a"\npath = "b.md"\n',
+         "listed twice"),
+        ('[[sources]]\nid = "a"\npath = "a.md"\npublished = "soon"\n', "published"),
+        ("[fetc]\n", "unknown table"),
+        ("this is = not [ toml", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_file_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert needle in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_config_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_unknown_source_id_lists_the_known_ones(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[[sources]]\nid = "a"\npath = "a.md"\n'))
+    with pytest.raises(ConfigError, match="known: a"):
+        settings.source("b")
