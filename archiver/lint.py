@@ -1,0 +1,254 @@
+"""The editor's pre-publication check: structure and URL syntax, no network.
+
+:func:`structure_findings` looks at markers and footnote definitions (what a reader saw);
+:func:`lint` looks at a :class:`~archiver.models.Document`'s footnotes and their URLs. The
+readers call both, so ``archiver extract`` and ``archiver lint`` report the same findings.
+
+Severities, chosen for what an editor must do before publication:
+
+===================== ======== ==============================================================
+code                  severity why
+===================== ======== ==============================================================
+missing-footnote      error    a marker points at nothing: the claim has no stated source
+duplicate-footnote    error    two notes share a number; readers cannot tell which is meant
+malformed-url         error    the address cannot be followed at all
+orphan-footnote       warning  a note nothing cites: a lost marker or a leftover note
+flattened-marker      warning  a marker the conversion turned into plain digits (``party: 45``,
+                               ``Article 48951``); recovered, but the source needs fixing
+numbering-gap         warning  numbers are skipped: usually a note deleted without renumbering
+footnote-order        warning  notes or markers out of sequence
+superscript-in-note   warning  a superscript inside a note's own text (a date, say) that readers
+                               will take for a citation marker
+tracking-parameter    warning  ``fbclid``, ``utm_*``, ``__cft__``, ... leak where the link was
+                               copied from and can expire; the clean URL is suggested
+login-only            warning  Facebook and Instagram show the evidence only to logged-in
+                               readers; cite an archived copy as well
+empty-text-fragment   warning  ``#:~:text=`` with nothing to highlight: a copy-paste leftover
+plain-http            info     not encrypted; often an https address exists
+duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
+                               serves both)
+no-url                info     the note cites no URL (fine for explanatory notes)
+===================== ======== ==============================================================
+
+Pure functions; no I/O; never raise on content.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import unquote, urlsplit
+
+from archiver.models import Document, Finding, Severity
+
+__all__ = ["SEVERITY", "clean_tracking", "lint", "sort_findings", "structure_findings"]
+
+SEVERITY: dict[str, Severity] = {
+    "missing-footnote": Severity.ERROR,
+    "duplicate-footnote": Severity.ERROR,
+    "malformed-url": Severity.ERROR,
+    "orphan-footnote": Severity.WARNING,
+    "flattened-marker": Severity.WARNING,
+    "numbering-gap": Severity.WARNING,
+    "footnote-order": Severity.WARNING,
+    "superscript-in-note": Severity.WARNING,
+    "tracking-parameter": Severity.WARNING,
+    "login-only": Severity.WARNING,
+    "empty-text-fragment": Severity.WARNING,
+    "plain-http": Severity.INFO,
+    "duplicate-url": Severity.INFO,
+    "no-url": Severity.INFO,
+}
+
+# Query keys that only track where a link was clicked or copied, compared after dropping
+# underscores and an index suffix so that mangled forms (``_cft__[0]``) are caught too.
+_TRACKING = {
+    "fbclid": "fbclid",
+    "gclid": "gclid",
+    "dclid": "dclid",
+    "msclkid": "msclkid",
+    "yclid": "yclid",
+    "igshid": "igshid",
+    "mccid": "mc_cid",
+    "mceid": "mc_eid",
+    "cft": "__cft__",
+    "tn": "__tn__",
+    "xts": "__xts__",
+    "rdc": "_rdc",
+    "rdr": "_rdr",
+    "hcref": "hc_ref",
+    "fref": "fref",
+}
+_INDEX = re.compile(r"\[\d*\]$")
+_HOST = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$|^\[[0-9a-f:.]+\]$|^localhost$", re.IGNORECASE)
+
+
+def _make(code: str, message: str, footnote: int | None, line: int | None,
+          url: str | None = None, suggestion: str | None = None) -> Finding:
+    return Finding(code, SEVERITY[code], message, footnote, line, url, suggestion)
+
+
+def structure_findings(markers: Sequence[tuple[int, int]],
+                       notes: Sequence[tuple[int, int]]) -> list[Finding]:
+    """Numbering findings from ``markers`` and ``notes``, each a ``(number, line)`` pair in
+    document order: missing, orphan and duplicate footnotes, gaps, order breaks."""
+    findings: list[Finding] = []
+    defined: dict[int, int] = {}
+    for number, line in notes:
+        if number in defined:
+            findings.append(_make(
+                "duplicate-footnote",
+                f"footnote {number} is defined again (first at line {defined[number]})",
+                number, line))
+        else:
+            defined[number] = line
+    cited: dict[int, int] = {}
+    for number, line in markers:
+        cited.setdefault(number, line)
+    for number, line in cited.items():
+        if number not in defined:
+            findings.append(_make(
+                "missing-footnote", f"marker {number} has no footnote", number, line))
+    for number, line in defined.items():
+        if number not in cited:
+            findings.append(_make(
+                "orphan-footnote", f"footnote {number} is not cited by any marker",
+                number, line))
+    every = set(defined) | set(cited)
+    if every:
+        for number in range(1, max(every)):
+            if number not in every and number > 0:
+                findings.append(_make(
+                    "numbering-gap", f"footnote numbering skips {number}", None, None))
+    previous = None
+    for number, line in notes:
+        if previous is not None and number < previous:
+            findings.append(_make(
+                "footnote-order", f"footnote {number} comes after footnote {previous}",
+                number, line))
+        previous = number
+    highest = 0
+    for number, line in cited.items():
+        if number < highest:
+            findings.append(_make(
+                "footnote-order", f"marker {number} is first cited after marker {highest}",
+                number, line))
+        highest = max(highest, number)
+    return findings
+
+
+def _split_query(query: str) -> list[str]:
+    return [part for part in query.split("&") if part] if query else []
+
+
+def _tracking_key(part: str) -> str | None:
+    key = unquote(part.split("=", 1)[0])
+    if key.lower().startswith("utm_"):
+        return key
+    squeezed = _INDEX.sub("", key).replace("_", "").lower()
+    return key if squeezed in _TRACKING else None
+
+
+def clean_tracking(url: str) -> tuple[str, list[str]]:
+    """``url`` without its tracking parameters, and the keys removed (as written)."""
+    base, hash_, fragment = url.partition("#")
+    path, _question, query = base.partition("?")
+    kept, removed = [], []
+    for part in _split_query(query):
+        key = _tracking_key(part)
+        if key is None:
+            kept.append(part)
+        else:
+            removed.append(key)
+    clean = path + ("?" + "&".join(kept) if kept else "") + (hash_ + fragment)
+    return (clean if removed else url), removed
+
+
+def _malformed(url: str) -> str | None:
+    if any(ch.isspace() for ch in url):
+        return "contains white space"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        return f"cannot be parsed ({exc})"
+    if parts.scheme.lower() not in ("http", "https"):
+        return "does not start with http:// or https://"
+    if not url.lower().startswith(("http://", "https://")):
+        return "needs two slashes after the scheme"
+    host = parts.hostname or ""
+    if not host:
+        return "has no host name"
+    if not _HOST.match(host if ":" not in host else f"[{host}]"):
+        return f"host name {host!r} is not valid"
+    return None
+
+
+def _login_note(host: str, path: str) -> str | None:
+    host = host.lower().removeprefix("www.")
+    if host.endswith("instagram.com"):
+        return "Instagram shows posts only to logged-in readers"
+    if host.endswith(("facebook.com", "fb.com", "fb.watch")):
+        if path.lower().startswith("/groups/"):
+            return "Facebook group posts can be read only by logged-in members"
+        return "Facebook asks readers to log in before showing this"
+    return None
+
+
+def _url_findings(number: int, line: int, url: str) -> list[Finding]:
+    problem = _malformed(url)
+    if problem is not None:
+        return [_make("malformed-url", f"{url} {problem}", number, line, url)]
+    found = []
+    clean, removed = clean_tracking(url)
+    if removed:
+        names = ", ".join(removed)
+        known = set(_TRACKING.values())
+        mangled = [k for k in removed
+                   if not k.lower().startswith("utm_") and _INDEX.sub("", k) not in known]
+        detail = ""
+        if mangled:
+            canonical = _TRACKING[_INDEX.sub("", mangled[0]).replace("_", "").lower()]
+            detail = f" ({mangled[0]} looks like a mangled {canonical})"
+        found.append(_make("tracking-parameter",
+                           f"tracking parameter{'s' if len(removed) > 1 else ''} {names}{detail}",
+                           number, line, url, clean))
+    parts = urlsplit(url)
+    fragment = unquote(parts.fragment)
+    if fragment.startswith(":~:") and not fragment.split("text=", 1)[-1].strip(",-&"):
+        found.append(_make("empty-text-fragment",
+                           "the text fragment #:~:text= highlights nothing",
+                           number, line, url, url.partition("#")[0]))
+    note = _login_note(parts.hostname or "", parts.path)
+    if note:
+        found.append(_make("login-only", f"{note}; cite an archived copy too", number, line,
+                           url))
+    if parts.scheme.lower() == "http":
+        found.append(_make("plain-http", "plain http link; check whether https works",
+                           number, line, url, "https://" + url[len("http://"):]))
+    return found
+
+
+def lint(doc: Document) -> tuple[Finding, ...]:
+    """URL-level findings for every footnote of ``doc``: no-url, malformed-url, tracking
+    parameters, login-only platforms, plain http, empty text fragments, URLs cited again."""
+    findings: list[Finding] = []
+    first_citer: dict[str, int] = {}
+    for note in doc.footnotes:
+        if not note.urls:
+            findings.append(_make("no-url", f"footnote {note.number} cites no URL",
+                                  note.number, note.line))
+        for url in note.urls:
+            findings.extend(_url_findings(note.number, note.line, url))
+            earlier = first_citer.setdefault(url, note.number)
+            if earlier != note.number:
+                findings.append(_make("duplicate-url", f"same URL as footnote {earlier}",
+                                      note.number, note.line, url))
+    return tuple(findings)
+
+
+def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Document order: by line (whole-document findings first), then severity, then code."""
+    return tuple(sorted(findings, key=lambda f: (
+        f.line if f.line is not None else -1, -f.severity.rank, f.code, f.footnote or 0,
+        f.url or "")))

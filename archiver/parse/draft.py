@@ -1,0 +1,138 @@
+"""What every reader produces before it becomes a :class:`~archiver.models.Document`.
+
+Readers differ only in how they find body text, markers and footnotes; everything after that
+is shared here: joining a sentence cut by a page-end footnote block, picking each marker's
+claim, numbering checks (via :mod:`archiver.lint`) and the URL-level check. So every format
+yields the same kind of Document, and ``extract`` and ``lint`` see the same findings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from archiver import lint
+from archiver.models import Claim, Document, Finding, Footnote
+from archiver.parse.sentences import claim_at, ends_open, normalise_space, sentence_spans
+
+__all__ = ["Draft", "Marker", "NoteDraft", "Unit", "assemble"]
+
+
+@dataclass
+class Marker:
+    """A footnote marker in the body: its number, offset in the unit's plain text, line."""
+
+    number: int
+    offset: int
+    line: int
+
+
+@dataclass
+class Unit:
+    """A block of body text (a paragraph, list item or heading) as plain text with markers.
+
+    ``kind`` is ``"para"``, ``"item"`` or ``"heading"``; only a ``"para"`` can continue the
+    block before it (a sentence cut by a page-end footnote block continues as a paragraph)."""
+
+    text: str
+    line: int
+    kind: str = "para"
+    markers: list[Marker] = field(default_factory=list)
+
+
+@dataclass
+class NoteDraft:
+    """A footnote definition: number, plain text, URLs in order, line of the definition."""
+
+    number: int
+    text: str
+    urls: list[str]
+    line: int
+
+
+@dataclass
+class Draft:
+    """A reader's result: body units in order, footnote definitions in order, any findings
+    only the reader can see (flattened markers, for instance)."""
+
+    format: str
+    units: list[Unit] = field(default_factory=list)
+    notes: list[NoteDraft] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    title: str | None = None
+
+
+_CONTINUES = re.compile(r"^[\"'\u201c\u2018(]?[a-z0-9\u00e0-\u024f\u0430-\u045f]")
+
+
+def _continues(previous: Unit, unit: Unit) -> bool:
+    return (
+        previous.kind != "heading"
+        and unit.kind == "para"
+        and ends_open(previous.text)
+        and bool(_CONTINUES.match(unit.text.lstrip()))
+    )
+
+
+def join_units(units: list[Unit]) -> list[Unit]:
+    """Merge a block with the one before it when the sentence runs on across the break: the
+    earlier block stops without closing punctuation and the later one starts in lower case
+    (or with a figure, as a sum of money wrapped onto a new line does)."""
+    joined: list[Unit] = []
+    for unit in units:
+        if not unit.text.strip() and not unit.markers:
+            continue
+        if joined and _continues(joined[-1], unit):
+            previous = joined[-1]
+            base = previous.text.rstrip()
+            shift = len(base) + 1
+            previous.text = base + " " + unit.text.lstrip()
+            lead = len(unit.text) - len(unit.text.lstrip())
+            previous.markers.extend(
+                Marker(m.number, max(0, m.offset - lead) + shift, m.line) for m in unit.markers
+            )
+            continue
+        joined.append(Unit(unit.text, unit.line, unit.kind, list(unit.markers)))
+    return joined
+
+
+def assemble(draft: Draft, path: str) -> Document:
+    """Turn a reader's draft into the Document: claims per marker, structural findings, URL
+    findings. Never raises on content; every oddity becomes a finding."""
+    claims: dict[int, list[Claim]] = {}
+    markers: list[Marker] = []
+    for unit in join_units(draft.units):
+        spans = sentence_spans(unit.text)
+        for marker in unit.markers:
+            markers.append(marker)
+            text = claim_at(unit.text, marker.offset, spans)
+            claims.setdefault(marker.number, []).append(Claim(marker.number, text, marker.line))
+
+    footnotes: list[Footnote] = []
+    seen: set[int] = set()
+    for note in draft.notes:
+        # A duplicate definition keeps the first one's place; the finding says so.
+        if note.number in seen:
+            continue
+        seen.add(note.number)
+        footnotes.append(
+            Footnote(
+                number=note.number,
+                text=normalise_space(note.text),
+                urls=tuple(note.urls),
+                line=note.line,
+                claims=tuple(claims.get(note.number, ())),
+            )
+        )
+    structural = lint.structure_findings(
+        [(m.number, m.line) for m in markers], [(n.number, n.line) for n in draft.notes]
+    )
+    doc = Document(path=path, format=draft.format, footnotes=tuple(footnotes), title=draft.title)
+    findings = [*draft.findings, *structural, *lint.lint(doc)]
+    return Document(
+        path=path,
+        format=draft.format,
+        footnotes=doc.footnotes,
+        findings=lint.sort_findings(findings),
+        title=draft.title,
+    )

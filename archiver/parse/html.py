@@ -1,0 +1,222 @@
+"""Reader for HTML with footnotes, as pandoc, Word and Google Docs export them.
+
+A note is an element whose ``id`` (or ``name``) is a note anchor and that some marker links
+to: pandoc ``<li id="fn3">``, Word ``<a name="_ftn3">`` inside the note's paragraph (its
+``div id="ftn3"``), Google Docs ``<a id="ftnt3">`` inside the note's paragraph. A marker is a
+link ``href="#…"`` to such a note, outside the notes. The marker's number is its visible
+digits (``3``, ``[3]``), else the digits of the anchor. The note's own back-link (``↩``,
+``[3]``) is not part of its text. Link targets (``href``) are the URLs; a superscript inside a
+note that links nowhere is text, reported as ``superscript-in-note``.
+
+Line numbers are the HTML source lines of the marker and of the note. Body units are block
+elements (``p``, ``li``, ``h1``–``h6``, ``td``, ...) outside the notes. Returns a
+:class:`~archiver.parse.draft.Draft`. The parser is BeautifulSoup's ``html.parser``: pure
+Python, no network, no entity expansion beyond HTML's named characters.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
+from bs4.element import Comment, ProcessingInstruction
+
+from archiver.lint import SEVERITY
+from archiver.models import Finding
+from archiver.parse.draft import Draft, Marker, NoteDraft, Unit
+from archiver.parse.urls import Segment, urls_from_segments
+
+__all__ = ["read"]
+
+FORMAT = "html"
+_NOTE_ID = re.compile(r"^(?:_?ftn|ftnt|fn|footnote|note|endnote|_edn|edn)[-_:]?(\d{1,4})$",
+                      re.IGNORECASE)
+_BLOCKS = {"p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "td", "th", "dd", "dt",
+           "blockquote", "pre", "figcaption", "caption", "div", "section", "article"}
+_HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
+_SKIP = {"script", "style", "head", "title", "template", "noscript"}
+_BACKLINK = re.compile(r"^\s*(?:\[?\d{1,4}\]?|↩\ufe0e?|\u21a9\ufe0e?|\^)\s*$")
+
+
+def _anchor_of(tag: Tag) -> str | None:
+    for attr in ("id", "name"):
+        value = tag.get(attr)
+        if isinstance(value, str) and _NOTE_ID.match(value):
+            return value
+    return None
+
+
+def _note_container(anchor: Tag) -> Tag:
+    """The element holding the whole note the anchor names."""
+    if anchor.name in ("li", "div", "aside", "section", "p"):
+        return anchor
+    parent = anchor.parent
+    while parent is not None and parent.name not in ("p", "li", "div", "aside"):
+        parent = parent.parent
+    if parent is None:
+        return anchor
+    # Word wraps each note's paragraphs in <div id="ftnN">: take the div when it is there.
+    grand = parent.parent
+    if (parent.name == "p" and isinstance(grand, Tag) and grand.name == "div"
+            and isinstance(grand.get("id"), str) and _NOTE_ID.match(grand["id"])):
+        return grand
+    return parent
+
+
+def _marker_number(link: Tag, target_id: str) -> int:
+    digits = re.findall(r"\d+", link.get_text())
+    if digits:
+        return int(digits[0])
+    match = _NOTE_ID.match(target_id)
+    return int(match.group(1)) if match else 0
+
+
+class _Walker:
+    """Collects plain text, markers and link segments from a subtree."""
+
+    def __init__(self, notes: dict[str, Tag], containers: set[int]) -> None:
+        self.notes = notes
+        self.containers = containers
+        self.parts: list[str] = []
+        self.length = 0
+        self.markers: list[Marker] = []
+        self.segments: list[Segment] = []
+        self.pending: list[str] = []
+        self.superscripts: list[str] = []
+
+    def _text(self, text: str) -> None:
+        self.parts.append(text)
+        self.pending.append(text)
+        self.length += len(text)
+
+    def _flush(self) -> None:
+        if self.pending:
+            self.segments.append(("".join(self.pending), None))
+            self.pending = []
+
+    def walk(self, node: Tag, in_note: bool = False, stop_blocks: bool = False) -> None:
+        for child in node.children:
+            if isinstance(child, (Comment, ProcessingInstruction)):
+                continue
+            if isinstance(child, NavigableString):
+                self._text(str(child))
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP:
+                continue
+            if id(child) in self.containers and not in_note:
+                continue  # a note's body is not part of the text around it
+            if stop_blocks and child.name in _BLOCKS and _has_block(child):
+                continue
+            href = child.get("href") if child.name == "a" else None
+            if isinstance(href, str) and href.startswith("#") and href[1:] in self.notes:
+                if not in_note:
+                    line = child.sourceline or 0
+                    self.markers.append(Marker(_marker_number(child, href[1:]), self.length, line))
+                continue  # the marker (or a note's back-link) is not text
+            if isinstance(href, str) and href.startswith("#") and in_note and _BACKLINK.match(
+                    child.get_text()):
+                continue  # the note's link back to its marker
+            if isinstance(href, str) and not href.startswith("#"):
+                self._flush()
+                inner = _Walker(self.notes, self.containers)
+                inner.walk(child, in_note)
+                text = "".join(inner.parts)
+                self.parts.append(text)
+                self.length += len(text)
+                self.segments.append((text, href))
+                continue
+            if child.name == "br":
+                self._text(" ")
+                continue
+            if child.name == "sup" and in_note:
+                self.superscripts.append(child.get_text())
+                if self.parts and self.parts[-1][-1:].isalnum():
+                    self._text(" ")
+            if child.name in _BLOCKS and self.parts and not self.parts[-1][-1:].isspace():
+                self._text(" ")
+            self.walk(child, in_note, stop_blocks)
+
+    def done(self) -> str:
+        self._flush()
+        return "".join(self.parts)
+
+
+def _has_block(tag: Tag) -> bool:
+    return tag.name in _BLOCKS
+
+
+def _body_blocks(root: Tag, skip: set[int]) -> list[Tag]:
+    """Innermost block elements outside the notes, in document order."""
+    blocks = []
+    for tag in root.find_all(True):
+        if tag.name not in _BLOCKS or any(id(p) in skip for p in [tag, *tag.parents]):
+            continue
+        if tag.find(lambda t: t.name in _BLOCKS) is not None and tag.name not in (
+                "p", *_HEADINGS):
+            continue  # a container: its inner blocks are the units
+        if any(p.name in ("p", *_HEADINGS) for p in tag.parents if isinstance(p, Tag)):
+            continue
+        blocks.append(tag)
+    return blocks
+
+
+def read(data: bytes) -> Draft:
+    """Read HTML ``data`` into a Draft. Never raises on content."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        soup = BeautifulSoup(data, "html.parser")
+    draft = Draft(FORMAT)
+    title = soup.find("title")
+    if isinstance(title, Tag) and title.get_text(strip=True):
+        draft.title = title.get_text(strip=True)
+
+    targets = {a["href"][1:] for a in soup.find_all("a", href=True)
+               if isinstance(a["href"], str) and a["href"].startswith("#")}
+    notes: dict[str, Tag] = {}
+    for tag in soup.find_all(True):
+        anchor = _anchor_of(tag)
+        if anchor and anchor in targets and "ref" not in anchor.lower():
+            notes.setdefault(anchor, _note_container(tag))
+    containers = {id(tag) for tag in notes.values()}
+    # The notes' section (pandoc's <section class="footnotes">) is not body text either.
+    for tag in notes.values():
+        for parent in tag.parents:
+            if isinstance(parent, Tag) and parent.name in ("section", "ol", "aside") and (
+                    "footnote" in " ".join(parent.get("class") or []) or parent.name == "ol"
+                    or parent.get("role") == "doc-endnotes"):
+                containers.add(id(parent))
+
+    for block in _body_blocks(soup, containers):
+        walker = _Walker(notes, containers)
+        walker.walk(block, stop_blocks=True)
+        text = walker.done()
+        kind = "heading" if block.name in _HEADINGS else ("item" if block.name == "li" else "para")
+        draft.units.append(Unit(text, block.sourceline or 0, kind, walker.markers))
+
+    seen: set[int] = set()
+    for anchor_id, container in notes.items():
+        if id(container) in seen:
+            continue
+        seen.add(id(container))
+        walker = _Walker(notes, containers)
+        walker.walk(container, in_note=True)
+        text = walker.done()
+        match = _NOTE_ID.match(anchor_id)
+        number = int(match.group(1)) if match else 0
+        backlinks = [a for a in container.find_all("a", href=True)
+                     if isinstance(a["href"], str) and a["href"].startswith("#")]
+        for link in backlinks:
+            visible = re.findall(r"\d+", link.get_text())
+            if visible and _BACKLINK.match(link.get_text()):
+                number = int(visible[0])
+                break
+        line = container.sourceline or 0
+        draft.notes.append(NoteDraft(number, text, urls_from_segments(walker.segments), line))
+        for sup in walker.superscripts:
+            if sup.strip():
+                draft.findings.append(Finding(
+                    "superscript-in-note", SEVERITY["superscript-in-note"],
+                    f"footnote {number} has a superscript {sup.strip()!r} in its own text; "
+                    "readers will take it for a citation marker", number, line))
+    return draft

@@ -1,0 +1,97 @@
+"""Sentences of body text, and the claim a footnote marker supports.
+
+A claim is the whole sentence that carries the marker, wherever in the sentence the marker
+sits. A marker placed right after the sentence's full stop (``...civil society.<sup>2</sup>``)
+belongs to the sentence before it; so does one separated from the stop by a space
+(``...had closed. <sup>50</sup>``).
+
+Sentence ends are ``.``, ``!``, ``?`` or ``…`` (plus any closing quotes or brackets) followed by
+white space and something that can start a sentence. Common abbreviations (``e.g.``, ``No.``,
+``Art.``, initials) do not end a sentence. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["claim_at", "ends_open", "normalise_space", "sentence_spans"]
+
+_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[\w\u00ab*-])")
+_ABBREVIATIONS = frozenset((
+    "e.g", "i.e", "etc", "vs", "no", "nos", "art", "arts", "para", "paras", "p", "pp", "mr",
+    "mrs", "ms", "dr", "prof", "st", "jr", "sr", "cf", "ca", "approx", "fig", "figs", "vol",
+    "ed", "eds", "inc", "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",
+    "sept", "oct", "nov", "dec",
+))
+_SPACE = re.compile(r"\s+")
+_OPEN_END = re.compile(r"[.!?\u2026:;][\"'\u201d\u2019)\]*_]*\s*$")
+
+
+def normalise_space(text: str) -> str:
+    """Collapse runs of white space (including no-break spaces) to one space, trimmed."""
+    return _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
+
+
+def _is_abbreviation(text: str, stop: int) -> bool:
+    word_start = stop
+    while word_start > 0 and (text[word_start - 1].isalpha() or text[word_start - 1] == "."):
+        word_start -= 1
+    word = text[word_start:stop].lower().rstrip(".")
+    if not word:
+        return False
+    # A single capital letter followed by a stop is an initial ("J. Smith").
+    return word in _ABBREVIATIONS or (len(word) == 1 and text[word_start].isupper())
+
+
+def _inside_quotation(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` leaves a quotation open that closes later: a full stop
+    inside quoted speech does not end the sentence that quotes it."""
+    stretch = text[start:end]
+    straight_open = stretch.count('"') % 2 == 1 and '"' in text[end:]
+    curly_open = stretch.count("\u201c") > stretch.count("\u201d") and "\u201d" in text[end:]
+    return straight_open or curly_open
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every sentence in ``text``; ``end`` is just after the closing
+    punctuation. Together they cover every non-space character."""
+    spans = []
+    start = 0
+    for match in _END.finditer(text):
+        single_stop = match.group(0).rstrip("\"'\u201d\u2019)]") == "."
+        if single_stop and _is_abbreviation(text, match.start()):
+            continue
+        end = match.end()
+        if _inside_quotation(text, start, end):
+            continue
+        spans.append((start, end))
+        start = end
+        while start < len(text) and text[start].isspace():
+            start += 1
+    if start < len(text) and text[start:].strip():
+        spans.append((start, len(text)))
+    return spans or [(0, len(text))]
+
+
+def claim_at(text: str, offset: int, spans: list[tuple[int, int]] | None = None) -> str:
+    """The sentence of ``text`` that carries a marker at ``offset`` (markers already removed
+    from ``text``), as normalised plain text."""
+    spans = spans if spans is not None else sentence_spans(text)
+    probe = offset
+    # A marker after white space that follows a sentence end belongs to that sentence.
+    while probe > 0 and text[probe - 1].isspace():
+        probe -= 1
+    for start, end in spans:
+        if start <= probe <= end:
+            return normalise_space(text[start:end])
+    for start, end in reversed(spans):
+        if start <= probe:
+            return normalise_space(text[start:end])
+    return normalise_space(text)
+
+
+def ends_open(text: str) -> bool:
+    """Whether ``text`` stops mid-sentence (no closing punctuation at its end), as a
+    paragraph cut by a page break does."""
+    stripped = text.rstrip()
+    return bool(stripped) and not _OPEN_END.search(stripped)

@@ -1,0 +1,161 @@
+"""pagetext: main content and title from any bytes, in any charset; never raises."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archiver.pagetext import PageText, decode, excerpt, extract
+
+ARTICLE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Court upholds activist's conviction | RFE/RL</title>
+<style>body{color:red}</style><script>var tracking = "SCRIPT-TEXT";</script></head>
+<body>
+<header class="site-header"><a href="/">Logo</a><nav><ul><li>Home</li><li>NAV-WORLD</li>
+<li>NAV-ASIA</li></ul></nav></header>
+<div id="cookie-banner">COOKIE-BANNER We use cookies.</div>
+<main>
+  <article>
+    <header><h1>Court upholds activist's conviction</h1><time>12 May 2020</time></header>
+    <p>A court in Almaty upheld the conviction of an activist who criticised the government's
+       response to the pandemic.</p>
+    <p>Rights groups said the ruling was a warning to others.</p>
+    <div class="share-buttons">SHARE-ON-FACEBOOK</div>
+  </article>
+</main>
+<aside class="sidebar">SIDEBAR-MOST-READ</aside>
+<footer>FOOTER-COPYRIGHT 2020</footer>
+</body></html>"""
+
+
+def test_main_content_without_navigation_scripts_or_chrome() -> None:
+    page = extract(ARTICLE.encode(), "text/html; charset=utf-8", "https://www.rferl.org/a/1.html")
+    assert page.title == "Court upholds activist's conviction | RFE/RL"
+    assert page.heading == "Court upholds activist's conviction"
+    assert "upheld the conviction of an activist" in page.text
+    assert "Rights groups said the ruling" in page.text
+    for chrome in ("NAV-WORLD", "COOKIE-BANNER", "SIDEBAR-MOST-READ", "FOOTER-COPYRIGHT",
+                   "SCRIPT-TEXT", "color:red", "SHARE-ON-FACEBOOK"):
+        assert chrome not in page.text, chrome
+    # one block per line, whitespace collapsed
+    assert "A court in Almaty upheld the conviction of an activist who criticised the " \
+           "government's response to the pandemic." in page.text.splitlines()
+    assert page.language == "en"
+    assert page.kind == "html" and page.html
+
+
+def test_body_is_used_when_there_is_no_main_or_article() -> None:
+    html = ("<html><body><div id=menu>MENU-ITEM</div><div class=post><h2>Post title</h2>"
+            "<p>Body of a post on a site with no semantic markup.</p></div>"
+            "<div class=footer>FOOTER-TEXT</div></body></html>")
+    page = extract(html.encode(), "text/html")
+    assert "Body of a post on a site with no semantic markup." in page.text
+    assert "MENU-ITEM" not in page.text and "FOOTER-TEXT" not in page.text
+    assert page.heading == "Post title"
+
+
+def test_wrapper_named_like_chrome_does_not_swallow_the_article() -> None:
+    # A layout wrapper with "has-sidebar" in its class holds the whole article.
+    words = "Evidence paragraph that must survive. " * 20
+    html = f"<html><body><div class='content has-sidebar'><p>{words}</p></div></body></html>"
+    page = extract(html.encode(), "text/html")
+    assert "Evidence paragraph that must survive." in page.text
+
+
+@pytest.mark.parametrize(
+    ("content_type", "prefix"),
+    [
+        ("text/html; charset=windows-1251", b""),
+        (None, b'<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'),
+        ("text/html", b'<meta charset="cp1251">'),
+    ],
+)
+def test_cyrillic_charset_from_header_or_meta(content_type: str | None, prefix: bytes) -> None:
+    body = prefix + ("<html><head><title>Страница не найдена</title></head><body><p>"
+                     "Запрашиваемая страница не существует.</p></body></html>").encode("cp1251")
+    page = extract(body, content_type)
+    assert page.title == "Страница не найдена"
+    assert "Запрашиваемая страница не существует." in page.text
+    assert page.language == "ru"
+
+
+def test_undeclared_and_mislabelled_cp1251_is_detected() -> None:
+    text = ("<html><body><p>Суд приговорил активиста к двум годам ограничения свободы за "
+            "публикацию в социальной сети о пандемии коронавируса.</p></body></html>")
+    raw = text.encode("cp1251")
+    for content_type in (None, "text/html; charset=utf-8"):
+        page = extract(raw, content_type)
+        assert "Суд приговорил активиста" in page.text, content_type
+
+
+def test_utf8_bom_and_xml_declaration() -> None:
+    body = (b"\xef\xbb\xbf<?xml version='1.0' encoding='utf-8'?><html><head><title>T</title>"
+            b"</head><body><p>" + "Бет табылмады".encode() + b"</p></body></html>")
+    page = extract(body, "application/xhtml+xml")
+    assert page.title == "T"
+    assert page.text == "Бет табылмады"
+    assert decode(b"\xef\xbb\xbfabc") == "abc"
+
+
+def test_kazakh_language_guess() -> None:
+    html = ("<html><body><p>Қазақстан Республикасының Қылмыстық кодексі. Бұл бет туралы "
+            "ақпарат жоқ, іздеу нәтижесінде ештеңе табылмады.</p></body></html>")
+    assert extract(html.encode(), "text/html").language == "kk"
+
+
+def test_password_fields_are_counted() -> None:
+    html = ("<html><body><form><input name=email><input type=PASSWORD name=pass>"
+            "<button>Log in</button></form></body></html>")
+    assert extract(html.encode(), "text/html").password_fields == 1
+    assert extract(ARTICLE.encode(), "text/html").password_fields == 0
+
+
+def test_pdf_plain_text_and_binary() -> None:
+    pdf = extract(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "application/pdf")
+    assert pdf == PageText(title=None, text="", kind="pdf")
+    # Servers mislabel: a PDF sent as text/html is still a PDF.
+    assert extract(b"%PDF-1.7 ...", "text/html").kind == "pdf"
+    plain = extract(b"Line one.\n\n   Line   two.\n", "text/plain")
+    assert plain.kind == "text" and plain.text == "Line one.\nLine two."
+    assert extract(bytes(range(256)) * 4, None).kind == "binary"
+    assert extract(b"", "text/html").text == ""
+
+
+def test_page_text_is_frozen() -> None:
+    page = extract(ARTICLE.encode(), "text/html")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        page.text = "changed"  # type: ignore[misc]
+
+
+def test_excerpt_cuts_at_a_word_boundary() -> None:
+    text = "The   quick brown\nfox " * 40
+    out = excerpt(text, 50)
+    assert len(out) <= 50
+    assert out.endswith("…")
+    assert "  " not in out and "\n" not in out
+    assert out[:-1].split()[-1] in {"The", "quick", "brown", "fox"}
+    assert excerpt("short text", 280) == "short text"
+    assert excerpt("anything", 0) == ""
+
+
+@settings(max_examples=150, deadline=None)
+@given(content=st.binary(max_size=3000),
+       content_type=st.one_of(st.none(), st.text(max_size=40),
+                              st.sampled_from(["text/html; charset=utf-16", "text/html; charset=x",
+                                               "text/plain; charset=utf-7", "application/pdf"])))
+def test_extract_never_raises_on_any_bytes(content: bytes, content_type: str | None) -> None:
+    page = extract(content, content_type)
+    assert isinstance(page, PageText)
+    assert isinstance(page.text, str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(markup=st.text(alphabet=st.sampled_from(list("<>/=\"' abcdehilmnoprstuvy!-\x00&;#")),
+                      max_size=400))
+def test_extract_never_raises_on_tag_soup(markup: str) -> None:
+    page = extract(("<html>" + markup).encode("utf-8", "surrogatepass"), "text/html")
+    assert isinstance(page.text, str)
