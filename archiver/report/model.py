@@ -1,0 +1,365 @@
+"""The claim-to-evidence report as one frozen record, built from a document and its links.
+
+``build_report`` joins what the other stages produced (the parsed ``Document``, one
+``LinkRecord`` per distinct cited URL, the changes a scheduled check found, run-level notes)
+into a ``Report`` that the renderers turn into JSON, HTML, Markdown and CSV. It does no I/O:
+paths are only computed, never touched.
+
+The report is organised the way a reader checks a briefing: one ``Entry`` per footnote, in
+document order (the line of the first marker that cites it), each with the claims that cite
+it and a ``LinkRecord`` for every URL it cites. A footnote that cites no URL leaves its claims
+"unsupported by web evidence"; a footnote that no marker cites is still listed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path, PurePath
+from types import MappingProxyType
+from typing import Any
+
+from archiver.models import (
+    Change,
+    Claim,
+    Document,
+    Footnote,
+    LinkRecord,
+    Source,
+    Verdict,
+    isoformat,
+)
+
+__all__ = [
+    "UNCHECKED",
+    "UNSUPPORTED",
+    "VERDICT_ORDER",
+    "Entry",
+    "Report",
+    "Summary",
+    "build_report",
+    "verdict_description",
+    "verdict_key",
+    "verdict_label",
+]
+
+# Pseudo-verdicts used for filtering and counting: a link that has not been checked yet, and a
+# footnote that cites no URL at all.
+UNCHECKED = "unchecked"
+UNSUPPORTED = "unsupported"
+
+# The order verdicts are listed in everywhere: healthy first, then what a reader can still act
+# on (content problems), then dead, then failures that may be transient.
+VERDICT_ORDER: tuple[str, ...] = (
+    *(v.value for v in Verdict),
+    UNCHECKED,
+)
+
+_LABELS: dict[str, str] = {
+    "ok": "OK",
+    "redirected": "Redirected",
+    "soft_404": "Soft 404",
+    "login_wall": "Login wall",
+    "parked": "Parked domain",
+    "blocked": "Blocked",
+    "not_found": "Not found",
+    "gone": "Gone",
+    "server_error": "Server error",
+    "timeout": "Timeout",
+    "dns_error": "DNS error",
+    "connection_error": "Connection error",
+    "tls_error": "TLS error",
+    "invalid_url": "Invalid URL",
+    "private_address": "Private address",
+    UNCHECKED: "Not checked",
+    UNSUPPORTED: "No URL",
+}
+
+_DESCRIPTIONS: dict[str, str] = {
+    "ok": "the page answers with real content",
+    "redirected": "it answers after redirects to another URL with real content",
+    "soft_404": "it answers, but the content is an error page or the site's home page",
+    "login_wall": "the content is behind a login",
+    "parked": "the domain is parked or for sale",
+    "blocked": "access refused (401/403/451, a bot challenge, or rate limiting)",
+    "not_found": "the server says 404 Not Found",
+    "gone": "the server says 410 Gone",
+    "server_error": "the server kept failing (5xx)",
+    "timeout": "no answer within the timeout",
+    "dns_error": "the host name does not resolve",
+    "connection_error": "the connection was refused or reset",
+    "tls_error": "the certificate or the TLS handshake failed",
+    "invalid_url": "not a fetchable http(s) URL",
+    "private_address": "it points at a loopback, private or link-local address",
+    UNCHECKED: "not checked yet",
+    UNSUPPORTED: "the footnote cites no URL: its claims are unsupported by web evidence",
+}
+
+
+def verdict_key(link: LinkRecord) -> str:
+    """The link's verdict as a string, ``"unchecked"`` when it has none yet."""
+    return link.verdict.value if link.verdict is not None else UNCHECKED
+
+
+def verdict_label(key: str) -> str:
+    """A short human label for a verdict key ("Not found")."""
+    return _LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+def verdict_description(key: str) -> str:
+    """What the verdict means, in a phrase (from the contract's table)."""
+    return _DESCRIPTIONS.get(key, "")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One footnote of the report with the claims that cite it and the links it cites.
+
+    ``anchor`` is the HTML id (``fn-N``; ``fn-N-2`` for a second footnote with the same number).
+    ``line`` is where the entry sits in document order: its first claim's line, or the
+    footnote's own line when no marker cites it.
+    """
+
+    footnote: Footnote
+    links: tuple[LinkRecord, ...]
+    anchor: str
+    line: int
+
+    @property
+    def number(self) -> int:
+        return self.footnote.number
+
+    @property
+    def claims(self) -> tuple[Claim, ...]:
+        return self.footnote.claims
+
+    @property
+    def unsupported(self) -> bool:
+        """The footnote cites no URL, so its claims have no web evidence."""
+        return not self.footnote.urls
+
+    @property
+    def orphan(self) -> bool:
+        """No marker in the body cites this footnote."""
+        return not self.footnote.claims
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The distinct verdict keys of its links (``("unsupported",)`` without URLs)."""
+        if self.unsupported:
+            return (UNSUPPORTED,)
+        seen: dict[str, None] = {}
+        for link in self.links:
+            seen.setdefault(verdict_key(link), None)
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The report's headline figures.
+
+    ``by_verdict`` counts distinct URLs per verdict key, in ``VERDICT_ORDER``, only keys that
+    occur. ``no_copy`` counts links that are not healthy and have neither an Internet Archive
+    memento nor a rescued copy: the evidence may be lost.
+    """
+
+    claims: int
+    footnotes: int
+    urls: int
+    citations: int
+    healthy: int
+    failing: int
+    unchecked: int
+    captured: int
+    mementos: int
+    rescued: int
+    no_copy: int
+    unsupported_claims: int
+    unsupported_footnotes: int
+    orphan_footnotes: int
+    by_verdict: tuple[tuple[str, int], ...]
+
+    def count(self, key: str) -> int:
+        return dict(self.by_verdict).get(key, 0)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the renderers need about one source, frozen.
+
+    ``source_path`` is the document's path relative to the config's folder (``/``
+    separators). ``archive_base`` is the relative path from the report's folder back to the
+    config's folder (``../../`` for ``reports/SOURCE_ID/``), prefixed to a ``WarcRef.path`` to
+    link a capture from the HTML report. ``run`` holds run metadata (JSON-safe values).
+    """
+
+    source: Source
+    source_path: str
+    document: Document
+    links: tuple[LinkRecord, ...]
+    entries: tuple[Entry, ...]
+    summary: Summary
+    generated_at: datetime
+    changes: tuple[Change, ...] = ()
+    notes: tuple[str, ...] = ()
+    run: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    archive_base: str = "../../"
+
+    @property
+    def title(self) -> str:
+        return self.source.title or self.document.title or self.source.id
+
+    def link(self, url: str) -> LinkRecord | None:
+        for link in self.links:
+            if link.url == url:
+                return link
+        return None
+
+
+def build_report(
+    source: Source,
+    document: Document,
+    links: Sequence[LinkRecord],
+    *,
+    generated_at: datetime,
+    changes: Sequence[Change] = (),
+    notes: Sequence[str] = (),
+    run: Mapping[str, Any] | None = None,
+    root: Path | None = None,
+    report_dir: Path | None = None,
+) -> Report:
+    """Join a parsed document and its link records into a ``Report``.
+
+    ``links`` holds one record per distinct cited URL, in any order; a URL the document cites
+    that has no record yet gets one with ``verdict=None`` (shown as "not checked"), so nothing
+    the briefing cites is dropped; a record without ``footnotes`` gets the citing ones.
+    Records for URLs the document does not cite are kept at the end. ``root`` is the config's
+    folder: ``Source.path`` is made relative to it (left as given when ``root`` is ``None`` or
+    the document lies outside it). ``report_dir`` is the folder
+    the report files will be written to; with ``root`` it sets ``archive_base`` so that the
+    HTML links to captures resolve (default ``../../``, right for ``reports/SOURCE_ID/``).
+    ``run`` values are made JSON-safe (dates as ISO strings, other objects as ``str``).
+    Pure: paths are compared lexically (no symlink resolution, no file access); raises
+    nothing for well-typed input.
+    """
+    by_url: dict[str, LinkRecord] = {}
+    for link in links:
+        by_url.setdefault(link.url, link)
+    ordered: list[LinkRecord] = []
+    for url in document.urls:
+        citing = tuple(n.number for n in document.footnotes if url in n.urls)
+        given = by_url.pop(url, None)
+        if given is None:
+            given = LinkRecord(url=url, footnotes=citing, verdict=None)
+        elif not given.footnotes:
+            given = replace(given, footnotes=citing)
+        ordered.append(given)
+    ordered.extend(by_url.values())
+    link_tuple = tuple(ordered)
+    lookup = {link.url: link for link in link_tuple}
+
+    entries = _entries(document, lookup)
+    return Report(
+        source=source,
+        source_path=_relative(source.path, root),
+        document=document,
+        links=link_tuple,
+        entries=entries,
+        summary=_summary(document, link_tuple, entries),
+        generated_at=generated_at,
+        changes=tuple(changes),
+        notes=tuple(note for note in notes if note.strip()),
+        run=MappingProxyType({str(k): _json_safe(v) for k, v in (run or {}).items()}),
+        archive_base=_archive_base(root, report_dir),
+    )
+
+
+def _entries(document: Document, lookup: Mapping[str, LinkRecord]) -> tuple[Entry, ...]:
+    used: dict[str, int] = {}
+    entries = []
+    for note in document.footnotes:
+        anchor = f"fn-{note.number}"
+        used[anchor] = used.get(anchor, 0) + 1
+        if used[anchor] > 1:
+            anchor = f"{anchor}-{used[anchor]}"
+        line = min((c.line for c in note.claims), default=note.line)
+        entries.append(Entry(footnote=note, links=tuple(lookup[u] for u in note.urls),
+                             anchor=anchor, line=line))
+    # Document order is the order a reader meets the claims; ties (a footnote cited twice on
+    # one line) keep the footnotes' own order because sorted() is stable.
+    return tuple(sorted(entries, key=lambda e: e.line))
+
+
+def _summary(document: Document, links: tuple[LinkRecord, ...],
+             entries: tuple[Entry, ...]) -> Summary:
+    counts: dict[str, int] = {}
+    for link in links:
+        key = verdict_key(link)
+        counts[key] = counts.get(key, 0) + 1
+    healthy = sum(1 for link in links if link.verdict is not None and link.verdict.healthy)
+    unchecked = counts.get(UNCHECKED, 0)
+    return Summary(
+        claims=len(document.claims),
+        footnotes=len(document.footnotes),
+        urls=len(links),
+        citations=sum(len(e.footnote.urls) for e in entries),
+        healthy=healthy,
+        failing=len(links) - healthy - unchecked,
+        unchecked=unchecked,
+        captured=sum(1 for link in links if link.capture is not None),
+        mementos=sum(1 for link in links if link.memento is not None),
+        rescued=sum(1 for link in links if link.rescued is not None),
+        no_copy=sum(1 for link in links if needs_rescue(link) and not has_rescue(link)),
+        unsupported_claims=sum(len(e.claims) for e in entries if e.unsupported),
+        unsupported_footnotes=sum(1 for e in entries if e.unsupported),
+        orphan_footnotes=sum(1 for e in entries if e.orphan),
+        by_verdict=tuple((k, counts[k]) for k in VERDICT_ORDER if k in counts),
+    )
+
+
+def needs_rescue(link: LinkRecord) -> bool:
+    """The link was checked and the cited page no longer shows the evidence."""
+    return link.verdict is not None and not link.verdict.healthy
+
+
+def has_rescue(link: LinkRecord) -> bool:
+    """Some other archived copy exists: an Internet Archive memento or a rescued capture."""
+    return link.memento is not None or link.rescued is not None
+
+
+def _relative(path: str, root: Path | None) -> str:
+    if root is None:
+        return PurePath(path).as_posix()
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return PurePath(path).as_posix()
+
+
+def _archive_base(root: Path | None, report_dir: Path | None) -> str:
+    if root is None or report_dir is None:
+        return "../../"
+    rel = os.path.relpath(os.path.abspath(root), os.path.abspath(report_dir))
+    rel = PurePath(rel).as_posix()
+    return "" if rel == "." else rel.rstrip("/") + "/"
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return _json_safe(value.value)
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    return str(value)

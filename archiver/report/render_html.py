@@ -1,0 +1,426 @@
+"""``Report`` → ``report.html``: one self-contained page that works offline, from a USB stick.
+
+The page inlines its stylesheet (``report.css``), script (``report.js``) and chart (SVG); it
+loads nothing. A Content-Security-Policy forbids every external load and allows only the
+page's own style and script, by hash, so even a markup injection could not run script.
+Everything that came from the document or the web (claims, footnote text, URLs, titles,
+excerpts, reasons) goes through ``html.escape``; URLs become ``href`` only when they are
+http(s). The script is progressive enhancement (verdict filter, search): without it every
+footnote is listed.
+
+Layout: masthead; run notes; summary (figures, a bar chart of link health, what each verdict
+means); what changed since the last check; the claims in document order, one block per
+footnote with ``id="fn-N"``; document findings; run details. Each cited link carries Robust
+Links attributes (``data-originalurl``, ``data-versionurl``, ``data-versiondate``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from functools import cache
+from importlib import resources
+from string import Template
+from urllib.parse import quote, urlsplit
+
+from archiver import __version__
+from archiver.models import Change, LinkRecord, isoformat
+from archiver.report.model import (
+    UNSUPPORTED,
+    Entry,
+    Report,
+    has_rescue,
+    needs_rescue,
+    verdict_description,
+    verdict_key,
+    verdict_label,
+)
+
+__all__ = ["esc", "render_html"]
+
+_CHANGE_LABELS = {
+    "newly_failing": "Newly failing",
+    "newly_dead": "Now dead",
+    "still_failing": "Still failing",
+    "recovered": "Recovered",
+    "drifted": "Content changed",
+}
+
+
+def esc(value: object) -> str:
+    """Text (or an attribute value) made safe for HTML: ``& < > " '`` escaped."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@cache
+def _asset(name: str) -> str:
+    return resources.files("archiver.report").joinpath(name).read_text(encoding="utf-8")
+
+
+def _sha256(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML document (text).
+
+    Links to local captures are ``report.archive_base`` + the capture's path, so the page
+    must be opened from the folder the report was built for (``reports/SOURCE_ID/``).
+    Raises only if the package's template files are missing (a broken install).
+    """
+    css, js = _asset("report.css"), _asset("report.js")
+    csp = (
+        "default-src 'none'; "
+        f"style-src {_sha256(css)}; script-src {_sha256(js)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    body = "\n".join(
+        [
+            _masthead(report),
+            '<main class="wrap">',
+            _notes(report),
+            _summary(report),
+            _changes(report),
+            _claims(report),
+            _findings(report),
+            _footer(report),
+            "</main>",
+        ]
+    )
+    return Template(_asset("report.html")).substitute(
+        csp=esc(csp),
+        generator=esc(f"archiver {__version__}"),
+        title=esc(f"Link report: {report.title}"),
+        css=css,
+        js=js,
+        body=body,
+    )
+
+
+# ── sections ────────────────────────────────────────────────────────────────────
+
+
+def _masthead(report: Report) -> str:
+    meta = [f"Source <code>{esc(report.source_path)}</code>"]
+    if report.source.published:
+        meta.append(f"published {esc(report.source.published.isoformat())}")
+    meta.append(f"generated <time datetime=\"{esc(isoformat(report.generated_at))}\">"
+                f"{esc(_human_time(report))}</time>")
+    return (
+        '<header class="masthead"><div class="wrap">'
+        '<p class="eyebrow">Claim-to-evidence report</p>'
+        f"<h1>{esc(report.title)}</h1>"
+        f'<p class="meta">{" · ".join(meta)}</p>'
+        "</div></header>"
+    )
+
+
+def _human_time(report: Report) -> str:
+    return isoformat(report.generated_at).replace("T", " ").replace("Z", " UTC")
+
+
+def _notes(report: Report) -> str:
+    if not report.notes:
+        return ""
+    items = "".join(f"<p>{esc(note)}</p>" for note in report.notes)
+    return ('<section class="notes" role="alert" aria-label="Notes about this run">'
+            f"{items}</section>")
+
+
+def _summary(report: Report) -> str:
+    s = report.summary
+    figures = [
+        ("claims", "Claims", s.claims, ""),
+        ("footnotes", "Footnotes", s.footnotes, ""),
+        ("urls", "Cited URLs", s.urls, ""),
+        ("healthy", "Healthy", s.healthy, "good"),
+        ("failing", "Failing", s.failing, "bad" if s.failing else ""),
+        ("captured", "Captured", s.captured, ""),
+        ("mementos", "Internet Archive copies", s.mementos, ""),
+        ("no-copy", "Failing, no copy", s.no_copy, "bad" if s.no_copy else ""),
+        ("unsupported", "Unsupported claims", s.unsupported_claims, ""),
+    ]
+    if s.unchecked:
+        figures.insert(5, ("unchecked", "Not checked", s.unchecked, ""))
+    cells = "".join(
+        f'<div class="figure {cls}"><dt>{esc(label)}</dt>'
+        f'<dd data-count="{esc(key)}">{n}</dd></div>'
+        for key, label, n, cls in figures
+    )
+    rows = "".join(
+        f'<tr><td><span class="badge v-{esc(key)}">{esc(verdict_label(key))}</span></td>'
+        f'<td class="num" data-verdict-count="{esc(key)}">{n}</td>'
+        f"<td>{esc(verdict_description(key))}</td></tr>"
+        for key, n in s.by_verdict
+    )
+    legend = (
+        '<details class="legend"><summary>What the verdicts mean</summary>'
+        "<table><thead><tr><th>Verdict</th><th>URLs</th><th>Meaning</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></details>"
+    )
+    return (
+        '<section id="summary" class="card" aria-labelledby="summary-h">'
+        '<h2 id="summary-h">Summary</h2>'
+        f'<div class="summary-grid"><dl class="figures">{cells}</dl>{_chart(report)}</div>'
+        f"{legend}</section>"
+    )
+
+
+def _chart(report: Report) -> str:
+    """A horizontal bar per verdict: distinct URLs with that verdict."""
+    counts = report.summary.by_verdict
+    if not counts:
+        return '<p class="chart">No cited URLs.</p>'
+    row, label_w, bar_w, top = 22, 132, 250, 2
+    biggest = max(n for _, n in counts)
+    height = top * 2 + row * len(counts)
+    parts = []
+    for i, (key, n) in enumerate(counts):
+        y = top + i * row
+        width = max(2.0, bar_w * n / biggest)
+        parts.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">'
+            f"{esc(verdict_label(key))}</text>"
+            f'<rect class="bar v-{esc(key)}" x="{label_w}" y="{y + 3}" width="{width:.1f}" '
+            f'height="16" rx="3"/>'
+            f'<text class="n" x="{label_w + width + 6:.1f}" y="{y + 15}">{n}</text>'
+        )
+    total = report.summary.urls
+    desc = ", ".join(f"{verdict_label(k)}: {n}" for k, n in counts)
+    return (
+        '<figure class="chart">'
+        f'<svg viewBox="0 0 {label_w + bar_w + 50} {height}" role="img" '
+        f'aria-labelledby="chart-title" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="chart-title">Link health of {total} cited URLs. {esc(desc)}</title>'
+        f'{"".join(parts)}</svg>'
+        f"<figcaption>Link health: distinct cited URLs by verdict.</figcaption></figure>"
+    )
+
+
+def _changes(report: Report) -> str:
+    if not report.changes:
+        return ""
+    rows = "".join(_change_row(change) for change in report.changes)
+    return (
+        '<section id="changes" class="card" aria-labelledby="changes-h">'
+        '<h2 id="changes-h">What changed since the last check</h2>'
+        "<table><thead><tr><th>Change</th><th>URL</th><th>Verdict</th><th>Footnotes</th>"
+        f"<th>Details</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _change_row(change: Change) -> str:
+    kind = change.kind.value
+    now = change.verdict.value if change.verdict else "unchecked"
+    verdict = f'<span class="badge v-{esc(now)}">{esc(verdict_label(now))}</span>'
+    if change.previous_verdict is not None:
+        before = change.previous_verdict.value
+        verdict = (f'<span class="badge v-{esc(before)}">{esc(verdict_label(before))}</span>'
+                   f" → {verdict}")
+    notes = ", ".join(f'<a href="#fn-{n}">{n}</a>' for n in change.footnotes)
+    details = []
+    if change.since is not None:
+        details.append(f"since {esc(isoformat(change.since))}")
+    if change.similarity is not None:
+        details.append(f"text {change.similarity:.0%} similar")
+    if change.reason:
+        details.append(esc(change.reason))
+    return (
+        f'<tr><td class="kind kind-{esc(kind)}">{esc(_CHANGE_LABELS.get(kind, kind))}</td>'
+        f'<td class="url">{_link_text(change.url)}</td><td>{verdict}</td><td>{notes}</td>'
+        f"<td>{'; '.join(details)}</td></tr>"
+    )
+
+
+def _claims(report: Report) -> str:
+    entry_counts: dict[str, int] = {}
+    for entry in report.entries:
+        for key in entry.keys:
+            entry_counts[key] = entry_counts.get(key, 0) + 1
+    order = [k for k, _ in report.summary.by_verdict]
+    if entry_counts.get(UNSUPPORTED):
+        order.append(UNSUPPORTED)
+    checks = "".join(
+        f'<label class="check"><input type="checkbox" name="verdict" value="{esc(key)}" checked>'
+        f'<span class="badge v-{esc(key)}">{esc(verdict_label(key))}</span>'
+        f'<span class="n">{entry_counts.get(key, 0)}</span></label>'
+        for key in order
+    )
+    filters = (
+        '<form id="filters" class="card" role="search" hidden>'
+        "<fieldset><legend>Show footnotes whose links are</legend>"
+        f'<div class="checks">{checks}</div></fieldset>'
+        '<div class="controls"><label for="search">Search</label>'
+        '<input id="search" type="search" placeholder="Words in a claim, footnote or URL" '
+        'autocomplete="off">'
+        '<button type="button" id="show-problems">Problems only</button>'
+        '<button type="button" id="show-all">Show all</button></div>'
+        '<p id="shown" aria-live="polite"></p></form>'
+    )
+    items = "\n".join(_entry(entry, report) for entry in report.entries)
+    return (
+        '<section id="claims" aria-labelledby="claims-h">'
+        '<h2 id="claims-h">Claims and their evidence, in document order</h2>'
+        f'{filters}<ol class="entries">{items}</ol></section>'
+    )
+
+
+def _entry(entry: Entry, report: Report) -> str:
+    head = [f'<h3 class="fn-title"><a class="fn-num" href="#{esc(entry.anchor)}">'
+            f"Footnote {entry.number}</a></h3>"]
+    if entry.unsupported:
+        head.append(f'<span class="badge v-{UNSUPPORTED}">Unsupported by web evidence</span>')
+    if entry.orphan:
+        head.append('<span class="badge plain">No marker cites it</span>')
+    parts = [f'<div class="fn-head">{"".join(head)}</div>']
+    for claim in entry.claims:
+        parts.append(
+            f'<blockquote class="claim"><p>{esc(claim.text)}</p>'
+            f'<span class="line">line {claim.line}</span></blockquote>'
+        )
+    if entry.orphan:
+        parts.append('<p class="orphan">No marker in the text cites this footnote.</p>')
+    parts.append(f'<p class="fn-text"><strong>{entry.number}</strong> '
+                 f"{esc(entry.footnote.text)}</p>")
+    if entry.unsupported:
+        parts.append('<p class="unsupported">This footnote cites no URL: the claim is '
+                     "<strong>unsupported by web evidence</strong>.</p>")
+    else:
+        links = "".join(_link(link, report) for link in entry.links)
+        parts.append(f'<ul class="links">{links}</ul>')
+    return (
+        f'<li class="fn" id="{esc(entry.anchor)}" data-footnote="{entry.number}" '
+        f'data-verdicts="{esc(" ".join(entry.keys))}">{"".join(parts)}</li>'
+    )
+
+
+def _link(link: LinkRecord, report: Report) -> str:
+    key = verdict_key(link)
+    version_url, version_date = _version(link, report)
+    robust = f' data-originalurl="{esc(link.url)}"'
+    if version_url:
+        robust += f' data-versionurl="{esc(version_url)}"'
+    if version_date:
+        robust += f' data-versiondate="{esc(version_date)}"'
+    main = (
+        f'<div class="link-main"><span class="badge v-{esc(key)}">{esc(verdict_label(key))}'
+        f"</span> {_link_text(link.url, css='url', extra=robust)}</div>"
+    )
+    reason = []
+    if link.http_status is not None:
+        reason.append(f'<span class="status">HTTP {link.http_status}</span>')
+    reason.append(esc(link.reason or verdict_description(key)))
+    if link.final_url and link.final_url != link.url:
+        reason.append(f"ended at {_link_text(link.final_url, css='url')}")
+    if link.state is not None and link.state.value != "ok":
+        since = f" since {isoformat(link.failing_since)}" if link.failing_since else ""
+        reason.append(esc(f"{link.state.value}{since}"))
+    parts = [main, f'<p class="reason">{" · ".join(reason)}</p>']
+    if link.title:
+        parts.append(f'<p class="page-title">Page title: <cite>{esc(link.title)}</cite></p>')
+    if link.excerpt:
+        parts.append(f'<blockquote class="excerpt" aria-label="Captured text">'
+                     f"<p>{esc(link.excerpt)}</p></blockquote>")
+    parts.append(f'<dl class="evidence">{_evidence(link, report)}</dl>')
+    return f'<li class="link v-{esc(key)}" data-verdict="{esc(key)}">{"".join(parts)}</li>'
+
+
+def _evidence(link: LinkRecord, report: Report) -> str:
+    rows = []
+    if link.capture is not None:
+        when = (f'<time datetime="{esc(isoformat(link.captured_at))}">'
+                f"{esc(isoformat(link.captured_at))}</time> · " if link.captured_at else "")
+        rows.append(
+            f"<dt>Our capture</dt><dd>{when}"
+            f'<a href="{esc(_local(link.capture.path, report))}">{esc(link.capture.path)}</a>'
+            f" record <code>{esc(link.capture.record_id)}</code> "
+            f"(offset {link.capture.offset}, {link.capture.length} bytes)</dd>"
+        )
+    elif link.verdict is not None:
+        rows.append("<dt>Our capture</dt><dd>nothing could be captured</dd>")
+    if link.memento is not None:
+        stamp = isoformat(link.memento.datetime)
+        rows.append(
+            "<dt>Internet Archive</dt><dd>"
+            f"{_link_text(link.memento.url, label=f'copy of {stamp}')}</dd>"
+        )
+    if link.rescued is not None:
+        rows.append(
+            "<dt>Rescued copy</dt><dd>"
+            f'<a href="{esc(_local(link.rescued.path, report))}">{esc(link.rescued.path)}</a>'
+            f" record <code>{esc(link.rescued.record_id)}</code></dd>"
+        )
+    if needs_rescue(link) and not has_rescue(link):
+        rows.append('<dt>Internet Archive</dt><dd class="lost">No archived copy found</dd>')
+    if link.checked_at is not None:
+        rows.append(f"<dt>Checked</dt><dd>{esc(isoformat(link.checked_at))}</dd>")
+    if not rows:
+        rows.append("<dt>Archive</dt><dd>not checked yet</dd>")
+    return "".join(rows)
+
+
+def _findings(report: Report) -> str:
+    findings = report.document.findings
+    if not findings:
+        return ""
+    items = "".join(
+        f'<li><span class="sev sev-{esc(f.severity)}">{esc(f.severity)}</span> '
+        f"<code>{esc(f.code)}</code>"
+        + (f' <a href="#fn-{f.footnote}">footnote {f.footnote}</a>' if f.footnote else "")
+        + (f" line {f.line}" if f.line else "")
+        + f": {esc(f.message)}</li>"
+        for f in findings
+    )
+    return (
+        '<section id="findings" class="card" aria-labelledby="findings-h">'
+        f'<h2 id="findings-h">Document findings ({len(findings)})</h2>'
+        f'<ul class="findings">{items}</ul></section>'
+    )
+
+
+def _footer(report: Report) -> str:
+    details = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in report.run.items())
+    run = f"<dl>{details}</dl>" if details else ""
+    return (
+        f'<footer class="page-foot"><p>Written by archiver {esc(__version__)}. Local '
+        "captures are WARC files; open them with ReplayWeb.page or pywb to see the page as "
+        f"it was captured.</p>{run}</footer>"
+    )
+
+
+# ── helpers ─────────────────────────────────────────────────────────────────────
+
+
+def _web(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _link_text(url: str, *, css: str = "", label: str | None = None, extra: str = "") -> str:
+    """A link to ``url`` when it is http(s); otherwise the URL as text (never a
+    ``javascript:`` or ``data:`` href)."""
+    cls = f' class="{css}"' if css else ""
+    text = esc(label if label is not None else url)
+    if _web(url):
+        return f'<a{cls} href="{esc(url)}"{extra}>{text}</a>'
+    return f"<span{cls}{extra}>{text}</span>"
+
+
+def _local(path: str, report: Report) -> str:
+    return report.archive_base + quote(path, safe="/")
+
+
+def _version(link: LinkRecord, report: Report) -> tuple[str | None, str | None]:
+    """Robust Links version: the Internet Archive memento when there is one (others can
+    follow it), else our own capture's path."""
+    if link.memento is not None:
+        return link.memento.url, isoformat(link.memento.datetime)
+    if link.capture is not None:
+        when = isoformat(link.captured_at) if link.captured_at else None
+        return _local(link.capture.path, report), when
+    return None, None

@@ -1,0 +1,161 @@
+"""``Report`` → ``report.json``, the shape ``CONTRACT.md`` fixes (plus extra fields).
+
+The contract's keys are the floor: ``source{id,path,title,published}``, ``generated_at``,
+``footnotes`` and ``findings`` as ``extract`` writes them, and ``links`` with ``url``,
+``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
+``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
+``excerpt``, ``checked_at`` and ``rescued`` copy; a ``summary`` with counts by verdict; the
+``unsupported`` claims; ``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from archiver.models import (
+    Change,
+    Finding,
+    Footnote,
+    LinkRecord,
+    Memento,
+    WarcRef,
+    isoformat,
+)
+from archiver.report.model import Report
+
+__all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
+
+
+def render_json(report: Report) -> str:
+    """The report as pretty-printed JSON text (UTF-8 safe, non-ASCII kept), ending in a newline."""
+    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """The report as plain JSON-ready data (what ``render_json`` serialises)."""
+    source = report.source
+    summary = report.summary
+    return {
+        "source": {
+            "id": source.id,
+            "path": report.source_path,
+            "title": report.title,
+            "published": source.published.isoformat() if source.published else None,
+            "format": report.document.format,
+        },
+        "generated_at": isoformat(report.generated_at),
+        "summary": {
+            "claims": summary.claims,
+            "footnotes": summary.footnotes,
+            "urls": summary.urls,
+            "citations": summary.citations,
+            "healthy": summary.healthy,
+            "failing": summary.failing,
+            "unchecked": summary.unchecked,
+            "captured": summary.captured,
+            "mementos": summary.mementos,
+            "rescued": summary.rescued,
+            "no_archived_copy": summary.no_copy,
+            "unsupported_claims": summary.unsupported_claims,
+            "orphan_footnotes": summary.orphan_footnotes,
+            "by_verdict": dict(summary.by_verdict),
+        },
+        "notes": list(report.notes),
+        "footnotes": [footnote_dict(note) for note in report.document.footnotes],
+        "findings": [finding_dict(finding) for finding in report.document.findings],
+        "unsupported": [
+            {"footnote": e.number, "text": claim.text, "line": claim.line}
+            for e in report.entries if e.unsupported for claim in e.claims
+        ],
+        "links": [_link(link) for link in report.links],
+        "changes": [_change(change) for change in report.changes],
+        "run": dict(report.run),
+    }
+
+
+def footnote_dict(note: Footnote) -> dict[str, Any]:
+    """One footnote as ``extract --format json`` writes it."""
+    return {
+        "number": note.number,
+        "text": note.text,
+        "urls": list(note.urls),
+        "claims": [{"text": c.text, "line": c.line} for c in note.claims],
+    }
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """One finding as ``extract --format json`` writes it (``url``/``suggestion`` when set)."""
+    data: dict[str, Any] = {
+        "code": finding.code,
+        "severity": str(finding.severity),
+        "footnote": finding.footnote,
+        "line": finding.line,
+        "message": finding.message,
+    }
+    if finding.url is not None:
+        data["url"] = finding.url
+    if finding.suggestion is not None:
+        data["suggestion"] = finding.suggestion
+    return data
+
+
+def _link(link: LinkRecord) -> dict[str, Any]:
+    return {
+        "url": link.url,
+        "footnotes": list(link.footnotes),
+        "verdict": link.verdict.value if link.verdict is not None else None,
+        "reason": link.reason,
+        "http_status": link.http_status,
+        "final_url": link.final_url,
+        "attempts": link.attempts,
+        "capture": _capture(link.capture, link.captured_at),
+        "memento": _memento(link.memento),
+        "rescued": _warc(link.rescued),
+        "state": link.state.value if link.state is not None else None,
+        "failing_since": _time(link.failing_since),
+        "checked_at": _time(link.checked_at),
+        "title": link.title,
+        "excerpt": link.excerpt,
+    }
+
+
+def _capture(ref: WarcRef | None, captured_at: datetime | None) -> dict[str, Any] | None:
+    data = _warc(ref)
+    if data is not None:
+        data["captured_at"] = _time(captured_at)
+    return data
+
+
+def _warc(ref: WarcRef | None) -> dict[str, Any] | None:
+    if ref is None:
+        return None
+    return {"warc": ref.path, "offset": ref.offset, "length": ref.length,
+            "record_id": ref.record_id}
+
+
+def _memento(memento: Memento | None) -> dict[str, Any] | None:
+    if memento is None:
+        return None
+    return {"url": memento.url, "datetime": isoformat(memento.datetime),
+            "original_url": memento.original_url, "raw_url": memento.raw_url,
+            "status": memento.status}
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {
+        "url": change.url,
+        "kind": change.kind.value,
+        "verdict": change.verdict.value if change.verdict is not None else None,
+        "previous_verdict": (change.previous_verdict.value
+                             if change.previous_verdict is not None else None),
+        "since": _time(change.since),
+        "similarity": change.similarity,
+        "reason": change.reason,
+        "footnotes": list(change.footnotes),
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return isoformat(moment) if moment is not None else None

@@ -1,0 +1,193 @@
+"""``Report`` → ``report.md``, for pasting into an issue tracker or an email.
+
+Layout: a one-line summary first (what someone skimming a notification reads), run notes,
+counts by verdict, what changed since the last check, links that need attention, then every
+footnote in document order with its claims, URLs, verdicts and archived copies. Text from the
+document or the web is escaped so that it cannot turn into markup, links or HTML where the
+Markdown is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from archiver.models import Change, LinkRecord, isoformat
+from archiver.report.model import (
+    Entry,
+    Report,
+    has_rescue,
+    needs_rescue,
+    verdict_key,
+    verdict_label,
+)
+
+__all__ = ["md_text", "render_md"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
+_MD_LEADING = re.compile(r"^([#+\-=]|\d+(?=[.)]))")
+_CHANGE_LABELS = {
+    "newly_failing": "Newly failing",
+    "newly_dead": "Now dead",
+    "still_failing": "Still failing",
+    "recovered": "Recovered",
+    "drifted": "Content changed",
+}
+
+
+def md_text(text: str) -> str:
+    """Plain text made inert in Markdown: inline specials (and HTML's ``<``) backslash-escaped,
+    newlines folded and a leading block marker escaped, so that a value cannot open a tag,
+    a link, a heading or a list."""
+    text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    found = _MD_LEADING.match(text)
+    if found is None:
+        return text
+    if found.group(1).isdigit():  # "1." starts an ordered list: escape the dot
+        end = found.end()
+        return text[:end] + "\\" + text[end:]
+    return "\\" + text
+
+
+def _md_url(url: str) -> str:
+    """A URL as an autolink when it is a plain http(s) URL, otherwise as inert text."""
+    parts = urlsplit(url) if "\n" not in url else None
+    if parts and parts.scheme in ("http", "https") and parts.netloc \
+            and not re.search(r"[\s<>]", url):
+        return f"<{url}>"
+    return md_text(url)
+
+
+def render_md(report: Report) -> str:
+    """The report as GitHub-flavoured Markdown text, ending in a newline."""
+    s = report.summary
+    lines: list[str] = []
+    counts = ", ".join(f"{n} {verdict_label(k).lower()}" for k, n in s.by_verdict)
+    lines.append(
+        f"**{md_text(report.source.id)}**: {s.claims} claims, {s.footnotes} footnotes, "
+        f"{s.urls} URLs ({counts or 'none'}); {s.healthy} healthy, {s.failing} failing"
+        + (f", {s.unchecked} not checked" if s.unchecked else "")
+        + f"; {s.no_copy} failing without an archived copy."
+    )
+    lines.append("")
+    lines.append(f"# Link report: {md_text(report.title)}")
+    lines.append("")
+    lines.append(f"Source `{_code(report.source_path)}`"
+                 + (f", published {report.source.published.isoformat()}"
+                    if report.source.published else "")
+                 + f". Generated {isoformat(report.generated_at)}.")
+    lines.append("")
+    for note in report.notes:
+        lines.append(f"> **Note:** {md_text(note)}")
+        lines.append("")
+
+    lines.append("| Verdict | URLs |")
+    lines.append("|---|---:|")
+    for key, n in s.by_verdict:
+        lines.append(f"| {verdict_label(key)} | {n} |")
+    lines.append("")
+    lines.append(f"Captured: {s.captured} · Internet Archive copies: {s.mementos} · "
+                 f"Claims unsupported by web evidence: {s.unsupported_claims} · "
+                 f"Footnotes no marker cites: {s.orphan_footnotes}")
+    lines.append("")
+
+    if report.changes:
+        lines.append("## What changed since the last check")
+        lines.append("")
+        for change in report.changes:
+            lines.append(_change_line(change))
+        lines.append("")
+
+    attention = [link for link in report.links if needs_rescue(link)]
+    if attention:
+        lines.append("## Links that need attention")
+        lines.append("")
+        for link in attention:
+            notes = ", ".join(str(n) for n in link.footnotes)
+            lines.append(f"- {_md_url(link.url)} (footnote {notes}): {_verdict(link)}; "
+                         + _copies(link, report))
+        lines.append("")
+
+    lines.append("## Footnotes")
+    lines.append("")
+    for entry in report.entries:
+        lines.extend(_entry(entry, report))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _entry(entry: Entry, report: Report) -> list[str]:
+    out = [f"### Footnote {entry.number}", ""]
+    if entry.orphan:
+        out.append("_No marker in the text cites this footnote._")
+        out.append("")
+    for claim in entry.claims:
+        out.append(f"> {md_text(claim.text)} (line {claim.line})")
+        out.append("")
+    out.append(f"Footnote: {md_text(entry.footnote.text)}")
+    out.append("")
+    if entry.unsupported:
+        out.append("**Unsupported by web evidence**: the footnote cites no URL.")
+        out.append("")
+        return out
+    for link in entry.links:
+        out.append(f"- {_md_url(link.url)}: {_verdict(link)}")
+        out.append(f"  - Archived: {_copies(link, report)}")
+    out.append("")
+    return out
+
+
+def _verdict(link: LinkRecord) -> str:
+    text = f"**{verdict_label(verdict_key(link))}**"
+    details = []
+    if link.http_status is not None:
+        details.append(f"HTTP {link.http_status}")
+    if link.reason:
+        details.append(md_text(link.reason))
+    if details:
+        text += f" ({'; '.join(details)})"
+    if link.final_url and link.final_url != link.url:
+        text += f" → {_md_url(link.final_url)}"
+    return text
+
+
+def _copies(link: LinkRecord, report: Report) -> str:
+    parts = []
+    if link.capture is not None:
+        when = f" at {isoformat(link.captured_at)}" if link.captured_at else ""
+        parts.append(f"captured{when} in `{_code(link.capture.path)}` "
+                     f"(record `{_code(link.capture.record_id)}`, "
+                     f"offset {link.capture.offset})")
+    if link.memento is not None:
+        parts.append(f"Internet Archive {isoformat(link.memento.datetime)}: "
+                     f"{_md_url(link.memento.url)}")
+    if link.rescued is not None:
+        parts.append(f"rescued copy in `{_code(link.rescued.path)}`")
+    if needs_rescue(link) and not has_rescue(link):
+        parts.append("**no archived copy found**")
+    if not parts:
+        parts.append("no capture yet")
+    return "; ".join(parts)
+
+
+def _change_line(change: Change) -> str:
+    label = _CHANGE_LABELS.get(change.kind.value, change.kind.value)
+    now = verdict_label(change.verdict.value) if change.verdict else "not checked"
+    text = f"- **{label}**: {_md_url(change.url)}"
+    if change.footnotes:
+        text += f" (footnote {', '.join(str(n) for n in change.footnotes)})"
+    if change.previous_verdict is not None:
+        text += f": {verdict_label(change.previous_verdict.value)} → {now}"
+    else:
+        text += f": {now}"
+    if change.since is not None:
+        text += f", since {isoformat(change.since)}"
+    if change.similarity is not None:
+        text += f", text {change.similarity:.0%} similar"
+    if change.reason:
+        text += f" ({md_text(change.reason)})"
+    return text
+
+
+def _code(text: str) -> str:
+    # Inside a code span only backticks matter; drop them rather than fight the fence rules.
+    return " ".join(text.replace("`", "'").split())

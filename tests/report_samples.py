@@ -1,0 +1,210 @@
+"""Sample reports for the report tests: the shipped briefing plus synthetic link records.
+
+``briefing_document`` reads the shipped briefing with ``archiver.parse.read_document`` when
+that reader exists, and otherwise builds its first footnotes by hand from the briefing's real
+text. ``sample_report`` adds three footnotes that every test relies on (a hostile one, one that
+cites no URL, one that no marker cites) and gives the links every verdict, a memento, missing
+captures, changes and an offline note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from archiver.models import (
+    Change,
+    ChangeKind,
+    Claim,
+    Document,
+    Footnote,
+    LinkRecord,
+    LinkState,
+    Memento,
+    Source,
+    Verdict,
+    WarcRef,
+)
+from archiver.report import Report, build_report
+
+REPO = Path(__file__).resolve().parent.parent
+BRIEFING = REPO / "sources" / "kazakhstan-2020.md"
+
+HOSTILE = '"><script>window.__pwned=1</script><img src=x onerror="window.__pwned=2;alert(1)">'
+HOSTILE_URL = "https://evil.example/" + HOSTILE
+JS_URL = "javascript:window.__pwned=3"
+GENERATED = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+OFFLINE_NOTE = "No network: nothing could be reached; links keep the state they had."
+WARC = "archive/archiver-20261125120000-00000.warc.gz"
+
+# Every verdict, then "not checked" (None), assigned to the document's URLs in turn.
+VERDICT_CYCLE: tuple[Verdict | None, ...] = (*Verdict, None)
+_STATUS = {
+    Verdict.OK: 200, Verdict.REDIRECTED: 200, Verdict.SOFT_404: 200, Verdict.LOGIN_WALL: 200,
+    Verdict.PARKED: 200, Verdict.BLOCKED: 403, Verdict.NOT_FOUND: 404, Verdict.GONE: 410,
+    Verdict.SERVER_ERROR: 503,
+}
+
+
+def _hand_document(path: Path) -> Document:
+    """The briefing's first twelve footnotes, written out by hand from the file."""
+    notes = [
+        (1, 9, 15, "In the context of the Covid-19 pandemic, this pattern has been reinforced, "
+         "as the authorities have used the pandemic as an excuse to justify repression.",
+         "For more information about developments in the context of the Covid-19 pandemic, "
+         "see the following reports.",
+         ("https://www.iphronline.org/wp-content/uploads/2020/10/"
+          "Covid-19-CA-regional-report-final.pdf",
+          "https://www.iphronline.org/wp-content/uploads/2020/07/REV-HUMAN-RIGHTS-IMPACT-"
+          "ASSESSMENT-OF-THE-COVID-19-RESPONSE-IN-KAZAKHSTAN.pdf")),
+        (2, 29, 31, "On 25 June 2020, President Tokayev signed into law changes to legislation "
+         "concerning digital security, which were adopted without discussion with civil "
+         "society.", "See (in Russian).",
+         ("https://www.inform.kz/ru/prezident-rk-utverdil-popravki-v-zakonodatel-stvo-po-"
+          "voprosam-regulirovaniya-cifrovyyh-tehnologiy_a3666025",)),
+        (3, 29, 33, "The Coalition of New Generation of Human Rights Defenders expressed "
+         "concern that the new law facilitates illegal surveillance.",
+         "See their statement on Facebook (in Russian).",
+         ("https://www.facebook.com/nghrdc/photos/a.2040973449355660/2971506189635710/"
+          "?type=3&theater",)),
+        (4, 29, 35, "The opposition movement “Oyan, Kazakhstan” also expressed grave concerns "
+         "about the new legislation.", "See their statement on Instagram (in Russian).",
+         ("https://www.instagram.com/p/CcdNziZHHqA/?utm_source=ig_embed",
+          "https://www.facebook.com/OyanQazaqstan")),
+        (5, 39, 50, "On 27 June 2020, the President signed legal amendments removing “slander” "
+         "(Article 130) from the Criminal Code.", "Read the legal text here.",
+         ("https://www.pavlodar.com/zakon/?dok=05552&uro=080131#:~:text=",)),
+        (6, 39, 52, "It was transferred to the Administrative Code (Article 73-3).",
+         "Read the legal text here.",
+         ("https://online.zakon.kz/document/?doc_id=31577399#pos=1770;-36",)),
+        (7, 43, 54, "However, “insult” (Article 131) remains a criminal offence.",
+         "Read the legal text here.",
+         ("https://kodeksy-kz.com/ka/ugolovnyj_kodeks/131.htm",)),
+        (8, 43, 56, "As does “insulting a government representative” (Article 378).",
+         "Read the legal text here.",
+         ("https://online.zakon.kz/document/?doc_id=31575252&mode=p&page=2#pos=544;-44",)),
+        (9, 43, 58, "Activists and journalists are increasingly charged under Criminal Code "
+         "Article 274.", "Read the legal text here.",
+         ("https://kodeksy-kz.com/ka/ugolovnyj_kodeks/274.htm",)),
+        (10, 43, 60, "Five of those cases had been submitted to court by the end of August "
+         "2020.", "See (in English).",
+         ("https://cabar.asia/en/kazakhstan-emergency-triggered-witch-hunting",)),
+        (11, 47, 62, "In December 2019, political activist Zhambyl Kobeyzinov and his wife "
+         "Dilbar Bezhanova were sentenced.", "See (in Russian).",
+         ("https://rus.azattyq.org/a/30324650.html",)),
+        (12, 48, 64, "Molchanov was charged with slander for stating on social media that “this "
+         "part of the quasi-public sector is misallocating public funds”.", "See (in Russian).",
+         ("https://bureau.kz/novosti/sobstvennaya_informaciya/molchanie_zoloto/",)),
+    ]
+    footnotes = tuple(
+        Footnote(number=n, text=text + " " + " ".join(urls), urls=urls, line=fline,
+                 claims=(Claim(footnote=n, text=claim, line=cline),))
+        for n, cline, fline, claim, text, urls in notes
+    )
+    return Document(path=str(path), format="hand-built", footnotes=footnotes,
+                    title="Key concerns and recommendations on the protection of fundamental "
+                          "rights in Kazakhstan")
+
+
+def briefing_document(path: Path = BRIEFING) -> Document:
+    """The shipped briefing, parsed by the real reader when it exists (else by hand)."""
+    try:
+        from archiver.parse import read_document  # type: ignore[attr-defined]
+    except ImportError:
+        return _hand_document(path)
+    return read_document(path)
+
+
+def with_extra_footnotes(document: Document) -> Document:
+    """The document plus a hostile footnote, an unsupported claim and an orphan footnote."""
+    last_number = max((n.number for n in document.footnotes), default=0)
+    last_line = max((n.line for n in document.footnotes), default=0)
+    hostile_n, bare_n, orphan_n = last_number + 1, last_number + 2, last_number + 3
+    extra = (
+        Footnote(number=hostile_n, text="Hostile " + HOSTILE, urls=(HOSTILE_URL, JS_URL),
+                 line=last_line + 4,
+                 claims=(Claim(footnote=hostile_n, text="A claim " + HOSTILE,
+                               line=last_line + 2),)),
+        Footnote(number=bare_n, text="Interview with the author, Almaty, October 2020.",
+                 urls=(), line=last_line + 8,
+                 claims=(Claim(footnote=bare_n, text="Witnesses described the dispersal in "
+                               "detail.", line=last_line + 6),)),
+        Footnote(number=orphan_n, text="See https://orphan.example.org/page and "
+                 "https://orphan.example.org/other", line=last_line + 9,
+                 urls=("https://orphan.example.org/page", "https://orphan.example.org/other")),
+    )
+    return replace(document, footnotes=document.footnotes + extra)
+
+
+def sample_links(document: Document) -> list[LinkRecord]:
+    """One record per distinct URL, verdicts in turn through ``VERDICT_CYCLE``; the hostile URL
+    gets ``soft_404`` with a hostile title, the ``javascript:`` URL ``invalid_url``."""
+    links = []
+    turn = 0
+    for i, url in enumerate(document.urls):
+        cited = tuple(n.number for n in document.footnotes if url in n.urls)
+        verdict: Verdict | None
+        if url == HOSTILE_URL:
+            verdict = Verdict.SOFT_404
+        elif url == JS_URL:
+            verdict = Verdict.INVALID_URL
+        else:
+            verdict = VERDICT_CYCLE[turn % len(VERDICT_CYCLE)]
+            turn += 1
+        status = _STATUS.get(verdict) if verdict is not None else None
+        captured = status is not None
+        failing = verdict is not None and not verdict.healthy
+        memento = None
+        if failing and i % 2 == 0:
+            memento = Memento(url=f"http://web.archive.org/web/20201105093012/{url}",
+                              datetime=datetime(2020, 11, 5, 9, 30, 12, tzinfo=UTC),
+                              original_url=url)
+        links.append(LinkRecord(
+            url=url, footnotes=cited, verdict=verdict,
+            reason=f"sample reason for {verdict.value}" if verdict else "",
+            http_status=status,
+            final_url=(url.rstrip("/") + "/moved" if verdict is Verdict.REDIRECTED
+                       else url if captured else None),
+            attempts=1 if verdict else 0,
+            capture=WarcRef(WARC, 1000 * i, 900, f"<urn:uuid:00000000-0000-4000-8000-{i:012d}>")
+            if captured else None,
+            captured_at=GENERATED + timedelta(seconds=i) if captured else None,
+            memento=memento,
+            state=(LinkState.FAILING if failing else LinkState.OK) if verdict else None,
+            failing_since=GENERATED - timedelta(days=2) if failing else None,
+            title=HOSTILE if url == HOSTILE_URL or verdict is Verdict.OK else None,
+            excerpt=(f"Excerpt of the page: {HOSTILE}" if verdict is Verdict.OK else None),
+            checked_at=GENERATED if verdict else None,
+        ))
+    return links
+
+
+def sample_changes(links: list[LinkRecord]) -> list[Change]:
+    broken = next(x for x in links if x.verdict is Verdict.NOT_FOUND)
+    healthy = next(x for x in links if x.verdict is Verdict.OK)
+    return [
+        Change(url=broken.url, kind=ChangeKind.NEWLY_FAILING, verdict=Verdict.NOT_FOUND,
+               previous_verdict=Verdict.OK, since=GENERATED, footnotes=broken.footnotes,
+               reason="404 since the last check"),
+        Change(url=healthy.url, kind=ChangeKind.DRIFTED, verdict=Verdict.OK,
+               previous_verdict=Verdict.OK, similarity=0.42, footnotes=healthy.footnotes),
+        Change(url=HOSTILE_URL, kind=ChangeKind.RECOVERED, verdict=Verdict.SOFT_404,
+               previous_verdict=Verdict.TIMEOUT, reason=HOSTILE),
+    ]
+
+
+def sample_source(path: Path = BRIEFING) -> Source:
+    return Source(id="kazakhstan-2020", path=str(path),
+                  title="Key concerns and recommendations on the protection of fundamental "
+                        "rights in Kazakhstan", published=date(2020, 11, 1))
+
+
+def sample_report(*, notes: tuple[str, ...] = (OFFLINE_NOTE,), changes: bool = True) -> Report:
+    document = with_extra_footnotes(briefing_document())
+    links = sample_links(document)
+    return build_report(
+        sample_source(), document, links, generated_at=GENERATED,
+        changes=sample_changes(links) if changes else (), notes=notes,
+        run={"run_id": 7, "started": GENERATED, "mode": "check"}, root=REPO,
+    )

@@ -1,0 +1,192 @@
+"""The report: building the Report record and writing its files."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from archiver.errors import ArchiveError
+from archiver.models import Claim, Document, Footnote, LinkRecord, Source, Verdict
+from archiver.report import (
+    build_report,
+    render_csv,
+    render_html,
+    render_json,
+    render_md,
+    write_reports,
+)
+from tests.report_samples import (
+    BRIEFING,
+    GENERATED,
+    REPO,
+    briefing_document,
+    sample_links,
+    sample_report,
+    with_extra_footnotes,
+)
+
+
+def _doc(*notes: Footnote) -> Document:
+    return Document(path="/x/doc.md", format="test", footnotes=notes)
+
+
+def _note(number: int, urls: tuple[str, ...], claim_line: int | None, line: int = 100) -> Footnote:
+    claims = () if claim_line is None else (Claim(number, f"Claim {number}.", claim_line),)
+    return Footnote(number=number, text=f"Note {number}", urls=urls, line=line, claims=claims)
+
+
+def test_every_footnote_and_marker_of_the_briefing_appears() -> None:
+    document = briefing_document()
+    report = build_report(Source("kazakhstan-2020", str(BRIEFING)), document, [],
+                          generated_at=GENERATED, root=REPO)
+    assert len(report.entries) == len(document.footnotes)
+    assert sorted(e.number for e in report.entries) == sorted(n.number for n in document.footnotes)
+    in_report = [c for e in report.entries for c in e.claims]
+    assert sorted(in_report, key=lambda c: (c.line, c.footnote)) == list(document.claims)
+    assert report.summary.claims == len(document.claims)
+    # Document order: entries sorted by their first marker's line.
+    lines = [e.line for e in report.entries]
+    assert lines == sorted(lines)
+    # Nothing checked yet: every URL is listed, as not checked.
+    assert [link.url for link in report.links] == list(document.urls)
+    assert all(link.verdict is None for link in report.links)
+    assert report.summary.by_verdict == (("unchecked", len(document.urls)),)
+
+
+def test_unsupported_and_orphan_footnotes_are_kept() -> None:
+    document = _doc(
+        _note(1, ("https://a.example/",), 5),
+        _note(2, (), 9),  # cites no URL: its claim is unsupported
+        _note(3, ("https://b.example/",), None, line=40),  # no marker cites it
+    )
+    report = build_report(Source("s", "/x/doc.md"), document, [], generated_at=GENERATED)
+    by_number = {e.number: e for e in report.entries}
+    assert by_number[2].unsupported and by_number[2].keys == ("unsupported",)
+    assert by_number[3].orphan and not by_number[3].unsupported
+    assert by_number[3].line == 40
+    assert report.summary.unsupported_claims == 1
+    assert report.summary.orphan_footnotes == 1
+    assert [e.number for e in report.entries] == [1, 2, 3]
+
+
+def test_entries_follow_the_markers_not_the_numbers() -> None:
+    document = _doc(_note(1, ("https://a.example/",), 50), _note(2, (), 10))
+    report = build_report(Source("s", "/x/doc.md"), document, [], generated_at=GENERATED)
+    assert [e.number for e in report.entries] == [2, 1]
+
+
+def test_duplicate_footnote_numbers_get_distinct_anchors() -> None:
+    document = _doc(_note(4, (), 1), _note(4, (), 2))
+    report = build_report(Source("s", "/x/doc.md"), document, [], generated_at=GENERATED)
+    assert [e.anchor for e in report.entries] == ["fn-4", "fn-4-2"]
+
+
+def test_links_are_joined_by_url_and_extras_kept() -> None:
+    document = _doc(_note(1, ("https://a.example/", "https://b.example/"), 3))
+    given = [
+        LinkRecord(url="https://z.example/", footnotes=(), verdict=Verdict.OK),
+        LinkRecord(url="https://b.example/", footnotes=(), verdict=Verdict.GONE,
+                   http_status=410),
+    ]
+    report = build_report(Source("s", "/x/doc.md"), document, given, generated_at=GENERATED)
+    assert [link.url for link in report.links] == [
+        "https://a.example/", "https://b.example/", "https://z.example/"]
+    assert report.links[0].verdict is None and report.links[0].footnotes == (1,)
+    assert report.links[1].http_status == 410
+    assert report.links[1].footnotes == (1,)  # filled in from the document
+    assert report.summary.healthy == 1 and report.summary.failing == 1
+    assert report.summary.unchecked == 1
+
+
+def test_summary_counts_match_the_links() -> None:
+    report = sample_report()
+    links = report.links
+    counts = Counter(link.verdict.value if link.verdict else "unchecked" for link in links)
+    assert dict(report.summary.by_verdict) == dict(counts)
+    # Every verdict of the contract occurs in the sample, plus "not checked".
+    assert set(counts) == {v.value for v in Verdict} | {"unchecked"}
+    assert report.summary.healthy == counts["ok"] + counts["redirected"]
+    assert report.summary.captured == sum(1 for x in links if x.capture is not None)
+    assert report.summary.mementos == sum(1 for x in links if x.memento is not None)
+    failing_without_copy = [x for x in links if x.verdict and not x.verdict.healthy
+                            and x.memento is None and x.rescued is None]
+    assert report.summary.no_copy == len(failing_without_copy) > 0
+
+
+def test_source_path_is_relative_to_the_config_folder(tmp_path: Path) -> None:
+    doc_path = tmp_path / "sources" / "brief.md"
+    source = Source("s", str(doc_path), published=date(2020, 11, 1))
+    report = build_report(source, _doc(), [], generated_at=GENERATED, root=tmp_path,
+                          report_dir=tmp_path / "out" / "reports" / "s")
+    assert report.source_path == "sources/brief.md"
+    assert report.archive_base == "../../../"
+    outside = build_report(Source("s", "/elsewhere/brief.md"), _doc(), [],
+                           generated_at=GENERATED, root=tmp_path)
+    assert outside.source_path == "/elsewhere/brief.md"
+    assert outside.archive_base == "../../"
+
+
+def test_report_is_frozen_and_run_is_json_safe() -> None:
+    report = build_report(Source("s", "/x/doc.md"), _doc(), [], generated_at=GENERATED,
+                          run={"started": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                               "path": Path("/a/b"), "n": 3, "mode": Verdict.OK})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.notes = ("x",)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        report.run["n"] = 4  # type: ignore[index]
+    assert dict(report.run) == {"started": "2026-01-02T03:04:05Z", "path": "/a/b", "n": 3,
+                                "mode": "ok"}
+
+
+def test_blank_notes_are_dropped() -> None:
+    report = build_report(Source("s", "/x/doc.md"), _doc(), [], generated_at=GENERATED,
+                          notes=("", "  ", "Real note"))
+    assert report.notes == ("Real note",)
+
+
+# ── write_reports ────────────────────────────────────────────────────────────────
+
+
+def test_write_reports_writes_the_four_files_atomically(tmp_path: Path) -> None:
+    report = sample_report()
+    folder = tmp_path / "reports" / "kazakhstan-2020"
+    (folder).mkdir(parents=True)
+    (folder / "report.json").write_text("old")
+    written = write_reports(report, folder)
+    assert [p.name for p in written] == ["report.json", "report.html", "report.md", "links.csv"]
+    assert (folder / "report.json").read_text(encoding="utf-8") == render_json(report)
+    assert (folder / "report.html").read_text(encoding="utf-8") == render_html(report)
+    assert (folder / "report.md").read_text(encoding="utf-8") == render_md(report)
+    # newline="" on read too: the CSV's \r\n line ends must reach the disk unchanged.
+    with open(folder / "links.csv", encoding="utf-8", newline="") as handle:
+        assert handle.read() == render_csv(report)
+    assert sorted(os.listdir(folder)) == sorted(p.name for p in written)  # no temp files left
+
+
+def test_write_reports_names_the_path_it_cannot_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "reports"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(ArchiveError, match="reports"):
+        write_reports(sample_report(), blocker / "kazakhstan-2020")
+
+
+def test_a_failed_replace_leaves_no_temp_file(tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    (folder / "report.html").mkdir(parents=True)  # os.replace cannot put a file over a folder
+    with pytest.raises(ArchiveError, match=r"report\.html"):
+        write_reports(sample_report(), folder)
+    assert sorted(os.listdir(folder)) == ["report.html", "report.json"]
+    assert (folder / "report.html").is_dir()
+
+
+def test_sample_covers_what_the_renderer_tests_rely_on() -> None:
+    document = with_extra_footnotes(briefing_document())
+    links = sample_links(document)
+    assert {link.verdict for link in links} >= set(Verdict)
+    assert any(link.memento for link in links)
+    assert any(link.capture is None and link.verdict for link in links)

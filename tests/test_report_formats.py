@@ -1,0 +1,318 @@
+"""The report's renderers: JSON (the contract's shape), CSV, Markdown and static HTML checks.
+
+Each renders the sample report (the shipped briefing plus synthetic links with every verdict,
+mementos, missing captures, changes, an offline note and a hostile page title and URL).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+from bs4 import BeautifulSoup
+
+from archiver.models import (
+    Claim,
+    Document,
+    Footnote,
+    LinkRecord,
+    Source,
+    Verdict,
+    isoformat,
+)
+from archiver.report import build_report, render_csv, render_html, render_json, render_md
+from archiver.report.render_csv import CSV_COLUMNS, safe_cell
+from tests.report_samples import (
+    GENERATED,
+    HOSTILE,
+    HOSTILE_URL,
+    JS_URL,
+    OFFLINE_NOTE,
+    sample_report,
+)
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+VERDICTS = {v.value for v in Verdict}
+
+
+@pytest.fixture(scope="module")
+def report():
+    return sample_report()
+
+
+# ── JSON ─────────────────────────────────────────────────────────────────────────
+
+
+def test_json_has_the_contract_shape(report) -> None:
+    data = json.loads(render_json(report))
+    assert {"source", "generated_at", "footnotes", "findings", "links"} <= set(data)
+    source = data["source"]
+    assert source["id"] == "kazakhstan-2020"
+    assert source["path"] == "sources/kazakhstan-2020.md"
+    assert isinstance(source["title"], str) and source["title"]
+    assert source["published"] == "2020-11-01"
+    assert data["generated_at"] == "2026-11-25T12:00:00Z"
+
+    assert len(data["footnotes"]) == len(report.document.footnotes)
+    for note in data["footnotes"]:
+        assert set(note) == {"number", "text", "urls", "claims"}
+        assert isinstance(note["number"], int) and isinstance(note["text"], str)
+        assert all(isinstance(u, str) for u in note["urls"])
+        for claim in note["claims"]:
+            assert set(claim) == {"text", "line"}
+            assert isinstance(claim["text"], str) and isinstance(claim["line"], int)
+    for finding in data["findings"]:
+        assert {"code", "severity", "footnote", "line", "message"} <= set(finding)
+        assert finding["severity"] in ("error", "warning", "info")
+
+    # One entry per distinct cited URL, in the document's order.
+    assert [link["url"] for link in data["links"]] == list(report.document.urls)
+    for link in data["links"]:
+        assert {"url", "footnotes", "verdict", "http_status", "final_url", "attempts",
+                "capture", "memento"} <= set(link)
+        assert link["verdict"] is None or link["verdict"] in VERDICTS
+        assert all(isinstance(n, int) for n in link["footnotes"]) and link["footnotes"]
+        assert link["http_status"] is None or isinstance(link["http_status"], int)
+        assert isinstance(link["attempts"], int)
+        if link["capture"] is not None:
+            capture = link["capture"]
+            assert {"warc", "offset", "length", "record_id", "captured_at"} <= set(capture)
+            assert capture["warc"].startswith("archive/")
+            assert isinstance(capture["offset"], int) and isinstance(capture["length"], int)
+            assert capture["record_id"].startswith("<urn:uuid:")
+            assert TIME.match(capture["captured_at"])
+        if link["memento"] is not None:
+            assert link["memento"]["url"].startswith("http://web.archive.org/web/")
+            assert TIME.match(link["memento"]["datetime"])
+    assert any(link["capture"] is None for link in data["links"])
+    assert any(link["memento"] is not None for link in data["links"])
+
+
+def test_json_footnote_matches_the_document(report) -> None:
+    data = json.loads(render_json(report))
+    first = report.document.footnotes[0]
+    assert data["footnotes"][0] == {
+        "number": first.number, "text": first.text, "urls": list(first.urls),
+        "claims": [{"text": c.text, "line": c.line} for c in first.claims],
+    }
+
+
+def test_json_extra_fields(report) -> None:
+    data = json.loads(render_json(report))
+    assert data["notes"] == [OFFLINE_NOTE]
+    assert data["summary"]["by_verdict"] == dict(report.summary.by_verdict)
+    assert data["summary"]["claims"] == len(report.document.claims)
+    assert [c["kind"] for c in data["changes"]] == [c.kind.value for c in report.changes]
+    assert data["run"]["started"] == "2026-11-25T12:00:00Z"
+    unsupported = {u["footnote"] for u in data["unsupported"]}
+    assert unsupported == {e.number for e in report.entries if not e.footnote.urls and e.claims}
+    hostile = next(link for link in data["links"] if link["url"] == HOSTILE_URL)
+    assert hostile["title"] == HOSTILE  # JSON keeps the data; escaping is the HTML's job
+    failing = next(link for link in data["links"] if link["state"] == "failing")
+    assert TIME.match(failing["failing_since"])
+
+
+def test_json_of_an_unchecked_link_says_null() -> None:
+    document = Document("/x.md", "t", (Footnote(1, "n", ("https://a.example/",), 3,
+                                                (Claim(1, "c", 2),)),))
+    data = json.loads(render_json(build_report(Source("s", "/x.md"), document, [],
+                                               generated_at=GENERATED)))
+    assert data["links"] == [dict(data["links"][0], verdict=None, capture=None, memento=None)]
+    assert data["source"]["published"] is None
+
+
+# ── CSV ──────────────────────────────────────────────────────────────────────────
+
+
+def test_csv_has_one_row_per_footnote_url_pair(report) -> None:
+    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    body = [dict(zip(CSV_COLUMNS, row, strict=True)) for row in rows[1:]]
+    pairs = sorted((n.number, u) for n in report.document.footnotes for u in n.urls)
+    # Hostile cells are prefixed; compare URLs with the prefix undone.
+    got = sorted((int(r["footnote"]), r["url"]) for r in body)
+    assert got == pairs
+    by_url = {r["url"]: r for r in body}
+    for link in report.links:
+        row = by_url[link.url]
+        assert row["verdict"] == (link.verdict.value if link.verdict else "unchecked")
+        assert row["http_status"] == ("" if link.http_status is None else str(link.http_status))
+        if link.capture:
+            assert row["warc"] == link.capture.path
+            assert row["offset"] == str(link.capture.offset)
+            assert row["captured_at"] == isoformat(link.captured_at)
+        else:
+            assert row["warc"] == row["offset"] == row["record_id"] == ""
+        if link.memento:
+            assert row["memento_url"] == link.memento.url
+
+
+def test_csv_is_safe_from_formula_injection() -> None:
+    evil = "=HYPERLINK(\"http://evil.example\",\"click\")"
+    document = Document("/x.md", "t", (
+        Footnote(1, "n", ("https://a.example/",), 3, (Claim(1, "+1 then -2 " + evil, 2),)),))
+    link = LinkRecord(url="https://a.example/", footnotes=(1,), verdict=Verdict.BLOCKED,
+                      reason="@SUM(1+1)", final_url="-2+3")
+    rows = list(csv.reader(io.StringIO(render_csv(
+        build_report(Source("s", "/x.md"), document, [link], generated_at=GENERATED)))))
+    row = dict(zip(CSV_COLUMNS, rows[1], strict=True))
+    assert row["reason"] == "'@SUM(1+1)"
+    assert row["final_url"] == "'-2+3"
+    assert row["claim"].startswith("'+1 then -2")
+    for cell in rows[1]:
+        assert not cell.startswith(("=", "+", "-", "@"))
+    assert safe_cell("=1") == "'=1" and safe_cell("\t=1") == "'\t=1"
+    assert safe_cell(-3) == "-3" and safe_cell(None) == "" and safe_cell("ok") == "ok"
+
+
+# ── Markdown ─────────────────────────────────────────────────────────────────────
+
+
+def test_markdown_leads_with_the_summary(report) -> None:
+    text = render_md(report)
+    first = text.splitlines()[0]
+    s = report.summary
+    assert first.startswith("**kazakhstan-2020**")
+    assert f"{s.claims} claims, {s.footnotes} footnotes, {s.urls} URLs" in first
+    assert f"{s.healthy} healthy, {s.failing} failing" in first
+    # The offline note comes before any footnote.
+    assert text.index(OFFLINE_NOTE) < text.index("## Footnotes")
+    assert text.index("## What changed since the last check") < text.index("## Footnotes")
+    for entry in report.entries:
+        assert f"### Footnote {entry.number}\n" in text
+
+
+def test_markdown_says_when_no_archived_copy_exists(report) -> None:
+    text = render_md(report)
+    footnotes_part = text[text.index("## Footnotes"):]
+    lost = [link for link in report.links
+            if link.verdict and not link.verdict.healthy and not link.memento]
+    assert lost
+    assert footnotes_part.count("no archived copy found") == sum(len(x.footnotes) for x in lost)
+    memento = next(link for link in report.links if link.memento)
+    assert f"<{memento.memento.url}>" in text
+
+
+def test_markdown_escapes_hostile_text(report) -> None:
+    text = render_md(report)
+    # Every "<" of the hostile text is backslash-escaped, so no renderer sees a tag.
+    assert re.search(r"(?<!\\)<(script|img|/script)", text) is None
+    assert "\\<script\\>" in text
+    assert f"<{JS_URL}>" not in text  # never an autolink
+    assert "Unsupported by web evidence" in text
+
+
+# ── HTML (static checks; the browser test opens it for real) ────────────────────
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_html_is_self_contained_with_a_strict_csp(report) -> None:
+    page = render_html(report)
+    soup = BeautifulSoup(page, "lxml")
+    csp = soup.find("meta", attrs={"http-equiv": "Content-Security-Policy"})["content"]
+    assert "default-src 'none'" in csp
+    style = soup.find("style").string
+    script = soup.find("script").string
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    assert f"style-src {digest(style)}" in csp
+    assert f"script-src {digest(script)}" in csp
+    assert len(soup.find_all("script")) == 1 and len(soup.find_all("style")) == 1
+    assert soup.find_all(["link", "img", "iframe", "object", "embed", "base"]) == []
+    parser = _Collect()
+    parser.feed(page)
+    for tag, attrs in parser.tags:
+        assert "src" not in attrs, tag
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        assert "style" not in attrs, tag  # would need 'unsafe-inline'
+
+
+def test_html_escapes_everything_from_the_web(report) -> None:
+    page = render_html(report)
+    assert HOSTILE not in page
+    assert "<script>window.__pwned" not in page
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
+    soup = BeautifulSoup(page, "lxml")
+    cites = [c.get_text() for c in soup.find_all("cite")]
+    assert HOSTILE in cites  # shown to the reader as text
+    hrefs = [a["href"] for a in soup.find_all("a")]
+    assert not any(h.strip().lower().startswith(("javascript:", "data:", "vbscript:"))
+                   for h in hrefs)
+    assert soup.find(attrs={"data-originalurl": JS_URL}).name == "span"
+
+
+def test_html_lists_claims_in_document_order_with_deep_links(report) -> None:
+    soup = BeautifulSoup(render_html(report), "lxml")
+    items = soup.select("ol.entries > li.fn")
+    assert [li["id"] for li in items] == [e.anchor for e in report.entries]
+    assert len({li["id"] for li in items}) == len(items)
+    for entry, li in zip(report.entries, items, strict=True):
+        assert li.select_one("a.fn-num")["href"] == f"#{entry.anchor}"
+        claims = [q.p.get_text() for q in li.select("blockquote.claim")]
+        assert claims == [c.text for c in entry.claims]
+        assert set(li["data-verdicts"].split()) == set(entry.keys)
+        if not entry.footnote.urls:
+            assert "unsupported by web evidence" in li.get_text()
+        if not entry.claims:
+            assert "No marker" in li.get_text()
+    summary = soup.select_one("#summary")
+    assert summary.select_one('[data-count="claims"]').get_text() == str(report.summary.claims)
+    assert summary.select_one('[data-count="urls"]').get_text() == str(len(report.document.urls))
+    assert len(summary.select("svg rect.bar")) == len(report.summary.by_verdict)
+
+
+def test_html_carries_robust_links_and_archived_copies(report) -> None:
+    soup = BeautifulSoup(render_html(report), "lxml")
+    for link in report.links:
+        marks = soup.find_all(attrs={"data-originalurl": link.url})
+        assert marks, link.url
+        for mark in marks:
+            if link.memento is not None:
+                assert mark["data-versionurl"] == link.memento.url
+                assert mark["data-versiondate"] == isoformat(link.memento.datetime)
+            elif link.capture is not None:
+                assert mark["data-versionurl"] == "../../" + link.capture.path
+                assert mark["data-versiondate"] == isoformat(link.captured_at)
+            else:
+                assert not mark.has_attr("data-versionurl")
+    captured = next(x for x in report.links if x.capture is not None)
+    assert soup.find("a", href="../../" + captured.capture.path)
+    assert captured.capture.record_id in soup.get_text()
+    ok = next(x for x in report.links if x.excerpt)
+    assert ok.excerpt in soup.get_text()
+    assert "No archived copy found" in soup.get_text()
+
+
+def test_html_shows_notes_and_changes_only_when_present(report) -> None:
+    soup = BeautifulSoup(render_html(report), "lxml")
+    assert soup.select_one(".notes").get_text() == OFFLINE_NOTE
+    assert len(soup.select("#changes tbody tr")) == len(report.changes)
+    quiet = BeautifulSoup(render_html(sample_report(notes=(), changes=False)), "lxml")
+    assert quiet.select_one(".notes") is None and quiet.select_one("#changes") is None
+
+
+def test_html_of_an_empty_document() -> None:
+    empty = build_report(Source("s", "/x.md"), Document("/x.md", "t", ()), [],
+                         generated_at=GENERATED)
+    soup = BeautifulSoup(render_html(empty), "lxml")
+    assert soup.select("li.fn") == []
+    assert "No cited URLs" in soup.get_text()
+    assert json.loads(render_json(empty))["links"] == []
+    assert render_csv(empty).splitlines() == [",".join(CSV_COLUMNS)]
+    assert render_md(empty).startswith("**s**: 0 claims")
