@@ -386,6 +386,7 @@ def _write_reports(
             continue
         links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now)
         urls = set(outcome.document.urls)
+        folder = settings.archive.reports_dir / outcome.source.id
         report = build_report(
             outcome.source,
             outcome.document,
@@ -395,8 +396,8 @@ def _write_reports(
             notes=notes,
             run=run,
             root=settings.root,
+            report_dir=folder,
         )
-        folder = settings.archive.reports_dir / outcome.source.id
         write_reports(report, folder)
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
     return written
