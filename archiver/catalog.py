@@ -1,0 +1,985 @@
+"""The archive's catalog: an embedded SQLite database at ``archive/catalog.sqlite3``.
+
+The only code that touches the database. It records runs, every fetch attempt, the captures
+(where each response record lives in the WARC files), every check's verdict (the history that
+``archiver.history`` turns into a link's state), the citations, and cached Wayback lookups.
+
+How it stays sound:
+
+* WAL journal with ``synchronous=NORMAL``: readers (``archiver show``, reports) never wait for a
+  writer, and a process killed at any moment leaves the database consistent (a kill -9 loses at
+  most the transaction in flight; a power cut may lose the last few commits, never corrupt).
+* Every write is one transaction (``BEGIN IMMEDIATE``); ``Catalog.transaction()`` groups several.
+  An exception inside rolls back everything written inside.
+* Foreign keys are enforced; the schema carries its version in ``schema_version`` and is brought
+  forward by the ``_MIGRATIONS`` list on open. A catalog from a newer archiver is refused.
+* ``Catalog.lock()`` takes an exclusive ``fcntl.flock`` on ``archive/.lock`` for a whole run or
+  check: a second run on the same archive refuses at once with ``ArchiveLockedError`` (or waits
+  ``wait`` seconds). The kernel drops the lock when its holder dies, even by kill -9, so a crash
+  never leaves a stale lock; a run left "running" by a crash reads as "interrupted".
+
+Times go in as timezone-aware datetimes (naive ones are a ``ValueError``: a bug, not input) and
+come out as UTC datetimes. SQLite failures (disk full, a file that is not a database, a catalog
+from a newer version) raise ``ArchiveError`` naming the catalog file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from archiver import __version__
+from archiver.config import CheckSettings
+from archiver.errors import ArchiveError, ArchiveLockedError
+from archiver.history import LinkStatus, link_status, text_fingerprint
+from archiver.models import (
+    Capture,
+    Footnote,
+    FootnoteRef,
+    Judgement,
+    Memento,
+    Verdict,
+    WarcRef,
+    isoformat,
+    utcnow,
+)
+
+__all__ = [
+    "CATALOG_NAME",
+    "LOCK_NAME",
+    "SCHEMA_VERSION",
+    "AttemptRow",
+    "CachedLookup",
+    "Catalog",
+    "CitationRow",
+    "PayloadRecord",
+    "RunRow",
+    "StoredCapture",
+    "StoredResult",
+    "archive_lock",
+]
+
+CATALOG_NAME = "catalog.sqlite3"
+LOCK_NAME = ".lock"
+
+RUN_KINDS = ("run", "check", "rescue")
+RUN_STATUSES = ("ok", "interrupted", "failed")
+
+# ── schema ───────────────────────────────────────────────────────────────────
+# Each entry brings the schema from version N-1 to N. Append, never edit a shipped entry.
+
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            id          INTEGER PRIMARY KEY,
+            kind        TEXT NOT NULL CHECK (kind IN ('run', 'check', 'rescue')),
+            started_at  TEXT NOT NULL,
+            finished_at TEXT,
+            status      TEXT NOT NULL
+                        CHECK (status IN ('running', 'ok', 'interrupted', 'failed')),
+            sources     TEXT NOT NULL,
+            summary     TEXT,
+            offline     INTEGER NOT NULL DEFAULT 0,
+            pid         INTEGER NOT NULL,
+            host        TEXT NOT NULL,
+            version     TEXT NOT NULL
+        )""",
+        """CREATE TABLE attempts (
+            id      INTEGER PRIMARY KEY,
+            run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            url     TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            status  INTEGER,
+            error   TEXT,
+            waited  REAL NOT NULL DEFAULT 0,
+            at      TEXT NOT NULL
+        )""",
+        "CREATE INDEX attempts_by_url ON attempts (url, at)",
+        "CREATE INDEX attempts_by_run ON attempts (run_id)",
+        # Extracted text, keyed by payload digest: a revisit's text is the original's.
+        """CREATE TABLE texts (
+            digest TEXT PRIMARY KEY,
+            text   BLOB NOT NULL
+        )""",
+        """CREATE TABLE captures (
+            id             INTEGER PRIMARY KEY,
+            run_id         INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            url            TEXT NOT NULL,
+            final_url      TEXT NOT NULL,
+            status         INTEGER NOT NULL,
+            warc_path      TEXT,
+            warc_offset    INTEGER,
+            warc_length    INTEGER,
+            record_id      TEXT,
+            payload_digest TEXT NOT NULL,
+            captured_at    TEXT NOT NULL,
+            content_type   TEXT,
+            fingerprint    TEXT,
+            revisit        INTEGER NOT NULL DEFAULT 0,
+            title          TEXT,
+            truncated      TEXT,
+            attempts       INTEGER NOT NULL DEFAULT 1,
+            CHECK ((warc_path IS NULL) = (record_id IS NULL))
+        )""",
+        "CREATE INDEX captures_by_url ON captures (url, captured_at)",
+        "CREATE INDEX captures_by_final_url ON captures (final_url, captured_at)",
+        "CREATE INDEX captures_by_digest ON captures (payload_digest, revisit, captured_at)",
+        """CREATE TABLE results (
+            id          INTEGER PRIMARY KEY,
+            run_id      INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            url         TEXT NOT NULL,
+            verdict     TEXT NOT NULL,
+            reason      TEXT NOT NULL DEFAULT '',
+            http_status INTEGER,
+            final_url   TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            checked_at  TEXT NOT NULL,
+            outage      INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX results_by_url ON results (url, checked_at)",
+        "CREATE INDEX results_by_run ON results (run_id)",
+        """CREATE TABLE citations (
+            source_id TEXT NOT NULL,
+            footnote  INTEGER NOT NULL,
+            position  INTEGER NOT NULL,
+            url       TEXT NOT NULL,
+            PRIMARY KEY (source_id, footnote, url)
+        )""",
+        "CREATE INDEX citations_by_url ON citations (url)",
+        # ``near`` is the date the lookup aimed at ('' for none): sources citing one URL with
+        # different publication dates want different nearest copies.
+        """CREATE TABLE mementos (
+            url              TEXT NOT NULL,
+            near             TEXT NOT NULL DEFAULT '',
+            looked_up_at     TEXT NOT NULL,
+            found            INTEGER NOT NULL,
+            memento_url      TEXT,
+            memento_datetime TEXT,
+            original_url     TEXT,
+            raw_url          TEXT,
+            status           INTEGER,
+            PRIMARY KEY (url, near)
+        )""",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+# ── records ──────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One ``run``/``check``/``rescue``. ``status`` is ``running``, ``ok``, ``interrupted`` or
+    ``failed``; a run whose process died before ``finish_run`` reads as ``interrupted``."""
+
+    id: int
+    kind: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    sources: tuple[str, ...]
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    offline: bool = False
+    pid: int = 0
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One fetch attempt of a URL (attempt numbers start at 1)."""
+
+    run_id: int
+    url: str
+    attempt: int
+    outcome: str
+    status: int | None
+    error: str | None
+    waited: float
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredCapture:
+    """A capture as the catalog holds it.
+
+    ``warc`` is the record written for this fetch (a ``response``, or a ``revisit`` when
+    ``revisit``); ``payload`` is the record that holds the payload bytes: ``warc`` itself for a
+    response, the original response for a revisit (``None`` if that original is unknown).
+    ``text`` is the extracted text, when one was recorded for this payload.
+    """
+
+    id: int
+    run_id: int
+    url: str
+    final_url: str
+    status: int
+    warc: WarcRef | None
+    payload: WarcRef | None
+    payload_digest: str
+    captured_at: datetime
+    content_type: str | None
+    revisit: bool
+    title: str | None
+    fingerprint: str | None
+    truncated: str | None
+    attempts: int
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One link's verdict in one run or check (``outage``: recorded during an outage, so it
+    changes nothing in the link's history)."""
+
+    run_id: int
+    url: str
+    verdict: Verdict
+    reason: str
+    http_status: int | None
+    final_url: str | None
+    attempts: int
+    checked_at: datetime
+    outage: bool = False
+
+
+@dataclass(frozen=True)
+class CitationRow:
+    source_id: str
+    footnote: int
+    url: str
+
+
+@dataclass(frozen=True)
+class CachedLookup:
+    """A cached Wayback lookup: ``memento`` is ``None`` when none was found."""
+
+    url: str
+    looked_up_at: datetime
+    memento: Memento | None
+    near: date | None = None
+
+
+@dataclass(frozen=True)
+class PayloadRecord:
+    """Where a payload was first archived; the fields of ``archiver.warc.PayloadSeen``."""
+
+    record_id: str
+    target_uri: str
+    date: datetime
+
+
+# ── helpers ──────────────────────────────────────────────────────────────────
+
+
+def _ts(moment: datetime) -> str:
+    """A sortable UTC text form (fixed width, microseconds kept)."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the catalog stores timezone-aware times")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC) if text else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return isoformat(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"cannot store {type(value).__name__} in a run summary")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_holder(path: Path) -> tuple[int | None, str]:
+    """The pid and start time the lock holder wrote into the lock file."""
+    try:
+        words = path.read_text(encoding="utf-8").split()
+    except OSError:
+        return None, "?"
+    pid = int(words[0]) if words and words[0].isdigit() else None
+    started = words[1] if len(words) > 1 else "?"
+    return pid, started
+
+
+@contextlib.contextmanager
+def archive_lock(archive_dir: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the exclusive lock of ``archive_dir`` (``archive_dir/.lock``) for the block.
+
+    Refuses at once (or after ``wait`` seconds of polling) with ``ArchiveLockedError`` naming
+    the holder's pid and start time. Uses ``flock``: the kernel releases it when the holder's
+    process ends in any way. The lock belongs to this open file, so taking it twice, even in
+    one process, refuses too.
+    """
+    archive_dir = Path(archive_dir)
+    path = archive_dir / LOCK_NAME
+    try:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot open the archive lock: {exc.strerror}") from exc
+    try:
+        deadline = time.monotonic() + max(wait, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise ArchiveError(f"{path}: cannot lock the archive: {exc.strerror}") from exc
+                if time.monotonic() >= deadline:
+                    pid, started = _read_holder(path)
+                    who = f"pid {pid}" if pid is not None else "pid unknown"
+                    raise ArchiveLockedError(
+                        f"{archive_dir}/ is in use by another run ({who}, started {started})"
+                    ) from None
+                time.sleep(min(0.05, max(deadline - time.monotonic(), 0.0)))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {isoformat(utcnow())}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            # Emptied on a clean release, so a pid left in the file means its run died.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+# ── the catalog ──────────────────────────────────────────────────────────────
+
+
+class Catalog:
+    """The archive's SQLite catalog. Open with ``Catalog.open(archive_dir)``; use as a context
+    manager or call ``close()``. One instance may be shared by threads (calls are serialised)."""
+
+    def __init__(self, archive_dir: Path, connection: sqlite3.Connection) -> None:
+        self.dir = archive_dir
+        self.path = archive_dir / CATALOG_NAME
+        self._db = connection
+        self._mutex = threading.RLock()
+        self._depth = 0
+        self._locked = False
+        self._open_runs: set[int] = set()
+        self._host = socket.gethostname()
+
+    # ── opening ──
+
+    @classmethod
+    def open(cls, archive_dir: Path | str) -> Catalog:
+        """Open (creating the folder, database and schema if needed) the catalog of
+        ``archive_dir``. Raises ``ArchiveError`` if the folder cannot be created, the file is
+        not a SQLite database, or it was written by a newer archiver."""
+        archive_dir = Path(archive_dir)
+        path = archive_dir / CATALOG_NAME
+        try:
+            archive_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"{archive_dir}: cannot create the archive folder: "
+                               f"{exc.strerror or exc}") from exc
+        try:
+            db = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{path}: cannot open the catalog: {exc}") from exc
+        catalog = cls(archive_dir, db)
+        try:
+            with catalog._errors("open"):
+                db.execute("PRAGMA journal_mode=WAL").fetchone()
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                catalog._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return catalog
+
+    def close(self) -> None:
+        with self._mutex:
+            self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._errors("read"):
+            row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL, archiver TEXT NOT NULL)"
+        )
+        with self.transaction():
+            # Read inside the write transaction: two processes opening a fresh folder at
+            # once must not both apply the same step.
+            row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = int(row[0] or 0)
+            if current > SCHEMA_VERSION:
+                raise ArchiveError(
+                    f"{self.path}: the catalog has schema version {current}, newer than this "
+                    f"archiver understands ({SCHEMA_VERSION}); upgrade the archiver"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version - 1]:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (version, _ts(utcnow()), __version__),
+                )
+
+    # ── transactions and errors ──
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.ProgrammingError:
+            raise  # a bug in the caller (a value SQLite cannot store), not a broken archive
+        except sqlite3.DatabaseError as exc:
+            message = str(exc)
+            if "not a database" in message or "malformed" in message:
+                raise ArchiveError(f"{self.path}: not a usable catalog ({message})") from exc
+            raise ArchiveError(f"{self.path}: cannot {doing} the catalog: {message}") from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes: all of them are committed at the end of the block, or none if it
+        raises. Nested blocks join the outermost one."""
+        with self._mutex:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with self._errors("write"):
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                with self._errors("write"):
+                    self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.transaction(), self._errors("write"):
+            yield self._db
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._mutex, self._errors("read"):
+            cursor = self._db.execute(sql, params)
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    # ── the archive lock ──
+
+    @contextlib.contextmanager
+    def lock(self, *, wait: float = 0.0) -> Iterator[None]:
+        """Hold the archive's exclusive lock for a whole run or check (see ``archive_lock``).
+
+        On taking it, runs that an earlier process left "running" are marked "interrupted":
+        with the lock held, nobody else can be running.
+        """
+        with archive_lock(self.dir, wait=wait):
+            self._locked = True
+            try:
+                with self._write() as db:
+                    db.execute(
+                        "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"
+                        " AND NOT (pid = ? AND host = ? AND id IN (SELECT value FROM"
+                        " json_each(?)))",
+                        (os.getpid(), self._host, json.dumps(sorted(self._open_runs))),
+                    )
+                yield
+            finally:
+                self._locked = False
+
+    # ── runs ──
+
+    def begin_run(self, kind: str, source_ids: Sequence[str]) -> int:
+        """Record the start of a run (``kind``: run, check or rescue); returns its id."""
+        if kind not in RUN_KINDS:
+            raise ValueError(f"run kind must be one of {RUN_KINDS}, got {kind!r}")
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (kind, started_at, status, sources, pid, host, version)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                (kind, _ts(utcnow()), json.dumps(list(source_ids)), os.getpid(), self._host,
+                 __version__),
+            )
+            run_id = int(cursor.lastrowid or 0)
+        self._open_runs.add(run_id)
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        summary: Mapping[str, Any],
+        offline: bool = False,
+    ) -> None:
+        """Record the end of run ``run_id`` with ``status`` ok, interrupted or failed and a
+        JSON-serialisable ``summary`` (datetimes, dates, enums, sets and paths are converted)."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, got {status!r}")
+        text = json.dumps(dict(summary), default=_json_default, sort_keys=True)
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, summary = ?, offline = ?"
+                " WHERE id = ?",
+                (_ts(utcnow()), status, text, int(offline), run_id),
+            )
+            if cursor.rowcount != 1:
+                raise ValueError(f"no run with id {run_id}")
+        self._open_runs.discard(run_id)
+
+    def _is_live(self, pid: int, host: str, run_id: int) -> bool:
+        """Whether a run stored as "running" is still running."""
+        if pid == os.getpid() and host == self._host:
+            return run_id in self._open_runs
+        if host != self._host or not _pid_alive(pid):
+            return False
+        # A live pid could be a recycled one; the run is live only if that pid holds the lock
+        # now (the lock file is emptied on every clean release).
+        holder, _ = _read_holder(self.dir / LOCK_NAME)
+        return holder == pid
+
+    def _run_row(self, row: sqlite3.Row) -> RunRow:
+        status = row["status"]
+        if status == "running" and not self._is_live(row["pid"], row["host"], row["id"]):
+            status = "interrupted"
+        return RunRow(
+            id=row["id"],
+            kind=row["kind"],
+            started_at=_dt(row["started_at"]) or utcnow(),
+            finished_at=_dt(row["finished_at"]),
+            status=status,
+            sources=tuple(json.loads(row["sources"])),
+            summary=json.loads(row["summary"]) if row["summary"] else {},
+            offline=bool(row["offline"]),
+            pid=row["pid"],
+            version=row["version"],
+        )
+
+    def runs(self, limit: int = 20, *, kind: str | None = None) -> list[RunRow]:
+        """The newest ``limit`` runs (of ``kind``, if given), newest first."""
+        where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+        rows = self._read(
+            f"SELECT * FROM runs {where} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+        return [self._run_row(row) for row in rows]
+
+    def run(self, run_id: int) -> RunRow | None:
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return self._run_row(rows[0]) if rows else None
+
+    # ── citations ──
+
+    def record_citations(self, source_id: str, footnotes: Sequence[Footnote]) -> None:
+        """Replace the citations of ``source_id`` with the URLs of ``footnotes``."""
+        with self._write() as db:
+            db.execute("DELETE FROM citations WHERE source_id = ?", (source_id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO citations (source_id, footnote, position, url)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (source_id, note.number, position, url)
+                    for note in footnotes
+                    for position, url in enumerate(note.urls)
+                ],
+            )
+
+    def citations(self, source_id: str | None = None) -> list[CitationRow]:
+        """Citations (of one source, or all), by source, footnote and order in the footnote."""
+        where, params = ("WHERE source_id = ?", (source_id,)) if source_id else ("", ())
+        rows = self._read(
+            f"SELECT source_id, footnote, url FROM citations {where}"
+            " ORDER BY source_id, footnote, position",
+            params,
+        )
+        return [CitationRow(r["source_id"], r["footnote"], r["url"]) for r in rows]
+
+    def footnote_urls(self, source_id: str, number: int) -> list[str]:
+        """The URLs footnote ``number`` of ``source_id`` cites, in the order written."""
+        rows = self._read(
+            "SELECT url FROM citations WHERE source_id = ? AND footnote = ? ORDER BY position",
+            (source_id, number),
+        )
+        return [r["url"] for r in rows]
+
+    def cited_by(self, url: str) -> list[FootnoteRef]:
+        """Every footnote that cites ``url``."""
+        rows = self._read(
+            "SELECT source_id, footnote FROM citations WHERE url = ? ORDER BY source_id, footnote",
+            (url,),
+        )
+        return [FootnoteRef(r["source_id"], r["footnote"]) for r in rows]
+
+    # ── fetch attempts ──
+
+    def record_attempt(
+        self,
+        run_id: int,
+        url: str,
+        attempt: int,
+        outcome: str,
+        *,
+        status: int | None,
+        error: str | None,
+        waited: float,
+        at: datetime,
+    ) -> None:
+        """Record one attempt to fetch ``url`` (``outcome``: a verdict name, "retry", ...)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO attempts (run_id, url, attempt, outcome, status, error, waited, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, url, attempt, outcome, status, error, float(waited), _ts(at)),
+            )
+
+    def attempts(self, url: str, run_id: int | None = None) -> list[AttemptRow]:
+        """Attempts at ``url`` (in one run, if given), oldest first."""
+        sql = "SELECT * FROM attempts WHERE url = ?"
+        params: list[Any] = [url]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            params.append(run_id)
+        rows = self._read(sql + " ORDER BY at, id", params)
+        return [
+            AttemptRow(r["run_id"], r["url"], r["attempt"], r["outcome"], r["status"],
+                       r["error"], r["waited"], _dt(r["at"]) or utcnow())
+            for r in rows
+        ]
+
+    # ── captures ──
+
+    def record_capture(
+        self, run_id: int, capture: Capture, *, text: str | None, title: str | None
+    ) -> int:
+        """Record the final response of ``capture`` (its WARC record is ``capture.warc``; a
+        revisit when ``capture.hops[-1].revisit``) with its extracted ``text`` and ``title``.
+        Returns the capture's id."""
+        ref = capture.warc
+        revisit = bool(capture.hops and capture.hops[-1].revisit)
+        fingerprint = text_fingerprint(text) if text is not None else None
+        with self._write() as db:
+            if text is not None and not db.execute(
+                "SELECT 1 FROM texts WHERE digest = ?", (capture.payload_digest,)
+            ).fetchone():
+                db.execute(
+                    "INSERT INTO texts (digest, text) VALUES (?, ?)",
+                    (capture.payload_digest, zlib.compress(text.encode("utf-8"), 1)),
+                )
+            cursor = db.execute(
+                "INSERT INTO captures (run_id, url, final_url, status, warc_path, warc_offset,"
+                " warc_length, record_id, payload_digest, captured_at, content_type,"
+                " fingerprint, revisit, title, truncated, attempts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, capture.url, capture.final_url, capture.status,
+                    ref.path if ref else None, ref.offset if ref else None,
+                    ref.length if ref else None, ref.record_id if ref else None,
+                    capture.payload_digest, _ts(capture.captured_at), capture.content_type,
+                    fingerprint, int(revisit), title, capture.truncated, capture.attempts,
+                ),
+            )
+            return int(cursor.lastrowid or 0)
+
+    # The original of a revisit: the oldest response record with the same payload.
+    _CAPTURE_SELECT = """
+        SELECT c.*, t.text AS text_blob,
+               o.warc_path AS o_path, o.warc_offset AS o_offset, o.warc_length AS o_length,
+               o.record_id AS o_record_id
+        FROM captures c
+        LEFT JOIN texts t ON t.digest = c.payload_digest
+        LEFT JOIN captures o ON c.revisit AND o.id = (
+            SELECT id FROM captures
+            WHERE payload_digest = c.payload_digest AND NOT revisit AND record_id IS NOT NULL
+            ORDER BY captured_at, id LIMIT 1)
+    """
+
+    @staticmethod
+    def _stored_capture(row: sqlite3.Row) -> StoredCapture:
+        warc = (
+            WarcRef(row["warc_path"], row["warc_offset"], row["warc_length"], row["record_id"])
+            if row["record_id"] is not None
+            else None
+        )
+        if not row["revisit"]:
+            payload = warc
+        elif row["o_record_id"] is not None:
+            payload = WarcRef(row["o_path"], row["o_offset"], row["o_length"],
+                              row["o_record_id"])
+        else:
+            payload = None
+        blob = row["text_blob"]
+        return StoredCapture(
+            id=row["id"],
+            run_id=row["run_id"],
+            url=row["url"],
+            final_url=row["final_url"],
+            status=row["status"],
+            warc=warc,
+            payload=payload,
+            payload_digest=row["payload_digest"],
+            captured_at=_dt(row["captured_at"]) or utcnow(),
+            content_type=row["content_type"],
+            revisit=bool(row["revisit"]),
+            title=row["title"],
+            fingerprint=row["fingerprint"],
+            truncated=row["truncated"],
+            attempts=row["attempts"],
+            text=zlib.decompress(blob).decode("utf-8") if blob is not None else None,
+        )
+
+    def captures(self, url: str) -> list[StoredCapture]:
+        """Every capture of the cited ``url``, newest first."""
+        rows = self._read(
+            self._CAPTURE_SELECT + " WHERE c.url = ? ORDER BY c.captured_at DESC, c.id DESC",
+            (url,),
+        )
+        return [self._stored_capture(row) for row in rows]
+
+    def latest_capture(self, url: str) -> StoredCapture | None:
+        """The newest capture of ``url`` whose payload the archive holds (a revisit counts when
+        its original is known: ``payload`` then points at it); ``None`` if there is none.
+        Looks at the cited URL first, then at captures that ended on ``url`` after redirects."""
+        for column in ("url", "final_url"):
+            rows = self._read(
+                self._CAPTURE_SELECT
+                + f" WHERE c.{column} = ? AND c.record_id IS NOT NULL"
+                " AND (NOT c.revisit OR o.record_id IS NOT NULL)"
+                " ORDER BY c.captured_at DESC, c.id DESC LIMIT 1",
+                (url,),
+            )
+            if rows:
+                return self._stored_capture(rows[0])
+        return None
+
+    def capture(self, capture_id: int) -> StoredCapture | None:
+        rows = self._read(self._CAPTURE_SELECT + " WHERE c.id = ?", (capture_id,))
+        return self._stored_capture(rows[0]) if rows else None
+
+    def is_captured(self, url: str) -> bool:
+        """Whether ``url`` has a capture written to a WARC in any run (for resuming)."""
+        rows = self._read(
+            "SELECT 1 FROM captures WHERE url = ? AND record_id IS NOT NULL LIMIT 1", (url,)
+        )
+        return bool(rows)
+
+    def captured_urls(self) -> set[str]:
+        """Every cited URL with a capture written to a WARC (``is_captured`` in bulk)."""
+        rows = self._read("SELECT DISTINCT url FROM captures WHERE record_id IS NOT NULL")
+        return {r["url"] for r in rows}
+
+    def find_payload(self, digest: str) -> Any | None:
+        """The first response record that archived a payload with ``digest`` (for writing a
+        revisit): an ``archiver.warc.PayloadSeen`` when that module provides it, else a
+        ``PayloadRecord`` with the same fields (record_id, target_uri, date). ``None`` if the
+        payload was never archived."""
+        rows = self._read(
+            "SELECT record_id, final_url, captured_at FROM captures"
+            " WHERE payload_digest = ? AND NOT revisit AND record_id IS NOT NULL"
+            " ORDER BY captured_at, id LIMIT 1",
+            (digest,),
+        )
+        if not rows:
+            return None
+        try:  # imported here: the WARC writer may itself import the catalog
+            from archiver.warc import PayloadSeen as record_type  # type: ignore[attr-defined]
+        except ImportError:
+            record_type = PayloadRecord
+        row = rows[0]
+        return record_type(
+            record_id=row["record_id"],
+            target_uri=row["final_url"],
+            date=_dt(row["captured_at"]),
+        )
+
+    # ── results (the history) ──
+
+    def record_result(
+        self,
+        run_id: int,
+        url: str,
+        judgement: Judgement,
+        *,
+        http_status: int | None,
+        final_url: str | None,
+        attempts: int,
+        checked_at: datetime,
+        outage: bool = False,
+    ) -> None:
+        """Record ``url``'s verdict in run ``run_id`` (``outage``: the check was an outage, so
+        this result changes nothing in the link's state)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO results (run_id, url, verdict, reason, http_status, final_url,"
+                " attempts, checked_at, outage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, url, Verdict(judgement.verdict).value, judgement.reason, http_status,
+                 final_url, attempts, _ts(checked_at), int(outage)),
+            )
+
+    def _stored_result(self, row: sqlite3.Row) -> StoredResult:
+        try:
+            verdict = Verdict(row["verdict"])
+        except ValueError as exc:
+            raise ArchiveError(
+                f"{self.path}: unknown verdict {row['verdict']!r} for {row['url']}"
+                " (written by a newer archiver?)"
+            ) from exc
+        return StoredResult(
+            run_id=row["run_id"],
+            url=row["url"],
+            verdict=verdict,
+            reason=row["reason"],
+            http_status=row["http_status"],
+            final_url=row["final_url"],
+            attempts=row["attempts"],
+            checked_at=_dt(row["checked_at"]) or utcnow(),
+            outage=bool(row["outage"]),
+        )
+
+    def results(self, url: str) -> list[StoredResult]:
+        """Every recorded verdict of ``url``, newest first (outage results included)."""
+        rows = self._read(
+            "SELECT * FROM results WHERE url = ? ORDER BY checked_at DESC, id DESC", (url,)
+        )
+        return [self._stored_result(row) for row in rows]
+
+    def last_result(self, url: str, *, include_outage: bool = False) -> StoredResult | None:
+        """The newest verdict of ``url`` (by default, not one recorded during an outage)."""
+        where = "" if include_outage else " AND NOT outage"
+        rows = self._read(
+            f"SELECT * FROM results WHERE url = ?{where}"
+            " ORDER BY checked_at DESC, id DESC LIMIT 1",
+            (url,),
+        )
+        return self._stored_result(rows[0]) if rows else None
+
+    def run_results(self, run_id: int) -> list[StoredResult]:
+        """The verdicts recorded in one run, in the order recorded."""
+        rows = self._read("SELECT * FROM results WHERE run_id = ? ORDER BY id", (run_id,))
+        return [self._stored_result(row) for row in rows]
+
+    def link_status(
+        self, url: str, settings: CheckSettings, now: datetime | None = None
+    ) -> LinkStatus:
+        """``url``'s state from its history (``history.link_status``), counting only results
+        checked at or before ``now`` (default: all)."""
+        found = self.results(url)[::-1]  # oldest first: equal times then keep record order
+        if now is not None:
+            found = [r for r in found if r.checked_at <= now]
+        return link_status(found, settings)
+
+    # ── Wayback lookups ──
+
+    def get_memento(self, url: str, *, near: date | None = None) -> CachedLookup | None:
+        """The cached lookup of ``url`` (aimed at ``near``); ``None`` if never looked up."""
+        rows = self._read(
+            "SELECT * FROM mementos WHERE url = ? AND near = ?",
+            (url, near.isoformat() if near else ""),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        memento = None
+        if row["found"]:
+            memento = Memento(
+                url=row["memento_url"],
+                datetime=_dt(row["memento_datetime"]) or utcnow(),
+                original_url=row["original_url"],
+                raw_url=row["raw_url"],
+                status=row["status"],
+            )
+        return CachedLookup(
+            url=url,
+            looked_up_at=_dt(row["looked_up_at"]) or utcnow(),
+            memento=memento,
+            near=near,
+        )
+
+    def put_memento(
+        self,
+        url: str,
+        memento: Memento | None,
+        looked_up_at: datetime,
+        *,
+        near: date | None = None,
+    ) -> None:
+        """Cache the lookup of ``url`` (``memento`` ``None``: none found), replacing any
+        earlier one for the same ``near`` date."""
+        values = (
+            url, near.isoformat() if near else "", _ts(looked_up_at), int(memento is not None),
+            memento.url if memento else None,
+            _ts(memento.datetime) if memento else None,
+            memento.original_url if memento else None,
+            memento.raw_url if memento else None,
+            memento.status if memento else None,
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO mementos (url, near, looked_up_at, found, memento_url,"
+                " memento_datetime, original_url, raw_url, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )

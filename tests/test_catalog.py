@@ -1,0 +1,601 @@
+"""The SQLite catalog (archiver.catalog): schema, round trips, transactions, the archive lock
+across real processes, WAL readers beside a writer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.catalog import (
+    CATALOG_NAME,
+    SCHEMA_VERSION,
+    Catalog,
+    PayloadRecord,
+    archive_lock,
+)
+from archiver.config import CheckSettings
+from archiver.errors import ArchiveError, ArchiveLockedError
+from archiver.history import text_fingerprint
+from archiver.models import (
+    Capture,
+    Footnote,
+    FootnoteRef,
+    Hop,
+    Judgement,
+    LinkState,
+    Memento,
+    Verdict,
+    WarcRef,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+URL = "https://www.example.org/report"
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    return tmp_path / "archive"
+
+
+@pytest.fixture
+def catalog(archive: Path) -> Iterator[Catalog]:
+    with Catalog.open(archive) as opened:
+        yield opened
+
+
+def make_capture(
+    url: str = URL,
+    *,
+    digest: str = "sha1:AAAA",
+    at: datetime = T0,
+    record: str | None = "<urn:uuid:1>",
+    offset: int = 0,
+    revisit: bool = False,
+    final_url: str | None = None,
+) -> Capture:
+    final = final_url or url
+    ref = WarcRef("archive/a.warc.gz", offset, 500, record) if record else None
+    hops = []
+    if final != url:
+        hops.append(Hop(url, 301, (("Location", final),)))
+    hops.append(Hop(final, 200, (("Content-Type", "text/html"),), warc=ref, revisit=revisit))
+    return Capture(
+        url=url, final_url=final, status=200, hops=tuple(hops), content=b"<p>x</p>",
+        content_type="text/html", payload_digest=digest, captured_at=at,
+    )
+
+
+def child(code: str, archive: Path) -> subprocess.Popen[str]:
+    """A real second process running ``code`` with ``archive`` bound; it prints lines."""
+    script = "import sys, time\nfrom pathlib import Path\nfrom archiver.catalog import Catalog\n"
+    script += f"archive = Path({str(archive)!r})\n" + textwrap.dedent(code)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=REPO)
+
+
+def wait_for_line(process: subprocess.Popen[str], expected: str) -> str:
+    assert process.stdout is not None
+    line = process.stdout.readline().strip()
+    if not line.startswith(expected):
+        process.kill()
+        _, err = process.communicate(timeout=10)
+        raise AssertionError(f"child said {line!r}, stderr: {err}")
+    return line
+
+
+# ── schema ───────────────────────────────────────────────────────────────────
+
+
+def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
+    archive = tmp_path / "deep" / "archive"
+    with Catalog.open(archive) as catalog:
+        assert catalog.schema_version == SCHEMA_VERSION == 1
+        run_id = catalog.begin_run("run", ["kazakhstan-2020"])
+        catalog.finish_run(run_id, status="ok", summary={"links": 3})
+    assert (archive / CATALOG_NAME).is_file()
+    raw = sqlite3.connect(archive / CATALOG_NAME)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"schema_version", "runs", "attempts", "captures", "results", "citations",
+            "mementos", "texts"} <= tables
+    raw.close()
+    with Catalog.open(archive) as again:  # reopening migrates nothing and keeps the data
+        assert again.schema_version == 1
+        [run] = again.runs()
+        assert (run.id, run.status, run.summary) == (run_id, "ok", {"links": 3})
+        versions = again._read("SELECT count(*) AS n FROM schema_version")
+        assert versions[0]["n"] == 1
+
+
+def test_newer_schema_is_refused(archive: Path) -> None:
+    Catalog.open(archive).close()
+    raw = sqlite3.connect(archive / CATALOG_NAME)
+    raw.execute("INSERT INTO schema_version VALUES (99, '2030-01-01', '9.0')")
+    raw.commit()
+    raw.close()
+    with pytest.raises(ArchiveError, match=r"catalog\.sqlite3.*schema version 99.*newer"):
+        Catalog.open(archive)
+
+
+def test_not_a_database_is_a_clear_error(archive: Path) -> None:
+    archive.mkdir()
+    (archive / CATALOG_NAME).write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ArchiveError, match=r"catalog\.sqlite3: not a usable catalog"):
+        Catalog.open(archive)
+
+
+def test_archive_path_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "archive").write_text("oops")
+    with pytest.raises(ArchiveError, match="cannot create the archive folder"):
+        Catalog.open(tmp_path / "archive")
+
+
+def test_foreign_keys_are_enforced(catalog: Catalog) -> None:
+    with pytest.raises(ArchiveError, match="FOREIGN KEY"):
+        catalog.record_result(999, URL, Judgement(Verdict.OK, "ok"), http_status=200,
+                              final_url=URL, attempts=1, checked_at=T0)
+    assert catalog.results(URL) == []
+
+
+def test_naive_datetimes_are_refused(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("check", [])
+    with pytest.raises(ValueError, match="naive"):
+        catalog.record_attempt(run_id, URL, 1, "ok", status=200, error=None, waited=0,
+                               at=datetime(2026, 1, 1))
+
+
+# ── runs ─────────────────────────────────────────────────────────────────────
+
+
+def test_runs_round_trip(catalog: Catalog) -> None:
+    first = catalog.begin_run("run", ["a", "b"])
+    second = catalog.begin_run("check", ["a"])
+    assert catalog.run(second).status == "running"  # this process, not finished: running
+    catalog.finish_run(first, status="failed", summary={"error": "disk full"})
+    catalog.finish_run(
+        second, status="ok", offline=True,
+        summary={"at": T0, "verdicts": {Verdict.OK: 2}, "since": date(2026, 1, 1),
+                 "hosts": {"x"}},
+    )
+    runs = catalog.runs()
+    assert [r.id for r in runs] == [second, first]
+    newest = runs[0]
+    assert newest.kind == "check" and newest.sources == ("a",)
+    assert newest.status == "ok" and newest.offline
+    assert newest.summary == {"at": "2026-03-02T08:00:00Z", "verdicts": {"ok": 2},
+                              "since": "2026-01-01", "hosts": ["x"]}
+    assert newest.finished_at is not None and newest.finished_at >= newest.started_at
+    assert newest.started_at.tzinfo is not None
+    assert runs[1].status == "failed" and not runs[1].offline
+    assert [r.id for r in catalog.runs(1)] == [second]
+    assert [r.id for r in catalog.runs(kind="run")] == [first]
+    with pytest.raises(ValueError, match="kind"):
+        catalog.begin_run("sweep", [])
+    with pytest.raises(ValueError, match="status"):
+        catalog.finish_run(first, status="done", summary={})
+    with pytest.raises(ValueError, match="no run"):
+        catalog.finish_run(12345, status="ok", summary={})
+
+
+def test_a_run_killed_midway_reads_interrupted(archive: Path) -> None:
+    process = child(
+        """
+        catalog = Catalog.open(archive)
+        with catalog.lock():
+            run_id = catalog.begin_run("run", ["s"])
+            print("started", run_id, flush=True)
+            time.sleep(60)
+        """,
+        archive,
+    )
+    try:
+        run_id = int(wait_for_line(process, "started").split()[1])
+        with Catalog.open(archive) as catalog:
+            assert catalog.run(run_id).status == "running"  # its process still holds the lock
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+            assert catalog.run(run_id).status == "interrupted"
+            stored = catalog._read("SELECT status FROM runs WHERE id = ?", (run_id,))
+            assert stored[0]["status"] == "running"  # nothing rewrote it yet
+            with catalog.lock():  # the next run takes the lock and records the truth
+                stored = catalog._read("SELECT status FROM runs WHERE id = ?", (run_id,))
+                assert stored[0]["status"] == "interrupted"
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+
+
+# ── citations, attempts ──────────────────────────────────────────────────────
+
+
+def test_citations_round_trip_and_are_replaced(catalog: Catalog) -> None:
+    notes = [
+        Footnote(1, "see", ("https://a.example/", "https://b.example/"), line=10),
+        Footnote(2, "also", ("https://a.example/",), line=12),
+        Footnote(3, "no url", (), line=14),
+    ]
+    catalog.record_citations("kz", notes)
+    catalog.record_citations("other", [Footnote(7, "x", ("https://a.example/",), line=1)])
+    assert catalog.footnote_urls("kz", 1) == ["https://a.example/", "https://b.example/"]
+    assert catalog.cited_by("https://a.example/") == [
+        FootnoteRef("kz", 1), FootnoteRef("kz", 2), FootnoteRef("other", 7)]
+    assert len(catalog.citations("kz")) == 3
+    catalog.record_citations("kz", [Footnote(1, "edited", ("https://c.example/",), line=10)])
+    assert [(c.footnote, c.url) for c in catalog.citations("kz")] == [(1, "https://c.example/")]
+    assert len(catalog.citations()) == 2
+
+
+def test_attempts_round_trip(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+    catalog.record_attempt(run_id, URL, 1, "retry", status=503, error="503 Service Unavailable",
+                           waited=0.0, at=T0)
+    catalog.record_attempt(run_id, URL, 2, "ok", status=200, error=None, waited=2.5,
+                           at=T0 + timedelta(seconds=3))
+    attempts = catalog.attempts(URL)
+    assert [(a.attempt, a.outcome, a.status, a.waited) for a in attempts] == [
+        (1, "retry", 503, 0.0), (2, "ok", 200, 2.5)]
+    assert attempts[0].error == "503 Service Unavailable"
+    assert attempts[1].at == T0 + timedelta(seconds=3)
+    assert catalog.attempts(URL, run_id=run_id + 1) == []
+
+
+# ── captures ─────────────────────────────────────────────────────────────────
+
+
+def test_capture_round_trip_with_text(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+    assert not catalog.is_captured(URL)
+    capture = make_capture(final_url="https://www.example.org/report-2020")
+    capture_id = catalog.record_capture(run_id, capture, text="The report text.", title="Report")
+    stored = catalog.latest_capture(URL)
+    assert stored is not None and stored.id == capture_id
+    assert stored.warc == WarcRef("archive/a.warc.gz", 0, 500, "<urn:uuid:1>")
+    assert stored.payload == stored.warc
+    assert (stored.url, stored.final_url, stored.status) == (
+        URL, "https://www.example.org/report-2020", 200)
+    assert stored.captured_at == T0
+    assert stored.content_type == "text/html"
+    assert stored.title == "Report"
+    assert stored.text == "The report text."
+    assert stored.fingerprint == text_fingerprint("The report text.")
+    assert not stored.revisit
+    assert catalog.is_captured(URL)
+    assert catalog.captured_urls() == {URL}
+    # found by where the redirects ended, too
+    assert catalog.latest_capture("https://www.example.org/report-2020").id == capture_id
+
+
+def test_revisits_resolve_to_the_original_payload(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+    catalog.record_capture(run_id, make_capture(at=T0, record="<urn:uuid:orig>", offset=0),
+                           text="same words", title="A")
+    check_id = catalog.begin_run("check", [])
+    later = T0 + timedelta(days=7)
+    catalog.record_capture(
+        check_id, make_capture(at=later, record="<urn:uuid:rev>", offset=900, revisit=True),
+        text="same words", title="A")
+    newest = catalog.latest_capture(URL)
+    assert newest.revisit and newest.captured_at == later
+    assert newest.warc.record_id == "<urn:uuid:rev>"
+    assert newest.payload == WarcRef("archive/a.warc.gz", 0, 500, "<urn:uuid:orig>")
+    assert newest.text == "same words"
+    assert [c.warc.record_id for c in catalog.captures(URL)] == ["<urn:uuid:rev>",
+                                                                 "<urn:uuid:orig>"]
+    seen = catalog.find_payload("sha1:AAAA")
+    assert (seen.record_id, seen.target_uri, seen.date) == ("<urn:uuid:orig>", URL, T0)
+    assert catalog.find_payload("sha1:NEVER") is None
+
+
+def test_find_payload_has_the_warc_writers_field_names(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+    catalog.record_capture(run_id, make_capture(final_url="https://x.example/final"),
+                           text=None, title=None)
+    seen = catalog.find_payload("sha1:AAAA")
+    assert type(seen).__name__ in {"PayloadSeen", "PayloadRecord"}
+    assert seen.record_id == "<urn:uuid:1>"
+    assert seen.target_uri == "https://x.example/final"  # the final response's URI
+    assert seen.date == T0 and seen.date.tzinfo is not None
+    assert PayloadRecord("<urn:uuid:1>", "u", T0) == PayloadRecord(
+        record_id="<urn:uuid:1>", target_uri="u", date=T0)
+
+
+def test_captures_without_a_record_or_original_are_not_evidence(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+    catalog.record_capture(run_id, make_capture(digest="sha1:OLD", at=T0, record="<urn:old>"),
+                           text=None, title=None)
+    # a revisit of a payload the catalog never saw as a response: skipped
+    catalog.record_capture(run_id, make_capture(digest="sha1:LOST", at=T0 + timedelta(days=1),
+                                                record="<urn:rev>", revisit=True),
+                           text=None, title=None)
+    # a capture whose WARC record could not be written: skipped
+    catalog.record_capture(run_id, make_capture(digest="sha1:NEW", at=T0 + timedelta(days=2),
+                                                record=None), text=None, title=None)
+    assert len(catalog.captures(URL)) == 3
+    assert catalog.captures(URL)[1].payload is None
+    assert catalog.latest_capture(URL).warc.record_id == "<urn:old>"
+    other = "https://unwritten.example/"
+    catalog.record_capture(run_id, make_capture(other, record=None), text=None, title=None)
+    assert not catalog.is_captured(other)
+    assert catalog.latest_capture(other) is None
+
+
+# ── results and link status ──────────────────────────────────────────────────
+
+
+def test_results_history_and_link_status(catalog: Catalog) -> None:
+    rules = CheckSettings()
+    verdicts = [(Verdict.OK, 0, False), (Verdict.NOT_FOUND, 7, False),
+                (Verdict.DNS_ERROR, 8, True), (Verdict.NOT_FOUND, 9, False),
+                (Verdict.NOT_FOUND, 11, False)]
+    for verdict, days, outage in verdicts:
+        run_id = catalog.begin_run("check", ["kz"])
+        catalog.record_result(run_id, URL, Judgement(verdict, f"said {verdict}"),
+                              http_status=404 if verdict is Verdict.NOT_FOUND else None,
+                              final_url=URL, attempts=2, checked_at=T0 + timedelta(days=days),
+                              outage=outage)
+    results = catalog.results(URL)
+    assert [r.checked_at for r in results] == sorted((r.checked_at for r in results),
+                                                     reverse=True)
+    assert results[0].verdict is Verdict.NOT_FOUND and results[0].http_status == 404
+    assert results[0].reason == "said not_found" and results[0].attempts == 2
+    assert results[2].outage and results[2].verdict is Verdict.DNS_ERROR
+    assert catalog.last_result(URL).checked_at == T0 + timedelta(days=11)
+    assert catalog.last_result(URL, include_outage=True).checked_at == T0 + timedelta(days=11)
+    status = catalog.link_status(URL, rules, T0 + timedelta(days=30))
+    assert status.state is LinkState.DEAD  # 3 failures over 4 days; the outage ignored
+    assert status.failing_since == T0 + timedelta(days=7)
+    assert status.last_ok == T0
+    as_of_day_9 = catalog.link_status(URL, rules, T0 + timedelta(days=9))
+    assert as_of_day_9.state is LinkState.FAILING
+    assert as_of_day_9.consecutive_failures == 2
+    assert catalog.link_status("https://never.example/", rules).state is LinkState.OK
+    assert len(catalog.run_results(run_id)) == 1
+
+
+def test_last_result_skips_outages_unless_asked(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("check", [])
+    catalog.record_result(run_id, URL, Judgement(Verdict.OK, "ok"), http_status=200,
+                          final_url=URL, attempts=1, checked_at=T0)
+    catalog.record_result(run_id, URL, Judgement(Verdict.TIMEOUT, "t"), http_status=None,
+                          final_url=None, attempts=4, checked_at=T0 + timedelta(1), outage=True)
+    assert catalog.last_result(URL).verdict is Verdict.OK
+    assert catalog.last_result(URL, include_outage=True).verdict is Verdict.TIMEOUT
+
+
+# ── mementos ─────────────────────────────────────────────────────────────────
+
+
+def test_memento_cache_round_trip(catalog: Catalog) -> None:
+    assert catalog.get_memento(URL) is None
+    catalog.put_memento(URL, None, T0)
+    cached = catalog.get_memento(URL)
+    assert cached.memento is None and cached.looked_up_at == T0  # "none found" is cached
+    memento = Memento(
+        url=f"http://web.archive.org/web/20201105093012/{URL}",
+        datetime=datetime(2020, 11, 5, 9, 30, 12, tzinfo=UTC),
+        original_url=URL,
+        raw_url=f"http://web.archive.org/web/20201105093012id_/{URL}",
+        status=200,
+    )
+    catalog.put_memento(URL, memento, T0 + timedelta(days=1))
+    cached = catalog.get_memento(URL)
+    assert cached.memento == memento
+    assert cached.looked_up_at == T0 + timedelta(days=1)
+    # a lookup aimed at another date is cached apart
+    assert catalog.get_memento(URL, near=date(2020, 11, 1)) is None
+    catalog.put_memento(URL, None, T0, near=date(2020, 11, 1))
+    assert catalog.get_memento(URL, near=date(2020, 11, 1)).memento is None
+    assert catalog.get_memento(URL).memento == memento
+
+
+# ── transactions ─────────────────────────────────────────────────────────────
+
+
+def test_an_exception_mid_write_leaves_no_partial_rows(catalog: Catalog) -> None:
+    run_id = catalog.begin_run("run", [])
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), catalog.transaction():
+        catalog.record_capture(run_id, make_capture(), text="words", title=None)
+        with catalog.transaction():  # nested: joins the outer one
+            catalog.record_result(run_id, URL, Judgement(Verdict.OK, "ok"), http_status=200,
+                                  final_url=URL, attempts=1, checked_at=T0)
+        catalog.put_memento(URL, None, T0)
+        raise Boom
+    assert catalog.captures(URL) == []
+    assert catalog.results(URL) == []
+    assert catalog.get_memento(URL) is None
+    assert catalog._read("SELECT count(*) AS n FROM texts")[0]["n"] == 0
+    # and the catalog is usable afterwards
+    catalog.record_result(run_id, URL, Judgement(Verdict.OK, "ok"), http_status=200,
+                          final_url=URL, attempts=1, checked_at=T0)
+    assert len(catalog.results(URL)) == 1
+
+
+def test_a_failing_call_rolls_back_its_own_partial_write(catalog: Catalog) -> None:
+    catalog.record_citations("kz", [Footnote(1, "t", ("https://a.example/",), line=1)])
+    broken = Footnote(2, "t", ("https://b.example/", object()), line=2)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.ProgrammingError, match="binding"):
+        catalog.record_citations("kz", [Footnote(1, "t", ("https://c.example/",), line=1),
+                                        broken])
+    # the DELETE that ran before the failure was rolled back with it
+    assert [c.url for c in catalog.citations("kz")] == ["https://a.example/"]
+
+
+# ── the archive lock, across real processes ──────────────────────────────────
+
+
+def test_second_lock_in_one_process_refuses(catalog: Catalog, archive: Path) -> None:
+    refusal = rf"in use by another run \(pid {os.getpid()}"
+    with catalog.lock(), pytest.raises(ArchiveLockedError, match=refusal), archive_lock(archive):
+        pytest.fail("took a lock this process already holds")
+    with catalog.lock():  # released on leaving the block
+        pass
+
+
+def test_another_process_holding_the_lock_refuses_then_releases_on_kill_9(
+        archive: Path) -> None:
+    holder = child(
+        """
+        catalog = Catalog.open(archive)
+        with catalog.lock():
+            print("locked", flush=True)
+            time.sleep(60)
+        """,
+        archive,
+    )
+    try:
+        wait_for_line(holder, "locked")
+        with Catalog.open(archive) as catalog:
+            started = time.monotonic()
+            with pytest.raises(ArchiveLockedError) as refused, catalog.lock():
+                pytest.fail("took a lock that another process holds")
+            assert time.monotonic() - started < 1.0  # refuses at once
+            message = str(refused.value)
+            assert message.startswith(f"{archive}/ is in use by another run (pid {holder.pid}, ")
+            assert "started 20" in message
+            started = time.monotonic()
+            with pytest.raises(ArchiveLockedError), catalog.lock(wait=0.3):
+                pass
+            assert time.monotonic() - started >= 0.3  # waited as asked
+            assert refused.value.exit_code == 3
+
+            holder.send_signal(signal.SIGKILL)
+            holder.wait(timeout=10)
+            with catalog.lock():  # the kernel released it: no stale lock
+                run_id = catalog.begin_run("run", [])
+                catalog.finish_run(run_id, status="ok", summary={})
+    finally:
+        holder.kill()
+        holder.communicate(timeout=10)
+
+
+def test_lock_wait_succeeds_when_the_holder_finishes(archive: Path) -> None:
+    holder = child(
+        """
+        catalog = Catalog.open(archive)
+        with catalog.lock():
+            print("locked", flush=True)
+            time.sleep(0.4)
+        print("released", flush=True)
+        """,
+        archive,
+    )
+    try:
+        wait_for_line(holder, "locked")
+        with Catalog.open(archive) as catalog, catalog.lock(wait=10):
+            assert (archive / ".lock").read_text().split()[0] == str(os.getpid())
+        assert (archive / ".lock").read_text() == ""  # emptied on a clean release
+    finally:
+        holder.communicate(timeout=10)
+    assert holder.returncode == 0
+
+
+# ── WAL: readers beside a writer ─────────────────────────────────────────────
+
+
+def test_readers_see_whole_transactions_while_a_writer_writes(archive: Path) -> None:
+    with Catalog.open(archive) as catalog:
+        catalog.begin_run("run", [])  # schema in place before the writer starts
+    writer = child(
+        """
+        from datetime import UTC, datetime
+        from archiver.models import Judgement, Verdict, Capture, Hop, WarcRef
+        catalog = Catalog.open(archive)
+        run_id = catalog.begin_run("run", [])
+        print("ready", flush=True)
+        sys.stdin.readline()  # start when the reader is reading
+        now = datetime.now(UTC)
+        for i in range(300):
+            time.sleep(0.002)  # paced, so that reads surely fall between transactions
+            url = f"https://h{i % 7}.example/{i}"
+            ref = WarcRef("archive/a.warc.gz", i * 100, 100, f"<urn:uuid:{i}>")
+            capture = Capture(url=url, final_url=url, status=200,
+                              hops=(Hop(url, 200, (), warc=ref),), content=b"",
+                              content_type="text/html", payload_digest=f"sha1:{i}",
+                              captured_at=now)
+            with catalog.transaction():
+                catalog.record_capture(run_id, capture, text="x " * 200, title=None)
+                catalog.record_result(run_id, url, Judgement(Verdict.OK, "ok"),
+                                      http_status=200, final_url=url, attempts=1,
+                                      checked_at=now)
+        print("done", flush=True)
+        """,
+        archive,
+    )
+    try:
+        wait_for_line(writer, "ready")
+        reader = sqlite3.connect(archive / CATALOG_NAME, timeout=0.5)
+        assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        seen = set()
+        with Catalog.open(archive) as catalog:
+            assert writer.stdin is not None
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+            while writer.poll() is None:
+                # one statement, one snapshot: a capture never shows without its result
+                captures, results = reader.execute(
+                    "SELECT (SELECT count(*) FROM captures), (SELECT count(*) FROM results)"
+                ).fetchone()
+                assert captures == results
+                seen.add(captures)
+                catalog.runs()  # the catalog's own reads do not block or fail either
+        wait_for_line(writer, "done")
+        assert writer.returncode == 0
+        final = reader.execute("SELECT count(*) FROM captures").fetchone()[0]
+        assert final == 300
+        assert len(seen - {0, 300}) > 2  # the reads really happened while the writer wrote
+        reader.close()
+    finally:
+        writer.kill()
+        writer.communicate(timeout=10)
+
+
+def test_uncommitted_writes_are_invisible_and_do_not_block_readers(archive: Path) -> None:
+    with Catalog.open(archive) as writer, Catalog.open(archive) as reader:
+        run_id = writer.begin_run("run", [])
+        with writer.transaction():
+            writer.record_result(run_id, URL, Judgement(Verdict.OK, "ok"), http_status=200,
+                                 final_url=URL, attempts=1, checked_at=T0)
+            started = time.monotonic()
+            assert reader.results(URL) == []
+            assert reader.run(run_id) is not None  # committed before: visible
+            assert time.monotonic() - started < 0.5
+        assert len(reader.results(URL)) == 1
+
+
+def test_two_unlocked_writers_lose_nothing(archive: Path) -> None:
+    Catalog.open(archive).close()
+    code = """
+        from datetime import UTC, datetime
+        from archiver.models import Judgement, Verdict
+        catalog = Catalog.open(archive)
+        run_id = catalog.begin_run("check", [])
+        print("ready", flush=True)
+        for i in range(150):
+            catalog.record_result(run_id, f"https://x.example/{sys.argv[0]}{i}",
+                                  Judgement(Verdict.OK, "ok"), http_status=200, final_url=None,
+                                  attempts=1, checked_at=datetime.now(UTC))
+        """
+    writers = [child(code, archive) for _ in range(2)]
+    for writer in writers:
+        writer.communicate(timeout=60)
+        assert writer.returncode == 0
+    with Catalog.open(archive) as catalog:
+        counts = catalog._read("SELECT run_id, count(*) AS n FROM results GROUP BY run_id")
+        assert sorted(row["n"] for row in counts) == [150, 150]
