@@ -265,7 +265,7 @@ async def _rescue(
     found = 0
     todo: list[tuple[str, Source]] = []
     for url, source in wanted.items():
-        cached = catalog.get_memento(url)
+        cached = catalog.get_memento(url, near=source.published)
         if cached is not None:
             found += cached.memento is not None
         else:
@@ -278,27 +278,28 @@ async def _rescue(
         async def one(url: str, source: Source) -> None:
             result = await rescuer.lookup(url, source.published)
             if result.error is None:
-                catalog.put_memento(url, result.memento, utcnow())
+                catalog.put_memento(url, result.memento, utcnow(), near=source.published)
             progress.advance(url, "memento" if result.memento else "none")
 
         await asyncio.gather(*(one(url, source) for url, source in todo))
     found = sum(
-        1 for url in wanted if (c := catalog.get_memento(url)) is not None and c.memento
+        1 for url, source in wanted.items()
+        if (c := catalog.get_memento(url, near=source.published)) is not None and c.memento
     )
     if capture:
-        await _capture_mementos(settings, catalog, run_id, list(wanted))
+        await _capture_mementos(settings, catalog, run_id, wanted)
     return found
 
 
 async def _capture_mementos(
-    settings: Settings, catalog: Catalog, run_id: int, urls: Iterable[str]
+    settings: Settings, catalog: Catalog, run_id: int, wanted: Mapping[str, Source]
 ) -> None:
     from archiver.fetch import Fetcher
     from archiver.warc import WarcWriter
 
     mementos: list[tuple[str, Memento]] = []
-    for url in urls:
-        cached = catalog.get_memento(url)
+    for url, source in wanted.items():
+        cached = catalog.get_memento(url, near=source.published)
         if cached is not None and cached.memento is not None and cached.memento.raw_url:
             if not catalog.is_captured(cached.memento.raw_url):
                 mementos.append((url, cached.memento))
@@ -333,12 +334,13 @@ def build_link_records(
     from archiver.pagetext import excerpt
 
     records = []
+    published = settings.source(source_id).published
     for url in doc.urls:
         footnotes = tuple(n.number for n in doc.footnotes if url in n.urls)
         last = catalog.last_result(url)
         stored = catalog.latest_capture(url)
         status = catalog.link_status(url, settings.check, now)
-        cached = catalog.get_memento(url)
+        cached = catalog.get_memento(url, near=published)
         memento = cached.memento if cached is not None else None
         rescued = None
         if memento is not None and memento.raw_url:
@@ -353,7 +355,7 @@ def build_link_records(
                 http_status=last.http_status if last else None,
                 final_url=last.final_url if last else None,
                 attempts=last.attempts if last else 0,
-                capture=stored.warc if stored else None,
+                capture=(stored.payload or stored.warc) if stored else None,
                 captured_at=stored.captured_at if stored else None,
                 memento=memento if not (last and last.verdict.healthy) else None,
                 state=status.state if last else None,
@@ -448,8 +450,9 @@ def execute(
                        if todo else _Fetched())
 
             verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
-            offline = bool(todo) and history.is_offline(verdicts)
-            outage = offline or (bool(todo) and history.is_outage(verdicts, settings.check))
+            offline = bool(todo) and history.is_offline(verdicts, previous=previous)
+            outage = offline or (bool(todo) and history.is_outage(
+                verdicts, settings.check, previous=previous))
             checked_at = utcnow()
             for url, judgement in fetched.judgements.items():
                 result = fetched.results[url]
@@ -476,7 +479,8 @@ def execute(
                     current[url] = (judgement,
                                     catalog.link_status(url, settings.check, checked_at),
                                     similarity)
-                changes = history.changes(previous, current, settings.check, before=before)
+                changes = history.changes(previous, current, settings.check, before=before,
+                                          outage=outage)
                 footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
                 changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 

@@ -3,8 +3,9 @@
 ``briefing_document`` reads the shipped briefing with ``archiver.parse.read_document`` when
 that reader exists, and otherwise builds its first footnotes by hand from the briefing's real
 text. ``sample_report`` adds three footnotes that every test relies on (a hostile one, one that
-cites no URL, one that no marker cites) and gives the links every verdict, a memento, missing
-captures, changes and an offline note.
+cites no URL, one that no marker cites) and gives the links every verdict, mementos (some
+rescued into our WARCs), missing captures, changes and an offline note. ``evidence_report`` is
+a small report with one link for each kind of evidence recovered.
 """
 
 from __future__ import annotations
@@ -155,8 +156,15 @@ def sample_links(document: Document) -> list[LinkRecord]:
         status = _STATUS.get(verdict) if verdict is not None else None
         captured = status is not None
         failing = verdict is not None and not verdict.healthy
-        memento = None
-        if failing and i % 2 == 0:
+        memento = rescued = None
+        if failing and i % 4 == 0:
+            # Archived before publication and fetched into our own WARC (--rescue-capture).
+            memento = Memento(url=f"http://web.archive.org/web/20201028061500/{url}",
+                              datetime=datetime(2020, 10, 28, 6, 15, tzinfo=UTC),
+                              original_url=url)
+            rescued = WarcRef(WARC, 1000 * i + 500, 450,
+                              f"<urn:uuid:00000000-0000-4000-9000-{i:012d}>")
+        elif failing and i % 2 == 0:
             memento = Memento(url=f"http://web.archive.org/web/20201105093012/{url}",
                               datetime=datetime(2020, 11, 5, 9, 30, 12, tzinfo=UTC),
                               original_url=url)
@@ -176,6 +184,7 @@ def sample_links(document: Document) -> list[LinkRecord]:
             title=HOSTILE if url == HOSTILE_URL or verdict is Verdict.OK else None,
             excerpt=(f"Excerpt of the page: {HOSTILE}" if verdict is Verdict.OK else None),
             checked_at=GENERATED if verdict else None,
+            rescued=rescued,
         ))
     return links
 
@@ -208,3 +217,59 @@ def sample_report(*, notes: tuple[str, ...] = (OFFLINE_NOTE,), changes: bool = T
         changes=sample_changes(links) if changes else (), notes=notes,
         run={"run_id": 7, "started": GENERATED, "mode": "check"}, root=REPO,
     )
+
+
+EVIDENCE_PUBLISHED = date(2020, 11, 1)
+RESCUED_URL = "https://rescued.example.org/statement"
+MEMENTO_URL = "https://memento.example.org/article"
+LOST_URL = "https://lost.example.org/page"
+HEALTHY_URL = "https://healthy.example.org/report"
+UNCHECKED_URL = "https://unchecked.example.org/"
+
+
+def evidence_report(published: date | None = EVIDENCE_PUBLISHED) -> Report:
+    """Five footnotes, one URL each: a dead link whose Internet Archive copy (4 days before
+    publication) was fetched into our WARC, though our own capture is of its 404 page; a gone
+    link with only an Internet Archive copy (12 days after); a timeout with no copy anywhere;
+    a healthy link (given a memento too, which must not make it count as rescued evidence);
+    an unchecked link."""
+    urls = (RESCUED_URL, MEMENTO_URL, LOST_URL, HEALTHY_URL, UNCHECKED_URL)
+    footnotes = tuple(
+        Footnote(number=n, text=f"See {url}", urls=(url,), line=100 + n,
+                 claims=(Claim(footnote=n, text=f"Claim {n}.", line=n),))
+        for n, url in enumerate(urls, start=1)
+    )
+    document = Document(path="/evidence.md", format="markdown", footnotes=footnotes)
+
+    def memento(url: str, moment: datetime) -> Memento:
+        stamp = moment.strftime("%Y%m%d%H%M%S")
+        return Memento(url=f"https://web.archive.org/web/{stamp}/{url}", datetime=moment,
+                       original_url=url, raw_url=f"https://web.archive.org/web/{stamp}id_/{url}",
+                       status=200)
+
+    links = [
+        LinkRecord(url=RESCUED_URL, footnotes=(1,), verdict=Verdict.NOT_FOUND, http_status=404,
+                   reason="404 Not Found", attempts=1,
+                   capture=WarcRef(WARC, 0, 700, "<urn:uuid:00000000-0000-4000-8000-000000000001>"),
+                   captured_at=GENERATED,
+                   memento=memento(RESCUED_URL, datetime(2020, 10, 28, 23, 10, tzinfo=UTC)),
+                   rescued=WarcRef(WARC, 700, 900,
+                                   "<urn:uuid:00000000-0000-4000-8000-000000000002>"),
+                   checked_at=GENERATED),
+        LinkRecord(url=MEMENTO_URL, footnotes=(2,), verdict=Verdict.GONE, http_status=410,
+                   reason="410 Gone", attempts=1,
+                   memento=memento(MEMENTO_URL, datetime(2020, 11, 13, 8, 0, tzinfo=UTC)),
+                   checked_at=GENERATED),
+        LinkRecord(url=LOST_URL, footnotes=(3,), verdict=Verdict.TIMEOUT,
+                   reason="no answer within 10 s", attempts=3, checked_at=GENERATED),
+        LinkRecord(url=HEALTHY_URL, footnotes=(4,), verdict=Verdict.OK, http_status=200,
+                   attempts=1,
+                   capture=WarcRef(WARC, 1600, 800,
+                                   "<urn:uuid:00000000-0000-4000-8000-000000000003>"),
+                   captured_at=GENERATED,
+                   memento=memento(HEALTHY_URL, datetime(2020, 10, 30, tzinfo=UTC)),
+                   checked_at=GENERATED),
+    ]
+    source = Source(id="evidence", path="/evidence.md", title="Evidence sample",
+                    published=published)
+    return build_report(source, document, links, generated_at=GENERATED)

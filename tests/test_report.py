@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from archiver.errors import ArchiveError
-from archiver.models import Claim, Document, Footnote, LinkRecord, Source, Verdict
+from archiver.models import Claim, Document, Footnote, LinkRecord, Source, Verdict, WarcRef
 from archiver.report import (
     build_report,
     render_csv,
@@ -20,11 +20,25 @@ from archiver.report import (
     render_md,
     write_reports,
 )
+from archiver.report.model import (
+    evidence_kind,
+    evidence_text,
+    memento_offset_days,
+    offset_phrase,
+)
 from tests.report_samples import (
     BRIEFING,
+    EVIDENCE_PUBLISHED,
     GENERATED,
+    HEALTHY_URL,
+    LOST_URL,
+    MEMENTO_URL,
     REPO,
+    RESCUED_URL,
+    UNCHECKED_URL,
+    WARC,
     briefing_document,
+    evidence_report,
     sample_links,
     sample_report,
     with_extra_footnotes,
@@ -190,3 +204,77 @@ def test_sample_covers_what_the_renderer_tests_rely_on() -> None:
     assert {link.verdict for link in links} >= set(Verdict)
     assert any(link.memento for link in links)
     assert any(link.capture is None and link.verdict for link in links)
+    kinds = {evidence_kind(link) for link in links}
+    assert kinds == {"ours", "internet_archive", "none", None}
+
+
+# ── evidence recovered for failing links ─────────────────────────────────────────
+
+
+def test_evidence_kind_per_link() -> None:
+    report = evidence_report()
+    kinds = {link.url: evidence_kind(link) for link in report.links}
+    assert kinds == {
+        RESCUED_URL: "ours",  # rescued copy in our WARC
+        MEMENTO_URL: "internet_archive",  # memento only
+        LOST_URL: "none",
+        HEALTHY_URL: None,  # healthy: not asked, even though it has a memento
+        UNCHECKED_URL: None,  # never checked, so never looked up
+    }
+
+
+def test_our_capture_of_a_failing_page_is_not_evidence() -> None:
+    # The capture of a 404 page shows the failure, not the cited content.
+    link = LinkRecord(url="https://a.example/", footnotes=(1,), verdict=Verdict.NOT_FOUND,
+                      http_status=404, capture=WarcRef(WARC, 0, 10, "<urn:uuid:x>"),
+                      captured_at=GENERATED)
+    assert evidence_kind(link) == "none"
+    assert evidence_text(link, EVIDENCE_PUBLISHED) == "No archived copy found"
+    assert memento_offset_days(link, EVIDENCE_PUBLISHED) is None
+
+
+def test_memento_offset_is_signed_days_from_publication() -> None:
+    report = evidence_report()
+    offsets = {link.url: memento_offset_days(link, EVIDENCE_PUBLISHED) for link in report.links}
+    # 2020-10-28 23:10Z and 2020-11-13 08:00Z against a briefing published 2020-11-01.
+    assert offsets == {RESCUED_URL: -4, MEMENTO_URL: 12, LOST_URL: None, HEALTHY_URL: None,
+                       UNCHECKED_URL: None}
+    assert all(memento_offset_days(link, None) is None for link in report.links)
+
+
+def test_offset_phrase() -> None:
+    assert offset_phrase(4) == "archived 4 days after publication"
+    assert offset_phrase(-12) == "archived 12 days before publication"
+    assert offset_phrase(1) == "archived 1 day after publication"
+    assert offset_phrase(-1) == "archived 1 day before publication"
+    assert offset_phrase(0) == "archived on the publication day"
+    assert offset_phrase(2.5) == "archived 2.5 days after publication"
+
+
+def test_evidence_text_for_a_reader() -> None:
+    report = evidence_report()
+    texts = {link.url: evidence_text(link, EVIDENCE_PUBLISHED) for link in report.links}
+    assert texts[RESCUED_URL] == ("Internet Archive copy from 2020-10-28, stored in our WARC "
+                                  "(archived 4 days before publication)")
+    assert texts[MEMENTO_URL] == ("Internet Archive copy from 2020-11-13 "
+                                  "(archived 12 days after publication)")
+    assert texts[LOST_URL] == "No archived copy found"
+    assert texts[HEALTHY_URL] is None and texts[UNCHECKED_URL] is None
+    # Without a publication date the copy is still named, just not placed in time.
+    undated = evidence_report(published=None)
+    assert evidence_text(undated.link(MEMENTO_URL), None) == (
+        "Internet Archive copy from 2020-11-13")
+
+
+def test_summary_counts_evidence() -> None:
+    assert evidence_report().summary.evidence == (
+        ("ours", 1), ("internet_archive", 1), ("none", 1))
+    report = sample_report()
+    s = report.summary
+    counts = Counter(evidence_kind(link) for link in report.links)
+    assert dict(s.evidence) == {"ours": counts["ours"], "internet_archive":
+                                counts["internet_archive"], "none": counts["none"]}
+    assert sum(n for _, n in s.evidence) == s.failing
+    assert s.evidence_count("none") == s.no_copy
+    assert s.evidence_count("ours") == sum(
+        1 for x in report.links if x.rescued and x.verdict and not x.verdict.healthy) > 0

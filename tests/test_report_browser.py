@@ -84,6 +84,25 @@ def test_summary_shows_the_right_counts(opened) -> None:
     assert page.locator(".chart rect.bar").count() == len(report.summary.by_verdict)
 
 
+def test_failing_links_say_whether_evidence_was_recovered(opened) -> None:
+    page, report, _, _ = opened
+    summary = page.locator("#summary .evidence-summary")
+    assert summary.is_visible()
+    for kind in ("ours", "internet_archive", "none"):
+        cell = summary.locator(f'[data-evidence-count="{kind}"]')
+        assert cell.inner_text() == str(report.summary.evidence_count(kind))
+    rescued = next(link for link in report.links
+                   if link.rescued and link.verdict and not link.verdict.healthy)
+    item = page.locator("li.link", has=page.locator(f'[data-originalurl="{rescued.url}"]'))
+    line = item.first.locator(".evidence-line")
+    assert line.is_visible()
+    assert line.inner_text().startswith("Evidence recovered: Internet Archive copy from ")
+    assert "stored in our WARC" in line.inner_text()
+    lost = page.locator('.evidence-line[data-evidence="none"]')
+    assert lost.count() > 0 and lost.first.inner_text() == "No archived copy found"
+    assert page.locator('li.link[data-verdict="ok"] .evidence-line').count() == 0
+
+
 def test_verdict_filter_hides_and_shows_footnotes(opened) -> None:
     page, report, _, _ = opened
     total = len(report.entries)

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+from collections import Counter
 from html.parser import HTMLParser
 
 import pytest
@@ -30,10 +31,16 @@ from archiver.report import build_report, render_csv, render_html, render_json, 
 from archiver.report.render_csv import CSV_COLUMNS, safe_cell
 from tests.report_samples import (
     GENERATED,
+    HEALTHY_URL,
     HOSTILE,
     HOSTILE_URL,
     JS_URL,
+    LOST_URL,
+    MEMENTO_URL,
     OFFLINE_NOTE,
+    RESCUED_URL,
+    UNCHECKED_URL,
+    evidence_report,
     sample_report,
 )
 
@@ -316,3 +323,152 @@ def test_html_of_an_empty_document() -> None:
     assert json.loads(render_json(empty))["links"] == []
     assert render_csv(empty).splitlines() == [",".join(CSV_COLUMNS)]
     assert render_md(empty).startswith("**s**: 0 claims")
+
+
+# ── Evidence recovered (every format) ───────────────────────────────────────────
+
+# The columns links.csv had before the evidence columns were appended; they must not move.
+OLD_CSV_COLUMNS = (
+    "source", "footnote", "url", "verdict", "reason", "http_status", "final_url", "state",
+    "captured_at", "warc", "offset", "length", "record_id", "memento_url", "memento_datetime",
+    "claim",
+)
+OLD_LINK_KEYS = {"url", "footnotes", "verdict", "reason", "http_status", "final_url",
+                 "attempts", "capture", "memento", "rescued", "state", "failing_since",
+                 "checked_at", "title", "excerpt"}
+EXPECTED = {  # url: (evidence, memento_offset_days)
+    RESCUED_URL: ("ours", -4),
+    MEMENTO_URL: ("internet_archive", 12),
+    LOST_URL: ("none", None),
+    HEALTHY_URL: (None, None),
+    UNCHECKED_URL: (None, None),
+}
+
+
+@pytest.fixture(scope="module")
+def evidence():
+    return evidence_report()
+
+
+def test_json_says_per_link_where_the_evidence_is(evidence) -> None:
+    data = json.loads(render_json(evidence))
+    links = {link["url"]: link for link in data["links"]}
+    for url, (kind, days) in EXPECTED.items():
+        assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days"}
+        assert (links[url]["evidence"], links[url]["memento_offset_days"]) == (kind, days)
+    # The healthy link keeps its memento and capture; only the evidence fields are null.
+    assert links[HEALTHY_URL]["memento"] is not None and links[HEALTHY_URL]["capture"]
+    assert links[RESCUED_URL]["rescued"]["record_id"].startswith("<urn:uuid:")
+    assert data["summary"]["evidence"] == {"ours": 1, "internet_archive": 1, "none": 1}
+    assert data["summary"]["no_archived_copy"] == 1
+
+
+def test_json_evidence_without_a_publication_date() -> None:
+    data = json.loads(render_json(evidence_report(published=None)))
+    links = {link["url"]: link for link in data["links"]}
+    assert links[MEMENTO_URL]["evidence"] == "internet_archive"
+    assert all(link["memento_offset_days"] is None for link in data["links"])
+
+
+def test_json_evidence_on_the_sample_is_null_exactly_for_healthy_and_unchecked(report) -> None:
+    data = json.loads(render_json(report))
+    for link in data["links"]:
+        failing = link["verdict"] not in (None, "ok", "redirected")
+        assert (link["evidence"] is not None) == failing, link["url"]
+        if link["evidence"] == "ours":
+            assert link["rescued"] is not None and link["memento"] is not None
+        elif link["evidence"] == "internet_archive":
+            assert link["rescued"] is None and link["memento"] is not None
+        elif link["evidence"] == "none":
+            assert link["rescued"] is None and link["memento"] is None
+            assert link["memento_offset_days"] is None
+    kinds = Counter(link["evidence"] for link in data["links"] if link["evidence"])
+    assert data["summary"]["evidence"] == {k: kinds[k] for k in
+                                           ("ours", "internet_archive", "none")}
+    assert all(kinds.values())
+
+
+def test_csv_appends_the_evidence_columns(evidence) -> None:
+    rows = list(csv.reader(io.StringIO(render_csv(evidence))))
+    assert tuple(rows[0]) == (*OLD_CSV_COLUMNS, "evidence", "memento_offset_days")
+    assert tuple(rows[0]) == CSV_COLUMNS
+    body = {row[2]: row for row in rows[1:]}
+    for url, (kind, days) in EXPECTED.items():
+        row = body[url]
+        assert row[-2:] == ["" if kind is None else kind, "" if days is None else str(days)]
+    # A negative offset is a number, not a formula: no apostrophe.
+    assert body[RESCUED_URL][-1] == "-4"
+    # The existing columns still say what they said.
+    memento_row = dict(zip(CSV_COLUMNS, body[MEMENTO_URL], strict=True))
+    assert memento_row["verdict"] == "gone" and memento_row["memento_datetime"] == (
+        "2020-11-13T08:00:00Z")
+
+
+def test_markdown_says_whether_evidence_was_recovered(evidence) -> None:
+    text = render_md(evidence)
+    assert ("Evidence recovered for the 3 failing links: ours (Internet Archive copy stored "
+            "in our WARC): 1 · Internet Archive only: 1 · none (no archived copy found): 1"
+            in text)
+    footnotes = text[text.index("## Footnotes"):]
+    blocks = dict(zip([int(n) for n in re.findall(r"^### Footnote (\d+)$", footnotes, re.M)],
+                      re.split(r"^### Footnote \d+$", footnotes, flags=re.M)[1:], strict=True))
+    assert ("  - Evidence recovered: Internet Archive copy from 2020-10-28, stored in our "
+            "WARC (archived 4 days before publication)\n") in blocks[1]
+    assert ("  - Evidence recovered: Internet Archive copy from 2020-11-13 "
+            "(archived 12 days after publication)\n") in blocks[2]
+    assert "  - Evidence: **no archived copy found**\n" in blocks[3]
+    assert "Evidence" not in blocks[4] and "Evidence" not in blocks[5]
+    attention = text[text.index("## Links that need attention"):text.index("## Footnotes")]
+    assert "evidence recovered: Internet Archive copy from 2020-11-13" in attention
+    assert attention.count("\n- ") == 3
+
+
+def test_html_shows_an_evidence_line_per_failing_link(evidence) -> None:
+    soup = BeautifulSoup(render_html(evidence), "lxml")
+    lines = {}
+    for item in soup.select("li.link"):
+        url = item.select_one("[data-originalurl]")["data-originalurl"]
+        line = item.select_one(".evidence-line")
+        lines[url] = line
+    assert lines[RESCUED_URL].get_text() == (
+        "Evidence recovered: Internet Archive copy from 2020-10-28, stored in our WARC "
+        "(archived 4 days before publication)")
+    assert lines[RESCUED_URL]["data-evidence"] == "ours"
+    assert lines[RESCUED_URL]["data-offset-days"] == "-4"
+    assert lines[MEMENTO_URL].get_text() == (
+        "Evidence recovered: Internet Archive copy from 2020-11-13 "
+        "(archived 12 days after publication)")
+    assert lines[MEMENTO_URL]["data-evidence"] == "internet_archive"
+    assert lines[LOST_URL].get_text() == "No archived copy found"
+    assert lines[LOST_URL]["data-evidence"] == "none" and "lost" in lines[LOST_URL]["class"]
+    assert not lines[LOST_URL].has_attr("data-offset-days")
+    assert lines[HEALTHY_URL] is None and lines[UNCHECKED_URL] is None
+    summary = soup.select_one("#summary .evidence-summary")
+    counts = {el["data-evidence-count"]: el.get_text()
+              for el in summary.select("[data-evidence-count]")}
+    assert counts == {"ours": "1", "internet_archive": "1", "none": "1"}
+    assert "3 failing links" in summary.get_text()
+
+
+def test_html_evidence_lines_cover_every_failing_citation(report) -> None:
+    soup = BeautifulSoup(render_html(report), "lxml")
+    failing = sum(1 for e in report.entries for link in e.links
+                  if link.verdict is not None and not link.verdict.healthy)
+    assert len(soup.select("li.link .evidence-line")) == failing
+    for item in soup.select("li.link"):
+        has_line = item.select_one(".evidence-line") is not None
+        assert has_line == (item["data-verdict"] not in ("ok", "redirected", "unchecked"))
+    s = report.summary
+    for kind in ("ours", "internet_archive", "none"):
+        cell = soup.select_one(f'#summary [data-evidence-count="{kind}"]')
+        assert cell.get_text() == str(s.evidence_count(kind))
+
+
+def test_html_has_no_evidence_summary_without_failing_links() -> None:
+    document = Document("/x.md", "t", (Footnote(1, "n", ("https://a.example/",), 3,
+                                                (Claim(1, "c", 2),)),))
+    link = LinkRecord(url="https://a.example/", footnotes=(1,), verdict=Verdict.OK,
+                      http_status=200)
+    soup = BeautifulSoup(render_html(build_report(Source("s", "/x.md"), document, [link],
+                                                  generated_at=GENERATED)), "lxml")
+    assert soup.select(".evidence-summary, .evidence-line") == []

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path, PurePath
 from types import MappingProxyType
@@ -32,8 +32,13 @@ from archiver.models import (
     Verdict,
     isoformat,
 )
+from archiver.rescue import offset_days
 
 __all__ = [
+    "EVIDENCE_IA",
+    "EVIDENCE_KINDS",
+    "EVIDENCE_NONE",
+    "EVIDENCE_OURS",
     "UNCHECKED",
     "UNSUPPORTED",
     "VERDICT_ORDER",
@@ -41,6 +46,10 @@ __all__ = [
     "Report",
     "Summary",
     "build_report",
+    "evidence_kind",
+    "evidence_text",
+    "memento_offset_days",
+    "offset_phrase",
     "verdict_description",
     "verdict_key",
     "verdict_label",
@@ -57,6 +66,15 @@ VERDICT_ORDER: tuple[str, ...] = (
     *(v.value for v in Verdict),
     UNCHECKED,
 )
+
+# Where the evidence of a failing link can still be read: a copy in our own WARCs (the
+# Internet Archive's copy, fetched with --rescue-capture), only at the Internet Archive, or
+# nowhere we know of. Our capture of the failing URL itself is not counted: it shows the
+# failure (a 404 page, a login form), not the cited content.
+EVIDENCE_OURS = "ours"
+EVIDENCE_IA = "internet_archive"
+EVIDENCE_NONE = "none"
+EVIDENCE_KINDS: tuple[str, ...] = (EVIDENCE_OURS, EVIDENCE_IA, EVIDENCE_NONE)
 
 _LABELS: dict[str, str] = {
     "ok": "OK",
@@ -114,6 +132,63 @@ def verdict_description(key: str) -> str:
     return _DESCRIPTIONS.get(key, "")
 
 
+def evidence_kind(link: LinkRecord) -> str | None:
+    """Where a failing link's evidence survives: ``"ours"`` (a rescued copy in our WARCs),
+    ``"internet_archive"`` (a memento only), ``"none"``; ``None`` for a healthy or unchecked
+    link, for which the question does not arise."""
+    if not needs_rescue(link):
+        return None
+    if link.rescued is not None:
+        return EVIDENCE_OURS
+    if link.memento is not None:
+        return EVIDENCE_IA
+    return EVIDENCE_NONE
+
+
+def memento_offset_days(link: LinkRecord, published: date | None) -> float | None:
+    """Signed days from ``published`` to the link's memento (negative: archived before),
+    rounded to one decimal; ``None`` for a healthy or unchecked link, a link without a
+    memento, or a source without a publication date. The count is ``rescue.offset_days``:
+    whole calendar days (UTC), so the value is integral."""
+    if not needs_rescue(link) or link.memento is None:
+        return None
+    days = offset_days(link.memento, published)
+    return None if days is None else round(days, 1)
+
+
+def offset_phrase(days: float) -> str:
+    """``"archived 4 days after publication"``, ``"archived 12 days before publication"``,
+    ``"archived on the publication day"``."""
+    if days == 0:
+        return "archived on the publication day"
+    size = abs(days)
+    number = f"{size:g}"
+    unit = "day" if size == 1 else "days"
+    side = "after" if days > 0 else "before"
+    return f"archived {number} {unit} {side} publication"
+
+
+def evidence_text(link: LinkRecord, published: date | None) -> str | None:
+    """The failing link's evidence in a sentence for a reader, ``None`` where
+    ``evidence_kind`` is ``None``: ``"Internet Archive copy from 2020-10-28 (archived 4 days
+    before publication)"``, with ``", stored in our WARC"`` for a rescued copy, or
+    ``"No archived copy found"``."""
+    kind = evidence_kind(link)
+    if kind is None:
+        return None
+    if link.memento is None:
+        # A rescued copy always comes from a memento; without one there is nothing to date.
+        return "Copy stored in our WARC" if kind == EVIDENCE_OURS else "No archived copy found"
+    day = link.memento.datetime.astimezone(UTC).date().isoformat()
+    text = f"Internet Archive copy from {day}"
+    if kind == EVIDENCE_OURS:
+        text += ", stored in our WARC"
+    days = memento_offset_days(link, published)
+    if days is not None:
+        text += f" ({offset_phrase(days)})"
+    return text
+
+
 @dataclass(frozen=True)
 class Entry:
     """One footnote of the report with the claims that cite it and the links it cites.
@@ -163,7 +238,9 @@ class Summary:
 
     ``by_verdict`` counts distinct URLs per verdict key, in ``VERDICT_ORDER``, only keys that
     occur. ``no_copy`` counts links that are not healthy and have neither an Internet Archive
-    memento nor a rescued copy: the evidence may be lost.
+    memento nor a rescued copy: the evidence may be lost. ``evidence`` counts the failing
+    links by ``evidence_kind``, every key of ``EVIDENCE_KINDS`` in that order (``none`` equals
+    ``no_copy``).
     """
 
     claims: int
@@ -181,9 +258,13 @@ class Summary:
     unsupported_footnotes: int
     orphan_footnotes: int
     by_verdict: tuple[tuple[str, int], ...]
+    evidence: tuple[tuple[str, int], ...] = tuple((k, 0) for k in EVIDENCE_KINDS)
 
     def count(self, key: str) -> int:
         return dict(self.by_verdict).get(key, 0)
+
+    def evidence_count(self, kind: str) -> int:
+        return dict(self.evidence).get(kind, 0)
 
 
 @dataclass(frozen=True)
@@ -301,6 +382,7 @@ def _summary(document: Document, links: tuple[LinkRecord, ...],
         counts[key] = counts.get(key, 0) + 1
     healthy = sum(1 for link in links if link.verdict is not None and link.verdict.healthy)
     unchecked = counts.get(UNCHECKED, 0)
+    kinds = [evidence_kind(link) for link in links]
     return Summary(
         claims=len(document.claims),
         footnotes=len(document.footnotes),
@@ -317,6 +399,7 @@ def _summary(document: Document, links: tuple[LinkRecord, ...],
         unsupported_footnotes=sum(1 for e in entries if e.unsupported),
         orphan_footnotes=sum(1 for e in entries if e.orphan),
         by_verdict=tuple((k, counts[k]) for k in VERDICT_ORDER if k in counts),
+        evidence=tuple((k, kinds.count(k)) for k in EVIDENCE_KINDS),
     )
 
 

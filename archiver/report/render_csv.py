@@ -1,10 +1,11 @@
 """``Report`` → ``links.csv``: one row per footnote-URL pair, for spreadsheets.
 
 A URL cited by three footnotes gives three rows; a footnote that cites no URL gives none (its
-claims are listed as unsupported in the other formats). Cells that a spreadsheet would read
-as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) are
-prefixed with an apostrophe, since URLs, titles and claims come from untrusted documents and
-web pages.
+claims are listed as unsupported in the other formats). ``evidence`` and
+``memento_offset_days`` (the last two columns) are empty for healthy and unchecked links.
+Cells that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return) are prefixed with an apostrophe, since URLs, titles and claims
+come from untrusted documents and web pages; numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import io
 from typing import Any
 
 from archiver.models import isoformat
-from archiver.report.model import Report
+from archiver.report.model import Report, evidence_kind, memento_offset_days
 
 __all__ = ["CSV_COLUMNS", "render_csv", "safe_cell"]
 
 CSV_COLUMNS: tuple[str, ...] = (
     "source", "footnote", "url", "verdict", "reason", "http_status", "final_url", "state",
     "captured_at", "warc", "offset", "length", "record_id", "memento_url", "memento_datetime",
-    "claim",
+    "claim", "evidence", "memento_offset_days",
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -66,6 +67,8 @@ def render_csv(report: Report) -> str:
                 memento.url if memento else None,
                 isoformat(memento.datetime) if memento else None,
                 claim,
+                evidence_kind(link),
+                memento_offset_days(link, report.source.published),
             )
             writer.writerow([safe_cell(cell) for cell in row])
     return out.getvalue()

@@ -8,10 +8,12 @@ excerpts, reasons) goes through ``html.escape``; URLs become ``href`` only when 
 http(s). The script is progressive enhancement (verdict filter, search): without it every
 footnote is listed.
 
-Layout: masthead; run notes; summary (figures, a bar chart of link health, what each verdict
-means); what changed since the last check; the claims in document order, one block per
-footnote with ``id="fn-N"``; document findings; run details. Each cited link carries Robust
-Links attributes (``data-originalurl``, ``data-versionurl``, ``data-versiondate``).
+Layout: masthead; run notes; summary (figures, evidence recovered for failing links, a bar
+chart of link health, what each verdict means); what changed since the last check; the claims
+in document order, one block per footnote with ``id="fn-N"`` and, for each failing link, a
+line saying whether its evidence was recovered; document findings; run details. Each cited
+link carries Robust Links attributes (``data-originalurl``, ``data-versionurl``,
+``data-versiondate``).
 """
 
 from __future__ import annotations
@@ -27,11 +29,15 @@ from urllib.parse import quote, urlsplit
 from archiver import __version__
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.report.model import (
+    EVIDENCE_IA,
+    EVIDENCE_NONE,
+    EVIDENCE_OURS,
     UNSUPPORTED,
     Entry,
     Report,
-    has_rescue,
-    needs_rescue,
+    evidence_kind,
+    evidence_text,
+    memento_offset_days,
     verdict_description,
     verdict_key,
     verdict_label,
@@ -164,7 +170,24 @@ def _summary(report: Report) -> str:
         '<section id="summary" class="card" aria-labelledby="summary-h">'
         '<h2 id="summary-h">Summary</h2>'
         f'<div class="summary-grid"><dl class="figures">{cells}</dl>{_chart(report)}</div>'
-        f"{legend}</section>"
+        f"{_evidence_summary(report)}{legend}</section>"
+    )
+
+
+def _evidence_summary(report: Report) -> str:
+    """One sentence: where the evidence of the failing links survives, with the counts."""
+    s = report.summary
+    if not s.failing:
+        return ""
+
+    def count(kind: str) -> str:
+        return f'<strong data-evidence-count="{esc(kind)}">{s.evidence_count(kind)}</strong>'
+
+    return (
+        f'<p class="evidence-summary">Evidence recovered for the {s.failing} failing links: '
+        f"ours (Internet Archive copy stored in our WARC): {count(EVIDENCE_OURS)} · "
+        f"Internet Archive only: {count(EVIDENCE_IA)} · "
+        f'<span class="lost">none (no archived copy found): {count(EVIDENCE_NONE)}</span></p>'
     )
 
 
@@ -323,8 +346,25 @@ def _link(link: LinkRecord, report: Report) -> str:
     if link.excerpt:
         parts.append(f'<blockquote class="excerpt" aria-label="Captured text">'
                      f"<p>{esc(link.excerpt)}</p></blockquote>")
+    parts.append(_evidence_line(link, report))
     parts.append(f'<dl class="evidence">{_evidence(link, report)}</dl>')
     return f'<li class="link v-{esc(key)}" data-verdict="{esc(key)}">{"".join(parts)}</li>'
+
+
+def _evidence_line(link: LinkRecord, report: Report) -> str:
+    """For a failing link, the sentence saying whether its evidence was recovered; the
+    ``data-offset-days`` attribute carries the signed days from publication to the copy."""
+    kind = evidence_kind(link)
+    if kind is None:
+        return ""
+    text = esc(evidence_text(link, report.source.published))
+    days = memento_offset_days(link, report.source.published)
+    offset = f' data-offset-days="{days:g}"' if days is not None else ""
+    if kind == EVIDENCE_NONE:
+        return (f'<p class="evidence-line lost" data-evidence="{kind}"{offset}>'
+                f"{text}</p>")
+    return (f'<p class="evidence-line" data-evidence="{kind}"{offset}>'
+            f"<strong>Evidence recovered:</strong> {text}</p>")
 
 
 def _evidence(link: LinkRecord, report: Report) -> str:
@@ -352,8 +392,6 @@ def _evidence(link: LinkRecord, report: Report) -> str:
             f'<a href="{esc(_local(link.rescued.path, report))}">{esc(link.rescued.path)}</a>'
             f" record <code>{esc(link.rescued.record_id)}</code></dd>"
         )
-    if needs_rescue(link) and not has_rescue(link):
-        rows.append('<dt>Internet Archive</dt><dd class="lost">No archived copy found</dd>')
     if link.checked_at is not None:
         rows.append(f"<dt>Checked</dt><dd>{esc(isoformat(link.checked_at))}</dd>")
     if not rows:

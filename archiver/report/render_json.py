@@ -4,8 +4,11 @@ The contract's keys are the floor: ``source{id,path,title,published}``, ``genera
 ``footnotes`` and ``findings`` as ``extract`` writes them, and ``links`` with ``url``,
 ``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
 ``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
-``excerpt``, ``checked_at`` and ``rescued`` copy; a ``summary`` with counts by verdict; the
-``unsupported`` claims; ``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
+``excerpt``, ``checked_at`` and ``rescued`` copy, and for a link that is not healthy its
+``evidence`` (``"ours"``, ``"internet_archive"`` or ``"none"``) and ``memento_offset_days``
+(signed days from publication to the memento; both ``null`` for healthy and unchecked links);
+a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims;
+``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from archiver.models import (
     WarcRef,
     isoformat,
 )
-from archiver.report.model import Report
+from archiver.report.model import Report, evidence_kind, memento_offset_days
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
@@ -61,6 +64,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "unsupported_claims": summary.unsupported_claims,
             "orphan_footnotes": summary.orphan_footnotes,
             "by_verdict": dict(summary.by_verdict),
+            "evidence": dict(summary.evidence),
         },
         "notes": list(report.notes),
         "footnotes": [footnote_dict(note) for note in report.document.footnotes],
@@ -69,7 +73,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             {"footnote": e.number, "text": claim.text, "line": claim.line}
             for e in report.entries if e.unsupported for claim in e.claims
         ],
-        "links": [_link(link) for link in report.links],
+        "links": [_link(link, report) for link in report.links],
         "changes": [_change(change) for change in report.changes],
         "run": dict(report.run),
     }
@@ -101,7 +105,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     return data
 
 
-def _link(link: LinkRecord) -> dict[str, Any]:
+def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
     return {
         "url": link.url,
         "footnotes": list(link.footnotes),
@@ -118,6 +122,8 @@ def _link(link: LinkRecord) -> dict[str, Any]:
         "checked_at": _time(link.checked_at),
         "title": link.title,
         "excerpt": link.excerpt,
+        "evidence": evidence_kind(link),
+        "memento_offset_days": memento_offset_days(link, report.source.published),
     }
 
 

@@ -1,8 +1,9 @@
 """``Report`` → ``report.md``, for pasting into an issue tracker or an email.
 
 Layout: a one-line summary first (what someone skimming a notification reads), run notes,
-counts by verdict, what changed since the last check, links that need attention, then every
-footnote in document order with its claims, URLs, verdicts and archived copies. Text from the
+counts by verdict and by evidence recovered, what changed since the last check, links that
+need attention, then every footnote in document order with its claims, URLs, verdicts,
+archived copies and, for failing links, whether the evidence was recovered. Text from the
 document or the web is escaped so that it cannot turn into markup, links or HTML where the
 Markdown is rendered.
 """
@@ -14,9 +15,13 @@ from urllib.parse import urlsplit
 
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.report.model import (
+    EVIDENCE_IA,
+    EVIDENCE_NONE,
+    EVIDENCE_OURS,
     Entry,
     Report,
-    has_rescue,
+    evidence_kind,
+    evidence_text,
     needs_rescue,
     verdict_key,
     verdict_label,
@@ -90,6 +95,13 @@ def render_md(report: Report) -> str:
                  f"Claims unsupported by web evidence: {s.unsupported_claims} · "
                  f"Footnotes no marker cites: {s.orphan_footnotes}")
     lines.append("")
+    if s.failing:
+        lines.append(f"Evidence recovered for the {s.failing} failing links: "
+                     f"ours (Internet Archive copy stored in our WARC): "
+                     f"{s.evidence_count(EVIDENCE_OURS)} · Internet Archive only: "
+                     f"{s.evidence_count(EVIDENCE_IA)} · none (no archived copy found): "
+                     f"{s.evidence_count(EVIDENCE_NONE)}")
+        lines.append("")
 
     if report.changes:
         lines.append("## What changed since the last check")
@@ -105,7 +117,7 @@ def render_md(report: Report) -> str:
         for link in attention:
             notes = ", ".join(str(n) for n in link.footnotes)
             lines.append(f"- {_md_url(link.url)} (footnote {notes}): {_verdict(link)}; "
-                         + _copies(link, report))
+                         + _copies(link, report) + "; " + _evidence(link, report))
         lines.append("")
 
     lines.append("## Footnotes")
@@ -132,6 +144,9 @@ def _entry(entry: Entry, report: Report) -> list[str]:
     for link in entry.links:
         out.append(f"- {_md_url(link.url)}: {_verdict(link)}")
         out.append(f"  - Archived: {_copies(link, report)}")
+        if evidence_kind(link) is not None:
+            phrase = _evidence(link, report)
+            out.append(f"  - {phrase[:1].upper()}{phrase[1:]}")
     out.append("")
     return out
 
@@ -162,11 +177,16 @@ def _copies(link: LinkRecord, report: Report) -> str:
                      f"{_md_url(link.memento.url)}")
     if link.rescued is not None:
         parts.append(f"rescued copy in `{_code(link.rescued.path)}`")
-    if needs_rescue(link) and not has_rescue(link):
-        parts.append("**no archived copy found**")
     if not parts:
         parts.append("no capture yet")
     return "; ".join(parts)
+
+
+def _evidence(link: LinkRecord, report: Report) -> str:
+    """Whether a failing link's evidence was recovered, in a phrase."""
+    if evidence_kind(link) == EVIDENCE_NONE:
+        return "evidence: **no archived copy found**"
+    return f"evidence recovered: {md_text(evidence_text(link, report.source.published) or '')}"
 
 
 def _change_line(change: Change) -> str:

@@ -1,0 +1,184 @@
+"""The Python API for scripts and researchers' notebooks, and the code behind ``show``::
+
+    from archiver import open_archive
+
+    with open_archive("sources.toml") as archive:
+        for citation in archive.citations("kazakhstan-2020"):
+            print(citation.footnote, citation.url, citation.verdict)
+            for capture in citation.captures:
+                print(capture.captured_at, capture.status, capture.text()[:200])
+
+Everything here reads; nothing fetches or writes. A capture's bytes come from the WARC record
+that the catalog points at, so they are exactly what was archived.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from archiver.catalog import Catalog
+from archiver.config import Settings, load_settings
+from archiver.errors import NotArchivedError, UsageError
+from archiver.models import Claim, Verdict, WarcRef
+
+__all__ = ["Archive", "ArchivedCapture", "Citation", "open_archive", "parse_when"]
+
+_FOOTNOTE_REF = re.compile(r"^([a-z0-9-]+)#(\d+)$")
+
+
+@dataclass(frozen=True)
+class ArchivedCapture:
+    """One archived response. ``payload()``/``text()``/``headers()`` read the WARC record."""
+
+    url: str
+    final_url: str
+    status: int | None
+    captured_at: datetime
+    warc: WarcRef
+    content_type: str | None
+    verdict: Verdict | None
+    root: Path
+    title: str | None = None
+
+    def _record(self) -> tuple[Any, list[tuple[str, str]], bytes]:
+        from archiver.warc import read_record
+
+        return read_record(self.root, self.warc)
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The archived HTTP response headers, in order, as received."""
+        return list(self._record()[1])
+
+    def raw_payload(self) -> bytes:
+        """The HTTP body exactly as it came over the wire (Content-Encoding intact)."""
+        return self._record()[2]
+
+    def payload(self) -> bytes:
+        """The body with its Content-Encoding undone: the document itself (a PDF, a page)."""
+        _, headers, body = self._record()
+        from archiver.fetch import decode_body
+
+        encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
+        return decode_body(body, encoding) if encoding else body
+
+    def text(self) -> str:
+        """The readable text of the archived page: main content, not navigation."""
+        from archiver.pagetext import extract
+
+        return extract(self.payload(), self.content_type, self.final_url).text
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One footnote-URL pair of a source, with what the archive knows about the URL."""
+
+    source: str
+    footnote: int
+    url: str
+    claims: tuple[Claim, ...]
+    verdict: Verdict | None
+    reason: str
+    captures: tuple[ArchivedCapture, ...]
+
+
+def parse_when(text: str) -> datetime:
+    """``2026-01-01`` or an ISO time → an aware UTC datetime; ``UsageError`` otherwise."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at: expected a date like 2026-01-01, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Archive:
+    """Read access to an archive described by a config file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = Catalog.open(settings.archive.dir)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def captures(self, url: str) -> list[ArchivedCapture]:
+        """Every capture of ``url``, newest first (revisits resolved to the stored payload)."""
+        found = []
+        last = self.catalog.last_result(url)
+        for stored in self.catalog.captures(url):
+            ref = stored.payload or stored.warc
+            if ref is None:
+                continue
+            found.append(
+                ArchivedCapture(
+                    url=url,
+                    final_url=stored.final_url or url,
+                    status=stored.status,
+                    captured_at=stored.captured_at,
+                    warc=ref,
+                    content_type=stored.content_type,
+                    verdict=last.verdict if last else None,
+                    root=self.settings.root,
+                    title=stored.title,
+                )
+            )
+        return found
+
+    def urls_of(self, ref: str) -> list[str]:
+        """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, anything else is a
+        URL. Raises ``UsageError`` for an unknown source or footnote."""
+        match = _FOOTNOTE_REF.match(ref)
+        if not match:
+            return [ref]
+        from archiver.parse import read_document
+
+        source = self.settings.source(match.group(1))
+        note = read_document(source.path).footnote(int(match.group(2)))
+        if note is None:
+            raise UsageError(f"{ref}: {source.id} has no footnote {match.group(2)}")
+        if not note.urls:
+            raise NotArchivedError(f"{ref}: footnote {note.number} cites no URL")
+        return list(note.urls)
+
+    def citations(self, source_id: str) -> Iterator[Citation]:
+        """Every footnote-URL pair of a source, in footnote order."""
+        from archiver.parse import read_document
+
+        source = self.settings.source(source_id)
+        doc = read_document(source.path)
+        for note in doc.footnotes:
+            for url in note.urls:
+                last = self.catalog.last_result(url)
+                yield Citation(
+                    source=source_id,
+                    footnote=note.number,
+                    url=url,
+                    claims=note.claims,
+                    verdict=last.verdict if last else None,
+                    reason=last.reason if last else "not checked yet",
+                    captures=tuple(self.captures(url)),
+                )
+
+
+def open_archive(config: str | Path = "sources.toml") -> Archive:
+    """Open the archive described by ``config`` for reading."""
+    return Archive(load_settings(config))
+
+
+def nearest(captures: list[ArchivedCapture], when: datetime) -> ArchivedCapture:
+    """The capture closest in time to ``when`` (ties: the earlier one)."""
+    return min(captures, key=lambda c: (abs((c.captured_at - when).total_seconds()),
+                                        c.captured_at))
