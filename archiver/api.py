@@ -28,6 +28,9 @@ from archiver.models import Claim, Verdict, WarcRef
 
 __all__ = ["Archive", "ArchivedCapture", "Citation", "open_archive", "parse_when"]
 
+# ``show --raw`` and ``text()`` undo Content-Encoding up to this size (a bomb stays bounded).
+_MAX_DECODED = 512 * 1024 * 1024
+
 _FOOTNOTE_REF = re.compile(r"^([a-z0-9-]+)#(\d+)$")
 
 
@@ -64,7 +67,11 @@ class ArchivedCapture:
         from archiver.fetch import decode_body
 
         encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
-        return decode_body(body, encoding) if encoding else body
+        if not encoding:
+            return body
+        import io
+
+        return decode_body(io.BytesIO(body), encoding, _MAX_DECODED)
 
     def text(self) -> str:
         """The readable text of the archived page: main content, not navigation."""

@@ -306,7 +306,8 @@ FetchResult = Capture | FetchFailure
 
 @dataclass(frozen=True)
 class Judgement:
-    """The verdict on one fetch, with a short human reason ("redirected to the site's home page")."""
+    """The verdict on one fetch, with a short human reason
+    ("redirected to the site's home page")."""
 
     verdict: Verdict
     reason: str

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from archiver import __version__
 from archiver.catalog import Catalog
 from archiver.config import Settings
 from archiver.errors import ArchiverError
@@ -38,7 +37,6 @@ from archiver.models import (
     Memento,
     Source,
     Target,
-    Verdict,
     utcnow,
 )
 
@@ -220,7 +218,7 @@ async def _fetch_and_judge(
 
             # Soft-404 probes: one random, certainly-missing path per host and directory.
             keys: dict[tuple[str, str], str] = {}
-            for url, result in fetched.results.items():
+            for result in fetched.results.values():
                 if isinstance(result, Capture) and soft404.needs_probe(result):
                     keys.setdefault(soft404.probe_key(result.final_url),
                                     soft404.probe_url(result.final_url))
@@ -300,9 +298,9 @@ async def _capture_mementos(
     mementos: list[tuple[str, Memento]] = []
     for url, source in wanted.items():
         cached = catalog.get_memento(url, near=source.published)
-        if cached is not None and cached.memento is not None and cached.memento.raw_url:
-            if not catalog.is_captured(cached.memento.raw_url):
-                mementos.append((url, cached.memento))
+        memento = cached.memento if cached is not None else None
+        if memento is not None and memento.raw_url and not catalog.is_captured(memento.raw_url):
+            mementos.append((url, memento))
     if not mementos:
         return
     writer = WarcWriter(settings.archive.dir, root=settings.root, run_id=f"{run_id}-rescue",
@@ -564,6 +562,3 @@ def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
             or (link.verdict is not None and not link.verdict.healthy)]
 
 
-Callback = Callable[[str, FetchResult], None]
-_ = Verdict  # re-exported for type checkers of callers
-_unused = Path

@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def _serve(self) -> None:
@@ -149,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    do_GET = do_POST = do_HEAD = do_PUT = _serve  # noqa: N815
+    do_GET = do_POST = do_HEAD = do_PUT = _serve
 
 
 class _Server(ThreadingHTTPServer):
