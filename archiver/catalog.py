@@ -879,6 +879,14 @@ class Catalog:
                  final_url, attempts, _ts(checked_at), int(outage)),
             )
 
+    def mark_outage(self, run_id: int) -> int:
+        """Mark every result of run ``run_id`` as recorded during an outage (so they change
+        no link's state); results are written as each URL finishes, and whether the whole
+        check was an outage is known only at its end. Returns how many were marked."""
+        with self._write() as db:
+            return db.execute("UPDATE results SET outage = 1 WHERE run_id = ?",
+                              (run_id,)).rowcount
+
     def _stored_result(self, row: sqlite3.Row) -> StoredResult:
         try:
             verdict = Verdict(row["verdict"])

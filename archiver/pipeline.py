@@ -167,24 +167,29 @@ async def _fetch_and_judge(
     targets: Sequence[Target],
     progress: Progress,
 ) -> _Fetched:
+    """Fetch, probe, judge and record every target.
+
+    Each URL is finished completely (WARC records, capture, verdict, all in the catalog)
+    before it counts as done, so a run killed at any moment resumes exactly where it
+    stopped: what has a capture also has its verdict.
+    """
     from archiver import classify, pagetext, soft404
-    from archiver.fetch import Fetcher
+    from archiver.fetch import Attempt, Fetcher
     from archiver.warc import WarcWriter
 
     fetched = _Fetched()
     progress.stage("fetch", len(targets))
-    by_url = {t.url: t for t in targets}
 
-    def on_attempt(attempt: object) -> None:
+    def on_attempt(attempt: Attempt) -> None:
         catalog.record_attempt(
             run_id,
-            attempt.url,  # type: ignore[attr-defined]
-            attempt.number,  # type: ignore[attr-defined]
-            attempt.outcome,  # type: ignore[attr-defined]
-            status=getattr(attempt, "status", None),
-            error=getattr(attempt, "error", None),
-            waited=getattr(attempt, "waited", 0.0),
-            at=getattr(attempt, "at", None) or utcnow(),
+            attempt.url,
+            attempt.number,
+            attempt.outcome,
+            status=attempt.status,
+            error=attempt.error,
+            waited=attempt.waited,
+            at=attempt.at,
         )
 
     writer = WarcWriter(
@@ -197,44 +202,70 @@ async def _fetch_and_judge(
     )
     with writer:
         async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher:
+            # One soft-404 probe per host and directory, shared by every URL under it.
+            probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
 
-            def on_result(url: str, result: FetchResult) -> None:
-                fetched.results[url] = result
+            async def probe_for(capture: Capture) -> soft404.ProbeOutcome | None:
+                if not soft404.needs_probe(capture):
+                    return None
+                key = soft404.probe_key(capture.final_url)
+                if key not in probes:
+                    probes[key] = asyncio.ensure_future(
+                        fetcher.probe(soft404.probe_url(capture.final_url)))
+                return soft404.ProbeOutcome.from_result(await probes[key])
+
+            async def one(target: Target) -> None:
+                url = target.url
+                result = await fetcher.fetch(url)
+                page = None
+                probe = None
                 if isinstance(result, Capture):
-                    page = pagetext.extract(result.content, result.content_type, result.final_url)
+                    page = pagetext.extract(result.content, result.content_type,
+                                            result.final_url)
+                    probe = await probe_for(result)
+                judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
+                with catalog.transaction():
+                    if isinstance(result, Capture):
+                        catalog.record_capture(run_id, result, text=page.text if page else None,
+                                               title=page.title if page else None)
+                        if result.warc is not None:
+                            writer.write_metadata(
+                                url=result.final_url,
+                                concurrent_to=result.warc.record_id,
+                                fields=[("cited-url", url)]
+                                + [("cited-by", str(ref)) for ref in target.cited_by],
+                                captured_at=result.captured_at,
+                            )
+                    capture = result if isinstance(result, Capture) else None
+                    catalog.record_result(
+                        run_id, url, judgement,
+                        http_status=capture.status if capture else None,
+                        final_url=capture.final_url if capture else None,
+                        attempts=result.attempts,
+                        checked_at=utcnow(),
+                    )
+                fetched.results[url] = result
+                fetched.judgements[url] = judgement
+                if page is not None:
                     fetched.texts[url] = (page.title, page.text)
-                    catalog.record_capture(run_id, result, text=page.text, title=page.title)
-                    if result.warc is not None:
-                        writer.write_metadata(
-                            url=result.final_url,
-                            concurrent_to=result.warc.record_id,
-                            fields=[("cited-url", url)]
-                            + [("cited-by", str(ref)) for ref in by_url[url].cited_by],
-                            captured_at=result.captured_at,
-                        )
-                progress.advance(url, _short_outcome(result))
+                progress.advance(url, judgement.verdict.value)
 
-            await fetcher.fetch_all([t.url for t in targets], on_result=on_result)
-
-            # Soft-404 probes: one random, certainly-missing path per host and directory.
-            keys: dict[tuple[str, str], str] = {}
-            for result in fetched.results.values():
-                if isinstance(result, Capture) and soft404.needs_probe(result):
-                    keys.setdefault(soft404.probe_key(result.final_url),
-                                    soft404.probe_url(result.final_url))
-            probes: dict[tuple[str, str], soft404.ProbeOutcome] = {}
-            if keys:
-                progress.stage("probe", len(keys))
-                answers = await asyncio.gather(*(fetcher.probe(u) for u in keys.values()))
-                for key, answer in zip(keys, answers, strict=True):
-                    probes[key] = soft404.ProbeOutcome.from_result(answer)
-                    progress.advance(keys[key], "probed")
-
-    for url, result in fetched.results.items():
-        probe = None
-        if isinstance(result, Capture) and soft404.needs_probe(result):
-            probe = probes.get(soft404.probe_key(result.final_url))
-        fetched.judgements[url] = classify.classify(result, probe=probe, cited_url=url)
+            # Probes go first: queued behind a host's fetches, every URL of that host would
+            # wait for its probe before its verdict could be recorded.
+            for target in targets:
+                if soft404.worth_probing(target.url):
+                    key = soft404.probe_key(target.url)
+                    if key not in probes:
+                        probes[key] = asyncio.ensure_future(
+                            fetcher.probe(soft404.probe_url(target.url)))
+            tasks = [asyncio.ensure_future(one(t)) for t in targets]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for task in [*tasks, *probes.values()]:
+                    task.cancel()
+                await asyncio.gather(*tasks, *probes.values(), return_exceptions=True)
+                raise
     return fetched
 
 
@@ -451,20 +482,9 @@ def execute(
             offline = bool(todo) and history.is_offline(verdicts, previous=previous)
             outage = offline or (bool(todo) and history.is_outage(
                 verdicts, settings.check, previous=previous))
+            if outage:
+                catalog.mark_outage(run_id)
             checked_at = utcnow()
-            for url, judgement in fetched.judgements.items():
-                result = fetched.results[url]
-                capture = result if isinstance(result, Capture) else None
-                catalog.record_result(
-                    run_id,
-                    url,
-                    judgement,
-                    http_status=capture.status if capture else None,
-                    final_url=capture.final_url if capture else None,
-                    attempts=result.attempts,
-                    checked_at=checked_at,
-                    outage=outage,
-                )
 
             changes: list[Change] = []
             if options.kind == "check" and not outage:

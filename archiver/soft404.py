@@ -179,6 +179,17 @@ def needs_probe(capture: FetchResult) -> bool:
     return not (_is_site_root(capture.final_url) or _is_site_root(capture.url))
 
 
+def worth_probing(url: str) -> bool:
+    """Whether a cited ``url`` may need a probe once fetched (http(s), not a site's home
+    page), so the probe can be sent before the answer is known. ``needs_probe`` decides on
+    the actual capture."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in ("http", "https") and not _is_site_root(url)
+
+
 # ── comparing pages ──────────────────────────────────────────────────────────
 
 _URLISH = re.compile(r"\S*(?:https?://|www\.|/)\S*", re.I)

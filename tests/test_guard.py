@@ -1,0 +1,122 @@
+"""The address guard: the rules, and the check at connection time (DNS rebinding)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from archiver import retry
+from archiver.config import FetchSettings
+from archiver.fetch import Fetcher, _GuardedTransport
+from archiver.guard import AddressGuard, AddressRefused, NameNotResolved, forbidden_reason
+from archiver.models import Capture, FetchFailure, Verdict
+from tests.webserver import Reply, WebServer
+
+
+@pytest.mark.parametrize(("address", "word"), [
+    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("::1", "loopback"),
+    ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),
+    ("10.1.2.3", "private"), ("172.16.0.1", "private"), ("192.168.1.1", "private"),
+    ("fc00::1", "private"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
+    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("240.0.0.1", "reserved"),
+    ("::ffff:127.0.0.1", "loopback"), ("100.64.0.1", "not globally routable"),
+])
+def test_forbidden_addresses(address: str, word: str) -> None:
+    assert forbidden_reason(ipaddress.ip_address(address)) == word
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111", "8.8.8.8"])
+def test_public_addresses_pass(address: str) -> None:
+    assert forbidden_reason(ipaddress.ip_address(address)) is None
+
+
+def test_refusal_reason_names_host_and_address() -> None:
+    guard = AddressGuard()
+    assert guard.refusal("intranet.example", "10.0.0.7", 80) == \
+        "intranet.example resolves to 10.0.0.7: private address refused"
+    assert guard.refusal("8.8.8.8", "8.8.8.8", 443) is None
+    assert AddressGuard(allow_private=True).refusal("x", "127.0.0.1", 80) is None
+    allowing = AddressGuard.allowing([("127.0.0.1", 8080)])
+    assert allowing.refusal("127.0.0.1", "127.0.0.1", 8080) is None
+    assert allowing.refusal("127.0.0.1", "127.0.0.1", 8081) is not None
+
+
+def test_resolve_refuses_a_name_with_any_private_address(monkeypatch) -> None:
+    async def fake_getaddrinfo(host, port, **kw):  # pure decision logic: a fixed DNS answer
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", port))]
+
+    async def go() -> None:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", fake_getaddrinfo)
+        with pytest.raises(AddressRefused, match=r"10\.0\.0\.1"):
+            await AddressGuard().resolve("mixed.example", 80)
+
+    asyncio.run(go())
+
+
+def test_resolve_reports_names_that_do_not_resolve() -> None:
+    with pytest.raises(NameNotResolved, match=r"nothing\.invalid"):
+        asyncio.run(AddressGuard().resolve("nothing.invalid", 80))
+
+
+def test_transport_refuses_at_connection_time(web: WebServer) -> None:
+    """The connection itself is guarded, not only the pre-check: a client on the guarded
+    transport cannot reach a loopback port that is not allowed."""
+    web.route("/", Reply(200, b"allowed"))
+
+    async def go() -> None:
+        with WebServer() as other:
+            other.route("/", Reply(200, b"secret"))
+            guard = AddressGuard.allowing([("127.0.0.1", web.port)])
+            transport = _GuardedTransport(guard, ssl_context=httpx.create_ssl_context(),
+                                          http2=False, limits=httpx.Limits())
+            async with httpx.AsyncClient(transport=transport) as client:
+                assert (await client.get(web.url("/"))).content == b"allowed"
+                with pytest.raises(AddressRefused, match="loopback"):
+                    await client.get(other.url("/"))
+                assert other.hits["/"] == 0
+
+    asyncio.run(go())
+
+
+def test_dns_rebinding_is_caught_at_connection_time(web: WebServer, monkeypatch) -> None:
+    """A name that resolves to a public address for the pre-check and to loopback when the
+    connection is made (DNS rebinding) is refused, and the server is never reached."""
+    web.route("/", Reply(200, b"internal"))
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+
+    async def rebinding_getaddrinfo(host, port, **kw):  # the attacker's DNS, not the network
+        if host != "rebind.example":
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    settings = FetchSettings(allow_private_networks=False, retries=0, timeout=2, deadline=5)
+
+    async def go():
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", rebinding_getaddrinfo)
+        async with Fetcher(settings) as fetcher:
+            return await fetcher.fetch(f"http://rebind.example:{web.port}/")
+
+    with retry.testing():
+        result = asyncio.run(go())
+    assert isinstance(result, FetchFailure) and result.verdict is Verdict.PRIVATE_ADDRESS
+    assert "rebind.example resolves to 127.0.0.1" in result.reason
+    assert web.hits["/"] == 0
+
+
+def test_allow_private_networks_turns_the_rules_off(web: WebServer) -> None:
+    web.route("/", Reply(200, b"intranet page"))
+    settings = replace(FetchSettings(), allow_private_networks=True, timeout=2)
+
+    async def go():
+        async with Fetcher(settings) as fetcher:
+            return await fetcher.fetch(web.url("/"))
+
+    result = asyncio.run(go())
+    assert isinstance(result, Capture) and result.content == b"intranet page"
