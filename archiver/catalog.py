@@ -177,6 +177,18 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (url, near)
         )""",
     ),
+    # 2: Save Page Now submissions, so a weekly check does not submit a live link again.
+    (
+        """CREATE TABLE saves (
+            id           INTEGER PRIMARY KEY,
+            url          TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            job_id       TEXT,
+            message      TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX saves_url ON saves (url, requested_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -965,6 +977,27 @@ class Catalog:
             memento=memento,
             near=near,
         )
+
+    def record_save(self, url: str, status: str, *, job_id: str | None, message: str,
+                    at: datetime) -> None:
+        """Record a Save Page Now request for ``url`` and how it stands."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO saves (url, requested_at, status, job_id, message)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (url, _ts(at), status, job_id, message),
+            )
+
+    def last_save(self, url: str) -> tuple[str, datetime] | None:
+        """``(status, requested_at)`` of the newest Save Page Now request for ``url``."""
+        rows = self._read(
+            "SELECT status, requested_at FROM saves WHERE url = ?"
+            " ORDER BY requested_at DESC, id DESC LIMIT 1",
+            (url,),
+        )
+        if not rows:
+            return None
+        return rows[0]["status"], _dt(rows[0]["requested_at"]) or utcnow()
 
     def put_memento(
         self,

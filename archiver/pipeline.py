@@ -44,6 +44,7 @@ __all__ = [
     "Progress",
     "RunOptions",
     "RunOutcome",
+    "SilentProgress",
     "build_link_records",
     "execute",
     "plan_targets",
@@ -61,7 +62,9 @@ class Progress(Protocol):
     def done(self) -> None: ...
 
 
-class _Silent:
+class SilentProgress:
+    """Progress that says nothing (``--quiet``, JSON output, tests)."""
+
     def stage(self, name: str, total: int) -> None:
         pass
 
@@ -353,6 +356,34 @@ async def _capture_mementos(
                     )
 
 
+async def _save_live(
+    settings: Settings, catalog: Catalog, urls: Sequence[str], progress: Progress
+) -> tuple[int, str | None]:
+    """Submit healthy links never submitted before to Save Page Now, so that a public copy
+    exists too. Returns how many were accepted, and a note when none could be (no keys)."""
+    from archiver.rescue import Rescuer, SaveStatus
+
+    done = {SaveStatus.SUBMITTED.value, SaveStatus.PENDING.value, SaveStatus.SUCCESS.value}
+    todo = [url for url in urls if (last := catalog.last_save(url)) is None
+            or last[0] not in done]
+    if not todo:
+        return 0, None
+    progress.stage("save", len(todo))
+    accepted = 0
+    note = None
+    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
+        for url in todo:  # one at a time: Save Page Now limits how fast one may submit
+            result = await rescuer.save_page_now(url)
+            if result.status is SaveStatus.KEYS_MISSING:
+                note = f"Save Page Now is on, but not used: {result.message}"
+                break
+            catalog.record_save(url, result.status.value, job_id=result.job_id,
+                                message=result.message, at=utcnow())
+            accepted += result.status.value in done
+            progress.advance(url, result.status.value)
+    return accepted, note
+
+
 # ── reports ──────────────────────────────────────────────────────────────────
 
 
@@ -448,7 +479,7 @@ def execute(
     a failing URL is a verdict, never an exception."""
     from archiver import history
 
-    progress = progress or _Silent()
+    progress = progress or SilentProgress()
     started = utcnow()
     outcomes = _read_sources(settings, source_ids)
     documents = {o.source.id: o.document for o in outcomes if o.document is not None}
@@ -517,6 +548,14 @@ def execute(
                     ))
 
             notes = []
+            saved = 0
+            if settings.rescue.save_page_now and not offline:
+                live = [t.url for t in targets
+                        if (last := catalog.last_result(t.url)) is not None
+                        and last.verdict.healthy]
+                saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress))
+                if save_note:
+                    notes.append(save_note)
             if offline:
                 notes.append("No network: nothing could be reached, so no link was judged "
                              "in this run; every link keeps the state it had.")
@@ -535,7 +574,8 @@ def execute(
             status = "ok"
             summary = {"fetched": len(todo), "reused": len(targets) - len(todo),
                        "verdicts": dict(all_counts), "this_run": dict(counts),
-                       "offline": offline, "outage": outage, "rescued": rescued}
+                       "offline": offline, "outage": outage, "rescued": rescued,
+                       "saved": saved}
             return RunOutcome(
                 run_id=run_id,
                 kind=options.kind,

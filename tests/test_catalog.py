@@ -102,7 +102,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> str:
 def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     archive = tmp_path / "deep" / "archive"
     with Catalog.open(archive) as catalog:
-        assert catalog.schema_version == SCHEMA_VERSION == 1
+        assert catalog.schema_version == SCHEMA_VERSION == 2
         run_id = catalog.begin_run("run", ["kazakhstan-2020"])
         catalog.finish_run(run_id, status="ok", summary={"links": 3})
     assert (archive / CATALOG_NAME).is_file()
@@ -110,14 +110,14 @@ def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"schema_version", "runs", "attempts", "captures", "results", "citations",
-            "mementos", "texts"} <= tables
+            "mementos", "texts", "saves"} <= tables
     raw.close()
     with Catalog.open(archive) as again:  # reopening migrates nothing and keeps the data
-        assert again.schema_version == 1
+        assert again.schema_version == 2
         [run] = again.runs()
         assert (run.id, run.status, run.summary) == (run_id, "ok", {"links": 3})
         versions = again._read("SELECT count(*) AS n FROM schema_version")
-        assert versions[0]["n"] == 1
+        assert versions[0]["n"] == 2  # one row per migration applied, none added on reopen
 
 
 def test_newer_schema_is_refused(archive: Path) -> None:
@@ -599,3 +599,28 @@ def test_two_unlocked_writers_lose_nothing(archive: Path) -> None:
     with Catalog.open(archive) as catalog:
         counts = catalog._read("SELECT run_id, count(*) AS n FROM results GROUP BY run_id")
         assert sorted(row["n"] for row in counts) == [150, 150]
+
+
+def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
+    import sqlite3
+
+    from archiver.catalog import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION >= 2
+    Catalog.open(tmp_path).close()
+    # Take the catalog back to what version 1 wrote: no Save Page Now table.
+    db = sqlite3.connect(tmp_path / "catalog.sqlite3")
+    db.execute("DROP TABLE saves")
+    db.execute("DELETE FROM schema_version WHERE version >= 2")
+    db.commit()
+    db.close()
+    with Catalog.open(tmp_path) as catalog:
+        assert catalog.last_save("https://example.org/") is None
+        catalog.record_save("https://example.org/", "submitted", job_id="j1", message="",
+                            at=datetime(2026, 1, 1, tzinfo=UTC))
+        assert catalog.last_save("https://example.org/") == (
+            "submitted", datetime(2026, 1, 1, tzinfo=UTC))
+    db = sqlite3.connect(tmp_path / "catalog.sqlite3")
+    versions = [row[0] for row in db.execute("SELECT version FROM schema_version")]
+    db.close()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))

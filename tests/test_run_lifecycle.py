@@ -246,3 +246,30 @@ def test_show_bad_reference_is_a_usage_error(tmp_path: Path, web: WebServer, ref
     config = make_project(tmp_path, [web.url("/a")])
     code, _, err = call("show", ref, "--config", str(config))
     assert code == 2 and "Traceback" not in err
+
+
+def test_save_page_now_submits_live_links_once(tmp_path: Path, web: WebServer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    web.route("/a", Reply(200, ARTICLE, HTML))
+    with WebServer() as archive_host:
+        wayback = WaybackServer(archive_host, keys=("access", "secret"))
+        settings = wayback.settings()
+        extra = "save_page_now = true\n" + "".join(
+            f'{key} = "{getattr(settings, key)}"\n'
+            for key in ("availability_api", "cdx_api", "replay_base", "spn_api"))
+        config = make_project(tmp_path, [web.url("/a"), web.url("/missing")], rescue=True,
+                              extra=extra)
+        # Without keys: said plainly in the report, nothing submitted.
+        monkeypatch.delenv("IA_S3_ACCESS_KEY", raising=False)
+        monkeypatch.delenv("IA_S3_SECRET_KEY", raising=False)
+        assert call("run", "--config", str(config))[0] == 0
+        report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+        assert any("IA_S3_ACCESS_KEY" in note for note in report["notes"])
+        assert wayback.calls("save") == []
+        # With keys: the live link (only) is submitted, once across runs.
+        monkeypatch.setenv("IA_S3_ACCESS_KEY", "access")
+        monkeypatch.setenv("IA_S3_SECRET_KEY", "secret")
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+        assert [c["url"] for c in wayback.calls("save")] == [[web.url("/a")]]
+        assert call("check", "--config", str(config))[0] in (0, 1)
+        assert len(wayback.calls("save")) == 1

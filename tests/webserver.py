@@ -157,6 +157,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: WebServer
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up (a cancelled run, a deadline) is expected here, not news.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
 
 class WebServer:
     """A threaded HTTP(S) server on ``host``:0. Use as a context manager or call ``close()``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from archiver.config import load_settings
 from archiver.models import ChangeKind, isoformat
+from archiver.pipeline import SilentProgress
 
 if TYPE_CHECKING:
     from archiver.cli import Output
@@ -90,20 +91,9 @@ class LiveProgress:
         self._progress.stop()
 
 
-class NoProgress:
-    def stage(self, name: str, total: int) -> None:
-        pass
-
-    def advance(self, url: str, verdict: str) -> None:
-        pass
-
-    def done(self) -> None:
-        pass
-
-
-def _progress(io: Output, quiet: bool) -> PlainProgress | LiveProgress | NoProgress:
+def _progress(io: Output, quiet: bool) -> PlainProgress | LiveProgress | SilentProgress:
     if quiet:
-        return NoProgress()
+        return SilentProgress()
     return LiveProgress(io) if io.interactive else PlainProgress(io)
 
 
@@ -255,14 +245,11 @@ def check(config: Path, *, sources: list[str] | None, fail_on: str, rescue: bool
 
 
 def _changes_text(outcome: RunOutcome, io: Output) -> None:
-    labels = {
-        ChangeKind.NEWLY_FAILING: "Newly failing",
-        ChangeKind.NEWLY_DEAD: "Newly dead",
-        ChangeKind.RECOVERED: "Recovered",
-        ChangeKind.DRIFTED: "Content drifted",
-        ChangeKind.STILL_FAILING: "Still failing",
-    }
-    for kind, label in labels.items():
+    from archiver.report.model import CHANGE_LABELS
+
+    for kind in (ChangeKind.NEWLY_FAILING, ChangeKind.NEWLY_DEAD, ChangeKind.RECOVERED,
+                 ChangeKind.DRIFTED, ChangeKind.STILL_FAILING):
+        label = CHANGE_LABELS[kind.value]
         items = [c for c in outcome.changes if c.kind is kind]
         if not items:
             continue

@@ -446,3 +446,13 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [_json_safe(v) for v in value]
     return str(value)
+
+
+# What each kind of change is called, in every renderer and in the terminal.
+CHANGE_LABELS = {
+    "newly_failing": "Newly failing",
+    "newly_dead": "Now dead",
+    "still_failing": "Still failing",
+    "recovered": "Recovered",
+    "drifted": "Content changed",
+}

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlsplit
 from archiver import __version__
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.report.model import (
+    CHANGE_LABELS,
     EVIDENCE_IA,
     EVIDENCE_NONE,
     EVIDENCE_OURS,
@@ -45,13 +46,6 @@ from archiver.report.model import (
 
 __all__ = ["esc", "render_html"]
 
-_CHANGE_LABELS = {
-    "newly_failing": "Newly failing",
-    "newly_dead": "Now dead",
-    "still_failing": "Still failing",
-    "recovered": "Recovered",
-    "drifted": "Content changed",
-}
 
 
 def esc(value: object) -> str:
@@ -251,7 +245,7 @@ def _change_row(change: Change) -> str:
     if change.reason:
         details.append(esc(change.reason))
     return (
-        f'<tr><td class="kind kind-{esc(kind)}">{esc(_CHANGE_LABELS.get(kind, kind))}</td>'
+        f'<tr><td class="kind kind-{esc(kind)}">{esc(CHANGE_LABELS.get(kind, kind))}</td>'
         f'<td class="url">{_link_text(change.url)}</td><td>{verdict}</td><td>{notes}</td>'
         f"<td>{'; '.join(details)}</td></tr>"
     )

@@ -26,6 +26,7 @@ from archiver.models import (
     WarcRef,
     isoformat,
 )
+from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
@@ -91,18 +92,7 @@ def footnote_dict(note: Footnote) -> dict[str, Any]:
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
     """One finding as ``extract --format json`` writes it (``url``/``suggestion`` when set)."""
-    data: dict[str, Any] = {
-        "code": finding.code,
-        "severity": str(finding.severity),
-        "footnote": finding.footnote,
-        "line": finding.line,
-        "message": finding.message,
-    }
-    if finding.url is not None:
-        data["url"] = finding.url
-    if finding.suggestion is not None:
-        data["suggestion"] = finding.suggestion
-    return data
+    return finding_json(finding)
 
 
 def _link(link: LinkRecord, report: Report) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.report.model import (
+    CHANGE_LABELS,
     EVIDENCE_IA,
     EVIDENCE_NONE,
     EVIDENCE_OURS,
@@ -31,13 +32,6 @@ __all__ = ["md_text", "render_md"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 _MD_LEADING = re.compile(r"^([#+\-=]|\d+(?=[.)]))")
-_CHANGE_LABELS = {
-    "newly_failing": "Newly failing",
-    "newly_dead": "Now dead",
-    "still_failing": "Still failing",
-    "recovered": "Recovered",
-    "drifted": "Content changed",
-}
 
 
 def md_text(text: str) -> str:
@@ -190,7 +184,7 @@ def _evidence(link: LinkRecord, report: Report) -> str:
 
 
 def _change_line(change: Change) -> str:
-    label = _CHANGE_LABELS.get(change.kind.value, change.kind.value)
+    label = CHANGE_LABELS.get(change.kind.value, change.kind.value)
     now = verdict_label(change.verdict.value) if change.verdict else "not checked"
     text = f"- **{label}**: {_md_url(change.url)}"
     if change.footnotes:

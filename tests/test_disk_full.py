@@ -1,0 +1,48 @@
+"""A full disk stops the run with a clear error (exit 3) and leaves every closed file valid.
+
+The archive folder is a real 512 KiB tmpfs (needs root and permission to mount; skipped with
+the reason otherwise), and the pages are incompressible, so the disk fills part-way through.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_run import call, make_project, read_back
+from tests.webserver import Reply, WebServer
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    mount = tmp_path / "archive"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_stops_the_run_with_exit_3(tmp_path: Path, tiny_disk: Path,
+                                            web: WebServer) -> None:
+    for i in range(40):
+        web.route(f"/big/{i}", Reply(200, os.urandom(48 * 1024),
+                                     {"Content-Type": "application/octet-stream"}))
+    config = make_project(tmp_path, [web.url(f"/big/{i}") for i in range(40)])
+    code, out, err = call("run", "--config", str(config))
+    assert code == 3, out + err
+    assert "Traceback" not in err
+    assert "error:" in err and str(tiny_disk) in err
+    assert any(word in err.lower() for word in ("space", "full", "disk"))
+    # Whatever was closed is valid; nothing is left half-written as a closed file.
+    closed = sorted(tiny_disk.glob("*.warc.gz"))
+    assert closed, "the disk filled before any WARC file was closed"
+    records = read_back(tmp_path)
+    assert any(kind == "response" for kind, _ in records)
