@@ -13,6 +13,7 @@ host fails at once is an outage: it is recorded, but changes no link's state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,9 +109,18 @@ class RunOutcome:
     outage: bool = False
     changes: tuple[Change, ...] = ()
     rescued: int = 0
+    saved: int = 0
+    this_run: Mapping[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime = field(default_factory=utcnow)
+
+    def summary(self) -> dict[str, object]:
+        """What the catalog keeps about the run."""
+        return {"fetched": self.fetched, "reused": self.reused,
+                "verdicts": dict(self.verdicts), "this_run": dict(self.this_run),
+                "offline": self.offline, "outage": self.outage, "rescued": self.rescued,
+                "saved": self.saved, "changes": len(self.changes)}
 
     @property
     def links(self) -> tuple[LinkRecord, ...]:
@@ -156,11 +166,13 @@ def _read_sources(settings: Settings, ids: Sequence[str] | None) -> list[SourceO
 
 @dataclass
 class _Fetched:
-    """Everything one pass of fetching produced, keyed by cited URL."""
+    """What one pass of fetching leaves for the run's summary, keyed by cited URL. Bodies
+    are not kept (they are in the WARCs and the catalog), so memory stays flat however many
+    URLs a run has."""
 
-    results: dict[str, FetchResult] = field(default_factory=dict)
     judgements: dict[str, Judgement] = field(default_factory=dict)
-    texts: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    # Text similarity to the previous capture (content drift); None when not comparable.
+    similarity: dict[str, float | None] = field(default_factory=dict)
 
 
 async def _fetch_and_judge(
@@ -169,14 +181,17 @@ async def _fetch_and_judge(
     run_id: int,
     targets: Sequence[Target],
     progress: Progress,
+    *,
+    compare_text: bool = False,
 ) -> _Fetched:
-    """Fetch, probe, judge and record every target.
+    """Fetch, probe, judge and record every target; with ``compare_text``, also measure how
+    far each page's text drifted from its previous capture.
 
     Each URL is finished completely (WARC records, capture, verdict, all in the catalog)
     before it counts as done, so a run killed at any moment resumes exactly where it
     stopped: what has a capture also has its verdict.
     """
-    from archiver import classify, pagetext, soft404
+    from archiver import classify, history, pagetext, soft404
     from archiver.fetch import Attempt, Fetcher
     from archiver.warc import WarcWriter
 
@@ -227,6 +242,11 @@ async def _fetch_and_judge(
                                             result.final_url)
                     probe = await probe_for(result)
                 judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
+                if compare_text and page is not None and page.text:
+                    before = catalog.latest_capture(url)
+                    fetched.similarity[url] = (
+                        history.text_similarity(before.text, page.text)
+                        if before is not None and before.text else None)
                 with catalog.transaction():
                     if isinstance(result, Capture):
                         catalog.record_capture(run_id, result, text=page.text if page else None,
@@ -247,10 +267,7 @@ async def _fetch_and_judge(
                         attempts=result.attempts,
                         checked_at=utcnow(),
                     )
-                fetched.results[url] = result
                 fetched.judgements[url] = judgement
-                if page is not None:
-                    fetched.texts[url] = (page.title, page.text)
                 progress.advance(url, judgement.verdict.value)
 
             # Probes go first: queued behind a host's fetches, every URL of that host would
@@ -477,124 +494,132 @@ def execute(
     """Run or check: fetch, judge, record, rescue, report. Raises ``ArchiveError`` (exit 3)
     when the archive cannot be written and ``ArchiveLockedError`` when another run holds it;
     a failing URL is a verdict, never an exception."""
-    from archiver import history
-
     progress = progress or SilentProgress()
     started = utcnow()
     outcomes = _read_sources(settings, source_ids)
     documents = {o.source.id: o.document for o in outcomes if o.document is not None}
     targets = plan_targets(documents)
+
+    with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
+        run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
+        try:
+            outcome = _execute(settings, catalog, run_id, options, outcomes, targets,
+                               progress, started)
+        except BaseException as exc:
+            status = "failed" if isinstance(exc, Exception) else "interrupted"
+            with contextlib.suppress(ArchiverError):  # the disk may be what failed
+                catalog.finish_run(run_id, status=status, summary={"error": str(exc)})
+            raise
+        catalog.finish_run(run_id, status="ok", summary=outcome.summary(),
+                           offline=outcome.offline)
+        return outcome
+
+
+def _execute(
+    settings: Settings,
+    catalog: Catalog,
+    run_id: int,
+    options: RunOptions,
+    outcomes: Sequence[SourceOutcome],
+    targets: Sequence[Target],
+    progress: Progress,
+    started: datetime,
+) -> RunOutcome:
+    """The body of ``execute``, under the archive lock, inside run ``run_id``."""
+    from archiver import history
+
+    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
     source_of = {}
     for target in targets:
         first = target.cited_by[0].source
         source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
+    for source_id, doc in documents.items():
+        catalog.record_citations(source_id, doc.footnotes)
+    refresh = options.refresh or options.kind == "check"
+    todo = [t for t in targets if refresh or not catalog.is_captured(t.url)]
+    previous = {t.url: catalog.last_result(t.url) for t in targets}
+    before = {t.url: catalog.link_status(t.url, settings.check, started)
+              for t in targets}
+    fetched = (asyncio.run(_fetch_and_judge(settings, catalog, run_id, todo, progress,
+                                            compare_text=options.kind == "check"))
+               if todo else _Fetched())
 
-    with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
-        run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
-        status = "failed"
-        try:
-            for source_id, doc in documents.items():
-                catalog.record_citations(source_id, doc.footnotes)
-            refresh = options.refresh or options.kind == "check"
-            todo = [t for t in targets if refresh or not catalog.is_captured(t.url)]
-            previous = {t.url: catalog.last_result(t.url) for t in targets}
-            before = {t.url: catalog.link_status(t.url, settings.check, started)
-                      for t in targets}
-            old_texts = {}
-            if options.kind == "check":
-                for t in targets:
-                    stored = catalog.latest_capture(t.url)
-                    old_texts[t.url] = stored.text if stored else None
+    verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
+    offline = bool(todo) and history.is_offline(verdicts, previous=previous)
+    outage = offline or (bool(todo) and history.is_outage(
+        verdicts, settings.check, previous=previous))
+    if outage:
+        catalog.mark_outage(run_id)
+    checked_at = utcnow()
 
-            fetched = (asyncio.run(_fetch_and_judge(settings, catalog, run_id, todo, progress))
-                       if todo else _Fetched())
+    changes: list[Change] = []
+    if options.kind == "check" and not outage:
+        current = {}
+        for url, judgement in fetched.judgements.items():
+            similarity = fetched.similarity.get(url)
+            current[url] = (judgement,
+                            catalog.link_status(url, settings.check, checked_at),
+                            similarity)
+        changes = history.changes(previous, current, settings.check, before=before,
+                                  outage=outage)
+        footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
+        changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
-            verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
-            offline = bool(todo) and history.is_offline(verdicts, previous=previous)
-            outage = offline or (bool(todo) and history.is_outage(
-                verdicts, settings.check, previous=previous))
-            if outage:
-                catalog.mark_outage(run_id)
-            checked_at = utcnow()
+    rescued = 0
+    if options.rescue and settings.rescue.enabled and not offline:
+        unhealthy = {}
+        for target in targets:
+            last = catalog.last_result(target.url)
+            if last is not None and not last.verdict.healthy:
+                unhealthy[target.url] = source_of[target.url]
+        if unhealthy:
+            rescued = asyncio.run(_rescue(
+                settings, catalog, run_id, unhealthy,
+                capture=options.rescue_capture or settings.rescue.capture,
+                progress=progress,
+            ))
 
-            changes: list[Change] = []
-            if options.kind == "check" and not outage:
-                current = {}
-                for url, judgement in fetched.judgements.items():
-                    new_text = fetched.texts.get(url, (None, None))[1]
-                    old_text = old_texts.get(url)
-                    similarity = (history.text_similarity(old_text, new_text)
-                                  if old_text and new_text else None)
-                    current[url] = (judgement,
-                                    catalog.link_status(url, settings.check, checked_at),
-                                    similarity)
-                changes = history.changes(previous, current, settings.check, before=before,
-                                          outage=outage)
-                footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
-                changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
-
-            rescued = 0
-            if options.rescue and settings.rescue.enabled and not offline:
-                unhealthy = {}
-                for target in targets:
-                    last = catalog.last_result(target.url)
-                    if last is not None and not last.verdict.healthy:
-                        unhealthy[target.url] = source_of[target.url]
-                if unhealthy:
-                    rescued = asyncio.run(_rescue(
-                        settings, catalog, run_id, unhealthy,
-                        capture=options.rescue_capture or settings.rescue.capture,
-                        progress=progress,
-                    ))
-
-            notes = []
-            saved = 0
-            if settings.rescue.save_page_now and not offline:
-                live = [t.url for t in targets
-                        if (last := catalog.last_result(t.url)) is not None
-                        and last.verdict.healthy]
-                saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress))
-                if save_note:
-                    notes.append(save_note)
-            if offline:
-                notes.append("No network: nothing could be reached, so no link was judged "
-                             "in this run; every link keeps the state it had.")
-            elif outage:
-                notes.append("Outage: nearly every host failed at once, so this check changes "
-                              "no link's state.")
-            counts = Counter(j.verdict.value for j in fetched.judgements.values())
-            run_info = {"id": run_id, "kind": options.kind, "started_at": started,
-                        "fetched": len(todo), "offline": offline, "outage": outage}
-            written = _write_reports(settings, catalog, outcomes, changes=changes,
-                                     notes=notes, run=run_info)
-            all_counts = Counter(
-                link.verdict.value if link.verdict else "unchecked"
-                for o in written for link in o.links
-            )
-            status = "ok"
-            summary = {"fetched": len(todo), "reused": len(targets) - len(todo),
-                       "verdicts": dict(all_counts), "this_run": dict(counts),
-                       "offline": offline, "outage": outage, "rescued": rescued,
-                       "saved": saved}
-            return RunOutcome(
-                run_id=run_id,
-                kind=options.kind,
-                sources=tuple(written),
-                fetched=len(todo),
-                reused=len(targets) - len(todo),
-                verdicts=dict(all_counts),
-                offline=offline,
-                outage=outage,
-                changes=tuple(changes),
-                rescued=rescued,
-                notes=tuple(notes),
-                started_at=started,
-                finished_at=utcnow(),
-            )
-        finally:
-            catalog.finish_run(run_id, status=status,
-                               summary=locals().get("summary", {}),
-                               offline=bool(locals().get("offline", False)))
+    notes = []
+    saved = 0
+    if settings.rescue.save_page_now and not offline:
+        live = [t.url for t in targets
+                if (last := catalog.last_result(t.url)) is not None
+                and last.verdict.healthy]
+        saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress))
+        if save_note:
+            notes.append(save_note)
+    if offline:
+        notes.append("No network: nothing could be reached, so no link was judged "
+                     "in this run; every link keeps the state it had.")
+    elif outage:
+        notes.append("Outage: nearly every host failed at once, so this check changes "
+                      "no link's state.")
+    counts = Counter(j.verdict.value for j in fetched.judgements.values())
+    run_info = {"id": run_id, "kind": options.kind, "started_at": started,
+                "fetched": len(todo), "offline": offline, "outage": outage}
+    written = _write_reports(settings, catalog, outcomes, changes=changes,
+                             notes=notes, run=run_info)
+    all_counts = Counter(
+        link.verdict.value if link.verdict else "unchecked"
+        for o in written for link in o.links
+    )
+    return RunOutcome(
+        run_id=run_id,
+        kind=options.kind,
+        sources=tuple(written),
+        fetched=len(todo),
+        reused=len(targets) - len(todo),
+        verdicts=dict(all_counts),
+        offline=offline,
+        outage=outage,
+        changes=tuple(changes),
+        rescued=rescued,
+        saved=saved,
+        this_run=dict(counts),
+        notes=tuple(notes),
+        started_at=started,
+        finished_at=utcnow(),
+    )
 
 
 def _with_footnotes(change: Change, footnotes: tuple[int, ...]) -> Change:
