@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,22 +36,32 @@ _FOOTNOTE_REF = re.compile(r"^([a-z0-9-]+)#(\d+)$")
 
 @dataclass(frozen=True)
 class ArchivedCapture:
-    """One archived response. ``payload()``/``text()``/``headers()`` read the WARC record."""
+    """One archived response. ``payload()``/``text()``/``headers()`` read the WARC record.
+
+    ``warc`` is the record written when this capture was taken (a ``revisit`` when the
+    payload had been archived before); ``payload_ref`` is the ``response`` record holding the
+    bytes. ``origin`` is ``"live"`` for our own fetch of the cited URL, or
+    ``"internet-archive"`` for a Wayback memento we copied into our WARCs, whose original
+    archiving time is ``memento_datetime``.
+    """
 
     url: str
     final_url: str
     status: int | None
     captured_at: datetime
     warc: WarcRef
+    payload_ref: WarcRef
     content_type: str | None
     verdict: Verdict | None
     root: Path
     title: str | None = None
+    origin: str = "live"
+    memento_datetime: datetime | None = None
 
     def _record(self) -> tuple[Any, list[tuple[str, str]], bytes]:
         from archiver.warc import read_record
 
-        return read_record(self.root, self.warc)
+        return read_record(self.root, self.payload_ref)
 
     def headers(self) -> list[tuple[str, str]]:
         """The archived HTTP response headers, in order, as received."""
@@ -121,23 +131,40 @@ class Archive:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def captures(self, url: str) -> list[ArchivedCapture]:
-        """Every capture of ``url``, newest first (revisits resolved to the stored payload)."""
-        found = []
+    def captures(self, url: str, *, rescued: bool = True) -> list[ArchivedCapture]:
+        """Every capture of ``url``, newest first: our own fetches (revisits resolved to the
+        stored payload) and, with ``rescued``, the Internet Archive copies we stored."""
         last = self.catalog.last_result(url)
-        for stored in self.catalog.captures(url):
-            ref = stored.payload or stored.warc
-            if ref is None:
+        found = self._stored(url, url, verdict=last.verdict if last else None)
+        if rescued:
+            for lookup in self.catalog.mementos(url):
+                memento = lookup.memento
+                if memento is None or not memento.raw_url:
+                    continue
+                for capture in self._stored(memento.raw_url, url, verdict=None):
+                    found.append(replace(capture, origin="internet-archive",
+                                         memento_datetime=memento.datetime))
+        unique = {(c.warc.path, c.warc.offset): c for c in found}
+        return sorted(unique.values(), key=lambda c: c.captured_at, reverse=True)
+
+    def _stored(self, fetched_url: str, cited_url: str, *,
+                verdict: Verdict | None) -> list[ArchivedCapture]:
+        found = []
+        for stored in self.catalog.captures(fetched_url):
+            record = stored.warc or stored.payload
+            payload = stored.payload or stored.warc
+            if record is None or payload is None:
                 continue
             found.append(
                 ArchivedCapture(
-                    url=url,
-                    final_url=stored.final_url or url,
+                    url=cited_url,
+                    final_url=stored.final_url or fetched_url,
                     status=stored.status,
                     captured_at=stored.captured_at,
-                    warc=ref,
+                    warc=record,
+                    payload_ref=payload,
                     content_type=stored.content_type,
-                    verdict=last.verdict if last else None,
+                    verdict=verdict,
                     root=self.settings.root,
                     title=stored.title,
                 )

@@ -959,9 +959,14 @@ class Catalog:
             "SELECT * FROM mementos WHERE url = ? AND near = ?",
             (url, near.isoformat() if near else ""),
         )
-        if not rows:
-            return None
-        row = rows[0]
+        return self._cached_lookup(rows[0]) if rows else None
+
+    def mementos(self, url: str) -> list[CachedLookup]:
+        """Every cached lookup of ``url``, whatever date it aimed at (for ``show``)."""
+        rows = self._read("SELECT * FROM mementos WHERE url = ? ORDER BY near", (url,))
+        return [self._cached_lookup(row) for row in rows]
+
+    def _cached_lookup(self, row: sqlite3.Row) -> CachedLookup:
         memento = None
         if row["found"]:
             memento = Memento(
@@ -972,10 +977,10 @@ class Catalog:
                 status=row["status"],
             )
         return CachedLookup(
-            url=url,
+            url=row["url"],
             looked_up_at=_dt(row["looked_up_at"]) or utcnow(),
             memento=memento,
-            near=near,
+            near=date.fromisoformat(row["near"]) if row["near"] else None,
         )
 
     def record_save(self, url: str, status: str, *, job_id: str | None, message: str,

@@ -114,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc", metavar="DOC", help="the document: Markdown (from a PDF, or with "
                    "[^N] footnotes), HTML, DOCX or ODT; the format is recognised from content")
     _format_option(p)
-    p.add_argument("--all", action="store_true",
-                   help="text output: list every footnote with its URLs and claims")
 
     p = _add(sub, "lint", "The editor's pre-publication check: footnote structure and URL "
              "syntax. No network.", """
@@ -163,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(p)
 
     p = _add(sub, "show", "Retrieve archived evidence. REF is a URL, or SOURCE_ID#N for "
-             "every URL of footnote N. Lists the captures, newest first.", """
+             "every URL of footnote N. Lists the captures, newest first; --text, --headers "
+             "and --raw read the newest capture that holds the page (ours, or a rescued "
+             "Internet Archive copy), or the one nearest --at.", """
              archiver show 'kazakhstan-2020#14'
              archiver show https://rus.azattyq.org/a/30723868.html --text
              archiver show 'kazakhstan-2020#1' --raw > report.pdf
@@ -256,7 +256,7 @@ def _config_path(args: argparse.Namespace) -> Path:
 def _cmd_extract(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.extract import extract
 
-    return extract(Path(args.doc), fmt=args.format, show_all=args.all, io=io)
+    return extract(Path(args.doc), fmt=args.format, io=io)
 
 
 def _cmd_lint(args: argparse.Namespace, io: Output) -> int:

@@ -242,7 +242,9 @@ async def _fetch_and_judge(
                                             result.final_url)
                     probe = await probe_for(result)
                 judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
-                if compare_text and page is not None and page.text:
+                # Drift means the evidence page changed; for an error page it means nothing.
+                if compare_text and judgement.verdict.healthy and page is not None \
+                        and page.text:
                     before = catalog.latest_capture(url)
                     fetched.similarity[url] = (
                         history.text_similarity(before.text, page.text)

@@ -72,3 +72,36 @@ def test_subprocess_python_m_archiver_version() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0
     assert done.stdout.startswith("archiver ")
+
+
+def test_extract_prints_summary_first_then_footnotes(briefing: Path) -> None:
+    code, out, _ = call("extract", str(briefing))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].endswith("0 errors, 31 warnings, 14 info")
+    assert "93 footnotes" in lines[0]
+    assert "FOOTNOTES" in out and "claim (line 9)" in out
+
+
+def test_extract_json_matches_the_contract_shape(briefing: Path) -> None:
+    import json
+
+    code, out, _ = call("extract", str(briefing), "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    first = data["footnotes"][0]
+    assert first["number"] == 1 and first["claims"][0]["line"] == 9
+    assert set(first) >= {"number", "text", "urls", "claims"}
+    assert {"code", "severity", "footnote", "line", "message"} <= set(data["findings"][0])
+
+
+def test_lint_strict_fails_on_the_briefing_warnings(briefing: Path) -> None:
+    assert call("lint", str(briefing))[0] == 0
+    assert call("lint", str(briefing), "--strict")[0] == 1
+
+
+def test_extract_unreadable_file_exits_2_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "scan.pdf"
+    bad.write_bytes(b"%PDF-1.4 binary \x00\x01 stuff")
+    code, _, err = call("extract", str(bad))
+    assert code == 2 and str(bad) in err and "Traceback" not in err

@@ -177,6 +177,15 @@ def test_dead_link_rescued_from_the_internet_archive(tmp_path: Path, web: WebSer
         memento_url = link["memento"]["url"].replace("/20201028093012/", "/20201028093012id_/")
         (capture,) = archive.captures(memento_url)
         assert capture.payload() == ARTICLE
+        # the cited URL's captures include the rescued copy, marked as such
+        origins = {c.origin: c for c in archive.captures(dead)}
+        assert set(origins) == {"live", "internet-archive"}
+        assert origins["internet-archive"].memento_datetime.isoformat().startswith("2020-10-28")
+        assert origins["live"].status == 404
+    code, out, _ = call("show", "brief#1", "--config", str(config))
+    assert code == 0 and "Internet Archive copy of 2020-10-28T09:30:12Z" in out
+    code, out, _ = call("show", "brief#1", "--text", "--config", str(config))
+    assert code == 0 and "upheld the conviction" in out  # the newest: the rescued copy
 
 
 def test_export_wacz_validates(tmp_path: Path, web: WebServer) -> None:

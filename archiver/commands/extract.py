@@ -19,8 +19,9 @@ def _worst(doc: Document) -> Severity | None:
     return max(ranks, key=lambda s: s.rank) if ranks else None
 
 
-def extract(path: Path, *, fmt: str, show_all: bool, io: Output) -> int:
-    """Parse one document and print it. Exit 0 without error findings, 1 with, 2 unusable."""
+def extract(path: Path, *, fmt: str, io: Output) -> int:
+    """Parse one document and print it: the summary line, findings, then every footnote
+    with its URLs and claims. Exit 0 without error findings, 1 with, 2 unusable."""
     from archiver.parse import read_document
     from archiver.parse.render import render_text, to_json
 
@@ -28,7 +29,7 @@ def extract(path: Path, *, fmt: str, show_all: bool, io: Output) -> int:
     if fmt == "json":
         io.json(to_json(doc))
     else:
-        io.print(render_text(doc, verbose=show_all))
+        io.print(render_text(doc, verbose=True))
     worst = _worst(doc)
     return 1 if worst is Severity.ERROR else 0
 

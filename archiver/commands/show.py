@@ -50,14 +50,20 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
                 io.print(f" {marker}{isoformat(c.captured_at)}  {c.status or '-':>3}  "
                          f"{(c.verdict.value if c.verdict else '-'):<16} "
                          f"{c.warc.path}#{c.warc.offset}")
-                if c.final_url != url:
+                if c.origin == "internet-archive" and c.memento_datetime is not None:
+                    io.print(f"   {'':20} Internet Archive copy of "
+                             f"{isoformat(c.memento_datetime)}: {c.final_url}")
+                elif c.final_url != url:
                     io.print(f"   {'':20} final URL {c.final_url}")
+                if c.payload_ref != c.warc:
+                    io.print(f"   {'':20} same content as {c.payload_ref.path}"
+                             f"#{c.payload_ref.offset} (revisit)")
         return 0
 
     chosen: list[ArchivedCapture] = []
     for caps in found.values():
         if caps:
-            chosen.append(nearest(caps, when) if when is not None else caps[0])
+            chosen.append(nearest(caps, when) if when is not None else _evidence(caps))
     if mode == "raw":
         if len(chosen) > 1:
             raise UsageError(f"{ref}: --raw needs one URL, but it has {len(chosen)} captured; "
@@ -83,6 +89,13 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     return 0
 
 
+def _evidence(captures: list[ArchivedCapture]) -> ArchivedCapture:
+    """The capture to show by default: the newest that holds the page (a 2xx answer, ours
+    or a rescued Internet Archive copy), else the newest of all."""
+    pages = [c for c in captures if c.status is not None and 200 <= c.status < 300]
+    return (pages or captures)[0]
+
+
 def _capture_json(c: ArchivedCapture) -> dict[str, object]:
     return {
         "captured_at": isoformat(c.captured_at),
@@ -93,6 +106,10 @@ def _capture_json(c: ArchivedCapture) -> dict[str, object]:
         "offset": c.warc.offset,
         "length": c.warc.length,
         "record_id": c.warc.record_id,
+        "payload": {"warc": c.payload_ref.path, "offset": c.payload_ref.offset,
+                    "length": c.payload_ref.length, "record_id": c.payload_ref.record_id},
+        "origin": c.origin,
+        "memento_datetime": isoformat(c.memento_datetime) if c.memento_datetime else None,
         "title": c.title,
     }
 
@@ -114,6 +131,7 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
             for citation in archive.citations(source_id):
                 for capture in citation.captures:
                     warcs.add(settings.root / capture.warc.path)
+                    warcs.add(settings.root / capture.payload_ref.path)
                 if citation.captures and not any(p["url"] == citation.url for p in pages):
                     newest = citation.captures[0]
                     pages.append({"id": f"fn{citation.footnote}-{len(pages)}",

@@ -217,15 +217,27 @@ def _chart(report: Report) -> str:
 
 
 def _changes(report: Report) -> str:
+    """Changes first; links that were failing and still are go in a collapsed list below,
+    so a quiet week does not push the claims down the page."""
     if not report.changes:
         return ""
-    rows = "".join(_change_row(change) for change in report.changes)
-    return (
-        '<section id="changes" class="card" aria-labelledby="changes-h">'
-        '<h2 id="changes-h">What changed since the last check</h2>'
-        "<table><thead><tr><th>Change</th><th>URL</th><th>Verdict</th><th>Footnotes</th>"
-        f"<th>Details</th></tr></thead><tbody>{rows}</tbody></table></section>"
-    )
+    news = [c for c in report.changes if c.kind.value != "still_failing"]
+    still = [c for c in report.changes if c.kind.value == "still_failing"]
+    head = ("<thead><tr><th>Change</th><th>URL</th><th>Verdict</th><th>Footnotes</th>"
+            "<th>Details</th></tr></thead>")
+    parts = ['<section id="changes" class="card" aria-labelledby="changes-h">'
+             '<h2 id="changes-h">What changed since the last check</h2>']
+    if news:
+        rows = "".join(_change_row(change) for change in news)
+        parts.append(f"<table>{head}<tbody>{rows}</tbody></table>")
+    else:
+        parts.append('<p class="quiet">No link changed since the last check.</p>')
+    if still:
+        rows = "".join(_change_row(change) for change in still)
+        parts.append(f"<details><summary>Still failing: {len(still)} link(s)</summary>"
+                     f"<table>{head}<tbody>{rows}</tbody></table></details>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _change_row(change: Change) -> str:
