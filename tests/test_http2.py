@@ -8,9 +8,10 @@ import asyncio
 import gzip
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,9 @@ GZIPPED = gzip.compress(b"<html><body>" + b"compressed evidence " * 500 + b"</bo
 BIG = bytes(range(256)) * 1200
 
 
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the server sends for one path: status, headers, body (sent exactly as given)."""
@@ -47,24 +51,29 @@ class Answer:
 class H2Server:
     """A hypercorn server on 127.0.0.1 (port 0) over TLS, offering ``h2`` then ``http/1.1``.
 
-    ``served`` lists (path, scope["http_version"]) for every request, in arrival order.
+    ``routes`` maps a path to an ``Answer`` or to a coroutine function that sends the ASGI
+    messages itself. ``served`` lists (path, scope["http_version"]) for every request, in
+    arrival order.
     """
 
     port: int
     ca_file: str
-    routes: dict[str, Answer] = field(default_factory=dict)
+    routes: dict[str, Answer | Callable[[Send], Awaitable[None]]] = field(default_factory=dict)
     served: list[tuple[str, str]] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"https://127.0.0.1:{self.port}{path}"
 
-    async def app(self, scope: dict, receive, send) -> None:
+    async def app(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
         if scope["type"] != "http":
             return  # lifespan: nothing to set up
         path = scope["path"]
         self.served.append((path, scope["http_version"]))
         answer = self.routes.get(path, Answer(404, ((b"content-type", b"text/plain"),),
                                               b"no such page"))
+        if not isinstance(answer, Answer):
+            await answer(send)
+            return
         headers = [*answer.headers, (b"content-length", str(len(answer.body)).encode())]
         await send({"type": "http.response.start", "status": answer.status,
                     "headers": headers})
@@ -264,3 +273,41 @@ def test_http2_off_falls_back_to_http11_on_the_same_server(h2_server: H2Server,
     assert h2_server.served == [("/page", "1.1")]
     (_, http, payload), = responses(archive).values()
     assert payload == PAGE and http.get_statuscode() == "200"
+
+
+def test_streamed_body_and_stalled_body_over_http2(h2_server: H2Server, tmp_path: Path) -> None:
+    """A body sent in DATA frames with no Content-Length is stored whole; one that stalls is
+    cut at the read timeout and archived as truncated, with what arrived."""
+    s = h2_server
+
+    async def streamed(send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        for i in range(5):
+            await send({"type": "http.response.body", "body": b"piece %d " % i,
+                        "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def stalled(send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"first part ", "more_body": True})
+        await asyncio.sleep(5)  # cancelled when the server stops
+
+    s.routes.update({"/streamed": streamed, "/stalled": stalled})
+    archive = tmp_path / "archive"
+    results = fetch([s.url("/streamed"), s.url("/stalled")], archive,
+                    replace(FAST, timeout=0.5, retries=0))
+    assert sorted(s.served) == [("/stalled", "2"), ("/streamed", "2")]
+    done, cut = results[s.url("/streamed")], results[s.url("/stalled")]
+    assert isinstance(done, Capture) and done.truncated is None
+    assert done.content == b"piece 0 piece 1 piece 2 piece 3 piece 4 "
+    assert isinstance(cut, Capture), cut
+    assert cut.truncated == "time" and cut.content == b"first part "
+    stored = responses(archive)
+    warc_headers, http, payload = stored[s.url("/streamed")]
+    assert payload == done.content and http.get_header("content-length") is None
+    assert "WARC-Truncated" not in warc_headers
+    warc_headers, http, payload = stored[s.url("/stalled")]
+    assert payload == b"first part " and warc_headers["WARC-Truncated"] == "time"
+    assert http.get_statuscode() == "200"
