@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check archiver tests bench
+	$(BIN)/ruff check archiver tests bench docs
+	$(BIN)/mypy archiver
 
 bench: $(STAMP)
 	$(BIN)/python bench/extract_bench.py

@@ -58,6 +58,7 @@ from archiver.models import (
     isoformat,
     utcnow,
 )
+from archiver.warc import PayloadSeen
 
 __all__ = [
     "CATALOG_NAME",
@@ -67,7 +68,6 @@ __all__ = [
     "CachedLookup",
     "Catalog",
     "CitationRow",
-    "PayloadRecord",
     "RunRow",
     "StoredCapture",
     "StoredResult",
@@ -287,15 +287,6 @@ class CachedLookup:
     looked_up_at: datetime
     memento: Memento | None
     near: date | None = None
-
-
-@dataclass(frozen=True)
-class PayloadRecord:
-    """Where a payload was first archived; the fields of ``archiver.warc.PayloadSeen``."""
-
-    record_id: str
-    target_uri: str
-    date: datetime
 
 
 # ── helpers ──────────────────────────────────────────────────────────────────
@@ -843,11 +834,9 @@ class Catalog:
         rows = self._read("SELECT DISTINCT url FROM captures WHERE record_id IS NOT NULL")
         return {r["url"] for r in rows}
 
-    def find_payload(self, digest: str) -> Any | None:
+    def find_payload(self, digest: str) -> PayloadSeen | None:
         """The first response record that archived a payload with ``digest`` (for writing a
-        revisit): an ``archiver.warc.PayloadSeen`` when that module provides it, else a
-        ``PayloadRecord`` with the same fields (record_id, target_uri, date). ``None`` if the
-        payload was never archived."""
+        revisit); ``None`` if the payload was never archived."""
         rows = self._read(
             "SELECT record_id, final_url, captured_at FROM captures"
             " WHERE payload_digest = ? AND NOT revisit AND record_id IS NOT NULL"
@@ -856,15 +845,11 @@ class Catalog:
         )
         if not rows:
             return None
-        try:  # imported here: the WARC writer may itself import the catalog
-            from archiver.warc import PayloadSeen as record_type  # type: ignore[attr-defined]
-        except ImportError:
-            record_type = PayloadRecord
         row = rows[0]
-        return record_type(
+        return PayloadSeen(
             record_id=row["record_id"],
             target_uri=row["final_url"],
-            date=_dt(row["captured_at"]),
+            date=_dt(row["captured_at"]) or utcnow(),
         )
 
     # ── results (the history) ──

@@ -149,7 +149,8 @@ class _Reading:
         in_text = _PARKED_PHRASE.search(self.page.text) if size < _SHORT_PAGE else None
         service = next((s for s in _PARKING_SERVICES if s in self.markup), None)
         if in_title or in_text or (service and size < 1500):
-            what = (in_title or in_text).group(0) if (in_title or in_text) else service
+            found = in_title or in_text
+            what = found.group(0) if found is not None else service
             return Judgement(Verdict.PARKED,
                              f"the domain is parked or for sale (\"{_clip(str(what))}\")")
         return None

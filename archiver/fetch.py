@@ -46,7 +46,7 @@ from base64 import b32encode
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import httpcore
 import httpx
@@ -220,6 +220,8 @@ class Fetcher:
         """
         client = self._clients.get(host)
         if client is None:
+            if self._ssl_context is None:
+                raise RuntimeError("use Fetcher inside 'async with'")
             settings = self.settings
             limits = httpx.Limits(max_connections=None,
                                   max_keepalive_connections=settings.per_host,
@@ -321,15 +323,15 @@ class Fetcher:
                 location = dict((k.lower(), v) for k, v in outcome.headers).get("location")
                 if outcome.status in REDIRECT_STATUSES and location:
                     target = _next_url(outcome.url, location)
-                    reason = None
+                    stop: str | None = None
                     if target is None or _invalid(target) is not None:
-                        reason = f"redirect to a URL that cannot be fetched: {location!r}"
+                        stop = f"redirect to a URL that cannot be fetched: {location!r}"
                     elif target in visited:
-                        reason = "redirect loop: " + " → ".join([*visited, target])
+                        stop = "redirect loop: " + " → ".join([*visited, target])
                     elif len(hops) > self.settings.max_redirects:
-                        reason = f"more than {self.settings.max_redirects} redirects"
-                    if reason is not None:
-                        return FetchFailure(url, Verdict.INVALID_URL, reason,
+                        stop = f"more than {self.settings.max_redirects} redirects"
+                    if stop is not None:
+                        return FetchFailure(url, Verdict.INVALID_URL, stop,
                                             attempts=attempts, hops=tuple(hops))
                     assert target is not None
                     current = target
@@ -709,7 +711,8 @@ class _IterReader:
 def _zstd_stage(upstream: Iterator[bytes]) -> Iterator[bytes]:
     import zstandard
 
-    reader = zstandard.ZstdDecompressor().stream_reader(_IterReader(upstream),
+    source = cast(IO[bytes], _IterReader(upstream))  # it has the read() that zstd calls
+    reader = zstandard.ZstdDecompressor().stream_reader(source,
                                                         read_across_frames=True)
     while True:
         piece = reader.read(_DECODE_CHUNK)

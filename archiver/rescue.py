@@ -66,7 +66,7 @@ import ipaddress
 import json
 import os
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as daytime
@@ -644,7 +644,7 @@ class Rescuer:
         return f"the archive answered {answer.status}"
 
     async def _send(self, method: str, url: str, tally: list[int], *,
-                    params: Sequence[tuple[str, str]] | None = None,
+                    params: list[tuple[str, str]] | None = None,
                     data: Mapping[str, str] | None = None,
                     headers: Mapping[str, str] | None = None) -> _Answer:
         """One request with the retry policy; the final attempt's ``_Answer``."""
@@ -677,7 +677,7 @@ class Rescuer:
         return random.uniform(ceiling / 2, ceiling)  # jitter keeps parallel lookups apart
 
     async def _attempt(self, method: str, url: str, tally: list[int],
-                       params: Sequence[tuple[str, str]] | None,
+                       params: list[tuple[str, str]] | None,
                        data: Mapping[str, str] | None,
                        headers: Mapping[str, str] | None) -> _Answer:
         if self._client is None:
@@ -697,7 +697,8 @@ class Rescuer:
             try:
                 # httpx's timeout bounds each read; this bounds a whole slow-drip answer.
                 async with asyncio.timeout(self.settings.timeout * 2):
-                    async with self._client.stream(method, url, params=params, data=data,
+                    query = tuple(params) if params else None
+                    async with self._client.stream(method, url, params=query, data=data,
                                                    headers=headers) as response:
                         body = bytearray()
                         async for chunk in response.aiter_bytes():

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import tenacity
@@ -195,5 +195,5 @@ async def run_with_retries(
             on_outcome(count, outcome, waited_before.get(count, 0.0))
         return outcome
 
-    result = await retrying(_one)
+    result: Any = await retrying(_one)
     return (result if result is not None else last), count  # type: ignore[return-value]

@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import IO, NamedTuple
 
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
@@ -134,7 +134,7 @@ class Recovered:
     dropped_bytes: int
 
 
-def payload_digest(stream: BinaryIO) -> str:
+def payload_digest(stream: IO[bytes]) -> str:
     """``sha1:BASE32`` of the stream from its current position (restored afterwards)."""
     start = stream.tell()
     digest = hashlib.sha1()
@@ -190,7 +190,7 @@ class _Sink:
     def write(self, data: bytes | memoryview) -> int:
         return os.write(self.fd, data)
 
-    def append(self, stream: BinaryIO) -> None:
+    def append(self, stream: IO[bytes]) -> None:
         stream.seek(0)
         for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
             view = memoryview(chunk)
@@ -294,7 +294,7 @@ class WarcWriter:
         url: str,
         request_head: bytes,
         response_head: bytes,
-        body: BinaryIO,
+        body: IO[bytes],
         remote_ip: str | None,
         captured_at: datetime,
         truncated: str | None = None,
@@ -382,7 +382,7 @@ class WarcWriter:
 
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
-    def _record_writer(self) -> tuple[WARCWriter, BinaryIO]:
+    def _record_writer(self) -> tuple[WARCWriter, IO[bytes]]:
         if self._broken:
             raise ArchiveError(self._broken)
         if self._sink is not None and self._sink.size >= self.max_size:
@@ -392,7 +392,7 @@ class WarcWriter:
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         return WARCWriter(spool, gzip=True, warc_version="1.1"), spool
 
-    def _append(self, spool: BinaryIO, writer: WARCWriter,
+    def _append(self, spool: IO[bytes], writer: WARCWriter,
                 records: Sequence[object]) -> list[tuple[int, int]]:
         """Gzip ``records`` into ``spool`` (one member each), then append them to the file."""
         assert self._sink is not None

@@ -59,7 +59,7 @@ def _note_container(anchor: Tag) -> Tag:
     # Word wraps each note's paragraphs in <div id="ftnN">: take the div when it is there.
     grand = parent.parent
     if (parent.name == "p" and isinstance(grand, Tag) and grand.name == "div"
-            and isinstance(grand.get("id"), str) and _NOTE_ID.match(grand["id"])):
+            and isinstance(grand_id := grand.get("id"), str) and _NOTE_ID.match(grand_id)):
         return grand
     return parent
 

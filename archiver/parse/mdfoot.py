@@ -85,7 +85,9 @@ def read(text: str) -> Draft:
     labels = [m.group(1) for m in re.finditer(CARET_MARKER.replace("?P<caret>", ""), text)]
     number = _Numbers(labels)
     for kind, block in body:
-        parts, markers, offset = [], [], 0
+        parts: list[str] = []
+        markers: list[Marker] = []
+        offset = 0
         for line in block:
             source = line.body if line is block[0] else line.raw.strip()
             if parts:

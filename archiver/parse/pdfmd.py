@@ -187,7 +187,7 @@ def _recover(units: list[tuple[Unit, list[tuple[int, int]]]], notes: list[NoteDr
             continue
         first, first_at = positions[before]
         last, last_at = positions[after]
-        hits = []
+        hits: list[tuple[int, tuple[int, int]]] = []
         for index in range(first, last + 1):
             unit = units[index][0]
             lo = first_at if index == first else 0
