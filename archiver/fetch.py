@@ -41,6 +41,7 @@ import logging
 import ssl
 import tempfile
 import time
+import urllib.request
 import zlib
 from base64 import b32encode
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -52,7 +53,13 @@ import httpcore
 import httpx
 
 from archiver.config import FetchSettings
-from archiver.guard import AddressGuard, AddressRefused, GuardedBackend, NameNotResolved
+from archiver.guard import (
+    AddressGuard,
+    AddressRefused,
+    GuardedBackend,
+    NameNotResolved,
+    refusal_without_dns,
+)
 from archiver.models import Capture, FetchFailure, FetchResult, Hop, Verdict, WarcRef, utcnow
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
@@ -228,8 +235,19 @@ class Fetcher:
                                   keepalive_expiry=5.0)
             transport = _GuardedTransport(self.guard, ssl_context=self._ssl_context,
                                           http2=settings.http2, limits=limits)
+            # httpx ignores the environment's proxies when given a transport, so they are
+            # mounted here: a proxied route connects to the proxy (which may well be on a
+            # private network), not to the checked address of the site.
+            mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+            for scheme in ("http", "https"):
+                proxy = proxy_for(f"{scheme}://{host}/")
+                if proxy is not None:
+                    mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
+                        proxy=proxy, verify=self._ssl_context, http2=settings.http2,
+                        limits=limits)
             client = self._clients[host] = httpx.AsyncClient(
                 transport=transport,
+                mounts=mounts,
                 trust_env=True,
                 http2=settings.http2,
                 limits=limits,
@@ -379,11 +397,17 @@ class Fetcher:
         return _hop(outcome, exchange.response, exchange.revisit)
 
     async def _precheck(self, url: str) -> tuple[Verdict, str] | None:
-        """The guard's verdict on ``url``'s host before any request (see ``archiver.guard``)."""
+        """The guard's verdict on ``url``'s host before any request (see ``archiver.guard``).
+        Through a proxy the name is not resolved here: the proxy resolves it (a researcher
+        may reach a geo-blocked site only that way), so only literal addresses and loopback
+        names can be refused."""
         if self.guard.allow_private:
             return None
         parsed = httpx.URL(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if proxy_for(url) is not None:
+            why = refusal_without_dns(self.guard, parsed.host, port)
+            return (Verdict.PRIVATE_ADDRESS, why) if why is not None else None
         try:
             await asyncio.wait_for(self.guard.resolve(parsed.host, port),
                                    timeout=self.settings.timeout)
@@ -479,6 +503,23 @@ class Fetcher:
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, lower case too), unless ``NO_PROXY`` exempts its host; else ``None``."""
+    proxies = urllib.request.getproxies_environment()
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    proxy = proxies.get(parsed.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+    if "no" in proxies and bypass(parsed.host, proxies):
+        return None
+    return proxy
 
 
 def _invalid(url: str) -> str | None:

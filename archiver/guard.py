@@ -134,6 +134,21 @@ class AddressGuard:
         return addresses
 
 
+def refusal_without_dns(guard: AddressGuard, host: str, port: int) -> str | None:
+    """The guard's verdict on a host that a proxy will resolve: an address literal is checked
+    as such and ``localhost`` names are refused; other names cannot be checked here (the
+    proxy, not this machine, decides where they lead)."""
+    if guard.allow_private:
+        return None
+    literal = _literal(host)
+    if literal is not None:
+        return guard.refusal(host, literal, port)
+    name = host.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"{host}: loopback name refused"
+    return None
+
+
 def _literal(host: str) -> str | None:
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
