@@ -1,11 +1,14 @@
 """Command line: arguments → settings → pipeline → exit code.
 
-This is the only module that prints or exits. ``main(argv)`` returns the exit code so the
-tests can run every command in-process. Exit codes (see ``CONTRACT.md``):
+This module parses arguments and owns every exit code; ``archiver.commands`` turns each
+command into calls on the stages and writes through ``Output`` (the only code that prints).
+``main(argv)`` returns the exit code so the tests can run every command in-process. Exit
+codes (see ``CONTRACT.md``):
 
 ====  =====================================================================
  0    success (for ``run``: finished; dead links are findings, not failures)
- 1    findings/failing links at the chosen level; ``show``: not archived
+ 1    findings/failing links at the chosen level; ``show``: not archived;
+      an internal error (a bug, reported in one line)
  2    usage, config or unusable input
  3    the archive could not be written
 ====  =====================================================================
@@ -344,3 +347,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except Exception as exc:  # a bug: say so in one line; the traceback on request
+        if os.environ.get("ARCHIVER_DEBUG"):
+            raise
+        io.error(f"internal error: {type(exc).__name__}: {exc} (this is a bug in archiver; "
+                 "set ARCHIVER_DEBUG=1 to see the traceback and please report it)")
+        return EXIT_FINDINGS

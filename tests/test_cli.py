@@ -105,3 +105,20 @@ def test_extract_unreadable_file_exits_2_naming_it(tmp_path: Path) -> None:
     bad.write_bytes(b"%PDF-1.4 binary \x00\x01 stuff")
     code, _, err = call("extract", str(bad))
     assert code == 2 and str(bad) in err and "Traceback" not in err
+
+
+def test_a_bug_is_one_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
+                                           briefing: Path) -> None:
+    import archiver.commands.extract as extract_command
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(extract_command, "extract", broken)
+    monkeypatch.delenv("ARCHIVER_DEBUG", raising=False)
+    code, _, err = call("extract", str(briefing))
+    assert code == 1
+    assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err
+    monkeypatch.setenv("ARCHIVER_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        call("extract", str(briefing))
