@@ -8,7 +8,6 @@ the hostile page title staying inert, and that the page asks the network for not
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +24,6 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +175,7 @@ def test_planted_script_does_not_run_and_nothing_is_fetched(opened, artifacts: P
     # Tall enough to show the summary, the changes, the filters and the first claims.
     page.set_viewport_size({"width": 1100, "height": 1750})
     page.screenshot(path=str(artifacts / "report.png"), full_page=False)
-    DOCS.mkdir(exist_ok=True)
-    shutil.copy(artifacts / "report.png", DOCS / "report-screenshot.png")
+    assert (artifacts / "report.png").stat().st_size > 10_000
 
 
 def test_works_without_javascript(browser, written) -> None:
