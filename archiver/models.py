@@ -23,6 +23,7 @@ Times are timezone-aware UTC ``datetime`` values; they are rendered as ``YYYY-MM
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -158,11 +159,19 @@ class Document:
     @property
     def urls(self) -> tuple[str, ...]:
         """Distinct cited URLs in order of first citation."""
-        seen: dict[str, None] = {}
+        return tuple(self.citing)
+
+    @functools.cached_property
+    def citing(self) -> dict[str, tuple[int, ...]]:
+        """URL → the numbers of the footnotes that cite it, in order of first citation.
+        Computed once: reports look it up for every URL of briefings with thousands."""
+        found: dict[str, list[int]] = {}
         for note in self.footnotes:
             for url in note.urls:
-                seen.setdefault(url, None)
-        return tuple(seen)
+                numbers = found.setdefault(url, [])
+                if note.number not in numbers:
+                    numbers.append(note.number)
+        return {url: tuple(numbers) for url, numbers in found.items()}
 
 
 # ── capture ──────────────────────────────────────────────────────────────────

@@ -379,17 +379,17 @@ _SPACES = re.compile(r"\s+")
 _KAZAKH_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 
 
+_CYRILLIC = re.compile("[\u0400-\u04ff]")
+_KAZAKH = re.compile("[" + "".join(sorted(_KAZAKH_LETTERS)) + "]")
+_LATIN = re.compile("[A-Za-z]")
+
+
 def _guess_language(text: str) -> str | None:
-    sample = text[:20000]
-    cyrillic = latin = kazakh = 0
-    for ch in sample:
-        if ch in _KAZAKH_LETTERS:
-            kazakh += 1
-            cyrillic += 1
-        elif "\u0400" <= ch <= "\u04ff":
-            cyrillic += 1
-        elif ch.isascii() and ch.isalpha():
-            latin += 1
+    # Letter counts by regex (C speed): a character loop here cost more than parsing a page.
+    sample = text[:8000]
+    cyrillic = len(_CYRILLIC.findall(sample))
+    kazakh = len(_KAZAKH.findall(sample))
+    latin = len(_LATIN.findall(sample))
     if cyrillic > latin and cyrillic >= 20:
         return "kk" if kazakh * 100 >= cyrillic * 2 else "ru"
     if latin >= 20:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from archiver.catalog import Catalog
 from archiver.config import Settings
@@ -29,7 +31,6 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
-    FetchFailure,
     FetchResult,
     FootnoteRef,
     Judgement,
@@ -198,17 +199,12 @@ async def _fetch_and_judge(
     fetched = _Fetched()
     progress.stage("fetch", len(targets))
 
+    # Attempts are kept until their URL is finished, then written in the same transaction
+    # as its capture and verdict (one commit per URL, not one per attempt).
+    attempts: dict[str, list[Attempt]] = {}
+
     def on_attempt(attempt: Attempt) -> None:
-        catalog.record_attempt(
-            run_id,
-            attempt.url,
-            attempt.number,
-            attempt.outcome,
-            status=attempt.status,
-            error=attempt.error,
-            waited=attempt.waited,
-            at=attempt.at,
-        )
+        attempts.setdefault(attempt.url, []).append(attempt)
 
     writer = WarcWriter(
         settings.archive.dir,
@@ -250,6 +246,12 @@ async def _fetch_and_judge(
                         history.text_similarity(before.text, page.text)
                         if before is not None and before.text else None)
                 with catalog.transaction():
+                    for hop_url in [url, *(hop.url for hop in result.hops)]:
+                        for attempt in attempts.pop(hop_url, ()):
+                            catalog.record_attempt(
+                                run_id, attempt.url, attempt.number, attempt.outcome,
+                                status=attempt.status, error=attempt.error,
+                                waited=attempt.waited, at=attempt.at)
                     if isinstance(result, Capture):
                         catalog.record_capture(run_id, result, text=page.text if page else None,
                                                title=page.title if page else None)
@@ -280,7 +282,17 @@ async def _fetch_and_judge(
                     if key not in probes:
                         probes[key] = asyncio.ensure_future(
                             fetcher.probe(soft404.probe_url(target.url)))
-            tasks = [asyncio.ensure_future(one(t)) for t in targets]
+            # A bounded pool of workers over the targets, interleaved by host: thousands of
+            # waiting tasks would cost memory, and host by host order would leave every
+            # worker queued behind one host's politeness limit.
+            queue = iter(_interleave_by_host(targets))
+
+            async def worker() -> None:
+                for target in queue:
+                    await one(target)
+
+            workers = min(len(targets), max(64, settings.fetch.concurrency * 4))
+            tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
             except BaseException:
@@ -291,10 +303,20 @@ async def _fetch_and_judge(
     return fetched
 
 
-def _short_outcome(result: FetchResult) -> str:
-    if isinstance(result, FetchFailure):
-        return result.verdict.value
-    return str(result.status)
+def _interleave_by_host(targets: Sequence[Target]) -> list[Target]:
+    """Targets in round-robin order of their hosts (first host's first URL, second host's
+    first URL, ...), each host's URLs in citation order."""
+    by_host: dict[str, list[Target]] = {}
+    for target in targets:
+        try:
+            host = urlsplit(target.url).netloc.lower()
+        except ValueError:
+            host = ""
+        by_host.setdefault(host, []).append(target)
+    ordered: list[Target] = []
+    for row in itertools.zip_longest(*by_host.values()):
+        ordered.extend(t for t in row if t is not None)
+    return ordered
 
 
 # ── rescue ───────────────────────────────────────────────────────────────────
@@ -415,7 +437,7 @@ def build_link_records(
     records = []
     published = settings.source(source_id).published
     for url in doc.urls:
-        footnotes = tuple(n.number for n in doc.footnotes if url in n.urls)
+        footnotes = doc.citing[url]
         last = catalog.last_result(url)
         stored = catalog.latest_capture(url)
         status = catalog.link_status(url, settings.check, now)

@@ -331,7 +331,7 @@ def build_report(
         by_url.setdefault(link.url, link)
     ordered: list[LinkRecord] = []
     for url in document.urls:
-        citing = tuple(n.number for n in document.footnotes if url in n.urls)
+        citing = document.citing[url]
         given = by_url.pop(url, None)
         if given is None:
             given = LinkRecord(url=url, footnotes=citing, verdict=None)

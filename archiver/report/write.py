@@ -33,12 +33,13 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     complete.
     """
     folder = Path(folder)
-    rendered = (
-        ("report.json", render_json(report)),
-        ("report.html", render_html(report)),
-        ("report.md", render_md(report)),
+    # Rendered one at a time, so that only one file's text is in memory at once.
+    renderers = (
+        ("report.json", render_json),
+        ("report.html", render_html),
+        ("report.md", render_md),
         # The csv module already writes \r\n; newline="" below keeps it from doubling.
-        ("links.csv", render_csv(report)),
+        ("links.csv", render_csv),
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -46,9 +47,9 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
         raise ArchiveError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") \
             from exc
     written = []
-    for name, text in rendered:
+    for name, render in renderers:
         target = folder / name
-        _write_atomic(target, text)
+        _write_atomic(target, render(report))
         written.append(target)
     return written
 
