@@ -44,7 +44,8 @@ class PageText:
     ``title``: the ``<title>`` (or ``og:title``), whitespace collapsed, ``None`` if absent.
     ``text``: the main content, one block (paragraph, heading, list item) per line.
     ``heading``: the main heading (first ``<h1>``, else first ``<h2>``), ``None`` if absent.
-    ``language``: a guess (``"en"``, ``"ru"``, ``"kk"``, or the page's own ``lang``), or ``None``.
+    ``language``: the page's own ``lang`` (``declared_language``), else a guess from the text
+    (``"en"``, ``"ru"``, ``"kk"``), else ``None``; guessed only when asked for.
     ``kind``: ``"html"``, ``"text"``, ``"pdf"`` or ``"binary"`` (how the body was read).
     ``password_fields``: how many ``<input type=password>`` the page has (login forms).
     """
@@ -52,9 +53,13 @@ class PageText:
     title: str | None
     text: str
     heading: str | None = None
-    language: str | None = None
+    declared_language: str | None = None
     kind: str = "html"
     password_fields: int = 0
+
+    @functools.cached_property
+    def language(self) -> str | None:
+        return self.declared_language or _guess_language(self.text)
 
     @property
     def html(self) -> bool:
@@ -213,7 +218,7 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
         return PageText(title=None, text="", kind=kind)
     text = _CONTROL.sub(" ", decode(content[:PARSE_LIMIT], content_type))
     if kind == "text":
-        return PageText(title=None, text=_tidy(text), language=_guess_language(text), kind="text")
+        return PageText(title=None, text=_tidy(text), kind="text")
     return _from_html(text)
 
 
@@ -253,7 +258,7 @@ def _from_html(markup: str) -> PageText:
         doc = lxml.html.document_fromstring(markup, parser=parser)
     except (etree.ParserError, ValueError, TypeError):
         flat = _tidy(re.sub(r"<[^>]*>", " ", markup))
-        return PageText(title=None, text=flat, language=_guess_language(flat), kind="html")
+        return PageText(title=None, text=flat, kind="html")
 
     title = _first_text(doc, "//title") or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
@@ -278,7 +283,7 @@ def _from_html(markup: str) -> PageText:
         title=title,
         text=text,
         heading=heading,
-        language=language or _guess_language(text),
+        declared_language=language or None,
         kind="html",
         password_fields=passwords,
     )

@@ -245,6 +245,18 @@ async def _fetch_and_judge(
                     fetched.similarity[url] = (
                         history.text_similarity(before.text, page.text)
                         if before is not None and before.text else None)
+                if isinstance(result, Capture) and result.warc is not None:
+                    # In the writer's thread, as the fetcher writes: waiting for its lock
+                    # here would stall every other fetch on the event loop.
+                    await asyncio.to_thread(
+                        writer.write_metadata,
+                        url=result.final_url,
+                        concurrent_to=result.warc.record_id,
+                        fields=[("cited-url", url)]
+                        + [("cited-by", str(ref)) for ref in target.cited_by],
+                        captured_at=result.captured_at,
+                    )
+                # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
                     for hop_url in [url, *(hop.url for hop in result.hops)]:
                         for attempt in attempts.pop(hop_url, ()):
@@ -255,14 +267,6 @@ async def _fetch_and_judge(
                     if isinstance(result, Capture):
                         catalog.record_capture(run_id, result, text=page.text if page else None,
                                                title=page.title if page else None)
-                        if result.warc is not None:
-                            writer.write_metadata(
-                                url=result.final_url,
-                                concurrent_to=result.warc.record_id,
-                                fields=[("cited-url", url)]
-                                + [("cited-by", str(ref)) for ref in target.cited_by],
-                                captured_at=result.captured_at,
-                            )
                     capture = result if isinstance(result, Capture) else None
                     catalog.record_result(
                         run_id, url, judgement,
