@@ -90,6 +90,9 @@ class RescueSettings:
     per_host: int = 2
     timeout: float = 30.0
     retries: int = 3
+    # A lookup that found no copy is asked again after this many days (the archive may have
+    # a copy by then); a copy once found is kept.
+    recheck_days: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -341,9 +341,10 @@ async def _rescue(
 
     found = 0
     todo: list[tuple[str, Source]] = []
+    stale = utcnow() - timedelta(days=settings.rescue.recheck_days)
     for url, source in wanted.items():
         cached = catalog.get_memento(url, near=source.published)
-        if cached is not None:
+        if cached is not None and (cached.memento is not None or cached.looked_up_at > stale):
             found += cached.memento is not None
         else:
             todo.append((url, source))

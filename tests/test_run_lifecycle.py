@@ -282,3 +282,33 @@ def test_save_page_now_submits_live_links_once(tmp_path: Path, web: WebServer,
         assert [c["url"] for c in wayback.calls("save")] == [[web.url("/a")]]
         assert call("check", "--config", str(config))[0] in (0, 1)
         assert len(wayback.calls("save")) == 1
+
+
+def test_no_copy_found_is_asked_again_after_recheck_days(tmp_path: Path,
+                                                         web: WebServer) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    dead = web.url("/gone-for-good")
+    with WebServer() as archive_host:
+        wayback = WaybackServer(archive_host)
+        settings = wayback.settings()
+        extra = "recheck_days = 30\n" + "".join(
+            f'{key} = "{getattr(settings, key)}"\n'
+            for key in ("availability_api", "cdx_api", "replay_base"))
+        config = make_project(tmp_path, [dead], rescue=True, extra=extra)
+        assert call("run", "--config", str(config))[0] == 0
+        asked = len(wayback.calls("cdx"))
+        assert asked >= 1
+        assert call("check", "--config", str(config))[0] in (0, 1)
+        assert len(wayback.calls("cdx")) == asked  # "none found" is cached ...
+        with Catalog.open(tmp_path / "archive") as catalog:  # ... until it is 31 days old
+            from datetime import date
+
+            catalog.put_memento(dead, None, datetime.now(UTC) - timedelta(days=31),
+                                near=date(2020, 11, 1))
+        wayback.add(dead, "20201020000000", body=ARTICLE)
+        assert call("check", "--config", str(config))[0] in (0, 1)
+        assert len(wayback.calls("cdx")) > asked
+        link = json.loads(
+            (tmp_path / "reports" / "brief" / "report.json").read_text())["links"][0]
+        assert link["memento"]["datetime"].startswith("2020-10-20")
