@@ -19,6 +19,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from archiver.models import (
+    Change,
     Claim,
     Document,
     Footnote,
@@ -472,3 +473,24 @@ def test_html_has_no_evidence_summary_without_failing_links() -> None:
     soup = BeautifulSoup(render_html(build_report(Source("s", "/x.md"), document, [link],
                                                   generated_at=GENERATED)), "lxml")
     assert soup.select(".evidence-summary, .evidence-line") == []
+
+
+def test_a_quiet_check_says_nothing_changed_and_folds_still_failing() -> None:
+    from archiver.models import ChangeKind
+    from tests.report_samples import GENERATED, REPO, briefing_document, sample_source
+
+    document = briefing_document()
+    url = document.urls[0]
+    still = [Change(url=url, kind=ChangeKind.STILL_FAILING, verdict=Verdict.NOT_FOUND,
+                    previous_verdict=Verdict.NOT_FOUND, footnotes=(1,))]
+    report = build_report(sample_source(), document, [], generated_at=GENERATED,
+                          changes=still, root=REPO)
+    md = render_md(report)
+    assert "No link changed since the last check." in md
+    assert "Still failing (1):" in md
+    soup = BeautifulSoup(render_html(report), "html.parser")
+    section = soup.find(id="changes")
+    assert "No link changed since the last check." in section.get_text()
+    folded = section.find("details")
+    assert folded is not None and "Still failing: 1 link(s)" in folded.summary.get_text()
+    assert url in folded.get_text()

@@ -100,8 +100,18 @@ def render_md(report: Report) -> str:
     if report.changes:
         lines.append("## What changed since the last check")
         lines.append("")
-        for change in report.changes:
+        news = [c for c in report.changes if c.kind.value != "still_failing"]
+        still = [c for c in report.changes if c.kind.value == "still_failing"]
+        for change in news:
             lines.append(_change_line(change))
+        if not news:
+            lines.append("No link changed since the last check.")
+        if still:
+            lines.append("")
+            lines.append(f"Still failing ({len(still)}):")
+            lines.append("")
+            for change in still:
+                lines.append(_change_line(change))
         lines.append("")
 
     attention = [link for link in report.links if needs_rescue(link)]
