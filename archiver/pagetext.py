@@ -19,14 +19,28 @@ Main-content selection is a small heuristic on top of lxml, not a full readabili
 else ``<body>``; inside it, navigation, headers, footers, asides, forms' chrome and elements whose
 class or id name them as menus, sidebars, cookie banners or share bars are dropped. That is what
 comparisons need (stable, boilerplate-free) and it costs a millisecond or two per page.
-PDF and other binary bodies give no text (no PDF text extraction yet).
+
+A PDF (``application/pdf`` or a body starting ``%PDF-``) is read with ``pypdf``: the title is
+the document information's ``/Title``, the text is the pages' text in page order, ``kind`` is
+``"pdf"``. PDFs come from anyone, so the reading is bounded: at most ``PDF_PAGE_LIMIT`` pages,
+``PDF_TEXT_LIMIT`` characters and ``PDF_TIME_LIMIT`` seconds (checked between pages), and
+pypdf's own decompression limits are tightened to ``PDF_STREAM_LIMIT`` bytes per stream, so
+a compressed-stream bomb costs tens of megabytes, not gigabytes. A PDF that cannot be read
+(broken, truncated, encrypted with a password, pypdf missing) gives an empty text; a page
+that cannot be read is skipped. Scanned PDFs (images only) have no text: there is no OCR.
+Other binary bodies give no text.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
+import dataclasses
 import functools
+import io
+import logging
 import re
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -35,6 +49,16 @@ __all__ = ["PageText", "decode", "excerpt", "extract"]
 # Bodies larger than this are cut before parsing: the main content of a page is at its start
 # and lxml's time grows with the size.
 PARSE_LIMIT = 4 * 1024 * 1024
+
+# Bounds on reading one PDF. A report or judgment has its substance in the first pages, and
+# 200 pages of text is already far more than an excerpt or a drift comparison needs.
+PDF_PAGE_LIMIT = 200
+PDF_TEXT_LIMIT = 2 * 1024 * 1024  # characters
+PDF_TIME_LIMIT = 20.0  # seconds, checked between pages
+# The most one stream (a page's content, an object stream) may decompress to. pypdf's own
+# default is 75 MB, and one stream at a time is inflated; a page's text content is rarely
+# above a megabyte, so 16 MB leaves room for the real thing.
+PDF_STREAM_LIMIT = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -195,8 +219,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def _kind(content: bytes, content_type: str) -> str:
     head = content[:1024].lstrip()
     mime = content_type.split(";", 1)[0].strip().lower()
-    if head.startswith(b"%PDF") or mime == "application/pdf":
+    if head.startswith(b"%PDF-"):
         return "pdf"
+    if mime in ("application/pdf", "application/x-pdf"):
+        # Labelled PDF but plainly an HTML page (an error or login page served under the
+        # document's type): judge it as the page it is.
+        return "html" if _HTML_SNIFF.search(head) and b"%PDF-" not in head else "pdf"
     if mime in ("text/html", "application/xhtml+xml") or _HTML_SNIFF.search(head):
         return "html"
     if mime.startswith("text/") or mime.endswith(("json", "xml", "javascript")):
@@ -209,17 +237,128 @@ def _kind(content: bytes, content_type: str) -> str:
     return "text" if sample and printable / len(sample) > 0.95 else "binary"
 
 
-@functools.lru_cache(maxsize=64)
+# Small on purpose: each entry holds a whole body (up to the fetcher's decoded cap); the
+# cache only saves the second parse when one capture is judged and then reported.
+@functools.lru_cache(maxsize=8)
 def _extract_cached(content: bytes, content_type: str) -> PageText:
     # Cached because classify, the soft-404 probe and the report all read the same bodies;
     # bytes cache their own hash, so a hit costs almost nothing.
     kind = _kind(content, content_type)
-    if kind in ("pdf", "binary"):
+    if kind == "pdf":
+        return _from_pdf(content)
+    if kind == "binary":
         return PageText(title=None, text="", kind=kind)
     text = _CONTROL.sub(" ", decode(content[:PARSE_LIMIT], content_type))
     if kind == "text":
         return PageText(title=None, text=_tidy(text), kind="text")
     return _from_html(text)
+
+
+# ── PDF ──────────────────────────────────────────────────────────────────────
+
+# pypdf.Configuration fields tightened for untrusted input; fields a given pypdf version does
+# not know are left out (see _pdf_limits).
+_PDF_LIMITS = {
+    "maximum_declared_stream_length": PDF_STREAM_LIMIT,
+    "array_based_stream_maximum_output_length": PDF_STREAM_LIMIT,
+    "zlib_maximum_output_length": PDF_STREAM_LIMIT,
+    "lzw_maximum_output_length": PDF_STREAM_LIMIT,
+    "run_length_maximum_output_length": PDF_STREAM_LIMIT,
+    "brotli_maximum_output_length": PDF_STREAM_LIMIT,
+    "jbig2_maximum_output_length": PDF_STREAM_LIMIT,
+    "image_maximum_buffer_size": PDF_STREAM_LIMIT,
+    "stream_decoding_work_maximum_length": 4 * PDF_STREAM_LIMIT,
+    # pypdf repairs a damaged Flate stream one byte at a time in Python; 5 MB of that is
+    # seconds per stream.
+    "zlib_maximum_recovery_input_length": 256 * 1024,
+    # Never start an external program (jbig2dec) on a downloaded file.
+    "jbig2dec_binary": None,
+    "disable_legacy_handling": True,
+}
+
+
+def _from_pdf(content: bytes) -> PageText:
+    """Title and text of a PDF, bounded as the module docstring says. Never raises."""
+    empty = PageText(title=None, text="", kind="pdf")
+    try:
+        import pypdf
+    except ImportError:
+        return empty
+    try:
+        with _pdf_limits(pypdf):
+            reader = pypdf.PdfReader(io.BytesIO(content), strict=False)
+            title = _pdf_title(reader)
+            language = _pdf_language(reader)
+            text = _pdf_text(reader)
+    except Exception:  # broken, truncated, encrypted, over a limit: no text, not an error
+        return empty
+    return PageText(title=title, text=text, declared_language=language, kind="pdf")
+
+
+def _pdf_limits(pypdf) -> contextlib.AbstractContextManager[object]:  # type: ignore[no-untyped-def]
+    _quiet_pypdf()
+    apply = getattr(pypdf, "apply_configuration", None)
+    config = getattr(pypdf, "Configuration", None)
+    if apply is None or config is None:
+        # An old pypdf without per-context configuration keeps its own (75 MB) limits.
+        return contextlib.nullcontext()
+    known = {f.name for f in dataclasses.fields(config)}
+    return apply(**{k: v for k, v in _PDF_LIMITS.items() if k in known})
+
+
+@functools.cache
+def _quiet_pypdf() -> None:
+    # pypdf logs a warning for every flaw it works around, and downloaded PDFs have many;
+    # unless the application configured that logger, those would reach the user's terminal
+    # through logging's last-resort handler. A broken PDF is reported as an empty text.
+    logger = logging.getLogger("pypdf")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+
+
+def _pdf_title(reader) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        info = reader.metadata
+        title = info.title if info is not None else None
+    except Exception:  # a damaged /Info dictionary costs the title only
+        return None
+    if not isinstance(title, str):
+        return None
+    title = " ".join(_CONTROL.sub(" ", title).split())
+    return title or None
+
+
+def _pdf_language(reader) -> str | None:  # type: ignore[no-untyped-def]
+    try:
+        lang = reader.root_object.get("/Lang")
+        lang = lang.get_object() if lang is not None else None
+    except Exception:  # the language is a hint; a damaged catalog costs only the hint
+        return None
+    if not isinstance(lang, str):
+        return None
+    return lang.split("-")[0].strip().lower() or None
+
+
+def _pdf_text(reader) -> str:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + PDF_TIME_LIMIT
+    parts: list[str] = []
+    size = 0
+    try:
+        count = min(len(reader.pages), PDF_PAGE_LIMIT)
+    except Exception:  # no readable page tree: the title may still be worth having
+        return ""
+    for number in range(count):
+        if size >= PDF_TEXT_LIMIT or time.monotonic() > deadline:
+            break
+        try:
+            text = reader.pages[number].extract_text() or ""
+        except Exception:  # one unreadable page (a limit, a bad operator) costs that page
+            continue
+        text = _tidy(_CONTROL.sub(" ", text))
+        if text:
+            parts.append(text)
+            size += len(text) + 1
+    return "\n".join(parts)[:PDF_TEXT_LIMIT]
 
 
 _DROP_ALWAYS = (

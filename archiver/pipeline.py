@@ -234,8 +234,10 @@ async def _fetch_and_judge(
                 page = None
                 probe = None
                 if isinstance(result, Capture):
-                    page = pagetext.extract(result.content, result.content_type,
-                                            result.final_url)
+                    # In a worker thread: a large PDF or page would otherwise stall every
+                    # other fetch on the event loop while it is parsed.
+                    page = await asyncio.to_thread(pagetext.extract, result.content,
+                                                   result.content_type, result.final_url)
                     probe = await probe_for(result)
                 judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
                 # Drift means the evidence page changed; for an error page it means nothing.
