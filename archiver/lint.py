@@ -28,6 +28,9 @@ plain-http            info     not encrypted; often an https address exists
 duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
                                serves both)
 no-url                info     the note cites no URL (fine for explanatory notes)
+mixed-notes           info     footnotes and endnotes in one document: endnotes are numbered
+                               after the footnotes here, not i, ii, ... as the word processor
+                               shows them
 ===================== ======== ==============================================================
 
 Pure functions; no I/O; never raise on content.
@@ -58,6 +61,7 @@ SEVERITY: dict[str, Severity] = {
     "plain-http": Severity.INFO,
     "duplicate-url": Severity.INFO,
     "no-url": Severity.INFO,
+    "mixed-notes": Severity.INFO,
 }
 
 # Query keys that only track where a link was clicked or copied, compared after dropping

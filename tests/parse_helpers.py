@@ -149,3 +149,55 @@ def mismatches(doc: Document, truth: dict[str, Any], *, lines: bool) -> list[str
         missing = [w for w in want_findings if w not in got]
         problems.append(f"findings: unexpected {extra}, missing {missing}")
     return problems
+
+
+def bare_sup_html(pandoc_html: str, notes: str = "paragraphs") -> str:
+    """Pandoc's HTML as a CMS or PDF converter leaves it: markers are bare ``<sup>N</sup>``
+    (no links), the notes a plain list at the end with no anchors: paragraphs ``<p>N text</p>``
+    (``notes="paragraphs"``) or the items of an ``<ol>`` (``notes="list"``)."""
+    soup = BeautifulSoup(pandoc_html, "html.parser")
+    for ref in soup.select("a.footnote-ref"):
+        sup = soup.new_tag("sup")
+        sup.string = re.sub(r"\D", "", ref["href"])
+        ref.replace_with(sup)
+    section = soup.select_one("section.footnotes")
+    assert section is not None
+    holder = soup.new_tag("div")
+    heading = soup.new_tag("h2")
+    heading.string = "Notes"
+    holder.append(heading)
+    listing = soup.new_tag("ol")
+    for item in section.select("li"):
+        n = re.sub(r"\D", "", item["id"])
+        for back in item.select("a.footnote-back"):
+            back.decompose()
+        if notes == "list":
+            li = soup.new_tag("li")
+            for p in item.find_all("p"):
+                li.extend(list(p.contents))
+            listing.append(li)
+            continue
+        para = soup.new_tag("p")
+        para.append(f"{n} ")
+        for p in item.find_all("p"):
+            para.extend(list(p.contents))
+        holder.append(para)
+    if notes == "list":
+        holder.append(listing)
+    section.replace_with(holder)
+    return str(soup)
+
+
+def decode_brackets(doc: Document) -> Document:
+    """``doc`` with ``%5B``/``%5D`` in URLs written as ``[``/``]``: pandoc percent-encodes the
+    brackets of a link target, and where the visible text no longer spells the address (the
+    briefing's doubly escaped links), the author's spelling is lost with it."""
+    from dataclasses import replace
+
+    def fix(url: str | None) -> str | None:
+        return None if url is None else url.replace("%5B", "[").replace("%5D", "]")
+
+    notes = tuple(replace(n, urls=tuple(fix(u) or "" for u in n.urls)) for n in doc.footnotes)
+    findings = tuple(replace(f, url=fix(f.url), suggestion=fix(f.suggestion))
+                     for f in doc.findings)
+    return replace(doc, footnotes=notes, findings=findings)

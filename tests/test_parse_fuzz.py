@@ -36,6 +36,7 @@ PIECES = st.sampled_from([
     "1 ", "2 ", "45 ", "---", "# ", "- ", "**", "*", "\\", "\\\\_", "[", "]", "(", ")", "<", ">",
     "https://", "http:/", "www.", "a.org", "#:~:text=", "?fbclid=1", "&", ".", " ", "“", "\"",
     "```", "<p>", "</p>", "<a href=\"#fn1\">", "</a>", "<li id=\"fn1\">", "word",
+    "<ol>", "</ol>", "<li>", "<p>1 ", "<p>2 ", "<h2>", "<sup>x</sup>", "<a href=\"https://b.org\">",
 ])
 
 
@@ -92,6 +93,40 @@ def test_truncated_and_flipped_zips_never_crash(cut: int, at: int, value: int) -
     flipped = bytearray(DOCX)
     flipped[at] = value
     survives(bytes(flipped))
+
+
+@FAST
+@given(st.integers(0, 2000), st.integers(0, 2000), st.integers(0, 255))
+def test_truncated_and_flipped_endnote_zips_never_crash(cut: int, at: int, value: int) -> None:
+    data = _endnote_docx()
+    survives(data[:cut])
+    flipped = bytearray(data)
+    flipped[at % len(data)] = value
+    survives(bytes(flipped))
+
+
+def _endnote_docx() -> bytes:
+    buffer = io.BytesIO()
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml",
+                         f'<w:document {w}><w:body><w:p><w:r><w:t>Claim.</w:t></w:r><w:r>'
+                         f'<w:endnoteReference w:id="1"/></w:r>'
+                         f'<w:r><w:t xml:space="preserve"> More.</w:t></w:r>'
+                         f'<w:r><w:footnoteReference w:id="1"/></w:r></w:p></w:body>'
+                         "</w:document>")
+        for kind in ("footnote", "endnote"):
+            archive.writestr(f"word/{kind}s.xml",
+                             f'<w:{kind}s {w}><w:{kind} w:id="1"><w:p><w:r><w:t>'
+                             f"https://{kind}.org</w:t></w:r></w:p></w:{kind}></w:{kind}s>")
+    return buffer.getvalue()
+
+
+def test_intact_endnote_docx_reads() -> None:
+    doc = parse_bytes(_endnote_docx(), "ok.docx")
+    assert doc.footnote(1).urls == ("https://footnote.org",)
+    assert doc.footnote(2).urls == ("https://endnote.org",)
+    assert [c.text for c in doc.footnote(2).claims] == ["Claim."]
 
 
 def test_intact_docx_reads() -> None:

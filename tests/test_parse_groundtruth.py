@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from archiver.errors import DocumentError
 from archiver.parse import parse_bytes, read_document
 from archiver.parse.render import to_json
 from tests.parse_helpers import (
     BRIEFING,
+    bare_sup_html,
+    decode_brackets,
     expected,
     footnote_markdown,
     gdocs_html,
@@ -33,6 +37,14 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files["html-gdocs"] = folder / "gdocs.html"
     files["html-gdocs"].write_text(gdocs_html(html.read_text(encoding="utf-8")),
                                    encoding="utf-8")
+    pandoc_html = html.read_text(encoding="utf-8")
+    for notes in ("paragraphs", "list"):
+        files[f"html-sup-{notes}"] = folder / f"sup-{notes}.html"
+        files[f"html-sup-{notes}"].write_text(bare_sup_html(pandoc_html, notes), encoding="utf-8")
+    # The PDF-Markdown itself through pandoc: bare <sup>N</sup>, notes at each page end,
+    # flattened markers and the stray superscript left as they are.
+    files["html-sup-pages"] = pandoc(BRIEFING.read_text(encoding="utf-8"), "html",
+                                     folder / "pages.html")
     # Extensions deliberately misleading: the format must come from the content.
     files["docx"] = pandoc(markdown, "docx", folder / "draft.bin")
     files["odt"] = pandoc(markdown, "odt", folder / "draft2.bin")
@@ -49,13 +61,37 @@ def test_shipped_briefing_matches_ground_truth() -> None:
 @pytest.mark.parametrize(
     ("name", "fmt"),
     [("mdfoot", "markdown-footnotes"), ("html-pandoc", "html"), ("html-word", "html"),
-     ("html-gdocs", "html"), ("docx", "docx"), ("odt", "odt")],
+     ("html-gdocs", "html"), ("docx", "docx"), ("odt", "odt"),
+     ("html-sup-paragraphs", "html"), ("html-sup-list", "html")],
 )
 def test_converted_briefing_matches_ground_truth(converted: dict[str, Path], name: str,
                                                  fmt: str) -> None:
     doc = read_document(converted[name])
     assert doc.format == fmt
     assert mismatches(doc, expected(), lines=False) == []
+
+
+def test_pdf_converter_html_with_notes_at_page_ends(converted: dict[str, Path]) -> None:
+    doc = read_document(converted["html-sup-pages"])
+    assert doc.format == "html"
+    # This HTML keeps the PDF's defects, so the findings only the PDF-Markdown reader sees
+    # (flattened markers, the superscript in footnote 68) apply to it too; and pandoc
+    # percent-encodes the brackets of three link targets whose visible text it mangled.
+    as_pdf = decode_brackets(replace(doc, format="pdf-markdown"))
+    assert mismatches(as_pdf, expected(), lines=False) == []
+    assert "activists 21 April 2019" in doc.footnote(68).text
+    # "2 778 000 KZT" opening a paragraph is body text, not a second footnote 2.
+    assert [f for f in doc.findings if f.code == "duplicate-footnote"] == []
+
+
+def test_bare_sup_html_without_matching_notes_is_refused(converted: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    text = converted["html-sup-paragraphs"].read_text(encoding="utf-8")
+    # The last note dropped: 93 markers, 92 notes.
+    cut = text[:text.rindex("<p>93 ")] + "</div></body></html>"
+    (tmp_path / "cut.html").write_text(cut, encoding="utf-8")
+    with pytest.raises(DocumentError, match=r"cut\.html: .*bare <sup>N</sup>.*no note"):
+        read_document(tmp_path / "cut.html")
 
 
 def test_traps_of_the_pdf_conversion() -> None:

@@ -226,3 +226,187 @@ def test_render_text_summary_and_groups(briefing: Path) -> None:
     assert "93 footnotes" in first and "0 errors" in first
     assert "WARNING" in text and "  tracking-parameter" in text
     assert "footnote 47, line 193" in text
+
+
+# ── endnotes (DOCX, ODT) ─────────────────────────────────────────────────────
+
+_PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
+_OFFDOC = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
+_WML = "application/vnd.openxmlformats-officedocument.wordprocessingml"
+
+
+def _ooxml_notes(kind: str, notes: dict[str, str]) -> bytes:
+    """``word/{kind}s.xml`` with Word's two separator notes and ``notes`` (id → runs)."""
+    body = "".join(f'<w:{kind} w:id="{i}"><w:p>{runs}</w:p></w:{kind}>' for i, runs in
+                   notes.items())
+    return (f'<w:{kind}s {W} {R}><w:{kind} w:type="separator" w:id="-1"><w:p><w:r>'
+            f'<w:separator/></w:r></w:p></w:{kind}><w:{kind} w:type="continuationSeparator" '
+            f'w:id="0"><w:p><w:r><w:continuationSeparator/></w:r></w:p></w:{kind}>{body}'
+            f"</w:{kind}s>").encode()
+
+
+def _full_docx(paragraphs: list[str], footnotes: dict[str, str] | None = None,
+               endnotes: dict[str, str] | None = None,
+               links: dict[str, str] | None = None) -> bytes:
+    """A complete DOCX package (content types, package and part relationships) as Word lays
+    it out; ``paragraphs`` are body ``w:p`` contents, ``links`` the notes' hyperlink targets."""
+    parts = {"footnote": footnotes, "endnote": endnotes}
+    overrides = '<Override PartName="/word/document.xml" ContentType="' + _WML + (
+        '.document.main+xml"/>')
+    doc_rels = ""
+    members: dict[str, bytes] = {}
+    for kind, notes in parts.items():
+        if notes is None:
+            continue
+        overrides += (f'<Override PartName="/word/{kind}s.xml" ContentType="{_WML}.{kind}s+xml"'
+                      "/>")
+        doc_rels += (f'<Relationship Id="rId{kind}" Type="{_OFFDOC}/{kind}s" '
+                     f'Target="{kind}s.xml"/>')
+        members[f"word/{kind}s.xml"] = _ooxml_notes(kind, notes)
+        members[f"word/_rels/{kind}s.xml.rels"] = (
+            f'<Relationships xmlns="{_PKG}">' + "".join(
+                f'<Relationship Id="{rid}" Type="{_OFFDOC}/hyperlink" Target="{target}" '
+                f'TargetMode="External"/>' for rid, target in (links or {}).items())
+            + "</Relationships>").encode()
+    body = "".join(f"<w:p>{p}</w:p>" for p in paragraphs)
+    members.update({
+        "[Content_Types].xml": (
+            f'<Types xmlns="{_CT}"><Default Extension="rels" ContentType="application/'
+            'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+            f'ContentType="application/xml"/>{overrides}</Types>').encode(),
+        "_rels/.rels": (f'<Relationships xmlns="{_PKG}"><Relationship Id="rId1" '
+                        f'Type="{_OFFDOC}/officeDocument" Target="word/document.xml"/>'
+                        "</Relationships>").encode(),
+        "word/document.xml": f"<w:document {W} {R}><w:body>{body}</w:body></w:document>"
+        .encode(),
+        "word/_rels/document.xml.rels": f'<Relationships xmlns="{_PKG}">{doc_rels}'
+                                        "</Relationships>".encode(),
+    })
+    return _zip(dict(sorted(members.items(), key=lambda kv: kv[0] != "[Content_Types].xml")))
+
+
+def _t(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def _ref(kind: str, note_id: str) -> str:
+    return f'<w:r><w:rPr><w:rStyle w:val="{kind.capitalize()}Reference"/></w:rPr>' \
+           f'<w:{kind}Reference w:id="{note_id}"/></w:r>'
+
+
+def _link(rid: str, text: str) -> str:
+    return f'<w:hyperlink r:id="{rid}">{_t(text)}</w:hyperlink>'
+
+
+def test_docx_endnotes_are_read_and_the_link_target_wins() -> None:
+    data = _full_docx(
+        [_t("First claim.") + _ref("endnote", "2") + _t(" Second claim.") + _ref("endnote", "3")],
+        endnotes={"2": _t("See ") + _link("rIdA", "https://shown.example/wrong") + _t("."),
+                  "3": _t("Report: ") + _link("rIdB", "the report")},
+        links={"rIdA": "https://real.org/endnote-a", "rIdB": "https://real.org/report.pdf"})
+    doc = parse_bytes(data, "e.docx")
+    assert doc.format == "docx"
+    assert [n.number for n in doc.footnotes] == [1, 2]
+    assert doc.footnote(1).urls == ("https://real.org/endnote-a",)
+    assert doc.footnote(1).text == "See https://shown.example/wrong."
+    assert doc.footnote(2).urls == ("https://real.org/report.pdf",)
+    assert [c.text for c in doc.claims] == ["First claim.", "Second claim."]
+    assert codes(doc) == []
+
+
+def test_hand_built_endnote_docx_is_a_package_pandoc_reads() -> None:
+    pypandoc = pytest.importorskip("pypandoc")
+    data = _full_docx([_t("A claim.") + _ref("endnote", "1")],
+                      endnotes={"1": _link("rIdA", "text")},
+                      links={"rIdA": "https://real.org/x"})
+    markdown = pypandoc.convert_text(data, "markdown", format="docx")
+    assert "[^1]" in markdown and "https://real.org/x" in markdown
+
+
+def test_docx_mixed_footnotes_and_endnotes_numbered_endnotes_after() -> None:
+    # Word gives both series ids from 1; markers alternate between the two series.
+    data = _full_docx(
+        [_t("Alpha.") + _ref("footnote", "1") + _t(" Beta.") + _ref("endnote", "1"),
+         _t("Gamma.") + _ref("footnote", "2") + _t(" Delta.") + _ref("endnote", "2")
+         + _t(" Epsilon.") + _ref("footnote", "1")],
+        footnotes={"1": _t("fn one https://f.org/1"), "2": _t("fn two https://f.org/2")},
+        endnotes={"1": _t("en one https://e.org/1"), "2": _t("en two https://e.org/2"),
+                  "3": _t("en never cited https://e.org/3")})
+    doc = parse_bytes(data, "m.docx")
+    assert [(n.number, n.text) for n in doc.footnotes] == [
+        (1, "fn one https://f.org/1"), (2, "fn two https://f.org/2"),
+        (3, "en one https://e.org/1"), (4, "en two https://e.org/2"),
+        (5, "en never cited https://e.org/3")]
+    assert [c.text for c in doc.footnote(1).claims] == ["Alpha.", "Epsilon."]
+    assert [c.text for c in doc.footnote(3).claims] == ["Beta."]
+    assert [c.text for c in doc.footnote(4).claims] == ["Delta."]
+    # Interleaved series are not out of order; the uncited endnote is an orphan.
+    assert codes(doc) == [("mixed-notes", None), ("orphan-footnote", 5)]
+    mixed = next(f for f in doc.findings if f.code == "mixed-notes")
+    assert mixed.severity.value == "info"
+    assert "1-2" in mixed.message and "3-5" in mixed.message
+
+
+def _odt(body: str) -> bytes:
+    content = (
+        '<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+        ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+        ' xmlns:xlink="http://www.w3.org/1999/xlink"><office:body><office:text>'
+        f"{body}</office:text></office:body></office:document-content>")
+    return _zip({"mimetype": b"application/vnd.oasis.opendocument.text",
+                 "content.xml": content.encode()})
+
+
+def _odt_note(klass: str, citation: str, body: str) -> str:
+    return (f'<text:note text:note-class="{klass}"><text:note-citation>{citation}'
+            f"</text:note-citation><text:note-body><text:p>{body}</text:p></text:note-body>"
+            "</text:note>")
+
+
+def test_odt_endnotes_alone_and_mixed() -> None:
+    link = '<text:a xlink:href="https://o.org/target">https://o.org/shown</text:a>'
+    alone = parse_bytes(_odt(
+        f"<text:p>One.{_odt_note('endnote', 'i', link)} Two.{_odt_note('endnote', 'ii', 'x')}"
+        "</text:p>"), "e.odt")
+    assert [n.number for n in alone.footnotes] == [1, 2]
+    assert alone.footnote(1).urls == ("https://o.org/target",)
+    assert [c.text for c in alone.footnote(2).claims] == ["Two."]
+    assert not any(f.code == "mixed-notes" for f in alone.findings)
+
+    mixed = parse_bytes(_odt(
+        f"<text:p>One.{_odt_note('footnote', '1', 'f1')} Two.{_odt_note('endnote', 'i', 'e1')}"
+        f" Three.{_odt_note('footnote', '2', 'f2')}</text:p>"), "m.odt")
+    assert [(n.number, n.text) for n in mixed.footnotes] == [(1, "f1"), (2, "f2"), (3, "e1")]
+    assert [c.text for c in mixed.footnote(3).claims] == ["Two."]
+    assert ("mixed-notes", None) in codes(mixed)
+    assert not any(f.code == "footnote-order" for f in mixed.findings)
+
+
+# ── HTML with bare <sup>N</sup> markers ──────────────────────────────────────
+
+
+def test_html_bare_sups_with_an_ordered_list_of_notes() -> None:
+    html = (b"<html><body><p>First claim.<sup>1</sup> Second claim.<sup>2</sup></p>"
+            b"<p>Again the first.<sup>1</sup></p><h2>Notes</h2><ol>"
+            b'<li>See <a href="https://real.org/a">https://shown.org/a</a>.</li>'
+            b"<li>Plain https://b.org/x, with a <sup>3</sup> in it.</li></ol></body></html>")
+    doc = parse_bytes(html, "s.html")
+    assert [n.number for n in doc.footnotes] == [1, 2]
+    assert doc.footnote(1).urls == ("https://real.org/a",)
+    assert [c.text for c in doc.footnote(1).claims] == ["First claim.", "Again the first."]
+    assert doc.footnote(2).urls == ("https://b.org/x",)
+    assert codes(doc) == [("superscript-in-note", 2)]
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (b"<p>Claim.<sup>1</sup> Other.<sup>2</sup></p>", "no notes found"),
+    (b"<p>Claim.<sup>2</sup> Other.<sup>1</sup></p><p>1 a</p><p>2 b</p>", "order"),
+    (b"<p>Claim.<sup>1</sup> Other.<sup>2</sup></p><ol><li>only one</li></ol>",
+     "no notes found.*one item per marker"),
+    (b"<p>Claim.<sup>1</sup> Other.<sup>2</sup> Third.<sup>3</sup></p><p>1 a</p><p>2 b</p>",
+     "no note for marker 3"),
+])
+def test_html_bare_sups_without_strong_evidence_are_refused(body: bytes, why: str) -> None:
+    with pytest.raises(DocumentError, match=rf"w\.html: HTML with bare <sup>N</sup>.*{why}"):
+        parse_bytes(b"<html><body>" + body + b"</body></html>", "w.html")

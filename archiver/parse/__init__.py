@@ -9,9 +9,11 @@ Public API::
 Formats, recognised from the bytes (never the file name):
 
 ==================== ==========================================================
-``docx``             ZIP holding ``word/document.xml``
-``odt``              ZIP holding ``content.xml`` (OpenDocument text)
-``html``             text starting with an HTML tag (doctype, html, body, p, ...)
+``docx``             ZIP holding ``word/document.xml`` (footnotes and endnotes)
+``odt``              ZIP holding ``content.xml`` (OpenDocument text; footnotes and endnotes)
+``html``             text starting with an HTML tag (doctype, html, body, p, ...): linked
+                     footnotes, or bare ``<sup>N</sup>`` with plain ``N text`` notes when
+                     markers and notes match one to one (else DocumentError)
 ``markdown-footnotes`` Markdown with ``[^N]: text`` definitions or ``[^N]`` markers
 ``pdf-markdown``     Markdown with ``<sup>N</sup>`` markers (the briefing's own format)
 ==================== ==========================================================
@@ -83,7 +85,7 @@ def parse_bytes(data: bytes, name: str) -> Document:
         if kind in ("docx", "odt"):
             draft = office.read(data, kind, name)
         elif kind == "html":
-            draft = html.read(data)
+            draft = html.read(data, name)
         else:
             text = _decode(data) or ""
             draft = mdfoot.read(text) if kind == mdfoot.FORMAT else pdfmd.read(text)

@@ -60,6 +60,9 @@ class Draft:
     notes: list[NoteDraft] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     title: str | None = None
+    #: The numbers of each separately numbered series (footnotes, endnotes) when there is more
+    #: than one; marker and note order is checked within a series only.
+    series: list[set[int]] = field(default_factory=list)
 
 
 _CONTINUES = re.compile(r"^[\"'\u201c\u2018(]?[a-z0-9\u00e0-\u024f\u0430-\u045f]")
@@ -96,6 +99,22 @@ def join_units(units: list[Unit]) -> list[Unit]:
     return joined
 
 
+def _structure(draft: Draft, markers: list[Marker]) -> list[Finding]:
+    """Numbering findings; with several series (footnotes and endnotes), order is judged
+    within each series, as each has its own sequence in the source document."""
+    pairs = [(m.number, m.line) for m in markers]
+    notes = [(n.number, n.line) for n in draft.notes]
+    found = lint.structure_findings(pairs, notes)
+    if len(draft.series) < 2:
+        return found
+    found = [f for f in found if f.code != "footnote-order"]
+    for numbers in draft.series:
+        found.extend(f for f in lint.structure_findings(
+            [p for p in pairs if p[0] in numbers], [n for n in notes if n[0] in numbers])
+            if f.code == "footnote-order")
+    return found
+
+
 def assemble(draft: Draft, path: str) -> Document:
     """Turn a reader's draft into the Document: claims per marker, structural findings, URL
     findings. Never raises on content; every oddity becomes a finding."""
@@ -124,9 +143,7 @@ def assemble(draft: Draft, path: str) -> Document:
                 claims=tuple(claims.get(note.number, ())),
             )
         )
-    structural = lint.structure_findings(
-        [(m.number, m.line) for m in markers], [(n.number, n.line) for n in draft.notes]
-    )
+    structural = _structure(draft, markers)
     doc = Document(path=path, format=draft.format, footnotes=tuple(footnotes), title=draft.title)
     findings = [*draft.findings, *structural, *lint.lint(doc)]
     return Document(

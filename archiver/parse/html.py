@@ -8,6 +8,14 @@ digits (``3``, ``[3]``), else the digits of the anchor. The note's own back-link
 ``[3]``) is not part of its text. Link targets (``href``) are the URLs; a superscript inside a
 note that links nowhere is text, reported as ``superscript-in-note``.
 
+HTML without such links, with bare ``<sup>N</sup>`` markers and the notes as plain
+paragraphs ``N text`` (what PDF-to-HTML converters and some CMSs write, the notes at the end or
+at each page end) or as the items of a final ``<ol>``: read only when the evidence is strong:
+the notes are numbered 1..N in order and the markers cite exactly 1..N, first cited in that
+order. Otherwise a DocumentError says the notes could not be matched. The paragraphs are read
+by the PDF-Markdown rules (:mod:`archiver.parse.pdfmd`): a sum wrapped onto a new line is not a
+note, a flattened marker is recovered and reported, a superscript in a note is text.
+
 Line numbers are the HTML source lines of the marker and of the note. Body units are block
 elements (``p``, ``li``, ``h1``–``h6``, ``td``, ...) outside the notes. Returns a
 :class:`~archiver.parse.draft.Draft`. The parser is BeautifulSoup's ``html.parser``: pure
@@ -22,9 +30,12 @@ import warnings
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
 from bs4.element import Comment, ProcessingInstruction
 
+from archiver.errors import DocumentError
 from archiver.lint import SEVERITY
 from archiver.models import Finding
+from archiver.parse import pdfmd
 from archiver.parse.draft import Draft, Marker, NoteDraft, Unit
+from archiver.parse.markdown import Line, inline
 from archiver.parse.urls import Segment, urls_from_segments
 
 __all__ = ["read"]
@@ -161,8 +172,12 @@ def _body_blocks(root: Tag, skip: set[int]) -> list[Tag]:
     return blocks
 
 
-def read(data: bytes) -> Draft:
-    """Read HTML ``data`` into a Draft. Never raises on content."""
+def read(data: bytes, source: str = "document") -> Draft:
+    """Read HTML ``data`` into a Draft.
+
+    Raises DocumentError (naming ``source``) only for HTML with bare ``<sup>N</sup>`` markers
+    whose notes cannot be matched with confidence (see the module docstring); any other
+    content gives a Draft."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
         soup = BeautifulSoup(data, "html.parser")
@@ -178,6 +193,8 @@ def read(data: bytes) -> Draft:
         anchor = _anchor_of(tag)
         if anchor and anchor in targets and "ref" not in anchor.lower():
             notes.setdefault(anchor, _note_container(tag))
+    if not notes and _bare_sups(soup):
+        return _read_plain_notes(soup, draft.title, source)
     containers = {id(tag) for tag in notes.values()}
     # The notes' section (pandoc's <section class="footnotes">) is not body text either.
     for tag in notes.values():
@@ -211,12 +228,150 @@ def read(data: bytes) -> Draft:
             if visible and _BACKLINK.match(link.get_text()):
                 number = int(visible[0])
                 break
-        line = container.sourceline or 0
-        draft.notes.append(NoteDraft(number, text, urls_from_segments(walker.segments), line))
-        for sup in walker.superscripts:
-            if sup.strip():
-                draft.findings.append(Finding(
-                    "superscript-in-note", SEVERITY["superscript-in-note"],
-                    f"footnote {number} has a superscript {sup.strip()!r} in its own text; "
-                    "readers will take it for a citation marker", number, line))
+        note = NoteDraft(number, text, urls_from_segments(walker.segments),
+                         container.sourceline or 0)
+        draft.notes.append(note)
+        draft.findings.extend(_superscript_findings(note, walker.superscripts))
     return draft
+
+
+def _superscript_findings(note: NoteDraft, superscripts: list[str]) -> list[Finding]:
+    return [Finding("superscript-in-note", SEVERITY["superscript-in-note"],
+                    f"footnote {note.number} has a superscript {sup.strip()!r} in its own text; "
+                    "readers will take it for a citation marker", note.number, note.line)
+            for sup in superscripts if sup.strip()]
+
+
+# ── bare <sup>N</sup> markers with a plain list of notes ─────────────────────
+
+_DIGITS = re.compile(r"^\s*\d{1,4}(?:\s*,\s*\d{1,4})*\s*$")
+_SPECIAL = re.compile(r"([\\`*_\[\]<>#|^~$])")
+_LEAD_NUMBER = re.compile(r"^(?:\\\[)?(\d{1,4})(?:\\\])?[.)]?[ \t\u00a0]+(?=\S)")
+
+
+def _is_bare_sup(tag: Tag) -> bool:
+    return tag.name == "sup" and bool(_DIGITS.match(tag.get_text())) and not any(
+        p.name == "a" for p in tag.parents if isinstance(p, Tag))
+
+
+def _bare_sups(soup: BeautifulSoup) -> list[Tag]:
+    return [tag for tag in soup.find_all("sup") if _is_bare_sup(tag)]
+
+
+def _markdown(node: Tag, whole: bool = False) -> str:
+    """The Markdown inline text of a block: text escaped, ``<sup>N</sup>`` kept, links as
+    ``[text](<target>)``. Nested blocks are separate units, skipped unless ``whole``."""
+    out: list[str] = []
+    for child in node.children:
+        if isinstance(child, (Comment, ProcessingInstruction)):
+            continue
+        if isinstance(child, NavigableString):
+            out.append(_SPECIAL.sub(r"\\\1", re.sub(r"[\r\n\t]", " ", str(child))))
+            continue
+        if not isinstance(child, Tag) or child.name in _SKIP:
+            continue
+        if child.name in _BLOCKS:
+            if not whole:
+                continue
+            out.append(" ")
+        if child.name == "br":
+            out.append(" ")
+        elif child.name == "sup":
+            out.append(f"<sup>{_markdown(child, whole)}</sup>")
+        elif child.name == "a" and isinstance(href := child.get("href"), str) and (
+                href.strip() and not href.startswith("#")):
+            target = re.sub(r"\s", "", href).replace(">", "%3E")
+            out.append(f"[{_markdown(child, whole)}](<{target}>)")
+        else:
+            out.append(_markdown(child, whole))
+    return "".join(out)
+
+
+def _notes_list(soup: BeautifulSoup, sups: list[Tag], order: dict[int, int]) -> Tag | None:
+    """The last ``<ol>`` when it comes after every bare marker outside it and has as many
+    items as there are numbers cited: the notes."""
+    lists = soup.find_all("ol")
+    if not lists:
+        return None
+    last = lists[-1]
+    inside = {id(t) for t in last.find_all(True)}
+    outside = [sup for sup in sups if id(sup) not in inside]
+    cited = {int(n) for sup in outside for n in re.findall(r"\d+", sup.get_text())}
+    items = last.find_all("li", recursive=False)
+    # Only a list that comes after every marker and has one item per cited number.
+    if all(order[id(sup)] < order[id(last)] for sup in outside) and len(items) == len(cited):
+        return last
+    return None
+
+
+def _read_plain_notes(soup: BeautifulSoup, title: str | None, source: str) -> Draft:
+    """HTML whose markers are bare ``<sup>N</sup>`` and whose notes are paragraphs ``N text``
+    (at the end or, as PDF converters leave them, at each page end) or the items of a final
+    ``<ol>``. The paragraphs are read with the PDF-Markdown rules
+    (:func:`archiver.parse.pdfmd.read_lines`); the result is kept only if markers and notes
+    match one to one: notes numbered 1..N in order, markers citing exactly 1..N, first cited
+    in that order. Otherwise raises DocumentError."""
+    order = {id(tag): i for i, tag in enumerate(soup.find_all(True))}
+    sups = _bare_sups(soup)
+    ol = _notes_list(soup, sups, order)
+    items = list(ol.find_all("li", recursive=False)) if ol is not None else []
+    skip = {id(ol)} if items and ol is not None else set()
+    placed: list[tuple[int, Line]] = []
+    for block in _body_blocks(soup, skip):
+        text = _markdown(block).strip()
+        line = block.sourceline or 0
+        if block.name in _HEADINGS:
+            placed.append((order[id(block)], Line(line, "heading", "# " + text, text)))
+        elif block.name == "li":
+            placed.append((order[id(block)], Line(line, "item", "- " + text, text)))
+        else:
+            text = _LEAD_NUMBER.sub(lambda m: m.group(1) + " ", text)
+            placed.append((order[id(block)], Line(line, "text", text, text)))
+    lines: list[Line] = []
+    for _, entry in sorted(placed, key=lambda pair: pair[0]):
+        lines.extend((entry, Line(entry.number, "blank", "", "")))
+    draft = pdfmd.read_lines(lines)
+    draft.format = FORMAT
+    draft.title = title or draft.title
+    if items and ol is not None:
+        # The items of the final list are the notes whatever their text says (a superscript
+        # date in one is text), numbered as the list shows them.
+        begin = ol.get("start")
+        first = int(begin) if isinstance(begin, str) and begin.strip().isdigit() else 1
+        for index, item in enumerate(items):
+            parsed = inline(" ".join(_markdown(item, whole=True).split()))
+            note = NoteDraft(first + index, parsed.text, urls_from_segments(parsed.segments),
+                             item.sourceline or 0)
+            draft.notes.append(note)
+            draft.findings.extend(_superscript_findings(note, parsed.superscripts))
+    problem = _mismatch(draft)
+    if problem:
+        raise DocumentError(
+            f"{source}: HTML with bare <sup>N</sup> markers and no links to its notes; they "
+            f"cannot be matched with confidence ({problem}). Export with linked footnotes "
+            "(#fn anchors), or as DOCX, ODT or Markdown")
+    return draft
+
+
+def _mismatch(draft: Draft) -> str | None:
+    """Why markers and notes of a plain-notes draft do not line up, or None if they do."""
+    notes = [note.number for note in draft.notes]
+    if not notes:
+        return ("no notes found: neither paragraphs numbered 1, 2, ... nor a final list with "
+                "one item per marker number")
+    if notes != list(range(1, len(notes) + 1)):
+        return f"the notes are not numbered 1..{len(notes)} in order"
+    first: list[int] = []
+    for unit in draft.units:
+        for marker in unit.markers:
+            if marker.number not in first:
+                first.append(marker.number)
+    if first != notes:
+        missing = sorted(set(notes) - set(first))
+        extra = sorted(set(first) - set(notes))
+        if missing or extra:
+            return (f"{len(first)} distinct markers for {len(notes)} notes"
+                    + (f"; no marker for note {missing[0]}" if missing else "")
+                    + (f"; no note for marker {extra[0]}" if extra else ""))
+        return "the markers are not first cited in the order 1, 2, ..."
+    return None

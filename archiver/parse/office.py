@@ -1,14 +1,25 @@
-"""Readers for word-processor files with real footnotes: DOCX and ODT (both ZIP containers).
+"""Readers for word-processor files with real footnotes and endnotes: DOCX and ODT (both ZIP
+containers).
 
-DOCX: body paragraphs from ``word/document.xml``; a ``w:footnoteReference w:id`` is a marker;
-the notes are ``w:footnote`` elements of ``word/footnotes.xml`` (separator notes skipped);
-hyperlink targets come from ``r:id`` through ``word/_rels/footnotes.xml.rels`` (and
-``document.xml.rels`` for the body), or from ``HYPERLINK`` field codes. Notes are numbered as
-Word displays them: in order of first reference; a note never referenced is numbered after
-those and reported as an orphan.
+DOCX: body paragraphs from ``word/document.xml``; a ``w:footnoteReference`` or
+``w:endnoteReference`` ``w:id`` is a marker; the notes are ``w:footnote`` elements of
+``word/footnotes.xml`` and ``w:endnote`` elements of ``word/endnotes.xml`` (or wherever
+``document.xml.rels`` points; separator notes skipped); hyperlink targets come from ``r:id``
+through ``word/_rels/footnotes.xml.rels`` / ``endnotes.xml.rels`` (and ``document.xml.rels``
+for the body), or from ``HYPERLINK`` field codes. Notes are numbered as Word displays them: in
+order of first reference; a note never referenced is numbered after those and reported as an
+orphan.
 
-ODT: ``content.xml``; a ``text:note`` is marker and note at once: its ``text:note-citation``
-is the number shown, its ``text:note-body`` the text; ``text:a xlink:href`` the link targets.
+ODT: ``content.xml``; a ``text:note`` is marker and note at once: its ``text:note-body`` is the
+text, ``text:a xlink:href`` the link targets. A footnote's number is its
+``text:note-citation`` (the number shown); an endnote (``text:note-class="endnote"``) is
+numbered by its order among the endnotes, as its citation is usually a roman numeral.
+
+Footnotes and endnotes together: word processors number the two series separately (footnotes
+1, 2, 3; endnotes i, ii, iii), but a Document has one series of integers. So endnotes alone are
+numbered 1..N; next to footnotes they are numbered after the footnotes (footnotes 1..F,
+endnotes F+1..F+E) and an info finding ``mixed-notes`` says so. Marker order is then checked
+within each series (an endnote marker between footnote markers is not out of order).
 
 Lines: there are none in these formats, so a "line" is the 1-based ordinal of the body
 paragraph (for markers) or of the note (for notes).
@@ -127,7 +138,7 @@ class _DocxText:
         self.rels = rels
         self.parts: list[str] = []
         self.length = 0
-        self.refs: list[tuple[str, int]] = []  # (footnote id, offset)
+        self.refs: list[tuple[str, str, int]] = []  # ("footnote"|"endnote", id, offset)
         self.segments: list[Segment] = []
         self.pending: list[str] = []
         self.superscripts: list[str] = []
@@ -158,6 +169,7 @@ class _DocxText:
                     start = len(self.parts)
                     self.walk(child, target)
                     self.segments.append(("".join(self.parts[start:]), target))
+                    self.pending = []  # the link's text is the link's, not plain text too
                 else:
                     self.walk(child, href)
             elif tag == f"{{{W}}}fldSimple":
@@ -167,6 +179,7 @@ class _DocxText:
                     start = len(self.parts)
                     self.walk(child, found.group(1))
                     self.segments.append(("".join(self.parts[start:]), found.group(1)))
+                    self.pending = []
                 else:
                     self.walk(child, href)
             elif tag == f"{{{W}}}r":
@@ -190,8 +203,9 @@ class _DocxText:
                 self.text(value)
             elif tag == f"{{{W}}}tab" or tag in (f"{{{W}}}br", f"{{{W}}}cr"):
                 self.text(" ")
-            elif tag == f"{{{W}}}footnoteReference":
-                self.refs.append((child.get(f"{{{W}}}id", ""), self.length))
+            elif tag in (f"{{{W}}}footnoteReference", f"{{{W}}}endnoteReference"):
+                kind = "footnote" if tag.endswith("footnoteReference") else "endnote"
+                self.refs.append((kind, child.get(f"{{{W}}}id", ""), self.length))
             elif tag == f"{{{W}}}fldChar":
                 kind = child.get(f"{{{W}}}fldCharType")
                 if kind == "separate" and self.field:
@@ -223,53 +237,104 @@ def _style_kind(paragraph: etree._Element) -> str:
     return "para"
 
 
+_NOTE_PART_TYPE = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+
+
+def _note_part(archive: zipfile.ZipFile, kind: str, source: str) -> str:
+    """The part holding the document's ``kind`` notes (``footnote`` or ``endnote``): where
+    ``document.xml.rels`` says, else Word's usual ``word/{kind}s.xml``."""
+    root = _xml(archive, "word/_rels/document.xml.rels", source)
+    if root is not None:
+        for rel in root.iter(f"{{{PKG_REL}}}Relationship"):
+            if rel.get("Type", "") == f"{_NOTE_PART_TYPE}{kind}s" and rel.get("Target"):
+                target = rel.get("Target", "").lstrip("/")
+                return target if target.startswith("word/") else f"word/{target}"
+    return f"word/{kind}s.xml"
+
+
+def _docx_notes(archive: zipfile.ZipFile, kind: str,
+                source: str) -> list[tuple[str, _DocxText]]:
+    """Every real note of ``kind`` in part order: its id and its walked text (separators and
+    continuation notices skipped)."""
+    part = _note_part(archive, kind, source)
+    root = _xml(archive, part, source)
+    if root is None:
+        return []
+    rels = _rels(archive, part, source)
+    notes = []
+    for note in root.iter(f"{{{W}}}{kind}"):
+        if note.get(f"{{{W}}}type") in ("separator", "continuationSeparator",
+                                        "continuationNotice"):
+            continue
+        walker = _DocxText(rels)
+        for paragraph in note.iter(f"{{{W}}}p"):
+            if walker.parts:
+                walker.text(" ")
+            walker.walk(paragraph)
+        walker.done()
+        notes.append((note.get(f"{{{W}}}id", ""), walker))
+    return notes
+
+
+def _number(order: dict[str, int], ids: list[str], start: int) -> dict[str, int]:
+    """Numbers for one series of notes: ``start`` + order of first reference, then notes never
+    referenced in part order (they become orphans)."""
+    numbers = {note_id: start + n for note_id, n in order.items()}
+    for note_id in ids:
+        if note_id not in numbers:
+            numbers[note_id] = start + len(numbers) + 1
+    return numbers
+
+
+def _mixed_finding(footnotes: int, endnotes: int) -> Finding:
+    return Finding(
+        "mixed-notes", SEVERITY["mixed-notes"],
+        f"the document has both footnotes and endnotes; the word processor numbers them "
+        f"separately (endnotes i, ii, ... by default), here footnotes are 1-{footnotes} and "
+        f"endnotes follow as {footnotes + 1}-{footnotes + endnotes}")
+
+
 def _read_docx(archive: zipfile.ZipFile, source: str) -> Draft:
     draft = Draft("docx")
     document = _xml(archive, "word/document.xml", source)
     if document is None:
         raise DocumentError(f"{source}: DOCX without word/document.xml")
     body_rels = _rels(archive, "word/document.xml", source)
-    order: dict[str, int] = {}
-    pending: list[tuple[Unit, list[tuple[str, int]]]] = []
+    order: dict[str, dict[str, int]] = {"footnote": {}, "endnote": {}}
+    pending: list[tuple[Unit, list[tuple[str, str, int]]]] = []
     body = document.find(f"{{{W}}}body")
     paragraphs = body.iter(f"{{{W}}}p") if body is not None else iter(())
     for ordinal, paragraph in enumerate(paragraphs, start=1):
         walker = _DocxText(body_rels)
         walker.walk(paragraph)
         text = walker.done()
-        for note_id, _ in walker.refs:
-            order.setdefault(note_id, len(order) + 1)
+        for kind, note_id, _ in walker.refs:
+            order[kind].setdefault(note_id, len(order[kind]) + 1)
         pending.append((Unit(text, ordinal, _style_kind(paragraph)), walker.refs))
-    for unit, refs in pending:
-        unit.markers = [Marker(order[note_id], offset, unit.line) for note_id, offset in refs]
-        draft.units.append(unit)
 
-    notes = _xml(archive, "word/footnotes.xml", source)
-    if notes is None:
-        return draft
-    note_rels = _rels(archive, "word/footnotes.xml", source)
-    extra = len(order)
+    footnotes = _docx_notes(archive, "footnote", source)
+    endnotes = _docx_notes(archive, "endnote", source)
+    numbers = {"footnote": _number(order["footnote"], [i for i, _ in footnotes], 0)}
+    # Endnotes alone are numbered 1..N; after footnotes they continue the footnotes' numbers
+    # (the model has one integer series; see the module docstring).
+    numbers["endnote"] = _number(order["endnote"], [i for i, _ in endnotes],
+                                 len(numbers["footnote"]))
+    if numbers["footnote"] and numbers["endnote"]:
+        draft.findings.append(_mixed_finding(len(numbers["footnote"]), len(numbers["endnote"])))
+        draft.series = [set(numbers["footnote"].values()), set(numbers["endnote"].values())]
+
+    for unit, refs in pending:
+        unit.markers = [Marker(numbers[kind][note_id], offset, unit.line)
+                        for kind, note_id, offset in refs]
+        draft.units.append(unit)
     ordinal = 0
-    for note in notes.iter(f"{{{W}}}footnote"):
-        if note.get(f"{{{W}}}type") in ("separator", "continuationSeparator",
-                                        "continuationNotice"):
-            continue
-        ordinal += 1
-        note_id = note.get(f"{{{W}}}id", "")
-        if note_id not in order:
-            extra += 1
-            order[note_id] = extra
-        walker = _DocxText(note_rels)
-        parts = []
-        for paragraph in note.iter(f"{{{W}}}p"):
-            if walker.parts:
-                walker.text(" ")
-            walker.walk(paragraph)
-            parts.append(paragraph)
-        text = walker.done()
-        number = order[note_id]
-        draft.notes.append(NoteDraft(number, text, urls_from_segments(walker.segments), ordinal))
-        _superscript_findings(draft, number, ordinal, walker.superscripts)
+    for kind, notes in (("footnote", footnotes), ("endnote", endnotes)):
+        for note_id, walker in notes:
+            ordinal += 1
+            number = numbers[kind][note_id]
+            draft.notes.append(NoteDraft(number, "".join(walker.parts),
+                                         urls_from_segments(walker.segments), ordinal))
+            _superscript_findings(draft, number, ordinal, walker.superscripts)
     draft.notes.sort(key=lambda n: n.number)
     return draft
 
@@ -321,6 +386,7 @@ class _OdtText:
                 start = len(self.parts)
                 self.walk(child)
                 self.segments.append(("".join(self.parts[start:]), href))
+                self.pending = []  # the link's text is the link's, not plain text too
             elif tag == f"{{{TEXT}}}s":
                 count = child.get(f"{{{TEXT}}}c", "1")
                 self.text(" " * (int(count) if count.isdigit() and int(count) < 100 else 1))
@@ -367,6 +433,8 @@ def _read_odt(archive: zipfile.ZipFile, source: str) -> Draft:
     text_root = content.find(f"{{{OFFICE}}}body/{{{OFFICE}}}text")
     if text_root is None:
         return draft
+    # Notes are numbered once all are seen: endnotes follow the footnotes (see the docstring).
+    found: list[tuple[Unit, int, str, str, NoteDraft, list[str]]] = []
     note_count = 0
     ordinal = 0
     for element in text_root.iter(f"{{{TEXT}}}p", f"{{{TEXT}}}h"):
@@ -383,15 +451,11 @@ def _read_odt(archive: zipfile.ZipFile, source: str) -> Draft:
             else "para")
         unit = Unit(text, ordinal, kind)
         for note, offset in walker.notes:
-            if note.get(f"{{{TEXT}}}note-class", "footnote") != "footnote":
-                pass  # endnotes are citations too
             note_count += 1
+            klass = "endnote" if note.get(f"{{{TEXT}}}note-class") == "endnote" else "footnote"
             citation = note.find(f"{{{TEXT}}}note-citation")
             label = (citation.get(f"{{{TEXT}}}label") or "".join(citation.itertext())
                      if citation is not None else "")
-            digits = re.findall(r"\d+", label or "")
-            number = int(digits[0]) if digits else note_count
-            unit.markers.append(Marker(number, offset, ordinal))
             note_walker = _OdtText(sup_styles)
             body = note.find(f"{{{TEXT}}}note-body")
             if body is not None:
@@ -400,8 +464,34 @@ def _read_odt(archive: zipfile.ZipFile, source: str) -> Draft:
                         note_walker.text(" ")
                     note_walker.walk(paragraph)
             note_text = note_walker.done()
-            draft.notes.append(NoteDraft(number, note_text,
-                                         urls_from_segments(note_walker.segments), note_count))
-            _superscript_findings(draft, number, note_count, note_walker.superscripts)
+            draft_note = NoteDraft(0, note_text, urls_from_segments(note_walker.segments),
+                                   note_count)
+            found.append((unit, offset, klass, label or "", draft_note,
+                          note_walker.superscripts))
         draft.units.append(unit)
+
+    footnote_numbers: list[int] = []
+    for _, _, klass, label, _, _ in found:
+        if klass == "footnote":
+            digits = re.findall(r"\d+", label)
+            footnote_numbers.append(int(digits[0]) if digits else len(footnote_numbers) + 1)
+    # Endnote citations are roman numerals by default; their order is what counts.
+    after = max(footnote_numbers, default=0)
+    endnotes = 0
+    numbered = iter(footnote_numbers)
+    for unit, offset, klass, _, note, sups in found:
+        if klass == "footnote":
+            note.number = next(numbered)
+        else:
+            endnotes += 1
+            note.number = after + endnotes
+        unit.markers.append(Marker(note.number, offset, unit.line))
+        draft.notes.append(note)
+        _superscript_findings(draft, note.number, note.line, sups)
+    # The footnotes in document order, then the endnotes (as the two series are printed).
+    draft.notes.sort(key=lambda n: n.number > after)
+    if footnote_numbers and endnotes:
+        draft.findings.append(_mixed_finding(after, endnotes))
+        draft.series = [set(footnote_numbers),
+                        set(range(after + 1, after + endnotes + 1))]
     return draft

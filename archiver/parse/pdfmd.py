@@ -34,7 +34,7 @@ from archiver.parse.draft import Draft, Marker, NoteDraft, Unit
 from archiver.parse.markdown import SUP_MARKER, Line, classify_lines, inline
 from archiver.parse.urls import urls_from_segments
 
-__all__ = ["looks_like", "read", "to_footnote_markdown"]
+__all__ = ["looks_like", "read", "read_lines", "to_footnote_markdown"]
 
 FORMAT = "pdf-markdown"
 _NOTE_LINE = re.compile(r"^\s{0,3}(\d{1,4})[ \t\u00a0]+(\S.*)$")
@@ -222,7 +222,13 @@ def _recover(units: list[tuple[Unit, list[tuple[int, int]]]], notes: list[NoteDr
 
 def read(text: str) -> Draft:
     """Read the PDF-Markdown ``text`` into a Draft. Never raises on content."""
-    lines = classify_lines(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return read_lines(classify_lines(text.replace("\r\n", "\n").replace("\r", "\n")))
+
+
+def read_lines(lines: list[Line]) -> Draft:
+    """Read already classified lines (a ``text`` line's ``raw`` and ``body`` are Markdown
+    inline text) into a Draft: the same rules as :func:`read`, for readers that find blocks
+    of another format holding PDF-style ``N text`` notes. Never raises on content."""
     draft = Draft(FORMAT)
     units: list[tuple[Unit, list[tuple[int, int]]]] = []
     for block in _blocks(lines):
