@@ -10,6 +10,8 @@ Severities, chosen for what an editor must do before publication:
 code                  severity why
 ===================== ======== ==============================================================
 missing-footnote      error    a marker points at nothing: the claim has no stated source
+no-footnotes          warning  the document was read, but has no footnotes or endnotes at all
+                               (notes typed as plain text, or the wrong file)
 duplicate-footnote    error    two notes share a number; readers cannot tell which is meant
 malformed-url         error    the address cannot be followed at all
 orphan-footnote       warning  a note nothing cites: a lost marker or a leftover note
@@ -50,6 +52,7 @@ SEVERITY: dict[str, Severity] = {
     "missing-footnote": Severity.ERROR,
     "duplicate-footnote": Severity.ERROR,
     "malformed-url": Severity.ERROR,
+    "no-footnotes": Severity.WARNING,
     "orphan-footnote": Severity.WARNING,
     "flattened-marker": Severity.WARNING,
     "numbering-gap": Severity.WARNING,
@@ -237,6 +240,9 @@ def lint(doc: Document) -> tuple[Finding, ...]:
     """URL-level findings for every footnote of ``doc``: no-url, malformed-url, tracking
     parameters, login-only platforms, plain http, empty text fragments, URLs cited again."""
     findings: list[Finding] = []
+    if not doc.footnotes:
+        findings.append(_make("no-footnotes", "no footnotes or endnotes found: nothing here "
+                              "cites a source the archiver can check", None, None))
     first_citer: dict[str, int] = {}
     for note in doc.footnotes:
         if not note.urls:

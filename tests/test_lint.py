@@ -94,3 +94,10 @@ def test_every_code_has_a_documented_severity() -> None:
     assert lint.SEVERITY["no-url"] is Severity.INFO
     assert lint.SEVERITY["missing-footnote"] is Severity.ERROR
     assert lint.SEVERITY["orphan-footnote"] is Severity.WARNING
+
+
+def test_a_document_without_any_notes_is_reported() -> None:
+    from archiver.parse import parse_bytes
+
+    doc = parse_bytes(b"<html><body><p>Prose, and no notes at all.</p></body></html>", "x.html")
+    assert [(f.code, f.severity.value) for f in doc.findings] == [("no-footnotes", "warning")]
