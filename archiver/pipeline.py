@@ -350,22 +350,22 @@ async def _rescue(
             found += cached.memento is not None
         else:
             todo.append((url, source))
-    if not todo and not capture:
-        return found
-    progress.stage("rescue", len(todo))
-    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
+    if todo:
+        progress.stage("rescue", len(todo))
+        async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
 
-        async def one(url: str, source: Source) -> None:
-            result = await rescuer.lookup(url, source.published)
-            if result.error is None:
-                catalog.put_memento(url, result.memento, utcnow(), near=source.published)
-            progress.advance(url, "memento" if result.memento else "none")
+            async def one(url: str, source: Source) -> None:
+                result = await rescuer.lookup(url, source.published)
+                if result.error is None:  # "could not ask" is not cached: ask next time
+                    catalog.put_memento(url, result.memento, utcnow(), near=source.published)
+                progress.advance(url, "memento" if result.memento else "none")
 
-        await asyncio.gather(*(one(url, source) for url, source in todo))
-    found = sum(
-        1 for url, source in wanted.items()
-        if (c := catalog.get_memento(url, near=source.published)) is not None and c.memento
-    )
+            await asyncio.gather(*(one(url, source) for url, source in todo))
+        found = sum(
+            1 for url, source in wanted.items()
+            if (c := catalog.get_memento(url, near=source.published)) is not None
+            and c.memento
+        )
     if capture:
         await _capture_mementos(settings, catalog, run_id, wanted)
     return found
