@@ -569,8 +569,9 @@ def _execute(
     refresh = options.refresh or options.kind == "check"
     todo = [t for t in targets if refresh or not catalog.is_captured(t.url)]
     previous = {t.url: catalog.last_result(t.url) for t in targets}
-    before = {t.url: catalog.link_status(t.url, settings.check, started)
-              for t in targets}
+    # Only a check reports what changed; its "newly dead" needs each link's state before.
+    before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
+              if options.kind == "check" else {})
     fetched = (asyncio.run(_fetch_and_judge(settings, catalog, run_id, todo, progress,
                                             compare_text=options.kind == "check"))
                if todo else _Fetched())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archiver.config import load_settings
-from archiver.models import ChangeKind, isoformat
+from archiver.models import ChangeKind, Verdict, isoformat
 from archiver.pipeline import SilentProgress
 
 if TYPE_CHECKING:
@@ -22,9 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["check", "rebuild_reports", "run"]
 
-_ORDER = ["ok", "redirected", "soft_404", "login_wall", "parked", "blocked", "not_found",
-          "gone", "server_error", "timeout", "dns_error", "connection_error", "tls_error",
-          "invalid_url", "private_address", "unchecked"]
+# Verdicts in the order the contract lists them, then links not judged yet.
+_ORDER = [verdict.value for verdict in Verdict] + ["unchecked"]
 
 
 class PlainProgress:
