@@ -366,6 +366,7 @@ class _Lookups:
         self._queue: asyncio.Queue[tuple[str, Source] | None] = asyncio.Queue()
         self._wanted: dict[str, Source] = {}
         self._outstanding = 0
+        self.not_made: Counter[str] = Counter()  # lookups that could not be made, by kind
         self._reporting = False  # the progress shows lookups once fetching is over
         self._workers = [asyncio.ensure_future(self._work())
                          for _ in range(settings.rescue.concurrency)]
@@ -393,6 +394,7 @@ class _Lookups:
             if result.error is None:
                 self._catalog.put_memento(url, result.memento, utcnow(), near=source.published)
             else:  # "could not ask" is not an answer: not cached, asked again next run
+                self.not_made[result.failure or "failed"] += 1
                 self._catalog.put_lookup_failure(url, result.failure or "failed", result.error,
                                                  utcnow(), requests=result.requests,
                                                  near=source.published)
@@ -409,6 +411,17 @@ class _Lookups:
         for _ in self._workers:
             self._queue.put_nowait(None)  # after every queued URL: workers drain, then stop
         await asyncio.gather(*self._workers)
+
+    def note(self) -> str | None:
+        """The run's note when some lookups could not be made, else ``None``."""
+        total = sum(self.not_made.values())
+        if not total:
+            return None
+        short = {"unreachable": "could not be reached", "rate_limited": "rate-limited"}
+        why = ", ".join(f"{n} {short.get(kind, 'failed')}"
+                        for kind, n in self.not_made.most_common())
+        return (f"Internet Archive: {total} lookup(s) could not be made ({why}); those links "
+                "say \"not looked up\", and the next run asks again.")
 
     async def cancel(self) -> None:
         for task in self._workers:
@@ -429,16 +442,18 @@ async def _fetch_and_rescue(
     rescue: bool,
     capture: bool,
     breaker: Breaker,
-) -> tuple[_Fetched, int]:
+) -> tuple[_Fetched, int, str | None]:
     """Fetch and judge ``todo`` and, with ``rescue``, look every failing link of ``targets``
     up in the web archive meanwhile (``_Lookups``); with ``capture``, then copy the mementos
-    into our WARCs. Returns what was fetched and how many failing links have a memento (0
-    without ``rescue``). ``breaker`` is the run's: a host given up on is not asked again."""
+    into our WARCs. Returns what was fetched, how many failing links have a memento (0
+    without ``rescue``) and a note when some lookups could not be made. ``breaker`` is the
+    run's: a host given up on is not asked again."""
     from archiver.rescue import Rescuer
 
     if not rescue:
         return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
-                                       compare_text=compare_text) if todo else _Fetched()), 0
+                                       compare_text=compare_text)
+                if todo else _Fetched()), 0, None
     async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
                        breaker=breaker) as rescuer:
         lookups = _Lookups(settings, catalog, rescuer, progress)
@@ -468,7 +483,7 @@ async def _fetch_and_rescue(
     found = sum(1 for url, source in wanted.items()
                 if (c := catalog.get_memento(url, near=source.published)) is not None
                 and c.memento is not None)
-    return fetched, found
+    return fetched, found, lookups.note()
 
 
 async def _capture_mementos(
@@ -707,7 +722,7 @@ def _execute(
     rescue = options.rescue and settings.rescue.enabled
     # One per run, shared by the lookups and Save Page Now: a host down for one is down.
     breaker = Breaker(settings.rescue.breaker_after)
-    fetched, rescued = asyncio.run(_fetch_and_rescue(
+    fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
         settings, catalog, run_id, todo, targets, source_of, progress,
         compare_text=options.kind == "check", rescue=rescue,
         capture=options.rescue_capture or settings.rescue.capture, breaker=breaker))
@@ -733,7 +748,8 @@ def _execute(
         footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
-    notes = []
+    # Offline, the "No network" note says it all (the lookups failed for the same reason).
+    notes = [lookup_note] if lookup_note and not offline else []
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets

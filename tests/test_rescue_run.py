@@ -91,6 +91,8 @@ def test_an_unreachable_archive_costs_a_few_lookups_not_one_per_link(tmp_path: P
     links = report_of(tmp_path)["links"]
     assert {link["evidence"] for link in links} == {"unknown"}
     assert all(link["memento"] is None for link in links)
+    assert (f"Internet Archive: {N_DEAD} lookup(s) could not be made ({N_DEAD} could not be "
+            "reached)") in report_of(tmp_path)["notes"][0]
     read_back(tmp_path)
 
 
