@@ -68,6 +68,7 @@ __all__ = [
     "CachedLookup",
     "Catalog",
     "CitationRow",
+    "LookupFailure",
     "RunRow",
     "StoredCapture",
     "StoredResult",
@@ -189,6 +190,20 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX saves_url ON saves (url, requested_at)",
     ),
+    # 3: Wayback lookups that could not be made (archive unreachable, rate-limited). Kept
+    # apart from ``mementos`` so that a failure is never read as "no copy" and never
+    # replaces an answer; a later answer for the same (url, near) removes it.
+    (
+        """CREATE TABLE lookup_failures (
+            url       TEXT NOT NULL,
+            near      TEXT NOT NULL DEFAULT '',
+            failed_at TEXT NOT NULL,
+            kind      TEXT NOT NULL,
+            error     TEXT NOT NULL DEFAULT '',
+            requests  INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (url, near)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -277,6 +292,20 @@ class CitationRow:
     source_id: str
     footnote: int
     url: str
+
+
+@dataclass(frozen=True)
+class LookupFailure:
+    """The newest lookup of ``url`` (aimed at ``near``) that could not be made: ``kind`` is
+    ``rescue.LookupResult.failure`` ("unreachable", "rate_limited", "failed"), ``error`` the
+    detail, ``requests`` how many HTTP requests it sent (0: not attempted at all)."""
+
+    url: str
+    failed_at: datetime
+    kind: str
+    error: str
+    requests: int
+    near: date | None = None
 
 
 @dataclass(frozen=True)
@@ -1014,3 +1043,29 @@ class Catalog:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
             )
+            db.execute("DELETE FROM lookup_failures WHERE url = ? AND near = ?",
+                       (url, values[1]))
+
+    def put_lookup_failure(self, url: str, kind: str, error: str, failed_at: datetime, *,
+                           requests: int = 0, near: date | None = None) -> None:
+        """Record that the lookup of ``url`` (aimed at ``near``) could not be made. It is not
+        a cached answer: ``get_memento`` does not see it, so the next run asks again, and a
+        cached answer for the same date is kept."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO lookup_failures (url, near, failed_at, kind, error,"
+                " requests) VALUES (?, ?, ?, ?, ?, ?)",
+                (url, near.isoformat() if near else "", _ts(failed_at), kind, error, requests),
+            )
+
+    def lookup_failure(self, url: str, *, near: date | None = None) -> LookupFailure | None:
+        """The recorded failure of the newest lookup of ``url`` aimed at ``near``; ``None``
+        when the newest lookup was answered, or none was ever tried."""
+        rows = self._read("SELECT * FROM lookup_failures WHERE url = ? AND near = ?",
+                          (url, near.isoformat() if near else ""))
+        if not rows:
+            return None
+        row = rows[0]
+        return LookupFailure(url=row["url"], failed_at=_dt(row["failed_at"]) or utcnow(),
+                             kind=row["kind"], error=row["error"], requests=row["requests"],
+                             near=date.fromisoformat(row["near"]) if row["near"] else None)

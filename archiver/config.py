@@ -90,6 +90,12 @@ class RescueSettings:
     per_host: int = 2
     timeout: float = 30.0
     retries: int = 3
+    # Lookups in flight at once, started while the run is still fetching (polite to the
+    # archive: its requests are also limited by per_host).
+    concurrency: int = 3
+    # Network failures in a row (no answer, or 5xx after the retries) after which the run
+    # stops asking that archive host; its lookups are then reported as not made.
+    breaker_after: int = 3
     # A lookup that found no copy is asked again after this many days (the archive may have
     # a copy by then); a copy once found is kept.
     recheck_days: float = 30.0
@@ -282,6 +288,9 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         reports_dir=reports_dir.resolve(),
     )
     rescue = _section(RescueSettings, data.get("rescue"), f"{path}: [rescue]")
+    if rescue.concurrency < 1 or rescue.breaker_after < 1 or rescue.per_host < 1:
+        raise ConfigError(f"{path}: [rescue] concurrency, breaker_after and per_host must be "
+                          "at least 1")
     check = _section(CheckSettings, data.get("check"), f"{path}: [check]")
 
     return Settings(

@@ -364,6 +364,9 @@ class LinkRecord:
     excerpt: str | None = None
     checked_at: datetime | None = None
     rescued: WarcRef | None = None
+    # Why the web archive was not asked about this failing link ("rescue is disabled", "the
+    # Internet Archive could not be reached"); None when it was asked, or need not be.
+    not_looked_up: str | None = None
 
 
 class ChangeKind(enum.StrEnum):

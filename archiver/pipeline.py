@@ -1,8 +1,9 @@
 """Wires the stages for ``run`` and ``check``.
 
 One code path serves both: extract every source → plan the distinct URLs → fetch (archiving
-every hop) → judge → record in the catalog → rescue what is not healthy → build the reports
-from the catalog. Reports are always built from the catalog, so ``archiver report`` (no
+every hop) → judge → record in the catalog → rescue what is not healthy (each lookup starts
+as soon as its URL's verdict is recorded, while other URLs are still being fetched) → build
+the reports from the catalog. Reports are always built from the catalog, so ``archiver report`` (no
 fetching) and a resumed run show exactly what a full run would.
 
 ``run`` fetches only what is not captured yet (unless ``refresh``); ``check`` re-tests
@@ -16,11 +17,11 @@ import asyncio
 import contextlib
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from archiver.catalog import Catalog
@@ -41,6 +42,9 @@ from archiver.models import (
     Target,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from archiver.rescue import Breaker, Rescuer
 
 __all__ = [
     "Progress",
@@ -184,9 +188,11 @@ async def _fetch_and_judge(
     progress: Progress,
     *,
     compare_text: bool = False,
+    on_judged: Callable[[str, Judgement], None] | None = None,
 ) -> _Fetched:
     """Fetch, probe, judge and record every target; with ``compare_text``, also measure how
-    far each page's text drifted from its previous capture.
+    far each page's text drifted from its previous capture. ``on_judged(url, judgement)`` is
+    called as soon as a URL is finished and committed (the rescue queues its lookup there).
 
     Each URL is finished completely (WARC records, capture, verdict, all in the catalog)
     before it counts as done, so a run killed at any moment resumes exactly where it
@@ -279,6 +285,8 @@ async def _fetch_and_judge(
                     )
                 fetched.judgements[url] = judgement
                 progress.advance(url, judgement.verdict.value)
+                if on_judged is not None:
+                    on_judged(url, judgement)
 
             # Probes go first: queued behind a host's fetches, every URL of that host would
             # wait for its probe before its verdict could be recorded.
@@ -328,47 +336,154 @@ def _interleave_by_host(targets: Sequence[Target]) -> list[Target]:
 # ── rescue ───────────────────────────────────────────────────────────────────
 
 
-async def _rescue(
+# Why a failing link's lookup was not made, for the report (LinkRecord.not_looked_up), by
+# rescue.LookupResult.failure.
+_NOT_LOOKED_UP = {
+    "unreachable": "the Internet Archive could not be reached",
+    "rate_limited": "the Internet Archive asked us to slow down for longer than a run waits",
+}
+
+
+class _Lookups:
+    """The rescue step, overlapping the fetch.
+
+    ``want(url, source)`` queues the lookup of a URL whose verdict is not healthy (unless
+    the catalog already has a fresh answer); up to ``[rescue] concurrency`` lookups run at
+    once, while other URLs are still being fetched, so a run ends with only the lookups still
+    outstanding. ``finish()`` waits for those; ``cancel()`` stops them. Each result is written
+    as soon as it comes, in one catalog write with no await inside (as each fetched URL is):
+    an answer (a copy, or "no copy") is cached; a lookup that could not be made is recorded
+    as a failure, never as "no copy", so the report says "not looked up" and the next run
+    asks again.
+    """
+
+    def __init__(self, settings: Settings, catalog: Catalog, rescuer: Rescuer,
+                 progress: Progress) -> None:
+        self._catalog = catalog
+        self._rescuer = rescuer
+        self._progress = progress
+        self._stale = utcnow() - timedelta(days=settings.rescue.recheck_days)
+        self._queue: asyncio.Queue[tuple[str, Source] | None] = asyncio.Queue()
+        self._wanted: dict[str, Source] = {}
+        self._outstanding = 0
+        self.not_made: Counter[str] = Counter()  # lookups that could not be made, by kind
+        self._reporting = False  # the progress shows lookups once fetching is over
+        self._workers = [asyncio.ensure_future(self._work())
+                         for _ in range(settings.rescue.concurrency)]
+
+    @property
+    def wanted(self) -> Mapping[str, Source]:
+        """Every URL asked for, cached or not, with the source whose date it aims at."""
+        return self._wanted
+
+    def want(self, url: str, source: Source) -> None:
+        if url in self._wanted:
+            return
+        self._wanted[url] = source
+        cached = self._catalog.get_memento(url, near=source.published)
+        if cached is not None and (cached.memento is not None
+                                   or cached.looked_up_at > self._stale):
+            return
+        self._outstanding += 1
+        self._queue.put_nowait((url, source))
+
+    async def _work(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            url, source = item
+            result = await self._rescuer.lookup(url, source.published)
+            if result.error is None:
+                self._catalog.put_memento(url, result.memento, utcnow(), near=source.published)
+            else:  # "could not ask" is not an answer: not cached, asked again next run
+                self.not_made[result.failure or "failed"] += 1
+                self._catalog.put_lookup_failure(url, result.failure or "failed", result.error,
+                                                 utcnow(), requests=result.requests,
+                                                 near=source.published)
+            self._outstanding -= 1
+            if self._reporting:
+                self._progress.advance(url, "memento" if result.memento else
+                                       "none" if result.error is None else "not looked up")
+
+    async def finish(self) -> None:
+        """Wait for the lookups still queued or running."""
+        if self._outstanding:
+            self._progress.stage("rescue", self._outstanding)
+            self._reporting = True
+        for _ in self._workers:
+            self._queue.put_nowait(None)  # after every queued URL: workers drain, then stop
+        await asyncio.gather(*self._workers)
+
+    def note(self) -> str | None:
+        """The run's note when some lookups could not be made, else ``None``."""
+        total = sum(self.not_made.values())
+        if not total:
+            return None
+        short = {"unreachable": "could not be reached", "rate_limited": "rate-limited"}
+        why = ", ".join(f"{n} {short.get(kind, 'failed')}"
+                        for kind, n in self.not_made.most_common())
+        return (f"Internet Archive: {total} lookup(s) could not be made ({why}); those links "
+                "say \"not looked up\", and the next run asks again.")
+
+    async def cancel(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+
+async def _fetch_and_rescue(
     settings: Settings,
     catalog: Catalog,
     run_id: int,
-    wanted: Mapping[str, Source],
-    *,
-    capture: bool,
+    todo: Sequence[Target],
+    targets: Sequence[Target],
+    source_of: Mapping[str, Source],
     progress: Progress,
-) -> int:
-    """Look each URL up in the web archive (cached in the catalog); with ``capture``, copy
-    the memento into our WARCs. Returns how many URLs have a memento."""
+    *,
+    compare_text: bool,
+    rescue: bool,
+    capture: bool,
+    breaker: Breaker,
+) -> tuple[_Fetched, int, str | None]:
+    """Fetch and judge ``todo`` and, with ``rescue``, look every failing link of ``targets``
+    up in the web archive meanwhile (``_Lookups``); with ``capture``, then copy the mementos
+    into our WARCs. Returns what was fetched, how many failing links have a memento (0
+    without ``rescue``) and a note when some lookups could not be made. ``breaker`` is the
+    run's: a host given up on is not asked again."""
     from archiver.rescue import Rescuer
 
-    found = 0
-    todo: list[tuple[str, Source]] = []
-    stale = utcnow() - timedelta(days=settings.rescue.recheck_days)
-    for url, source in wanted.items():
-        cached = catalog.get_memento(url, near=source.published)
-        if cached is not None and (cached.memento is not None or cached.looked_up_at > stale):
-            found += cached.memento is not None
-        else:
-            todo.append((url, source))
-    if todo:
-        progress.stage("rescue", len(todo))
-        async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
+    if not rescue:
+        return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
+                                       compare_text=compare_text)
+                if todo else _Fetched()), 0, None
+    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
+                       breaker=breaker) as rescuer:
+        lookups = _Lookups(settings, catalog, rescuer, progress)
+        try:
+            # Links not fetched again in this run keep their last verdict: asked at once.
+            fetching = {t.url for t in todo}
+            for target in targets:
+                last = catalog.last_result(target.url)
+                if target.url not in fetching and last is not None \
+                        and not last.verdict.healthy:
+                    lookups.want(target.url, source_of[target.url])
 
-            async def one(url: str, source: Source) -> None:
-                result = await rescuer.lookup(url, source.published)
-                if result.error is None:  # "could not ask" is not cached: ask next time
-                    catalog.put_memento(url, result.memento, utcnow(), near=source.published)
-                progress.advance(url, "memento" if result.memento else "none")
+            def judged(url: str, judgement: Judgement) -> None:
+                if not judgement.verdict.healthy:
+                    lookups.want(url, source_of[url])
 
-            await asyncio.gather(*(one(url, source) for url, source in todo))
-        found = sum(
-            1 for url, source in wanted.items()
-            if (c := catalog.get_memento(url, near=source.published)) is not None
-            and c.memento
-        )
-    if capture:
+            fetched = (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
+                                              compare_text=compare_text, on_judged=judged)
+                       if todo else _Fetched())
+            await lookups.finish()
+        except BaseException:
+            await lookups.cancel()
+            raise
+    wanted = lookups.wanted
+    if capture and wanted:
         await _capture_mementos(settings, catalog, run_id, wanted)
-    return found
+    found = sum(1 for url, source in wanted.items()
+                if (c := catalog.get_memento(url, near=source.published)) is not None
+                and c.memento is not None)
+    return fetched, found, lookups.note()
 
 
 async def _capture_mementos(
@@ -405,10 +520,13 @@ async def _capture_mementos(
 
 
 async def _save_live(
-    settings: Settings, catalog: Catalog, urls: Sequence[str], progress: Progress
+    settings: Settings, catalog: Catalog, urls: Sequence[str], progress: Progress,
+    breaker: Breaker | None = None,
 ) -> tuple[int, str | None]:
     """Submit healthy links never submitted before to Save Page Now, so that a public copy
-    exists too. Returns how many were accepted, and a note when none could be (no keys)."""
+    exists too. Returns how many were accepted, and a note when some could not be (no keys,
+    or the archive could not be reached: the rest is then left for the next run, unasked).
+    ``breaker`` is the run's: a host the lookups gave up on is not asked either."""
     from archiver.rescue import Rescuer, SaveStatus
 
     done = {SaveStatus.SUBMITTED.value, SaveStatus.PENDING.value, SaveStatus.SUCCESS.value}
@@ -419,11 +537,18 @@ async def _save_live(
     progress.stage("save", len(todo))
     accepted = 0
     note = None
-    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent) as rescuer:
-        for url in todo:  # one at a time: Save Page Now limits how fast one may submit
+    async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
+                       breaker=breaker) as rescuer:
+        for done_count, url in enumerate(todo):  # one at a time: SPN limits submissions
             result = await rescuer.save_page_now(url)
             if result.status is SaveStatus.KEYS_MISSING:
                 note = f"Save Page Now is on, but not used: {result.message}"
+                break
+            if result.unreachable:
+                # Not recorded as a submission: the next run submits these again.
+                note = (f"Save Page Now: the Internet Archive could not be reached; "
+                        f"{len(todo) - done_count} live link(s) not submitted, they will be "
+                        f"on the next run ({result.message})")
                 break
             catalog.record_save(url, result.status.value, job_id=result.job_id,
                                 message=result.message, at=utcnow())
@@ -436,9 +561,12 @@ async def _save_live(
 
 
 def build_link_records(
-    settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime
+    settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
+    *, rescue: bool | None = None,
 ) -> tuple[LinkRecord, ...]:
-    """One ``LinkRecord`` per distinct URL of ``doc``, from what the catalog knows."""
+    """One ``LinkRecord`` per distinct URL of ``doc``, from what the catalog knows.
+    ``rescue`` says whether this run looked failing links up (default: ``[rescue] enabled``);
+    a failing link with no cached answer gets ``not_looked_up``: why it was not asked."""
     from archiver.pagetext import excerpt
 
     records = []
@@ -450,6 +578,9 @@ def build_link_records(
         status = catalog.link_status(url, settings.check, now)
         cached = catalog.get_memento(url, near=published)
         memento = cached.memento if cached is not None else None
+        not_looked_up = None
+        if last is not None and not last.verdict.healthy and cached is None:
+            not_looked_up = _not_looked_up(settings, catalog, url, published, rescue)
         rescued = None
         if memento is not None and memento.raw_url:
             rescued_capture = catalog.latest_capture(memento.raw_url)
@@ -472,9 +603,21 @@ def build_link_records(
                 excerpt=excerpt(stored.text) if stored and stored.text else None,
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
+                not_looked_up=not_looked_up,
             )
         )
     return tuple(records)
+
+
+def _not_looked_up(settings: Settings, catalog: Catalog, url: str, published: date | None,
+                   rescue: bool | None) -> str:
+    """Why a failing link has no answer from the web archive, in a phrase."""
+    if not (settings.rescue.enabled if rescue is None else rescue):
+        return "rescue is disabled"
+    failure = catalog.lookup_failure(url, near=published)
+    if failure is None:
+        return "not looked up yet"  # e.g. a run stopped before its lookups
+    return _NOT_LOOKED_UP.get(failure.kind, f"the lookup failed ({failure.error})")
 
 
 def _write_reports(
@@ -485,6 +628,7 @@ def _write_reports(
     changes: Sequence[Change] = (),
     notes: Sequence[str] = (),
     run: Mapping[str, object] | None = None,
+    rescue: bool | None = None,
 ) -> list[SourceOutcome]:
     from archiver.report import build_report, write_reports
 
@@ -494,7 +638,8 @@ def _write_reports(
         if outcome.document is None:
             written.append(outcome)
             continue
-        links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now)
+        links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now,
+                                   rescue=rescue)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
         report = build_report(
@@ -572,9 +717,15 @@ def _execute(
     # Only a check reports what changed; its "newly dead" needs each link's state before.
     before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
               if options.kind == "check" else {})
-    fetched = (asyncio.run(_fetch_and_judge(settings, catalog, run_id, todo, progress,
-                                            compare_text=options.kind == "check"))
-               if todo else _Fetched())
+    from archiver.rescue import Breaker
+
+    rescue = options.rescue and settings.rescue.enabled
+    # One per run, shared by the lookups and Save Page Now: a host down for one is down.
+    breaker = Breaker(settings.rescue.breaker_after)
+    fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
+        settings, catalog, run_id, todo, targets, source_of, progress,
+        compare_text=options.kind == "check", rescue=rescue,
+        capture=options.rescue_capture or settings.rescue.capture, breaker=breaker))
 
     verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
     offline = bool(todo) and history.is_offline(verdicts, previous=previous)
@@ -597,27 +748,15 @@ def _execute(
         footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
-    rescued = 0
-    if options.rescue and settings.rescue.enabled and not offline:
-        unhealthy = {}
-        for target in targets:
-            last = catalog.last_result(target.url)
-            if last is not None and not last.verdict.healthy:
-                unhealthy[target.url] = source_of[target.url]
-        if unhealthy:
-            rescued = asyncio.run(_rescue(
-                settings, catalog, run_id, unhealthy,
-                capture=options.rescue_capture or settings.rescue.capture,
-                progress=progress,
-            ))
-
-    notes = []
+    # Offline, the "No network" note says it all (the lookups failed for the same reason).
+    notes = [lookup_note] if lookup_note and not offline else []
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets
                 if (last := catalog.last_result(t.url)) is not None
                 and last.verdict.healthy]
-        saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress))
+        saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
+                                                  breaker))
         if save_note:
             notes.append(save_note)
     if offline:
@@ -630,7 +769,7 @@ def _execute(
     run_info = {"id": run_id, "kind": options.kind, "started_at": started,
                 "fetched": len(todo), "offline": offline, "outage": outage}
     written = _write_reports(settings, catalog, outcomes, changes=changes,
-                             notes=notes, run=run_info)
+                             notes=notes, run=run_info, rescue=rescue)
     all_counts = Counter(
         link.verdict.value if link.verdict else "unchecked"
         for o in written for link in o.links

@@ -56,6 +56,14 @@ environment), at most ``settings.per_host`` requests in flight per archive host,
 timeouts, 408, 429 and 5xx with exponential backoff, and a 429/503 ``Retry-After`` honoured for
 every request to that host. A wait longer than ``retry_after_cap`` is not waited out: the
 lookup ends with an error value, and that host is not asked again until the wait is over.
+
+A host that is down is not asked again for the rest of the run (``Breaker``): after
+``[rescue] breaker_after`` network failures in a row (no answer: connection refused, DNS,
+no route, timeout; or a request still answered 5xx after its retries) every further request
+to that host ends at once with ``failure="unreachable"``, without a network attempt, so a run
+against an unreachable or hanging archive pays for a few timeouts, not one per lookup. Any
+other answer from the host (200, 404, an empty index) resets the count. One ``Breaker`` may be
+shared by several ``Rescuer`` objects (lookups and Save Page Now in one run).
 """
 
 from __future__ import annotations
@@ -83,7 +91,11 @@ from archiver.models import Memento, isoformat, utcnow
 
 __all__ = [
     "BEFORE_WINDOW",
+    "FAILED",
+    "RATE_LIMITED",
     "TRACKING_PARAMS",
+    "UNREACHABLE",
+    "Breaker",
     "LookupResult",
     "Rescuer",
     "SaveResult",
@@ -115,6 +127,11 @@ CDX_LIMIT = 5
 # Archive answers here are a few rows of JSON; anything far bigger is not an answer we want.
 MAX_ANSWER = 4 * 1024 * 1024
 BACKOFF_MAX = 30.0
+
+# LookupResult.failure: what kind of trouble kept the archive from answering.
+UNREACHABLE = "unreachable"
+RATE_LIMITED = "rate_limited"
+FAILED = "failed"
 
 _RETRY_STATUSES_GET = frozenset({408, 429, 500, 502, 503, 504})
 # A POST that reached the server may have started a capture; only retry what surely did not.
@@ -299,7 +316,13 @@ class LookupResult:
     ``memento`` is the chosen copy or ``None``. ``tried`` lists the URL variants asked, in
     order. ``error`` is ``None`` when the archive answered (so ``memento is None`` means "no
     archived copy found") and a short reason when it could not be asked. ``api`` names the
-    index that answered last ("cdx" or "availability"); ``requests`` counts HTTP requests made.
+    index that answered last ("cdx" or "availability"); ``requests`` counts HTTP requests made
+    (0 when the lookup was not made at all, e.g. the host's ``Breaker`` was open).
+    ``failure`` says what kind of trouble ``error`` is: ``UNREACHABLE`` (no answer, or 5xx
+    after the retries, or the host already given up on), ``RATE_LIMITED`` (429, or a
+    ``Retry-After`` longer than this run waits) or ``FAILED`` (anything else: an answer not
+    understood, a URL that is not http(s)); ``None`` when ``error`` is. A result with an
+    error is never "no copy": the archive was not asked, or did not say.
     ``as_dict``/``from_dict`` give a JSON-ready form for the catalog's cache.
     """
 
@@ -310,6 +333,7 @@ class LookupResult:
     api: str | None = None
     requests: int = 0
     looked_up_at: datetime = field(default_factory=utcnow)
+    failure: str | None = None
 
     @property
     def found(self) -> bool:
@@ -328,6 +352,7 @@ class LookupResult:
             "api": self.api,
             "requests": self.requests,
             "looked_up_at": isoformat(self.looked_up_at),
+            "failure": self.failure,
         }
 
     @classmethod
@@ -341,7 +366,7 @@ class LookupResult:
         return cls(
             url=data["url"], memento=memento, tried=tuple(data.get("tried", ())),
             error=data.get("error"), api=data.get("api"), requests=int(data.get("requests", 0)),
-            looked_up_at=_parse_iso(data["looked_up_at"]),
+            looked_up_at=_parse_iso(data["looked_up_at"]), failure=data.get("failure"),
         )
 
 
@@ -371,6 +396,9 @@ class SaveResult:
     job_id: str | None = None
     message: str = ""
     memento: Memento | None = None
+    # FAILED because the archive could not be reached (or was given up on in this run):
+    # the caller should stop submitting rather than try every remaining URL.
+    unreachable: bool = False
 
 
 # ── the network edge ─────────────────────────────────────────────────────────
@@ -386,6 +414,75 @@ class _Answer:
     failure: str | None = None  # "timeout", "connection failed: ..." when status is None
     sent: bool = True  # False when the request surely never reached the server
     retryable: bool = True
+    given_up: bool = False  # not attempted: the host's Breaker is open
+
+    @property
+    def network_failure(self) -> bool:
+        """No HTTP answer for a reason of the network (refused, DNS, timeout, a dropped
+        connection): what a ``Breaker`` counts. Non-retryable failures (an answer too large,
+        a bad API URL) are the request's fault, not the host's."""
+        return self.status is None and self.retryable and not self.given_up
+
+    @property
+    def kind(self) -> str | None:
+        """``LookupResult.failure`` for this answer; ``None`` for a 2xx answer."""
+        if self.status is None:
+            return UNREACHABLE if self.given_up or self.network_failure else FAILED
+        if 200 <= self.status < 300:
+            return None
+        if self.status == 429 or self.retry_after is not None:
+            return RATE_LIMITED
+        return UNREACHABLE if self.status >= 500 else FAILED
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Why an archive query gave no usable answer: a short text and its ``kind``."""
+
+    text: str
+    kind: str
+
+
+class Breaker:
+    """Gives up on an archive host that is down, for the rest of a run.
+
+    ``failed(host, reason)`` counts a network failure (see ``_Answer.network_failure``, or
+    5xx after the retries); after ``threshold`` of them in a row the host is down
+    (``is_open``) and stays down: nothing more is sent to it by any ``Rescuer`` sharing this
+    breaker. ``answered(host)`` (any other HTTP answer) resets the count. There is no
+    half-open retry: a run is short, and the next run asks again. Used from one event loop
+    at a time (several ``asyncio.run`` in turn are fine).
+    """
+
+    def __init__(self, threshold: int = 3) -> None:
+        if threshold < 1:
+            raise ValueError(f"a breaker threshold must be at least 1, got {threshold}")
+        self.threshold = threshold
+        self._streak: dict[str, int] = {}
+        self._down: dict[str, str] = {}
+
+    def is_open(self, host: str) -> bool:
+        return host in self._down
+
+    def reason(self, host: str) -> str | None:
+        """The last failure before ``host`` was given up on; ``None`` while it is asked."""
+        return self._down.get(host)
+
+    @property
+    def down(self) -> tuple[str, ...]:
+        """The hosts given up on, in the order they went down."""
+        return tuple(self._down)
+
+    def failed(self, host: str, reason: str) -> None:
+        if host in self._down:
+            return
+        self._streak[host] = self._streak.get(host, 0) + 1
+        if self._streak[host] >= self.threshold:
+            self._down[host] = reason
+
+    def answered(self, host: str) -> None:
+        if host not in self._down:
+            self._streak[host] = 0
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -431,7 +528,9 @@ class Rescuer:
     seconds, doubling per retry up to 30 s (``None``: 1 s, or 0 when the environment sets
     ``ARCHIVER_TESTING=1``; 0 turns backoff sleeps off, ``Retry-After`` is still honoured);
     ``retry_after_cap`` is the longest ``Retry-After`` waited out; ``spn_interval`` the least
-    time between two Save Page Now submissions; ``before_window`` the window of ``nearest``.
+    time between two Save Page Now submissions; ``before_window`` the window of ``nearest``;
+    ``breaker`` the ``Breaker`` to share with the run's other ``Rescuer`` objects (default:
+    a new one giving up after ``settings.breaker_after`` failures).
     An API base in ``settings`` that is not an http(s) URL raises ``ConfigError`` naming the
     key. Using a method outside ``async with`` raises ``RuntimeError`` (a programming error).
     """
@@ -439,7 +538,8 @@ class Rescuer:
     def __init__(self, settings: RescueSettings, *, user_agent: str,
                  transport: httpx.AsyncBaseTransport | None = None,
                  backoff: float | None = None, retry_after_cap: float = 60.0,
-                 spn_interval: float = 5.0, before_window: timedelta = BEFORE_WINDOW) -> None:
+                 spn_interval: float = 5.0, before_window: timedelta = BEFORE_WINDOW,
+                 breaker: Breaker | None = None) -> None:
         for name in ("availability_api", "cdx_api", "replay_base", "spn_api"):
             _check_api_url(name, getattr(settings, name))
         self.settings = settings
@@ -457,6 +557,7 @@ class Rescuer:
         self._refused_until: dict[str, float] = {}
         self._spn_lock: asyncio.Lock | None = None
         self._spn_next = 0.0
+        self.breaker = breaker if breaker is not None else Breaker(settings.breaker_after)
 
     async def __aenter__(self) -> Rescuer:
         self._client = httpx.AsyncClient(
@@ -485,10 +586,10 @@ class Rescuer:
         """
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return LookupResult(url, None, error=f"not an http(s) URL: {url!r}")
+            return LookupResult(url, None, error=f"not an http(s) URL: {url!r}", failure=FAILED)
         tally: list[int] = []
         tried: list[str] = []
-        cdx_error: str | None = None
+        cdx_error: _Problem | None = None
         for variant in url_variants(url):
             tried.append(variant)
             if cdx_error is None:
@@ -500,9 +601,11 @@ class Rescuer:
             # The CDX API could not be asked: the availability API stands in for the rest.
             found, error = await self._ask_availability(variant, published, tally)
             if error is not None:
-                both = error if error == cdx_error else f"CDX API: {cdx_error}; " \
-                                                         f"availability API: {error}"
-                return LookupResult(url, None, tuple(tried), error=both, requests=len(tally))
+                both = error.text if error.text == cdx_error.text else \
+                    f"CDX API: {cdx_error.text}; availability API: {error.text}"
+                # The stand-in's trouble decides: it was the last chance to get an answer.
+                return LookupResult(url, None, tuple(tried), error=both, requests=len(tally),
+                                    failure=error.kind)
             if found is not None:
                 return self._result(url, found, tried, "availability", tally)
         api = "availability" if cdx_error else "cdx"
@@ -514,7 +617,7 @@ class Rescuer:
                             api=api, requests=len(tally))
 
     async def _ask_cdx(self, variant: str, published: date | None,
-                       tally: list[int]) -> tuple[Snapshot | None, str | None]:
+                       tally: list[int]) -> tuple[Snapshot | None, _Problem | None]:
         target = cutoff_for(published) if published else utcnow()
         rows, error = await self._cdx_query(variant, _timestamp(target), None, tally)
         if error is not None:
@@ -530,7 +633,7 @@ class Rescuer:
         return best, None
 
     async def _cdx_query(self, variant: str, closest: str, window: tuple[str, str] | None,
-                         tally: list[int]) -> tuple[list[Snapshot], str | None]:
+                         tally: list[int]) -> tuple[list[Snapshot], _Problem | None]:
         params: list[tuple[str, str]] = [
             ("url", variant), ("output", "json"), ("fl", CDX_FIELDS),
             ("filter", "statuscode:200"), ("closest", closest), ("sort", "closest"),
@@ -540,24 +643,24 @@ class Rescuer:
             params += [("from", window[0]), ("to", window[1])]
         answer = await self._send("GET", self.settings.cdx_api, tally, params=params)
         if (error := self._failure(answer)) is not None:
-            return [], error
+            return [], _Problem(error, answer.kind or FAILED)
         try:
             return _parse_cdx(answer.body), None
         except ValueError as exc:
-            return [], f"the CDX answer was not understood ({exc})"
+            return [], _Problem(f"the CDX answer was not understood ({exc})", FAILED)
 
     async def _ask_availability(self, variant: str, published: date | None,
-                                tally: list[int]) -> tuple[Snapshot | None, str | None]:
+                                tally: list[int]) -> tuple[Snapshot | None, _Problem | None]:
         params = [("url", variant)]
         if published is not None:
             params.append(("timestamp", published.strftime("%Y%m%d")))
         answer = await self._send("GET", self.settings.availability_api, tally, params=params)
         if (error := self._failure(answer)) is not None:
-            return None, error
+            return None, _Problem(error, answer.kind or FAILED)
         try:
             snapshot = _parse_availability(answer.body, variant)
         except ValueError as exc:
-            return None, f"the availability answer was not understood ({exc})"
+            return None, _Problem(f"the availability answer was not understood ({exc})", FAILED)
         return nearest([snapshot] if snapshot else [], published, window=self._window), None
 
     # ── Save Page Now ────────────────────────────────────────────────────────
@@ -582,20 +685,26 @@ class Rescuer:
 
     async def save_page_now(self, url: str) -> SaveResult:
         """Ask the archive to capture ``url`` now (SPN2). Returns ``SUBMITTED`` with the job
-        id, or why not (``DISABLED``, ``KEYS_MISSING``, ``REFUSED``, ``FAILED``); never raises
-        for archive trouble. Submissions are sent one at a time, ``spn_interval`` apart."""
+        id, or why not (``DISABLED``, ``KEYS_MISSING``, ``REFUSED``, ``FAILED``; ``FAILED``
+        with ``unreachable`` when the host is down or given up on, at once and unsent, by the
+        ``Breaker``); never raises for archive trouble. Submissions are sent one at a time,
+        ``spn_interval`` apart."""
         headers, refusal = self._spn_auth(url)
         if refusal is not None or headers is None:
             return refusal or SaveResult(url, SaveStatus.FAILED)
         if self._spn_lock is None:
             raise RuntimeError("use Rescuer inside 'async with'")
         loop = asyncio.get_running_loop()
+        host = urlsplit(self.settings.spn_api).netloc
         async with self._spn_lock:
-            await asyncio.sleep(max(0.0, self._spn_next - loop.time()))
-            answer = await self._send("POST", self.settings.spn_api, [],
-                                      data={"url": url, "skip_first_archive": "1"},
-                                      headers=headers)
-            self._spn_next = loop.time() + self._spn_interval
+            if self.breaker.is_open(host):  # no pause before a request that is not sent
+                answer = self._given_up(host)
+            else:
+                await asyncio.sleep(max(0.0, self._spn_next - loop.time()))
+                answer = await self._send("POST", self.settings.spn_api, [],
+                                          data={"url": url, "skip_first_archive": "1"},
+                                          headers=headers)
+                self._spn_next = loop.time() + self._spn_interval
         return _save_result(url, answer, self._failure(answer))
 
     async def save_status(self, job_id: str, url: str = "") -> SaveResult:
@@ -664,8 +773,27 @@ class Rescuer:
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
             sleep=asyncio.sleep,
         )
-        answer: _Answer = await retrying(self._attempt, method, url, tally, params, data, headers)
+        host = urlsplit(url).netloc
+
+        async def counted(*args: Any) -> _Answer:
+            answer = await self._attempt(*args)
+            if answer.network_failure:  # each attempt: a dead host fails every one of them
+                self.breaker.failed(host, answer.failure or "no answer")
+            return answer
+
+        answer: _Answer = await retrying(counted, method, url, tally, params, data, headers)
+        if answer.status is not None:
+            if answer.status >= 500:  # only once the retries are spent: 503s come and go
+                self.breaker.failed(host, f"the archive answered {answer.status}")
+            else:
+                self.breaker.answered(host)
         return answer
+
+    def _given_up(self, host: str) -> _Answer:
+        return _Answer(None, failure=f"not asked: {host} could not be reached "
+                                     f"{self.breaker.threshold} times in a row in this run "
+                                     f"(last: {self.breaker.reason(host)})",
+                       sent=False, retryable=False, given_up=True)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         answer = state.outcome.result() if state.outcome else None  # type: ignore[union-attr]
@@ -691,6 +819,8 @@ class Rescuer:
             if refused_for > 0:
                 # The host asked for a longer wait than this run gives it: not asked till then.
                 return _Answer(429, retry_after=refused_for, sent=False)
+            if self.breaker.is_open(host):  # it went down while this request waited its turn
+                return self._given_up(host)
             # A Retry-After from this host holds back every request to it, not only the retry.
             await asyncio.sleep(max(0.0, self._paused_until.get(host, 0.0) - loop.time()))
             tally.append(1)
@@ -763,7 +893,8 @@ def _save_result(url: str, answer: _Answer, error: str | None,
         detail = _json_message(answer.body)
         return SaveResult(url, SaveStatus.REFUSED, job_id,
                           f"{error}: {detail}" if detail else error)
-    return SaveResult(url, SaveStatus.FAILED, job_id, error)
+    return SaveResult(url, SaveStatus.FAILED, job_id, error,
+                      unreachable=answer.kind == UNREACHABLE)
 
 
 

@@ -102,7 +102,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> str:
 def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     archive = tmp_path / "deep" / "archive"
     with Catalog.open(archive) as catalog:
-        assert catalog.schema_version == SCHEMA_VERSION == 2
+        assert catalog.schema_version == SCHEMA_VERSION == 3
         run_id = catalog.begin_run("run", ["kazakhstan-2020"])
         catalog.finish_run(run_id, status="ok", summary={"links": 3})
     assert (archive / CATALOG_NAME).is_file()
@@ -110,14 +110,14 @@ def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"schema_version", "runs", "attempts", "captures", "results", "citations",
-            "mementos", "texts", "saves"} <= tables
+            "mementos", "texts", "saves", "lookup_failures"} <= tables
     raw.close()
     with Catalog.open(archive) as again:  # reopening migrates nothing and keeps the data
-        assert again.schema_version == 2
+        assert again.schema_version == 3
         [run] = again.runs()
         assert (run.id, run.status, run.summary) == (run_id, "ok", {"links": 3})
         versions = again._read("SELECT count(*) AS n FROM schema_version")
-        assert versions[0]["n"] == 2  # one row per migration applied, none added on reopen
+        assert versions[0]["n"] == 3  # one row per migration applied, none added on reopen
 
 
 def test_newer_schema_is_refused(archive: Path) -> None:
@@ -399,6 +399,23 @@ def test_memento_cache_round_trip(catalog: Catalog) -> None:
     assert catalog.get_memento(URL).memento == memento
 
 
+def test_a_failed_lookup_is_not_a_cached_answer(catalog: Catalog) -> None:
+    near = date(2020, 11, 1)
+    catalog.put_lookup_failure(URL, "unreachable", "connection failed", T0, requests=2,
+                               near=near)
+    assert catalog.get_memento(URL, near=near) is None  # asked again, never "no copy"
+    failure = catalog.lookup_failure(URL, near=near)
+    assert (failure.kind, failure.error, failure.requests, failure.failed_at) == (
+        "unreachable", "connection failed", 2, T0)
+    assert catalog.lookup_failure(URL) is None  # another date: another lookup
+    # An earlier answer is kept when a later lookup fails; an answer clears the failure.
+    catalog.put_memento(URL, None, T0 + timedelta(days=1), near=near)
+    assert catalog.lookup_failure(URL, near=near) is None
+    catalog.put_lookup_failure(URL, "rate_limited", "429", T0 + timedelta(days=2), near=near)
+    assert catalog.get_memento(URL, near=near).looked_up_at == T0 + timedelta(days=1)
+    assert catalog.lookup_failure(URL, near=near).kind == "rate_limited"
+
+
 # ── transactions ─────────────────────────────────────────────────────────────
 
 
@@ -606,9 +623,11 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
 
     assert SCHEMA_VERSION >= 2
     Catalog.open(tmp_path).close()
-    # Take the catalog back to what version 1 wrote: no Save Page Now table.
+    # Take the catalog back to what version 1 wrote: no Save Page Now table, no lookup
+    # failures (version 3).
     db = sqlite3.connect(tmp_path / "catalog.sqlite3")
     db.execute("DROP TABLE saves")
+    db.execute("DROP TABLE lookup_failures")
     db.execute("DELETE FROM schema_version WHERE version >= 2")
     db.commit()
     db.close()

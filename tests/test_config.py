@@ -45,6 +45,8 @@ def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
         ("[fetch]\nretries = 1.5\n", "expected a whole number"),
         ("[fetch]\nallow_private_networks = 1\n", "expected true or false"),
         ("[fetch]\nconcurrency = 0\n", "must be at least 1"),
+        ("[rescue]\nconcurrency = 0\n", "[rescue] concurrency, breaker_after"),
+        ("[rescue]\nbreaker_after = 0\n", "[rescue] concurrency, breaker_after"),
         ('[[sources]]\nid = "Bad Id"\npath = "a.md"\n', "sources[1].id"),
         ('[[sources]]\nid = "a"\n', "sources[1].path"),
         ('[[sources]]\nid = "a"\npath = "a.md"\n[[sources]]\nid = "a"\npath = "b.md"\n',

@@ -268,12 +268,13 @@ def test_evidence_text_for_a_reader() -> None:
 
 def test_summary_counts_evidence() -> None:
     assert evidence_report().summary.evidence == (
-        ("ours", 1), ("internet_archive", 1), ("none", 1))
+        ("ours", 1), ("internet_archive", 1), ("none", 1), ("unknown", 0))
     report = sample_report()
     s = report.summary
     counts = Counter(evidence_kind(link) for link in report.links)
     assert dict(s.evidence) == {"ours": counts["ours"], "internet_archive":
-                                counts["internet_archive"], "none": counts["none"]}
+                                counts["internet_archive"], "none": counts["none"],
+                                "unknown": counts["unknown"]}
     assert sum(n for _, n in s.evidence) == s.failing
     assert s.evidence_count("none") == s.no_copy
     assert s.evidence_count("ours") == sum(

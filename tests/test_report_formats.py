@@ -360,7 +360,8 @@ def test_json_says_per_link_where_the_evidence_is(evidence) -> None:
     # The healthy link keeps its memento and capture; only the evidence fields are null.
     assert links[HEALTHY_URL]["memento"] is not None and links[HEALTHY_URL]["capture"]
     assert links[RESCUED_URL]["rescued"]["record_id"].startswith("<urn:uuid:")
-    assert data["summary"]["evidence"] == {"ours": 1, "internet_archive": 1, "none": 1}
+    assert data["summary"]["evidence"] == {"ours": 1, "internet_archive": 1, "none": 1,
+                                           "unknown": 0}
     assert data["summary"]["no_archived_copy"] == 1
 
 
@@ -385,7 +386,7 @@ def test_json_evidence_on_the_sample_is_null_exactly_for_healthy_and_unchecked(r
             assert link["memento_offset_days"] is None
     kinds = Counter(link["evidence"] for link in data["links"] if link["evidence"])
     assert data["summary"]["evidence"] == {k: kinds[k] for k in
-                                           ("ours", "internet_archive", "none")}
+                                           ("ours", "internet_archive", "none", "unknown")}
     assert all(kinds.values())
 
 
@@ -447,7 +448,7 @@ def test_html_shows_an_evidence_line_per_failing_link(evidence) -> None:
     summary = soup.select_one("#summary .evidence-summary")
     counts = {el["data-evidence-count"]: el.get_text()
               for el in summary.select("[data-evidence-count]")}
-    assert counts == {"ours": "1", "internet_archive": "1", "none": "1"}
+    assert counts == {"ours": "1", "internet_archive": "1", "none": "1", "unknown": "0"}
     assert "3 failing links" in summary.get_text()
 
 
@@ -494,3 +495,36 @@ def test_a_quiet_check_says_nothing_changed_and_folds_still_failing() -> None:
     folded = section.find("details")
     assert folded is not None and "Still failing: 1 link(s)" in folded.summary.get_text()
     assert url in folded.get_text()
+
+
+# ── a failing link the archive could not be asked about ──────────────────────
+
+
+@pytest.mark.parametrize("why", ["the Internet Archive could not be reached",
+                                 "rescue is disabled"])
+def test_a_link_not_looked_up_is_unknown_not_no_copy(why: str) -> None:
+    url = "https://gone.example/page"
+    document = Document("/x.md", "markdown", (Footnote(1, f"See {url}", (url,), 3,
+                                                         (Claim(1, "A claim.", 2),)),))
+    link = LinkRecord(url=url, footnotes=(1,), verdict=Verdict.NOT_FOUND, http_status=404,
+                      reason="404 Not Found", attempts=1, checked_at=GENERATED,
+                      not_looked_up=why)
+    report = build_report(Source(id="x", path="/x.md", title="X"), document, [link],
+                          generated_at=GENERATED)
+    data = json.loads(render_json(report))
+    assert data["links"][0]["evidence"] == "unknown" and data["links"][0]["memento"] is None
+    assert data["summary"]["evidence"] == {"ours": 0, "internet_archive": 0, "none": 0,
+                                           "unknown": 1}
+    assert data["summary"]["no_archived_copy"] == 0  # not known to be lost
+    soup = BeautifulSoup(render_html(report), "lxml")
+    line = soup.select_one("li.link .evidence-line")
+    assert line.get_text() == f"Not looked up: {why}"
+    assert line["data-evidence"] == "unknown" and "lost" not in line["class"]
+    assert soup.select_one('#summary [data-evidence-count="unknown"]').get_text() == "1"
+    assert soup.select_one('#summary [data-evidence-count="none"]').get_text() == "0"
+    text = render_md(report)
+    assert f"  - Evidence: **Not looked up: {why}**\n" in text
+    assert "none (no archived copy found): 0 · not looked up" in text
+    assert "no archived copy found**" not in text
+    rows = list(csv.reader(io.StringIO(render_csv(report))))
+    assert dict(zip(CSV_COLUMNS, rows[1], strict=True))["evidence"] == "unknown"

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -19,8 +20,10 @@ from archiver.errors import ConfigError
 from archiver.models import Memento
 from archiver.rescue import (
     BEFORE_WINDOW,
+    Breaker,
     LookupResult,
     Rescuer,
+    SaveResult,
     SaveStatus,
     Snapshot,
     _retry_after,
@@ -389,7 +392,8 @@ def test_a_hanging_archive_is_a_timeout_value_quickly(wb):
     wb.fail("cdx", hang(3), times=None)
     wb.fail("available", hang(3), times=None)
     started = time.monotonic()
-    result = lookup(wb.settings(timeout=0.3, retries=1), url)
+    # A breaker threshold above the 4 attempts: this is about one lookup's timeouts.
+    result = lookup(wb.settings(timeout=0.3, retries=1, breaker_after=10), url)
     elapsed = time.monotonic() - started
     assert result.error == "timeout" and result.memento is None
     assert elapsed < 2.5  # 4 attempts of 0.3 s, not the server's 3 s
@@ -474,8 +478,11 @@ def test_an_archive_that_refuses_connections_is_an_error_value():
     settings = RescueSettings(cdx_api=f"{base}/cdx", availability_api=f"{base}/available",
                               replay_base=f"{base}/web", retries=1, timeout=1)
     result = lookup(settings, "https://example.org/a")
-    assert result.memento is None and result.error.startswith("connection failed")
-    assert result.requests == 4  # two attempts at each API
+    assert result.memento is None and result.error.startswith("CDX API: connection failed")
+    assert result.failure == "unreachable"
+    # Two attempts at the CDX API, one at the availability API (same host): the third
+    # refusal in a row gives the host up, so the last attempt is not made.
+    assert result.requests == 3 and "availability API: not asked" in result.error
 
 
 def test_requests_name_the_tool(wb):
@@ -601,3 +608,111 @@ def test_save_page_now_will_not_send_keys_over_plain_http(monkeypatch):
     settings = RescueSettings(save_page_now=True, spn_api="http://web.archive.org.invalid/save")
     result, = spn(settings, lambda r: r.save_page_now("https://example.org/1"))
     assert result.status is SaveStatus.REFUSED and "plain HTTP" in result.message
+
+
+# ── the circuit breaker: a host that is down is not asked again in this run ──
+
+
+def _closed_port_settings(**overrides) -> RescueSettings:
+    import socket
+    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    values = {"cdx_api": f"{base}/cdx", "availability_api": f"{base}/available",
+              "replay_base": f"{base}/web", "spn_api": f"{base}/save", "retries": 2,
+              "timeout": 1.0, **overrides}
+    return RescueSettings(**values)
+
+
+def _many(settings, urls, *, serial: bool = False, **knobs) -> list[LookupResult]:
+    """Look ``urls`` up with one Rescuer: all at once (as the run's workers do), or one
+    after the other."""
+    async def run() -> list[LookupResult]:
+        knobs.setdefault("backoff", 0)
+        async with Rescuer(settings, user_agent=UA, **knobs) as rescuer:
+            if serial:
+                return [await rescuer.lookup(u, PUBLISHED) for u in urls]
+            return list(await asyncio.gather(*(rescuer.lookup(u, PUBLISHED) for u in urls)))
+
+    return asyncio.run(run())
+
+
+def test_a_refusing_archive_is_given_up_after_a_few_failures():
+    settings = _closed_port_settings(breaker_after=3)
+    urls = [f"https://example.org/dead-{i}" for i in range(20)]
+    results = _many(settings, urls)
+    assert all(r.memento is None and r.failure == "unreachable" for r in results)
+    # Three refused attempts in a row, then nothing more is sent; at most the attempts
+    # already in flight (per_host = 2) get through. Without the breaker: 20 x 6 requests.
+    assert sum(r.requests for r in results) <= 3 + settings.per_host
+    not_made = [r for r in results if r.requests == 0]
+    assert len(not_made) >= len(urls) - (3 + settings.per_host)
+    assert all("not asked" in (r.error or "") for r in not_made)
+
+
+def test_a_hanging_archive_is_given_up_after_a_few_timeouts(wb):
+    wb.fail("cdx", hang(3), times=None)
+    wb.fail("available", hang(3), times=None)
+    urls = [f"https://example.org/slow-{i}" for i in range(8)]
+    started = time.monotonic()
+    results = _many(wb.settings(timeout=0.3, retries=2, breaker_after=3), urls)
+    elapsed = time.monotonic() - started
+    assert all(r.failure == "unreachable" and r.memento is None for r in results)
+    asked = len(wb.calls("cdx")) + len(wb.calls("available"))
+    assert asked <= 3 + 2, asked  # 8 x 6 = 48 without the breaker
+    assert elapsed < 4  # a few 0.3 s timeouts (+ the 0.6 s whole-answer bound), not 48
+
+
+def test_5xx_after_the_retries_counts_but_a_404_or_no_copy_does_not(wb):
+    # An index that answers "nothing" or 404 is up: 12 such lookups never give it up.
+    wb.fail("available", Reply(404, b"not here"), times=None)
+    results = _many(wb.settings(breaker_after=2), [f"https://example.org/n-{i}"
+                                                     for i in range(12)])
+    assert all(r.error is None and r.memento is None for r in results)
+    assert len(wb.calls("cdx")) == sum(len(url_variants(r.url)) for r in results)
+
+    # A 503 that outlasts the retries is a failure; the 503s during the retries are not
+    # counted one by one (a busy archive is retried, not given up at once).
+    busy = WaybackServer(wb.web)
+    busy.fail("cdx", Reply(503, b"busy"), times=None)
+    busy.fail("available", Reply(503, b"busy"), times=None)
+    breaker = Breaker(2)
+    settings = busy.settings(retries=2)
+    results = _many(settings, [f"https://example.org/b-{i}" for i in range(6)],
+                    serial=True, breaker=breaker)
+    assert breaker.down == (urlsplit(settings.cdx_api).netloc,)
+    # The first lookup: 3 attempts at the CDX API (one failure), 3 at the availability API
+    # (the second): the host is given up, the next five lookups send nothing.
+    assert (len(busy.calls("cdx")), len(busy.calls("available"))) == (3, 3)
+    assert [r.requests for r in results] == [6, 0, 0, 0, 0, 0]
+    assert all(r.failure == "unreachable" for r in results)
+
+
+def test_save_page_now_stops_at_an_unreachable_archive(wb, monkeypatch):
+    from tests.webserver import reset
+
+    monkeypatch.setenv("IA_S3_ACCESS_KEY", "access")
+    monkeypatch.setenv("IA_S3_SECRET_KEY", "secret")
+    wb.fail("save", reset, times=None)
+    settings = wb.settings(save_page_now=True, breaker_after=3)
+
+    async def run() -> tuple[list[SaveResult], SaveResult]:
+        async with Rescuer(settings, user_agent=UA, backoff=0, spn_interval=0.5) as rescuer:
+            saves = [await rescuer.save_page_now(f"https://example.org/live-{i}")
+                     for i in range(6)]
+            return saves, await rescuer.save_status("spn2-job", "https://example.org/live-0")
+
+    started = time.monotonic()
+    saves, status = asyncio.run(run())
+    elapsed = time.monotonic() - started
+    assert [s.status for s in saves] == [SaveStatus.FAILED] * 6
+    assert all(s.unreachable for s in saves)
+    # A reset after the POST was sent is not retried (it may have started a capture): three
+    # submissions reach the server, then the host is given up; the last three wait no
+    # spn_interval and send nothing. Without the breaker: 6 requests, 2.5 s of pauses.
+    assert len(wb.calls("save")) == 3
+    assert elapsed < 1.5
+    # Polling a job's status against the same host is not sent either.
+    assert status.status is SaveStatus.FAILED and status.unreachable
+    assert wb.calls("status") == []

@@ -39,6 +39,7 @@ __all__ = [
     "EVIDENCE_KINDS",
     "EVIDENCE_NONE",
     "EVIDENCE_OURS",
+    "EVIDENCE_UNKNOWN",
     "UNCHECKED",
     "UNSUPPORTED",
     "VERDICT_ORDER",
@@ -68,13 +69,15 @@ VERDICT_ORDER: tuple[str, ...] = (
 )
 
 # Where the evidence of a failing link can still be read: a copy in our own WARCs (the
-# Internet Archive's copy, fetched with --rescue-capture), only at the Internet Archive, or
-# nowhere we know of. Our capture of the failing URL itself is not counted: it shows the
-# failure (a 404 page, a login form), not the cited content.
+# Internet Archive's copy, fetched with --rescue-capture), only at the Internet Archive,
+# nowhere (the archive was asked and has no copy), or unknown (the archive could not be
+# asked: unreachable, rate-limited, or rescue disabled). Our capture of the failing URL itself
+# is not counted: it shows the failure (a 404 page, a login form), not the cited content.
 EVIDENCE_OURS = "ours"
 EVIDENCE_IA = "internet_archive"
 EVIDENCE_NONE = "none"
-EVIDENCE_KINDS: tuple[str, ...] = (EVIDENCE_OURS, EVIDENCE_IA, EVIDENCE_NONE)
+EVIDENCE_UNKNOWN = "unknown"
+EVIDENCE_KINDS: tuple[str, ...] = (EVIDENCE_OURS, EVIDENCE_IA, EVIDENCE_NONE, EVIDENCE_UNKNOWN)
 
 _LABELS: dict[str, str] = {
     "ok": "OK",
@@ -134,14 +137,17 @@ def verdict_description(key: str) -> str:
 
 def evidence_kind(link: LinkRecord) -> str | None:
     """Where a failing link's evidence survives: ``"ours"`` (a rescued copy in our WARCs),
-    ``"internet_archive"`` (a memento only), ``"none"``; ``None`` for a healthy or unchecked
-    link, for which the question does not arise."""
+    ``"internet_archive"`` (a memento only), ``"none"`` (looked up: no copy exists),
+    ``"unknown"`` (not looked up: ``link.not_looked_up`` says why); ``None`` for a healthy or
+    unchecked link, for which the question does not arise."""
     if not needs_rescue(link):
         return None
     if link.rescued is not None:
         return EVIDENCE_OURS
     if link.memento is not None:
         return EVIDENCE_IA
+    if link.not_looked_up is not None:
+        return EVIDENCE_UNKNOWN
     return EVIDENCE_NONE
 
 
@@ -171,11 +177,14 @@ def offset_phrase(days: float) -> str:
 def evidence_text(link: LinkRecord, published: date | None) -> str | None:
     """The failing link's evidence in a sentence for a reader, ``None`` where
     ``evidence_kind`` is ``None``: ``"Internet Archive copy from 2020-10-28 (archived 4 days
-    before publication)"``, with ``", stored in our WARC"`` for a rescued copy, or
-    ``"No archived copy found"``."""
+    before publication)"``, with ``", stored in our WARC"`` for a rescued copy,
+    ``"No archived copy found"``, or ``"Not looked up: the Internet Archive could not be
+    reached"`` (the reason is ``link.not_looked_up``)."""
     kind = evidence_kind(link)
     if kind is None:
         return None
+    if kind == EVIDENCE_UNKNOWN:
+        return f"Not looked up: {link.not_looked_up}"
     if link.memento is None:
         # A rescued copy always comes from a memento; without one there is nothing to date.
         return "Copy stored in our WARC" if kind == EVIDENCE_OURS else "No archived copy found"
@@ -237,10 +246,10 @@ class Summary:
     """The report's headline figures.
 
     ``by_verdict`` counts distinct URLs per verdict key, in ``VERDICT_ORDER``, only keys that
-    occur. ``no_copy`` counts links that are not healthy and have neither an Internet Archive
-    memento nor a rescued copy: the evidence may be lost. ``evidence`` counts the failing
-    links by ``evidence_kind``, every key of ``EVIDENCE_KINDS`` in that order (``none`` equals
-    ``no_copy``).
+    occur. ``no_copy`` counts links that are not healthy and that the archive was asked about
+    and has no copy of: the evidence may be lost (links not looked up are not counted: that
+    is not known). ``evidence`` counts the failing links by ``evidence_kind``, every key of
+    ``EVIDENCE_KINDS`` in that order (``none`` equals ``no_copy``).
     """
 
     claims: int
@@ -394,7 +403,7 @@ def _summary(document: Document, links: tuple[LinkRecord, ...],
         captured=sum(1 for link in links if link.capture is not None),
         mementos=sum(1 for link in links if link.memento is not None),
         rescued=sum(1 for link in links if link.rescued is not None),
-        no_copy=sum(1 for link in links if needs_rescue(link) and not has_rescue(link)),
+        no_copy=kinds.count(EVIDENCE_NONE),
         unsupported_claims=sum(len(e.claims) for e in entries if e.unsupported),
         unsupported_footnotes=sum(1 for e in entries if e.unsupported),
         orphan_footnotes=sum(1 for e in entries if e.orphan),

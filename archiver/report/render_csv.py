@@ -2,7 +2,8 @@
 
 A URL cited by three footnotes gives three rows; a footnote that cites no URL gives none (its
 claims are listed as unsupported in the other formats). ``evidence`` and
-``memento_offset_days`` (the last two columns) are empty for healthy and unchecked links.
+``memento_offset_days`` (the last two columns) are empty for healthy and unchecked links;
+``evidence`` is ``unknown`` for a failing link the archive could not be asked about.
 Cells that a spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``,
 a tab or a carriage return) are prefixed with an apostrophe, since URLs, titles and claims
 come from untrusted documents and web pages; numbers are written as they are.

@@ -33,6 +33,7 @@ from archiver.report.model import (
     EVIDENCE_IA,
     EVIDENCE_NONE,
     EVIDENCE_OURS,
+    EVIDENCE_UNKNOWN,
     UNSUPPORTED,
     Entry,
     Report,
@@ -181,7 +182,9 @@ def _evidence_summary(report: Report) -> str:
         f'<p class="evidence-summary">Evidence recovered for the {s.failing} failing links: '
         f"ours (Internet Archive copy stored in our WARC): {count(EVIDENCE_OURS)} · "
         f"Internet Archive only: {count(EVIDENCE_IA)} · "
-        f'<span class="lost">none (no archived copy found): {count(EVIDENCE_NONE)}</span></p>'
+        f'<span class="lost">none (no archived copy found): {count(EVIDENCE_NONE)}</span>'
+        f" · not looked up (archive not reached, or rescue disabled): "
+        f"{count(EVIDENCE_UNKNOWN)}</p>"
     )
 
 
@@ -369,6 +372,8 @@ def _evidence_line(link: LinkRecord, report: Report) -> str:
     if kind == EVIDENCE_NONE:
         return (f'<p class="evidence-line lost" data-evidence="{kind}"{offset}>'
                 f"{text}</p>")
+    if kind == EVIDENCE_UNKNOWN:  # not "lost": nobody knows yet, the next run asks again
+        return f'<p class="evidence-line unknown" data-evidence="{kind}">{text}</p>'
     return (f'<p class="evidence-line" data-evidence="{kind}"{offset}>'
             f"<strong>Evidence recovered:</strong> {text}</p>")
 

@@ -5,8 +5,9 @@ The contract's keys are the floor: ``source{id,path,title,published}``, ``genera
 ``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
 ``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
 ``excerpt``, ``checked_at`` and ``rescued`` copy, and for a link that is not healthy its
-``evidence`` (``"ours"``, ``"internet_archive"`` or ``"none"``) and ``memento_offset_days``
-(signed days from publication to the memento; both ``null`` for healthy and unchecked links);
+``evidence`` (``"ours"``, ``"internet_archive"``, ``"none"``, or ``"unknown"``: not looked
+up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
+for healthy and unchecked links);
 a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims;
 ``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
 """

@@ -19,6 +19,7 @@ from archiver.report.model import (
     EVIDENCE_IA,
     EVIDENCE_NONE,
     EVIDENCE_OURS,
+    EVIDENCE_UNKNOWN,
     Entry,
     Report,
     evidence_kind,
@@ -94,7 +95,8 @@ def render_md(report: Report) -> str:
                      f"ours (Internet Archive copy stored in our WARC): "
                      f"{s.evidence_count(EVIDENCE_OURS)} · Internet Archive only: "
                      f"{s.evidence_count(EVIDENCE_IA)} · none (no archived copy found): "
-                     f"{s.evidence_count(EVIDENCE_NONE)}")
+                     f"{s.evidence_count(EVIDENCE_NONE)} · not looked up (archive not "
+                     f"reached, or rescue disabled): {s.evidence_count(EVIDENCE_UNKNOWN)}")
         lines.append("")
 
     if report.changes:
@@ -190,6 +192,8 @@ def _evidence(link: LinkRecord, report: Report) -> str:
     """Whether a failing link's evidence was recovered, in a phrase."""
     if evidence_kind(link) == EVIDENCE_NONE:
         return "evidence: **no archived copy found**"
+    if evidence_kind(link) == EVIDENCE_UNKNOWN:
+        return f"evidence: **{md_text(evidence_text(link, report.source.published) or '')}**"
     return f"evidence recovered: {md_text(evidence_text(link, report.source.published) or '')}"
 
 
