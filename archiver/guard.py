@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import httpcore
 
-from archiver.hosts import HostError, parse_host
+from archiver.hosts import HostError, address_of, parse_host
 
 __all__ = [
     "AddressGuard",
@@ -227,7 +227,7 @@ def refusal_without_dns(guard: AddressGuard, host: str, port: int) -> str | None
     if guard.allow_private:
         return None
     try:
-        parsed = parse_host(_bracketed(host))
+        parsed = parse_host(f"[{host}]" if ":" in host and not host.startswith("[") else host)
     except HostError as exc:
         return f"{host}: not a valid host name, refused ({exc})"
     if parsed.address is not None:
@@ -247,16 +247,8 @@ def _is_loopback_name(host: str) -> bool:
 
 def _literal(host: str) -> str | None:
     """The address ``host`` spells, in any notation a resolver would accept, or ``None``."""
-    try:
-        address = parse_host(_bracketed(host)).address
-    except HostError:
-        return None
+    address = address_of(host)
     return None if address is None else str(address)
-
-
-def _bracketed(host: str) -> str:
-    # httpx and httpcore hand over IPv6 hosts without their URL brackets.
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

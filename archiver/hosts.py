@@ -33,8 +33,8 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import idna
 
-__all__ = ["Host", "HostError", "canonical_url", "ends_in_a_number", "parse_host",
-           "parse_ipv4", "url_host"]
+__all__ = ["Host", "HostError", "address_of", "canonical_url", "ends_in_a_number",
+           "parse_host", "parse_ipv4", "url_host"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -94,6 +94,18 @@ def parse_host(raw: str) -> Host:
         v4 = parse_ipv4(ascii_domain)
         return Host(str(v4), v4)
     return Host(ascii_domain)
+
+
+def address_of(host: str) -> IPAddress | None:
+    """The IP address ``host`` denotes in any notation (``"127.1"``, ``"[::1]"``, and ``"::1"``
+    as ``urlsplit().hostname`` and httpx give it), or ``None`` for a domain or an invalid
+    host. For "is this host an IP address?" questions; never raises."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    try:
+        return parse_host(host).address
+    except HostError:
+        return None
 
 
 def ends_in_a_number(domain: str) -> bool:
