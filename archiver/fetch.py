@@ -790,3 +790,5 @@ _STAGES: dict[str, Callable[[Iterator[bytes]], Iterator[bytes]]] = {
     "br": _brotli_stage,
     "zstd": _zstd_stage,
 }
+# The Content-Encodings ``decode_body`` undoes; it gives b"" for any other.
+DECODABLE = frozenset(_STAGES) | {"identity"}
