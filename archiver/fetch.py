@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import http
 import http.cookiejar
+import ipaddress
 import logging
 import ssl
 import tempfile
@@ -512,13 +513,20 @@ def proxy_for(url: str) -> str | None:
     """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
     ``ALL_PROXY``, lower case too), unless ``NO_PROXY`` exempts its host; else ``None``.
     ``NO_PROXY`` is matched against the host as parsed (``archiver.hosts``), so
-    ``NO_PROXY=127.0.0.1`` also covers ``http://2130706433/``."""
+    ``NO_PROXY=127.0.0.1`` also covers ``http://2130706433/``. IPv6 literal hosts never use a
+    proxy (see below)."""
     proxies = urllib.request.getproxies_environment()
     try:
         scheme = httpx.URL(url).scheme
-        host = parse_host(url_host(url)).name
+        parsed = parse_host(url_host(url))
     except (httpx.InvalidURL, ValueError):
         return None
+    if isinstance(parsed.address, ipaddress.IPv6Address):
+        # httpcore writes an IPv6 host into the proxy's request line without brackets
+        # (GET http://2606:4700::1111/), which a proxy may read as host 2606, port 4700: such
+        # hosts go direct, where the guard checks the very address connected to.
+        return None
+    host = parsed.name
     proxy = proxies.get(scheme) or proxies.get("all")
     if not proxy:
         return None

@@ -223,3 +223,15 @@ def test_a_redirect_to_a_hidden_private_address_is_refused(
     assert [path for _, path, _ in http_proxy.requests] == ["http://news.example.invalid/story"]
     assert [hop.status for hop in result.hops] == [302]
     read_back(tmp_path)
+
+
+def test_an_ipv6_literal_is_never_handed_to_the_proxy(http_proxy: WebServer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore would send ``GET http://2606:4700::1111/q`` (no brackets) to the proxy, which
+    may read it as another host: an IPv6 literal is fetched directly, where the guard checks
+    the address connected to (here there is no route, so the fetch fails)."""
+    monkeypatch.setenv("NO_PROXY", "unrelated.example")
+    result = fetch("http://[2606:4700:0::1111]/q", tmp_path)
+    assert isinstance(result, FetchFailure), result
+    assert result.verdict is not Verdict.PRIVATE_ADDRESS
+    assert http_proxy.requests == []
