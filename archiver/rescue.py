@@ -738,9 +738,9 @@ async def _read_answer(response: httpx.Response) -> tuple[bytes, str | None]:
     sent = raw.tell()
     coding = response.headers.get("content-encoding")
     codings = [c.strip().lower() for c in (coding or "").split(",") if c.strip()]
-    unknown = [c for c in codings if c not in DECODABLE]
-    if unknown:
-        return b"", f"the archive's answer has an unknown Content-Encoding {unknown[0]!r}"
+    if any(c not in DECODABLE for c in codings):
+        # As httpx does: an unknown coding is taken as sent (then parsed, or not understood).
+        return raw.getvalue(), None
     body = decode_body(raw, coding, MAX_ANSWER + 1)
     if len(body) > MAX_ANSWER:
         return b"", (f"the archive's answer was larger than {_size(MAX_ANSWER)} once "

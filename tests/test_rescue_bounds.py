@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from archiver.config import RescueSettings
 from archiver.fetch import decode_body
-from archiver.rescue import MAX_ANSWER, url_variants
+from archiver.rescue import MAX_ANSWER, Rescuer, url_variants
+from tests.webserver import Reply
 
 REPO = Path(__file__).resolve().parent.parent
 # Far more than the answer cap, far less than what decoding a bomb whole would take.
@@ -122,3 +124,36 @@ def test_no_www_variant_for_an_address_in_any_notation(url: str) -> None:
     """``www.127.1`` is not a twin of ``127.1``: an address has no www. form."""
     https = "https" + url[len("http"):]
     assert url_variants(url) == (url, url + "/", https)
+
+
+CDX_ROWS = json.dumps([["timestamp", "original", "statuscode", "mimetype", "digest"],
+                       ["20200101000000", "https://example.org/gone", "200", "text/html",
+                        "SHA1"]]).encode()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "deflate", "zstd", "x-custom", "gzip, br"])
+def test_encoded_answers_are_read(web, coding: str) -> None:
+    """What the archive compresses is decoded; an unknown coding is taken as sent, as httpx
+    takes it."""
+    import asyncio
+    import gzip
+    import zlib
+
+    import brotli
+    import zstandard
+
+    encoders = {"gzip": gzip.compress, "br": brotli.compress, "deflate": zlib.compress,
+                "zstd": zstandard.ZstdCompressor().compress, "x-custom": lambda b: b,
+                "gzip, br": lambda b: brotli.compress(gzip.compress(b))}
+    web.route("/cdx", Reply(200, encoders[coding](CDX_ROWS),
+                            {"Content-Type": "application/json", "Content-Encoding": coding}))
+    settings = RescueSettings(cdx_api=web.url("/cdx"), availability_api=web.url("/available"),
+                              retries=0, timeout=5)
+
+    async def go():
+        async with Rescuer(settings, user_agent="test", backoff=0) as rescuer:
+            return await rescuer.lookup("https://example.org/gone", None)
+
+    result = asyncio.run(go())
+    assert result.error is None, result
+    assert result.memento is not None and result.memento.datetime.year == 2020
