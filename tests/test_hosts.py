@@ -7,8 +7,11 @@ web-platform-tests file ``url/resources/urltestdata.json``), not this module's o
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archiver.hosts import (
     Host,
@@ -133,3 +136,34 @@ def test_canonical_url_replaces_only_the_host(url: str, expected: str) -> None:
 def test_canonical_url_refuses_invalid_hosts() -> None:
     with pytest.raises(HostError, match=r"1\.2\.3\.4\.5"):
         canonical_url("http://1.2.3.4.5/")
+
+
+_PART = st.tuples(st.integers(0, 2**32), st.sampled_from(["dec", "oct", "hex", "HEX"]))
+
+
+def _spell(value: int, radix: str) -> str:
+    if radix == "oct":
+        return "0" + format(value, "o")
+    if radix == "hex":
+        return "0x" + format(value, "x")
+    if radix == "HEX":
+        return "0X" + format(value, "X")
+    return str(value)
+
+
+@given(st.lists(_PART, min_size=1, max_size=4), st.booleans())
+def test_ipv4_reading_agrees_with_the_c_library(parts: list[tuple[int, str]],
+                                                trailing_dot: bool) -> None:
+    """inet_aton reads numeric hosts as getaddrinfo, curl and most proxies do; the WHATWG
+    parser must find the same address, or refuse what inet_aton refuses."""
+    text = ".".join(_spell(value, radix) for value, radix in parts)
+    try:
+        expected = socket.inet_ntoa(socket.inet_aton(text))
+    except OSError:
+        expected = None
+    host = text + ("." if trailing_dot else "")
+    if expected is None:
+        with pytest.raises(HostError):
+            parse_host(host)
+    else:
+        assert parse_host(host) == Host(expected, ipaddress.IPv4Address(expected))
