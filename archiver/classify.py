@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from archiver.hosts import HostError, address_of, parse_host
 from archiver.models import Capture, FetchFailure, FetchResult, Judgement, Verdict
 from archiver.pagetext import PageText, decode, extract
 from archiver.soft404 import SAME_PAGE_THRESHOLD, ProbeOutcome, looks_same
@@ -523,8 +524,16 @@ def _host(url: str) -> str:
 
 
 def _site(host: str) -> str:
-    host = host.lower().removeprefix("www.").removeprefix("m.").removeprefix("web.")
-    return host
+    # The host as browsers read it: Example.COM., ex%61mple.com and example.com are one site,
+    # as are 127.1 and 127.0.0.1 (the fetcher requests the parsed form).
+    parsed = address_of(host)
+    if parsed is not None:
+        return str(parsed)
+    try:
+        host = parse_host(host).name
+    except HostError:
+        host = host.lower()
+    return host.removeprefix("www.").removeprefix("m.").removeprefix("web.")
 
 
 def _same_site(a, b) -> bool:  # type: ignore[no-untyped-def]

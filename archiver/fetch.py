@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import http
 import http.cookiejar
+import ipaddress
 import logging
 import ssl
 import tempfile
@@ -60,6 +61,7 @@ from archiver.guard import (
     NameNotResolved,
     refusal_without_dns,
 )
+from archiver.hosts import HostError, canonical_url, parse_host, url_host
 from archiver.models import Capture, FetchFailure, FetchResult, Hop, Verdict, WarcRef, utcnow
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
@@ -300,14 +302,14 @@ class Fetcher:
 
     async def _fetch(self, url: str, *, archive: bool, policy: RetryPolicy) -> FetchResult:
         started = time.monotonic()
-        problem = _invalid(url)
-        if problem is not None:
-            return FetchFailure(url, Verdict.INVALID_URL, problem, attempts=0)
+        fetchable, problem = _fetchable(url)
+        if fetchable is None:
+            return FetchFailure(url, Verdict.INVALID_URL, problem or url, attempts=0)
+        current = fetchable.split("#", 1)[0]
         budget = _Budget(self.settings.deadline)
         jar = httpx.Cookies()
         hops: list[Hop] = []
         visited: list[str] = []
-        current = url.split("#", 1)[0]
         attempts = 0
         while True:
             refusal = await self._precheck(current)
@@ -340,9 +342,10 @@ class Fetcher:
                 hops.append(hop)
                 location = dict((k.lower(), v) for k, v in outcome.headers).get("location")
                 if outcome.status in REDIRECT_STATUSES and location:
-                    target = _next_url(outcome.url, location)
+                    joined = _next_url(outcome.url, location)
+                    target, _ = _fetchable(joined) if joined is not None else (None, None)
                     stop: str | None = None
-                    if target is None or _invalid(target) is not None:
+                    if target is None:
                         stop = f"redirect to a URL that cannot be fetched: {location!r}"
                     elif target in visited:
                         stop = "redirect loop: " + " → ".join([*visited, target])
@@ -400,7 +403,8 @@ class Fetcher:
         """The guard's verdict on ``url``'s host before any request (see ``archiver.guard``).
         Through a proxy the name is not resolved here: the proxy resolves it (a researcher
         may reach a geo-blocked site only that way), so only literal addresses and loopback
-        names can be refused."""
+        names can be refused. ``url`` has its host in the parsed form (``_fetchable``), the
+        one the request is sent to."""
         if self.guard.allow_private:
             return None
         parsed = httpx.URL(url)
@@ -507,17 +511,27 @@ class Fetcher:
 
 def proxy_for(url: str) -> str | None:
     """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
-    ``ALL_PROXY``, lower case too), unless ``NO_PROXY`` exempts its host; else ``None``."""
+    ``ALL_PROXY``, lower case too), unless ``NO_PROXY`` exempts its host; else ``None``.
+    ``NO_PROXY`` is matched against the host as parsed (``archiver.hosts``), so
+    ``NO_PROXY=127.0.0.1`` also covers ``http://2130706433/``. IPv6 literal hosts never use a
+    proxy (see below)."""
     proxies = urllib.request.getproxies_environment()
     try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
+        scheme = httpx.URL(url).scheme
+        parsed = parse_host(url_host(url))
+    except (httpx.InvalidURL, ValueError):
         return None
-    proxy = proxies.get(parsed.scheme) or proxies.get("all")
+    if isinstance(parsed.address, ipaddress.IPv6Address):
+        # httpcore writes an IPv6 host into the proxy's request line without brackets
+        # (GET http://2606:4700::1111/), which a proxy may read as host 2606, port 4700: such
+        # hosts go direct, where the guard checks the very address connected to.
+        return None
+    host = parsed.name
+    proxy = proxies.get(scheme) or proxies.get("all")
     if not proxy:
         return None
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-    if "no" in proxies and bypass(parsed.host, proxies):
+    if "no" in proxies and bypass(host, proxies):
         return None
     return proxy
 
@@ -537,6 +551,21 @@ def _invalid(url: str) -> str | None:
     if not parsed.host:
         return f"{url!r}: no host"
     return None
+
+
+def _fetchable(url: str) -> tuple[str | None, str | None]:
+    """``(url with its host as browsers read it, None)``, or ``(None, why it cannot be
+    fetched)``. Every guard decision and the request itself use the returned form, so a host
+    spelled ``0x7f.1`` is both checked and fetched as ``127.0.0.1``."""
+    try:
+        canonical = canonical_url(url)
+    except ValueError as exc:  # HostError included
+        # httpx's reading of the URL names most problems best (scheme, port, ...).
+        why = "not a valid host name" if isinstance(exc, HostError) else "cannot be parsed"
+        return None, _invalid(url) or f"{url!r}: {why} ({exc})"
+    # httpx may refuse what browsers read (fullwidth digits), so it judges the parsed form.
+    problem = _invalid(canonical)
+    return (None, problem) if problem is not None else (canonical, None)
 
 
 def _next_url(base: str, location: str) -> str | None:
@@ -769,3 +798,5 @@ _STAGES: dict[str, Callable[[Iterator[bytes]], Iterator[bytes]]] = {
     "br": _brotli_stage,
     "zstd": _zstd_stage,
 }
+# The Content-Encodings ``decode_body`` undoes; it gives b"" for any other.
+DECODABLE = frozenset(_STAGES) | {"identity"}

@@ -6,7 +6,10 @@ refuses every address that is loopback, private, link-local, multicast, reserved
 unspecified. The check happens twice:
 
 * before each request (and each redirect hop), on the URL's host, so the refusal is reported
-  with a clear reason even when a proxy will do the resolving; and
+  with a clear reason even when a proxy will do the resolving. The host is read as browsers
+  read it (``archiver.hosts``: ``2130706433``, ``0x7f.1``, ``127.0.0.1.`` and fullwidth digits
+  are all 127.0.0.1), and the fetcher sends the request to that form, so a proxy is never
+  handed a spelling it might read differently; and
 * at connection time, inside the network backend (``GuardedBackend``): the host is resolved
   once, every address is checked, and the socket connects to the checked address itself. A
   DNS answer that changes between the check and the connection (DNS rebinding) cannot slip
@@ -30,12 +33,15 @@ from dataclasses import dataclass, field
 
 import httpcore
 
+from archiver.hosts import HostError, address_of, parse_host
+
 __all__ = [
     "AddressGuard",
     "AddressRefused",
     "GuardedBackend",
     "NameNotResolved",
     "forbidden_reason",
+    "refusal_without_dns",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -58,19 +64,80 @@ class NameNotResolved(Exception):
         self.reason = f"{host}: name does not resolve ({detail})"
 
 
+def _networks(*rules: tuple[str, str]) -> tuple[tuple[ipaddress.IPv4Network
+                                                    | ipaddress.IPv6Network, str], ...]:
+    return tuple((ipaddress.ip_network(net), word) for net, word in rules)
+
+
+# The IANA special-purpose registries, spelled out rather than left to ``ipaddress``'s
+# ``is_private``/``is_global``, whose answers change between Python versions (3.11 calls
+# 192.0.0.9 and ``::7f00:1`` global). Most useful word first; the catch-alls come after.
+_V4_RULES = _networks(
+    ("0.0.0.0/32", "unspecified"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("0.0.0.0/8", "this-network"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "broadcast"),
+    ("240.0.0.0/4", "reserved"),
+    ("10.0.0.0/8", "private"),
+    ("172.16.0.0/12", "private"),
+    ("192.168.0.0/16", "private"),
+    ("100.64.0.0/10", "not globally routable"),  # carrier-grade NAT, shared address space
+    ("192.0.0.0/24", "IETF protocol assignment"),
+    ("192.0.2.0/24", "documentation"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("198.18.0.0/15", "benchmarking"),
+    ("192.88.99.0/24", "reserved"),  # the retired 6to4 relay anycast
+)
+_V6_RULES = _networks(
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("::/96", "IPv4-compatible"),  # deprecated; stacks may still route it as IPv4
+    ("64:ff9b:1::/48", "local-use NAT64"),
+    ("100::/64", "discard-only"),
+    ("2001::/32", "Teredo"),
+    ("2001:db8::/32", "documentation"),
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "segment routing"),
+    ("fc00::/7", "private"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
 def forbidden_reason(address: IPAddress) -> str | None:
     """Why ``address`` must not be reached from a public fetcher, or ``None`` if it may.
 
-    IPv4-mapped IPv6 addresses (``::ffff:127.0.0.1``) are judged as the IPv4 address they
-    carry, so they cannot be used to sneak past the rules.
+    Forms that carry an IPv4 address are judged by the address they lead to: IPv4-mapped
+    (``::ffff:127.0.0.1``, judged as that address), NAT64 (``64:ff9b::/96``) and 6to4
+    (``2002::/16``) addresses are refused when the IPv4 address inside is ("NAT64 form of a
+    loopback"). Teredo, local-use NAT64 and the deprecated IPv4-compatible form are refused
+    outright. Besides the ranges listed above, anything ``ipaddress`` calls private, reserved
+    or not global is refused.
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    # Order matters: the most specific, most useful word first.
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return forbidden_reason(address.ipv4_mapped)
+        embedded: tuple[str, ipaddress.IPv4Address] | None = None
+        if address in _NAT64:
+            embedded = ("NAT64", ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        elif address.sixtofour is not None:
+            embedded = ("6to4", address.sixtofour)
+        if embedded is not None:
+            inner = forbidden_reason(embedded[1])
+            return None if inner is None else f"{embedded[0]} form of a {inner}"
+        rules: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = \
+            _V6_RULES
+    else:
+        rules = _V4_RULES
+    for network, word in rules:
+        if address in network:
+            return word
     checks = (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("unspecified", address.is_unspecified),
         ("multicast", address.is_multicast),
         ("reserved", address.is_reserved),
         ("private", address.is_private),
@@ -105,7 +172,12 @@ class AddressGuard:
         why = forbidden_reason(ip)
         if why is None:
             return None
-        shown = host if host == str(ip) else f"{host} resolves to {ip}"
+        if host == str(ip):
+            shown = host
+        elif _literal(host) == str(ip):
+            shown = f"{host} (that is {ip})"  # an address in another notation
+        else:
+            shown = f"{host} resolves to {ip}"
         return f"{shown}: {why} address refused"
 
     async def resolve(self, host: str, port: int) -> list[str]:
@@ -116,6 +188,10 @@ class AddressGuard:
         address is refused outright rather than trusting the order of the answer.
         """
         literal = _literal(host)
+        if literal is None and _is_loopback_name(host) \
+                and self.refusal(host, "127.0.0.1", port) is not None:
+            # RFC 6761: these names are this machine, whatever a resolver says (or fails to).
+            raise AddressRefused(f"{host}: loopback name refused")
         if literal is not None:
             addresses = [literal]
         else:
@@ -134,26 +210,45 @@ class AddressGuard:
         return addresses
 
 
+# Names that mean this machine without asking DNS (RFC 6761 and the usual /etc/hosts).
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost",
+                             "ip6-loopback"})
+
+
 def refusal_without_dns(guard: AddressGuard, host: str, port: int) -> str | None:
-    """The guard's verdict on a host that a proxy will resolve: an address literal is checked
-    as such and ``localhost`` names are refused; other names cannot be checked here (the
-    proxy, not this machine, decides where they lead)."""
+    """The guard's verdict on a host that a proxy will resolve.
+
+    The host is first read as a browser reads it (``archiver.hosts.parse_host``): every
+    spelling of an address (``2130706433``, ``0x7f.1``, ``127.0.0.1.``, fullwidth digits,
+    percent-encoding) is checked as that address, and a host that is not valid is refused
+    rather than handed to a proxy that may read it its own way. ``localhost`` names are
+    refused. Other names cannot be checked here: the proxy, not this machine, decides where
+    they lead."""
     if guard.allow_private:
         return None
-    literal = _literal(host)
-    if literal is not None:
-        return guard.refusal(host, literal, port)
-    name = host.rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
+    try:
+        parsed = parse_host(f"[{host}]" if ":" in host and not host.startswith("[") else host)
+    except HostError as exc:
+        return f"{host}: not a valid host name, refused ({exc})"
+    if parsed.address is not None:
+        return guard.refusal(host, str(parsed.address), port)
+    if _is_loopback_name(parsed.name):
         return f"{host}: loopback name refused"
     return None
 
 
-def _literal(host: str) -> str | None:
+def _is_loopback_name(host: str) -> bool:
     try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return None
+        name = parse_host(host).name
+    except HostError:
+        return False
+    return name in _LOOPBACK_NAMES or name.endswith(".localhost")
+
+
+def _literal(host: str) -> str | None:
+    """The address ``host`` spells, in any notation a resolver would accept, or ``None``."""
+    address = address_of(host)
+    return None if address is None else str(address)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

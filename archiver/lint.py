@@ -26,6 +26,12 @@ tracking-parameter    warning  ``fbclid``, ``utm_*``, ``__cft__``, ... leak wher
 login-only            warning  Facebook and Instagram show the evidence only to logged-in
                                readers; cite an archived copy as well
 empty-text-fragment   warning  ``#:~:text=`` with nothing to highlight: a copy-paste leftover
+private-address       info     the host is a loopback, private or other non-public address
+                               (``127.0.0.1``, ``10.0.0.1``, ``localhost``, also spelled
+                               ``2130706433``): readers elsewhere cannot open it, and
+                               ``archiver run`` refuses it unless allow_private_networks is on.
+                               Info, not a warning: intranet and test documents cite such hosts
+                               on purpose
 plain-http            info     not encrypted; often an https address exists
 duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
                                serves both)
@@ -35,7 +41,9 @@ mixed-notes           info     footnotes and endnotes in one document: endnotes 
                                shows them
 ===================== ======== ==============================================================
 
-Pure functions; no I/O; never raise on content.
+Hosts are read as browsers read them (``archiver.hosts``): an IPv4 address in any notation
+is a valid host, and so is an IPv6 literal; a host browsers refuse (``1.2.3.4.5``) is
+malformed. Pure functions; no I/O; never raise on content.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urlsplit
 
+from archiver.guard import forbidden_reason
+from archiver.hosts import Host, HostError, parse_host, url_host
 from archiver.models import Document, Finding, Severity
 
 __all__ = ["SEVERITY", "clean_tracking", "lint", "sort_findings", "structure_findings"]
@@ -61,6 +71,7 @@ SEVERITY: dict[str, Severity] = {
     "tracking-parameter": Severity.WARNING,
     "login-only": Severity.WARNING,
     "empty-text-fragment": Severity.WARNING,
+    "private-address": Severity.INFO,
     "plain-http": Severity.INFO,
     "duplicate-url": Severity.INFO,
     "no-url": Severity.INFO,
@@ -87,7 +98,10 @@ _TRACKING = {
     "fref": "fref",
 }
 _INDEX = re.compile(r"\[\d*\]$")
-_HOST = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$|^\[[0-9a-f:.]+\]$|^localhost$", re.IGNORECASE)
+# A domain an editor means: dotted labels and a top-level label of two or more characters
+# (``https://nodot/`` is a typo far more often than an intranet name), or localhost.
+_DOMAIN = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$|^localhost$", re.IGNORECASE)
+_LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
 def _make(code: str, message: str, footnote: int | None, line: int | None,
@@ -177,17 +191,45 @@ def _malformed(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
+        raw = url_host(url)
     except ValueError as exc:
         return f"cannot be parsed ({exc})"
     if parts.scheme.lower() not in ("http", "https"):
         return "does not start with http:// or https://"
     if not url.lower().startswith(("http://", "https://")):
         return "needs two slashes after the scheme"
-    host = parts.hostname or ""
-    if not host:
+    if not raw:
         return "has no host name"
-    if not _HOST.match(host if ":" not in host else f"[{host}]"):
-        return f"host name {host!r} is not valid"
+    host = _host(raw)
+    if host is None:
+        return f"host name {raw!r} is not valid"
+    if host.address is None and not _DOMAIN.match(host.name):
+        return f"host name {raw!r} is not valid"
+    return None
+
+
+def _host(raw: str) -> Host | None:
+    try:
+        return parse_host(raw)
+    except HostError:
+        return None
+
+
+def _private_note(url: str) -> str | None:
+    """Why ``url``'s host is not a public address, or ``None`` (for well-formed URLs)."""
+    raw = url_host(url)
+    host = _host(raw)
+    if host is None:
+        return None
+    written = "" if raw.lower() in (host.name, host.text) else f" (written {raw})"
+    if host.address is not None:
+        why = forbidden_reason(host.address)
+        if why is None:
+            return None
+        article = "an" if why[0].lower() in "aeiou" else "a"
+        return f"{host.name}{written} is {article} {why} address"
+    if host.name in _LOOPBACK_NAMES or host.name.endswith(".localhost"):
+        return f"{host.name}{written} is this computer"
     return None
 
 
@@ -226,6 +268,11 @@ def _url_findings(number: int, line: int, url: str) -> list[Finding]:
         found.append(_make("empty-text-fragment",
                            "the text fragment #:~:text= highlights nothing",
                            number, line, url, url.partition("#")[0]))
+    private = _private_note(url)
+    if private:
+        found.append(_make("private-address",
+                           f"{private}: readers elsewhere cannot open it, and archiver run "
+                           "refuses it unless allow_private_networks is on", number, line, url))
     note = _login_note(parts.hostname or "", parts.path)
     if note:
         found.append(_make("login-only", f"{note}; cite an archived copy too", number, line,

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
+import io
 import json
 import os
 import random
@@ -87,6 +87,8 @@ import tenacity
 
 from archiver.config import RescueSettings
 from archiver.errors import ConfigError
+from archiver.fetch import DECODABLE, decode_body
+from archiver.hosts import address_of
 from archiver.models import Memento, isoformat, utcnow
 
 __all__ = [
@@ -237,11 +239,8 @@ def _toggle_scheme(url: str) -> str:
 
 
 def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    # Any notation a browser reads as an address (127.1, 2130706433), not only dotted quads.
+    return address_of(host) is not None
 
 
 def _toggle_www(url: str) -> str | None:
@@ -502,12 +501,10 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.rstrip(".").lower() == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    address = address_of(host)
+    return address is not None and address.is_loopback
 
 
 def _check_api_url(name: str, value: str) -> None:
@@ -830,12 +827,9 @@ class Rescuer:
                     query = tuple(params) if params else None
                     async with self._client.stream(method, url, params=query, data=data,
                                                    headers=headers) as response:
-                        body = bytearray()
-                        async for chunk in response.aiter_bytes():
-                            body += chunk
-                            if len(body) > MAX_ANSWER:
-                                return _Answer(None, failure="the archive's answer was too large",
-                                               retryable=False)
+                        body, unusable = await _read_answer(response)
+                        if unusable is not None:
+                            return _Answer(None, failure=unusable, retryable=False)
             except (httpx.TimeoutException, TimeoutError) as exc:
                 sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 return _Answer(None, failure="timeout", sent=sent)
@@ -856,6 +850,36 @@ class Rescuer:
                 pause = loop.time() + retry_after
                 self._paused_until[host] = max(self._paused_until.get(host, 0.0), pause)
         return _Answer(response.status_code, bytes(body), retry_after)
+
+
+async def _read_answer(response: httpx.Response) -> tuple[bytes, str | None]:
+    """The answer's body with its Content-Encoding undone, or why it cannot be used.
+
+    The bytes are read as sent (``aiter_raw``) up to ``MAX_ANSWER``, then decoded by the
+    fetcher's ``decode_body`` to at most ``MAX_ANSWER`` bytes: a small compressed answer that
+    expands enormously (a 13 KB brotli answer can expand to gigabytes) costs at most that
+    much memory and is refused, never decoded whole.
+    """
+    raw = io.BytesIO()
+    async for chunk in response.aiter_raw():
+        if raw.tell() + len(chunk) > MAX_ANSWER:
+            return b"", f"the archive's answer was larger than {_size(MAX_ANSWER)}"
+        raw.write(chunk)
+    sent = raw.tell()
+    coding = response.headers.get("content-encoding")
+    codings = [c.strip().lower() for c in (coding or "").split(",") if c.strip()]
+    if any(c not in DECODABLE for c in codings):
+        # As httpx does: an unknown coding is taken as sent (then parsed, or not understood).
+        return raw.getvalue(), None
+    body = decode_body(raw, coding, MAX_ANSWER + 1)
+    if len(body) > MAX_ANSWER:
+        return b"", (f"the archive's answer was larger than {_size(MAX_ANSWER)} once "
+                     f"decoded (Content-Encoding: {coding}; {_size(sent)} as sent)")
+    return body, None
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
 
 
 # ── answer parsing (pure) ────────────────────────────────────────────────────

@@ -119,6 +119,21 @@ def test_redirect_to_a_language_root_or_another_sites_root_is_soft_404() -> None
     assert_verdict(classify(c), Verdict.SOFT_404, "home page of newowner.example")
 
 
+@pytest.mark.parametrize("cited", ["https://Bureau.KZ./novosti/x/",
+                                   "https://b%75reau.kz/novosti/x/",
+                                   "https://\uff42ureau.kz/novosti/x/"])
+def test_a_host_spelled_differently_is_the_same_site(cited: str) -> None:
+    """The fetcher requests the host as browsers read it; the cited spelling is the same site."""
+    c = cap("https://bureau.kz/", 200, LONG_ARTICLE, chain=((cited, 301),))
+    assert_verdict(classify(c), Verdict.SOFT_404, "redirected to the site's home page")
+
+
+def test_an_international_name_and_its_ascii_form_are_the_same_site() -> None:
+    c = cap("https://xn--bcher-kva.de/", 200, LONG_ARTICLE,
+            chain=(("https://B\u00fccher.de/neu/1", 301),))
+    assert_verdict(classify(c), Verdict.SOFT_404, "redirected to the site's home page")
+
+
 def test_redirect_up_to_a_section_or_to_an_error_page_is_soft_404() -> None:
     c = cap("https://bureau.kz/novosti/", 200, LONG_ARTICLE,
             chain=(("https://bureau.kz/novosti/sobstvennaya_informaciya/molchanie_zoloto/", 301),))

@@ -13,7 +13,13 @@ import pytest
 from archiver import retry
 from archiver.config import FetchSettings
 from archiver.fetch import Fetcher, _GuardedTransport
-from archiver.guard import AddressGuard, AddressRefused, NameNotResolved, forbidden_reason
+from archiver.guard import (
+    AddressGuard,
+    AddressRefused,
+    NameNotResolved,
+    forbidden_reason,
+    refusal_without_dns,
+)
 from archiver.models import Capture, FetchFailure, Verdict
 from tests.webserver import Reply, WebServer
 
@@ -33,6 +39,67 @@ def test_forbidden_addresses(address: str, word: str) -> None:
 @pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111", "8.8.8.8"])
 def test_public_addresses_pass(address: str) -> None:
     assert forbidden_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(("address", "word"), [
+    ("192.0.0.9", "IETF protocol assignment"), ("192.0.0.170", "IETF protocol assignment"),
+    ("0.1.2.3", "this-network"), ("198.18.0.1", "benchmarking"), ("198.19.255.1", "benchmarking"),
+    ("255.255.255.255", "broadcast"), ("192.0.2.1", "documentation"),
+    ("100.127.255.254", "not globally routable"),
+    # IPv6 forms that carry an IPv4 address are judged by it
+    ("::ffff:169.254.169.254", "link-local"),
+    ("64:ff9b::7f00:1", "NAT64 form of a loopback"),
+    ("64:ff9b::a9fe:a9fe", "NAT64 form of a link-local"),
+    ("2002:7f00:1::", "6to4 form of a loopback"), ("2002:a00:1::1", "6to4 form of a private"),
+    ("2002:c0a8:101::", "6to4 form of a private"),
+    # and these are refused outright
+    ("::7f00:1", "IPv4-compatible"), ("::808:808", "IPv4-compatible"),
+    ("64:ff9b:1::a00:1", "local-use NAT64"), ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
+    ("fd12:3456::1", "private"), ("fec0::1", "site-local"), ("2001:db8::1", "documentation"),
+    ("100::1", "discard-only"),
+])
+def test_special_purpose_ranges(address: str, word: str) -> None:
+    assert forbidden_reason(ipaddress.ip_address(address)) == word
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "::ffff:8.8.8.8",
+                                     "192.0.1.1", "100.128.0.1"])
+def test_embedded_public_addresses_pass(address: str) -> None:
+    """NAT64 of a public address is how an IPv6-only network reaches IPv4 sites."""
+    assert forbidden_reason(ipaddress.ip_address(address)) is None
+
+
+@pytest.mark.parametrize(("host", "shown"), [
+    ("2130706433", "2130706433 (that is 127.0.0.1): loopback"),
+    ("0xa9fea9fe", "0xa9fea9fe (that is 169.254.169.254): link-local"),
+    ("127.0.0.1.", "127.0.0.1. (that is 127.0.0.1): loopback"),
+    ("[::ffff:10.0.0.1]", "(that is ::ffff:a00:1): private"),
+    ("localhost.", "localhost.: loopback name"),
+    ("ip6-localhost", "loopback name"),
+    ("1.2.3.4.5", "not a valid host name"),
+])
+def test_refusal_without_dns_reads_every_notation(host: str, shown: str) -> None:
+    why = refusal_without_dns(AddressGuard(), host, 80)
+    assert why is not None and shown in why
+    assert refusal_without_dns(AddressGuard(allow_private=True), host, 80) is None
+
+
+@pytest.mark.parametrize("host", ["134744072", "example.org", "example.org.", "8.8.8.8"])
+def test_refusal_without_dns_lets_public_hosts_through(host: str) -> None:
+    assert refusal_without_dns(AddressGuard(), host, 80) is None
+
+
+def test_resolve_reads_other_notations_without_dns(monkeypatch) -> None:
+    async def no_dns(*args, **kw):  # the check must not depend on the resolver's reading
+        raise AssertionError("getaddrinfo called for an address literal")
+
+    async def go() -> None:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", no_dns)
+        with pytest.raises(AddressRefused, match=r"0x7f\.1 \(that is 127\.0\.0\.1\)"):
+            await AddressGuard().resolve("0x7f.1", 80)
+        assert await AddressGuard().resolve("134744072", 80) == ["8.8.8.8"]
+
+    asyncio.run(go())
 
 
 def test_refusal_reason_names_host_and_address() -> None:

@@ -47,10 +47,37 @@ def test_clean_url_keeps_meaningful_parameters() -> None:
 
 @pytest.mark.parametrize("url", ["htp://a.org/x", "http:/a.org/x", "https//a.org",
                                  "https://exa mple.org", "https://", "https://a.org:99999/",
-                                 "https://nodot/x"])
+                                 "https://nodot/x", "https://1.2.3.4.5/", "https://foo.09/",
+                                 "https://256.1.1.1/", "https://a%25b.org/", "https://[::1/"])
 def test_malformed_urls_are_errors(url: str) -> None:
     findings = lint.lint(doc((url,)))
     assert [(f.code, f.severity) for f in findings] == [("malformed-url", Severity.ERROR)]
+
+
+@pytest.mark.parametrize("url", ["https://8.8.8.8/report.html", "https://1.1.1.1/",
+                                 "https://[2606:4700::1111]/", "https://134744072/x",
+                                 "https://B\u00fccher.de/", "https://example.com./a"])
+def test_public_address_literals_are_valid_hosts(url: str) -> None:
+    """Issue 9: an IPv4 literal is a valid host, as an IPv6 literal always was."""
+    assert lint.lint(doc((url,))) == ()
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("https://127.0.0.1/", "127.0.0.1 is a loopback address"),
+    ("https://10.0.0.1/", "10.0.0.1 is a private address"),
+    ("https://192.168.1.20:8080/x", "192.168.1.20 is a private address"),
+    ("https://169.254.169.254/latest/", "169.254.169.254 is a link-local address"),
+    ("https://[::1]/", "::1 is a loopback address"),
+    ("https://2130706433/", "127.0.0.1 (written 2130706433) is a loopback address"),
+    ("https://0x7f.1/", "127.0.0.1 (written 0x7f.1) is a loopback address"),
+    ("https://[::7f00:1]/", "::7f00:1 is an IPv4-compatible address"),
+    ("https://localhost:8080/", "localhost is this computer"),
+])
+def test_private_addresses_are_valid_but_noted(url: str, said: str) -> None:
+    findings = lint.lint(doc((url,)))
+    assert [(f.code, f.severity) for f in findings] == [("private-address", Severity.INFO)]
+    assert findings[0].message.startswith(said)
+    assert "allow_private_networks" in findings[0].message
 
 
 def test_login_only_http_fragment_duplicate_and_no_url() -> None:

@@ -160,3 +160,78 @@ def test_archiver_run_through_a_proxy(http_proxy: WebServer, tmp_path: Path) -> 
     assert [link["http_status"] for link in report["links"]] == [200, 200]
     assert len(http_proxy.requests) >= 2
     read_back(tmp_path)
+
+
+# Hosts that are loopback, link-local or otherwise private in notations a proxy (or its
+# resolver) would read as such: none may ever be handed to the proxy (issue 10).
+HIDDEN_PRIVATE = [
+    "http://2130706433/", "http://0x7f000001/", "http://127.1/", "http://0/",
+    "http://0xa9fea9fe/latest/meta-data/", "http://0177.0.0.1/", "http://127.0.0.1./",
+    "http://0x7f.1/", "http://0x7F.0.0X0.01/", "http://%31%32%37.0.0.1/",
+    "http://%30x7f000001/", "http://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/",
+    "http://169.254.169.254./", "http://012.0.0.1/", "http://0xc0a80001/",
+    "http://[::ffff:127.0.0.1]/", "http://[::ffff:a9fe:a9fe]/", "http://[64:ff9b::7f00:1]/",
+    "http://[2002:a9fe:a9fe::]/", "http://[::127.0.0.1]/", "http://[fd00::1]/",
+    "http://[fe80::1]/", "http://192.0.0.9/", "http://100.64.0.1/", "http://198.18.0.1/",
+    "http://LOCALHOST./", "http://ip6-localhost/", "http://1.2.3.4.5/", "http://foo.0x4/",
+]
+
+
+@pytest.mark.parametrize("url", HIDDEN_PRIVATE)
+def test_no_notation_of_a_private_address_reaches_the_proxy(
+        http_proxy: WebServer, tmp_path: Path, url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "unrelated.example")
+    result = fetch(url, tmp_path)
+    assert isinstance(result, FetchFailure), result
+    assert result.verdict in (Verdict.PRIVATE_ADDRESS, Verdict.INVALID_URL), result
+    if result.verdict is Verdict.INVALID_URL:  # what browsers refuse to read at all
+        assert "not a valid host name" in result.reason
+    assert http_proxy.requests == []
+
+
+@pytest.mark.parametrize("url", [u for u in HIDDEN_PRIVATE
+                                 if u not in ("http://1.2.3.4.5/", "http://foo.0x4/")])
+def test_the_same_notations_without_a_proxy_are_private(tmp_path: Path, url: str) -> None:
+    result = fetch(url, tmp_path)
+    assert isinstance(result, FetchFailure), result
+    assert result.verdict is Verdict.PRIVATE_ADDRESS, result
+
+
+def test_an_address_in_another_notation_is_fetched_as_checked(
+        http_proxy: WebServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """134744072 is 8.8.8.8: the proxy is asked for the address that was checked, not for a
+    spelling it might read differently."""
+    monkeypatch.setenv("NO_PROXY", "unrelated.example")
+    result = fetch("http://134744072/dns?q=1", tmp_path)
+    assert isinstance(result, Capture), result
+    assert [path for _, path, _ in http_proxy.requests] == ["http://8.8.8.8/dns?q=1"]
+    assert result.final_url == "http://8.8.8.8/dns?q=1"
+    assert ("response", "http://8.8.8.8/dns?q=1") in read_back(tmp_path)
+
+
+@pytest.mark.parametrize("location", ["http://0x7f000001/admin", "http://169.254.169.254./",
+                                      "http://[64:ff9b::a9fe:a9fe]/", "//2130706433/"])
+def test_a_redirect_to_a_hidden_private_address_is_refused(
+        http_proxy: WebServer, tmp_path: Path, location: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "unrelated.example")
+    http_proxy.fallback = lambda req: Reply(302, b"", {"Location": location})
+    result = fetch("http://news.example.invalid/story", tmp_path)
+    assert isinstance(result, FetchFailure), result
+    assert result.verdict is Verdict.PRIVATE_ADDRESS
+    assert [path for _, path, _ in http_proxy.requests] == ["http://news.example.invalid/story"]
+    assert [hop.status for hop in result.hops] == [302]
+    read_back(tmp_path)
+
+
+def test_an_ipv6_literal_is_never_handed_to_the_proxy(http_proxy: WebServer, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore would send ``GET http://2606:4700::1111/q`` (no brackets) to the proxy, which
+    may read it as another host: an IPv6 literal is fetched directly, where the guard checks
+    the address connected to (here there is no route, so the fetch fails)."""
+    monkeypatch.setenv("NO_PROXY", "unrelated.example")
+    result = fetch("http://[2606:4700:0::1111]/q", tmp_path)
+    assert isinstance(result, FetchFailure), result
+    assert result.verdict is not Verdict.PRIVATE_ADDRESS
+    assert http_proxy.requests == []
