@@ -64,8 +64,13 @@ class ArchivedCapture:
         return read_record(self.root, self.payload_ref)
 
     def headers(self) -> list[tuple[str, str]]:
-        """The archived HTTP response headers, in order, as received."""
-        return list(self._record()[1])
+        """The archived HTTP response headers of this capture, in order, as received.
+
+        Read from ``warc`` (a revisit keeps its own answer's headers), not from
+        ``payload_ref``, which may be another URL's response of another date."""
+        from archiver.warc import read_record
+
+        return list(read_record(self.root, self.warc).http_headers)
 
     def raw_payload(self) -> bytes:
         """The HTTP body exactly as it came over the wire (Content-Encoding intact)."""

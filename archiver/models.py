@@ -346,7 +346,13 @@ class LinkState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class LinkRecord:
-    """Everything the report says about one distinct cited URL."""
+    """Everything the report says about one distinct cited URL.
+
+    ``capture`` is the record whose ``WARC-Target-URI`` is the URL fetched for this link (its
+    ``response``, or its ``revisit`` when the payload was already archived), dated
+    ``captured_at``; ``capture_payload`` is the record holding the bytes (``capture`` itself
+    for a response). Never another URL's record.
+    """
 
     url: str
     footnotes: tuple[int, ...]
@@ -364,6 +370,7 @@ class LinkRecord:
     excerpt: str | None = None
     checked_at: datetime | None = None
     rescued: WarcRef | None = None
+    capture_payload: WarcRef | None = None
 
 
 class ChangeKind(enum.StrEnum):
