@@ -175,9 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
              "needs --url N for them.", """
              archiver show 'kazakhstan-2020#14'
              archiver show 'kazakhstan-2020#14' --text
-             archiver show 'kazakhstan-2020#1' --url 2 --raw > page.html
+             archiver show 'kazakhstan-2020#1' --url 2 --raw > report.pdf
              archiver show 'kazakhstan-2020#14' --at 2020-11-01 --headers
-             archiver show 'kazakhstan-2020#14' --format json | jq '.[][0].chosen'
+             archiver show 'kazakhstan-2020#14' --text --format json | jq -r .chosen
              """, common)
     p.add_argument("ref", metavar="REF", help="an http(s) URL, or SOURCE_ID#N for footnote N")
     p.add_argument("--url", metavar="N", type=int, dest="url_number",
