@@ -29,7 +29,7 @@ import pytest
 
 from archiver.cli import build_parser, main
 from tests.parse_helpers import pandoc
-from tests.test_run import ARTICLE
+from tests.test_run import ARTICLE, read_back
 from tests.wayback_server import WaybackServer
 from tests.webserver import Reply, WebServer
 
@@ -143,6 +143,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         finally:
             os.chdir(cwd)
         yield root
+    read_back(root)  # what the examples wrote (run, check, --refresh) is valid WARC
 
 
 def _env(root: Path) -> dict[str, str]:

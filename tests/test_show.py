@@ -209,6 +209,7 @@ def test_show_lists_internet_archive_copies_found_but_not_stored(tmp_path: Path,
         wayback.add(dead, "20201028093012", body=ARTICLE)
         config = wayback_project(tmp_path, [dead], wayback)
         assert call("run", "--config", str(config))[0] == 0  # looked up, not stored
+    read_back(tmp_path)
     code, out, _ = call("show", "brief#1", "--config", str(config))
     assert code == 0
     assert "2020-10-28T09:30:12Z" in out and "not stored" in out and "20201028093012" in out
