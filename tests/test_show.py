@@ -8,7 +8,9 @@ reads the records back with warcio at the offsets the tool names.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import html
 import io
 import json
 import subprocess
@@ -80,6 +82,16 @@ def test_capture_of_a_deduplicated_payload_is_this_urls_revisit(tmp_path: Path,
             assert capture["payload"] == {k: capture[k] for k in
                                           ("warc", "offset", "length", "record_id")}
     assert sorted(kinds) == ["response", "revisit"]
+    # The other reports name the same record as "our capture" of each URL.
+    folder = tmp_path / "reports" / "brief"
+    with (folder / "links.csv").open(encoding="utf-8", newline="") as fh:
+        rows = {row["url"]: row for row in csv.DictReader(fh)}
+    for url in urls:
+        record_id = links[url]["capture"]["record_id"]
+        assert rows[url]["record_id"] == record_id
+        assert int(rows[url]["offset"]) == links[url]["capture"]["offset"]
+        assert record_id in (folder / "report.md").read_text("utf-8")
+        assert html.escape(record_id) in (folder / "report.html").read_text("utf-8")
 
     for ref, page in (("brief#1", "a"), ("brief#2", "b")):
         done = raw(config, ref)
