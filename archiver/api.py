@@ -219,10 +219,11 @@ class Archive:
         assert self.catalog is not None
         found = []
         for stored in self.catalog.captures(fetched_url):
-            record = stored.warc or stored.payload
-            payload = stored.payload or stored.warc
+            record, payload = stored.warc, stored.payload
+            if record is not None and payload is None and stored.revisit:
+                payload = self._original_of(record)
             if record is None or payload is None:
-                continue
+                continue  # nothing written, or a revisit whose bytes are nowhere: unreadable
             verdict, reason = judged.get(stored.run_id, (None, ""))
             found.append(
                 ArchivedCapture(
@@ -240,6 +241,37 @@ class Archive:
                 )
             )
         return found
+
+    def _original_of(self, revisit: WarcRef) -> WarcRef | None:
+        """The response record a revisit refers to, found through the CDXJ index when the
+        catalog does not know it (its row lost, e.g. to a crash between the WARC write and
+        the catalog): the record of ``WARC-Refers-To-Target-URI`` with the same payload
+        digest and ``WARC-Refers-To`` as its id. ``None`` if it is not there."""
+        from archiver.errors import ArchiveError
+        from archiver.warc import lookup, read_record
+
+        archive_dir = self.settings.archive.dir
+        try:
+            head = dict(read_record(self.settings.root, revisit).warc_headers)
+            target, digest = head.get("WARC-Refers-To-Target-URI"), head.get("WARC-Payload-Digest")
+            if not target or not digest:
+                return None
+            for entry in lookup(archive_dir, target):
+                if entry.digest != digest or entry.mime == "warc/revisit":
+                    continue
+                path = (archive_dir / entry.filename).resolve()
+                try:
+                    rel = path.relative_to(self.settings.root.resolve()).as_posix()
+                except ValueError:
+                    rel = path.as_posix()
+                found = WarcRef(rel, entry.offset, entry.length, "")
+                record_id = dict(read_record(self.settings.root, found).warc_headers).get(
+                    "WARC-Record-ID", "")
+                if record_id and record_id == head.get("WARC-Refers-To", record_id):
+                    return WarcRef(rel, entry.offset, entry.length, record_id)
+        except ArchiveError:
+            return None
+        return None
 
     def urls_of(self, ref: str) -> list[str]:
         """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, an http(s) URL is

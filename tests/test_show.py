@@ -299,3 +299,29 @@ def test_show_never_creates_the_archive(tmp_path: Path, web: WebServer) -> None:
     (tmp_path / "archive").mkdir()
     assert call("show", "brief#1", "--config", str(config))[0] == 1
     assert list((tmp_path / "archive").iterdir()) == []
+
+
+def test_a_revisit_whose_original_the_catalog_lost_is_read_through_the_index(
+        tmp_path: Path, web: WebServer) -> None:
+    import sqlite3
+
+    web.route("/a", Reply(200, ARTICLE, HTML))
+    web.route("/b", Reply(200, ARTICLE, HTML))
+    urls = [web.url("/a"), web.url("/b")]
+    config = make_project(tmp_path, urls)
+    assert call("run", "--config", str(config))[0] == 0
+    read_back(tmp_path)
+    links = links_of(tmp_path)
+    kinds = {url: record_at(tmp_path, links[url]["capture"])[0].rec_type for url in urls}
+    original = next(url for url in urls if kinds[url] == "response")
+    revisit = next(url for url in urls if kinds[url] == "revisit")
+    # The catalog loses the original's row (as a crash between WARC and catalog would).
+    with sqlite3.connect(tmp_path / "archive" / "catalog.sqlite3") as db:
+        assert db.execute("DELETE FROM captures WHERE url = ?", (original,)).rowcount == 1
+    done = raw(config, revisit)
+    assert done.returncode == 0, done.stderr
+    assert sha(done.stdout) == sha(ARTICLE)
+    code, out, _ = call("show", revisit, "--format", "json", "--config", str(config))
+    assert code == 0
+    (entry,) = json.loads(out)[revisit]
+    assert entry["payload"] == links[revisit]["capture"]["payload"]
