@@ -229,6 +229,10 @@ def test_show_lists_internet_archive_copies_found_but_not_stored(tmp_path: Path,
                           "--config", str(config))
     assert code == 0
     assert "nearer copy, of 2020-10-28, not stored here" in err
+    code, out, err = call("show", "brief#1", "--text", "--config", str(config))
+    assert code == 0
+    assert err.startswith("showing our capture of ") and "no copy shows the page" in err
+    assert "a copy of 2020-10-28, not stored here" in err and "20201028093012" in err
     code, out, _ = call("show", "brief#1", "--format", "json", "--config", str(config))
     stored = [e["stored"] for e in json.loads(out)[dead]]
     assert stored == [True, False]

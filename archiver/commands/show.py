@@ -122,11 +122,13 @@ _VERDICT_PHRASE = {
 }
 
 
-def _judged(c: ArchivedCapture) -> str:
+def _judged(c: ArchivedCapture, subject: str | None = None) -> str:
+    """``"our capture of DATE is a login wall (reason)"``; ``subject`` replaces the name."""
+    subject = subject or _describe(c)
     if c.verdict is None:
-        return f"{_describe(c)} has no verdict (HTTP status {c.status or '-'})"
+        return f"{subject} has no verdict (HTTP status {c.status or '-'})"
     phrase = _VERDICT_PHRASE.get(c.verdict.value, f"judged {c.verdict.value}")
-    return f"{_describe(c)} is {phrase}" + (f" ({c.reason})" if c.reason else "")
+    return f"{subject} is {phrase}" + (f" ({c.reason})" if c.reason else "")
 
 
 def _choose(copies: list[ArchivedCapture], lookups: list[Memento], when: datetime | None,
@@ -160,8 +162,12 @@ def _choose(copies: list[ArchivedCapture], lookups: list[Memento], when: datetim
                                                   "we hold no capture of our own")
         return chosen, why
     chosen = copies[0]
-    return chosen, f"showing {_describe(chosen)}, the newest: no copy shows the page; " + \
-        _judged(chosen)
+    why = f"showing {_describe(chosen)}, the newest, but no copy shows the page: " + \
+        _judged(chosen, "it")
+    if lookups:
+        why += (f"; the Internet Archive has a copy of {_day(lookups[-1].datetime)}, not "
+                f"stored here: {lookups[-1].url}")
+    return chosen, why
 
 
 def _list(ref: str, found: dict[str, list[ArchivedCapture]], lookups: dict[str, list[Memento]],
