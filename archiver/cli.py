@@ -12,6 +12,9 @@ codes (see ``CONTRACT.md``):
  2    usage, config or unusable input
  3    the archive could not be written
 ====  =====================================================================
+
+With ``--format json`` an error is printed as ``{"error": MESSAGE, "exit": CODE}`` on stdout
+instead of ``error: MESSAGE`` on stderr, so a script reading the JSON gets JSON either way.
 """
 
 from __future__ import annotations
@@ -163,16 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     _format_option(p)
     _progress_option(p)
 
-    p = _add(sub, "show", "Retrieve archived evidence. REF is a URL, or SOURCE_ID#N for "
-             "every URL of footnote N. Lists the captures, newest first; --text, --headers "
-             "and --raw read the newest capture that holds the page (ours, or a rescued "
-             "Internet Archive copy), or the one nearest --at.", """
+    p = _add(sub, "show", "Retrieve archived evidence. REF is an http(s) URL, or "
+             "SOURCE_ID#N for every URL of footnote N. Lists every copy (ours and the Internet "
+             "Archive's) by its own date, newest first. --text, --headers and --raw read one "
+             "copy: the one nearest --at, else our newest capture that shows the page (a "
+             "healthy verdict), else the newest rescued Internet Archive copy, else the "
+             "newest; which one and why is said on stderr. A footnote citing several URLs "
+             "needs --url N for them.", """
              archiver show 'kazakhstan-2020#14'
-             archiver show https://rus.azattyq.org/a/30723868.html --text
-             archiver show 'kazakhstan-2020#1' --raw > report.pdf
-             archiver show URL --at 2026-01-01 --headers
+             archiver show 'kazakhstan-2020#14' --text
+             archiver show 'kazakhstan-2020#1' --url 2 --raw > report.pdf
+             archiver show 'kazakhstan-2020#14' --at 2020-11-01 --headers
+             archiver show 'kazakhstan-2020#14' --text --format json | jq -r .chosen
              """, common)
-    p.add_argument("ref", metavar="REF", help="a URL, or SOURCE_ID#N for footnote N")
+    p.add_argument("ref", metavar="REF", help="an http(s) URL, or SOURCE_ID#N for footnote N")
+    p.add_argument("--url", metavar="N", type=int, dest="url_number",
+                   help="the Nth URL of a footnote that cites several (needed for --text, "
+                   "--headers and --raw there)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", action="store_true",
                       help="print the readable text of the archived page (main content)")
@@ -181,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--raw", action="store_true",
                       help="write the archived payload bytes to stdout (a PDF, an image)")
     p.add_argument("--at", metavar="DATE",
-                   help="pick the capture nearest to DATE (YYYY-MM-DD or an ISO time)")
+                   help="pick the copy whose own date (an Internet Archive copy's memento "
+                   "date, else our capture time) is nearest to DATE (YYYY-MM-DD or ISO time)")
     _format_option(p)
 
     p = _add(sub, "report", "Rebuild reports/SOURCE_ID/ from the archive and the catalog, "
@@ -288,7 +299,8 @@ def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
     mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
-    return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io)
+    return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io,
+                url_number=args.url_number)
 
 
 def _cmd_report(args: argparse.Namespace, io: Output) -> int:
@@ -327,10 +339,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     ``ArchiverError`` becomes ``error: <message>`` on stderr and its exit code."""
     io = Output(stdout or sys.stdout, stderr or sys.stderr)
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_errors = _wants_json(argv)
     try:
         try:
             with contextlib.redirect_stdout(io.out):
-                args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+                args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version exit 0 through argparse
             return int(exc.code or 0)
         if not args.command:
@@ -338,6 +352,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return EXIT_USAGE
         return _COMMANDS[args.command](args, io)
     except ArchiverError as exc:
+        if json_errors:
+            io.json({"error": str(exc), "exit": exc.exit_code})
+            return exc.exit_code
         io.error(str(exc))
         if isinstance(exc, UsageError):
             io.err.write("Run 'archiver --help' for usage.\n")
@@ -350,6 +367,20 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except Exception as exc:  # a bug: say so in one line; the traceback on request
         if os.environ.get("ARCHIVER_DEBUG"):
             raise
-        io.error(f"internal error: {type(exc).__name__}: {exc} (this is a bug in archiver; "
-                 "set ARCHIVER_DEBUG=1 to see the traceback and please report it)")
+        message = (f"internal error: {type(exc).__name__}: {exc} (this is a bug in archiver; "
+                   "set ARCHIVER_DEBUG=1 to see the traceback and please report it)")
+        if json_errors:
+            io.json({"error": message, "exit": EXIT_FINDINGS})
+        else:
+            io.error(message)
         return EXIT_FINDINGS
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--format json``: its errors are then JSON too,
+    ``{"error": MESSAGE, "exit": CODE}`` on stdout (where a script reads the JSON), even
+    when the arguments themselves are wrong."""
+    for i, arg in enumerate(argv):
+        if arg == "--format=json" or (arg == "--format" and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return False

@@ -346,7 +346,13 @@ class LinkState(enum.StrEnum):
 
 @dataclass(frozen=True)
 class LinkRecord:
-    """Everything the report says about one distinct cited URL."""
+    """Everything the report says about one distinct cited URL.
+
+    ``capture`` is the record whose ``WARC-Target-URI`` is the URL fetched for this link (its
+    ``response``, or its ``revisit`` when the payload was already archived), dated
+    ``captured_at``; ``capture_payload`` is the record holding the bytes (``capture`` itself
+    for a response). Never another URL's record.
+    """
 
     url: str
     footnotes: tuple[int, ...]
@@ -367,6 +373,7 @@ class LinkRecord:
     # Why the web archive was not asked about this failing link ("rescue is disabled", "the
     # Internet Archive could not be reached"); None when it was asked, or need not be.
     not_looked_up: str | None = None
+    capture_payload: WarcRef | None = None
 
 
 class ChangeKind(enum.StrEnum):

@@ -594,7 +594,10 @@ def build_link_records(
                 http_status=last.http_status if last else None,
                 final_url=last.final_url if last else None,
                 attempts=last.attempts if last else 0,
-                capture=(stored.payload or stored.warc) if stored else None,
+                # The record of this URL's fetch, not the record it deduplicates against
+                # (which may be another URL's response of another date).
+                capture=stored.warc if stored else None,
+                capture_payload=stored.payload if stored else None,
                 captured_at=stored.captured_at if stored else None,
                 memento=memento if not (last and last.verdict.healthy) else None,
                 state=status.state if last else None,

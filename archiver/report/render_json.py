@@ -105,7 +105,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "http_status": link.http_status,
         "final_url": link.final_url,
         "attempts": link.attempts,
-        "capture": _capture(link.capture, link.captured_at),
+        "capture": _capture(link.capture, link.captured_at, link.capture_payload),
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
         "state": link.state.value if link.state is not None else None,
@@ -118,10 +118,14 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
     }
 
 
-def _capture(ref: WarcRef | None, captured_at: datetime | None) -> dict[str, Any] | None:
+def _capture(ref: WarcRef | None, captured_at: datetime | None,
+             payload: WarcRef | None) -> dict[str, Any] | None:
+    """The record of this URL's fetch, with ``payload``: the record holding the bytes (the
+    same record for a response, the original for a revisit)."""
     data = _warc(ref)
     if data is not None:
         data["captured_at"] = _time(captured_at)
+        data["payload"] = _warc(payload or ref)
     return data
 
 
