@@ -43,6 +43,7 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
+from archiver.safetext import escape_controls
 
 __all__ = ["esc", "render_html"]
 
@@ -50,7 +51,7 @@ __all__ = ["esc", "render_html"]
 
 def esc(value: object) -> str:
     """Text (or an attribute value) made safe for HTML: ``& < > " '`` escaped."""
-    return html.escape("" if value is None else str(value), quote=True)
+    return html.escape(escape_controls("" if value is None else str(value)), quote=True)
 
 
 @cache
