@@ -53,7 +53,7 @@ _BACKLINK = re.compile(r"^\s*(?:\[?\d{1,4}\]?|↩\ufe0e?|\u21a9\ufe0e?|\^)\s*$")
 def _anchor_of(tag: Tag) -> str | None:
     for attr in ("id", "name"):
         value = tag.get(attr)
-        if isinstance(value, str) and _NOTE_ID.match(value):
+        if isinstance(value, str) and _NOTE_ID.fullmatch(value):
             return value
     return None
 
@@ -70,7 +70,7 @@ def _note_container(anchor: Tag) -> Tag:
     # Word wraps each note's paragraphs in <div id="ftnN">: take the div when it is there.
     grand = parent.parent
     if (parent.name == "p" and isinstance(grand, Tag) and grand.name == "div"
-            and isinstance(grand_id := grand.get("id"), str) and _NOTE_ID.match(grand_id)):
+            and isinstance(grand_id := grand.get("id"), str) and _NOTE_ID.fullmatch(grand_id)):
         return grand
     return parent
 
@@ -79,7 +79,7 @@ def _marker_number(link: Tag, target_id: str) -> int:
     digits = re.findall(r"\d+", link.get_text())
     if digits:
         return int(digits[0])
-    match = _NOTE_ID.match(target_id)
+    match = _NOTE_ID.fullmatch(target_id)
     return int(match.group(1)) if match else 0
 
 
@@ -219,7 +219,7 @@ def read(data: bytes, source: str = "document") -> Draft:
         walker = _Walker(notes, containers)
         walker.walk(container, in_note=True)
         text = walker.done()
-        match = _NOTE_ID.match(anchor_id)
+        match = _NOTE_ID.fullmatch(anchor_id)
         number = int(match.group(1)) if match else 0
         backlinks = [a for a in container.find_all("a", href=True)
                      if isinstance(a["href"], str) and a["href"].startswith("#")]
