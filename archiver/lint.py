@@ -26,6 +26,8 @@ tracking-parameter    warning  ``fbclid``, ``utm_*``, ``__cft__``, ... leak wher
 login-only            warning  Facebook and Instagram show the evidence only to logged-in
                                readers; cite an archived copy as well
 empty-text-fragment   warning  ``#:~:text=`` with nothing to highlight: a copy-paste leftover
+too-deep              warning  HTML nested more than 256 elements deep: the text below is
+                               read as plain text, links there are not seen
 plain-http            info     not encrypted; often an https address exists
 duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
                                serves both)
@@ -61,6 +63,7 @@ SEVERITY: dict[str, Severity] = {
     "tracking-parameter": Severity.WARNING,
     "login-only": Severity.WARNING,
     "empty-text-fragment": Severity.WARNING,
+    "too-deep": Severity.WARNING,
     "plain-http": Severity.INFO,
     "duplicate-url": Severity.INFO,
     "no-url": Severity.INFO,

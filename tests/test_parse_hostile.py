@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
+
+import pytest
 
 from archiver.parse import parse_bytes
 from tests.test_parse_readers import W, _docx, _odt, _odt_note, _zip
@@ -55,3 +58,54 @@ def test_odt_and_docx_keep_the_same_text_after_an_entity_reference() -> None:
     doc = parse_bytes(_zip(members), "entity.odt")
     assert doc.footnote(1).urls == ("https://example.org/a.pdf",)
     assert doc.footnote(1).text == "Report &name; see https://example.org/a.pdf here"
+
+
+def _deep_html(levels: int, tag: str = "div") -> bytes:
+    return ("<!DOCTYPE html><html><body>\n<p>Claim here.<a href=\"#fn1\">1</a></p>\n"
+            + f"<{tag}>" * levels + "deep words https://example.org/deep"
+            + f"</{tag}>" * levels
+            + '\n<ol><li id="fn1">See <a href="https://example.org/a">the page</a></li></ol>'
+            "</body></html>").encode()
+
+
+def _timed(data: bytes) -> tuple[object, float]:
+    started = time.monotonic()
+    doc = parse_bytes(data, "deep.html")
+    return doc, time.monotonic() - started
+
+
+def test_deep_html_nesting_is_linear_and_gives_a_too_deep_finding() -> None:
+    from archiver.parse.html import MAX_DEPTH
+
+    _, small = _timed(_deep_html(20_000))
+    doc, seconds = _timed(_deep_html(200_000))
+    # Quadratic parsing took 42 s for 20k levels and minutes for 200k; linear is a few
+    # seconds (the bound is generous: the machine is shared).
+    assert seconds < 20, f"200k levels took {seconds:.1f} s"
+    assert seconds < 30 * max(small, 0.05), f"20k: {small:.2f} s, 200k: {seconds:.2f} s"
+    findings = [f for f in doc.findings if f.code == "too-deep"]
+    assert len(findings) == 1
+    assert findings[0].line == 3 and str(MAX_DEPTH) in findings[0].message
+    # What is above the limit is read as before; the text below it is kept.
+    assert doc.footnote(1).urls == ("https://example.org/a",)
+    assert doc.claims[0].text == "Claim here."
+
+
+def test_html_within_the_depth_limit_has_no_finding_and_keeps_inner_links() -> None:
+    from archiver.parse.html import MAX_DEPTH
+
+    levels = MAX_DEPTH - 10
+    data = ('<!DOCTYPE html><html><body><p>Claim.<a href="#fn1">1</a></p><ol><li id="fn1">'
+            + "<span>" * levels + 'See <a href="https://example.org/inner">it</a>'
+            + "</span>" * levels + "</li></ol></body></html>").encode()
+    doc = parse_bytes(data, "ok.html")
+    assert not [f for f in doc.findings if f.code == "too-deep"]
+    assert doc.footnote(1).urls == ("https://example.org/inner",)
+
+
+@pytest.mark.parametrize("tag", ["span", "sup", "a", "li"])
+def test_deep_nesting_of_any_element_is_bounded(tag: str) -> None:
+    doc, seconds = _timed(_deep_html(50_000, tag))
+    assert seconds < 20
+    assert [f.code for f in doc.findings].count("too-deep") == 1
+    assert doc.footnote(1).urls == ("https://example.org/a",)
