@@ -364,6 +364,8 @@ class LinkRecord:
     excerpt: str | None = None
     checked_at: datetime | None = None
     rescued: WarcRef | None = None
+    # The captured payload's digest (``WARC-Payload-Digest``, e.g. ``sha1:…``), for citing.
+    payload_digest: str | None = None
 
 
 class ChangeKind(enum.StrEnum):

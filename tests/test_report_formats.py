@@ -27,6 +27,7 @@ from archiver.models import (
     LinkRecord,
     Source,
     Verdict,
+    WarcRef,
     isoformat,
 )
 from archiver.report import build_report, render_csv, render_html, render_json, render_md
@@ -535,3 +536,17 @@ def test_html_filter_chips_say_they_count_footnotes_and_the_chart_urls(report) -
         key = chip["data-footnote-count"]
         count = sum(1 for entry in report.entries if key in entry.keys)
         assert chip.get_text(" ").split() == [str(count), "footnotes"]
+
+
+def test_html_gives_the_capture_record_id_and_payload_digest_as_text() -> None:
+    url = "https://example.org/page"
+    digest = "sha1:2BOSCEWUX3U7KKTB6UVMHQZCPYJ4D7WW"
+    note = Footnote(number=1, text=f"See {url}", urls=(url,), line=3,
+                    claims=(Claim(footnote=1, text="Claim.", line=1),))
+    link = LinkRecord(url=url, footnotes=(1,), verdict=Verdict.OK, http_status=200,
+                      capture=WarcRef("archive/a.warc.gz", 10, 20, "<urn:uuid:1234>"),
+                      captured_at=GENERATED, checked_at=GENERATED, payload_digest=digest)
+    report = build_report(Source("s", "/x.md"), Document("/x.md", "markdown", (note,)), [link],
+                          generated_at=GENERATED)
+    row = BeautifulSoup(render_html(report), "lxml").select_one(".evidence dd").get_text(" ")
+    assert "<urn:uuid:1234>" in row and digest in row and "archive/a.warc.gz" in row

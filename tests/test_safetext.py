@@ -85,6 +85,9 @@ def test_every_text_output_escapes_controls(tmp_path: Path, web: WebServer) -> N
     assert "\\x1b[31mRED" in csv_text and _raw_controls(csv_text, allowed="\t\n\r") == []
     html_text = (reports / "report.html").read_text(encoding="utf-8")
     assert "\\u202egnp.exe" in html_text and _raw_controls(html_text) == []
+    # (and, from a real run, our capture's replay link and payload digest as text)
+    assert "http://127.0.0.1:8080/archive/" in html_text
+    assert "payload digest <code>sha1:" in html_text
     report_json = (reports / "report.json").read_text(encoding="utf-8")
     assert _raw_controls(report_json, allowed="\n") == []
     data = json.loads(report_json)

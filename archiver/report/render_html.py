@@ -404,7 +404,9 @@ def _evidence(link: LinkRecord, report: Report) -> str:
             f'<a class="replay" href="{esc(replay)}">replay</a> ({SERVE_HINT}) · '
             f"record <code>{esc(link.capture.record_id)}</code> in "
             f"<code>{esc(link.capture.path)}</code> "
-            f"(offset {link.capture.offset}, {link.capture.length} bytes)</dd>"
+            f"(offset {link.capture.offset}, {link.capture.length} bytes)"
+            + (f", payload digest <code>{esc(link.payload_digest)}</code>"
+               if link.payload_digest else "") + "</dd>"
         )
     elif link.verdict is not None:
         rows.append("<dt>Our capture</dt><dd>nothing could be captured</dd>")
