@@ -546,7 +546,7 @@ def _norm_path(path: str) -> str:
 
 
 def _is_home(path: str) -> bool:
-    return path in ("/", "//") or bool(_LANGUAGE_ROOT.match(path))
+    return path in ("/", "//") or bool(_LANGUAGE_ROOT.fullmatch(path))
 
 
 def _same_address(a: str, b: str) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import textwrap
@@ -31,6 +30,7 @@ from typing import TextIO
 
 from archiver import __version__
 from archiver.errors import ArchiverError, UsageError
+from archiver.safetext import escape_controls, json_dumps
 
 __all__ = ["main"]
 
@@ -249,14 +249,17 @@ class Output:
         self.out = out
         self.err = err
 
+    # Text from documents and servers can hold terminal escape sequences: every line is
+    # written with its control characters made visible (archiver.safetext).
     def print(self, text: str = "") -> None:
+        text = escape_controls(text)
         self.out.write(text if text.endswith("\n") else text + "\n")
 
     def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.out.write(json_dumps(data, indent=2) + "\n")
 
     def error(self, text: str) -> None:
-        self.err.write(f"error: {text}\n")
+        self.err.write(f"error: {escape_controls(text)}\n")
 
     @property
     def interactive(self) -> bool:

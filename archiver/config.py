@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from archiver import __version__
 from archiver.errors import ConfigError
+from archiver.inputs import read_regular_file
 from archiver.models import Source
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
 T = TypeVar("T")
 
 PROJECT_URL = "https://github.com/archiver-project/archiver"
+# A sources.toml is a few KiB; the bound keeps a path to /dev/zero from filling memory.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def default_user_agent() -> str:
@@ -145,7 +148,8 @@ class Settings:
             return Path(path).as_posix()
 
 
-_ID = re.compile(r"^[a-z0-9-]+$")
+# Used with fullmatch: "$" would also match before a final newline ("ok\n").
+_ID = re.compile(r"[a-z0-9-]+")
 
 
 def _section(cls: type[T], table: Any, where: str, **extra: Any) -> T:
@@ -211,7 +215,7 @@ def _sources(entries: Any, root: Path, config_path: Path) -> tuple[Source, ...]:
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         source_id = entry.get("id")
-        if not isinstance(source_id, str) or not _ID.match(source_id):
+        if not isinstance(source_id, str) or not _ID.fullmatch(source_id):
             raise ConfigError(f"{where}.id: expected lowercase letters, digits and '-', "
                               f"got {source_id!r}")
         if source_id in seen:
@@ -237,13 +241,14 @@ def _sources(entries: Any, root: Path, config_path: Path) -> tuple[Source, ...]:
 def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None = None) -> Settings:
     """Read ``config_path`` into ``Settings``.
 
-    Raises ``ConfigError`` naming the file (and key) when it is missing, not valid TOML, or
+    Raises ``ConfigError`` naming the file (and key) when it is missing, not a regular file
+    (FIFO, device, directory), larger than ``MAX_CONFIG_BYTES``, not valid TOML, or
     holds an unknown key or a value of the wrong type. ``overrides`` replaces fields of
     ``FetchSettings`` after reading (for command-line options).
     """
     path = Path(config_path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, limit=MAX_CONFIG_BYTES, what="config", error=ConfigError)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (create one, or pass --config PATH)"

@@ -32,6 +32,8 @@ private-address       info     the host is a loopback, private or other non-publ
                                ``archiver run`` refuses it unless allow_private_networks is on.
                                Info, not a warning: intranet and test documents cite such hosts
                                on purpose
+too-deep              warning  HTML nested more than 256 elements deep: the text below is
+                               read as plain text, links there are not seen
 plain-http            info     not encrypted; often an https address exists
 duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
                                serves both)
@@ -72,6 +74,7 @@ SEVERITY: dict[str, Severity] = {
     "login-only": Severity.WARNING,
     "empty-text-fragment": Severity.WARNING,
     "private-address": Severity.INFO,
+    "too-deep": Severity.WARNING,
     "plain-http": Severity.INFO,
     "duplicate-url": Severity.INFO,
     "no-url": Severity.INFO,

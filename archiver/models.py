@@ -374,6 +374,8 @@ class LinkRecord:
     # Internet Archive could not be reached"); None when it was asked, or need not be.
     not_looked_up: str | None = None
     capture_payload: WarcRef | None = None
+    # The captured payload's digest (``WARC-Payload-Digest``, e.g. ``sha1:…``), for citing.
+    payload_digest: str | None = None
 
 
 class ChangeKind(enum.StrEnum):

@@ -607,6 +607,7 @@ def build_link_records(
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
+                payload_digest=stored.payload_digest if stored else None,
             )
         )
     return tuple(records)

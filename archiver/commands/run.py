@@ -7,7 +7,6 @@ details follow. Progress goes to stderr: a live bar on a terminal, plain lines o
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from archiver.config import load_settings
 from archiver.models import ChangeKind, Verdict, isoformat
 from archiver.pipeline import SilentProgress
+from archiver.safetext import escape_controls, json_dumps
 
 if TYPE_CHECKING:
     from archiver.cli import Output
@@ -42,7 +42,8 @@ class PlainProgress:
     def advance(self, url: str, verdict: str) -> None:
         self.count += 1
         width = len(str(self.total))
-        self.io.err.write(f"  [{self.count:>{width}}/{self.total}] {verdict:<16} {url}\n")
+        self.io.err.write(f"  [{self.count:>{width}}/{self.total}] {verdict:<16} "
+                          f"{escape_controls(url)}\n")
         self.io.err.flush()
 
     def done(self) -> None:
@@ -231,7 +232,7 @@ def check(config: Path, *, sources: list[str] | None, fail_on: str, rescue: bool
         data["summary"] = _summary_check(outcome)
         data["fail_on"] = fail_on
         data["failing"] = len(failing)
-        io.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        io.out.write(json_dumps(data, indent=2) + "\n")
     else:
         io.print(_summary_check(outcome))
         _changes_text(outcome, io)

@@ -14,7 +14,6 @@ a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +28,14 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.safetext import json_dumps
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
 
 def render_json(report: Report) -> str:
     """The report as pretty-printed JSON text (UTF-8 safe, non-ASCII kept), ending in a newline."""
-    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    return json_dumps(report_dict(report), indent=2) + "\n"
 
 
 def report_dict(report: Report) -> dict[str, Any]:
