@@ -103,7 +103,7 @@ _TRACKING = {
 _INDEX = re.compile(r"\[\d*\]$")
 # A domain an editor means: dotted labels and a top-level label of two or more characters
 # (``https://nodot/`` is a typo far more often than an intranet name), or localhost.
-_DOMAIN = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$|^localhost$", re.IGNORECASE)
+_DOMAIN = re.compile(r"(?:[\w-]+\.)+[\w-]{2,}|localhost", re.IGNORECASE)
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -206,7 +206,7 @@ def _malformed(url: str) -> str | None:
     host = _host(raw)
     if host is None:
         return f"host name {raw!r} is not valid"
-    if host.address is None and not _DOMAIN.match(host.name):
+    if host.address is None and not _DOMAIN.fullmatch(host.name):
         return f"host name {raw!r} is not valid"
     return None
 
