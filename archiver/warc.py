@@ -9,10 +9,14 @@ Records are assembled in a spool first and appended to the file in one go, so th
 ever grows by whole gzip members. What crashes can leave behind, and what happens to it:
 
 * ``kill -9`` (or a power cut) mid-append leaves a ``.open`` file whose last member is cut.
-  The next ``WarcWriter`` on the folder (or ``recover()``) finds every ``.open`` file that no
-  live writer holds, truncates it after its last complete member, renames it and indexes it.
-  A file with no complete record at all (not even its ``warcinfo``) is moved to
-  ``archive/quarantine/`` rather than deleted, so nothing is destroyed silently.
+  ``recover()`` (run by every ``run``/``check`` before it reads the catalog, and by each new
+  ``WarcWriter``) finds every ``.open`` file that no live writer holds, truncates it after its
+  last complete record, renames it and indexes it. A byte of a complete record is never
+  removed: a file with no complete record at all (not even its ``warcinfo``) is moved to
+  ``archive/quarantine/``, and a file damaged in the middle (complete records after bytes that
+  are not one) is kept whole there as ``NAME.damaged``, while a copy of its records before the
+  damage becomes the closed file. Captures in the catalog whose records did not survive are
+  then forgotten, so that the next run fetches their URLs again.
 * A full disk (or any write error): the half-written member is cut off again, the file is
   closed and renamed (it is valid), and ``ArchiveError`` names it. The writer refuses further
   writes.

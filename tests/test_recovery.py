@@ -369,3 +369,97 @@ def test_truncated_gzip_trailer_is_not_a_complete_member(tmp_path: Path) -> None
         path = tmp_path / "one.warc.gz"
         path.write_bytes(data)
         assert complete_members(path) == (0, 0)
+
+
+# ── the catalog agrees with the repaired files ──────────────────────────────
+
+
+def archived_project(tmp_path: Path, web) -> tuple[Path, list[str], dict[str, bytes]]:
+    """A project whose six cited pages were archived by one run, in one WARC file."""
+    from tests.test_run import call, make_project
+    from tests.webserver import Reply
+
+    pages = {f"/page/{i}": (f"<html><head><title>Page {i}</title></head><body><main>"
+                            f"<p>Evidence number {i}: {'words ' * 200}</p></main></body>"
+                            "</html>").encode() for i in range(6)}
+    for path, body in pages.items():
+        web.route(path, Reply(200, body, {"Content-Type": "text/html"}))
+    urls = [web.url(path) for path in pages]
+    config = make_project(tmp_path, urls)
+    assert call("run", "--config", str(config))[0] == 0
+    return config, urls, pages
+
+
+def reopen(path: Path, data: bytes) -> None:
+    """Put ``path`` back as a leftover ``.open`` file holding ``data``."""
+    path.unlink()
+    path.with_name(path.name + ".open").write_bytes(data)
+
+
+def assert_catalog_agrees(tmp_path: Path, urls: list[str], pages: dict[str, bytes],
+                          port: int) -> None:
+    """One readable capture per URL, every capture inside its file, payload as served."""
+    from archiver.catalog import Catalog
+    from archiver.warc import read_record
+
+    with Catalog.open(tmp_path / "archive") as catalog:
+        for url in urls:
+            (capture,) = catalog.captures(url)
+            assert capture.warc is not None
+            ref = capture.warc
+            assert ref.offset + ref.length <= (tmp_path / ref.path).stat().st_size
+            assert read_record(tmp_path, ref).payload == pages[url.split(str(port), 1)[1]]
+
+
+def test_capture_whose_record_was_cut_is_forgotten_and_fetched_again(tmp_path: Path,
+                                                                     web) -> None:
+    """A power cut can lose the end of a file after its captures were committed: the catalog
+    must not keep pointing there. The capture is forgotten, its URL fetched again."""
+    import json
+
+    from archiver.catalog import Catalog
+    from tests.test_run import call, read_back
+
+    config, urls, pages = archived_project(tmp_path, web)
+    with Catalog.open(tmp_path / "archive") as catalog:
+        last = max((c for url in urls for c in catalog.captures(url)),
+                   key=lambda c: c.warc.offset if c.warc else -1)
+    assert last.warc is not None
+    path = tmp_path / last.warc.path
+    reopen(path, path.read_bytes()[:last.warc.offset + last.warc.length // 2])
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    lost = last.url.split(str(web.port), 1)[1]
+    assert {p: web.hits[p] for p in pages} == {p: 2 if p == lost else 1 for p in pages}
+    assert_catalog_agrees(tmp_path, urls, pages, web.port)
+    read_back(tmp_path)
+    notes = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())["notes"]
+    assert any(path.name in note and "unfinished record removed" in note for note in notes)
+    assert any(last.url in note and "fetched again" in note for note in notes)
+
+
+def test_damage_in_the_middle_of_a_run_file_is_quarantined_whole(tmp_path: Path,
+                                                                 web) -> None:
+    from archiver.catalog import Catalog
+    from tests.test_run import call, read_back
+
+    config, urls, pages = archived_project(tmp_path, web)
+    with Catalog.open(tmp_path / "archive") as catalog:
+        refs = sorted((c.warc.offset, c.warc.length, c.warc.path, c.url)
+                      for url in urls for c in catalog.captures(url) if c.warc)
+    offset, length, rel, middle_url = refs[2]
+    path = tmp_path / rel
+    data = bytearray(path.read_bytes())
+    data[offset + length // 2] ^= 0x01
+    reopen(path, bytes(data))
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    # The file as found is kept whole; the records before the damage stay where they were.
+    assert (tmp_path / "archive" / "quarantine" / (path.name + ".damaged")).read_bytes() \
+        == bytes(data)
+    assert path.read_bytes() == bytes(data[:path.stat().st_size])
+    refetched = {u.split(str(web.port), 1)[1] for _, _, _, u in refs[2:]}
+    assert {p: web.hits[p] for p in pages} == {p: 2 if p in refetched else 1 for p in pages}
+    assert middle_url in {u for _, _, _, u in refs[2:]}
+    assert_catalog_agrees(tmp_path, urls, pages, web.port)
+    read_back(tmp_path)
