@@ -777,6 +777,8 @@ def recover(archive_dir: Path) -> list[Recovered]:
             os.close(fd)
     if done:
         _fsync_dir(Path(archive_dir))
+    if repaired:
+        _add_to_index(Path(archive_dir), repaired)  # replaces any lines already there
     # A crash between a file's rename and its indexing leaves a closed file out of the index.
     indexed = _indexed_files(Path(archive_dir))
     missing = [f for f in sorted(Path(archive_dir).glob("*.warc.gz")) if f.name not in indexed]
@@ -792,7 +794,7 @@ def _recover_one(archive_dir: Path, path: Path, fd: int) -> Recovered:
     quarantine = archive_dir / QUARANTINE
     if scan.records == 0:
         quarantine.mkdir(exist_ok=True)
-        target = quarantine / path.name
+        target = _unused(quarantine / path.name)
         os.rename(path, target)
         return Recovered(target, "quarantined", 0, scan.size, size=0,
                          found_beyond=len(scan.beyond))
@@ -805,7 +807,7 @@ def _recover_one(archive_dir: Path, path: Path, fd: int) -> Recovered:
                          size=scan.good_end)
     # Damage in the middle: keep the file whole, and close a copy of what precedes it.
     quarantine.mkdir(exist_ok=True)
-    kept = quarantine / (final.name + ".damaged")
+    kept = _unused(quarantine / (final.name + ".damaged"))
     partial = path.with_name(path.name + ".partial")
     with open(path, "rb") as src, open(partial, "wb") as dst:
         left = scan.good_end
@@ -817,10 +819,21 @@ def _recover_one(archive_dir: Path, path: Path, fd: int) -> Recovered:
             left -= len(chunk)
         dst.flush()
         os.fsync(dst.fileno())
-    os.rename(path, kept)
+    # In this order, a crash in between leaves the .open file to be recovered again.
     os.rename(partial, final)
+    os.rename(path, kept)
     return Recovered(final, "damaged", scan.records, scan.size - scan.good_end,
                      size=scan.good_end, found_beyond=len(scan.beyond), kept=kept)
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``...: whichever does not exist yet (quarantine keeps
+    everything, so nothing there is ever replaced)."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
 
 
 def _indexed_files(archive_dir: Path) -> set[str]:

@@ -120,11 +120,27 @@ def recover_copy(folder: Path, data: bytes):
     return done
 
 
-def check_cut(sample: Sample, cut: int, folder: Path) -> Path | None:
+def check_cut(sample: Sample, cut: int, folder: Path, *, reuse: bool = False) -> Path | None:
     """Recover the first ``cut`` bytes of ``sample``: exactly the complete members must
-    remain, byte for byte. Returns the closed file, if any."""
+    remain, byte for byte. Returns the closed file, if any.
+
+    With ``reuse``, the leftover is made from what ``folder`` holds from the last call (a
+    prefix of ``sample``, as asserted then), writing only the bytes that differ: a 60 MB
+    record cut twenty times would otherwise cost more than a gigabyte of writes."""
     data = sample.data[:cut]
-    done = recover_copy(folder, data)
+    leftover = folder / (NAME + ".open")
+    previous = [p for p in (folder / NAME, folder / "quarantine" / leftover.name) if p.exists()]
+    if reuse and previous:
+        os.replace(previous[0], leftover)
+        have = leftover.stat().st_size
+        with open(leftover, "r+b") as fh:
+            fh.truncate(min(have, cut))
+            fh.seek(0, os.SEEK_END)
+            fh.write(sample.data[have:cut])
+        (done,) = recover(folder)
+        assert not list(folder.glob("*.open"))
+    else:
+        done = recover_copy(folder, data)
     kept = sample.complete_before(cut)
     if not kept:
         assert done.action == "quarantined"
@@ -136,9 +152,11 @@ def check_cut(sample: Sample, cut: int, folder: Path) -> Path | None:
     closed = folder / NAME
     assert closed.read_bytes() == sample.data[:end], cut
     assert len(read_records(closed)) == len(kept)
-    # The repaired file is indexed: the index agrees with one built afresh.
-    indexed = (folder / INDEX_NAME).read_text()
-    assert indexed == rebuild_index(folder).read_text()
+    # The repaired file is indexed: the index agrees with one built afresh (once per
+    # recovery is enough for the 60 MB record, which costs seconds to index).
+    if not reuse or cut == len(sample.data):
+        indexed = (folder / INDEX_NAME).read_text()
+        assert indexed == rebuild_index(folder).read_text()
     return closed
 
 
@@ -218,25 +236,19 @@ def test_cut_at_every_boundary_and_inside_members(tmp_path: Path, size: int, kin
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", ["random", "same"])
 def test_sixty_megabyte_record_cut_everywhere(tmp_path: Path, kind: str) -> None:
     big = 60 * 1000 * 1000
     sample = make_sample(tmp_path, [body_of(big, kind, 60), b"after"])
-    closed = []
     cuts = cut_points(sample, inside=0, seed=60)
     rng = random.Random(61)
     big_member = max(sample.spans, key=lambda span: span[1])
     cuts += [big_member[0] + rng.randrange(1, big_member[1]) for _ in range(3)]
-    for n, cut in enumerate(sorted(set(cuts))):
-        path = check_cut(sample, cut, tmp_path / f"cut{n}")
+    for cut in sorted(set(cuts)):
+        path = check_cut(sample, cut, tmp_path / "cuts", reuse=True)
         if path is not None:
-            closed.append(path)
-        if n % 4 == 3:  # keep the disk use bounded
-            warcio_check(closed)
-            for folder in {p.parent for p in closed}:
-                shutil.rmtree(folder)
-            closed = []
-    warcio_check(closed)
+            warcio_check([path])  # now: the next cut reuses the file
 
 
 # ── damage in the middle ────────────────────────────────────────────────────
@@ -485,3 +497,15 @@ def test_decode_body_keeps_output_zlib_held_back_at_the_end(wbits: int) -> None:
     body = [b"x" * 100_000, b"second", b"y" * 70_000]
     raw = b"".join(gzip.compress(part) for part in body)
     assert decode_body(io.BytesIO(raw), "gzip", 1 << 20) == b"".join(body)
+
+
+def test_quarantine_never_replaces_what_it_holds(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    first, second = b"\x1f\x8b\x08 first", b"\x1f\x8b\x08 second"
+    for data in (first, second):
+        archive.mkdir(exist_ok=True)
+        (archive / (NAME + ".open")).write_bytes(data)
+        (done,) = recover(archive)
+        assert done.action == "quarantined" and done.path.read_bytes() == data
+    assert sorted(p.name for p in (archive / "quarantine").iterdir()) == \
+        [NAME + ".open", NAME + ".open.1"]

@@ -160,6 +160,7 @@ def large_page(i: int, size: int) -> bytes:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_kill_9_at_random_moments_over_large_pages_always_resumes(tmp_path: Path,
                                                                   web: WebServer) -> None:
     """Runs over pages of ~180 KB (and a few over 1 MB) killed with SIGKILL at seeded random
