@@ -199,7 +199,7 @@ def test_kill_9_at_random_moments_over_large_pages_always_resumes(tmp_path: Path
                     break
             time.sleep(0.02)
         try:
-            proc.wait(timeout=rng.uniform(0.0, 2.5))
+            proc.wait(timeout=rng.uniform(0.0, 1.5))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
