@@ -669,7 +669,10 @@ def _recover_archive(settings: Settings, catalog: Catalog) -> list[str]:
         name = done.closed_path.name
         lost = catalog.forget_lost_captures(ref_path(done.closed_path, settings.root),
                                             done.size)
-        if done.action == "repaired":
+        if done.action == "repaired" and not done.dropped_bytes:
+            notes.append(f"{name} was left open by an interrupted run; its {done.records} "
+                         "records were all complete, and it was closed.")
+        elif done.action == "repaired":
             notes.append(f"{name} was left open by an interrupted run: its {done.records} "
                          f"complete records were kept, {done.dropped_bytes} bytes of an "
                          "unfinished record removed.")

@@ -655,9 +655,12 @@ def _member_end(fh: IO[bytes], start: int) -> int | None:
     buf = b""
     buf_start = start  # file offset of buf[0]
     pending = False  # zlib may hold decoded output back when the last step hit _SCAN_OUT
+    # A small first read: after damage, many candidates may fail within their first bytes.
+    size = _SCAN_CHUNK // 16
     while True:
         if not buf and not pending:
-            buf = fh.read(_SCAN_CHUNK)
+            buf = fh.read(size)
+            size = _SCAN_CHUNK
             if not buf:
                 return None  # the file ends inside the member
         try:
