@@ -881,6 +881,24 @@ class Catalog:
             date=_dt(row["captured_at"]) or utcnow(),
         )
 
+    def forget_lost_captures(self, warc_path: str, size: int) -> list[str]:
+        """Delete the captures whose record in ``warc_path`` (as stored in ``WarcRef.path``)
+        does not lie wholly within its first ``size`` bytes: crash recovery cut it off or
+        quarantined the file (``size`` 0), and a capture must never point at bytes that are
+        not there. Returns the cited URLs concerned, sorted, once each: having no capture, they
+        are fetched again by the next run. Their verdicts stay (the link was judged)."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT DISTINCT url FROM captures WHERE warc_path = ?"
+                " AND warc_offset + warc_length > ? ORDER BY url",
+                (warc_path, size),
+            ).fetchall()
+            db.execute(
+                "DELETE FROM captures WHERE warc_path = ? AND warc_offset + warc_length > ?",
+                (warc_path, size),
+            )
+        return [row[0] for row in rows]
+
     # ── results (the history) ──
 
     def record_result(

@@ -716,13 +716,18 @@ def _zlib_stage(wbits: int) -> Callable[[Iterator[bytes]], Iterator[bytes]]:
     def stage(upstream: Iterator[bytes]) -> Iterator[bytes]:
         decomp = zlib.decompressobj(wbits)
         for data in upstream:
-            while data:
-                yield decomp.decompress(data, _DECODE_CHUNK)
+            held = False  # output bounded by _DECODE_CHUNK: zlib may still hold some back
+            while data or held:
+                out = decomp.decompress(data, _DECODE_CHUNK)
+                yield out
+                held = len(out) == _DECODE_CHUNK
                 if decomp.eof:
                     # gzip may hold several members; start again on what follows.
                     data = decomp.unused_data
                     decomp = zlib.decompressobj(wbits)
+                    held = False
                 else:
+                    # Not at the end: only here is unconsumed_tail the input left over.
                     data = decomp.unconsumed_tail
     return stage
 

@@ -708,6 +708,8 @@ def _execute(
     """The body of ``execute``, under the archive lock, inside run ``run_id``."""
     from archiver import history
 
+    # Before anything reads the catalog: a crash may have left WARC files to repair.
+    recovery_notes = _recover_archive(settings, catalog)
     documents = {o.source.id: o.document for o in outcomes if o.document is not None}
     source_of = {}
     for target in targets:
@@ -753,7 +755,9 @@ def _execute(
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
     # Offline, the "No network" note says it all (the lookups failed for the same reason).
-    notes = [lookup_note] if lookup_note and not offline else []
+    notes = list(recovery_notes)
+    if lookup_note and not offline:
+        notes.append(lookup_note)
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets
@@ -795,6 +799,41 @@ def _execute(
         started_at=started,
         finished_at=utcnow(),
     )
+
+
+def _recover_archive(settings: Settings, catalog: Catalog) -> list[str]:
+    """Repair the WARC files a crash left ``.open`` (``warc.recover``) and make the catalog
+    agree: a capture whose record is no longer in its file is forgotten, so that its URL is
+    fetched again. A kill -9 never causes that (records are written before their capture is
+    committed, and recovery keeps every complete record); a power cut or damage in the middle
+    of a file can. Returns a note for the report on each file touched."""
+    from archiver.warc import recover, ref_path
+
+    notes = []
+    for done in recover(settings.archive.dir):
+        name = done.closed_path.name
+        lost = catalog.forget_lost_captures(ref_path(done.closed_path, settings.root),
+                                            done.size)
+        if done.action == "repaired" and not done.dropped_bytes:
+            notes.append(f"{name} was left open by an interrupted run; its {done.records} "
+                         "records were all complete, and it was closed.")
+        elif done.action == "repaired":
+            notes.append(f"{name} was left open by an interrupted run: its {done.records} "
+                         f"complete records were kept, {done.dropped_bytes} bytes of an "
+                         "unfinished record removed.")
+        elif done.action == "damaged":
+            notes.append(f"{name} was damaged in the middle: its {done.records} records before "
+                         f"the damage were kept; the file as found, with "
+                         f"{done.found_beyond} complete records after the damage, is "
+                         f"{ref_path(done.kept or done.path, settings.root)}.")
+        else:
+            notes.append(f"{name} held no complete record; it was moved untouched to "
+                         f"{ref_path(done.path, settings.root)}.")
+        if lost:
+            notes.append(f"{len(lost)} captures pointed at records {name} no longer holds; "
+                         "they are fetched again: " + ", ".join(lost[:5])
+                         + (" ..." if len(lost) > 5 else ""))
+    return notes
 
 
 def _with_footnotes(change: Change, footnotes: tuple[int, ...]) -> Change:
