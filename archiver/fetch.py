@@ -12,8 +12,9 @@ TLS trust and proxies from the environment as httpx does by default). For each U
   ("redirect loop: ..."), with the hops archived so far. ``invalid_url`` is used rather than
   a network verdict so that a loop never counts towards outage detection;
 * retries what ``archiver.retry`` says may be cured (timeouts, drops, 408, 429, 5xx, a body
-  cut by a stall or a drop), with backoff and ``Retry-After``; a 429/5xx that outlasts the retries is a ``Capture`` with that
-  status and is archived (only the last attempt's answer is kept);
+  cut by a stall or a drop), with backoff and ``Retry-After``; a 429/5xx that outlasts the
+  retries is a ``Capture`` with that status and is archived (only the last attempt's answer
+  is kept);
 * streams the body as received (``aiter_raw``: Content-Encoding intact) into a spooled
   temporary file, up to ``max_body`` bytes (then ``truncated="length"``), within a total
   deadline per URL that covers every attempt, wait and hop (cut: ``truncated="time"``, or a
@@ -656,8 +657,12 @@ class PhaseTrace:
 
     def __init__(self) -> None:
         self.phase = Phase.CONNECT
+        # False until httpcore reports a step: a transport that does not trace (a test's
+        # mock) leaves the phase unknown, and a caller must then assume the worst.
+        self.traced = False
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        self.traced = True
         phase = self._STEPS.get(event.split(".", 1)[-1])
         if phase is not None:
             self.phase = phase

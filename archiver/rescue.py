@@ -79,7 +79,9 @@ import tenacity
 
 from archiver.config import RescueSettings
 from archiver.errors import ConfigError
-from archiver.models import Memento, isoformat, utcnow
+from archiver.fetch import PhaseTrace, network_failure
+from archiver.models import Memento, Verdict, isoformat, utcnow
+from archiver.retry import RETRYABLE_KINDS
 
 __all__ = [
     "BEFORE_WINDOW",
@@ -694,29 +696,34 @@ class Rescuer:
             # A Retry-After from this host holds back every request to it, not only the retry.
             await asyncio.sleep(max(0.0, self._paused_until.get(host, 0.0) - loop.time()))
             tally.append(1)
+            trace = PhaseTrace()
             try:
                 # httpx's timeout bounds each read; this bounds a whole slow-drip answer.
                 async with asyncio.timeout(self.settings.timeout * 2):
                     query = tuple(params) if params else None
                     async with self._client.stream(method, url, params=query, data=data,
-                                                   headers=headers) as response:
+                                                   headers=headers,
+                                                   extensions={"trace": trace}) as response:
                         body = bytearray()
                         async for chunk in response.aiter_bytes():
                             body += chunk
                             if len(body) > MAX_ANSWER:
                                 return _Answer(None, failure="the archive's answer was too large",
                                                retryable=False)
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                return _Answer(None, failure="timeout", sent=sent)
-            except httpx.ConnectError as exc:
-                return _Answer(None, failure=f"connection failed: {exc}", sent=False)
-            except httpx.UnsupportedProtocol as exc:
-                return _Answer(None, failure=f"{exc}", retryable=False, sent=False)
-            except httpx.HTTPError as exc:
-                return _Answer(None, failure=f"{type(exc).__name__}: {exc}")
-            except httpx.InvalidURL as exc:  # a bad API base in the settings; retrying won't help
-                return _Answer(None, failure=f"invalid archive URL: {exc}", retryable=False)
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+                # Judged like the fetcher's failures: by phase, not by class name.
+                found = network_failure(exc, trace.phase, limit=f"{self.settings.timeout:g}s")
+                if found.verdict is Verdict.INVALID_URL:  # a bad API base in the settings
+                    return _Answer(None, failure=f"invalid archive URL: {found.reason}",
+                                   retryable=False, sent=False)
+                failure = found.reason
+                if found.verdict is Verdict.TIMEOUT:
+                    failure = "timeout"
+                elif found.verdict in (Verdict.CONNECTION_ERROR, Verdict.DNS_ERROR):
+                    failure = f"connection failed: {found.reason}"
+                return _Answer(None, failure=failure,
+                               sent=trace.phase.sent if trace.traced else True,
+                               retryable=found.verdict.value in RETRYABLE_KINDS)
         retry_after = None
         if response.status_code in (429, 503):
             retry_after = _retry_after(response.headers.get("Retry-After"))

@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from archiver import retry
-from archiver.config import FetchSettings
+from archiver.config import FetchSettings, RescueSettings
 from archiver.fetch import Fetcher
 from archiver.models import Capture, FetchFailure, FetchResult, Verdict
+from archiver.rescue import LookupResult, Rescuer
 from archiver.warc import WarcWriter
 from tests.test_warc import assert_valid_warcs, read_warc
 
@@ -391,3 +392,51 @@ def test_phase_trace_follows_httpcore_events() -> None:
     assert asyncio.run(walk()) == [Phase.CONNECT, Phase.TLS, Phase.REQUEST, Phase.WAITING,
                                    Phase.BODY]
     assert trace.phase.sent
+
+
+# ── the Internet Archive client judges its failures with the same mapping ───
+
+
+def _archive_at(port: int) -> RescueSettings:
+    base = f"https://127.0.0.1:{port}"
+    return RescueSettings(availability_api=f"{base}/wayback/available",
+                          cdx_api=f"{base}/cdx/search/cdx", replay_base=f"{base}/web",
+                          spn_api=f"{base}/save", timeout=0.3, retries=2)
+
+
+def _rescue_lookup(settings: RescueSettings) -> LookupResult:
+    async def go() -> LookupResult:
+        async with Rescuer(settings, user_agent="archiver-tests", backoff=0) as rescuer:
+            return await rescuer.lookup("https://example.org/page", None)
+
+    return asyncio.run(go())
+
+
+def test_archive_with_an_untrusted_certificate_is_asked_once(tls, monkeypatch) -> None:
+    trustme = pytest.importorskip("trustme")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(ctx)
+    monkeypatch.setenv("SSL_CERT_FILE", tls[1])
+    server = RawServer(silent, ctx)
+    try:
+        result = _rescue_lookup(_archive_at(server.port))
+    finally:
+        server.close()
+    assert result.memento is None and result.error is not None
+    assert result.error.startswith("TLS handshake failed: ") and "certificate" in result.error
+    # A certificate does not get better by asking again: the CDX and availability APIs are
+    # asked once each (they were asked retries + 1 times each).
+    assert result.requests == 2 == server.connections
+
+
+def test_archive_that_never_answers_over_tls_is_a_retried_timeout(tls, monkeypatch) -> None:
+    ctx, ca_file = tls
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    server = RawServer(silent, ctx)
+    try:
+        result = _rescue_lookup(_archive_at(server.port))
+    finally:
+        server.close()
+    assert result.memento is None and result.error == "timeout"
+    # Timeouts are retried: retries + 1 attempts at each of the two APIs.
+    assert result.requests == 2 * (_archive_at(0).retries + 1) == server.connections
