@@ -370,9 +370,12 @@ class Fetcher:
                  started: float) -> Capture:
         headers = dict((k.lower(), v) for k, v in outcome.headers)
         content = b""
+        size = 0
         if outcome.body is not None:
             content = decode_body(outcome.body, headers.get("content-encoding"),
                                   self.settings.max_decoded)
+            size = outcome.body.seek(0, 2)
+            outcome.body.seek(0)
         return Capture(
             url=url,
             final_url=outcome.url,
@@ -385,6 +388,7 @@ class Fetcher:
             attempts=attempts,
             truncated=outcome.truncated,
             elapsed=time.monotonic() - started,
+            body_bytes=size,
         )
 
     async def _archive(self, outcome: _Outcome) -> Hop:

@@ -472,6 +472,7 @@ def build_link_records(
                 excerpt=excerpt(stored.text) if stored and stored.text else None,
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
+                truncated=stored.truncated if stored else None,
             )
         )
     return tuple(records)
