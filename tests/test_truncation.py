@@ -12,13 +12,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.classify import classify
-from archiver.models import Capture, Hop, Verdict
+from archiver.config import CheckSettings
+from archiver.history import link_status
+from archiver.models import Capture, Hop, LinkState, Verdict
 from archiver.report.render_md import md_text
 from tests.test_run import ARTICLE, call, read_back
 from tests.webserver import Reply, Request, WebServer, drip
@@ -151,3 +154,21 @@ def test_a_whole_capture_is_untouched_and_incomplete_is_not_healthy() -> None:
     assert cut.reason == (f"answers 200 with content, but the capture is incomplete: body cut "
                           f"at {len(body)} bytes (deadline or stall)")
 
+
+
+def test_a_link_whose_captures_keep_being_cut_is_failing_never_dead() -> None:
+    # The site answers with content every time; only our copy is cut. Not evidence of death.
+    @dataclass(frozen=True)
+    class Result:
+        verdict: Verdict
+        checked_at: datetime
+        outage: bool = False
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rules = CheckSettings(dead_after=3, dead_after_days=3)
+    cut = [Result(Verdict.INCOMPLETE, start + timedelta(days=d)) for d in range(6)]
+    status = link_status(cut, rules)
+    assert status.state is LinkState.FAILING and status.consecutive_failures == 6
+    # The same streak of a dead answer is dead: the rule is about the verdict.
+    gone = [Result(Verdict.NOT_FOUND, r.checked_at) for r in cut]
+    assert link_status(gone, rules).state is LinkState.DEAD
