@@ -468,9 +468,11 @@ class Fetcher:
                 failure = network_failure(exc, trace.phase, limit=limit)
                 if outcome is None or outcome.kind != "response":
                     return _Outcome(failure.verdict.value, url=url, reason=failure.reason)
-                # The head arrived: what was received is kept, marked as cut (WARC-Truncated).
+                # The head arrived: what was received is kept, marked as cut (WARC-Truncated);
+                # the reason goes to the attempt log, which says why the answer was retried.
                 outcome.truncated = "time" if failure.verdict is Verdict.TIMEOUT \
                     else "disconnect"
+                outcome.reason = failure.reason
             finally:
                 if response is not None:
                     with contextlib.suppress(Exception):

@@ -25,7 +25,7 @@ import pytest
 
 from archiver import retry
 from archiver.config import FetchSettings, RescueSettings
-from archiver.fetch import Fetcher
+from archiver.fetch import Attempt, Fetcher
 from archiver.models import Capture, FetchFailure, FetchResult, Verdict
 from archiver.rescue import LookupResult, Rescuer
 from archiver.warc import WarcWriter
@@ -164,16 +164,22 @@ def scheme(request, tls, monkeypatch) -> ssl.SSLContext | None:
 
 def fetch(url: str, archive: Path | None = None,
           settings: FetchSettings = SETTINGS) -> tuple[FetchResult, list[str]]:
+    """The result, and each attempt's outcome as reported to ``on_attempt``; an answer whose
+    body was cut is reported as ``"response: <why>"``."""
     outcomes: list[str] = []
+
+    def record(attempt: Attempt) -> None:
+        text = attempt.outcome
+        if attempt.outcome == "response" and attempt.error:
+            text += f": {attempt.error}"
+        outcomes.append(text)
 
     async def go() -> FetchResult:
         if archive is None:
-            async with Fetcher(settings, None, on_attempt=lambda a: outcomes.append(a.outcome)
-                               ) as fetcher:
+            async with Fetcher(settings, None, on_attempt=record) as fetcher:
                 return await fetcher.fetch(url)
         with WarcWriter(archive, root=archive.parent, run_id="test") as writer:
-            async with Fetcher(settings, writer,
-                               on_attempt=lambda a: outcomes.append(a.outcome)) as fetcher:
+            async with Fetcher(settings, writer, on_attempt=record) as fetcher:
                 return await fetcher.fetch(url)
 
     return asyncio.run(go()), outcomes
@@ -333,7 +339,8 @@ def test_body_stalled_mid_way_is_a_truncated_capture_retried(scheme, tmp_path: P
     assert result.status == 200 and result.truncated == "time"
     assert result.content == PART
     # A stall mid-body is a timeout: retried like one; the last attempt's answer is kept.
-    assert result.attempts == ATTEMPTS and outcomes == ["response"] * ATTEMPTS
+    assert result.attempts == ATTEMPTS
+    assert outcomes == ["response: the body stalled: nothing more within 0.3s"] * ATTEMPTS
     (record,) = _body_records(tmp_path / "archive")
     assert record[1]["WARC-Truncated"] == "time" and record[3] == PART
 
@@ -348,7 +355,9 @@ def test_body_shorter_than_its_content_length_is_truncated_disconnect(scheme,
     assert isinstance(result, Capture), result
     assert result.status == 200 and result.truncated == "disconnect"
     assert result.content == PART
-    assert result.attempts == ATTEMPTS and outcomes == ["response"] * ATTEMPTS
+    assert result.attempts == ATTEMPTS and len(outcomes) == ATTEMPTS
+    assert all(o.startswith("response: the connection was closed in the middle of the body: ")
+               for o in outcomes), outcomes
     (record,) = _body_records(tmp_path / "archive")
     assert record[1]["WARC-Truncated"] == "disconnect" and record[3] == PART
 
