@@ -449,3 +449,22 @@ def test_archive_that_never_answers_over_tls_is_a_retried_timeout(tls, monkeypat
     assert result.memento is None and result.error == "timeout"
     # Timeouts are retried: retries + 1 attempts at each of the two APIs.
     assert result.requests == 2 * (_archive_at(0).retries + 1) == server.connections
+
+
+def test_soft404_probe_judges_a_silent_tls_server_as_a_timeout(tls, monkeypatch) -> None:
+    # The probe goes through the same attempt and mapping, not retried.
+    ctx, ca_file = tls
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    server = RawServer(silent, ctx)
+
+    async def go() -> FetchResult:
+        async with Fetcher(SETTINGS, None) as fetcher:
+            return await fetcher.probe(server.url("/zz-archiver-probe-0"))
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        server.close()
+    assert isinstance(result, FetchFailure) and result.verdict is Verdict.TIMEOUT, result
+    assert result.reason == "no answer within 0.3s (the request was sent)"
+    assert result.attempts == 1 and server.connections == 1
