@@ -472,7 +472,8 @@ class Fetcher:
                 # the reason goes to the attempt log, which says why the answer was retried.
                 outcome.truncated = "time" if failure.verdict is Verdict.TIMEOUT \
                     else "disconnect"
-                outcome.reason = failure.reason
+                outcome.reason = failure.reason if not deadline.expired() else (
+                    f"the body did not finish within the deadline of {budget.seconds:g}s")
             finally:
                 if response is not None:
                     with contextlib.suppress(Exception):
