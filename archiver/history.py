@@ -18,6 +18,8 @@ The rules, in one place:
   either, the archiver could not verify the page) but never makes it dead: a link whose newest
   result is ``blocked`` is ``failing`` however long the streak, and blocked results inside a
   streak are not counted as evidence of death (nor do they break the streak).
+* **Incomplete is not dead** either, for the same reason: the site answered with content, the
+  archiver could only not hold all of it (a cut body), so it is failing, never dead.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 #: Verdicts that keep a link failing but never make it dead (see the module docstring).
-NEVER_DEAD: frozenset[Verdict] = frozenset({Verdict.BLOCKED})
+NEVER_DEAD: frozenset[Verdict] = frozenset({Verdict.BLOCKED, Verdict.INCOMPLETE})
 
 #: Verdicts that say nothing about the network (the URL itself is unfetchable or refused
 #: before any connection), so they are left out of outage counting.

@@ -608,6 +608,7 @@ def build_link_records(
                 rescued=rescued,
                 not_looked_up=not_looked_up,
                 payload_digest=stored.payload_digest if stored else None,
+                truncated=stored.truncated if stored else None,
             )
         )
     return tuple(records)

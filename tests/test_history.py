@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from archiver.config import CheckSettings
 from archiver.history import (
+    NEVER_DEAD,
     LinkStatus,
     changes,
     is_offline,
@@ -222,7 +223,7 @@ def test_property_one_more_failure_never_heals(history: list[R], rule: CheckSett
     after = link_status([*history, R(verdict, later)], rule)
     assert after.state is not LinkState.OK
     assert after.consecutive_failures == before.consecutive_failures + 1
-    if before.state is LinkState.DEAD and verdict is not Verdict.BLOCKED:
+    if before.state is LinkState.DEAD and verdict not in NEVER_DEAD:
         assert after.state is LinkState.DEAD
 
 

@@ -3,7 +3,8 @@
 The contract's keys are the floor: ``source{id,path,title,published}``, ``generated_at``,
 ``footnotes`` and ``findings`` as ``extract`` writes them, and ``links`` with ``url``,
 ``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
-``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
+``memento``. Added: each link's ``reason``, ``truncated`` (the ``WARC-Truncated`` reason
+of its capture, ``null`` when whole), ``state``, ``failing_since``, ``title``,
 ``excerpt``, ``checked_at`` and ``rescued`` copy, and for a link that is not healthy its
 ``evidence`` (``"ours"``, ``"internet_archive"``, ``"none"``, or ``"unknown"``: not looked
 up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
@@ -105,6 +106,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "http_status": link.http_status,
         "final_url": link.final_url,
         "attempts": link.attempts,
+        "truncated": link.truncated,
         "capture": _capture(link.capture, link.captured_at, link.capture_payload),
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
