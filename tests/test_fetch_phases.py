@@ -411,9 +411,11 @@ def test_phase_trace_follows_httpcore_events() -> None:
 
 def _archive_at(port: int, timeout: float = SETTINGS.timeout) -> RescueSettings:
     base = f"https://127.0.0.1:{port}"
+    # The breaker is set high: these tests count the attempts one lookup makes.
     return RescueSettings(availability_api=f"{base}/wayback/available",
                           cdx_api=f"{base}/cdx/search/cdx", replay_base=f"{base}/web",
-                          spn_api=f"{base}/save", timeout=timeout, retries=2)
+                          spn_api=f"{base}/save", timeout=timeout, retries=2,
+                          breaker_after=100)
 
 
 def _rescue_lookup(settings: RescueSettings) -> LookupResult:

@@ -91,7 +91,8 @@ def test_truncated_captures_are_incomplete_in_every_report_format(tmp_path: Path
                              r"incomplete: " + pattern, link["reason"])
         assert found, link["reason"]
         kept[url] = int(found.group(1))
-        assert link["evidence"] == "none"  # not healthy: a copy is looked for (rescue is off)
+        # Not healthy, so a copy would be looked for; rescue is off here, so it was not.
+        assert link["evidence"] == "unknown"
 
     # The WARC says the same: each capture record is marked, and holds what the reason says.
     for url, (why, _) in expected.items():
