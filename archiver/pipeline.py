@@ -811,12 +811,13 @@ class _RunContext:
             return cls()
         return cls.of(row.id, row.kind, row.started_at, row.summary)
 
-    def notes_for(self, urls: set[str]) -> tuple[str, ...]:
-        """The run's notes, then one per reason for the URLs of ``urls`` not fetched (not
-        for "no network": the run's own note says it once)."""
+    def notes_for(self, urls: Sequence[str]) -> tuple[str, ...]:
+        """The run's notes, then one per reason for the URLs of ``urls`` not fetched, in
+        the order of ``urls`` (not for "no network": the run's own note says it once)."""
         by_reason: dict[str, list[str]] = {}
-        for url, reason in self.not_fetched.items():
-            if url in urls and reason != NO_NETWORK:
+        for url in urls:
+            reason = self.not_fetched.get(url)
+            if reason is not None and reason != NO_NETWORK:
                 by_reason.setdefault(reason, []).append(url)
         extra = [
             f"{reason[:1].upper()}{reason[1:]}: {len(group)} URL(s) keep their previous "
@@ -856,7 +857,7 @@ def _write_reports(
             links,
             generated_at=now,
             changes=[c for c in changes if c.url in urls],
-            notes=run.notes_for(urls),
+            notes=run.notes_for(outcome.document.urls),
             run=run.info,
             root=settings.root,
             report_dir=folder,

@@ -211,6 +211,30 @@ def test_no_network_is_said_once_fast_and_claims_no_fetch(tmp_path: Path) -> Non
     assert {item["reason"] for item in data["not_fetched"]} == {"not fetched: no network"}
 
 
+def test_dead_domains_cited_first_do_not_look_like_no_network(tmp_path: Path,
+                                                              site: WebServer) -> None:
+    # The first five hosts are dead; the next three answer, slowly (after the dead ones
+    # failed): the run must go on (and five of eight hosts down is not an outage either).
+    slow = Reply(200, ARTICLE, {"Content-Type": "text/html"}, delay=2.5)
+    with WebServer() as second, WebServer() as third:
+        site.route("/article", slow)
+        site.route("/gone", Reply(410, b"gone", {"Content-Type": "text/plain"}, delay=2.5))
+        for server in (second, third):
+            server.route("/article", slow)
+        live = [site.url("/article"), site.url("/gone"), second.url("/article"),
+                third.url("/article")]
+        config = make_project(tmp_path, [*offline_urls(5, 5), *live])
+        code, out, _ = call("run", "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["offline"] is False and data["outage"] is False
+    assert data["not_fetched"] == []
+    assert data["fetched"] == 9 and data["reached"] == 4
+    links = {link["url"]: link for link in
+             json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())["links"]}
+    assert [links[u]["verdict"] for u in live] == ["ok", "gone", "ok", "ok"]
+    assert {links[u]["verdict"] for u in offline_urls(5, 5)} == {"dns_error"}
+
+
 def test_offline_refusals_are_still_reported_as_refused(tmp_path: Path) -> None:
     # A literal private address is refused without the network: offline or not, that is
     # the verdict, not "not checked yet".
