@@ -8,6 +8,7 @@ run tries it again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,9 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from archiver.catalog import Catalog
+from archiver.config import FetchSettings
+from archiver.fetch import Fetcher, HostGaveUp
+from archiver.models import Capture, FetchFailure, Verdict
 from tests.test_run import ARTICLE, call, make_project, read_back
-from tests.webserver import Reply, WebServer
+from tests.webserver import Reply, Request, WebServer
 
 
 @contextmanager
@@ -168,3 +174,43 @@ def test_deadline_option_rejects_what_is_not_seconds(tmp_path: Path) -> None:
     for bad in ("soon", "-1", "nan"):
         code, _, err = call("run", "--config", str(config), "--deadline", bad)
         assert code == 2 and "--deadline" in err and "Traceback" not in err
+
+
+def test_fetcher_gives_a_host_up_after_timeouts_in_a_row(web: WebServer) -> None:
+    """The give-up counts timed-out attempts in a row per host (host:port); an answer
+    resets the count; other hosts are not affected."""
+    calls: list[int] = []
+
+    def sometimes_slow(req: Request) -> Reply:
+        calls.append(1)
+        if len(calls) != 2:  # the second request is answered at once
+            time.sleep(0.6)
+        return Reply(200, ARTICLE, {"Content-Type": "text/html"})
+
+    web.route("/flaky", sometimes_slow)
+    web.route("/article", Reply(200, ARTICLE, {"Content-Type": "text/html"}))
+    settings = FetchSettings(timeout=0.3, retries=0, per_host=1, host_interval=0,
+                             host_give_up=2, allow_private_networks=True, deadline=5)
+
+    async def go(silent: list[str]) -> None:
+        async with Fetcher(settings) as fetcher:
+            # timeout, answer, timeout: never two in a row, so never given up
+            kinds = [(await fetcher.fetch(web.url(f"/flaky?{i}"))) for i in range(3)]
+            assert [isinstance(r, Capture) for r in kinds] == [False, True, False]
+            assert not fetcher.gave_up(web.url("/flaky"))
+            # two timeouts in a row: the silent host is given up, the next URL not sent
+            for url in silent[:2]:
+                result = await fetcher.fetch(url)
+                assert isinstance(result, FetchFailure)
+                assert result.verdict is Verdict.TIMEOUT
+            assert fetcher.gave_up(silent[2])
+            with pytest.raises(HostGaveUp, match="host gave up after 2 timeouts"):
+                await fetcher.fetch(silent[2])
+            left = await fetcher.fetch_all(silent[2:])
+            assert left == {}  # not fetched: left out, not failed
+            # another server on the same address is a different host
+            assert isinstance(await fetcher.fetch(web.url("/article")), Capture)
+
+    with silent_server() as (port, held):
+        asyncio.run(go([f"http://127.0.0.1:{port}/{i}" for i in range(5)]))
+        assert len(held) == 2  # the third URL never opened a connection
