@@ -129,6 +129,8 @@ class RunOutcome:
     # The outage test: distinct hosts this run tested the network on, and the fewest it needs.
     tested_hosts: int = 0
     min_hosts: int = 0
+    # URLs that failed at network level in this run and had not last time.
+    network_failures: int = 0
 
     @property
     def outage_test_applied(self) -> bool:
@@ -142,7 +144,7 @@ class RunOutcome:
                 "outage": self.outage, "rescued": self.rescued, "saved": self.saved,
                 "changes": len(self.changes), "notes": list(self.notes),
                 "not_fetched": dict(self.not_fetched), "tested_hosts": self.tested_hosts,
-                "min_hosts": self.min_hosts}
+                "min_hosts": self.min_hosts, "network_failures": self.network_failures}
 
     @property
     def links(self) -> tuple[LinkRecord, ...]:
@@ -982,8 +984,11 @@ def _execute(
         saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress))
         if save_note:
             notes.append(save_note)
-    network_failures = sum(1 for v in verdicts.values()
-                           if v.network_level and v not in history.NOT_A_NETWORK_TEST)
+    # Network failures that are news (the URL did not fail at network level last time):
+    # only those could have been an outage.
+    network_failures = sum(
+        1 for url, v in verdicts.items() if v.network_level
+        and not ((p := previous.get(url)) is not None and p.verdict.network_level))
     refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
     if offline:
         notes.append(OFFLINE_NOTE)
@@ -1015,6 +1020,7 @@ def _execute(
         not_fetched=dict(fetched.not_fetched),
         tested_hosts=tested,
         min_hosts=min_hosts,
+        network_failures=network_failures,
     )
     context = _RunContext.of(run_id, options.kind, started, outcome.summary())
     written = _write_reports(settings, catalog, outcomes, changes=changes, context=context)

@@ -288,6 +288,9 @@ def test_few_hosts_failing_are_real_results_and_the_summary_says_why(tmp_path: P
     assert data["outage"] is False and data["outage_test"] == {
         "applied": False, "hosts": 4, "min_hosts": 5}
     assert "outage test not applied" in data["summary"]
+    # Failing again is no news about the network: nothing to say about the outage test.
+    code, out, _ = call("check", "--config", str(config), "--format", "json")
+    assert "outage test" not in json.loads(out)["summary"]
 
 
 def test_check_quiet_prints_the_summary_and_each_problem_once(tmp_path: Path,

@@ -122,8 +122,7 @@ def _summary_run(outcome: RunOutcome) -> str:
 def _outage_test_text(outcome: RunOutcome) -> str:
     """Said when failures were recorded as real although there were too few hosts to tell
     them from an outage."""
-    if outcome.outage or outcome.outage_test_applied or not any(
-            Verdict(v).network_level for v in outcome.this_run):
+    if outcome.outage or outcome.outage_test_applied or not outcome.network_failures:
         return ""
     return (f"; outage test not applied ({outcome.tested_hosts} host(s), "
             f"needs {outcome.min_hosts})")
