@@ -78,7 +78,7 @@ def test_a_host_that_never_answers_is_given_up_after_three_timeouts(
         elapsed = time.monotonic() - started
         assert code == 0, out + err
         # Without the give-up: 20 URLs x 2 attempts x 0.5 s / 2 at a time = 10 s at least.
-        assert elapsed < 8, elapsed
+        assert elapsed < 9, elapsed
         data = json.loads(out)
         skipped = {item["url"]: item["reason"] for item in data["not_fetched"]}
         assert skipped and set(skipped) < set(silent)
@@ -123,7 +123,7 @@ def test_the_run_deadline_stops_fetching_and_says_what_was_left(
         code, out, err = call("run", "--config", str(config), "--deadline", "2")
         elapsed = time.monotonic() - started
         assert code == 0, out + err
-        assert elapsed < 2 + 6, elapsed  # the deadline, plus judging and the reports
+        assert elapsed < 2 + 10, elapsed  # the deadline, plus judging and the reports
         assert held, "the silent server was never asked"
         first = out.splitlines()[0]
         assert "fetched 1" in first and "not fetched 12" in first, out
