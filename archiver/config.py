@@ -48,6 +48,10 @@ class FetchSettings:
 
     ``timeout`` bounds each network operation of one request; ``deadline`` bounds a whole URL
     (every attempt and redirect), so a server that drips a byte a second cannot hold a run.
+    ``run_deadline`` bounds the fetching of a whole run (0: no limit): when it is reached, no
+    more URLs are fetched and those in flight are stopped; they are reported as not fetched
+    and keep their previous state. ``host_give_up``: after that many attempts in a row to one
+    host timed out, the host's remaining URLs are not fetched this run (0: never give up).
     """
 
     timeout: float = 30.0
@@ -66,6 +70,8 @@ class FetchSettings:
     backoff_base: float = 1.0
     backoff_max: float = 30.0
     http2: bool = True
+    run_deadline: float = 3600.0
+    host_give_up: int = 3
 
 
 @dataclass(frozen=True)
@@ -110,14 +116,16 @@ class CheckSettings:
 
     A link is ``dead`` once it has failed on ``dead_after`` consecutive checks spanning at
     least ``dead_after_days`` days (the three-failures-three-days rule); until then it is
-    ``failing``. A check where more than ``outage_ratio`` of the hosts fail at network level
-    is an outage and changes no link's state.
+    ``failing``. A check where more than ``outage_ratio`` of the hosts, and at least
+    ``outage_min_hosts`` of them, fail at network level is an outage and changes no link's
+    state; with fewer hosts than that, failures are recorded as real results (a few dead
+    domains and a network fault cannot be told apart).
     """
 
     dead_after: int = 3
     dead_after_days: float = 3.0
     outage_ratio: float = 0.8
-    outage_min_hosts: int = 3
+    outage_min_hosts: int = 5
     drift_threshold: float = 0.9
 
 

@@ -25,7 +25,8 @@ TLS trust and proxies from the environment as httpx does by default). For each U
 
 Politeness: at most ``concurrency`` requests in flight, at most ``per_host`` to one host, and
 ``host_interval`` seconds between request starts to one host. Waits between retries hold
-no slot.
+no slot. After ``host_give_up`` attempts in a row to one host timed out, that host is given
+up for the rest of the run (``HostGaveUp``); a URL already being retried ends with its timeout.
 
 Every exception of an exchange is judged in one place, ``network_failure``, by the phase it
 struck in (connect, TLS handshake, sending, waiting for the answer, reading the body; followed
@@ -55,6 +56,7 @@ from base64 import b32encode
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import IO, Any, ClassVar, cast
 
 import httpcore
@@ -73,8 +75,8 @@ from archiver.models import Capture, FetchFailure, FetchResult, Hop, Verdict, Wa
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
 
-__all__ = ["Attempt", "Fetcher", "NetworkFailure", "Phase", "PhaseTrace", "decode_body",
-           "network_failure"]
+__all__ = ["Attempt", "Fetcher", "HostGaveUp", "NetworkFailure", "Phase", "PhaseTrace",
+           "decode_body", "network_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -136,18 +138,51 @@ class _Budget:
         return self.deadline - time.monotonic()
 
 
-class _HostGate:
-    """``per_host`` requests at a time to one host, starts spaced by ``interval`` seconds."""
+class HostGaveUp(Exception):
+    """The fetcher gave up on the URL's host for this run (``give_up`` attempts in a row timed
+    out) before this URL's request was sent: the URL was not fetched, and says nothing about
+    its page. ``reason`` is for the report ("host gave up after 3 timeouts")."""
 
-    def __init__(self, per_host: int, interval: float) -> None:
+    def __init__(self, host: str, timeouts: int) -> None:
+        self.host = host
+        self.timeouts = timeouts
+        self.reason = f"host gave up after {timeouts} timeouts"
+        super().__init__(f"{host}: {self.reason}")
+
+
+class _HostGate:
+    """``per_host`` requests at a time to one host, starts spaced by ``interval`` seconds.
+
+    With ``give_up`` > 0, the host is given up for the rest of the run after that many
+    attempts in a row timed out: a host that never answers would otherwise cost every one of
+    its URLs the whole per-URL deadline. A request that gets a slot after that raises
+    ``HostGaveUp``; any other outcome (an answer, a refusal) resets the count.
+    """
+
+    def __init__(self, per_host: int, interval: float, host: str = "", give_up: int = 0) -> None:
         self._slots = asyncio.Semaphore(per_host)
         self._lock = asyncio.Lock()
         self._interval = interval
         self._next_start = 0.0
+        self._host = host
+        self._give_up = give_up
+        self._timeouts = 0
+
+    @property
+    def given_up(self) -> bool:
+        return self._give_up > 0 and self._timeouts >= self._give_up
+
+    def record(self, kind: str) -> None:
+        """Count one attempt's outcome (``"response"`` or a failure kind)."""
+        if self.given_up:
+            return
+        self._timeouts = self._timeouts + 1 if kind == "timeout" else 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with self._slots:
+            if self.given_up:
+                raise HostGaveUp(self._host, self._give_up)
             if self._interval > 0:
                 async with self._lock:
                     now = time.monotonic()
@@ -273,7 +308,9 @@ class Fetcher:
 
     async def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` (following and archiving redirects). Never raises for the URL's
-        failure; raises ``ArchiveError`` only when the archive cannot be written."""
+        failure; raises ``ArchiveError`` when the archive cannot be written, and
+        ``HostGaveUp`` when the host was given up for this run before the URL's request was
+        sent (the URL was not fetched: no verdict)."""
         return await self._fetch(url, archive=True, policy=self._policy)
 
     async def probe(self, url: str) -> FetchResult:
@@ -286,12 +323,16 @@ class Fetcher:
         on_result: Callable[[str, FetchResult], None] | None = None,
     ) -> dict[str, FetchResult]:
         """Fetch every distinct URL concurrently under the politeness limits; ``on_result``
-        is called as each finishes. Returns url → result. An ``ArchiveError`` cancels the
-        rest and propagates."""
+        is called as each finishes. Returns url → result; a URL not fetched because its host
+        was given up (``HostGaveUp``) is left out. An ``ArchiveError`` cancels the rest and
+        propagates."""
         results: dict[str, FetchResult] = {}
 
         async def one(url: str) -> None:
-            result = await self.fetch(url)
+            try:
+                result = await self.fetch(url)
+            except HostGaveUp:
+                return
             results[url] = result
             if on_result is not None:
                 on_result(url, result)
@@ -331,6 +372,7 @@ class Fetcher:
 
             def report(number: int, outcome: _Outcome, waited: float,
                        target: str = current) -> None:
+                self._gate(_gate_key(httpx.URL(target))).record(outcome.kind)
                 if self.on_attempt is not None:
                     self.on_attempt(Attempt(
                         url=target, number=number, outcome=outcome.kind, status=outcome.status,
@@ -338,7 +380,8 @@ class Fetcher:
                         at=outcome.captured_at))
 
             outcome, count = await run_with_retries(
-                attempt, policy, deadline=lambda: budget.deadline, on_outcome=report,
+                attempt, policy, deadline=partial(self._hop_deadline, current, budget),
+                on_outcome=report,
                 cleanup=_Outcome.discard,
             )
             attempts += count
@@ -368,6 +411,11 @@ class Fetcher:
                 return self._capture(url, outcome, hops, attempts, started)
             finally:
                 outcome.discard()
+
+    def _hop_deadline(self, url: str, budget: _Budget) -> float:
+        """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL
+        being retried then ends with the timeout it had)."""
+        return -1.0 if self.gave_up(url) else budget.deadline
 
     def _capture(self, url: str, outcome: _Outcome, hops: list[Hop], attempts: int,
                  started: float) -> Capture:
@@ -438,11 +486,32 @@ class Fetcher:
     # ── one attempt ──────────────────────────────────────────────────────────
 
     def _gate(self, host: str) -> _HostGate:
+        """The gate of ``host`` (a name, with ``:port`` when the URL names one: servers on one
+        address are told apart, as outage detection does)."""
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = _HostGate(self.settings.per_host,
-                                                 self.settings.host_interval)
+                                                 self.settings.host_interval, host,
+                                                 self.settings.host_give_up)
         return gate
+
+    def decided_offline(self, url: str) -> bool:
+        """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,
+        or a host the guard refuses by its literal address or loopback name."""
+        if _invalid(url) is not None:
+            return True
+        if self.guard.allow_private:
+            return False
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return refusal_without_dns(self.guard, parsed.host, port) is not None
+
+    def gave_up(self, url: str) -> bool:
+        """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
+        try:
+            return self._gate(_gate_key(httpx.URL(url))).given_up
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return False
 
     async def _attempt(self, url: str, jar: httpx.Cookies, budget: _Budget) -> _Outcome:
         assert self._global is not None, "use 'async with Fetcher'"
@@ -452,7 +521,7 @@ class Fetcher:
         jar.set_cookie_header(request)
         outcome: _Outcome | None = None
         response: httpx.Response | None = None
-        async with self._gate(request.url.host).slot(), self._global:
+        async with self._gate(_gate_key(request.url)).slot(), self._global:
             budget.start()
             remaining = budget.remaining()
             if remaining <= 0:
@@ -523,6 +592,10 @@ class Fetcher:
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+
+def _gate_key(url: httpx.URL) -> str:
+    return f"{url.host}:{url.port}" if url.port else url.host
 
 
 def proxy_for(url: str) -> str | None:

@@ -74,8 +74,9 @@ def test_a_link_is_dead_only_after_the_configured_failures(tmp_path: Path,
 
 
 def test_outage_changes_no_link_state(tmp_path: Path, web: WebServer) -> None:
-    """Three of four hosts failing at network level at once is an outage, not link rot."""
-    others = [WebServer() for _ in range(3)]
+    """Five of six hosts failing at network level at once is an outage, not link rot (five:
+    the fewest distinct hosts the outage test needs, ``[check] outage_min_hosts``)."""
+    others = [WebServer() for _ in range(5)]
     try:
         for server in [web, *others]:
             server.route("/a", Reply(200, ARTICLE, HTML))
@@ -89,12 +90,12 @@ def test_outage_changes_no_link_state(tmp_path: Path, web: WebServer) -> None:
     assert code == 0
     assert "outage" in out.splitlines()[0]
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
-    assert [link["state"] for link in report["links"]] == ["ok"] * 4
-    assert [link["verdict"] for link in report["links"]] == ["ok"] * 4
+    assert [link["state"] for link in report["links"]] == ["ok"] * 6
+    assert [link["verdict"] for link in report["links"]] == ["ok"] * 6
 
 
 def test_offline_check_keeps_states(tmp_path: Path, web: WebServer) -> None:
-    urls = [f"http://host{i}.example.invalid/a" for i in range(3)]
+    urls = [f"http://host{i}.example.invalid/a" for i in range(5)]
     config = make_project(tmp_path, urls)
     code, out, _ = call("check", "--config", str(config))
     assert code == 0
