@@ -734,19 +734,22 @@ async def _fetch_and_rescue(
     rescue: bool,
     capture: bool,
     breaker: Breaker,
-    previous: Mapping[str, StoredResult | None] | None = None,
-    deadline_at: float | None = None,
+    previous: Mapping[str, StoredResult | None],
+    deadline_at: float | None,
 ) -> tuple[_Fetched, int, str | None]:
     """Fetch and judge ``todo`` and, with ``rescue``, look every failing link of ``targets``
     up in the web archive meanwhile (``_Lookups``); with ``capture``, then copy the mementos
     into our WARCs. Returns what was fetched, how many failing links have a memento (0
     without ``rescue``) and a note when some lookups could not be made. ``breaker`` is the
-    run's: a host given up on is not asked again."""
+    run's: a host given up on is not asked again. ``previous`` and ``deadline_at`` are
+    ``_fetch_and_judge``'s. Offline, the lookups still waiting are dropped: they would only
+    fail the same way, and their links stay "not looked up"."""
     from archiver.rescue import Rescuer
 
     if not rescue:
         return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
-                                       compare_text=compare_text)
+                                       compare_text=compare_text, previous=previous,
+                                       deadline_at=deadline_at)
                 if todo else _Fetched()), 0, None
     async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
                        breaker=breaker) as rescuer:
