@@ -111,8 +111,9 @@ def listen(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EACCES:
             raise SetupError(f"port {port} on {host}: permission denied (ports below 1024 "
                              "need privileges); pick another with --port") from None
-        raise SetupError(f"cannot listen on {host} port {port}: "
-                         f"{exc.strerror or exc}") from None
+        # create_server appends the address to strerror; the plain reason reads better
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise SetupError(f"cannot listen on {host} port {port}: {reason}") from None
 
 
 def _die_with_parent(libc: ctypes.CDLL | None, parent: int) -> None:

@@ -181,3 +181,11 @@ def test_nothing_archived_yet_is_said(tmp_path: Path) -> None:
     assert code == 2 and out == ""
     assert err == (f"error: {tmp_path / 'archive'}: nothing archived yet "
                    "(run 'archiver run' first)\n")
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "nosuch.invalid"])
+def test_host_not_of_this_machine_is_one_line(archived: tuple[Path, str], host: str) -> None:
+    config, _ = archived
+    code, out, err = call("serve", "--config", str(config), "--host", host, "--port", "0")
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and host in err and len(err.splitlines()) == 1, err
