@@ -43,13 +43,18 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, s
         yield config, web.url("/a")
 
 
-def start(config: Path, *args: str) -> subprocess.Popen[str]:
+def start(config: Path, *args: str, nohup: bool = False) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
+
+    def signals() -> None:
+        # Ctrl-C's default action, even when the test runner ignores SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
+
     return subprocess.Popen(
         [sys.executable, "-m", "archiver", "serve", "--config", str(config), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        # Ctrl-C's default action, even when the test runner ignores SIGINT
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        preexec_fn=signals)
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float = 90) -> str:
@@ -146,6 +151,24 @@ def test_pywb_dies_when_serve_is_killed(archived: tuple[Path, str]) -> None:
         proc.kill()
         proc.wait(timeout=10)
         assert gone(pywb), "pywb still runs after its parent was killed"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_under_nohup_survives_sighup(archived: tuple[Path, str]) -> None:
+    config, page = archived
+    proc = start(config, "--port", "0", nohup=True)
+    try:
+        base = read_line(proc).split(" at ", 1)[1].split(" ", 1)[0]
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, "a SIGHUP ignored on purpose stopped the server"
+        assert get(f"{base}2030id_/{page}") == (200, ARTICLE)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0 and out.strip().endswith("server stopped (SIGTERM)")
     finally:
         if proc.poll() is None:
             proc.kill()

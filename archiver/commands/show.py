@@ -195,8 +195,10 @@ def serve(config: Path, *, host: str, port: int, io: Output) -> int:
         raise _Stopped(signal.Signals(signum).name)
 
     # SIGTERM (service managers, kill) and SIGHUP (a closed terminal) end the server the way
-    # Ctrl-C does, so pywb is always stopped with it.
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C does, so pywb is always stopped with it; a signal ignored on purpose (nohup)
+    # stays ignored.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         with tempfile.TemporaryDirectory(prefix="archiver-serve-") as tmp, \
                 PywbServer(archive_dir, Path(tmp), host=host, port=port) as server:
