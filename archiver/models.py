@@ -367,6 +367,13 @@ class LinkRecord:
     # Why the web archive was not asked about this failing link ("rescue is disabled", "the
     # Internet Archive could not be reached"); None when it was asked, or need not be.
     not_looked_up: str | None = None
+    # How the capture was made ("http" or "browser"; None without a capture), the browser
+    # capture's screenshot record, whether a logged-in profile was used, and why a link that
+    # wanted the browser kept its HTTP capture only (Chromium missing, the page failed).
+    capture_mode: str | None = None
+    screenshot: WarcRef | None = None
+    profile: bool = False
+    browser_lost: str | None = None
 
 
 class ChangeKind(enum.StrEnum):

@@ -178,6 +178,7 @@ class _Fetched:
     judgements: dict[str, Judgement] = field(default_factory=dict)
     # Text similarity to the previous capture (content drift); None when not comparable.
     similarity: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # the browser stage's, said once
 
 
 async def _fetch_and_judge(
@@ -198,7 +199,7 @@ async def _fetch_and_judge(
     before it counts as done, so a run killed at any moment resumes exactly where it
     stopped: what has a capture also has its verdict.
     """
-    from archiver import classify, history, pagetext, soft404
+    from archiver import browse, classify, history, pagetext, soft404
     from archiver.fetch import Attempt, Fetcher
     from archiver.warc import WarcWriter
 
@@ -221,7 +222,8 @@ async def _fetch_and_judge(
         find_payload=catalog.find_payload,
     )
     with writer:
-        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher:
+        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
+                browse.BrowserStage(settings, writer) as browsing:
             # One soft-404 probe per host and directory, shared by every URL under it.
             probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
 
@@ -246,6 +248,13 @@ async def _fetch_and_judge(
                                                    result.content_type, result.final_url)
                     probe = await probe_for(result)
                 judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
+                # Where the HTTP capture is not the evidence (an app shell, a login wall with
+                # a profile, a listed host), the browser's capture replaces it.
+                fetched_hops, http_result, http_page = result.hops, result, page
+                browsed = await browsing.consider(target, result, page, judgement, probe)
+                if browsed is not None and browsed.capture is not None:
+                    result = browsed.capture.as_capture(result.attempts)
+                    page, judgement = browsed.page, browsed.judgement or judgement
                 # Drift means the evidence page changed; for an error page it means nothing.
                 if compare_text and judgement.verdict.healthy and page is not None \
                         and page.text:
@@ -266,15 +275,24 @@ async def _fetch_and_judge(
                     )
                 # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
-                    for hop_url in [url, *(hop.url for hop in result.hops)]:
+                    for hop_url in [url, *(hop.url for hop in fetched_hops)]:
                         for attempt in attempts.pop(hop_url, ()):
                             catalog.record_attempt(
                                 run_id, attempt.url, attempt.number, attempt.outcome,
                                 status=attempt.status, error=attempt.error,
                                 waited=attempt.waited, at=attempt.at)
+                    if http_result is not result and isinstance(http_result, Capture):
+                        # The HTTP exchange stays in the catalog too (a browser document that
+                        # is a revisit of it needs its original), before the browser capture.
+                        catalog.record_capture(
+                            run_id, http_result, text=http_page.text if http_page else None,
+                            title=http_page.title if http_page else None)
                     if isinstance(result, Capture):
-                        catalog.record_capture(run_id, result, text=page.text if page else None,
-                                               title=page.title if page else None)
+                        capture_id = catalog.record_capture(
+                            run_id, result, text=page.text if page else None,
+                            title=page.title if page else None)
+                        if browsed is not None:
+                            browsed.record(catalog, capture_id)
                     capture = result if isinstance(result, Capture) else None
                     catalog.record_result(
                         run_id, url, judgement,
@@ -314,6 +332,7 @@ async def _fetch_and_judge(
                     task.cancel()
                 await asyncio.gather(*tasks, *probes.values(), return_exceptions=True)
                 raise
+            fetched.notes.extend(browsing.notes)
     return fetched
 
 
@@ -575,6 +594,9 @@ def build_link_records(
         footnotes = doc.citing[url]
         last = catalog.last_result(url)
         stored = catalog.latest_capture(url)
+        browser = catalog.browser_capture(stored.id) if stored else None
+        text = browser.text if browser and browser.text is not None else \
+            (stored.text if stored else None)
         status = catalog.link_status(url, settings.check, now)
         cached = catalog.get_memento(url, near=published)
         memento = cached.memento if cached is not None else None
@@ -600,10 +622,15 @@ def build_link_records(
                 state=status.state if last else None,
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
-                excerpt=excerpt(stored.text) if stored and stored.text else None,
+                excerpt=excerpt(text) if text else None,
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
+                capture_mode=(("browser" if browser and browser.mode == "browser" else "http")
+                              if stored else None),
+                screenshot=browser.screenshot if browser else None,
+                profile=bool(browser and browser.profile),
+                browser_lost=browser.lost if browser and browser.mode == "http" else None,
             )
         )
     return tuple(records)
@@ -750,6 +777,7 @@ def _execute(
 
     # Offline, the "No network" note says it all (the lookups failed for the same reason).
     notes = [lookup_note] if lookup_note and not offline else []
+    notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets

@@ -380,6 +380,31 @@ class WarcWriter:
             (offset, size), = self._append(spool, writer, [record])
             return self._ref(record_id, offset, size)
 
+    def write_resource(
+        self,
+        *,
+        uri: str,
+        content_type: str,
+        data: bytes,
+        concurrent_to: str | None,
+        captured_at: datetime,
+    ) -> WarcRef:
+        """A ``resource`` record holding ``data`` as is: a browser capture's screenshot
+        (``urn:screenshot:URL``, ``image/png``) or rendered text (``urn:text:URL``), as
+        Browsertrix and pywb name them. Raises ``ArchiveError`` when it cannot be written."""
+        record_id = _record_id()
+        headers = {"WARC-Record-ID": record_id, "WARC-Date": isoformat(captured_at)}
+        if concurrent_to:
+            headers["WARC-Concurrent-To"] = concurrent_to
+        with self._lock:
+            writer, spool = self._record_writer()
+            record = writer.create_warc_record(
+                uri, "resource", payload=io.BytesIO(data), length=len(data),
+                warc_content_type=content_type, warc_headers_dict=headers,
+            )
+            (offset, size), = self._append(spool, writer, [record])
+            return self._ref(record_id, offset, size)
+
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
     def _record_writer(self) -> tuple[WARCWriter, IO[bytes]]:
