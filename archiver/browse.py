@@ -103,6 +103,7 @@ BROWSER_ARGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--mute-audio",
 )
+_QUIET = 0.5  # seconds without a request: the network has settled
 _EXECUTABLES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 # Request headers the HTTP client sets itself (or that name the connection, not the request).
@@ -299,6 +300,12 @@ class _PageState:
     resources: int = 0
     refused: list[str] = field(default_factory=list)
     nav_failure: str | None = None
+    # For "the network is quiet": requests in our hands now, and when the last one ended.
+    # Playwright's own "networkidle" is reached once per navigation and never re-armed,
+    # so it cannot tell when the requests that scrolling started are done.
+    inflight: int = 0
+    page: Any = None  # the captured page; requests of any other page (a popup) are refused
+    last_activity: float = field(default_factory=time.monotonic)
 
     def remaining(self) -> float:
         return self.budget_end - time.monotonic()
@@ -423,7 +430,7 @@ class Browser:
 
         with contextlib.suppress(AttributeError):  # route_web_socket: Playwright >= 1.48
             await context.route_web_socket(re.compile(".*"), refuse_socket)
-        page = await context.new_page()
+        page = state.page = await context.new_page()
         # Popups are closed as they open: the capture is of one page.
         context.on("page", lambda other: asyncio.ensure_future(other.close())
                    if other is not page else None)
@@ -498,10 +505,11 @@ class Browser:
         from playwright.async_api import Error as PlaywrightError
 
         async def settle(seconds: float) -> None:
-            limit = min(seconds, max(0.0, state.remaining() - 2))
-            if limit > 0:
-                with contextlib.suppress(PlaywrightError, TimeoutError):
-                    await page.wait_for_load_state("networkidle", timeout=limit * 1000)
+            end = time.monotonic() + min(seconds, max(0.0, state.remaining() - 2))
+            while time.monotonic() < end:
+                if state.inflight == 0 and time.monotonic() - state.last_activity >= _QUIET:
+                    return
+                await asyncio.sleep(0.05)
 
         await settle(self.settings.settle)
         end = time.monotonic() + min(self.settings.scroll_time, max(0.0, state.remaining() - 5))
@@ -517,7 +525,9 @@ class Browser:
                     " document.documentElement.scrollHeight]; }")
             except PlaywrightError:
                 break
-            await settle(min(1.0, max(0.0, end - time.monotonic())))
+            # Time for scroll handlers to ask for more, then for their answers to arrive.
+            await asyncio.sleep(0.15)
+            await settle(min(3.0, max(0.0, end - time.monotonic())))
             bottom, height = position
             if bottom >= height and height == last:
                 unchanged += 1
@@ -538,6 +548,7 @@ class Browser:
 
     async def _handle(self, route: Any, state: _PageState) -> None:
         request = route.request
+        state.inflight += 1
         try:
             await self._exchange(route, request, state)
         except Exception as exc:
@@ -551,6 +562,9 @@ class Browser:
                 await route.abort("failed")
             if isinstance(exc, ArchiveError):
                 raise
+        finally:
+            state.inflight -= 1
+            state.last_activity = time.monotonic()
 
     async def _exchange(self, route: Any, request: Any, state: _PageState) -> None:
         url = request.url.split("#", 1)[0]
@@ -558,7 +572,12 @@ class Browser:
         top_doc = bool(request.is_navigation_request()
                        and _safe(lambda: request.frame.parent_frame is None))
         main_nav = top_doc and state.nav_url is not None and url == state.nav_url
+        owner = _safe(lambda: request.frame.page)
         problem = _invalid(url)
+        # A popup's first navigation comes before its frame exists (no owner at all).
+        if state.page is not None and (owner != state.page if owner is not None
+                                       else request.is_navigation_request()):
+            problem = f"{url}: popups are not opened"
         if problem is not None:
             state.refused.append(problem)
             await route.abort("blockedbyclient")
