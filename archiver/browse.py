@@ -87,6 +87,7 @@ __all__ = [
     "BrowserFailure",
     "BrowserStage",
     "app_shell_reason",
+    "crop_png",
     "find_executable",
     "redact_set_cookie",
     "unavailable",
@@ -859,3 +860,52 @@ class BrowserStage:
         rendered = _replace(rendered, text=made.text.strip() or rendered.text)
         judged = classify.classify(capture, probe=probe, cited_url=target.url, page=rendered)
         return Browsed(why, capture=made, page=rendered, judgement=judged)
+
+
+# ── screenshots for the report ───────────────────────────────────────────────
+
+
+def crop_png(data: bytes, height: int) -> bytes:
+    """The top ``height`` rows of a PNG (for a thumbnail), without an imaging library.
+
+    Works for non-interlaced PNGs, as Chromium writes them: each scanline's filter refers
+    only to the line above it, so the first rows decode on their own. Returns ``data``
+    unchanged when it is no taller, or not a PNG this can cut.
+    """
+    import struct
+    import zlib
+
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return data
+    chunks: list[tuple[bytes, bytes]] = []
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunks.append((kind, data[pos + 8:pos + 8 + length]))
+        pos += 12 + length
+    if not chunks or chunks[0][0] != b"IHDR":
+        return data
+    width, full, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color)
+    if interlace or channels is None or full <= height:
+        return data
+    stride = (width * channels * depth + 7) // 8 + 1  # + the filter byte
+    decomp = zlib.decompressobj()
+    need = stride * height
+    rows = b""
+    for kind, body in chunks:
+        if kind == b"IDAT" and len(rows) < need:
+            rows += decomp.decompress(body, need - len(rows))
+            while decomp.unconsumed_tail and len(rows) < need:
+                rows += decomp.decompress(decomp.unconsumed_tail, need - len(rows))
+    if len(rows) < need:
+        return data
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = chunks[0][1][:4] + struct.pack(">I", height) + chunks[0][1][8:]
+    keep = b"".join(chunk(k, b) for k, b in chunks[1:] if k in (b"PLTE", b"tRNS"))
+    return (data[:8] + chunk(b"IHDR", header) + keep
+            + chunk(b"IDAT", zlib.compress(rows[:need], 6)) + chunk(b"IEND", b""))

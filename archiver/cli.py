@@ -164,13 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
     _progress_option(p)
 
     p = _add(sub, "show", "Retrieve archived evidence. REF is a URL, or SOURCE_ID#N for "
-             "every URL of footnote N. Lists the captures, newest first; --text, --headers "
-             "and --raw read the newest capture that holds the page (ours, or a rescued "
-             "Internet Archive copy), or the one nearest --at.", """
+             "every URL of footnote N. Lists the captures, newest first; --text, --headers, "
+             "--raw and --screenshot read the newest capture that holds the page (ours, or a "
+             "rescued Internet Archive copy), or the one nearest --at.", """
              archiver show 'kazakhstan-2020#14'
              archiver show https://rus.azattyq.org/a/30723868.html --text
              archiver show 'kazakhstan-2020#1' --raw > report.pdf
              archiver show URL --at 2026-01-01 --headers
+             archiver show URL --screenshot > page.png
              """, common)
     p.add_argument("ref", metavar="REF", help="a URL, or SOURCE_ID#N for footnote N")
     what = p.add_mutually_exclusive_group()
@@ -180,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the archived HTTP response headers")
     what.add_argument("--raw", action="store_true",
                       help="write the archived payload bytes to stdout (a PDF, an image)")
+    what.add_argument("--screenshot", action="store_true",
+                      help="write a browser capture's full-page screenshot (PNG) to stdout")
     p.add_argument("--at", metavar="DATE",
                    help="pick the capture nearest to DATE (YYYY-MM-DD or an ISO time)")
     _format_option(p)
@@ -288,6 +291,7 @@ def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
     mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
+    mode = "screenshot" if args.screenshot else mode
     return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io)
 
 

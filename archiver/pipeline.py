@@ -658,6 +658,7 @@ def _write_reports(
     rescue: bool | None = None,
 ) -> list[SourceOutcome]:
     from archiver.report import build_report, write_reports
+    from archiver.report.write import write_screenshots
 
     now = utcnow()
     written = []
@@ -681,6 +682,7 @@ def _write_reports(
             report_dir=folder,
         )
         write_reports(report, folder)
+        write_screenshots(links, folder, settings.root)  # browser captures, for report.html
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
     return written
 

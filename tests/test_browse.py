@@ -308,8 +308,20 @@ def _browser_config(profile: bool, executable: str = str(CHROMIUM)) -> str:
     return text
 
 
-@pytest.fixture
-def browsed_run(tmp_path: Path, pages: BrowserWeb, web: WebServer) -> tuple[Path, dict]:
+@pytest.fixture(scope="module")
+def run_web() -> WebServer:
+    """Module-wide servers for the one full run the tests below read."""
+    with WebServer() as server, WebServer() as forbidden:
+        server.pages = BrowserWeb(server, forbidden.port)  # type: ignore[attr-defined]
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browsed_run(tmp_path_factory: pytest.TempPathFactory, run_web: WebServer
+                ) -> tuple[Path, dict]:
+    tmp_path = tmp_path_factory.mktemp("browsed-run")
+    web = run_web
+    pages: BrowserWeb = run_web.pages  # type: ignore[attr-defined]
     write_profile(tmp_path / "profiles" / "social.json", host="localhost")
     urls = [pages.url("/static"), pages.url("/shell"), pages.url("/feed"),
             web.url("/members/post", host="localhost")]
@@ -323,8 +335,9 @@ def browsed_run(tmp_path: Path, pages: BrowserWeb, web: WebServer) -> tuple[Path
 @pytest.mark.browser
 @needs_chromium
 def test_run_auto_captures_app_shell_feed_and_profile_page(
-        browsed_run: tuple[Path, dict], pages: BrowserWeb, web: WebServer) -> None:
+        browsed_run: tuple[Path, dict], run_web: WebServer) -> None:
     root, report = browsed_run
+    web, pages = run_web, run_web.pages  # type: ignore[attr-defined]
     links = {link["url"]: link for link in report["links"]}
     static = links[pages.url("/static")]
     shell = links[pages.url("/shell")]
@@ -351,6 +364,86 @@ def test_run_auto_captures_app_shell_feed_and_profile_page(
     meta = [r for r in got if r[0] == "metadata" and r[1] == pages.url("/shell")]
     fields = b"".join(r[2] for r in meta).decode()
     assert "capture-mode: browser" in fields and "cited-by: brief#2" in fields
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_show_gives_rendered_text_and_screenshot(browsed_run: tuple[Path, dict],
+                                                 run_web: WebServer) -> None:
+    root, report = browsed_run
+    pages = run_web.pages  # type: ignore[attr-defined]
+    config = str(root / "sources.toml")
+    code, out, err = call("show", pages.url("/shell"), "--text", "--config", config)
+    assert code == 0, err
+    assert ARTICLE_TITLE in out and ARTICLE_BODY in out
+    code, out, err = call("show", "brief#2", "--screenshot", "--config", config)
+    assert code == 0, err
+    png = out.encode("latin-1")  # in-memory streams carry bytes as latin-1 text
+    shell = next(link for link in report["links"] if link["url"] == pages.url("/shell"))
+    assert png == read_record(root, _ref(shell["screenshot"])).payload
+    assert png_size(png)[0] == SETTINGS.width
+    # The static page has no browser capture: no screenshot, exit 1.
+    code, out, err = call("show", pages.url("/static"), "--screenshot", "--config", config)
+    assert code == 1 and "no browser capture" in err
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_html_report_shows_thumbnails_from_files_next_to_it(
+        browsed_run: tuple[Path, dict]) -> None:
+    root, _ = browsed_run
+    folder = root / "reports" / "brief"
+    shots = sorted((folder / "screenshots").glob("*.png"))
+    assert len(shots) == 6  # three browser captures: the page and its top
+    import html
+
+    assert "img-src data: 'self'" in html.unescape((folder / "report.html").read_text())
+
+    async def look() -> list[dict]:
+        from playwright.async_api import async_playwright
+
+        async with async_playwright() as pw:
+            chromium = await pw.chromium.launch(executable_path=str(CHROMIUM),
+                                                args=list(browse.BROWSER_ARGS))
+            page = await chromium.new_page()
+            await page.goto((folder / "report.html").as_uri())
+            images = await page.eval_on_selector_all(
+                "a > img[src^='screenshots/']",
+                "els => els.map(e => ({src: e.getAttribute('src'), w: e.naturalWidth,"
+                " h: e.naturalHeight, href: e.parentElement.getAttribute('href')}))")
+            await chromium.close()
+            return images
+
+    images = asyncio.run(look())
+    assert len(images) == 3
+    for image in images:
+        # Loaded under the report's CSP, from the file beside it: the top 1200 rows.
+        assert image["w"] == SETTINGS.width and 0 < image["h"] <= 1200, image
+        full = folder / image["href"]
+        assert png_size(full.read_bytes())[1] >= image["h"]
+
+
+def test_crop_png_keeps_the_top_rows() -> None:
+    import zlib
+
+    width, height = 3, 5
+    rows = b"".join(b"\x00" + bytes([y * 10 + x for x in range(width * 3)])
+                    for y in range(height))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                              8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    top = browse.crop_png(png, 2)
+    assert png_size(top) == (3, 2)
+    idat = top[top.index(b"IDAT") + 4:]
+    length = struct.unpack(">I", top[top.index(b"IDAT") - 4:top.index(b"IDAT")])[0]
+    assert zlib.decompress(idat[:length]) == rows[:2 * (width * 3 + 1)]
+    assert browse.crop_png(png, 9) == png
+    assert browse.crop_png(b"not a png", 2) == b"not a png"
 
 
 def _ref(data: dict):
@@ -399,9 +492,10 @@ def test_profile_secret_reaches_no_written_file(browsed_run: tuple[Path, dict]) 
 @pytest.mark.browser
 @needs_chromium
 def test_pywb_replays_the_app_shell_data_from_the_archive(
-        browsed_run: tuple[Path, dict], pages: BrowserWeb) -> None:
+        browsed_run: tuple[Path, dict], run_web: WebServer) -> None:
     pytest.importorskip("pywb")
     root, _ = browsed_run
+    pages = run_web.pages  # type: ignore[attr-defined]
     archive = root / "archive"
     (root / "config.yaml").write_text(json.dumps({"collections": {"cite": {
         "index_paths": str(archive / INDEX_NAME), "archive_paths": str(archive) + "/"}}}))

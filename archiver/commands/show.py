@@ -64,12 +64,20 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     for caps in found.values():
         if caps:
             chosen.append(nearest(caps, when) if when is not None else _evidence(caps))
-    if mode == "raw":
+    if mode in ("raw", "screenshot"):
         if len(chosen) > 1:
-            raise UsageError(f"{ref}: --raw needs one URL, but it has {len(chosen)} captured; "
-                             "name the URL instead")
+            raise UsageError(f"{ref}: --{mode} needs one URL, but it has {len(chosen)} "
+                             "captured; name the URL instead")
         stream = getattr(io.out, "buffer", None)
-        data = chosen[0].payload()
+        if mode == "screenshot":
+            shots = [c for c in found[chosen[0].url] if c.screenshot_ref is not None]
+            if not shots:
+                raise NotArchivedError(f"{ref}: no browser capture, so no screenshot "
+                                       "(see [browser] in sources.toml)")
+            pick = nearest(shots, when) if when is not None else shots[0]
+            data = pick.screenshot() or b""
+        else:
+            data = chosen[0].payload()
         if stream is None:  # an in-memory text stream (tests): write latin-1 text
             io.out.write(data.decode("latin-1"))
         else:
