@@ -258,10 +258,11 @@ async def _fetch_and_judge(
                 # Drift means the evidence page changed; for an error page it means nothing.
                 if compare_text and judgement.verdict.healthy and page is not None \
                         and page.text:
-                    before = catalog.latest_capture(url)
+                    # A browser capture's text is its rendered text (archiver.browse).
+                    before_text = browse.stored_text(catalog, catalog.latest_capture(url))
                     fetched.similarity[url] = (
-                        history.text_similarity(before.text, page.text)
-                        if before is not None and before.text else None)
+                        history.text_similarity(before_text, page.text)
+                        if before_text else None)
                 if isinstance(result, Capture) and result.warc is not None:
                     # In the writer's thread, as the fetcher writes: waiting for its lock
                     # here would stall every other fetch on the event loop.

@@ -555,3 +555,17 @@ def test_without_playwright_the_browser_is_unavailable(monkeypatch: pytest.Monke
                                                        ) -> None:
     monkeypatch.setitem(sys.modules, "playwright.async_api", None)
     assert "Playwright is not installed" in (browse.unavailable(BrowserSettings()) or "")
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_check_compares_rendered_text_so_an_unchanged_feed_has_not_drifted(
+        tmp_path: Path, pages: BrowserWeb) -> None:
+    config = make_project(tmp_path, [pages.url("/feed")], extra=_browser_config(False))
+    assert call("run", "--config", str(config))[0] == 0
+    code, out, err = call("check", "--config", str(config), "--format", "json")
+    assert code == 0, out + err
+    changes = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())[
+        "changes"]
+    assert [c for c in changes if c["kind"] == "drifted"] == []
+    read_back(tmp_path)
