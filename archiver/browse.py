@@ -515,8 +515,10 @@ class Browser:
 
         await settle(self.settings.settle)
         end = time.monotonic() + min(self.settings.scroll_time, max(0.0, state.remaining() - 5))
-        unchanged = 0
-        last = -1
+        try:
+            last = int(await page.evaluate("() => document.documentElement.scrollHeight"))
+        except PlaywrightError:
+            return
         for _ in range(self.settings.scroll_steps):
             if time.monotonic() >= end:
                 break
@@ -531,12 +533,9 @@ class Browser:
             await asyncio.sleep(0.15)
             await settle(min(3.0, max(0.0, end - time.monotonic())))
             bottom, height = position
+            # At the end, and the wait for the network brought nothing more: done.
             if bottom >= height and height == last:
-                unchanged += 1
-                if unchanged >= 2:
-                    break
-            else:
-                unchanged = 0
+                break
             last = height
         await settle(min(self.settings.settle, 2.0))
 
