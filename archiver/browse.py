@@ -523,17 +523,17 @@ class Browser:
             if time.monotonic() >= end:
                 break
             try:
-                position = await page.evaluate(
-                    "() => { window.scrollBy(0, window.innerHeight);"
-                    " return [window.scrollY + window.innerHeight,"
-                    " document.documentElement.scrollHeight]; }")
+                await page.evaluate("() => window.scrollBy(0, window.innerHeight)")
+                # The scroll counts as activity: scroll handlers get the quiet period to ask
+                # for more before the network is called settled (under load that takes time).
+                state.last_activity = time.monotonic()
+                await settle(min(3.0, max(0.0, end - time.monotonic())))
+                bottom, height = await page.evaluate(
+                    "() => [window.scrollY + window.innerHeight,"
+                    " document.documentElement.scrollHeight]")
             except PlaywrightError:
                 break
-            # Time for scroll handlers to ask for more, then for their answers to arrive.
-            await asyncio.sleep(0.15)
-            await settle(min(3.0, max(0.0, end - time.monotonic())))
-            bottom, height = position
-            # At the end, and the wait for the network brought nothing more: done.
+            # At the end, and waiting for the network brought nothing more: done.
             if bottom >= height and height == last:
                 break
             last = height
