@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from archiver.config import BrowserProfile, BrowserSettings, FetchSettings, Settings
+from archiver.errors import ArchiveError
 from archiver.fetch import (
     REDIRECT_STATUSES,
     _digest_of,
@@ -251,24 +252,27 @@ def wanted(
 ) -> str | None:
     """Why ``url`` should be captured in the browser, or ``None`` to keep the HTTP capture.
 
-    ``never``: never. ``always``: whenever the HTTP fetch got an answer. ``auto``: a listed
-    host; a login wall when a profile covers the host; an HTML page that looks like an app
-    shell (``app_shell_reason``). A URL that got no answer at all (DNS, refused, private
-    address) is never sent to the browser: it would get no further.
+    ``never``: never. ``always``: whenever the HTTP fetch got an HTML answer. ``auto``: an
+    HTML page of a listed host; a login wall when a profile covers the host; an HTML page
+    that looks like an app shell (``app_shell_reason``). A URL that got no answer at all
+    (DNS, refused, private address) is never sent to the browser: it would get no further.
     """
     if settings.mode == "never" or capture is None:
         return None
     host = (urlsplit(capture.final_url).hostname or "").lower()
     cited_host = (urlsplit(url).hostname or "").lower()
-    if settings.mode == "always":
+    content_type = (capture.content_type or "").lower()
+    page_like = "html" in content_type or not content_type
+    # A PDF, an image, JSON: the HTTP capture is the document itself (Chromium would only
+    # start a download).
+    if settings.mode == "always" and page_like:
         return "[browser] mode is always"
-    if host in settings.hosts or cited_host in settings.hosts:
+    if (host in settings.hosts or cited_host in settings.hosts) and page_like:
         return "host listed in [browser] hosts"
     if judgement.verdict is Verdict.LOGIN_WALL and (
             settings.profile_for(cited_host) or settings.profile_for(host)):
         return "login wall, and a profile exists for the host"
-    content_type = (capture.content_type or "").lower()
-    if capture.status < 300 and ("html" in content_type or not content_type):
+    if capture.status < 300 and page_like:
         reason = app_shell_reason(capture.content, page.text if page else "")
         if reason:
             return f"app shell: {reason}"
@@ -306,6 +310,7 @@ class _PageState:
     # Playwright's own "networkidle" is reached once per navigation and never re-armed,
     # so it cannot tell when the requests that scrolling started are done.
     inflight: int = 0
+    archive_error: ArchiveError | None = None
     page: Any = None  # the captured page; requests of any other page (a popup) are refused
     last_activity: float = field(default_factory=time.monotonic)
 
@@ -404,17 +409,29 @@ class Browser:
             }
             if profile is not None:
                 options["storage_state"] = str(profile.storage_state)
-            context = await browser.new_context(**options)
             try:
-                return await asyncio.wait_for(
+                context = await browser.new_context(**options)
+            except Exception as exc:  # Chromium gone, a storage state it cannot read
+                return BrowserFailure(url, f"no browser context: {_first_line(str(exc))}")
+            try:
+                made: BrowserCapture | BrowserFailure = await asyncio.wait_for(
                     self._capture_in(context, url, state, profile is not None, started),
                     timeout=max(1.0, self.settings.deadline + 15.0))
             except TimeoutError:
-                return BrowserFailure(url, f"no page within the deadline of "
+                made = BrowserFailure(url, f"no page within the deadline of "
                                            f"{self.settings.deadline:g}s")
+            except ArchiveError:
+                raise
+            except Exception as exc:  # the page or Chromium crashed: this page fails only
+                made = BrowserFailure(url, f"the browser failed: {_first_line(str(exc))}")
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(context.close(), timeout=10)
+            if state.archive_error is not None:
+                # Raised inside Playwright's route callback, where it would be lost: the
+                # archive cannot be written, which stops the run.
+                raise state.archive_error
+            return made
 
     async def _capture_in(self, context: Any, url: str, state: _PageState, profile: bool,
                           started: float) -> BrowserCapture | BrowserFailure:
@@ -554,10 +571,9 @@ class Browser:
             await self._exchange(route, request, state)
         except Exception as exc:
             # The archive failing must stop the run; anything else fails this request only.
-            from archiver.errors import ArchiveError
-
             if isinstance(exc, ArchiveError):
                 state.nav_failure = str(exc)
+                state.archive_error = exc
             log.debug("browser request %s failed: %s", request.url, exc)
             with contextlib.suppress(Exception):
                 await route.abort("failed")

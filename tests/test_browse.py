@@ -215,6 +215,22 @@ def test_websockets_popups_and_service_workers_are_blocked(tmp_path: Path,
     read_back(tmp_path)
 
 
+@pytest.mark.browser
+@needs_chromium
+def test_an_archive_that_cannot_be_written_stops_the_capture(tmp_path: Path,
+                                                             pages: BrowserWeb) -> None:
+    from archiver.errors import ArchiveError
+
+    async def go() -> None:
+        with WarcWriter(tmp_path / "archive", root=tmp_path, run_id="b") as writer:
+            writer._broken = "archive-x.warc.gz: cannot write WARC record: disk full"
+            async with Browser(SETTINGS, FETCH, writer) as browser:
+                await browser.capture(pages.url("/shell"))
+
+    with pytest.raises(ArchiveError, match="disk full"):
+        asyncio.run(go())
+
+
 # ── choosing the browser ─────────────────────────────────────────────────────
 
 
@@ -250,6 +266,11 @@ def test_auto_sends_app_shells_to_the_browser_and_keeps_static_pages() -> None:
     with_profile = BrowserSettings(profiles=(BrowserProfile(("social.example",),
                                                             Path("/p.json")),))
     assert browse.wanted(with_profile, login.url, login, None, wall)
+    # A PDF is its own evidence, even in "always".
+    pdf = Capture(url="https://news.example/r.pdf", final_url="https://news.example/r.pdf",
+                  status=200, hops=(), content=b"%PDF-1.7", content_type="application/pdf",
+                  payload_digest="sha1:Y", captured_at=static.captured_at)
+    assert browse.wanted(BrowserSettings(mode="always"), pdf.url, pdf, None, ok) is None
     # No answer at all: nothing for the browser to do.
     assert browse.wanted(BrowserSettings(mode="always"), static.url, None, None,
                          Judgement(Verdict.DNS_ERROR, "")) is None
