@@ -192,6 +192,27 @@ def test_page_cannot_make_the_browser_reach_refused_addresses(
 
 @pytest.mark.browser
 @needs_chromium
+def test_https_page_is_fetched_by_the_archiver_with_the_environment_trust(
+        tmp_path: Path, https_web: WebServer, other: WebServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # TLS is the archiver's (httpx, SSL_CERT_FILE), never Chromium's: the page is secure.
+    monkeypatch.setenv("SSL_CERT_FILE", str(https_web.ca_file))
+    BrowserWeb(https_web, other.port)
+    made, archive = capture_one(tmp_path, https_web.url("/shell"))
+    assert isinstance(made, BrowserCapture), made
+    assert ARTICLE_BODY in made.text and made.final_url.startswith("https://")
+    read_back(tmp_path)
+    assert any(r[0] == "response" and r[1] == https_web.url("/api/article.json")
+               for r in records(archive))
+    # Without the trust, the certificate is refused and nothing is captured.
+    monkeypatch.delenv("SSL_CERT_FILE")
+    refused, _ = capture_one(tmp_path / "untrusted", https_web.url("/shell"))
+    assert isinstance(refused, BrowserFailure), refused
+    assert "TLS" in refused.reason or "certificate" in refused.reason.lower()
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_websockets_popups_and_service_workers_are_blocked(tmp_path: Path,
                                                            web: WebServer) -> None:
     web.route("/busy", Reply(200, (
