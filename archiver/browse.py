@@ -51,11 +51,10 @@ from archiver.config import BrowserProfile, BrowserSettings, FetchSettings, Sett
 from archiver.errors import ArchiveError
 from archiver.fetch import (
     REDIRECT_STATUSES,
+    Fetcher,
     _digest_of,
     _failure,
-    _GuardedTransport,
     _invalid,
-    _keep_raw_headers,
     _next_url,
     _raw_headers,
     _remote_ip,
@@ -63,7 +62,7 @@ from archiver.fetch import (
     _response_head,
     decode_body,
 )
-from archiver.guard import AddressGuard, AddressRefused, NameNotResolved
+from archiver.guard import AddressGuard
 from archiver.models import (
     Capture,
     FetchResult,
@@ -339,7 +338,9 @@ class Browser:
         self._start_lock = asyncio.Lock()
         self._playwright: Any = None
         self._browser: Any = None
-        self._client: httpx.AsyncClient | None = None
+        # The HTTP path's client factory (per-host pools over the guard, the environment's
+        # proxies and TLS trust); it archives nothing itself here.
+        self._http: Fetcher | None = None
 
     async def __aenter__(self) -> Browser:
         return self
@@ -350,15 +351,15 @@ class Browser:
     async def aclose(self) -> None:
         browser, self._browser = self._browser, None
         playwright, self._playwright = self._playwright, None
-        client, self._client = self._client, None
+        http, self._http = self._http, None
         with contextlib.suppress(Exception):
             if browser is not None:
                 await browser.close()
         with contextlib.suppress(Exception):
             if playwright is not None:
                 await playwright.stop()
-        if client is not None:
-            await client.aclose()
+        if http is not None:
+            await http.aclose()
 
     async def _start(self) -> Any:
         async with self._start_lock:
@@ -374,16 +375,7 @@ class Browser:
             # removes it at close): nothing of any other session leaks in.
             self._browser = await self._playwright.chromium.launch(
                 executable_path=executable, args=list(BROWSER_ARGS), headless=True)
-            ssl_context = httpx.create_ssl_context(trust_env=True)
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=8,
-                                  keepalive_expiry=5.0)
-            self._client = httpx.AsyncClient(
-                transport=_GuardedTransport(self.guard, ssl_context=ssl_context,
-                                            http2=self.fetch.http2, limits=limits),
-                trust_env=False, follow_redirects=False,
-                timeout=httpx.Timeout(self.fetch.timeout),
-                event_hooks={"response": [_keep_raw_headers]},
-            )
+            self._http = await Fetcher(self.fetch, None, guard=self.guard).__aenter__()
             return self._browser
 
     # ── one page ──
@@ -655,21 +647,16 @@ class Browser:
                        ) -> tuple[int, list[tuple[str, str]], bytes, Hop, str] | str:
         """One exchange over the guard: archived, and returned decoded for the page; or a
         string saying why it was not made."""
-        assert self._client is not None
+        assert self._http is not None
         if state.remaining() <= 0:
             return f"{url}: the page's deadline of {self.settings.deadline:g}s is spent"
         parsed = httpx.URL(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            await asyncio.wait_for(self.guard.resolve(parsed.host, port),
-                                   timeout=self.fetch.timeout)
-        except AddressRefused as exc:
-            return exc.reason
-        except NameNotResolved as exc:
-            return exc.reason
-        except TimeoutError:
-            return f"{parsed.host}: name resolution timed out"
-        client = self._client
+        # The guard's verdict before any request (again at connection time), through a
+        # proxy as the HTTP path makes it (see Fetcher._precheck).
+        refusal = await self._http._precheck(url)
+        if refusal is not None:
+            return refusal[1]
+        client = self._http._client_for(parsed.host)
         request = client.build_request(method, url, headers=headers, content=body)
         truncated: str | None = None
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=256 * 1024)  # noqa: SIM115
