@@ -5,15 +5,17 @@ context per capture, and at most ``[browser] pages`` pages open at once. Its rec
 ``BrowserCapture``; a capture that could not be made is a ``BrowserFailure`` value.
 
 Every request the page makes goes through the archiver, not through Chromium's network
-stack: ``context.route("**/*")`` hands each request to ``_Exchange``, which performs it with
-httpx over the address guard (``archiver.guard``: a page cannot make the browser reach a
-loopback, private or link-local address unless ``allow_private_networks``), under the body
-cap and the page's deadline, writes its ``request``/``response`` records with the bytes as
-they came over the wire (``Cookie``/``Authorization`` redacted by the writer, ``Set-Cookie``
-values redacted here), and fulfils the page with the decoded body. Playwright does not route
-the follow-up request of a redirect (microsoft/playwright#3994, "as designed"), so a redirect
-is never handed to Chromium: a document's redirect becomes a navigation the page makes again
-(routed), a subresource's redirect is followed here, hop by hop, each hop archived.
+stack: ``context.route("**/*")`` hands each request to ``Browser._exchange``, which performs
+it with the HTTP path's httpx clients over the address guard (``archiver.guard``: a page
+cannot make the browser reach a loopback, private or link-local address unless
+``allow_private_networks``), under the body cap and the page's deadline, writes its
+``request``/``response`` records with the bytes as they came over the wire
+(``Cookie``/``Authorization`` redacted by the writer, ``Set-Cookie`` values redacted here; a
+POST keeps its body in its request record), and fulfils the page with the decoded body.
+Playwright does not route the follow-up request of a redirect (microsoft/playwright#3994,
+"as designed"), so a redirect is never handed to Chromium: a document's redirect becomes a
+navigation the page makes again (routed), a subresource's redirect is followed here, hop by
+hop, each hop archived.
 
 Blocked: service workers (they would fetch outside the routes), downloads, popups (closed),
 WebSockets (closed before connecting), permission prompts (none granted).
@@ -695,7 +697,7 @@ class Browser:
                     self.writer.write_exchange, url=url, request_head=_request_head(request),
                     response_head=redact_set_cookie(_response_head(response)), body=spool,
                     remote_ip=_remote_ip(response), captured_at=captured_at,
-                    truncated=truncated)
+                    truncated=truncated, request_body=body or b"")
                 warc, revisit = exchange.response, exchange.revisit
             encoding = next((v for k, v in raw if k.lower() == "content-encoding"), None)
             content = decode_body(spool, encoding, self.fetch.max_body)

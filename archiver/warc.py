@@ -298,11 +298,13 @@ class WarcWriter:
         remote_ip: str | None,
         captured_at: datetime,
         truncated: str | None = None,
+        request_body: bytes = b"",
     ) -> Exchange:
         """Write the request and response (or revisit) records of one exchange.
 
-        ``body`` is read from its current position to the end. Raises ``ArchiveError`` when
-        the file cannot be written.
+        ``body`` is read from its current position to the end; ``request_body`` is what the
+        request sent (a browser page's POST). Raises ``ArchiveError`` when the file cannot be
+        written.
         """
         body.seek(0, os.SEEK_END)
         end = body.tell()
@@ -325,7 +327,7 @@ class WarcWriter:
                 "WARC-Concurrent-To": response_id,
             }
             request = writer.create_warc_record(
-                url, "request", payload=io.BytesIO(b""), length=0,
+                url, "request", payload=io.BytesIO(request_body), length=len(request_body),
                 warc_headers_dict=request_headers,
                 http_headers=_RawHead(_wire_head(redact_request_head(request_head)),
                                       _REQUEST_VERBS),

@@ -213,6 +213,25 @@ def test_https_page_is_fetched_by_the_archiver_with_the_environment_trust(
 
 @pytest.mark.browser
 @needs_chromium
+def test_a_pages_post_is_archived_with_its_body(tmp_path: Path, web: WebServer) -> None:
+    web.route("/search", lambda req: Reply(200, b'{"hits": ["' + req.body + b'"]}',
+                                           {"Content-Type": "application/json"}))
+    web.route("/app", Reply(200, (
+        b"<html><body><h1>Search app</h1><p id=o></p><script>"
+        b"fetch('/search', {method: 'POST', body: 'court-ruling-2020'}).then(r => r.json())"
+        b".then(d => document.getElementById('o').textContent = 'found ' + d.hits[0]);"
+        b"</script></body></html>"), {"Content-Type": "text/html"}))
+    made, archive = capture_one(tmp_path, web.url("/app"))
+    assert isinstance(made, BrowserCapture), made
+    assert "found court-ruling-2020" in made.text
+    read_back(tmp_path)
+    posts = [r for r in records(archive) if r[0] == "request" and r[1] == web.url("/search")]
+    assert len(posts) == 1
+    assert posts[0][4].startswith("POST /search HTTP/1.1") and posts[0][2] == b"court-ruling-2020"
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_websockets_popups_and_service_workers_are_blocked(tmp_path: Path,
                                                            web: WebServer) -> None:
     web.route("/busy", Reply(200, (
