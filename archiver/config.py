@@ -358,6 +358,22 @@ def _hosts(value: Any, where: str) -> tuple[str, ...]:
     return tuple(h.lower().rstrip(".") for h in value)
 
 
+def _check_storage_state(file: Path, where: str) -> None:
+    """A storage-state file must be what Playwright's ``context.storage_state()`` writes:
+    a JSON object with a ``cookies`` list (and usually ``origins``)."""
+    import json
+
+    try:
+        state = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{where}.storage_state: {file}: not a Playwright storage-state "
+                          f"file ({exc})") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("cookies", []), list) \
+            or not isinstance(state.get("origins", []), list):
+        raise ConfigError(f"{where}.storage_state: {file}: not a Playwright storage-state "
+                          "file (expected an object with 'cookies' and 'origins' lists)")
+
+
 def _browser(table: Any, root: Path, path: Path) -> BrowserSettings:
     """The ``[browser]`` table, with its ``hosts`` list and ``[[browser.profiles]]``."""
     where = f"{path}: [browser]"
@@ -384,8 +400,11 @@ def _browser(table: Any, root: Path, path: Path) -> BrowserSettings:
         if not file.is_file():
             raise ConfigError(f"{at}.storage_state: {file}: no such file (export it from a "
                               "logged-in browser; see the README)")
+        _check_storage_state(file, at)
         profiles.append(BrowserProfile(_hosts(entry.get("hosts"), f"{at}.hosts"), file))
     settings = _section(BrowserSettings, table, where, hosts=hosts, profiles=tuple(profiles))
+    if "/" in settings.executable and not Path(settings.executable).is_absolute():
+        settings = replace(settings, executable=str((root / settings.executable).resolve()))
     if settings.mode not in _BROWSER_MODES:
         raise ConfigError(f"{where}.mode: expected one of {', '.join(_BROWSER_MODES)}, "
                           f"got {settings.mode!r}")

@@ -347,8 +347,12 @@ def test_browser_config_is_read_and_checked(tmp_path: Path) -> None:
                                                                 ("www.example.org",))
     assert settings.profile_for("WWW.facebook.com") is not None
     assert settings.profiles[0].storage_state == (tmp_path / "profiles" / "fb.json").resolve()
-    assert load_settings(tmp_path / "sources.toml").browser.executable == ""
+    config.write_text('[browser]\nexecutable = "bin/chromium"\n', encoding="utf-8")
+    assert load_settings(config).browser.executable == str(tmp_path / "bin" / "chromium")
+    (tmp_path / "profiles" / "broken.json").write_text("[1, 2]")
     for bad, message in (('mode = "sometimes"', "mode"), ("pages = 0", "pages"),
+                         ('[[browser.profiles]]\nhosts = ["a"]\n'
+                          'storage_state = "profiles/broken.json"', "not a Playwright"),
                          ("hosts = \"x\"", "hosts"),
                          ('[[browser.profiles]]\nhosts = ["a"]\nstorage_state = "nope.json"',
                           "nope.json")):
@@ -443,6 +447,10 @@ def test_show_gives_rendered_text_and_screenshot(browsed_run: tuple[Path, dict],
     shell = next(link for link in report["links"] if link["url"] == pages.url("/shell"))
     assert png == read_record(root, _ref(shell["screenshot"])).payload
     assert png_size(png)[0] == SETTINGS.width
+    code, out, err = call("show", pages.url("/shell"), "--format", "json", "--config", config)
+    listed = json.loads(out)[pages.url("/shell")]
+    assert [c["mode"] for c in listed] == ["browser", "http"]  # newest first
+    assert listed[0]["screenshot"] == shell["screenshot"] and listed[1]["screenshot"] is None
     # The static page has no browser capture: no screenshot, exit 1.
     code, out, err = call("show", pages.url("/static"), "--screenshot", "--config", config)
     assert code == 1 and "no browser capture" in err

@@ -119,6 +119,11 @@ def _capture_json(c: ArchivedCapture) -> dict[str, object]:
         "origin": c.origin,
         "memento_datetime": isoformat(c.memento_datetime) if c.memento_datetime else None,
         "title": c.title,
+        "mode": c.mode,
+        "screenshot": ({"warc": c.screenshot_ref.path, "offset": c.screenshot_ref.offset,
+                        "length": c.screenshot_ref.length,
+                        "record_id": c.screenshot_ref.record_id}
+                       if c.screenshot_ref else None),
     }
 
 
