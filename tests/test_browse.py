@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import os
 import sqlite3
 import struct
 import subprocess
@@ -617,6 +618,20 @@ def test_without_chromium_the_run_says_so_once_and_keeps_http(tmp_path: Path,
         assert link["capture"]["mode"] == "http"
         assert link["screenshot"] is None
         assert "no Chromium found" in link["browser_lost"]
+    read_back(tmp_path)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_run_in_a_real_process_captures_the_app_shell(tmp_path: Path, pages: BrowserWeb
+                                                     ) -> None:
+    config = make_project(tmp_path, [pages.url("/shell")], extra=_browser_config(False))
+    done = subprocess.run([sys.executable, "-m", "archiver", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    link = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())["links"][0]
+    assert link["capture"]["mode"] == "browser" and ARTICLE_BODY[:50] in link["excerpt"]
     read_back(tmp_path)
 
 
