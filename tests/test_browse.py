@@ -418,6 +418,8 @@ def test_run_auto_captures_app_shell_feed_and_profile_page(
         assert link["screenshot"]["record_id"].startswith("<urn:uuid:")
     assert members["profile"] is True and shell["profile"] is False
     assert ARTICLE_BODY[:60] in shell["excerpt"]
+    md = (root / "reports" / "brief" / "report.md").read_text()
+    assert "captured in a browser with a logged-in profile" in md
     assert POST_TEXT[:40] in members["excerpt"]
     assert members["final_url"] == web.url("/members/post", host="localhost")
     # The screenshot reference points at the PNG resource record.
