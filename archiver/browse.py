@@ -400,6 +400,7 @@ class Browser:
                 "service_workers": "block",
                 "accept_downloads": False,
                 "viewport": {"width": self.settings.width, "height": self.settings.height},
+                "user_agent": _user_agent(browser.version, self.fetch.user_agent),
             }
             if profile is not None:
                 options["storage_state"] = str(profile.storage_state)
@@ -707,6 +708,14 @@ class Browser:
             return response.status_code, raw, content, hop, digest
         finally:
             spool.close()
+
+
+def _user_agent(version: str, ours: str) -> str:
+    """Chromium's own User-Agent as a desktop Chrome sends it (not "HeadlessChrome", which
+    sites serve differently), followed by the archiver's, as the HTTP path names itself."""
+    major = version.split(".", 1)[0] or "0"
+    return (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            f"Chrome/{major}.0.0.0 Safari/537.36 {ours}")
 
 
 def _page_headers(raw: list[tuple[str, str]], *, drop_location: bool = False,

@@ -118,6 +118,11 @@ def test_app_shell_is_captured_with_its_script_loaded_article(tmp_path: Path,
     assert isinstance(made, BrowserCapture), made
     assert ARTICLE_TITLE in made.text and ARTICLE_BODY in made.text
     assert made.status == 200 and made.final_url == pages.url("/shell")
+    # The page's requests say who is asking: a desktop Chrome, and the archiver.
+    agents = {h.get("user-agent") or h.get("User-Agent") for _, _, h in pages.web.requests}
+    assert len(agents) == 1
+    agent = agents.pop() or ""
+    assert "Chrome/" in agent and "HeadlessChrome" not in agent and "archiver/" in agent
     read_back(tmp_path)  # digests and warcio check
     got = records(archive)
     # The JSON the page fetched, as a response record with the bytes the server sent.
