@@ -145,7 +145,6 @@ class BrowserCapture:
     captured_at: datetime
     screenshot: WarcRef | None
     text_record: WarcRef | None
-    metadata: WarcRef | None = None
     resources: int = 0
     refused: tuple[str, ...] = ()
     profile: bool = False
