@@ -78,6 +78,11 @@ class ArchivedCapture:
         if self.verdict is not None:
             return self.verdict.healthy
         return self.status is not None and 200 <= self.status < 300
+    # A browser capture (archiver.browse): its screenshot and rendered-text records.
+    mode: str = "http"
+    screenshot_ref: WarcRef | None = None
+    text_ref: WarcRef | None = None
+    profile: bool = False
 
     def _record(self) -> tuple[Any, list[tuple[str, str]], bytes]:
         from archiver.warc import read_record
@@ -109,10 +114,22 @@ class ArchivedCapture:
 
         return decode_body(io.BytesIO(body), encoding, _MAX_DECODED)
 
+    def screenshot(self) -> bytes | None:
+        """A browser capture's full-page screenshot (PNG bytes); ``None`` for HTTP captures."""
+        from archiver.warc import read_record
+
+        return read_record(self.root, self.screenshot_ref).payload \
+            if self.screenshot_ref else None
+
     def text(self) -> str:
-        """The readable text of the archived page: main content, not navigation."""
+        """The readable text of the archived page: main content, not navigation. For a
+        browser capture, the text as rendered for a reader (its ``urn:text:`` record)."""
         from archiver.pagetext import extract
 
+        if self.text_ref is not None:
+            from archiver.warc import read_record
+
+            return read_record(self.root, self.text_ref).payload.decode("utf-8", "replace")
         return extract(self.payload(), self.content_type, self.final_url).text
 
 
@@ -240,6 +257,10 @@ class Archive:
                     reason=reason,
                 )
             )
+            browser = self.catalog.browser_capture(stored.id)
+            if browser is not None and browser.mode == "browser":
+                found[-1] = replace(found[-1], mode="browser", screenshot_ref=browser.screenshot,
+                                    text_ref=browser.text_record, profile=browser.profile)
         return found
 
     def _original_of(self, revisit: WarcRef) -> WarcRef | None:

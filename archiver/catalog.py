@@ -70,6 +70,7 @@ __all__ = [
     "CitationRow",
     "LookupFailure",
     "RunRow",
+    "StoredBrowser",
     "StoredCapture",
     "StoredResult",
     "archive_lock",
@@ -204,6 +205,29 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (url, near)
         )""",
     ),
+    # 4: browser captures (archiver.browse): how each capture was made, its screenshot and
+    # rendered-text records, and the rendered text itself (the ``texts`` table is keyed by
+    # the document's payload digest, which an app shell shares with every route of its app).
+    # A capture that wanted the browser and could not have it is recorded with mode 'http'
+    # and ``lost`` saying why, so the report can name it.
+    (
+        """CREATE TABLE browser_captures (
+            capture_id     INTEGER PRIMARY KEY REFERENCES captures (id) ON DELETE CASCADE,
+            mode           TEXT NOT NULL CHECK (mode IN ('browser', 'http')),
+            wanted         TEXT NOT NULL DEFAULT '',
+            lost           TEXT,
+            profile        INTEGER NOT NULL DEFAULT 0,
+            shot_path      TEXT,
+            shot_offset    INTEGER,
+            shot_length    INTEGER,
+            shot_record_id TEXT,
+            text_path      TEXT,
+            text_offset    INTEGER,
+            text_length    INTEGER,
+            text_record_id TEXT,
+            text           BLOB
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -269,6 +293,23 @@ class StoredCapture:
     truncated: str | None
     attempts: int
     text: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredBrowser:
+    """How a capture was made (``mode``: ``"browser"`` or ``"http"``), for captures that
+    went to the browser or wanted to: ``wanted`` says why the browser was chosen, ``lost``
+    why it could not be used; ``screenshot``/``text_record`` are the resource records and
+    ``text`` the rendered text of a browser capture; ``profile``: a logged-in profile."""
+
+    capture_id: int
+    mode: str
+    wanted: str
+    lost: str | None
+    profile: bool
+    screenshot: WarcRef | None
+    text_record: WarcRef | None
+    text: str | None
 
 
 @dataclass(frozen=True)
@@ -775,6 +816,45 @@ class Catalog:
                 ),
             )
             return int(cursor.lastrowid or 0)
+
+    def record_browser(
+        self, capture_id: int, *, mode: str, wanted: str, lost: str | None = None,
+        profile: bool = False, screenshot: WarcRef | None = None,
+        text_record: WarcRef | None = None, text: str | None = None,
+    ) -> None:
+        """Record how capture ``capture_id`` was made (see ``StoredBrowser``)."""
+        def ref(r: WarcRef | None) -> tuple[Any, ...]:
+            return (r.path, r.offset, r.length, r.record_id) if r else (None,) * 4
+
+        blob = zlib.compress(text.encode("utf-8"), 1) if text is not None else None
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO browser_captures VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (capture_id, mode, wanted, lost, int(profile), *ref(screenshot),
+                 *ref(text_record), blob),
+            )
+
+    def browser_capture(self, capture_id: int) -> StoredBrowser | None:
+        """How capture ``capture_id`` was made, if it went to (or wanted) the browser."""
+        rows = self._read("SELECT * FROM browser_captures WHERE capture_id = ?",
+                          (capture_id,))
+        if not rows:
+            return None
+        r = rows[0]
+
+        def ref(prefix: str) -> WarcRef | None:
+            if r[f"{prefix}_record_id"] is None:
+                return None
+            return WarcRef(r[f"{prefix}_path"], r[f"{prefix}_offset"], r[f"{prefix}_length"],
+                           r[f"{prefix}_record_id"])
+
+        blob = r["text"]
+        return StoredBrowser(
+            capture_id=r["capture_id"], mode=r["mode"], wanted=r["wanted"], lost=r["lost"],
+            profile=bool(r["profile"]), screenshot=ref("shot"), text_record=ref("text"),
+            text=zlib.decompress(blob).decode("utf-8") if blob is not None else None,
+        )
 
     # The original of a revisit: the oldest response record with the same payload.
     _CAPTURE_SELECT = """

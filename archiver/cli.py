@@ -177,12 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
              "copy: the one nearest --at, else our newest capture that shows the page (a "
              "healthy verdict), else the newest rescued Internet Archive copy, else the "
              "newest; which one and why is said on stderr. A footnote citing several URLs "
-             "needs --url N for them.", """
+             "needs --url N for them. --screenshot writes a browser capture's screenshot.", """
              archiver show 'kazakhstan-2020#14'
              archiver show 'kazakhstan-2020#14' --text
              archiver show 'kazakhstan-2020#1' --url 2 --raw > report.pdf
              archiver show 'kazakhstan-2020#14' --at 2020-11-01 --headers
              archiver show 'kazakhstan-2020#14' --text --format json | jq -r .chosen
+             archiver show 'kazakhstan-2020#35' --screenshot > page.png
              """, common)
     p.add_argument("ref", metavar="REF", help="an http(s) URL, or SOURCE_ID#N for footnote N")
     p.add_argument("--url", metavar="N", type=int, dest="url_number",
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the archived HTTP response headers")
     what.add_argument("--raw", action="store_true",
                       help="write the archived payload bytes to stdout (a PDF, an image)")
+    what.add_argument("--screenshot", action="store_true",
+                      help="write a browser capture's full-page screenshot (PNG) to stdout")
     p.add_argument("--at", metavar="DATE",
                    help="pick the copy whose own date (an Internet Archive copy's memento "
                    "date, else our capture time) is nearest to DATE (YYYY-MM-DD or ISO time)")
@@ -342,6 +345,7 @@ def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
     mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
+    mode = "screenshot" if args.screenshot else mode
     return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io,
                 url_number=args.url_number)
 

@@ -22,6 +22,8 @@ from archiver.models import Source
 
 __all__ = [
     "ArchiveSettings",
+    "BrowserProfile",
+    "BrowserSettings",
     "CheckSettings",
     "FetchSettings",
     "RescueSettings",
@@ -130,6 +132,47 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class BrowserProfile:
+    """A reader's logged-in session: ``hosts`` (exact host names, lower case) captured with
+    the Playwright storage-state file ``storage_state`` (absolute path). The file holds the
+    user's cookies: its values are sent to those hosts only and never written to the archive."""
+
+    hosts: tuple[str, ...]
+    storage_state: Path
+
+
+@dataclass(frozen=True)
+class BrowserSettings:
+    """Capture in a real browser; the ``[browser]`` table (see ``archiver.browse``).
+
+    ``mode``: ``auto`` (the browser where the HTTP capture is not the evidence: app shells,
+    login walls with a profile, ``hosts``), ``always`` or ``never``. ``executable``: the
+    Chromium to drive (default: ``chromium``, ``chromium-browser`` or ``google-chrome`` on
+    PATH). ``pages``: pages open at once. The rest bound one page's capture: ``deadline`` in
+    all, ``settle`` for the network to go quiet, ``scroll_steps``/``scroll_time`` for
+    scrolling lazy content in, ``max_height`` pixels of screenshot.
+    """
+
+    mode: str = "auto"
+    executable: str = ""
+    pages: int = 2
+    hosts: tuple[str, ...] = ()
+    profiles: tuple[BrowserProfile, ...] = ()
+    deadline: float = 60.0
+    settle: float = 5.0
+    scroll_steps: int = 20
+    scroll_time: float = 10.0
+    max_height: int = 16000
+    width: int = 1280
+    height: int = 900
+
+    def profile_for(self, host: str) -> BrowserProfile | None:
+        """The profile whose hosts name ``host`` (case-insensitive), or ``None``."""
+        host = host.lower().rstrip(".")
+        return next((p for p in self.profiles if host in p.hosts), None)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs, read once from the config file."""
 
@@ -140,6 +183,7 @@ class Settings:
     archive: ArchiveSettings
     rescue: RescueSettings
     check: CheckSettings
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:
@@ -271,7 +315,7 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
     root = path.resolve().parent
-    known_tables = {"sources", "fetch", "archive", "rescue", "check"}
+    known_tables = {"sources", "fetch", "archive", "rescue", "check", "browser"}
     unknown = set(data) - known_tables
     if unknown:
         raise ConfigError(
@@ -314,4 +358,69 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         archive=archive,
         rescue=rescue,
         check=check,
+        browser=_browser(data.get("browser"), root, path),
     )
+
+
+_BROWSER_MODES = ("auto", "always", "never")
+
+
+def _hosts(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(h, str) and h for h in value):
+        raise ConfigError(f"{where}: expected a list of host names, got {value!r}")
+    return tuple(h.lower().rstrip(".") for h in value)
+
+
+def _check_storage_state(file: Path, where: str) -> None:
+    """A storage-state file must be what Playwright's ``context.storage_state()`` writes:
+    a JSON object with a ``cookies`` list (and usually ``origins``)."""
+    import json
+
+    try:
+        state = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{where}.storage_state: {file}: not a Playwright storage-state "
+                          f"file ({exc})") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("cookies", []), list) \
+            or not isinstance(state.get("origins", []), list):
+        raise ConfigError(f"{where}.storage_state: {file}: not a Playwright storage-state "
+                          "file (expected an object with 'cookies' and 'origins' lists)")
+
+
+def _browser(table: Any, root: Path, path: Path) -> BrowserSettings:
+    """The ``[browser]`` table, with its ``hosts`` list and ``[[browser.profiles]]``."""
+    where = f"{path}: [browser]"
+    if table is None:
+        return BrowserSettings()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    table = dict(table)
+    hosts = _hosts(table.pop("hosts", []), f"{where}.hosts")
+    entries = table.pop("profiles", [])
+    if not isinstance(entries, list):
+        raise ConfigError(f"{where}: 'profiles' must be an array of tables "
+                          "([[browser.profiles]])")
+    profiles = []
+    for index, entry in enumerate(entries, start=1):
+        at = f"{where}.profiles[{index}]"
+        if not isinstance(entry, dict) or set(entry) - {"hosts", "storage_state"}:
+            raise ConfigError(f"{at}: expected a table with 'hosts' and 'storage_state'")
+        state = entry.get("storage_state")
+        if not isinstance(state, str) or not state:
+            raise ConfigError(f"{at}.storage_state: expected the path of a Playwright "
+                              "storage-state file")
+        file = (root / state).resolve()
+        if not file.is_file():
+            raise ConfigError(f"{at}.storage_state: {file}: no such file (export it from a "
+                              "logged-in browser; see the README)")
+        _check_storage_state(file, at)
+        profiles.append(BrowserProfile(_hosts(entry.get("hosts"), f"{at}.hosts"), file))
+    settings = _section(BrowserSettings, table, where, hosts=hosts, profiles=tuple(profiles))
+    if "/" in settings.executable and not Path(settings.executable).is_absolute():
+        settings = replace(settings, executable=str((root / settings.executable).resolve()))
+    if settings.mode not in _BROWSER_MODES:
+        raise ConfigError(f"{where}.mode: expected one of {', '.join(_BROWSER_MODES)}, "
+                          f"got {settings.mode!r}")
+    if settings.pages < 1:
+        raise ConfigError(f"{where}.pages: must be at least 1")
+    return settings

@@ -385,6 +385,13 @@ class LinkRecord:
     # The WARC-Truncated reason of our latest capture ("length", "time", "disconnect"), or
     # None when it holds the whole body.
     truncated: str | None = None
+    # How the capture was made ("http" or "browser"; None without a capture), the browser
+    # capture's screenshot record, whether a logged-in profile was used, and why a link that
+    # wanted the browser kept its HTTP capture only (Chromium missing, the page failed).
+    capture_mode: str | None = None
+    screenshot: WarcRef | None = None
+    profile: bool = False
+    browser_lost: str | None = None
 
 
 class ChangeKind(enum.StrEnum):

@@ -208,6 +208,7 @@ class _Fetched:
     not_fetched: dict[str, str] = field(default_factory=dict)
     # The network watch saw nothing answer on enough hosts and stopped the run early.
     offline: bool = False
+    notes: list[str] = field(default_factory=list)  # the browser stage's, said once
 
 
 #: Outcomes (a failure verdict's value) that tell of a network that does not work.
@@ -358,7 +359,7 @@ async def _fetch_and_judge(
     URLs that need no network (an invalid URL, a refused literal address) go first, so they
     are judged whatever happens to the rest.
     """
-    from archiver import classify, pagetext, soft404
+    from archiver import browse, classify, pagetext, soft404
     from archiver.fetch import Attempt, Fetcher, HostGaveUp
     from archiver.warc import WarcWriter
 
@@ -385,7 +386,8 @@ async def _fetch_and_judge(
         find_payload=catalog.find_payload,
     )
     with writer:
-        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher:
+        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
+                browse.BrowserStage(settings, writer) as browsing:
             ordered = _fetch_order(targets, fetcher.decided_offline, previous)
             watch = _NetworkWatch(
                 _first_per_host(
@@ -433,13 +435,21 @@ async def _fetch_and_judge(
                                                    result.content_type, result.final_url)
                     probe = await probe_for(result)
                 judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
+                # Where the HTTP capture is not the evidence (an app shell, a login wall with
+                # a profile, a listed host), the browser's capture replaces it.
+                fetched_hops, http_result, http_page = result.hops, result, page
+                browsed = await browsing.consider(target, result, page, judgement, probe)
+                if browsed is not None and browsed.capture is not None:
+                    result = browsed.capture.as_capture(result.attempts)
+                    page, judgement = browsed.page, browsed.judgement or judgement
                 # Drift means the evidence page changed; for an error page it means nothing.
                 if compare_text and judgement.verdict.healthy and page is not None \
                         and page.text:
-                    before = catalog.latest_capture(url)
+                    # A browser capture's text is its rendered text (archiver.browse).
+                    before_text = browse.stored_text(catalog, catalog.latest_capture(url))
                     fetched.similarity[url] = (
-                        history.text_similarity(before.text, page.text)
-                        if before is not None and before.text else None)
+                        history.text_similarity(before_text, page.text)
+                        if before_text else None)
                 if isinstance(result, Capture) and result.warc is not None:
                     # In the writer's thread, as the fetcher writes: waiting for its lock
                     # here would stall every other fetch on the event loop.
@@ -453,15 +463,24 @@ async def _fetch_and_judge(
                     )
                 # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
-                    for hop_url in [url, *(hop.url for hop in result.hops)]:
+                    for hop_url in [url, *(hop.url for hop in fetched_hops)]:
                         for attempt in attempts.pop(hop_url, ()):
                             catalog.record_attempt(
                                 run_id, attempt.url, attempt.number, attempt.outcome,
                                 status=attempt.status, error=attempt.error,
                                 waited=attempt.waited, at=attempt.at)
+                    if http_result is not result and isinstance(http_result, Capture):
+                        # The HTTP exchange stays in the catalog too (a browser document that
+                        # is a revisit of it needs its original), before the browser capture.
+                        catalog.record_capture(
+                            run_id, http_result, text=http_page.text if http_page else None,
+                            title=http_page.title if http_page else None)
                     if isinstance(result, Capture):
-                        catalog.record_capture(run_id, result, text=page.text if page else None,
-                                               title=page.title if page else None)
+                        capture_id = catalog.record_capture(
+                            run_id, result, text=page.text if page else None,
+                            title=page.title if page else None)
+                        if browsed is not None:
+                            browsed.record(catalog, capture_id)
                     capture = result if isinstance(result, Capture) else None
                     catalog.record_result(
                         run_id, url, judgement,
@@ -578,6 +597,7 @@ async def _fetch_and_judge(
                 shown.drop()
             else:
                 shown.release()
+            fetched.notes.extend(browsing.notes)
     return fetched
 
 
@@ -879,6 +899,9 @@ def build_link_records(
         footnotes = doc.citing[url]
         last = catalog.last_result(url)
         stored = catalog.latest_capture(url)
+        browser = catalog.browser_capture(stored.id) if stored else None
+        text = browser.text if browser and browser.text is not None else \
+            (stored.text if stored else None)
         status = catalog.link_status(url, settings.check, now)
         cached = catalog.get_memento(url, near=published)
         memento = cached.memento if cached is not None else None
@@ -907,12 +930,17 @@ def build_link_records(
                 state=status.state if last else None,
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
-                excerpt=excerpt(stored.text) if stored and stored.text else None,
+                excerpt=excerpt(text) if text else None,
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
                 payload_digest=stored.payload_digest if stored else None,
                 truncated=stored.truncated if stored else None,
+                capture_mode=(("browser" if browser and browser.mode == "browser" else "http")
+                              if stored else None),
+                screenshot=browser.screenshot if browser else None,
+                profile=bool(browser and browser.profile),
+                browser_lost=browser.lost if browser and browser.mode == "http" else None,
             )
         )
     return tuple(records)
@@ -998,6 +1026,7 @@ def _write_reports(
     run's notes and summary; ``None`` (``archiver report``) reads each source's from the
     catalog."""
     from archiver.report import build_report, write_reports
+    from archiver.report.write import write_screenshots
 
     now = utcnow()
     written = []
@@ -1022,6 +1051,7 @@ def _write_reports(
             report_dir=folder,
         )
         write_reports(report, folder)
+        write_screenshots(links, folder, settings.root)  # browser captures, for report.html
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
     return written
 
@@ -1130,6 +1160,7 @@ def _execute(
     notes = list(recovery_notes)
     if lookup_note and not offline:
         notes.append(lookup_note)
+    notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets

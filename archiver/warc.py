@@ -323,11 +323,13 @@ class WarcWriter:
         remote_ip: str | None,
         captured_at: datetime,
         truncated: str | None = None,
+        request_body: bytes = b"",
     ) -> Exchange:
         """Write the request and response (or revisit) records of one exchange.
 
-        ``body`` is read from its current position to the end. Raises ``ArchiveError`` when
-        the file cannot be written.
+        ``body`` is read from its current position to the end; ``request_body`` is what the
+        request sent (a browser page's POST). Raises ``ArchiveError`` when the file cannot be
+        written.
         """
         body.seek(0, os.SEEK_END)
         end = body.tell()
@@ -350,7 +352,7 @@ class WarcWriter:
                 "WARC-Concurrent-To": response_id,
             }
             request = writer.create_warc_record(
-                url, "request", payload=io.BytesIO(b""), length=0,
+                url, "request", payload=io.BytesIO(request_body), length=len(request_body),
                 warc_headers_dict=request_headers,
                 http_headers=_RawHead(_wire_head(redact_request_head(request_head)),
                                       _REQUEST_VERBS),
@@ -401,6 +403,31 @@ class WarcWriter:
                 warc_headers_dict={"WARC-Record-ID": record_id,
                                    "WARC-Date": isoformat(captured_at),
                                    "WARC-Concurrent-To": concurrent_to},
+            )
+            (offset, size), = self._append(spool, writer, [record])
+            return self._ref(record_id, offset, size)
+
+    def write_resource(
+        self,
+        *,
+        uri: str,
+        content_type: str,
+        data: bytes,
+        concurrent_to: str | None,
+        captured_at: datetime,
+    ) -> WarcRef:
+        """A ``resource`` record holding ``data`` as is: a browser capture's screenshot
+        (``urn:screenshot:URL``, ``image/png``) or rendered text (``urn:text:URL``), as
+        Browsertrix and pywb name them. Raises ``ArchiveError`` when it cannot be written."""
+        record_id = _record_id()
+        headers = {"WARC-Record-ID": record_id, "WARC-Date": isoformat(captured_at)}
+        if concurrent_to:
+            headers["WARC-Concurrent-To"] = concurrent_to
+        with self._lock:
+            writer, spool = self._record_writer()
+            record = writer.create_warc_record(
+                uri, "resource", payload=io.BytesIO(data), length=len(data),
+                warc_content_type=content_type, warc_headers_dict=headers,
             )
             (offset, size), = self._append(spool, writer, [record])
             return self._ref(record_id, offset, size)

@@ -58,15 +58,25 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     if mode == "list":
         return _list(ref, found, lookups, when, at, fmt, io)
 
+    from archiver.api import nearest
+
     (url,) = urls
     copies = found[url]
     if not copies:
         raise NotArchivedError(f"{url}: not in the archive (run 'archiver run' first)")
-    capture, why = _choose(copies, lookups[url], when, at)
-    if mode == "raw":
+    if mode == "screenshot":
+        shots = [c for c in copies if c.screenshot_ref is not None]
+        if not shots:
+            raise NotArchivedError(f"{url}: no browser capture, so no screenshot "
+                                   "(see [browser] in sources.toml)")
+        capture = nearest(shots, when) if when is not None else shots[0]
+        why = f"showing the screenshot of our browser capture of {_day(capture.captured_at)}"
+    else:
+        capture, why = _choose(copies, lookups[url], when, at)
+    if mode in ("raw", "screenshot"):
         io.err.write(escape_controls(why) + "\n")
         stream = getattr(io.out, "buffer", None)
-        data = capture.payload()
+        data = (capture.screenshot() or b"") if mode == "screenshot" else capture.payload()
         if stream is None:  # an in-memory text stream (tests): write latin-1 text
             io.out.write(data.decode("latin-1"))
         else:
@@ -241,6 +251,11 @@ def _capture_json(c: ArchivedCapture) -> dict[str, object]:
         "origin": c.origin,
         "memento_datetime": isoformat(c.memento_datetime) if c.memento_datetime else None,
         "title": c.title,
+        "mode": c.mode,
+        "screenshot": ({"warc": c.screenshot_ref.path, "offset": c.screenshot_ref.offset,
+                        "length": c.screenshot_ref.length,
+                        "record_id": c.screenshot_ref.record_id}
+                       if c.screenshot_ref else None),
     }
 
 

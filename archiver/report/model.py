@@ -30,6 +30,7 @@ from archiver.models import (
     LinkRecord,
     Source,
     Verdict,
+    WarcRef,
     isoformat,
 )
 from archiver.rescue import offset_days
@@ -51,6 +52,7 @@ __all__ = [
     "evidence_text",
     "memento_offset_days",
     "offset_phrase",
+    "screenshot_files",
     "verdict_description",
     "verdict_key",
     "verdict_label",
@@ -413,6 +415,16 @@ def _summary(document: Document, links: tuple[LinkRecord, ...],
         by_verdict=tuple((k, counts[k]) for k in VERDICT_ORDER if k in counts),
         evidence=tuple((k, kinds.count(k)) for k in EVIDENCE_KINDS),
     )
+
+
+def screenshot_files(ref: WarcRef) -> tuple[str, str]:
+    """Where a browser capture's screenshot is written next to the report (relative to the
+    report's folder): the full page, and its top as a thumbnail. Named by the record, so a
+    rebuilt report rewrites the same files."""
+    import hashlib
+
+    name = hashlib.sha256(ref.record_id.encode()).hexdigest()[:20]
+    return f"screenshots/{name}.png", f"screenshots/{name}-top.png"
 
 
 def needs_rescue(link: LinkRecord) -> bool:

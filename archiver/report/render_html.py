@@ -87,7 +87,7 @@ def render_html(report: Report) -> str:
     csp = (
         "default-src 'none'; "
         f"style-src {_sha256(css)}; script-src {_sha256(js)}; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
+        "img-src data: 'self'; base-uri 'none'; form-action 'none'"
     )
     body = "\n".join(
         [
@@ -413,6 +413,7 @@ def _evidence(link: LinkRecord, report: Report) -> str:
             + (f", payload digest <code>{esc(link.payload_digest)}</code>"
                if link.payload_digest else "") + "</dd>"
         )
+        rows.append(_browser_rows(link))
     elif link.verdict is not None:
         rows.append("<dt>Our capture</dt><dd>nothing could be captured</dd>")
     if link.memento is not None:
@@ -436,6 +437,24 @@ def _evidence(link: LinkRecord, report: Report) -> str:
     if not rows:
         rows.append("<dt>Archive</dt><dd>not checked yet</dd>")
     return "".join(rows)
+
+
+def _browser_rows(link: LinkRecord) -> str:
+    """A browser capture's screenshot (a thumbnail of the top opening the full page, from
+    the files ``write_screenshots`` puts next to the report), or why the browser was not
+    used for a link that wanted it."""
+    from archiver.report.model import screenshot_files
+
+    if link.screenshot is not None:
+        full, top = screenshot_files(link.screenshot)
+        profile = " with a logged-in profile" if link.profile else ""
+        return (f"<dt>Screenshot</dt><dd>captured in a browser{profile}<br>"
+                f'<a href="{esc(full)}"><img src="{esc(top)}" width="240" '
+                f'alt="Screenshot of {esc(link.final_url or link.url)}"></a></dd>')
+    if link.browser_lost:
+        return (f"<dt>Browser</dt><dd>not captured in a browser: "
+                f"{esc(link.browser_lost)}</dd>")
+    return ""
 
 
 def _findings(report: Report) -> str:

@@ -98,7 +98,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
 
 
 def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "url": link.url,
         "footnotes": list(link.footnotes),
         "verdict": link.verdict.value if link.verdict is not None else None,
@@ -118,6 +118,14 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "evidence": evidence_kind(link),
         "memento_offset_days": memento_offset_days(link, report.source.published),
     }
+    # Browser captures (archiver.browse): how the capture was made, its screenshot record,
+    # whether a logged-in profile was used, and why a link kept its HTTP capture only.
+    if data["capture"] is not None:
+        data["capture"]["mode"] = link.capture_mode or "http"
+    data["screenshot"] = _warc(link.screenshot)
+    data["profile"] = link.profile
+    data["browser_lost"] = link.browser_lost
+    return data
 
 
 def _capture(ref: WarcRef | None, captured_at: datetime | None,

@@ -180,6 +180,12 @@ def _copies(link: LinkRecord, report: Report) -> str:
         parts.append(f"captured{when} in `{_code(link.capture.path)}` "
                      f"(record `{_code(link.capture.record_id)}`, "
                      f"offset {link.capture.offset})")
+    if link.screenshot is not None:
+        parts.append("captured in a browser" + (" with a logged-in profile" if link.profile
+                                                 else "")
+                     + f", screenshot record `{_code(link.screenshot.record_id)}`")
+    elif link.browser_lost:
+        parts.append(f"not captured in a browser: {link.browser_lost}")
     if link.memento is not None:
         parts.append(f"Internet Archive {isoformat(link.memento.datetime)}: "
                      f"{_md_url(link.memento.url)}")

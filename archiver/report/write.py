@@ -13,13 +13,14 @@ import tempfile
 from pathlib import Path
 
 from archiver.errors import ArchiveError
-from archiver.report.model import Report
+from archiver.models import LinkRecord
+from archiver.report.model import Report, screenshot_files
 from archiver.report.render_csv import render_csv
 from archiver.report.render_html import render_html
 from archiver.report.render_json import render_json
 from archiver.report.render_md import render_md
 
-__all__ = ["REPORT_FILES", "write_reports"]
+__all__ = ["REPORT_FILES", "write_reports", "write_screenshots"]
 
 REPORT_FILES = ("report.json", "report.html", "report.md", "links.csv")
 
@@ -54,11 +55,45 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     return written
 
 
-def _write_atomic(target: Path, text: str) -> None:
+# The thumbnail is the top of the page, this many pixels tall (a screen and a bit).
+THUMBNAIL_ROWS = 1200
+
+
+def write_screenshots(links: list[LinkRecord] | tuple[LinkRecord, ...], folder: Path,
+                      root: Path) -> list[Path]:
+    """Write each browser capture's screenshot (read from its WARC record under ``root``)
+    and its top as a thumbnail into ``folder/screenshots/``, where ``report.html`` shows
+    them, so the report opens offline. Files already there are kept (same record, same
+    bytes). Raises ``ArchiveError`` when a record cannot be read or a file written."""
+    from archiver.browse import crop_png
+    from archiver.warc import read_record
+
+    written = []
+    for link in links:
+        if link.screenshot is None:
+            continue
+        full, top = (folder / name for name in screenshot_files(link.screenshot))
+        if full.exists() and top.exists():
+            continue
+        png = read_record(root, link.screenshot).payload
+        try:
+            full.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"{full.parent}: cannot create the folder: "
+                               f"{exc.strerror or exc}") from exc
+        _write_atomic(full, png)
+        _write_atomic(top, crop_png(png, THUMBNAIL_ROWS))
+        written += [full, top]
+    return written
+
+
+def _write_atomic(target: Path, text: str | bytes) -> None:
     tmp_name = None
     try:
         with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", newline="", dir=target.parent,
+            "wb" if isinstance(text, bytes) else "w",
+            encoding=None if isinstance(text, bytes) else "utf-8",
+            newline=None if isinstance(text, bytes) else "", dir=target.parent,
             prefix=f".{target.name}.", suffix=".tmp", delete=False,
         ) as tmp:
             tmp_name = tmp.name
