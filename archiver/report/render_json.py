@@ -9,7 +9,9 @@ The contract's keys are the floor: ``source{id,path,title,published}``, ``genera
 up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
 for healthy and unchecked links);
 a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims;
-``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
+``changes``; ``notes``; ``run``; ``support`` (claim support per footnote and URL, see
+``archiver.support.support_json``) and ``support_rule`` (the level rule in words). Times
+are ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.support import LEVEL_RULE, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
@@ -77,6 +80,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "links": [_link(link, report) for link in report.links],
         "changes": [_change(change) for change in report.changes],
+        "support": [support_json(support) for support in report.support],
+        "support_rule": LEVEL_RULE,
         "run": dict(report.run),
     }
 
