@@ -28,7 +28,9 @@ The rule (``level_of``), shown in every report with the facts behind it:
 - ``partial``: some are found and some are not (the page names the people but gives another
   date or sum, or another article).
 - ``unsupported``: none is found (a page on another subject).
-- A claim with no required fact and no quote is judged on its other facts the same way.
+- A claim with no required fact is ``supported`` when one of its quotes is on the page,
+  else ``unknown``: an English institution's name or a year alone cannot tell one page
+  from another.
 
 Paraphrase and translation of whole sentences are out of reach: fact matching sees names,
 figures, dates and articles, not what a sentence says about them.
@@ -131,18 +133,19 @@ def level_of(checks: Sequence[FactCheck], evidence: EvidenceText | None) -> tupl
     """The level and its reason from the fact checks (see the module's rule). Pure."""
     if evidence is None or len(evidence.text.strip()) < MIN_TEXT:
         return "unknown", "no readable text of the cited content"
-    required = [c for c in checks if c.fact.required]
+    basis = [c for c in checks if c.fact.required]
     quotes = [c for c in checks if c.fact.kind == "quote" and c.found]
-    basis = required or [c for c in checks if c.fact.kind != "quote"]
     if not basis and not quotes:
-        if checks:
-            return "unknown", "only quotes to check, and none is on the page"
-        return "unknown", "the claim has no checkable fact (name, date, figure, article)"
+        return "unknown", ("the claim has no distinctive fact to check (a name, a date, a "
+                           "sum, a figure or a law article)")
     found = [c for c in basis if c.found] + quotes
     missing = [c for c in basis if not c.found]
     if not missing:
-        return "supported", f"all {len(basis)} required facts are on the page" if required \
-            else "its facts are on the page"
+        if not basis:
+            return "supported", "the quoted words are on the page"
+        if len(basis) == 1:
+            return "supported", "the required fact is on the page"
+        return "supported", f"all {len(basis)} required facts are on the page"
     if not found:
         return "unsupported", "none of the claim's facts is on the page"
     names = ", ".join(c.fact.text for c in missing)

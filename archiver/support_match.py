@@ -373,6 +373,8 @@ class Evidence:
         hits = self.names().get(name_key(surname), [])
         if hits:
             start, end, how = hits[0]
+            if how == "as written" and self.text[start:end].lower() != surname.lower():
+                how = "another Latin spelling"
             return self._hit(start, end, f"the name {surname}: {how}")
         for given in words[:-1]:
             if self.names().get(name_key(given)):
