@@ -28,7 +28,9 @@ The rules, in the order they claim text (a span taken by one is not read again):
   institution word (Court, Party, Office, Foundation, ...) is an organisation; a known
   place of Kazakhstan or a run ending in Region/District/City is a place; anything else is a
   person. Titles before a name (President, Activist, Director, imam) are dropped; a
-  sentence's first word is taken only when it is not an ordinary sentence opener. The
+  single word opening a sentence is a name only when it looks like one (a surname's ending
+  such as -ov/-eva/-uly, a following "'s", or the same word capitalised again in the claim):
+  "Kobeyzinov had accused" gives a person, "Detainees had" does not. The
   country's own name (Kazakhstan, Kazakh, Kazakhstani) and COVID are left out: the whole
   briefing is about them.
 
@@ -314,8 +316,9 @@ def _names(text: str, free) -> list[Fact]:  # type: ignore[no-untyped-def]
             continue
         if any(w in _IGNORED for w in lowered) and not is_org:
             continue
-        if len(words) == 1 and start in sentence_starts and lowered[0] in _OPENERS:
-            continue
+        if len(words) == 1 and start in sentence_starts and not is_org \
+                and lowered[0] not in _PLACES and not _name_like(text, surface, end):
+            continue  # "Detainees had ...": an ordinary word opening the sentence
         if is_org:
             last_org = max(i for i, w in enumerate(lowered) if w in _ORG_WORDS)
             tail = lowered[last_org + 1:]
@@ -342,6 +345,22 @@ def _names(text: str, free) -> list[Fact]:  # type: ignore[no-untyped-def]
                 "not an institution or a place: a person's name"
         out.append(Fact(kind, surface, start, end, surface, required, rule))
     return out
+
+
+# Endings of the surnames and given names of the region, in Latin spelling.
+_NAME_ENDINGS = ("ov", "ev", "ova", "eva", "in", "ina", "yn", "yna", "sky", "skiy",
+                 "ski", "uly", "kyzy", "bek", "bay", "bai", "baev", "baeva", "zhan", "yev",
+                 "yeva", "enko", "ko", "ich", "ovich", "evich", "ovna", "evna", "dil", "ash")
+
+
+def _name_like(text: str, word: str, end: int) -> bool:
+    """Whether a capitalised word that opens a sentence is a name: it has a surname's ending
+    ("Kobeyzinov had ..."), is followed by "'s" ("Agadil's death"), or appears capitalised
+    again inside the claim."""
+    low = word.lower()
+    if low.endswith(_NAME_ENDINGS) or text[end:end + 2] in ("'s", "’s"):
+        return True
+    return len(re.findall(rf"(?<![.!?]\s)\b{re.escape(word)}\b", text)) > 1
 
 
 def _number_value(text: str) -> float | None:

@@ -152,6 +152,11 @@ def name_key(word: str) -> str:
     return re.sub(r"(.)\1+", r"\1", key)
 
 
+# Russian case endings of a masculine name, as keys (a, u, om, em, e, im, oi) → letters.
+_CYR_ENDINGS = {name_key(e): e for e in ("а", "у", "ом", "ем", "е", "ым", "ой")}
+_MASCULINE_ENDINGS = tuple(_CYR_ENDINGS)
+
+
 def _cyrillic(word: str) -> bool:
     return any("\u0400" <= ch <= "\u04ff" for ch in word)
 
@@ -169,7 +174,7 @@ def _word_keys(word: str) -> tuple[tuple[str, str], ...]:
             parses = _morph().parse(word)
         except Exception:  # an analyser failure must not stop the report
             parses = []
-        for parse in parses[:6]:
+        for parse in parses:
             for form in (parse.normal_form, _nominative(parse)):
                 if form:
                     key = name_key(form)
@@ -305,8 +310,14 @@ class Evidence:
                 month = month_of(match.group("w").rstrip("."))
                 day = int(match.group("d"))
                 if month and 1 <= day <= 31:
-                    year = _year_after(text, match.end())
+                    year = _year_after(text, match.end()) or _year_before(text, match.start())
                     found.append((match.start(), match.end(), year, month, day))
+            for match in re.finditer(r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:жылғы|жылы|ж\.)?\s+"
+                                     r"(?P<w>[^\W\d_]+)", text):
+                month = month_of(match.group("w"))
+                if month:  # Kazakh order: "2020 жылғы қаңтарда"
+                    found.append((match.start(), match.end(), int(match.group("y")), month,
+                                  None))
             for match in re.finditer(r"(?P<w>[^\W\d_]+)\s+(?P<d>[0-3]?\d)(?![\d./:])", text):
                 month = month_of(match.group("w"))
                 day = int(match.group("d"))
@@ -376,6 +387,16 @@ class Evidence:
             if how == "as written" and self.text[start:end].lower() != surname.lower():
                 how = "another Latin spelling"
             return self._hit(start, end, f"the name {surname}: {how}")
+        key = name_key(surname)
+        if key and key[-1] not in "aeiou":
+            # A masculine name the analyser does not know: the name plus a Russian case
+            # ending (Агадил → Агадиле, Агадилом).
+            for ending in _MASCULINE_ENDINGS:
+                hits = self.names().get(key + ending, [])
+                if hits:
+                    start, end, _ = hits[0]
+                    return self._hit(start, end, f"the name {surname}: Russian case ending "
+                                                 f"-{_CYR_ENDINGS[ending]}")
         for given in words[:-1]:
             if self.names().get(name_key(given)):
                 return Match(False, how=f"only the first name {given} is on the page")
@@ -482,6 +503,13 @@ class Evidence:
         if match:
             return self._hit(match.start(), match.end(), "the words as quoted")
         return Match(False)
+
+
+def _year_before(text: str, start: int) -> int | None:
+    """The year written before a day in Kazakh order: "2020 жылғы 18 тамызда"."""
+    match = re.search(r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:жылғы|жылы|ж\.)\s*$",
+                      text[max(0, start - 16):start])
+    return int(match.group("y")) if match else None
 
 
 def _year_after(text: str, end: int) -> int | None:
