@@ -153,9 +153,11 @@ def level_of(checks: Sequence[FactCheck], evidence: EvidenceText | None) -> tupl
 
 
 def assess(footnote: int, url: str, claims: Sequence[str],
-           evidence: EvidenceText | None) -> Support:
-    """Check every fact of ``claims`` against ``evidence``. Pure; never raises."""
-    index = Evidence(evidence.text) if evidence is not None else None
+           evidence: EvidenceText | None, *, index: Evidence | None = None) -> Support:
+    """Check every fact of ``claims`` against ``evidence``. ``index``: an ``Evidence`` of
+    the same text, to share between footnotes citing one URL. Pure; never raises."""
+    if evidence is not None and index is None:
+        index = Evidence(evidence.text)
     checks = []
     for n, claim in enumerate(claims):
         for fact in claim_facts(claim):
@@ -176,12 +178,17 @@ def assess_document(document: Document, texts: Mapping[str, EvidenceText | None]
     """One ``Support`` per (footnote, URL) of ``document``, footnotes in order, URLs as
     written. A footnote no claim cites is left out (there is nothing to support)."""
     out = []
+    indexes: dict[str, Evidence] = {}  # one index per URL, however many footnotes cite it
     for footnote in document.footnotes:
         claims = tuple(dict.fromkeys(c.text for c in footnote.claims))
         if not claims:
             continue
         for url in footnote.urls:
-            out.append(assess(footnote.number, url, claims, texts.get(url)))
+            evidence = texts.get(url)
+            index = None
+            if evidence is not None:
+                index = indexes.setdefault(url, Evidence(evidence.text))
+            out.append(assess(footnote.number, url, claims, evidence, index=index))
     return tuple(out)
 
 

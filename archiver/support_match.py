@@ -108,6 +108,12 @@ _NUMERAL = re.compile(rf"(?<![\w.,])\d{{1,3}}(?:{_SEP}\d{{3}})+(?:[.,]\d+)?(?![\
 _WORD = re.compile(r"[^\W\d_]+")
 _LAW_WORD = (r"(?:стать[яиейю]\w*|ст\.|article|art\.|бап\w*|бабы\w*|бабын\w*|"
              r"стаття\w*)")
+# Words that may name a month (``month_of`` decides): a cheap filter for the date scans.
+_MONTH_WORD = (r"(?i:январ|феврал|март|апрел|ма[йяюе]|июн|июл|август|сентябр|октябр|ноябр|"
+               r"декабр|қаңтар|ақпан|наурыз|сәуір|мамыр|маусым|шілде|тамыз|қыркүйек|қазан|"
+               r"қараша|желтоқсан|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[^\W\d_]*")
+_MONTH_FIRST = re.compile(rf"\b(?P<w>{_MONTH_WORD})\s+(?:(?P<y>(?:19|20)\d\d)(?!\d)|"
+                          r"(?P<d>[0-3]?\d)(?![\d./:]))")
 _NUM_DATE = re.compile(r"(?<![\d.])(?P<d>[0-3]?\d)[./](?P<m>[01]?\d)[./](?P<y>(?:19|20)?\d\d)"
                        r"(?![\d])")
 _ISO_DATE = re.compile(r"(?<!\d)(?P<y>(?:19|20)\d\d)-(?P<m>[01]\d)-(?P<d>[0-3]\d)(?!\d)")
@@ -265,13 +271,19 @@ class Evidence:
     def names(self) -> dict[str, list[tuple[int, int, str]]]:
         """key → [(start, end, how)] for the capitalised words of the text."""
         if self._names is None:
-            index: dict[str, list[tuple[int, int, str]]] = {}
+            # The first place of each distinct capitalised word: a page repeats its names,
+            # and one passage per fact is all the report shows.
+            first: dict[str, tuple[int, int]] = {}
             for match in _WORD.finditer(self.text):
                 word = match.group()
-                if not word[:1].isupper() and not word.isupper():
-                    continue
+                if word[:1].isupper() and word not in first:
+                    first[word] = (match.start(), match.end())
+            index: dict[str, list[tuple[int, int, str]]] = {}
+            for word, (start, end) in first.items():
                 for key, how in _word_keys(word):
-                    index.setdefault(key, []).append((match.start(), match.end(), how))
+                    index.setdefault(key, []).append((start, end, how))
+            for hits in index.values():
+                hits.sort()
             self._names = index
         return self._names
 
@@ -306,29 +318,28 @@ class Evidence:
             found: list[tuple[int, int, int | None, int | None, int | None]] = []
             for match in re.finditer(
                     r"(?<!\d)(?P<d>[0-3]?\d)(?:-?(?:го|ого|е|ші|шы|інші|ыншы|th|st|nd|rd))?"
-                    r"\s+(?P<w>[^\W\d_]+\.?)", text):
+                    rf"\s+(?P<w>{_MONTH_WORD}\.?)", text):
                 month = month_of(match.group("w").rstrip("."))
                 day = int(match.group("d"))
                 if month and 1 <= day <= 31:
                     year = _year_after(text, match.end()) or _year_before(text, match.start())
                     found.append((match.start(), match.end(), year, month, day))
             for match in re.finditer(r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:жылғы|жылы|ж\.)?\s+"
-                                     r"(?P<w>[^\W\d_]+)", text):
+                                     rf"\b(?P<w>{_MONTH_WORD})", text):
                 month = month_of(match.group("w"))
                 if month:  # Kazakh order: "2020 жылғы қаңтарда"
                     found.append((match.start(), match.end(), int(match.group("y")), month,
                                   None))
-            for match in re.finditer(r"(?P<w>[^\W\d_]+)\s+(?P<d>[0-3]?\d)(?![\d./:])", text):
+            for match in _MONTH_FIRST.finditer(text):  # "August 18, 2020", "января 2020"
                 month = month_of(match.group("w"))
-                day = int(match.group("d"))
-                if month and 1 <= day <= 31:
-                    year = _year_after(text, match.end())
-                    found.append((match.start(), match.end(), year, month, day))
-            for match in re.finditer(r"(?P<w>[^\W\d_]+)\s+(?P<y>(?:19|20)\d\d)(?!\d)", text):
-                month = month_of(match.group("w"))
-                if month:
+                if not month:
+                    continue
+                if match.group("y"):
                     found.append((match.start(), match.end(), int(match.group("y")), month,
                                   None))
+                elif 1 <= (day := int(match.group("d"))) <= 31:
+                    year = _year_after(text, match.end())
+                    found.append((match.start(), match.end(), year, month, day))
             for pattern in (_NUM_DATE, _ISO_DATE):
                 for match in pattern.finditer(text):
                     day, month = int(match.group("d")), int(match.group("m"))
@@ -485,13 +496,17 @@ class Evidence:
         return Match(False)
 
     def _law(self, fact: Fact) -> Match:
+        # Find the number first (cheap), then an article word right before or after it.
         number = re.escape(fact.value)
-        pattern = re.compile(
-            rf"{_LAW_WORD}\s*(?:№\s*)?{number}(?![\d])|(?<![\d-]){number}(?![\d])"
-            rf"\s*-?\s*{_LAW_WORD}", re.IGNORECASE)
-        match = pattern.search(self.text)
-        if match:
-            return self._hit(match.start(), match.end(), f"article {fact.value}")
+        before = re.compile(rf"{_LAW_WORD}\s*(?:№\s*)?$", re.IGNORECASE)
+        after = re.compile(rf"\s*-?\s*{_LAW_WORD}", re.IGNORECASE)
+        for match in re.finditer(rf"(?<![\d-]){number}(?![\d])", self.text):
+            head = before.search(self.text, max(0, match.start() - 24), match.start())
+            if head:
+                return self._hit(head.start(), match.end(), f"article {fact.value}")
+            tail = after.match(self.text, match.end())
+            if tail:
+                return self._hit(match.start(), tail.end(), f"article {fact.value}")
         return Match(False)
 
     def _quote(self, fact: Fact) -> Match:
