@@ -686,7 +686,8 @@ def _assess_support(
         supports = claim_support.assess_document(
             outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
-                                              compare=compare)
+                                              compare=compare,
+                                              verdicts={k.url: k.verdict for k in links})
         out[outcome.source.id] = (supports, dropped)
     return out
 

@@ -51,7 +51,7 @@ from archiver.support_match import Evidence
 
 if TYPE_CHECKING:
     from archiver.catalog import Catalog, StoredCapture
-    from archiver.models import Change, Document, LinkRecord
+    from archiver.models import Change, Document, LinkRecord, Verdict
 
 __all__ = [
     "LEVELS",
@@ -238,11 +238,13 @@ def _text_of(stored: StoredCapture, root: Path, origin: str) -> EvidenceText | N
 
 
 def record_levels(catalog: Catalog, run_id: int, source_id: str,
-                  supports: Sequence[Support], *, compare: bool) -> list[Change]:
+                  supports: Sequence[Support], *, compare: bool,
+                  verdicts: Mapping[str, Verdict | None] | None = None) -> list[Change]:
     """Store this run's levels; with ``compare``, a ``support_dropped`` change for every
     (footnote, URL) whose level is lower than at the last run that judged it, naming the
-    facts the page no longer holds. ``unknown`` now or then is no drop: a failing link is
-    reported by its own change."""
+    facts the page no longer holds (``verdicts``: each URL's current verdict, shown with
+    the change). ``unknown`` now or then is no drop: a failing link is reported by its own
+    change."""
     from archiver.models import Change, ChangeKind
 
     changes: list[Change] = []
@@ -257,7 +259,8 @@ def record_levels(catalog: Catalog, run_id: int, source_id: str,
                 lost = [f for f in before[1] if f not in now_found]
                 what = ", ".join(lost) if lost else "some of the claim's facts"
                 changes.append(Change(
-                    url=support.url, kind=ChangeKind.SUPPORT_DROPPED, verdict=None,
+                    url=support.url, kind=ChangeKind.SUPPORT_DROPPED,
+                    verdict=(verdicts or {}).get(support.url),
                     reason=f"footnote {support.footnote}: {before[0]} → {support.level}: "
                            f"the page no longer mentions {what}",
                     footnotes=(support.footnote,)))

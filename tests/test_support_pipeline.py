@@ -173,7 +173,7 @@ def test_check_reports_a_page_that_no_longer_holds_the_facts(
     data = json.loads(out)
     drops = [c for c in data["changes"] if c["kind"] == "support_dropped"]
     assert len(drops) == 1, data["changes"]
-    assert drops[0]["url"] == urls[51]
+    assert drops[0]["url"] == urls[51] and drops[0]["verdict"] == "ok"
     assert "no longer mentions 138 900 KZT" in drops[0]["reason"]
     assert "supported → partial" in drops[0]["reason"]
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
@@ -183,3 +183,52 @@ def test_check_reports_a_page_that_no_longer_holds_the_facts(
     # The text summary names it too; a second check with nothing new reports nothing.
     code, out, err = call("check", "--config", str(config))
     assert code == 0 and "claim support dropped" not in out, out + err
+
+
+def test_a_dead_link_is_checked_against_the_rescued_copy(tmp_path: Path, web: WebServer,
+                                                         claims: dict[int, str]) -> None:
+    from tests.test_rescue_run import archive_at
+    from tests.wayback_server import WaybackServer
+
+    web.route("/fn51/page", Reply(404, b"<html><body>Not Found</body></html>",
+                                  {"Content-Type": HTML}))
+    web.route("/fn14/page", Reply(404, b"<html><body>Not Found</body></html>",
+                                  {"Content-Type": HTML}))
+    urls = {51: web.url("/fn51/page"), 14: web.url("/fn14/page")}
+    config = _project(tmp_path, urls, claims)
+    with WebServer() as archive_host:
+        wayback = WaybackServer(archive_host)
+        wayback.add(urls[51], "20200820093012",
+                    body=(DATA / "pages" / "fn51-ru-supported.html").read_bytes())
+        wayback.add(urls[14], "20200820093012",
+                    body=(DATA / "pages" / "fn14-ru-supported.html").read_bytes())
+        text = config.read_text().replace("[rescue]\nenabled = false\n",
+                                          "[rescue]\nenabled = true\n"
+                                          + archive_at(archive_host.origin))
+        config.write_text(text)
+        code, out, err = call("run", "--config", str(config), "--rescue-capture")
+        assert code in (0, 1), out + err
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    support = {s["footnote"]: s for s in report["support"]}
+    links = {link["url"]: link for link in report["links"]}
+    assert links[urls[51]]["evidence"] == "ours" and links[urls[14]]["evidence"] == "ours"
+    # Both were rescued into our WARCs: both are read from the Internet Archive's copy,
+    # never from our capture of the 404 page.
+    assert support[51]["evidence"] == {"origin": "internet_archive", "kind": "html"}
+    assert support[51]["level"] == "supported"
+    assert support[14]["level"] == "supported"
+    read_back(tmp_path)
+
+
+def test_a_dead_link_without_a_copy_is_unknown_not_unsupported(
+        tmp_path: Path, web: WebServer, claims: dict[int, str]) -> None:
+    web.route("/fn51/page", Reply(404, b"<html><body>Not Found: Bilash</body></html>",
+                                  {"Content-Type": HTML}))
+    urls = {51: web.url("/fn51/page")}
+    config = _project(tmp_path, urls, claims)
+    code, out, err = call("run", "--config", str(config))
+    assert code in (0, 1), out + err
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    [entry] = report["support"]
+    assert entry["level"] == "unknown" and entry["evidence"] is None
+    assert not any(f["found"] for f in entry["facts"])
