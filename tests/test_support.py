@@ -359,3 +359,23 @@ def test_no_claim_crashes_the_extraction(claim: str) -> None:
         assert f.kind in {"person", "organisation", "place", "date", "number", "amount",
                           "law", "quote"}
     assess(1, "u", (claim,), EvidenceText(claim, "text", "ours"))
+
+
+def test_the_people_of_the_briefing() -> None:
+    """Every person fact of the shipped briefing's claims is a person (hand-checked list):
+    no sentence opener, institution, place or platform is taken for a name."""
+    from pathlib import Path
+
+    from archiver.parse import read_document
+
+    briefing = Path(__file__).resolve().parent.parent / "sources" / "kazakhstan-2020.md"
+    document = read_document(briefing)
+    people = {f.text for fn in document.footnotes for c in fn.claims
+              for f in claim_facts(c.text) if f.kind == "person"}
+    assert people == {
+        "Agadil", "Tulesova", "Tokayev", "Serikzhan Bilash", "Ilyashev", "Erzhan Elshibaev",
+        "Elshibaev", "Bilash", "Asya Tulesova", "Zhanbolat Mamaj", "Yevgeniy Zhovtis",
+        "Utepova", "Semenova", "Sanavar Zakirova", "Mukhtar Dzhakishev", "Molchanov",
+        "Kobeyzinov", "Khasan Abdulkarim", "Kenzhebek Abishev", "Inga Imanbai", "Igor Sychev",
+        "Idryshev", "Fariza Ospan", "Elena Semenova", "Diana Shakirova", "Bokayev",
+        "Bekzhan Maksutkhan", "Askar Ibrayev", "Alnur Ilyashev", "Akimov", "Abzal Dostiyarov"}

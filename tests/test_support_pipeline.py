@@ -134,6 +134,8 @@ def test_hand_checked_set_from_the_briefing(tmp_path: Path, web: WebServer,
     assert tally["unknown"][0] == tally["unknown"][1] == 2, wrong
     assert tally["partial"][1] == 10
     assert tally["partial"][0] >= 9, wrong
+    assert report["summary"]["support"] == {"supported": 18, "partial": 10,
+                                            "unsupported": 6, "unknown": 2}
 
     # The evidence is the capture in our WARCs, and those WARCs are sound.
     by_number = {s["footnote"]: s for s in report["support"]}
@@ -180,7 +182,13 @@ def test_check_reports_a_page_that_no_longer_holds_the_facts(
     assert [s["level"] for s in report["support"]] == ["partial"]
     assert any(c["kind"] == "support_dropped" for c in report["changes"])
 
-    # The text summary names it too; a second check with nothing new reports nothing.
+    # `archiver report` rebuilds the same support from the catalog, without the network.
+    code, out, err = call("report", "--config", str(config))
+    assert code == 0, out + err
+    rebuilt = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert rebuilt["support"] == report["support"]
+
+    # A second check with nothing new reports nothing.
     code, out, err = call("check", "--config", str(config))
     assert code == 0 and "claim support dropped" not in out, out + err
 

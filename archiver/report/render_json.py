@@ -31,7 +31,7 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
-from archiver.support import LEVEL_RULE, support_json
+from archiver.support import LEVEL_RULE, LEVELS, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
@@ -70,6 +70,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             "orphan_footnotes": summary.orphan_footnotes,
             "by_verdict": dict(summary.by_verdict),
             "evidence": dict(summary.evidence),
+            "support": {level: sum(1 for s in report.support if s.level == level)
+                        for level in LEVELS},
         },
         "notes": list(report.notes),
         "footnotes": [footnote_dict(note) for note in report.document.footnotes],
