@@ -173,10 +173,13 @@ def assess(footnote: int, url: str, claims: Sequence[str],
                    evidence.kind if evidence else None)
 
 
-def assess_document(document: Document, texts: Mapping[str, EvidenceText | None]
+def assess_document(document: Document,
+                    texts: Mapping[str | tuple[int, str], EvidenceText | None]
                     ) -> tuple[Support, ...]:
     """One ``Support`` per (footnote, URL) of ``document``, footnotes in order, URLs as
-    written. A footnote no claim cites is left out (there is nothing to support)."""
+    written. ``texts`` gives the evidence by URL, or by (footnote, URL) where one footnote's
+    text differs (the pair wins). A footnote no claim cites is left out (there is nothing to
+    support)."""
     out = []
     indexes: dict[str, Evidence] = {}  # one index per URL, however many footnotes cite it
     for footnote in document.footnotes:
@@ -184,21 +187,25 @@ def assess_document(document: Document, texts: Mapping[str, EvidenceText | None]
         if not claims:
             continue
         for url in footnote.urls:
-            evidence = texts.get(url)
+            pair = (footnote.number, url)
+            evidence = texts[pair] if pair in texts else texts.get(url)
             index = None
             if evidence is not None:
-                index = indexes.setdefault(url, Evidence(evidence.text))
+                key = url if pair not in texts else f"{footnote.number} {url}"
+                index = indexes.setdefault(key, Evidence(evidence.text))
             out.append(assess(footnote.number, url, claims, evidence, index=index))
     return tuple(out)
 
 
-def evidence_texts(catalog: Catalog, root: Path, links: Sequence[LinkRecord]
-                   ) -> dict[str, EvidenceText | None]:
+TextsBy = dict[str | tuple[int, str], EvidenceText | None]
+
+
+def evidence_texts(catalog: Catalog, root: Path, links: Sequence[LinkRecord]) -> TextsBy:
     """The text each link's report cites: our latest capture when the link is healthy, the
     rescued Internet Archive copy when it is not, else ``None``. The text is the one the
     catalog recorded at capture time (``pagetext.extract`` of the payload), or, when none
     was recorded, read again from the WARC. A missing WARC gives ``None``, not an error."""
-    out: dict[str, EvidenceText | None] = {}
+    out: TextsBy = {}
     for link in links:
         stored = None
         origin = "ours"

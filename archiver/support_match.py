@@ -19,13 +19,14 @@ Kazakh.
   as names. A person is found when the surname (the name's last word) is; an institution or
   place when each of its own words is (generic words such as Court or Party are English and
   are skipped).
-- Numbers and sums. The page's figures are read with spaces, NBSP, thin spaces or
-  apostrophes between groups of three digits, a comma or point before three digits read both
-  as a group separator and as a decimal one ("1,500" is 1500 or 1.5), with млн / миллион /
-  million / мың / тыс. multipliers and a currency after them (KZT, ₸, тенге, теңге, тг,
-  евро, EUR, €, доллар, USD, $, руб). A sum is found when a figure of that value is on the
-  page (with its currency, or with none); when it is not, the note names the page's sums in
-  that currency ("the page gives 100 000 тенге").
+- Numbers and sums. A figure that is the day or year of a date on the page ("10 июня") does
+  not count as the claim's figure. The page's figures are read with spaces, NBSP, thin
+  spaces or apostrophes between groups of three digits, a comma or point before three digits
+  read both as a group separator and as a decimal one ("1,500" is 1500 or 1.5), with млн /
+  миллион / million / мың / тыс. multipliers and a currency after them (KZT, ₸, тенге,
+  теңге, тг, евро, EUR, €, доллар, USD, $, руб). A sum is found when a figure of that value
+  is on the page (with its currency, or with none); when it is not, the note names the
+  page's sums in that currency ("the page gives 100 000 тенге").
 - Dates. A day and a month ("18 августа", "18-го августа", "18 тамызда", "18 August",
   "August 18") with the year after it if the claim has one (a different year is a miss, no
   year on the page is accepted), or "18.08.2020" / "2020-08-18"; a month and year ("в
@@ -454,8 +455,13 @@ class Evidence:
 
     def _number(self, fact: Fact) -> Match:
         value = float(fact.value)
+        in_dates: list[tuple[int, int]] | None = None
         for start, end, values, _ in self.figures():
             if any(abs(v - value) < 1e-6 for v in values):
+                if in_dates is None:
+                    in_dates = [(s, e) for s, e, *_ in self.dates()]
+                if any(s <= start < e for s, e in in_dates):
+                    continue  # the day of "10 июня" is not "10 people"
                 return self._hit(start, end, f"the figure {fact.value}")
         return Match(False)
 

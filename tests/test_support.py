@@ -379,3 +379,26 @@ def test_the_people_of_the_briefing() -> None:
         "Kobeyzinov", "Khasan Abdulkarim", "Kenzhebek Abishev", "Inga Imanbai", "Igor Sychev",
         "Idryshev", "Fariza Ospan", "Elena Semenova", "Diana Shakirova", "Bokayev",
         "Bekzhan Maksutkhan", "Askar Ibrayev", "Alnur Ilyashev", "Akimov", "Abzal Dostiyarov"}
+
+
+def test_a_days_number_is_not_a_figure() -> None:
+    assert not found("Задержания прошли 10 июня в Алматы.", fact("number", "10"))
+    assert found("10 июня около 10 человек собрались.", fact("number", "10"))
+    assert not found("Акция 2020-10-18 прошла спокойно", fact("number", "18"))
+
+
+def test_evidence_by_footnote_and_url_wins_over_by_url() -> None:
+    from archiver.models import Claim, Document, Footnote
+    from archiver.support import assess_document
+
+    url = "https://example.org/a"
+    notes = tuple(Footnote(number=n, text=url, urls=(url,), line=n,
+                           claims=(Claim(n, "Tulesova was detained.", n),)) for n in (1, 2))
+    document = Document(path="x.md", format="markdown", title=None, footnotes=notes,
+                        findings=())
+    texts = {url: EvidenceText("Полиция задержала Тулесову.", "html", "ours"),
+             (2, url): EvidenceText("Страница о погоде и ветре.", "rendered", "browser")}
+    first, second = assess_document(document, texts)
+    assert (first.level, first.text_kind) == ("supported", "html")
+    assert (second.level, second.text_kind, second.origin) == ("unsupported", "rendered",
+                                                               "browser")
