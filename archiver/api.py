@@ -20,18 +20,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from archiver.catalog import Catalog
+from archiver.catalog import CATALOG_NAME, Catalog
 from archiver.config import Settings, load_settings
 from archiver.errors import NotArchivedError, UsageError
-from archiver.models import Claim, Verdict, WarcRef
+from archiver.models import Claim, Memento, Verdict, WarcRef
 
-__all__ = ["Archive", "ArchivedCapture", "Citation", "open_archive", "parse_when"]
+__all__ = ["Archive", "ArchivedCapture", "Citation", "nearest", "open_archive", "parse_ref",
+           "parse_when"]
 
 # ``show --raw`` and ``text()`` undo Content-Encoding up to this size (a bomb stays bounded).
 _MAX_DECODED = 512 * 1024 * 1024
 
-_FOOTNOTE_REF = re.compile(r"^([a-z0-9-]+)#(\d+)$")
+_FOOTNOTE_REF = re.compile(r"([a-z0-9-]+)#(\d+)")
+# Anything shaped like SOURCE_ID#SOMETHING that is not a URL: a footnote reference gone wrong.
+_FOOTNOTE_LIKE = re.compile(r"^[^:/\s]*#")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,23 @@ class ArchivedCapture:
     title: str | None = None
     origin: str = "live"
     memento_datetime: datetime | None = None
+    reason: str = ""
+
+    @property
+    def dated(self) -> datetime:
+        """The moment this copy shows the page as it was: a memento's own datetime for an
+        Internet Archive copy (not when we fetched it), else when we captured it. ``--at``
+        and the listing go by this date."""
+        return self.memento_datetime or self.captured_at
+
+    @property
+    def shows_page(self) -> bool:
+        """Whether this copy holds the evidence: our capture judged healthy (``ok`` or
+        ``redirected``), or, where there is no verdict for it (an Internet Archive copy, a
+        capture whose run recorded none), a 2xx answer."""
+        if self.verdict is not None:
+            return self.verdict.healthy
+        return self.status is not None and 200 <= self.status < 300
 
     def _record(self) -> tuple[Any, list[tuple[str, str]], bytes]:
         from archiver.warc import read_record
@@ -64,8 +85,13 @@ class ArchivedCapture:
         return read_record(self.root, self.payload_ref)
 
     def headers(self) -> list[tuple[str, str]]:
-        """The archived HTTP response headers, in order, as received."""
-        return list(self._record()[1])
+        """The archived HTTP response headers of this capture, in order, as received.
+
+        Read from ``warc`` (a revisit keeps its own answer's headers), not from
+        ``payload_ref``, which may be another URL's response of another date."""
+        from archiver.warc import read_record
+
+        return list(read_record(self.root, self.warc).http_headers)
 
     def raw_payload(self) -> bytes:
         """The HTTP body exactly as it came over the wire (Content-Encoding intact)."""
@@ -115,15 +141,41 @@ def parse_when(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def parse_ref(ref: str) -> tuple[str, int] | str:
+    """``SOURCE_ID#N`` → ``(SOURCE_ID, N)``; an absolute http(s) URL → itself. Anything else
+    (``kazakhstan-2020#abc``, ``#3``, ``not a url``) raises ``UsageError``."""
+    match = _FOOTNOTE_REF.fullmatch(ref)
+    if match:
+        return match.group(1), int(match.group(2))
+    if _FOOTNOTE_LIKE.match(ref):
+        raise UsageError(f"{ref!r}: not a footnote reference; expected SOURCE_ID#N with N a "
+                         "footnote number, e.g. kazakhstan-2020#14")
+    try:
+        parts = urlsplit(ref)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok or any(ch.isspace() for ch in ref):
+        raise UsageError(f"{ref!r}: not a URL or a footnote reference; expected an http(s) "
+                         "URL or SOURCE_ID#N, e.g. kazakhstan-2020#14")
+    return ref
+
+
 class Archive:
-    """Read access to an archive described by a config file."""
+    """Read access to an archive described by a config file.
+
+    Opening never creates anything: without an archive folder or catalog the archive is
+    empty (``exists`` is false) and every capture list is empty."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.catalog = Catalog.open(settings.archive.dir)
+        self.exists = (settings.archive.dir / CATALOG_NAME).is_file()
+        self.catalog: Catalog | None = (Catalog.open(settings.archive.dir) if self.exists
+                                        else None)
 
     def close(self) -> None:
-        self.catalog.close()
+        if self.catalog is not None:
+            self.catalog.close()
 
     def __enter__(self) -> Archive:
         return self
@@ -132,29 +184,47 @@ class Archive:
         self.close()
 
     def captures(self, url: str, *, rescued: bool = True) -> list[ArchivedCapture]:
-        """Every capture of ``url``, newest first: our own fetches (revisits resolved to the
-        stored payload) and, with ``rescued``, the Internet Archive copies we stored."""
-        last = self.catalog.last_result(url)
-        found = self._stored(url, url, verdict=last.verdict if last else None)
+        """Every capture of ``url``, newest first: our own fetches (``warc`` is the record of
+        that fetch, ``payload_ref`` the record holding the bytes) and, with ``rescued``, the
+        Internet Archive copies we stored. Each of our captures carries the verdict of the
+        run that took it."""
+        if self.catalog is None:
+            return []
+        judged: dict[int, tuple[Verdict, str]] = {}
+        for result in self.catalog.results(url):  # newest first: keep each run's last word
+            judged.setdefault(result.run_id, (result.verdict, result.reason))
+        found = self._stored(url, url, judged=judged)
         if rescued:
             for lookup in self.catalog.mementos(url):
                 memento = lookup.memento
                 if memento is None or not memento.raw_url:
                     continue
-                for capture in self._stored(memento.raw_url, url, verdict=None):
+                for capture in self._stored(memento.raw_url, url, judged={}):
                     found.append(replace(capture, origin="internet-archive",
                                          memento_datetime=memento.datetime))
         unique = {(c.warc.path, c.warc.offset): c for c in found}
         return sorted(unique.values(), key=lambda c: c.captured_at, reverse=True)
 
+    def mementos(self, url: str) -> list[Memento]:
+        """The Internet Archive copies of ``url`` that lookups found, stored in our WARCs or
+        not, oldest first (one per memento address)."""
+        if self.catalog is None:
+            return []
+        found = {lookup.memento.url: lookup.memento for lookup in self.catalog.mementos(url)
+                 if lookup.memento is not None}
+        return sorted(found.values(), key=lambda m: m.datetime)
+
     def _stored(self, fetched_url: str, cited_url: str, *,
-                verdict: Verdict | None) -> list[ArchivedCapture]:
+                judged: dict[int, tuple[Verdict, str]]) -> list[ArchivedCapture]:
+        assert self.catalog is not None
         found = []
         for stored in self.catalog.captures(fetched_url):
-            record = stored.warc or stored.payload
-            payload = stored.payload or stored.warc
+            record, payload = stored.warc, stored.payload
+            if record is not None and payload is None and stored.revisit:
+                payload = self._original_of(record)
             if record is None or payload is None:
-                continue
+                continue  # nothing written, or a revisit whose bytes are nowhere: unreadable
+            verdict, reason = judged.get(stored.run_id, (None, ""))
             found.append(
                 ArchivedCapture(
                     url=cited_url,
@@ -167,22 +237,56 @@ class Archive:
                     verdict=verdict,
                     root=self.settings.root,
                     title=stored.title,
+                    reason=reason,
                 )
             )
         return found
 
+    def _original_of(self, revisit: WarcRef) -> WarcRef | None:
+        """The response record a revisit refers to, found through the CDXJ index when the
+        catalog does not know it (its row lost, e.g. to a crash between the WARC write and
+        the catalog): the record of ``WARC-Refers-To-Target-URI`` with the same payload
+        digest and ``WARC-Refers-To`` as its id. ``None`` if it is not there."""
+        from archiver.errors import ArchiveError
+        from archiver.warc import lookup, read_record
+
+        archive_dir = self.settings.archive.dir
+        try:
+            head = dict(read_record(self.settings.root, revisit).warc_headers)
+            target, digest = head.get("WARC-Refers-To-Target-URI"), head.get("WARC-Payload-Digest")
+            if not target or not digest:
+                return None
+            for entry in lookup(archive_dir, target):
+                if entry.digest != digest or entry.mime == "warc/revisit":
+                    continue
+                path = (archive_dir / entry.filename).resolve()
+                try:
+                    rel = path.relative_to(self.settings.root.resolve()).as_posix()
+                except ValueError:
+                    rel = path.as_posix()
+                found = WarcRef(rel, entry.offset, entry.length, "")
+                record_id = dict(read_record(self.settings.root, found).warc_headers).get(
+                    "WARC-Record-ID", "")
+                if record_id and record_id == head.get("WARC-Refers-To", record_id):
+                    return WarcRef(rel, entry.offset, entry.length, record_id)
+        except ArchiveError:
+            return None
+        return None
+
     def urls_of(self, ref: str) -> list[str]:
-        """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, anything else is a
-        URL. Raises ``UsageError`` for an unknown source or footnote."""
-        match = _FOOTNOTE_REF.match(ref)
-        if not match:
-            return [ref]
+        """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, an http(s) URL is
+        itself. Raises ``UsageError`` for a malformed reference, an unknown footnote, and
+        ``ConfigError`` (also exit 2) for an unknown source."""
+        parsed = parse_ref(ref)
+        if isinstance(parsed, str):
+            return [parsed]
         from archiver.parse import read_document
 
-        source = self.settings.source(match.group(1))
-        note = read_document(source.path).footnote(int(match.group(2)))
+        source_id, number = parsed
+        source = self.settings.source(source_id)
+        note = read_document(source.path).footnote(number)
         if note is None:
-            raise UsageError(f"{ref}: {source.id} has no footnote {match.group(2)}")
+            raise UsageError(f"{ref}: {source.id} has no footnote {number}")
         if not note.urls:
             raise NotArchivedError(f"{ref}: footnote {note.number} cites no URL")
         return list(note.urls)
@@ -195,7 +299,7 @@ class Archive:
         doc = read_document(source.path)
         for note in doc.footnotes:
             for url in note.urls:
-                last = self.catalog.last_result(url)
+                last = self.catalog.last_result(url) if self.catalog is not None else None
                 yield Citation(
                     source=source_id,
                     footnote=note.number,
@@ -213,6 +317,6 @@ def open_archive(config: str | Path = "sources.toml") -> Archive:
 
 
 def nearest(captures: list[ArchivedCapture], when: datetime) -> ArchivedCapture:
-    """The capture closest in time to ``when`` (ties: the earlier one)."""
-    return min(captures, key=lambda c: (abs((c.captured_at - when).total_seconds()),
-                                        c.captured_at))
+    """The copy whose own date (``dated``: a memento's datetime, else our capture time) is
+    closest to ``when`` (ties: the earlier one)."""
+    return min(captures, key=lambda c: (abs((c.dated - when).total_seconds()), c.dated))

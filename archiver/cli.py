@@ -12,13 +12,15 @@ codes (see ``CONTRACT.md``):
  2    usage, config or unusable input
  3    the archive could not be written
 ====  =====================================================================
+
+With ``--format json`` an error is printed as ``{"error": MESSAGE, "exit": CODE}`` on stdout
+instead of ``error: MESSAGE`` on stderr, so a script reading the JSON gets JSON either way.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import textwrap
@@ -28,6 +30,7 @@ from typing import TextIO
 
 from archiver import __version__
 from archiver.errors import ArchiverError, UsageError
+from archiver.safetext import escape_controls, json_dumps
 
 __all__ = ["main"]
 
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
              archiver run                         # every source in sources.toml
              archiver run --source kazakhstan-2020 --refresh
              archiver run --rescue-capture        # also copy Wayback mementos into our WARCs
+             archiver run --deadline 600          # stop fetching after 10 minutes
              """, common)
     _source_option(p)
     p.add_argument("--refresh", action="store_true",
@@ -144,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not look dead links up in the Internet Archive")
     p.add_argument("--rescue-capture", action="store_true",
                    help="fetch the memento of each dead link into our own WARC files")
+    _deadline_option(p)
     _format_option(p)
     _progress_option(p)
 
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
              archiver check                       # exit 1 if a link newly fails
              archiver check --fail-on any         # exit 1 while any link fails
              archiver check --format json | jq .summary
+             archiver check --quiet --deadline 1800   # cron: summary and problems only
              """, common)
     _source_option(p)
     p.add_argument("--fail-on", choices=["new", "any", "none"], default="new",
@@ -160,19 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "newly dead, the default), 'any' (any failing link), 'none' (never)")
     p.add_argument("--no-rescue", action="store_true",
                    help="do not look dead links up in the Internet Archive")
+    _deadline_option(p)
     _format_option(p)
     _progress_option(p)
 
-    p = _add(sub, "show", "Retrieve archived evidence. REF is a URL, or SOURCE_ID#N for "
-             "every URL of footnote N. Lists the captures, newest first; --text, --headers "
-             "and --raw read the newest capture that holds the page (ours, or a rescued "
-             "Internet Archive copy), or the one nearest --at.", """
+    p = _add(sub, "show", "Retrieve archived evidence. REF is an http(s) URL, or "
+             "SOURCE_ID#N for every URL of footnote N. Lists every copy (ours and the Internet "
+             "Archive's) by its own date, newest first. --text, --headers and --raw read one "
+             "copy: the one nearest --at, else our newest capture that shows the page (a "
+             "healthy verdict), else the newest rescued Internet Archive copy, else the "
+             "newest; which one and why is said on stderr. A footnote citing several URLs "
+             "needs --url N for them.", """
              archiver show 'kazakhstan-2020#14'
-             archiver show https://rus.azattyq.org/a/30723868.html --text
-             archiver show 'kazakhstan-2020#1' --raw > report.pdf
-             archiver show URL --at 2026-01-01 --headers
+             archiver show 'kazakhstan-2020#14' --text
+             archiver show 'kazakhstan-2020#1' --url 2 --raw > report.pdf
+             archiver show 'kazakhstan-2020#14' --at 2020-11-01 --headers
+             archiver show 'kazakhstan-2020#14' --text --format json | jq -r .chosen
              """, common)
-    p.add_argument("ref", metavar="REF", help="a URL, or SOURCE_ID#N for footnote N")
+    p.add_argument("ref", metavar="REF", help="an http(s) URL, or SOURCE_ID#N for footnote N")
+    p.add_argument("--url", metavar="N", type=int, dest="url_number",
+                   help="the Nth URL of a footnote that cites several (needed for --text, "
+                   "--headers and --raw there)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--text", action="store_true",
                       help="print the readable text of the archived page (main content)")
@@ -181,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--raw", action="store_true",
                       help="write the archived payload bytes to stdout (a PDF, an image)")
     p.add_argument("--at", metavar="DATE",
-                   help="pick the capture nearest to DATE (YYYY-MM-DD or an ISO time)")
+                   help="pick the copy whose own date (an Internet Archive copy's memento "
+                   "date, else our capture time) is nearest to DATE (YYYY-MM-DD or ISO time)")
     _format_option(p)
 
     p = _add(sub, "report", "Rebuild reports/SOURCE_ID/ from the archive and the catalog, "
@@ -225,7 +240,25 @@ def _source_option(p: argparse.ArgumentParser) -> None:
 
 def _progress_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress output; only the summary")
+                   help="no progress output; only the summary line and what needs "
+                   "attention, each once")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (0 or more), got {text!r}")
+    return value
+
+
+def _deadline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deadline", metavar="SECONDS", type=_seconds, default=None,
+                   help="stop fetching this many seconds after the start (default: "
+                   "[fetch] run_deadline, 3600; 0: no limit); URLs not fetched keep their "
+                   "state, are listed, and are tried again by the next run")
 
 
 # ── commands ─────────────────────────────────────────────────────────────────
@@ -238,14 +271,17 @@ class Output:
         self.out = out
         self.err = err
 
+    # Text from documents and servers can hold terminal escape sequences: every line is
+    # written with its control characters made visible (archiver.safetext).
     def print(self, text: str = "") -> None:
+        text = escape_controls(text)
         self.out.write(text if text.endswith("\n") else text + "\n")
 
     def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.out.write(json_dumps(data, indent=2) + "\n")
 
     def error(self, text: str) -> None:
-        self.err.write(f"error: {text}\n")
+        self.err.write(f"error: {escape_controls(text)}\n")
 
     @property
     def interactive(self) -> bool:
@@ -274,21 +310,23 @@ def _cmd_run(args: argparse.Namespace, io: Output) -> int:
 
     return run(_config_path(args), sources=args.source, refresh=args.refresh,
                rescue=not args.no_rescue, rescue_capture=args.rescue_capture,
-               fmt=args.format, quiet=args.quiet, io=io)
+               fmt=args.format, quiet=args.quiet, io=io, deadline=args.deadline)
 
 
 def _cmd_check(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.run import check
 
     return check(_config_path(args), sources=args.source, fail_on=args.fail_on,
-                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io)
+                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io,
+                 deadline=args.deadline)
 
 
 def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
     mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
-    return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io)
+    return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io,
+                url_number=args.url_number)
 
 
 def _cmd_report(args: argparse.Namespace, io: Output) -> int:
@@ -327,10 +365,12 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     ``ArchiverError`` becomes ``error: <message>`` on stderr and its exit code."""
     io = Output(stdout or sys.stdout, stderr or sys.stderr)
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    json_errors = _wants_json(argv)
     try:
         try:
             with contextlib.redirect_stdout(io.out):
-                args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+                args = parser.parse_args(argv)
         except SystemExit as exc:  # --help and --version exit 0 through argparse
             return int(exc.code or 0)
         if not args.command:
@@ -338,6 +378,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
             return EXIT_USAGE
         return _COMMANDS[args.command](args, io)
     except ArchiverError as exc:
+        if json_errors:
+            io.json({"error": str(exc), "exit": exc.exit_code})
+            return exc.exit_code
         io.error(str(exc))
         if isinstance(exc, UsageError):
             io.err.write("Run 'archiver --help' for usage.\n")
@@ -350,6 +393,20 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     except Exception as exc:  # a bug: say so in one line; the traceback on request
         if os.environ.get("ARCHIVER_DEBUG"):
             raise
-        io.error(f"internal error: {type(exc).__name__}: {exc} (this is a bug in archiver; "
-                 "set ARCHIVER_DEBUG=1 to see the traceback and please report it)")
+        message = (f"internal error: {type(exc).__name__}: {exc} (this is a bug in archiver; "
+                   "set ARCHIVER_DEBUG=1 to see the traceback and please report it)")
+        if json_errors:
+            io.json({"error": message, "exit": EXIT_FINDINGS})
+        else:
+            io.error(message)
         return EXIT_FINDINGS
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for ``--format json``: its errors are then JSON too,
+    ``{"error": MESSAGE, "exit": CODE}`` on stdout (where a script reads the JSON), even
+    when the arguments themselves are wrong."""
+    for i, arg in enumerate(argv):
+        if arg == "--format=json" or (arg == "--format" and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return False

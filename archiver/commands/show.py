@@ -7,69 +7,65 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archiver.config import load_settings
 from archiver.errors import ArchiverError, NotArchivedError, UsageError
 from archiver.models import isoformat
+from archiver.safetext import escape_controls
 
 if TYPE_CHECKING:
     from archiver.api import ArchivedCapture
     from archiver.cli import Output
+    from archiver.models import Memento
 
 __all__ = ["export_wacz", "serve", "show"]
 
 
-def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Output) -> int:
-    """List the captures of ``ref`` newest first, or print one capture's text, headers or
-    raw bytes (the newest, or the one nearest ``at``). Exit 0 found, 1 not archived."""
-    from archiver.api import Archive, nearest, parse_when
+def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Output,
+         url_number: int | None = None) -> int:
+    """List the copies of ``ref`` (ours and the Internet Archive's) by their own date, newest
+    first, or print one copy's text, headers or raw bytes. Exit 0 found, 1 not archived,
+    2 usage (a malformed reference, or a footnote with several URLs and no ``--url N``).
 
+    Which copy: with ``at``, the one whose own date (a memento's datetime, else our capture
+    time) is nearest; without, the newest of ours that shows the page (a healthy verdict),
+    else the newest rescued Internet Archive copy, else the newest of all. The choice and its
+    reason go to stderr in one line (``chosen`` in ``--format json``). Reads only: a missing
+    archive folder is "not archived", and is not created."""
+    from archiver.api import Archive, parse_ref, parse_when
+
+    parse_ref(ref)  # a malformed reference is a usage error whatever the archive holds
     settings = load_settings(config)
     when = parse_when(at) if at else None
     with Archive(settings) as archive:
-        urls = archive.urls_of(ref)
-        found = {url: archive.captures(url) for url in urls}
+        urls = _pick_urls(ref, archive.urls_of(ref), url_number, mode)
+        found = {url: sorted(archive.captures(url), key=lambda c: c.dated, reverse=True)
+                 for url in urls}
+        lookups = {url: archive.mementos(url) for url in urls}
+        exists = archive.exists
     if not any(found.values()):
-        raise NotArchivedError(f"{ref}: not in the archive (run 'archiver run' first)")
+        where = "" if exists else f" ({settings.archive.dir} holds no archive yet)"
+        known = [m for ms in lookups.values() for m in ms]
+        also = (f"; the Internet Archive has {len(known)} copy(ies), e.g. {known[-1].url}"
+                if known else "")
+        raise NotArchivedError(f"{ref}: not in the archive{where}{also} "
+                               "(run 'archiver run' first)")
 
     if mode == "list":
-        if fmt == "json":
-            io.json({url: [_capture_json(c) for c in caps] for url, caps in found.items()})
-            return 0
-        total = sum(len(c) for c in found.values())
-        io.print(f"{ref}: {total} capture(s) of {len(urls)} URL(s)")
-        for url, caps in found.items():
-            io.print(url)
-            if not caps:
-                io.print("  (not archived)")
-            for c in caps:
-                picked = when is not None and c is nearest(caps, when)
-                marker = "*" if picked else " "
-                io.print(f" {marker}{isoformat(c.captured_at)}  {c.status or '-':>3}  "
-                         f"{(c.verdict.value if c.verdict else '-'):<16} "
-                         f"{c.warc.path}#{c.warc.offset}")
-                if c.origin == "internet-archive" and c.memento_datetime is not None:
-                    io.print(f"   {'':20} Internet Archive copy of "
-                             f"{isoformat(c.memento_datetime)}: {c.final_url}")
-                elif c.final_url != url:
-                    io.print(f"   {'':20} final URL {c.final_url}")
-                if c.payload_ref != c.warc:
-                    io.print(f"   {'':20} same content as {c.payload_ref.path}"
-                             f"#{c.payload_ref.offset} (revisit)")
-        return 0
+        return _list(ref, found, lookups, when, at, fmt, io)
 
-    chosen: list[ArchivedCapture] = []
-    for caps in found.values():
-        if caps:
-            chosen.append(nearest(caps, when) if when is not None else _evidence(caps))
+    (url,) = urls
+    copies = found[url]
+    if not copies:
+        raise NotArchivedError(f"{url}: not in the archive (run 'archiver run' first)")
+    capture, why = _choose(copies, lookups[url], when, at)
     if mode == "raw":
-        if len(chosen) > 1:
-            raise UsageError(f"{ref}: --raw needs one URL, but it has {len(chosen)} captured; "
-                             "name the URL instead")
+        io.err.write(escape_controls(why) + "\n")
         stream = getattr(io.out, "buffer", None)
-        data = chosen[0].payload()
+        data = capture.payload()
         if stream is None:  # an in-memory text stream (tests): write latin-1 text
             io.out.write(data.decode("latin-1"))
         else:
@@ -77,27 +73,160 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
             stream.write(data)
             stream.flush()
         return 0
-    for capture in chosen:
-        if len(chosen) > 1:
-            io.print(f"== {capture.url} ({isoformat(capture.captured_at)})")
+    if fmt == "json":
+        body: dict[str, object] = {"url": url, "chosen": why, "capture": _capture_json(capture)}
         if mode == "headers":
-            io.print(f"HTTP status {capture.status}")
-            for name, value in capture.headers():
-                io.print(f"{name}: {value}")
+            body["status"] = capture.status
+            body["headers"] = [[name, value] for name, value in capture.headers()]
         else:
-            io.print(capture.text())
+            body["text"] = capture.text()
+        io.json(body)
+        return 0
+    io.err.write(escape_controls(why) + "\n")
+    if mode == "headers":
+        io.print(f"HTTP status {capture.status}")
+        for name, value in capture.headers():
+            io.print(f"{name}: {value}")
+    else:
+        io.print(capture.text())
     return 0
 
 
-def _evidence(captures: list[ArchivedCapture]) -> ArchivedCapture:
-    """The capture to show by default: the newest that holds the page (a 2xx answer, ours
-    or a rescued Internet Archive copy), else the newest of all."""
-    pages = [c for c in captures if c.status is not None and 200 <= c.status < 300]
-    return (pages or captures)[0]
+def _pick_urls(ref: str, urls: list[str], number: int | None, mode: str) -> list[str]:
+    """The URL(s) of ``ref`` to show: ``--url N`` picks the Nth; reading one copy (``--text``,
+    ``--headers``, ``--raw``) of a footnote that cites several URLs needs it."""
+    if number is None and (mode == "list" or len(urls) == 1):
+        return urls
+    choices = "\n".join(f"  --url {i}  {u}" for i, u in enumerate(urls, start=1))
+    if number is None:
+        raise UsageError(f"{ref} cites {len(urls)} URLs; choose one with --url N:\n{choices}")
+    if not 1 <= number <= len(urls):
+        raise UsageError(f"--url {number}: {ref} cites {len(urls)} URL(s):\n{choices}")
+    return [urls[number - 1]]
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def _describe(c: ArchivedCapture) -> str:
+    if c.origin == "internet-archive":
+        return f"the Internet Archive copy of {_day(c.dated)}"
+    return f"our capture of {_day(c.captured_at)}"
+
+
+# How a verdict reads after "our capture of DATE is ...".
+_VERDICT_PHRASE = {
+    "soft_404": "an error page", "login_wall": "a login wall", "parked": "a parked domain",
+    "blocked": "blocked", "not_found": "a 404 page", "gone": "a 410 (gone) page",
+    "server_error": "a server error",
+}
+
+
+def _judged(c: ArchivedCapture, subject: str | None = None) -> str:
+    """``"our capture of DATE is a login wall (reason)"``; ``subject`` replaces the name."""
+    subject = subject or _describe(c)
+    if c.verdict is None:
+        return f"{subject} has no verdict (HTTP status {c.status or '-'})"
+    phrase = _VERDICT_PHRASE.get(c.verdict.value, f"judged {c.verdict.value}")
+    return f"{subject} is {phrase}" + (f" ({c.reason})" if c.reason else "")
+
+
+def _choose(copies: list[ArchivedCapture], lookups: list[Memento], when: datetime | None,
+            at: str | None) -> tuple[ArchivedCapture, str]:
+    """The copy to read and a one-line reason (see ``show``). ``copies`` is newest first
+    by their own date; ``lookups`` are the mementos found, stored or not."""
+    from archiver.api import nearest
+
+    if when is not None:
+        chosen = nearest(copies, when)
+        why = f"showing {_describe(chosen)}: the copy nearest to {at}"
+        gap = abs((chosen.dated - when).total_seconds())
+        stored = {c.memento_datetime for c in copies if c.origin == "internet-archive"}
+        closer = [m for m in lookups if m.datetime not in stored
+                  and abs((m.datetime - when).total_seconds()) < gap]
+        if closer:
+            best = min(closer, key=lambda m: abs((m.datetime - when).total_seconds()))
+            why += (f"; the Internet Archive has a nearer copy, of {_day(best.datetime)}, not "
+                    f"stored here: {best.url}")
+        return chosen, why
+    ours = [c for c in copies if c.origin != "internet-archive"]
+    rescued = [c for c in copies if c.origin == "internet-archive"]
+    healthy = [c for c in ours if c.shows_page]
+    if healthy:
+        chosen = healthy[0]
+        verdict = chosen.verdict.value if chosen.verdict else f"HTTP {chosen.status}"
+        return chosen, f"showing {_describe(chosen)}: the newest that shows the page ({verdict})"
+    if rescued:
+        chosen = rescued[0]
+        why = f"showing {_describe(chosen)}: " + (_judged(ours[0]) if ours else
+                                                  "we hold no capture of our own")
+        return chosen, why
+    chosen = copies[0]
+    why = f"showing {_describe(chosen)}, the newest, but no copy shows the page: " + \
+        _judged(chosen, "it")
+    if lookups:
+        why += (f"; the Internet Archive has a copy of {_day(lookups[-1].datetime)}, not "
+                f"stored here: {lookups[-1].url}")
+    return chosen, why
+
+
+def _list(ref: str, found: dict[str, list[ArchivedCapture]], lookups: dict[str, list[Memento]],
+          when: datetime | None, at: str | None, fmt: str, io: Output) -> int:
+    """Every copy of each URL, newest first by its own date; ``*`` marks the one ``--text``
+    would read (with the same ``--at``). Mementos found but not stored are listed too."""
+    chosen = {url: _choose(caps, lookups[url], when, at) if caps else None
+              for url, caps in found.items()}
+
+    def unstored(url: str) -> list[Memento]:
+        stored = {c.memento_datetime for c in found[url] if c.origin == "internet-archive"}
+        return [m for m in reversed(lookups[url]) if m.datetime not in stored]
+
+    if fmt == "json":
+        data: dict[str, list[dict[str, object]]] = {}
+        for url, caps in found.items():
+            pick = chosen[url]
+            entries = [{**_capture_json(c), "stored": True,
+                        "chosen": pick[1] if pick is not None and c is pick[0] else None}
+                       for c in caps]
+            entries += [_memento_json(m) for m in unstored(url)]
+            entries.sort(key=lambda e: str(e["dated"]), reverse=True)
+            data[url] = entries
+        io.json(data)
+        return 0
+    total = sum(len(c) for c in found.values())
+    io.print(f"{ref}: {total} capture(s) of {len(found)} URL(s)")
+    for url, caps in found.items():
+        io.print(url)
+        if not caps:
+            io.print("  (not archived)")
+        pick = chosen[url]
+        for c in caps:
+            marker = "*" if pick is not None and c is pick[0] else " "
+            io.print(f" {marker}{isoformat(c.dated)}  {c.status or '-':>3}  "
+                     f"{(c.verdict.value if c.verdict else '-'):<16} "
+                     f"{c.warc.path}#{c.warc.offset}")
+            if c.origin == "internet-archive" and c.memento_datetime is not None:
+                io.print(f"   {'':20} Internet Archive copy of "
+                         f"{isoformat(c.memento_datetime)}: {c.final_url}")
+            elif c.final_url != url:
+                io.print(f"   {'':20} final URL {c.final_url}")
+            if c.payload_ref != c.warc:
+                io.print(f"   {'':20} same content as {c.payload_ref.path}"
+                         f"#{c.payload_ref.offset} (revisit)")
+        for m in unstored(url):
+            io.print(f"  {isoformat(m.datetime)}  {m.status or '-':>3}  {'not stored':<16} "
+                     f"{m.url}")
+            io.print(f"   {'':20} Internet Archive copy found by lookup, not in our WARCs "
+                     "('archiver run --rescue-capture' stores it)")
+        if pick is not None:
+            io.print(f"  * {pick[1]}")
+    return 0
 
 
 def _capture_json(c: ArchivedCapture) -> dict[str, object]:
     return {
+        "dated": isoformat(c.dated),
         "captured_at": isoformat(c.captured_at),
         "status": c.status,
         "verdict": c.verdict.value if c.verdict else None,
@@ -112,6 +241,15 @@ def _capture_json(c: ArchivedCapture) -> dict[str, object]:
         "memento_datetime": isoformat(c.memento_datetime) if c.memento_datetime else None,
         "title": c.title,
     }
+
+
+def _memento_json(m: Memento) -> dict[str, object]:
+    """A memento found by lookup but not stored in our WARCs (``stored: false``)."""
+    return {"dated": isoformat(m.datetime), "captured_at": None, "status": m.status,
+            "verdict": None, "final_url": m.url, "warc": None, "offset": None, "length": None,
+            "record_id": None, "payload": None, "origin": "internet-archive",
+            "memento_datetime": isoformat(m.datetime), "title": None, "stored": False,
+            "chosen": None}
 
 
 def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,

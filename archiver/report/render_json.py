@@ -3,7 +3,8 @@
 The contract's keys are the floor: ``source{id,path,title,published}``, ``generated_at``,
 ``footnotes`` and ``findings`` as ``extract`` writes them, and ``links`` with ``url``,
 ``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
-``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
+``memento``. Added: each link's ``reason``, ``truncated`` (the ``WARC-Truncated`` reason
+of its capture, ``null`` when whole), ``state``, ``failing_since``, ``title``,
 ``excerpt``, ``checked_at`` and ``rescued`` copy, and for a link that is not healthy its
 ``evidence`` (``"ours"``, ``"internet_archive"``, ``"none"``, or ``"unknown"``: not looked
 up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
@@ -16,7 +17,6 @@ are ``YYYY-MM-DDTHH:MM:SSZ``.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.safetext import json_dumps
 from archiver.support import LEVEL_RULE, LEVELS, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
@@ -38,7 +39,7 @@ __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
 def render_json(report: Report) -> str:
     """The report as pretty-printed JSON text (UTF-8 safe, non-ASCII kept), ending in a newline."""
-    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    return json_dumps(report_dict(report), indent=2) + "\n"
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -112,7 +113,8 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "http_status": link.http_status,
         "final_url": link.final_url,
         "attempts": link.attempts,
-        "capture": _capture(link.capture, link.captured_at),
+        "truncated": link.truncated,
+        "capture": _capture(link.capture, link.captured_at, link.capture_payload),
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
         "state": link.state.value if link.state is not None else None,
@@ -125,10 +127,14 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
     }
 
 
-def _capture(ref: WarcRef | None, captured_at: datetime | None) -> dict[str, Any] | None:
+def _capture(ref: WarcRef | None, captured_at: datetime | None,
+             payload: WarcRef | None) -> dict[str, Any] | None:
+    """The record of this URL's fetch, with ``payload``: the record holding the bytes (the
+    same record for a response, the original for a revisit)."""
     data = _warc(ref)
     if data is not None:
         data["captured_at"] = _time(captured_at)
+        data["payload"] = _warc(payload or ref)
     return data
 
 

@@ -29,6 +29,7 @@ from archiver.report.model import (
     verdict_label,
 )
 from archiver.report.render_support import support_md
+from archiver.safetext import escape_controls
 
 __all__ = ["md_text", "render_md"]
 
@@ -135,7 +136,8 @@ def render_md(report: Report) -> str:
     lines.append("")
     for entry in report.entries:
         lines.extend(_entry(entry, report))
-    return "\n".join(lines).rstrip("\n") + "\n"
+    # Control characters from documents and pages made visible (terminal escapes, bidi).
+    return escape_controls("\n".join(lines).rstrip("\n") + "\n")
 
 
 def _entry(entry: Entry, report: Report) -> list[str]:

@@ -15,6 +15,7 @@ import html
 from collections import Counter
 
 from archiver.report.model import Entry, Report
+from archiver.safetext import escape_controls
 from archiver.support import LEVEL_RULE, LEVELS, FactCheck, Support
 
 __all__ = ["LIMITS", "support_html", "support_md", "support_section"]
@@ -30,7 +31,8 @@ _LABELS = {"supported": "Supported", "partial": "Partial", "unsupported": "Unsup
 
 
 def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    """As ``render_html.esc``: control characters made visible, then HTML-escaped."""
+    return html.escape(escape_controls("" if value is None else str(value)), quote=True)
 
 
 def support_section(report: Report) -> str:
