@@ -9,7 +9,8 @@ Kazakh.
 - Names (person, organisation, place). Both sides are reduced to a Latin *key*: Cyrillic
   letters through the table ``CYRILLIC`` (Russian letters as in the BGN/PCGN-like
   romanisation that Kazakhstani names are usually written in; the Kazakh letters ә ғ қ ң ө
-  ұ ү һ і to their nearest Latin letter), then spelling variants folded (``ye``→``e``,
+  ұ ү һ і to their nearest Latin letter; the Kazakh Latin letters ş ç ı through
+  ``KAZAKH_LATIN``, other diacritics dropped), then spelling variants folded (``ye``→``e``,
   ``ya``→``a``, ``yu``→``u``, ``iy``→``i``, ``j``→``y``→``i``, ``kh``→``h``, ``x``→``ks``,
   doubled letters once), so Tulesova = Тулесова, Yevgeniy = Евгений, Mamaj = Мамай,
   Tokayev = Токаев. A Russian word stands for every normal form ``pymorphy3`` gives it and
@@ -52,7 +53,7 @@ from dataclasses import dataclass
 
 from archiver.support_facts import MONTHS, Fact
 
-__all__ = ["CYRILLIC", "KAZAKH_ENDINGS", "WINDOW", "Evidence", "Match", "name_key",
+__all__ = ["CYRILLIC", "KAZAKH_ENDINGS", "KAZAKH_LATIN", "WINDOW", "Evidence", "Match", "name_key",
            "number_values"]
 
 WINDOW = 90
@@ -69,6 +70,10 @@ CYRILLIC: dict[str, str] = {
     # Ukrainian/Belarusian letters seen in names
     "є": "ye", "ї": "yi", "ў": "u",
 }
+
+# Letters of the Kazakh Latin alphabet (2021) that stand for two Latin letters in the usual
+# romanisation (ş = ш = sh); the others lose their diacritics (ū → u, ğ → g).
+KAZAKH_LATIN: dict[str, str] = {"ş": "sh", "ç": "ch", "ı": "y"}
 
 # Kazakh case and plural endings, longest first; a word stands for itself without one of
 # them when at least three letters remain.
@@ -147,6 +152,8 @@ def name_key(word: str) -> str:
     for ch in lowered:
         if ch in CYRILLIC:
             out.append(CYRILLIC[ch])
+        elif ch in KAZAKH_LATIN:
+            out.append(KAZAKH_LATIN[ch])
         elif "a" <= ch <= "z":
             out.append(ch)
         else:
