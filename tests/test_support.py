@@ -404,3 +404,15 @@ def test_evidence_by_footnote_and_url_wins_over_by_url() -> None:
     assert (first.level, first.text_kind) == ("supported", "html")
     assert (second.level, second.text_kind, second.origin) == ("unsupported", "rendered",
                                                                "browser")
+
+
+def test_a_russian_pdf_supports_the_claim() -> None:
+    from archiver.pagetext import extract
+    from tests.test_pagetext_pdf import make_pdf
+
+    pdf = make_pdf([["Решение суда", "18 августа 2020 года суд оштрафовал Серикжана Билаша",
+                     "на 138 900 тенге по статье 489 КоАП."]])
+    page = extract(pdf, "application/pdf")
+    assert page.kind == "pdf"
+    support = assess(51, "u", (BILASH,), EvidenceText(page.text, page.kind, "ours"))
+    assert support.level == "supported", support.reason
