@@ -53,6 +53,7 @@ examples:
   archiver run                                # archive everything the sources cite
   archiver check --fail-on any                # from cron: exit 1 if any link fails
   archiver show kazakhstan-2020#14 --text
+  archiver serve                              # replay at http://127.0.0.1:8080/archive/
 
 Run 'archiver COMMAND --help' for a command's options and examples.
 """
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _source_option(p)
 
     p = _add(sub, "export", "Package a source's captures as a WACZ file that opens in "
-             "ReplayWeb.page.", """
+             "ReplayWeb.page. Needs the replay extra: pip install 'archiver[replay]'.", """
              archiver export --wacz
              archiver export --wacz --source kazakhstan-2020 -o evidence.wacz
              """, common)
@@ -218,14 +219,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write (default: reports/SOURCE_ID/SOURCE_ID.wacz)")
 
     p = _add(sub, "serve", "Browse the archive locally, as it looked when captured, with "
-             "pywb.", """
-             archiver serve                       # then open http://127.0.0.1:8080/
-             archiver serve --port 9000
+             "pywb: each capture replays at http://HOST:PORT/archive/TIMESTAMP/URL (the "
+             "capture nearest TIMESTAMP, which may be partial: 2026, 20261130). Runs until "
+             "Ctrl-C or SIGTERM. Needs the replay extra: pip install 'archiver[replay]'.", """
+             archiver serve                       # prints the address of a capture to open
+             archiver serve --port 0              # any free port (printed)
+             archiver serve --host 0.0.0.0 --port 9000   # reachable from other machines
              """, common)
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--port", type=_port, default=8080,
+                   help="port to listen on, 1-65535, or 0 for any free port (default 8080)")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1)")
+                   help="address to listen on (default 127.0.0.1: this machine only)")
     return parser
+
+
+def _port(text: str) -> int:
+    """A TCP port number for ``--port``: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535, or 0 for "
+                                         "any free port)")
+    return port
 
 
 def _format_option(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@ failures that stop a whole command raise, and they name the file or URL that cau
     ├── DocumentError             exit 2   a document no reader understands, or unreadable
     ├── ArchiveError              exit 3   the archive could not be written (disk full, ...)
     │   └── ArchiveLockedError    exit 3   another run holds the archive
-    └── NotArchivedError          exit 1   `show`: nothing in the archive for that reference
+    ├── NotArchivedError          exit 1   `show`: nothing in the archive for that reference
+    └── SetupError                exit 2   an optional extra not installed, a port in use
 
 The CLI catches ``ArchiverError`` at one place and prints ``error: <message>``; any other
 exception is a bug and is reported as one.
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "DocumentError",
     "NotArchivedError",
+    "SetupError",
     "UsageError",
 ]
 
@@ -65,3 +67,10 @@ class NotArchivedError(ArchiverError):
     """``show`` found no capture for the reference."""
 
     exit_code = 1
+
+
+class SetupError(ArchiverError):
+    """This machine lacks what the command needs: an optional extra that is not installed
+    (the message says which ``pip install`` adds it), or a port another program holds."""
+
+    exit_code = 2

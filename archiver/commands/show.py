@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archiver.config import load_settings
-from archiver.errors import ArchiverError, NotArchivedError, UsageError
+from archiver.errors import ArchiverError, NotArchivedError, SetupError, UsageError
 from archiver.models import isoformat
 from archiver.safetext import escape_controls
 
@@ -257,8 +258,10 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
     """Package each source's captures (every WARC file holding one of its captures) with a
     pages list of its cited URLs as a WACZ file, then validate it."""
     from archiver.api import Archive
+    from archiver.replay import require_extra
 
     settings = load_settings(config)
+    require_extra("wacz", "archiver export --wacz")
     ids = sources or [s.id for s in settings.sources]
     if output and len(ids) > 1:
         raise UsageError("-o/--output names one file; pick one --source")
@@ -313,15 +316,63 @@ def _wacz(warcs: list[Path], pages: list[dict[str, str]], target: Path, *, title
 
 
 def serve(config: Path, *, host: str, port: int, io: Output) -> int:
-    """Replay the archive in pywb at http://HOST:PORT/archive/ until interrupted."""
-    from archiver.replay import pywb_command
+    """Replay the archive in pywb at http://HOST:PORT/archive/<timestamp>/<url> until Ctrl-C,
+    SIGTERM or SIGHUP, then stop pywb and exit 0. ``SetupError`` (exit 2) when pywb is not
+    installed, nothing is archived yet, or the port cannot be had."""
+    from archiver.replay import PywbServer, require_extra
+    from archiver.warc import INDEX_NAME
 
     settings = load_settings(config)
-    with tempfile.TemporaryDirectory() as tmp:
-        command, env = pywb_command(settings.archive.dir, Path(tmp), host=host, port=port)
-        io.print(f"serving {settings.archive.dir} at http://{host}:{port}/archive/ "
-                 "(Ctrl-C to stop)")
-        try:
-            return subprocess.call(command, cwd=tmp, env=env)
-        except FileNotFoundError as exc:
-            raise ArchiverError("pywb is not installed: pip install 'archiver[replay]'") from exc
+    require_extra("pywb", "archiver serve")
+    archive_dir = settings.archive.dir
+    index = archive_dir / INDEX_NAME
+    if not index.is_file():
+        raise SetupError(f"{archive_dir}: nothing archived yet (run 'archiver run' first)")
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    # SIGTERM (service managers, kill) and SIGHUP (a closed terminal) end the server the way
+    # Ctrl-C does, so pywb is always stopped with it; a signal ignored on purpose (nohup)
+    # stays ignored.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
+    try:
+        with tempfile.TemporaryDirectory(prefix="archiver-serve-") as tmp, \
+                PywbServer(archive_dir, Path(tmp), host=host, port=port) as server:
+            io.print(f"serving {archive_dir} at {server.url} (Ctrl-C to stop)")
+            example = _example_capture(index)
+            io.print(f"open a capture at {server.url}<timestamp>/<url>"
+                     + (f", e.g. {server.url}{example}" if example else ""))
+            io.out.flush()
+            code = server.wait()
+            raise ArchiverError(f"pywb stopped unexpectedly (exit {code}): "
+                                f"{server.last_log_line()}")
+    except KeyboardInterrupt:
+        io.print("server stopped (Ctrl-C)")
+        return 0
+    except _Stopped as stopped:
+        io.print(f"server stopped ({stopped})")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Stopped(Exception):
+    """SIGTERM or SIGHUP arrived while serving."""
+
+
+def _example_capture(index: Path) -> str:
+    """``<timestamp>/<url>`` of the first capture in the CDXJ index, or "" if it has none."""
+    try:
+        with index.open(encoding="utf-8") as lines:
+            for line in lines:
+                parts = line.split(" ", 2)
+                if len(parts) == 3 and parts[2].startswith("{"):
+                    url = json.loads(parts[2]).get("url")
+                    if url:
+                        return f"{parts[1]}/{url}"
+    except (OSError, ValueError):
+        pass
+    return ""
