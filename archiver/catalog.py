@@ -228,6 +228,21 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             text           BLOB
         )""",
     ),
+    # 5: claim support levels per run, per (source, footnote, URL): ``check`` compares with
+    # the previous one to report a page that no longer holds the claim's facts. ``found``
+    # is a JSON list of the facts (as the claim words them) the page held.
+    (
+        """CREATE TABLE support_levels (
+            run_id   INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            source   TEXT NOT NULL,
+            footnote INTEGER NOT NULL,
+            url      TEXT NOT NULL,
+            level    TEXT NOT NULL
+                     CHECK (level IN ('supported', 'partial', 'unsupported', 'unknown')),
+            found    TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (source, footnote, url, run_id)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -1173,3 +1188,26 @@ class Catalog:
         return LookupFailure(url=row["url"], failed_at=_dt(row["failed_at"]) or utcnow(),
                              kind=row["kind"], error=row["error"], requests=row["requests"],
                              near=date.fromisoformat(row["near"]) if row["near"] else None)
+
+    def record_support(self, run_id: int, source_id: str,
+                       rows: Sequence[tuple[int, str, str, str]]) -> None:
+        """Store run ``run_id``'s claim support levels for ``source_id``: rows of
+        (footnote, url, level, found facts as a JSON list). A second call for the same run
+        replaces the rows it repeats."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO support_levels (run_id, source, footnote, url, level,"
+                " found) VALUES (?, ?, ?, ?, ?, ?)",
+                [(run_id, source_id, n, url, level, found) for n, url, level, found in rows],
+            )
+
+    def last_support(self, source_id: str, footnote: int, url: str
+                     ) -> tuple[str, list[str]] | None:
+        """The newest stored (level, found facts) of a (source, footnote, URL), ``None`` if
+        no run stored one. Call before recording the current run's."""
+        rows = self._read(
+            "SELECT level, found FROM support_levels WHERE source = ? AND footnote = ?"
+            " AND url = ? ORDER BY run_id DESC LIMIT 1", (source_id, footnote, url))
+        if not rows:
+            return None
+        return rows[0]["level"], list(json.loads(rows[0]["found"]))

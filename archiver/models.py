@@ -402,6 +402,7 @@ class ChangeKind(enum.StrEnum):
     STILL_FAILING = "still_failing"
     RECOVERED = "recovered"  # failing or dead last time, healthy now
     DRIFTED = "drifted"  # healthy both times, but the text changed
+    SUPPORT_DROPPED = "support_dropped"  # the page holds fewer of a claim's facts than before
 
 
 @dataclass(frozen=True)

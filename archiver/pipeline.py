@@ -50,6 +50,7 @@ from archiver.models import (
 
 if TYPE_CHECKING:
     from archiver.rescue import Breaker, Rescuer
+    from archiver.support import Support
 
 __all__ = [
     "Progress",
@@ -1021,10 +1022,13 @@ def _write_reports(
     changes: Sequence[Change] = (),
     context: _RunContext | None = None,
     rescue: bool | None = None,
+    support: Mapping[str, tuple[Support, ...]] | None = None,
 ) -> list[SourceOutcome]:
     """Build and write each readable source's reports from the catalog. ``context``: the
     run's notes and summary; ``None`` (``archiver report``) reads each source's from the
-    catalog."""
+    catalog. ``support``: claim support already judged in this run, by source id; a source
+    without it is judged here (``archiver report``)."""
+    from archiver import support as claim_support
     from archiver.report import build_report, write_reports
     from archiver.report.write import write_screenshots
 
@@ -1039,6 +1043,10 @@ def _write_reports(
                                    rescue=rescue, not_fetched=run.not_fetched)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
+        supports = (support or {}).get(outcome.source.id)
+        if supports is None:
+            supports = claim_support.assess_document(
+                outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1049,11 +1057,36 @@ def _write_reports(
             run=run.info,
             root=settings.root,
             report_dir=folder,
+            support=supports,
         )
         write_reports(report, folder)
         write_screenshots(links, folder, settings.root)  # browser captures, for report.html
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
     return written
+
+
+def _assess_support(
+    settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
+    *, rescue: bool, compare: bool,
+) -> dict[str, tuple[tuple[Support, ...], list[Change]]]:
+    """Each source's claim support (``archiver.support``), stored under ``run_id``; with
+    ``compare``, the drops since the previous run as changes."""
+    from archiver import support as claim_support
+
+    out: dict[str, tuple[tuple[Support, ...], list[Change]]] = {}
+    now = utcnow()
+    for outcome in outcomes:
+        if outcome.document is None:
+            continue
+        links = build_link_records(settings, catalog, outcome.source.id, outcome.document,
+                                   now, rescue=rescue)
+        supports = claim_support.assess_document(
+            outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
+        dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
+                                              compare=compare,
+                                              verdicts={k.url: k.verdict for k in links})
+        out[outcome.source.id] = (supports, dropped)
+    return out
 
 
 # ── the commands' entry points ───────────────────────────────────────────────
@@ -1156,6 +1189,11 @@ def _execute(
         footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
+    # Claim support: judged on this run's texts, stored per run; a check reports a drop.
+    support_of = _assess_support(settings, catalog, run_id, outcomes, rescue=rescue,
+                                 compare=options.kind == "check" and not outage)
+    changes.extend(c for per_source in support_of.values() for c in per_source[1])
+
     # Offline, the "No network" note says it all (the lookups failed for the same reason).
     notes = list(recovery_notes)
     if lookup_note and not offline:
@@ -1210,7 +1248,7 @@ def _execute(
     )
     context = _RunContext.of(run_id, options.kind, started, outcome.summary())
     written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
-                             rescue=rescue)
+                             rescue=rescue, support={k: v[0] for k, v in support_of.items()})
     all_counts = Counter(
         link.verdict.value if link.verdict else "unchecked"
         for o in written for link in o.links

@@ -379,6 +379,9 @@ def _browser_config(profile: bool, executable: str = str(CHROMIUM)) -> str:
     return text
 
 
+SHELL_CLAIM = "The appeal court upheld the conviction on 15 September."
+
+
 @pytest.fixture(scope="module")
 def run_web() -> WebServer:
     """Module-wide servers for the one full run the tests below read."""
@@ -397,6 +400,10 @@ def browsed_run(tmp_path_factory: pytest.TempPathFactory, run_web: WebServer
     urls = [pages.url("/static"), pages.url("/shell"), pages.url("/feed"),
             web.url("/members/post", host="localhost")]
     config = make_project(tmp_path, urls, extra=_browser_config(profile=True))
+    # Footnote 2 (the app shell) cites a claim whose facts only the rendered page holds.
+    brief = tmp_path / "sources" / "brief.md"
+    brief.write_text(brief.read_text(encoding="utf-8").replace(
+        "Claim number 2 is stated here.", SHELL_CLAIM), encoding="utf-8")
     code, out, err = call("run", "--config", str(config))
     assert code == 0, out + err
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
@@ -660,3 +667,18 @@ def test_check_compares_rendered_text_so_an_unchanged_feed_has_not_drifted(
         "changes"]
     assert [c for c in changes if c["kind"] == "drifted"] == []
     read_back(tmp_path)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_claim_support_reads_the_rendered_text_of_a_browser_capture(
+        browsed_run: tuple[Path, dict], run_web: WebServer) -> None:
+    """The app shell's HTTP answer holds no article: the claim's date is found only in the
+    text the browser rendered, and the support entry says that is what it read."""
+    _, report = browsed_run
+    shell = run_web.pages.url("/shell")  # type: ignore[attr-defined]
+    [entry] = [s for s in report["support"] if s["footnote"] == 2 and s["url"] == shell]
+    assert entry["level"] == "supported", entry
+    [date] = [f for f in entry["facts"] if f["kind"] == "date"]
+    assert date["found"] and "15 September" in date["passage"]
+    assert entry["evidence"] == {"origin": "browser", "kind": "rendered"}

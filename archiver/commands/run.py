@@ -253,7 +253,8 @@ def _summary_check(outcome: RunOutcome) -> str:
     for kind, label in [(ChangeKind.NEWLY_FAILING, "newly failing"),
                         (ChangeKind.NEWLY_DEAD, "newly dead"),
                         (ChangeKind.RECOVERED, "recovered"),
-                        (ChangeKind.DRIFTED, "drifted")]:
+                        (ChangeKind.DRIFTED, "drifted"),
+                        (ChangeKind.SUPPORT_DROPPED, "claim support dropped")]:
         if kinds[kind]:
             parts.append(f"{kinds[kind]} {label}")
     changed = ", ".join(parts) if parts else "no changes"
@@ -296,7 +297,7 @@ def _changes_text(outcome: RunOutcome, io: Output) -> None:
     from archiver.report.model import CHANGE_LABELS
 
     for kind in (ChangeKind.NEWLY_FAILING, ChangeKind.NEWLY_DEAD, ChangeKind.RECOVERED,
-                 ChangeKind.DRIFTED, ChangeKind.STILL_FAILING):
+                 ChangeKind.DRIFTED, ChangeKind.SUPPORT_DROPPED, ChangeKind.STILL_FAILING):
         label = CHANGE_LABELS[kind.value]
         items = [c for c in outcome.changes if c.kind is kind]
         if not items:
@@ -310,6 +311,8 @@ def _changes_text(outcome: RunOutcome, io: Output) -> None:
                 extra.append(f"since {isoformat(c.since)}")
             if c.similarity is not None:
                 extra.append(f"similarity {c.similarity:.2f}")
+            if c.kind is ChangeKind.SUPPORT_DROPPED:
+                extra.append(c.reason)
             notes = ",".join(str(n) for n in c.footnotes)
             io.print(f"  fn {notes:<8} {c.url}  ({'; '.join(extra)})")
 

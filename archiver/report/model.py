@@ -34,6 +34,7 @@ from archiver.models import (
     isoformat,
 )
 from archiver.rescue import offset_days
+from archiver.support import Support
 
 __all__ = [
     "EVIDENCE_IA",
@@ -302,6 +303,8 @@ class Report:
     notes: tuple[str, ...] = ()
     run: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     archive_base: str = "../../"
+    # Claim support per (footnote, URL), from ``archiver.support`` (empty: not judged).
+    support: tuple[Support, ...] = ()
 
     @property
     def title(self) -> str:
@@ -325,6 +328,7 @@ def build_report(
     run: Mapping[str, Any] | None = None,
     root: Path | None = None,
     report_dir: Path | None = None,
+    support: Sequence[Support] = (),
 ) -> Report:
     """Join a parsed document and its link records into a ``Report``.
 
@@ -369,6 +373,7 @@ def build_report(
         notes=tuple(note for note in notes if note.strip()),
         run=MappingProxyType({str(k): _json_safe(v) for k, v in (run or {}).items()}),
         archive_base=_archive_base(root, report_dir),
+        support=tuple(support),
     )
 
 
@@ -479,4 +484,5 @@ CHANGE_LABELS = {
     "still_failing": "Still failing",
     "recovered": "Recovered",
     "drifted": "Content changed",
+    "support_dropped": "Claim support dropped",
 }

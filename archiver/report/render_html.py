@@ -51,6 +51,7 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
+from archiver.report.render_support import support_html, support_section
 from archiver.safetext import escape_controls
 
 __all__ = ["REPLAY_BASE", "esc", "render_html", "replay_url"]
@@ -96,6 +97,7 @@ def render_html(report: Report) -> str:
             _notes(report),
             _summary(report),
             _changes(report),
+            support_section(report),
             _claims(report),
             _findings(report),
             _footer(report),
@@ -342,6 +344,7 @@ def _entry(entry: Entry, report: Report) -> str:
     else:
         links = "".join(_link(link, report) for link in entry.links)
         parts.append(f'<ul class="links">{links}</ul>')
+        parts.append(support_html(entry, report))
     return (
         f'<li class="fn" id="{esc(entry.anchor)}" data-footnote="{entry.number}" '
         f'data-verdicts="{esc(" ".join(entry.keys))}">{"".join(parts)}</li>'

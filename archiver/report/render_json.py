@@ -10,7 +10,9 @@ of its capture, ``null`` when whole), ``state``, ``failing_since``, ``title``,
 up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
 for healthy and unchecked links);
 a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims;
-``changes``; ``notes``; ``run``. Times are ``YYYY-MM-DDTHH:MM:SSZ``.
+``changes``; ``notes``; ``run``; ``support`` (claim support per footnote and URL, see
+``archiver.support.support_json``) and ``support_rule`` (the level rule in words). Times
+are ``YYYY-MM-DDTHH:MM:SSZ``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from archiver.models import (
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
 from archiver.safetext import json_dumps
+from archiver.support import LEVEL_RULE, LEVELS, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
@@ -68,6 +71,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             "orphan_footnotes": summary.orphan_footnotes,
             "by_verdict": dict(summary.by_verdict),
             "evidence": dict(summary.evidence),
+            "support": {level: sum(1 for s in report.support if s.level == level)
+                        for level in LEVELS},
         },
         "notes": list(report.notes),
         "footnotes": [footnote_dict(note) for note in report.document.footnotes],
@@ -78,6 +83,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         ],
         "links": [_link(link, report) for link in report.links],
         "changes": [_change(change) for change in report.changes],
+        "support": [support_json(support) for support in report.support],
+        "support_rule": LEVEL_RULE,
         "run": dict(report.run),
     }
 

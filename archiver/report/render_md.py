@@ -28,6 +28,7 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
+from archiver.report.render_support import support_md
 from archiver.safetext import escape_controls
 
 __all__ = ["md_text", "render_md"]
@@ -126,6 +127,10 @@ def render_md(report: Report) -> str:
             lines.append(f"- {_md_url(link.url)} (footnote {notes}): {_verdict(link)}; "
                          + _copies(link, report) + "; " + _evidence(link, report))
         lines.append("")
+
+    section = support_md(report)
+    if section:
+        lines.extend([section.rstrip("\n"), ""])
 
     lines.append("## Footnotes")
     lines.append("")
