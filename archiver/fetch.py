@@ -44,7 +44,6 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from base64 import b32encode
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -632,11 +631,11 @@ def _remote_ip(response: httpx.Response) -> str | None:
 
 def _digest_of(body: IO[bytes]) -> str:
     body.seek(0)
-    sha = hashlib.sha1()
+    sha = hashlib.sha256()  # the same label and form as warc.payload_digest
     for chunk in iter(lambda: body.read(1 << 20), b""):
         sha.update(chunk)
     body.seek(0)
-    return "sha1:" + b32encode(sha.digest()).decode("ascii")
+    return "sha256:" + sha.hexdigest()
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

@@ -43,7 +43,6 @@ import tempfile
 import threading
 import uuid
 import zlib
-from base64 import b32encode
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -135,13 +134,38 @@ class Recovered:
 
 
 def payload_digest(stream: IO[bytes]) -> str:
-    """``sha1:BASE32`` of the stream from its current position (restored afterwards)."""
+    """``sha256:HEX`` of the stream from its current position (restored afterwards).
+
+    SHA-256 in lowercase hex, as Browsertrix writes it (and as ``sha256sum`` prints it, so an
+    investigator can compare by hand); warcio, pywb and cdxj-indexer accept it. Records
+    written before carry ``sha1:BASE32`` and stay readable: readers parse the label."""
     start = stream.tell()
-    digest = hashlib.sha1()
+    digest = hashlib.sha256()
     for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
         digest.update(chunk)
     stream.seek(start)
-    return "sha1:" + b32encode(digest.digest()).decode("ascii")
+    return "sha256:" + digest.hexdigest()
+
+
+class _Sha256Digester:
+    """warcio's digester interface (``update``, ``str``) giving ``sha256:HEX``."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def __str__(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+class _Sha256WARCWriter(WARCWriter):
+    """warcio's writer with SHA-256 block (and payload) digests instead of SHA-1."""
+
+    @staticmethod
+    def _create_digester() -> _Sha256Digester:  # type: ignore[override]
+        return _Sha256Digester()
 
 
 def redact_request_head(head: bytes) -> bytes:
@@ -390,7 +414,7 @@ class WarcWriter:
         if self._sink is None:
             self._start_file()
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        return WARCWriter(spool, gzip=True, warc_version="1.1"), spool
+        return _Sha256WARCWriter(spool, gzip=True, warc_version="1.1"), spool
 
     def _append(self, spool: IO[bytes], writer: WARCWriter,
                 records: Sequence[object]) -> list[tuple[int, int]]:
@@ -452,7 +476,7 @@ class WarcWriter:
         fcntl.flock(sink.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._sink = sink
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        writer = WARCWriter(spool, gzip=True, warc_version="1.1")
+        writer = _Sha256WARCWriter(spool, gzip=True, warc_version="1.1")
         info = {
             "software": f"archiver/{__version__}",
             "format": "WARC File Format 1.1",
