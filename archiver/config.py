@@ -23,6 +23,7 @@ __all__ = [
     "ArchiveSettings",
     "CheckSettings",
     "FetchSettings",
+    "ProvenanceSettings",
     "RescueSettings",
     "Settings",
     "default_user_agent",
@@ -119,6 +120,17 @@ class CheckSettings:
 
 
 @dataclass(frozen=True)
+class ProvenanceSettings:
+    """Signing and custody; the ``[provenance]`` table. ``signing_key`` is relative to the
+    config's folder; ``tsa_url`` an RFC 3161 timestamping authority ("" for none); ``actor``
+    who the custody log names ("" for user@host)."""
+
+    signing_key: str = "signing-key.pem"
+    tsa_url: str = ""
+    actor: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs, read once from the config file."""
 
@@ -129,6 +141,7 @@ class Settings:
     archive: ArchiveSettings
     rescue: RescueSettings
     check: CheckSettings
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:
@@ -258,7 +271,7 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
     root = path.resolve().parent
-    known_tables = {"sources", "fetch", "archive", "rescue", "check"}
+    known_tables = {"sources", "fetch", "archive", "rescue", "check", "provenance"}
     unknown = set(data) - known_tables
     if unknown:
         raise ConfigError(
@@ -301,4 +314,6 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         archive=archive,
         rescue=rescue,
         check=check,
+        provenance=_section(ProvenanceSettings, data.get("provenance"),
+                            f"{path}: [provenance]"),
     )

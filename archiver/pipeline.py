@@ -44,7 +44,9 @@ from archiver.models import (
 )
 
 if TYPE_CHECKING:
+    from archiver import provenance
     from archiver.rescue import Breaker, Rescuer
+    from archiver.warc import WarcWriter
 
 __all__ = [
     "Progress",
@@ -264,6 +266,7 @@ async def _fetch_and_judge(
                         + [("cited-by", str(ref)) for ref in target.cited_by],
                         captured_at=result.captured_at,
                     )
+                kept = await _write_provenance(settings, writer, result, url)
                 # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
                     for hop_url in [url, *(hop.url for hop in result.hops)]:
@@ -275,6 +278,7 @@ async def _fetch_and_judge(
                     if isinstance(result, Capture):
                         catalog.record_capture(run_id, result, text=page.text if page else None,
                                                title=page.title if page else None)
+                        _record_provenance(catalog, kept)
                     capture = result if isinstance(result, Capture) else None
                     catalog.record_result(
                         run_id, url, judgement,
@@ -283,6 +287,7 @@ async def _fetch_and_judge(
                         attempts=result.attempts,
                         checked_at=utcnow(),
                     )
+                _log_custody(settings, "capture", kept)
                 fetched.judgements[url] = judgement
                 progress.advance(url, judgement.verdict.value)
                 if on_judged is not None:
@@ -517,6 +522,9 @@ async def _capture_mementos(
                                 ("memento-datetime", memento.datetime.isoformat())],
                         captured_at=result.captured_at,
                     )
+                    kept = await _write_provenance(settings, writer, result, url, memento)
+                    _record_provenance(catalog, kept)
+                    _log_custody(settings, "rescue", kept)
 
 
 async def _save_live(
@@ -821,3 +829,44 @@ def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
             or (link.verdict is not None and not link.verdict.healthy)]
 
 
+# ── provenance and custody (archiver.provenance, archiver.custody) ─────────────
+
+
+async def _write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,
+                            cited_url: str, memento: Memento | None = None
+                            ) -> provenance.Kept | None:
+    """Write the provenance record of ``result`` (a capture with a WARC record) in the
+    writer's thread; ``None`` for failures."""
+    from archiver import provenance
+
+    if not isinstance(result, Capture) or result.warc is None:
+        return None
+    facts: tuple[tuple[str, str], ...] = ()
+    if memento is not None:
+        facts = (("archive", "Internet Archive (web.archive.org)"),
+                 ("memento_url", memento.url),
+                 ("memento_datetime", memento.datetime.isoformat()),
+                 ("captured_by", "Internet Archive"),
+                 ("fetched_from_archive_at", result.captured_at.isoformat()))
+    shaped = provenance.capture_settings(settings.fetch.user_agent, http2=settings.fetch.http2)
+    return await asyncio.to_thread(provenance.write, writer, result, cited_url=cited_url,
+                                   settings=shaped, memento=facts)
+
+
+def _record_provenance(catalog: Catalog, kept: provenance.Kept | None) -> None:
+    if kept is not None:
+        catalog.record_provenance(kept.record_id, kept.cited_url, kept.text, kept.sha256,
+                                  kept.metadata_id)
+
+
+def _log_custody(settings: Settings, action: str, kept: provenance.Kept | None) -> None:
+    """One custody entry for a capture or rescue, after its catalog rows are committed."""
+    from archiver import custody, provenance
+
+    if kept is None:
+        return
+    custody.Custody(settings.archive.dir, settings.provenance.actor
+                    or provenance.default_actor()).append(
+        action, kept.cited_url, kept.sha256,
+        {"record_id": kept.record_id, "provenance_record_id": kept.metadata_id,
+         "payload_digest": kept.payload_digest, "warc": kept.warc_path})

@@ -98,6 +98,7 @@ class Exchange:
     response: WarcRef
     payload_digest: str
     revisit: bool
+    response_sha256: str = ""  # SHA-256 (hex) of the response record's gzip member
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,7 @@ class WarcWriter:
         self._serial = 0
         self._broken: str | None = None
         self._lock = threading.Lock()
+        self.member_sha256: list[str] = []  # of the records of the last append (under lock)
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
@@ -376,9 +378,10 @@ class WarcWriter:
             offsets = self._append(spool, writer, [request, response])
             request_ref = self._ref(request_id, *offsets[0])
             response_ref = self._ref(response_id, *offsets[1])
+            response_sha256 = self.member_sha256[1]
             if seen is None and truncated is None and length > 0:
                 self._seen[digest] = PayloadSeen(response_id, url, captured_at)
-        return Exchange(request_ref, response_ref, digest, seen is not None)
+        return Exchange(request_ref, response_ref, digest, seen is not None, response_sha256)
 
     def write_metadata(
         self,
@@ -404,6 +407,29 @@ class WarcWriter:
             (offset, size), = self._append(spool, writer, [record])
             return self._ref(record_id, offset, size)
 
+    def write_json_metadata(
+        self,
+        *,
+        url: str,
+        concurrent_to: str,
+        block: bytes,
+        captured_at: datetime,
+    ) -> WarcRef:
+        """A ``metadata`` record (``application/json``) holding ``block`` about the record
+        ``concurrent_to``: the capture's provenance document."""
+        record_id = _record_id()
+        with self._lock:
+            writer, spool = self._record_writer()
+            record = writer.create_warc_record(
+                url, "metadata", payload=io.BytesIO(block), length=len(block),
+                warc_content_type="application/json",
+                warc_headers_dict={"WARC-Record-ID": record_id,
+                                   "WARC-Date": isoformat(captured_at),
+                                   "WARC-Concurrent-To": concurrent_to},
+            )
+            (offset, size), = self._append(spool, writer, [record])
+            return self._ref(record_id, offset, size)
+
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
     def _record_writer(self) -> tuple[WARCWriter, IO[bytes]]:
@@ -422,11 +448,15 @@ class WarcWriter:
         assert self._sink is not None
         base = self._sink.size
         spans: list[tuple[int, int]] = []
+        self.member_sha256 = []
         with spool:
             for record in records:
                 start = spool.tell()
                 writer.write_record(record)
                 spans.append((base + start, spool.tell() - start))
+                # The SHA-256 of the gzip member exactly as stored, for provenance records.
+                spool.seek(start)
+                self.member_sha256.append(hashlib.sha256(spool.read()).hexdigest())
             try:
                 self._sink.append(spool)
             except OSError as exc:
