@@ -18,6 +18,7 @@ from archiver.models import isoformat
 if TYPE_CHECKING:
     from archiver.api import ArchivedCapture
     from archiver.cli import Output
+    from archiver.config import Settings
     from archiver.models import Memento
 
 __all__ = ["export_wacz", "serve", "show"]
@@ -252,9 +253,11 @@ def _memento_json(m: Memento) -> dict[str, object]:
 
 
 def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
-                io: Output) -> int:
+                io: Output, sign: bool = False) -> int:
     """Package each source's captures (every WARC file holding one of its captures) with a
-    pages list of its cited URLs as a WACZ file, then validate it."""
+    pages list of its cited URLs as a WACZ file, then validate it. With ``sign``, sign it
+    (and timestamp it) as ``archiver.signing`` describes; each package is entered in the
+    custody log."""
     from archiver.api import Archive
 
     settings = load_settings(config)
@@ -283,6 +286,7 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
             target.parent.mkdir(parents=True, exist_ok=True)
             _wacz(sorted(warcs), pages, target, title=settings.source(source_id).title
                   or source_id)
+            _seal(settings, target, source_id, sign=sign, io=io)
             io.print(f"wrote {target} ({len(pages)} page(s) from {len(warcs)} WARC file(s))")
     return 0
 
@@ -324,3 +328,30 @@ def serve(config: Path, *, host: str, port: int, io: Output) -> int:
             return subprocess.call(command, cwd=tmp, env=env)
         except FileNotFoundError as exc:
             raise ArchiverError("pywb is not installed: pip install 'archiver[replay]'") from exc
+
+
+def _seal(settings: Settings, target: Path, source_id: str, *, sign: bool,
+          io: Output) -> None:
+    """Sign (and timestamp) the package when asked, then enter it in the custody log."""
+    import hashlib
+
+    from archiver import custody, provenance, signing
+
+    details: dict[str, object] = {"source": source_id, "signed": sign}
+    if sign:
+        key = signing.load_key(settings.root / settings.provenance.signing_key)
+        digest = signing.sign_wacz(target, key, tsa_url=settings.provenance.tsa_url)
+        details["public_key"] = signing.key_fingerprint(key.public_key())
+        details["package_hash"] = digest["hash"]
+        io.print(f"signed {target} with key {details['public_key']}")
+        if "timestamp" in digest:
+            details["timestamp"] = digest["timestamp"]["time"]
+            io.print(f"timestamped {digest['timestamp']['time']} by "
+                     f"{settings.provenance.tsa_url}")
+    sha = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    custody.Custody(settings.archive.dir, settings.provenance.actor
+                    or provenance.default_actor()).append(
+        "export", settings.relative(target), sha.hexdigest(), details)
