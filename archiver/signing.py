@@ -181,7 +181,8 @@ def timestamp(tsa_url: str, message: bytes, *, timeout: float = 30.0) -> dict[st
     answer does not match the request."""
     import rfc3161_client as tsp
 
-    request = tsp.TimestampRequestBuilder().data(message).nonce(nonce=True) \
+    request = tsp.TimestampRequestBuilder().data(message) \
+        .hash_algorithm(tsp.HashAlgorithm.SHA256).nonce(nonce=True) \
         .cert_request(cert_request=True).build()
     http = urllib.request.Request(tsa_url, data=request.as_bytes(), method="POST",
                                   headers={"Content-Type": "application/timestamp-query"})
@@ -216,9 +217,9 @@ def verify_timestamp(stamp: dict[str, Any], message: bytes,
                      roots: list[x509.Certificate] | None = None) -> tuple[list[str], str]:
     """Check a ``timestamp`` object over ``message``: the token is a granted RFC 3161
     answer whose imprint is ``message``'s SHA-256 and whose signature chains to ``roots``
-    (default: the self-signed certificates the token carries, which proves consistency
-    only; whether to trust that authority is the reader's call). Returns (problems,
-    a plain description)."""
+    (default: the self-signed certificates the token carries plus the machine's trusted
+    CAs, ``trusted_roots``; whether to trust that authority is the reader's call, so its
+    root's fingerprint is named). Returns (problems, a plain description)."""
     import rfc3161_client as tsp
 
     try:
@@ -228,9 +229,11 @@ def verify_timestamp(stamp: dict[str, Any], message: bytes,
     certs = [x509.load_der_x509_certificate(c) for c in response.signed_data.certificates]
     certs += [x509.load_pem_x509_certificate(p.encode("ascii"))
               for p in stamp.get("certificates", []) if isinstance(p, str)]
-    if roots is None:
-        roots = [c for c in certs if c.issuer == c.subject]
     leaves = [c for c in certs if c.issuer != c.subject]
+    if roots is None:
+        issuers = {c.issuer for c in leaves}
+        roots = [c for c in certs if c.issuer == c.subject]
+        roots += [c for c in trusted_roots() if c.subject in issuers]
     builder = tsp.VerifierBuilder(roots=roots, intermediates=[],
                                   tsa_certificate=leaves[0] if leaves else None)
     problems = []
@@ -245,6 +248,26 @@ def verify_timestamp(stamp: dict[str, Any], message: bytes,
     return problems, (f"timestamped {when:%Y-%m-%dT%H:%M:%SZ} by {signer} "
                       f"({stamp.get('url', '')}; TSA root SHA-256 {root_fp}: check that you "
                       "trust this authority)")
+
+
+def trusted_roots() -> list[x509.Certificate]:
+    """The CA certificates this machine trusts: ``SSL_CERT_FILE`` when set (as for HTTPS
+    fetches), else certifi's bundle when installed."""
+    paths = [os.environ["SSL_CERT_FILE"]] if os.environ.get("SSL_CERT_FILE") else []
+    if not paths:
+        try:
+            import certifi
+
+            paths.append(certifi.where())
+        except ImportError:
+            pass
+    roots: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            roots += x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except (OSError, ValueError):
+            continue
+    return roots
 
 
 def now_created() -> str:
