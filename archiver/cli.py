@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the archived HTTP response headers")
     what.add_argument("--raw", action="store_true",
                       help="write the archived payload bytes to stdout (a PDF, an image)")
+    what.add_argument("--provenance", action="store_true",
+                      help="print the capture's provenance record: URLs fetched, server "
+                      "address, TLS certificates, request headers, time, SHA-256 digests")
     p.add_argument("--at", metavar="DATE",
                    help="pick the copy whose own date (an Internet Archive copy's memento "
                    "date, else our capture time) is nearest to DATE (YYYY-MM-DD or ISO time)")
@@ -324,7 +327,8 @@ def _cmd_check(args: argparse.Namespace, io: Output) -> int:
 def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
-    mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
+    mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else \
+        "provenance" if args.provenance else "list"
     return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io,
                 url_number=args.url_number)
 

@@ -409,6 +409,9 @@ class LinkRecord:
     # Internet Archive could not be reached"); None when it was asked, or need not be.
     not_looked_up: str | None = None
     capture_payload: WarcRef | None = None
+    # The capture's provenance at a glance (archiver.provenance.glance): time, server IP,
+    # certificate subject and fingerprint, SHA-256 of payload and record; () if none.
+    provenance: tuple[tuple[str, str | None], ...] = ()
 
 
 class ChangeKind(enum.StrEnum):

@@ -45,6 +45,7 @@ from archiver.models import (
 
 if TYPE_CHECKING:
     from archiver import provenance
+    from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
     from archiver.warc import WarcWriter
 
@@ -612,6 +613,7 @@ def build_link_records(
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
                 excerpt=excerpt(stored.text) if stored and stored.text else None,
+                provenance=_glance(catalog, stored),
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
@@ -830,6 +832,21 @@ def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
 
 
 # ── provenance and custody (archiver.provenance, archiver.custody) ─────────────
+
+
+def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, str | None], ...]:
+    """The provenance at a glance of ``stored`` for the report; its payload digest alone when
+    it was captured before provenance was recorded."""
+    import json
+
+    from archiver import provenance
+
+    if stored is None or stored.warc is None:
+        return ()
+    row = catalog.provenance(stored.warc.record_id)
+    facts = provenance.glance(json.loads(row[0])) if row is not None else {}
+    facts["payload_digest"] = stored.payload_digest
+    return tuple((k, None if v is None else str(v)) for k, v in facts.items())
 
 
 async def _write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,

@@ -46,7 +46,9 @@ __all__ = [
     "document",
     "document_sha256",
     "for_capture",
+    "glance",
     "request_headers",
+    "summary_lines",
     "tls_session",
     "write",
 ]
@@ -297,3 +299,62 @@ def write(writer: WarcWriter, capture: Capture, *, cited_url: str,
     return Kept(record_id=ref.record_id, cited_url=cited_url, text=block.decode("utf-8"),
                 sha256=hashlib.sha256(block).hexdigest(), metadata_id=meta.record_id,
                 payload_digest=capture.payload_digest, warc_path=ref.path)
+
+
+# ── reading ─────────────────────────────────────────────────────────────────
+
+
+def glance(doc: dict[str, Any]) -> dict[str, Any]:
+    """The provenance at a glance, for reports: time, server IP, certificate subject and
+    fingerprint, SHA-256 of payload and record."""
+    tls = doc.get("tls") or {}
+    leaf = (tls.get("chain") or [{}])[0]
+    memento = doc.get("memento") or {}
+    return {
+        "captured_at": doc.get("captured_at"),
+        "server_ip": doc.get("server_ip"),
+        "tls_version": tls.get("version"),
+        "certificate_subject": leaf.get("subject"),
+        "certificate_sha256": leaf.get("sha256"),
+        "payload_sha256": doc.get("payload_sha256"),
+        "record_sha256": doc.get("response_record_sha256"),
+        "memento_datetime": memento.get("memento_datetime"),
+    }
+
+
+def summary_lines(doc: dict[str, Any], *, full: bool = False) -> list[str]:
+    """Plain lines describing a provenance document (``full``: certificates as PEM and the
+    request headers too)."""
+    lines = [f"cited URL:      {doc.get('cited_url')}",
+             f"archived URL:   {doc.get('url')}",
+             f"captured at:    {doc.get('captured_at')} (the archiving machine's clock)"]
+    memento = doc.get("memento") or {}
+    if memento:
+        lines.append(f"copy of:        {memento.get('memento_url')}, archived by "
+                     f"{memento.get('captured_by')} at {memento.get('memento_datetime')}; "
+                     f"fetched from there at {doc.get('captured_at')}")
+    for hop in doc.get("chain") or []:
+        lines.append(f"fetched:        {hop.get('status')} {hop.get('url')} "
+                     f"(server {hop.get('server_ip') or 'unknown'})")
+    tls = doc.get("tls")
+    if tls:
+        lines.append(f"TLS:            {tls.get('version')} {tls.get('cipher')}"
+                     + ("" if tls.get("chain_complete") else f" ({tls.get('note')})"))
+        for n, cert in enumerate(tls.get("chain") or []):
+            lines.append(f"certificate {n}:  {cert.get('subject')}, issued by "
+                         f"{cert.get('issuer')}, valid {cert.get('not_before')} to "
+                         f"{cert.get('not_after')}, SHA-256 {cert.get('sha256')}")
+            if full:
+                lines.extend(str(cert.get("pem", "")).rstrip("\n").splitlines())
+    else:
+        lines.append("TLS:            none (plain HTTP)")
+    lines.append(f"payload SHA-256: {doc.get('payload_sha256') or doc.get('payload_digest')}")
+    lines.append(f"record SHA-256:  {doc.get('response_record_sha256')} "
+                 f"({doc.get('response_record_id')} in {doc.get('warc')})")
+    settings = doc.get("settings") or {}
+    lines.append(f"archiver:       {doc.get('archiver_version')}, "
+                 + ", ".join(f"{k} {v}" for k, v in settings.items()))
+    if full:
+        lines.append("request headers sent (credentials redacted):")
+        lines.extend(f"  {k}: {v}" for k, v in doc.get("request_headers") or [])
+    return lines

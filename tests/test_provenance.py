@@ -118,3 +118,33 @@ def test_plain_http_capture_records_no_tls(tmp_path: Path, web: WebServer) -> No
     assert docs[0]["kind"] == "http"
     [entry] = custody.entries(tmp_path / "archive")
     assert "@" in entry["actor"]  # user@host when the config names no actor
+
+
+def test_show_provenance_and_report_carry_the_digests(tmp_path: Path,
+                                                      secure_site: WebServer) -> None:
+    cited = secure_site.url("/article")
+    config = make_project(tmp_path, [cited])
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    code, out, err = call("show", cited, "--provenance", "--config", str(config),
+                          "--format", "json")
+    assert code == 0, err
+    shown = json.loads(out)
+    doc = shown["provenance"]
+    assert doc["payload_sha256"] == hashlib.sha256(ARTICLE).hexdigest()
+    assert doc["tls"]["chain"][0]["pem"].startswith("-----BEGIN CERTIFICATE-----")
+    code, text, err = call("show", cited, "--provenance", "--config", str(config))
+    assert code == 0, err
+    assert doc["payload_sha256"] in text and doc["tls"]["chain"][0]["sha256"] in text
+    assert "BEGIN CERTIFICATE" in text and "request headers sent" in text
+    assert "127.0.0.1" in text
+
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    [link] = report["links"]
+    glance = link["provenance"]
+    assert glance["payload_sha256"] == doc["payload_sha256"]
+    assert glance["record_sha256"] == doc["response_record_sha256"]
+    assert glance["certificate_sha256"] == doc["tls"]["chain"][0]["sha256"]
+    assert glance["server_ip"] == "127.0.0.1" and glance["captured_at"] == doc["captured_at"]
+    html = (tmp_path / "reports" / "brief" / "report.html").read_text()
+    assert doc["payload_sha256"] in html and doc["tls"]["chain"][0]["sha256"] in html

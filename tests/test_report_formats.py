@@ -355,7 +355,7 @@ def test_json_says_per_link_where_the_evidence_is(evidence) -> None:
     data = json.loads(render_json(evidence))
     links = {link["url"]: link for link in data["links"]}
     for url, (kind, days) in EXPECTED.items():
-        assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days"}
+        assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days", "provenance"}
         assert (links[url]["evidence"], links[url]["memento_offset_days"]) == (kind, days)
     # The healthy link keeps its memento and capture; only the evidence fields are null.
     assert links[HEALTHY_URL]["memento"] is not None and links[HEALTHY_URL]["capture"]

@@ -62,6 +62,8 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     if not copies:
         raise NotArchivedError(f"{url}: not in the archive (run 'archiver run' first)")
     capture, why = _choose(copies, lookups[url], when, at)
+    if mode == "provenance":
+        return _provenance(settings, capture, why, fmt, io)
     if mode == "raw":
         io.err.write(why + "\n")
         stream = getattr(io.out, "buffer", None)
@@ -355,3 +357,28 @@ def _seal(settings: Settings, target: Path, source_id: str, *, sign: bool,
     custody.Custody(settings.archive.dir, settings.provenance.actor
                     or provenance.default_actor()).append(
         "export", settings.relative(target), sha.hexdigest(), details)
+
+
+def _provenance(settings: Settings, capture: ArchivedCapture, why: str, fmt: str,
+                io: Output) -> int:
+    """Print the provenance record of ``capture`` (exit 1 when it has none: captured
+    before provenance was recorded)."""
+    from archiver.catalog import Catalog
+    from archiver.provenance import summary_lines
+
+    with Catalog.open(settings.archive.dir) as catalog:
+        row = catalog.provenance(capture.warc.record_id)
+    if row is None:
+        raise NotArchivedError(f"{capture.url}: this capture ({isoformat(capture.captured_at)})"
+                               " has no provenance record (it was made by an older archiver)")
+    text, sha256, metadata_id = row
+    doc = json.loads(text)
+    if fmt == "json":
+        io.json({"url": capture.url, "chosen": why, "provenance": doc,
+                 "provenance_sha256": sha256, "provenance_record_id": metadata_id})
+        return 0
+    io.err.write(why + "\n")
+    for line in summary_lines(doc, full=True):
+        io.print(line)
+    io.print(f"provenance record {metadata_id}, SHA-256 {sha256}")
+    return 0

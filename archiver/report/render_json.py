@@ -106,6 +106,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "final_url": link.final_url,
         "attempts": link.attempts,
         "capture": _capture(link.capture, link.captured_at, link.capture_payload),
+        "provenance": dict(link.provenance) or None,
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
         "state": link.state.value if link.state is not None else None,
