@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -509,6 +510,8 @@ async def _capture_mementos(
     writer = WarcWriter(settings.archive.dir, root=settings.root, run_id=f"{run_id}-rescue",
                         max_size=settings.archive.warc_max_size,
                         prefix=settings.archive.warc_prefix, find_payload=catalog.find_payload)
+    writer.from_archive = functools.partial(  # stored under the original URL and date
+        _memento_origin, replay_base=settings.rescue.replay_base)
     with writer:
         async with Fetcher(settings.fetch, writer) as fetcher:
             results = await fetcher.fetch_all([m.raw_url or m.url for _, m in mementos])
@@ -832,6 +835,12 @@ def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
 
 
 # ── provenance and custody (archiver.provenance, archiver.custody) ─────────────
+
+
+def _memento_origin(url: str, head: bytes, *, replay_base: str) -> tuple[str, datetime] | None:
+    from archiver import provenance
+
+    return provenance.memento_origin(url, head, replay_base=replay_base)
 
 
 def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, str | None], ...]:

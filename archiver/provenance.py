@@ -22,9 +22,11 @@ on the private ``_sslobj``. Where neither exists only the leaf certificate can b
 
 from __future__ import annotations
 
+import email.utils
 import getpass
 import hashlib
 import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ __all__ = [
     "document_sha256",
     "for_capture",
     "glance",
+    "memento_origin",
     "request_headers",
     "summary_lines",
     "tls_session",
@@ -294,7 +297,10 @@ def write(writer: WarcWriter, capture: Capture, *, cited_url: str,
     doc = document(for_capture(capture, cited_url=cited_url, settings=settings,
                                memento=memento))
     block = encode(doc)
-    meta = writer.write_json_metadata(url=capture.final_url, concurrent_to=ref.record_id,
+    # Under a ``urn:provenance:`` URI (as Browsertrix keeps ``urn:pageinfo:`` records): a
+    # JSON record under the page's own URL would be indexed and replayed as the page.
+    meta = writer.write_json_metadata(url="urn:provenance:" + capture.final_url,
+                                      concurrent_to=ref.record_id,
                                       block=block, captured_at=capture.captured_at)
     return Kept(record_id=ref.record_id, cited_url=cited_url, text=block.decode("utf-8"),
                 sha256=hashlib.sha256(block).hexdigest(), metadata_id=meta.record_id,
@@ -358,3 +364,39 @@ def summary_lines(doc: dict[str, Any], *, full: bool = False) -> list[str]:
         lines.append("request headers sent (credentials redacted):")
         lines.extend(f"  {k}: {v}" for k, v in doc.get("request_headers") or [])
     return lines
+
+
+_RAW_MEMENTO = re.compile(r"/(\d{14})id_/(.+)$", re.S)
+
+
+def memento_origin(url: str, response_head: bytes, *,
+                   replay_base: str) -> tuple[str, datetime] | None:
+    """(original URL, memento datetime) when ``url`` is a raw (``id_``) memento under
+    ``replay_base`` and its answer says it is one (a ``Memento-Datetime`` header); else
+    ``None`` (e.g. the archive's own redirect to the nearest timestamp). The original URL is
+    the answer's ``Link: <…>; rel="original"`` when given, else taken from the address."""
+    base = replay_base.rstrip("/")
+    if not url.startswith(base + "/"):
+        return None
+    match = _RAW_MEMENTO.search(url[len(base):])
+    if match is None:
+        return None
+    headers = {}
+    for line in response_head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    stamp = headers.get("memento-datetime")
+    if not stamp:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(stamp)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    original = re.sub(r"^(https?):/+", r"\1://", match.group(2))
+    link = re.search(r'<([^>]+)>\s*;\s*rel="?original"?', headers.get("link", ""))
+    if link:
+        original = link.group(1)
+    return original, moment.astimezone(UTC)

@@ -106,6 +106,7 @@ class RecordFacts:
     payload_digest: str
     member_sha256: str
     content: bytes  # the block of metadata records (small); empty otherwise
+    source_uri: str = ""  # WARC-Source-URI: where a copy from another archive came from
 
 
 def check_warc(stream: IO[bytes], name: str, size: int, result: Verification) -> list[RecordFacts]:
@@ -132,7 +133,7 @@ def check_warc(stream: IO[bytes], name: str, size: int, result: Verification) ->
                                      record_id, record.rec_type, url,
                                      headers.get_header("WARC-Date") or "",
                                      headers.get_header("WARC-Payload-Digest") or "", "",
-                                     content))
+                                     content, headers.get_header("WARC-Source-URI") or ""))
     except (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError) as exc:
         where = facts[-1].offset + facts[-1].length if facts else 0
         result.problems.append(Problem(name, f"unreadable after byte {where} of {size} "
@@ -148,7 +149,8 @@ def _member_sha256(path: Path, facts: list[RecordFacts]) -> list[RecordFacts]:
             fh.seek(f.offset)
             out.append(RecordFacts(f.file, f.offset, f.length, f.record_id, f.rec_type, f.url,
                                    f.date, f.payload_digest,
-                                   hashlib.sha256(fh.read(f.length)).hexdigest(), f.content))
+                                   hashlib.sha256(fh.read(f.length)).hexdigest(), f.content,
+                                   f.source_uri))
     return out
 
 
@@ -280,7 +282,9 @@ def _check_catalog(archive_dir: Path, root: Path, by_id: dict[str, RecordFacts],
         if row["warc_offset"] != record.offset or row["warc_length"] != record.length:
             differs.append(f"offset/length {row['warc_offset']}/{row['warc_length']} but the "
                            f"record is at {record.offset}/{record.length}")
-        if row["final_url"] != record.url:
+        # A copy from another archive is stored under the original URL; the catalog keeps
+        # the address it was copied from (its WARC-Source-URI).
+        if row["final_url"] not in (record.url, record.source_uri):
             differs.append(f"url {row['final_url']!r} but the record says {record.url!r}")
         if row["payload_digest"] != record.payload_digest:
             differs.append(f"payload digest {row['payload_digest']} but the record says "

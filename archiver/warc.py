@@ -284,6 +284,10 @@ class WarcWriter:
         self._broken: str | None = None
         self._lock = threading.Lock()
         self.member_sha256: list[str] = []  # of the records of the last append (under lock)
+        # Tells a memento copied from another web archive (url, response head) → (original
+        # URL, memento datetime); such records are stored as pywb stores them (see
+        # write_exchange). Set by the caller that copies mementos.
+        self.from_archive: Callable[[str, bytes], tuple[str, datetime] | None] | None = None
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
@@ -338,7 +342,15 @@ class WarcWriter:
         date = isoformat(captured_at)
         request_id, response_id = _record_id(), _record_id()
         seen = None
-        if truncated is None and length > 0:
+        # A memento from another archive is stored as pywb stores it: WARC-Target-URI the
+        # original URL, WARC-Date the memento's datetime, WARC-Source-URI the address it was
+        # copied from, WARC-Creation-Date when we copied it. Replay tools then list it
+        # under the cited URL at its own date. Never deduplicated (either way).
+        source = None
+        origin = self.from_archive(url, response_head) if self.from_archive else None
+        if origin is not None:
+            source, url, date = url, origin[0], isoformat(origin[1])
+        if truncated is None and length > 0 and source is None:
             seen = self._seen.get(digest)
             if seen is None and self.find_payload is not None:
                 seen = self.find_payload(digest)
@@ -350,6 +362,9 @@ class WarcWriter:
                 "WARC-Date": date,
                 "WARC-Concurrent-To": response_id,
             }
+            if source is not None:
+                request_headers["WARC-Source-URI"] = source
+                request_headers["WARC-Creation-Date"] = isoformat(captured_at)
             request = writer.create_warc_record(
                 url, "request", payload=io.BytesIO(b""), length=0,
                 warc_headers_dict=request_headers,
@@ -360,6 +375,9 @@ class WarcWriter:
                                 "WARC-Concurrent-To": request_id}
             if remote_ip:
                 response_headers["WARC-IP-Address"] = remote_ip
+            if source is not None:
+                response_headers["WARC-Source-URI"] = source
+                response_headers["WARC-Creation-Date"] = isoformat(captured_at)
             head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
             if seen is not None:
                 response_headers["WARC-Refers-To"] = seen.record_id
@@ -379,7 +397,7 @@ class WarcWriter:
             request_ref = self._ref(request_id, *offsets[0])
             response_ref = self._ref(response_id, *offsets[1])
             response_sha256 = self.member_sha256[1]
-            if seen is None and truncated is None and length > 0:
+            if seen is None and truncated is None and length > 0 and source is None:
                 self._seen[digest] = PayloadSeen(response_id, url, captured_at)
         return Exchange(request_ref, response_ref, digest, seen is not None, response_sha256)
 

@@ -64,6 +64,8 @@ def test_https_capture_has_provenance_in_warc_catalog_and_custody(
 
     final = secure_site.url("/article")
     assert doc["cited_url"] == cited and doc["url"] == final
+    # Not under the page's URL: it would be indexed and replayed in place of the page.
+    assert headers["WARC-Target-URI"] == "urn:provenance:" + final
     assert [(h["url"], h["status"]) for h in doc["chain"]] == [(cited, 301), (final, 200)]
     assert doc["server_ip"] == "127.0.0.1"
     assert doc["payload_sha256"] == hashlib.sha256(ARTICLE).hexdigest()
@@ -148,3 +150,53 @@ def test_show_provenance_and_report_carry_the_digests(tmp_path: Path,
     assert glance["server_ip"] == "127.0.0.1" and glance["captured_at"] == doc["captured_at"]
     html = (tmp_path / "reports" / "brief" / "report.html").read_text()
     assert doc["payload_sha256"] in html and doc["tls"]["chain"][0]["sha256"] in html
+
+
+def test_rescued_copy_is_stored_under_the_original_url_and_date(tmp_path: Path,
+                                                                web: WebServer) -> None:
+    from archiver import open_archive
+    from tests.wayback_server import WaybackServer
+
+    dead = web.url("/removed-article")
+    with WebServer() as archive_host:
+        wayback = WaybackServer(archive_host)
+        wayback.add(dead, "20201028093012", body=ARTICLE)
+        settings = wayback.settings()
+        extra = "".join(f'{key} = "{getattr(settings, key)}"\n'
+                        for key in ("availability_api", "cdx_api", "replay_base"))
+        config = make_project(tmp_path, [dead], rescue=True, extra=extra)
+        code, out, err = call("run", "--config", str(config), "--rescue-capture")
+        assert code == 0, out + err
+    read_back(tmp_path)
+    records = records_by_id(tmp_path)
+    copies = [h for h, *_ in records.values()
+              if h["WARC-Type"] == "response" and "WARC-Source-URI" in h]
+    assert len(copies) == 1
+    copy = copies[0]
+    assert copy["WARC-Target-URI"] == dead
+    assert copy["WARC-Date"] == "2020-10-28T09:30:12Z"
+    assert copy["WARC-Source-URI"] == f"{settings.replay_base}/20201028093012id_/{dead}"
+    assert copy["WARC-Creation-Date"].startswith("20")
+    assert not copy["WARC-Creation-Date"].startswith("2020-10-28")
+    # Replay tools find it under the cited URL at the memento's date (the index says so).
+    index = (tmp_path / "archive" / "index.cdxj").read_text()
+    assert f'"url": "{dead}"' in index and " 20201028093012 " in index
+    docs = [json.loads(b) for h, b, *_ in records.values()
+            if h.get("Content-Type") == "application/json"
+            and h["WARC-Concurrent-To"] == copy["WARC-Record-ID"]]
+    assert len(docs) == 1
+    doc = docs[0]
+    assert doc["kind"] == "rescued" and doc["cited_url"] == dead
+    assert doc["memento"]["captured_by"] == "Internet Archive"
+    assert doc["memento"]["memento_datetime"].startswith("2020-10-28T09:30:12")
+    assert doc["payload_sha256"] == hashlib.sha256(ARTICLE).hexdigest()
+    assert [e["action"] for e in custody.entries(tmp_path / "archive")] == ["capture",
+                                                                             "rescue"]
+    # Reading it back through the API and `show` still works, and everything verifies.
+    with open_archive(config) as archive:
+        rescued = [c for c in archive.captures(dead) if c.origin == "internet-archive"]
+        assert len(rescued) == 1 and rescued[0].payload() == ARTICLE
+    code, out, _ = call("show", "brief#1", "--text", "--config", str(config))
+    assert code == 0 and "upheld the conviction" in out
+    code, out, _ = call("verify", "--config", str(config))
+    assert code == 0, out
