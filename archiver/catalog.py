@@ -892,10 +892,14 @@ class Catalog:
 
     def find_payload(self, digest: str) -> PayloadSeen | None:
         """The first response record that archived a payload with ``digest`` (for writing a
-        revisit); ``None`` if the payload was never archived."""
+        revisit); ``None`` if the payload was never archived. Copies from another archive
+        are left out: their records are stored under another URL and date than the catalog
+        row's, which a revisit's WARC-Refers-To-Target-URI/-Date would then misname."""
         rows = self._read(
             "SELECT record_id, final_url, captured_at FROM captures"
             " WHERE payload_digest = ? AND NOT revisit AND record_id IS NOT NULL"
+            " AND record_id NOT IN (SELECT record_id FROM provenance"
+            "  WHERE json_extract(document, '$.kind') = 'rescued')"
             " ORDER BY captured_at, id LIMIT 1",
             (digest,),
         )

@@ -200,3 +200,31 @@ def test_rescued_copy_is_stored_under_the_original_url_and_date(tmp_path: Path,
     assert code == 0 and "upheld the conviction" in out
     code, out, _ = call("verify", "--config", str(config))
     assert code == 0, out
+
+
+def test_a_live_page_is_never_a_revisit_of_a_rescued_copy(tmp_path: Path,
+                                                          web: WebServer) -> None:
+    from tests.wayback_server import WaybackServer
+
+    dead = web.url("/removed-article")
+    with WebServer() as archive_host:
+        wayback = WaybackServer(archive_host)
+        wayback.add(dead, "20201028093012", body=ARTICLE)
+        settings = wayback.settings()
+        extra = "".join(f'{key} = "{getattr(settings, key)}"\n'
+                        for key in ("availability_api", "cdx_api", "replay_base"))
+        config = make_project(tmp_path, [dead], rescue=True, extra=extra)
+        assert call("run", "--config", str(config), "--rescue-capture")[0] == 0
+        # Later the same bytes are cited live: their record must not point at the copy,
+        # whose record is stored under another URL and date than the catalog row's.
+        web.route("/mirror", Reply(200, ARTICLE, {"Content-Type": "text/html"}))
+        make_project(tmp_path, [dead, web.url("/mirror")], rescue=True, extra=extra)
+        assert call("run", "--config", str(config))[0] == 0
+    read_back(tmp_path)
+    records = records_by_id(tmp_path)
+    mirror = [h for h, *_ in records.values()
+              if h.get("WARC-Target-URI") == web.url("/mirror")
+              and h["WARC-Type"] in ("response", "revisit")]
+    assert [h["WARC-Type"] for h in mirror] == ["response"]
+    code, out, _ = call("verify", "--config", str(config))
+    assert code == 0, out
