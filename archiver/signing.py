@@ -4,7 +4,7 @@ The signature follows the WACZ Signing and Verification recommendation (anonymou
 ``datapackage-digest.json`` gets a ``signedData`` object::
 
     {"hash": "sha256:<hex of datapackage.json>", "created": "<datapackage.json's created>",
-     "software": "archiver/<version>",
+     "software": "archiver", "version": "<version>",
      "publicKey": "<base64 DER SubjectPublicKeyInfo, ECDSA P-256>",
      "signature": "<base64 of r||s (IEEE P1363), ECDSA P-256 + SHA-256 over the UTF-8 of hash>"}
 
@@ -56,7 +56,7 @@ __all__ = [
     "verify_timestamp",
 ]
 
-_P256_BYTES = 32
+_CURVES = {"secp256r1": 32, "secp384r1": 48}  # curve → bytes of r and of s
 
 
 def generate_key(path: Path) -> str:
@@ -94,9 +94,10 @@ def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not an unencrypted PEM private key: {exc}") from exc
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise ConfigError(f"{path}: not an ECDSA P-256 key (the WACZ signing "
-                          "recommendation uses P-256)")
+    # P-256 is what keygen makes; P-384 is accepted because ReplayWeb.page's check of
+    # anonymous signatures imports public keys as P-384 (see docs/DESIGN-NOTES.md).
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name not in _CURVES:
+        raise ConfigError(f"{path}: not an ECDSA P-256 (or P-384) key")
     return key
 
 
@@ -114,13 +115,15 @@ def sign_digest(key: ec.EllipticCurvePrivateKey, package_hash: str, created: str
     """The ``signedData`` object for ``package_hash`` (``sha256:HEX`` of datapackage.json)."""
     der = key.sign(package_hash.encode("utf-8"), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
-    raw = r.to_bytes(_P256_BYTES, "big") + s.to_bytes(_P256_BYTES, "big")
+    size = _CURVES[key.curve.name]
+    raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
     return {
         "hash": package_hash,
         "signature": base64.b64encode(raw).decode("ascii"),
         "publicKey": base64.b64encode(_spki(key.public_key())).decode("ascii"),
         "created": created,
-        "software": f"archiver/{__version__}",
+        "software": "archiver",
+        "version": __version__,
     }
 
 
@@ -146,9 +149,10 @@ def check_signed_data(signed: dict[str, Any], package_hash: str, *,
         return [*problems, f"unreadable public key or signature: {exc}"]
     if not isinstance(public, ec.EllipticCurvePublicKey):
         return [*problems, "the public key is not an ECDSA key"]
-    if len(raw) == 2 * _P256_BYTES:
-        der = encode_dss_signature(int.from_bytes(raw[:_P256_BYTES], "big"),
-                                   int.from_bytes(raw[_P256_BYTES:], "big"))
+    size = _CURVES.get(public.curve.name, (public.curve.key_size + 7) // 8)
+    if len(raw) == 2 * size:
+        der = encode_dss_signature(int.from_bytes(raw[:size], "big"),
+                                   int.from_bytes(raw[size:], "big"))
     else:
         der = raw  # some signers write DER; accept it too
     try:
@@ -161,7 +165,8 @@ def check_signed_data(signed: dict[str, Any], package_hash: str, *,
 
 def describe(signed: dict[str, Any]) -> list[str]:
     """Plain facts about a signature, for the verification report."""
-    out = [f"signed by software {signed.get('software', '?')} at {signed.get('created', '?')}"]
+    out = [f"signed by {signed.get('software', '?')} {signed.get('version', '')} at "
+           f"{signed.get('created', '?')}"]
     if signed.get("publicKey"):
         with_key = serialization.load_der_public_key(base64.b64decode(signed["publicKey"]))
         if isinstance(with_key, ec.EllipticCurvePublicKey):

@@ -167,3 +167,41 @@ def test_forged_signature_and_timestamp_fail(signed_package) -> None:
     code, out, _ = call("verify", str(wacz))
     assert code == 1
     assert "signature does not match" in out and "timestamp" in out
+
+
+@pytest.mark.parametrize(("curve", "size"), [("P-256", 64), ("P-384", 96)])
+def test_signed_data_round_trip_for_both_curves(tmp_path: Path, curve: str, size: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key_path = tmp_path / "k.pem"
+    if curve == "P-256":
+        signing.generate_key(key_path)
+    else:  # ReplayWeb.page checks anonymous signatures with P-384 keys; made with openssl
+        key = ec.generate_private_key(ec.SECP384R1())
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    key = signing.load_key(key_path)
+    package_hash = "sha256:" + "ab" * 32
+    signed = signing.sign_digest(key, package_hash, "2026-11-30T00:00:00Z")
+    assert len(base64.b64decode(signed["signature"])) == size
+    assert set(signed) == {"hash", "signature", "publicKey", "created", "software", "version"}
+    assert signing.check_signed_data(signed, package_hash, created="2026-11-30T00:00:00Z") == []
+    other = "sha256:" + "cd" * 32
+    assert signing.check_signed_data(dict(signed, hash=other), other, created=None) == [
+        "the signature does not match the signed hash and public key"]
+
+
+def test_a_key_of_another_kind_is_refused_with_its_path(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from archiver.errors import ConfigError
+
+    key_path = tmp_path / "rsa.pem"
+    key_path.write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with pytest.raises(ConfigError, match=r"rsa\.pem"):
+        signing.load_key(key_path)
+    with pytest.raises(ConfigError, match="archiver keygen"):
+        signing.load_key(tmp_path / "missing.pem")
