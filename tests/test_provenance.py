@@ -200,6 +200,16 @@ def test_rescued_copy_is_stored_under_the_original_url_and_date(tmp_path: Path,
     assert code == 0 and "upheld the conviction" in out
     code, out, _ = call("verify", "--config", str(config))
     assert code == 0, out
+    # The package lists it under the cited URL at the memento's date.
+    import zipfile
+
+    target = tmp_path / "rescued.wacz"
+    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
+    assert code == 0, out + err
+    with zipfile.ZipFile(target) as wacz:
+        pages = [json.loads(line) for line in
+                 wacz.read("pages/pages.jsonl").decode().splitlines()[1:]]
+    assert [(p["url"], p["ts"]) for p in pages] == [(dead, "2020-10-28T09:30:12Z")]
 
 
 def test_a_live_page_is_never_a_revisit_of_a_rescued_copy(tmp_path: Path,

@@ -16,7 +16,7 @@ from archiver.errors import ArchiverError, NotArchivedError, UsageError
 from archiver.models import isoformat
 
 if TYPE_CHECKING:
-    from archiver.api import ArchivedCapture
+    from archiver.api import ArchivedCapture, Citation
     from archiver.cli import Output
     from archiver.config import Settings
     from archiver.models import Memento
@@ -266,20 +266,31 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
     ids = sources or [s.id for s in settings.sources]
     if output and len(ids) > 1:
         raise UsageError("-o/--output names one file; pick one --source")
+    if sign:  # a missing or wrong key is said before any work is done
+        from archiver.signing import load_key
+
+        load_key(settings.root / settings.provenance.signing_key)
     with Archive(settings) as archive:
         for source_id in ids:
             warcs: set[Path] = set()
-            pages: list[dict[str, str]] = []
+            pages: list[dict[str, object]] = []
+            by_url: dict[str, dict[str, object]] = {}
             for citation in archive.citations(source_id):
                 for capture in citation.captures:
                     warcs.add(settings.root / capture.warc.path)
                     warcs.add(settings.root / capture.payload_ref.path)
-                if citation.captures and not any(p["url"] == citation.url for p in pages):
-                    newest = citation.captures[0]
-                    pages.append({"id": f"fn{citation.footnote}-{len(pages)}",
-                                  "url": newest.final_url,
-                                  "ts": isoformat(newest.captured_at),
-                                  "title": newest.title or citation.url})
+                if not citation.captures:
+                    continue
+                # One entry per cited URL, under the cited URL (a login wall or a redirect
+                # replays from there), listing every footnote that cites it.
+                if citation.url in by_url:
+                    footnotes = by_url[citation.url]["footnotes"]
+                    assert isinstance(footnotes, list)
+                    if citation.footnote not in footnotes:
+                        footnotes.append(citation.footnote)
+                    continue
+                by_url[citation.url] = _page(settings, citation, len(pages))
+                pages.append(by_url[citation.url])
             if not warcs:
                 raise NotArchivedError(f"{source_id}: nothing archived yet to export "
                                        "(run 'archiver run' first)")
@@ -293,7 +304,29 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
     return 0
 
 
-def _wacz(warcs: list[Path], pages: list[dict[str, str]], target: Path, *, title: str) -> None:
+def _page(settings: Settings, citation: Citation, number: int) -> dict[str, object]:
+    """The pages.jsonl entry of a cited URL: the copy that shows the page (ours if healthy,
+    else the rescued copy, else the newest), under the URL and date its record is stored
+    under, so ReplayWeb.page finds it."""
+    from archiver.warc import read_record
+
+    copies = citation.captures
+    chosen = (next((c for c in copies if c.origin == "live" and c.verdict is not None
+                    and c.verdict.healthy), None)
+              or next((c for c in copies if c.origin != "live"), None) or copies[0])
+    url, when = citation.url, isoformat(chosen.captured_at)
+    if chosen.origin != "live":
+        # Rescued copies are stored under the cited URL at the memento's date (older ones
+        # under their web.archive.org address): take both from the record itself.
+        head = dict(read_record(settings.root, chosen.warc).warc_headers)
+        url = head.get("WARC-Target-URI", chosen.final_url)
+        when = head.get("WARC-Date", when)
+    return {"id": f"fn{citation.footnote}-{number}", "url": url, "ts": when,
+            "title": chosen.title or citation.url, "footnotes": [citation.footnote]}
+
+
+def _wacz(warcs: list[Path], pages: list[dict[str, object]], target: Path, *,
+          title: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pages_file = Path(tmp) / "pages.jsonl"
         lines = [json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "Cited pages"})]
