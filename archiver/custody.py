@@ -132,24 +132,36 @@ def _write_all(fd: int, data: bytes) -> None:
 def _tail(fd: int) -> tuple[int, str, tuple[int, int, bytes] | None]:
     """(last seq, hash of the last whole line, torn fragment or None) of the open log.
 
-    Reads the whole file: the log holds one short line per capture, so even a large
-    archive's log is a few megabytes; correctness beats cleverness here.
+    Reads backwards from the end only as far as the last whole line needs, so an append
+    costs the same however long the log is. The torn fragment's line number needs a count
+    of the lines before it: that full read happens only after a crash.
     """
     size = os.fstat(fd).st_size
-    data = os.pread(fd, size, 0) if size else b""
+    if size == 0:
+        return 0, GENESIS, None
+    window = 4096
+    while True:
+        start = max(0, size - window)
+        data = os.pread(fd, size - start, start)
+        body_end = data.rfind(b"\n") + 1  # end of the last whole line within the window
+        torn_bytes = data[body_end:]
+        body = data[:body_end]
+        begin = body.rfind(b"\n", 0, len(body) - 1) + 1 if body else 0
+        if start == 0 or (body and begin > 0):
+            break
+        window *= 4
     torn = None
-    if data and not data.endswith(b"\n"):
-        start = data.rfind(b"\n") + 1
-        torn = (data.count(b"\n") + 1, start, data[start:])
-        data = data[:start]
-    lines = data.split(b"\n")[:-1] if data else []
-    if not lines:
+    if torn_bytes:
+        offset = start + body_end
+        line_no = os.pread(fd, offset, 0).count(b"\n") + 1
+        torn = (line_no, offset, torn_bytes)
+    if not body:
         return 0, GENESIS, torn
-    last = lines[-1]
+    last = body[begin:-1]
     try:
-        seq = int(json.loads(last).get("seq", len(lines)))
+        seq = int(json.loads(last).get("seq", 0))
     except (ValueError, AttributeError):
-        seq = len(lines)
+        seq = os.pread(fd, start + body_end, 0).count(b"\n")
     return seq, _line_hash(last), torn
 
 

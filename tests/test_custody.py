@@ -71,3 +71,17 @@ def test_a_garbage_line_in_the_middle_is_fatal(tmp_path: Path) -> None:
     result = walk(tmp_path)
     assert not result.intact
     assert any(f.line == 2 and f.fatal for f in result.findings)
+
+
+def test_long_entries_chain_correctly(tmp_path: Path) -> None:
+    """Entries longer than the tail window the append reads back still chain."""
+    log = Custody(tmp_path, "ana@desk")
+    for i in range(4):
+        log.append("export", f"package-{i}.wacz", f"{i:064x}", {"notes": "x" * 10_000 * i})
+    with (tmp_path / CUSTODY_NAME).open("ab") as fh:
+        fh.write(b'{"torn": "' + b"y" * 20_000)  # a long torn line, too
+    log.append("verify", "archive", "f" * 64)
+    result = walk(tmp_path)
+    assert result.intact and result.entries == 6  # four, the repair entry, the verify
+    assert [f.line for f in result.findings] == [5]
+    assert [e["seq"] for e in entries(tmp_path)] == [1, 2, 3, 4, 5, 6]
