@@ -33,7 +33,7 @@ __all__ = ["Archive", "ArchivedCapture", "Citation", "nearest", "open_archive", 
 # ``show --raw`` and ``text()`` undo Content-Encoding up to this size (a bomb stays bounded).
 _MAX_DECODED = 512 * 1024 * 1024
 
-_FOOTNOTE_REF = re.compile(r"^([a-z0-9-]+)#(\d+)$")
+_FOOTNOTE_REF = re.compile(r"([a-z0-9-]+)#(\d+)")
 # Anything shaped like SOURCE_ID#SOMETHING that is not a URL: a footnote reference gone wrong.
 _FOOTNOTE_LIKE = re.compile(r"^[^:/\s]*#")
 
@@ -144,7 +144,7 @@ def parse_when(text: str) -> datetime:
 def parse_ref(ref: str) -> tuple[str, int] | str:
     """``SOURCE_ID#N`` → ``(SOURCE_ID, N)``; an absolute http(s) URL → itself. Anything else
     (``kazakhstan-2020#abc``, ``#3``, ``not a url``) raises ``UsageError``."""
-    match = _FOOTNOTE_REF.match(ref)
+    match = _FOOTNOTE_REF.fullmatch(ref)
     if match:
         return match.group(1), int(match.group(2))
     if _FOOTNOTE_LIKE.match(ref):

@@ -46,7 +46,7 @@ from typing import Any
 from archiver import __version__
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
-from archiver.history import LinkStatus, link_status, text_fingerprint
+from archiver.history import NOT_A_NETWORK_TEST, LinkStatus, link_status, text_fingerprint
 from archiver.models import (
     Capture,
     Footnote,
@@ -912,6 +912,24 @@ class Catalog:
             date=_dt(row["captured_at"]) or utcnow(),
         )
 
+    def forget_lost_captures(self, warc_path: str, size: int) -> list[str]:
+        """Delete the captures whose record in ``warc_path`` (as stored in ``WarcRef.path``)
+        does not lie wholly within its first ``size`` bytes: crash recovery cut it off or
+        quarantined the file (``size`` 0), and a capture must never point at bytes that are
+        not there. Returns the cited URLs concerned, sorted, once each: having no capture, they
+        are fetched again by the next run. Their verdicts stay (the link was judged)."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT DISTINCT url FROM captures WHERE warc_path = ?"
+                " AND warc_offset + warc_length > ? ORDER BY url",
+                (warc_path, size),
+            ).fetchall()
+            db.execute(
+                "DELETE FROM captures WHERE warc_path = ? AND warc_offset + warc_length > ?",
+                (warc_path, size),
+            )
+        return [row[0] for row in rows]
+
     # ── results (the history) ──
 
     def record_result(
@@ -937,12 +955,18 @@ class Catalog:
             )
 
     def mark_outage(self, run_id: int) -> int:
-        """Mark every result of run ``run_id`` as recorded during an outage (so they change
+        """Mark the results of run ``run_id`` as recorded during an outage (so they change
         no link's state); results are written as each URL finishes, and whether the whole
-        check was an outage is known only at its end. Returns how many were marked."""
+        check was an outage is known only at its end. Results reached without using the
+        network (``invalid_url``, ``private_address``: see ``history.NOT_A_NETWORK_TEST``)
+        are left as they are: a refusal is a refusal whatever the network's state. Returns
+        how many were marked."""
+        kept = sorted(v.value for v in NOT_A_NETWORK_TEST)
         with self._write() as db:
-            return db.execute("UPDATE results SET outage = 1 WHERE run_id = ?",
-                              (run_id,)).rowcount
+            return db.execute(
+                "UPDATE results SET outage = 1 WHERE run_id = ? AND verdict NOT IN"
+                f" ({', '.join('?' for _ in kept)})",
+                (run_id, *kept)).rowcount
 
     def _stored_result(self, row: sqlite3.Row) -> StoredResult:
         try:

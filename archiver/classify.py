@@ -28,6 +28,12 @@ Pure: no I/O, no clock, never raises. The rules, first match wins:
     that changes only the scheme, ``www.``, the default port or a trailing slash is ``ok``:
     the cited address still leads to the same page without a reader noticing.
 
+A capture whose body was cut (``Capture.truncated``: over ``max_body``, the deadline or a
+stall, a connection closed before the end) is never healthy: what would be ``ok`` or
+``redirected`` is ``incomplete``, and every verdict's reason says how the body was cut
+("answers 200 with content, but the capture is incomplete: body cut at 100 of 1000 bytes
+(connection closed)").
+
 ``blocked`` reasons always say that the page may still be there for readers: the site
 refused the archiver, which is not evidence that the page is gone.
 """
@@ -103,6 +109,17 @@ class _Reading:
         return self._markup
 
     def judge(self) -> Judgement:
+        found = self._judge()
+        cut = _incomplete(self.capture)
+        if cut is None:
+            return found
+        if found.verdict.healthy:
+            # What we hold is not the whole page: never the evidence of a healthy link.
+            return Judgement(Verdict.INCOMPLETE,
+                             f"{found.reason}, but the capture is incomplete: {cut}")
+        return Judgement(found.verdict, f"{found.reason}; the capture is incomplete: {cut}")
+
+    def _judge(self) -> Judgement:
         c = self.capture
         status = c.status
         for rule in (self._login_address, self._parked, self._challenge):
@@ -264,6 +281,25 @@ class _Reading:
         if self.probe is not None and self.probe.answered_missing:
             note += f"; a random path on this host answers {self.probe.status}"
         return Judgement(Verdict.OK, f"answers {c.status} with content{note}")
+
+
+# ── truncation ───────────────────────────────────────────────────────────────
+
+_CUT_BY = {"length": "over the max_body limit", "time": "deadline or stall",
+           "disconnect": "connection closed"}
+
+
+def _incomplete(c: Capture) -> str | None:
+    """How the capture's body was cut ("body cut at 100 of 1000 bytes (connection closed)"),
+    ``None`` when it is whole."""
+    if c.truncated is None:
+        return None
+    got = c.body_bytes
+    announced = c.header("content-length")
+    size = f"{got} bytes"
+    if announced is not None and announced.strip().isdigit() and int(announced) > got:
+        size = f"{got} of {int(announced)} bytes"
+    return f"body cut at {size} ({_CUT_BY.get(c.truncated, c.truncated)})"
 
 
 # ── status codes ─────────────────────────────────────────────────────────────
@@ -546,7 +582,7 @@ def _norm_path(path: str) -> str:
 
 
 def _is_home(path: str) -> bool:
-    return path in ("/", "//") or bool(_LANGUAGE_ROOT.match(path))
+    return path in ("/", "//") or bool(_LANGUAGE_ROOT.fullmatch(path))
 
 
 def _same_address(a: str, b: str) -> bool:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import textwrap
@@ -31,6 +30,7 @@ from typing import TextIO
 
 from archiver import __version__
 from archiver.errors import ArchiverError, UsageError
+from archiver.safetext import escape_controls, json_dumps
 
 __all__ = ["main"]
 
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
              archiver run                         # every source in sources.toml
              archiver run --source kazakhstan-2020 --refresh
              archiver run --rescue-capture        # also copy Wayback mementos into our WARCs
+             archiver run --deadline 600          # stop fetching after 10 minutes
              """, common)
     _source_option(p)
     p.add_argument("--refresh", action="store_true",
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not look dead links up in the Internet Archive")
     p.add_argument("--rescue-capture", action="store_true",
                    help="fetch the memento of each dead link into our own WARC files")
+    _deadline_option(p)
     _format_option(p)
     _progress_option(p)
 
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
              archiver check                       # exit 1 if a link newly fails
              archiver check --fail-on any         # exit 1 while any link fails
              archiver check --format json | jq .summary
+             archiver check --quiet --deadline 1800   # cron: summary and problems only
              """, common)
     _source_option(p)
     p.add_argument("--fail-on", choices=["new", "any", "none"], default="new",
@@ -165,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "newly dead, the default), 'any' (any failing link), 'none' (never)")
     p.add_argument("--no-rescue", action="store_true",
                    help="do not look dead links up in the Internet Archive")
+    _deadline_option(p)
     _format_option(p)
     _progress_option(p)
 
@@ -265,7 +269,25 @@ def _source_option(p: argparse.ArgumentParser) -> None:
 
 def _progress_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress output; only the summary")
+                   help="no progress output; only the summary line and what needs "
+                   "attention, each once")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (0 or more), got {text!r}")
+    return value
+
+
+def _deadline_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--deadline", metavar="SECONDS", type=_seconds, default=None,
+                   help="stop fetching this many seconds after the start (default: "
+                   "[fetch] run_deadline, 3600; 0: no limit); URLs not fetched keep their "
+                   "state, are listed, and are tried again by the next run")
 
 
 # ── commands ─────────────────────────────────────────────────────────────────
@@ -278,14 +300,17 @@ class Output:
         self.out = out
         self.err = err
 
+    # Text from documents and servers can hold terminal escape sequences: every line is
+    # written with its control characters made visible (archiver.safetext).
     def print(self, text: str = "") -> None:
+        text = escape_controls(text)
         self.out.write(text if text.endswith("\n") else text + "\n")
 
     def json(self, data: object) -> None:
-        self.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        self.out.write(json_dumps(data, indent=2) + "\n")
 
     def error(self, text: str) -> None:
-        self.err.write(f"error: {text}\n")
+        self.err.write(f"error: {escape_controls(text)}\n")
 
     @property
     def interactive(self) -> bool:
@@ -314,14 +339,15 @@ def _cmd_run(args: argparse.Namespace, io: Output) -> int:
 
     return run(_config_path(args), sources=args.source, refresh=args.refresh,
                rescue=not args.no_rescue, rescue_capture=args.rescue_capture,
-               fmt=args.format, quiet=args.quiet, io=io)
+               fmt=args.format, quiet=args.quiet, io=io, deadline=args.deadline)
 
 
 def _cmd_check(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.run import check
 
     return check(_config_path(args), sources=args.source, fail_on=args.fail_on,
-                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io)
+                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io,
+                 deadline=args.deadline)
 
 
 def _cmd_show(args: argparse.Namespace, io: Output) -> int:

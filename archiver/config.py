@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from archiver import __version__
 from archiver.errors import ConfigError
+from archiver.inputs import read_regular_file
 from archiver.models import Source
 
 __all__ = [
@@ -33,6 +34,8 @@ __all__ = [
 T = TypeVar("T")
 
 PROJECT_URL = "https://github.com/archiver-project/archiver"
+# A sources.toml is a few KiB; the bound keeps a path to /dev/zero from filling memory.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def default_user_agent() -> str:
@@ -46,6 +49,10 @@ class FetchSettings:
 
     ``timeout`` bounds each network operation of one request; ``deadline`` bounds a whole URL
     (every attempt and redirect), so a server that drips a byte a second cannot hold a run.
+    ``run_deadline`` bounds the fetching of a whole run (0: no limit): when it is reached, no
+    more URLs are fetched and those in flight are stopped; they are reported as not fetched
+    and keep their previous state. ``host_give_up``: after that many attempts in a row to one
+    host timed out, the host's remaining URLs are not fetched this run (0: never give up).
     """
 
     timeout: float = 30.0
@@ -64,6 +71,8 @@ class FetchSettings:
     backoff_base: float = 1.0
     backoff_max: float = 30.0
     http2: bool = True
+    run_deadline: float = 3600.0
+    host_give_up: int = 3
 
 
 @dataclass(frozen=True)
@@ -108,14 +117,16 @@ class CheckSettings:
 
     A link is ``dead`` once it has failed on ``dead_after`` consecutive checks spanning at
     least ``dead_after_days`` days (the three-failures-three-days rule); until then it is
-    ``failing``. A check where more than ``outage_ratio`` of the hosts fail at network level
-    is an outage and changes no link's state.
+    ``failing``. A check where more than ``outage_ratio`` of the hosts, and at least
+    ``outage_min_hosts`` of them, fail at network level is an outage and changes no link's
+    state; with fewer hosts than that, failures are recorded as real results (a few dead
+    domains and a network fault cannot be told apart).
     """
 
     dead_after: int = 3
     dead_after_days: float = 3.0
     outage_ratio: float = 0.8
-    outage_min_hosts: int = 3
+    outage_min_hosts: int = 5
     drift_threshold: float = 0.9
 
 
@@ -158,7 +169,8 @@ class Settings:
             return Path(path).as_posix()
 
 
-_ID = re.compile(r"^[a-z0-9-]+$")
+# Used with fullmatch: "$" would also match before a final newline ("ok\n").
+_ID = re.compile(r"[a-z0-9-]+")
 
 
 def _section(cls: type[T], table: Any, where: str, **extra: Any) -> T:
@@ -224,7 +236,7 @@ def _sources(entries: Any, root: Path, config_path: Path) -> tuple[Source, ...]:
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         source_id = entry.get("id")
-        if not isinstance(source_id, str) or not _ID.match(source_id):
+        if not isinstance(source_id, str) or not _ID.fullmatch(source_id):
             raise ConfigError(f"{where}.id: expected lowercase letters, digits and '-', "
                               f"got {source_id!r}")
         if source_id in seen:
@@ -250,13 +262,14 @@ def _sources(entries: Any, root: Path, config_path: Path) -> tuple[Source, ...]:
 def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None = None) -> Settings:
     """Read ``config_path`` into ``Settings``.
 
-    Raises ``ConfigError`` naming the file (and key) when it is missing, not valid TOML, or
+    Raises ``ConfigError`` naming the file (and key) when it is missing, not a regular file
+    (FIFO, device, directory), larger than ``MAX_CONFIG_BYTES``, not valid TOML, or
     holds an unknown key or a value of the wrong type. ``overrides`` replaces fields of
     ``FetchSettings`` after reading (for command-line options).
     """
     path = Path(config_path)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path, limit=MAX_CONFIG_BYTES, what="config", error=ConfigError)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: config file not found (create one, or pass --config PATH)"

@@ -11,9 +11,10 @@ TLS trust and proxies from the environment as httpx does by default). For each U
   URL end the fetch as a ``FetchFailure`` with verdict ``invalid_url`` and a reason
   ("redirect loop: ..."), with the hops archived so far. ``invalid_url`` is used rather than
   a network verdict so that a loop never counts towards outage detection;
-* retries what ``archiver.retry`` says may be cured (timeouts, drops, 408, 429, 5xx), with
-  backoff and ``Retry-After``; a 429/5xx that outlasts the retries is a ``Capture`` with that
-  status and is archived (only the last attempt's answer is kept);
+* retries what ``archiver.retry`` says may be cured (timeouts, drops, 408, 429, 5xx, a body
+  cut by a stall or a drop), with backoff and ``Retry-After``; a 429/5xx that outlasts the
+  retries is a ``Capture`` with that status and is archived (only the last attempt's answer
+  is kept);
 * streams the body as received (``aiter_raw``: Content-Encoding intact) into a spooled
   temporary file, up to ``max_body`` bytes (then ``truncated="length"``), within a total
   deadline per URL that covers every attempt, wait and hop (cut: ``truncated="time"``, or a
@@ -24,7 +25,12 @@ TLS trust and proxies from the environment as httpx does by default). For each U
 
 Politeness: at most ``concurrency`` requests in flight, at most ``per_host`` to one host, and
 ``host_interval`` seconds between request starts to one host. Waits between retries hold
-no slot.
+no slot. After ``host_give_up`` attempts in a row to one host timed out, that host is given
+up for the rest of the run (``HostGaveUp``); a URL already being retried ends with its timeout.
+
+Every exception of an exchange is judged in one place, ``network_failure``, by the phase it
+struck in (connect, TLS handshake, sending, waiting for the answer, reading the body; followed
+with httpcore's ``trace`` extension, see ``PhaseTrace``), never by its class name or message.
 
 A URL's failure is a value (``FetchFailure``), never an exception; only a failure to write
 the archive (``ArchiveError``) escapes, because it stops the run.
@@ -34,11 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import hashlib
 import http
 import http.cookiejar
 import ipaddress
 import logging
+import socket
 import ssl
 import tempfile
 import time
@@ -47,7 +55,8 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import IO, Any, cast
+from functools import partial
+from typing import IO, Any, ClassVar, cast
 
 import httpcore
 import httpx
@@ -75,7 +84,8 @@ from archiver.provenance import request_headers, tls_session
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
 
-__all__ = ["Attempt", "Fetcher", "decode_body"]
+__all__ = ["Attempt", "Fetcher", "HostGaveUp", "NetworkFailure", "Phase", "PhaseTrace",
+           "decode_body", "network_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +148,51 @@ class _Budget:
         return self.deadline - time.monotonic()
 
 
-class _HostGate:
-    """``per_host`` requests at a time to one host, starts spaced by ``interval`` seconds."""
+class HostGaveUp(Exception):
+    """The fetcher gave up on the URL's host for this run (``give_up`` attempts in a row timed
+    out) before this URL's request was sent: the URL was not fetched, and says nothing about
+    its page. ``reason`` is for the report ("host gave up after 3 timeouts")."""
 
-    def __init__(self, per_host: int, interval: float) -> None:
+    def __init__(self, host: str, timeouts: int) -> None:
+        self.host = host
+        self.timeouts = timeouts
+        self.reason = f"host gave up after {timeouts} timeouts"
+        super().__init__(f"{host}: {self.reason}")
+
+
+class _HostGate:
+    """``per_host`` requests at a time to one host, starts spaced by ``interval`` seconds.
+
+    With ``give_up`` > 0, the host is given up for the rest of the run after that many
+    attempts in a row timed out: a host that never answers would otherwise cost every one of
+    its URLs the whole per-URL deadline. A request that gets a slot after that raises
+    ``HostGaveUp``; any other outcome (an answer, a refusal) resets the count.
+    """
+
+    def __init__(self, per_host: int, interval: float, host: str = "", give_up: int = 0) -> None:
         self._slots = asyncio.Semaphore(per_host)
         self._lock = asyncio.Lock()
         self._interval = interval
         self._next_start = 0.0
+        self._host = host
+        self._give_up = give_up
+        self._timeouts = 0
+
+    @property
+    def given_up(self) -> bool:
+        return self._give_up > 0 and self._timeouts >= self._give_up
+
+    def record(self, kind: str) -> None:
+        """Count one attempt's outcome (``"response"`` or a failure kind)."""
+        if self.given_up:
+            return
+        self._timeouts = self._timeouts + 1 if kind == "timeout" else 0
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         async with self._slots:
+            if self.given_up:
+                raise HostGaveUp(self._host, self._give_up)
             if self._interval > 0:
                 async with self._lock:
                     now = time.monotonic()
@@ -275,7 +318,9 @@ class Fetcher:
 
     async def fetch(self, url: str) -> FetchResult:
         """Fetch ``url`` (following and archiving redirects). Never raises for the URL's
-        failure; raises ``ArchiveError`` only when the archive cannot be written."""
+        failure; raises ``ArchiveError`` when the archive cannot be written, and
+        ``HostGaveUp`` when the host was given up for this run before the URL's request was
+        sent (the URL was not fetched: no verdict)."""
         return await self._fetch(url, archive=True, policy=self._policy)
 
     async def probe(self, url: str) -> FetchResult:
@@ -288,12 +333,16 @@ class Fetcher:
         on_result: Callable[[str, FetchResult], None] | None = None,
     ) -> dict[str, FetchResult]:
         """Fetch every distinct URL concurrently under the politeness limits; ``on_result``
-        is called as each finishes. Returns url → result. An ``ArchiveError`` cancels the
-        rest and propagates."""
+        is called as each finishes. Returns url → result; a URL not fetched because its host
+        was given up (``HostGaveUp``) is left out. An ``ArchiveError`` cancels the rest and
+        propagates."""
         results: dict[str, FetchResult] = {}
 
         async def one(url: str) -> None:
-            result = await self.fetch(url)
+            try:
+                result = await self.fetch(url)
+            except HostGaveUp:
+                return
             results[url] = result
             if on_result is not None:
                 on_result(url, result)
@@ -333,6 +382,7 @@ class Fetcher:
 
             def report(number: int, outcome: _Outcome, waited: float,
                        target: str = current) -> None:
+                self._gate(_gate_key(httpx.URL(target))).record(outcome.kind)
                 if self.on_attempt is not None:
                     self.on_attempt(Attempt(
                         url=target, number=number, outcome=outcome.kind, status=outcome.status,
@@ -340,7 +390,8 @@ class Fetcher:
                         at=outcome.captured_at))
 
             outcome, count = await run_with_retries(
-                attempt, policy, deadline=lambda: budget.deadline, on_outcome=report,
+                attempt, policy, deadline=partial(self._hop_deadline, current, budget),
+                on_outcome=report,
                 cleanup=_Outcome.discard,
             )
             attempts += count
@@ -371,13 +422,21 @@ class Fetcher:
             finally:
                 outcome.discard()
 
+    def _hop_deadline(self, url: str, budget: _Budget) -> float:
+        """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL
+        being retried then ends with the timeout it had)."""
+        return -1.0 if self.gave_up(url) else budget.deadline
+
     def _capture(self, url: str, outcome: _Outcome, hops: list[Hop], attempts: int,
                  started: float) -> Capture:
         headers = dict((k.lower(), v) for k, v in outcome.headers)
         content = b""
+        size = 0
         if outcome.body is not None:
             content = decode_body(outcome.body, headers.get("content-encoding"),
                                   self.settings.max_decoded)
+            size = outcome.body.seek(0, 2)
+            outcome.body.seek(0)
         return Capture(
             url=url,
             final_url=outcome.url,
@@ -390,6 +449,7 @@ class Fetcher:
             attempts=attempts,
             truncated=outcome.truncated,
             elapsed=time.monotonic() - started,
+            body_bytes=size,
         )
 
     async def _archive(self, outcome: _Outcome) -> Hop:
@@ -436,42 +496,67 @@ class Fetcher:
     # ── one attempt ──────────────────────────────────────────────────────────
 
     def _gate(self, host: str) -> _HostGate:
+        """The gate of ``host`` (a name, with ``:port`` when the URL names one: servers on one
+        address are told apart, as outage detection does)."""
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = _HostGate(self.settings.per_host,
-                                                 self.settings.host_interval)
+                                                 self.settings.host_interval, host,
+                                                 self.settings.host_give_up)
         return gate
+
+    def decided_offline(self, url: str) -> bool:
+        """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,
+        or a host the guard refuses by its literal address or loopback name."""
+        if _invalid(url) is not None:
+            return True
+        if self.guard.allow_private:
+            return False
+        parsed = httpx.URL(url)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return refusal_without_dns(self.guard, parsed.host, port) is not None
+
+    def gave_up(self, url: str) -> bool:
+        """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
+        try:
+            return self._gate(_gate_key(httpx.URL(url))).given_up
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return False
 
     async def _attempt(self, url: str, jar: httpx.Cookies, budget: _Budget) -> _Outcome:
         assert self._global is not None, "use 'async with Fetcher'"
         client = self._client_for(httpx.URL(url).host)
-        request = client.build_request("GET", url)
+        trace = PhaseTrace()
+        request = client.build_request("GET", url, extensions={"trace": trace})
         jar.set_cookie_header(request)
         outcome: _Outcome | None = None
         response: httpx.Response | None = None
-        async with self._gate(request.url.host).slot(), self._global:
+        async with self._gate(_gate_key(request.url)).slot(), self._global:
             budget.start()
             remaining = budget.remaining()
             if remaining <= 0:
                 return _Outcome("timeout", url=url,
                                 reason=f"deadline of {budget.seconds:g}s spent")
+            deadline = asyncio.timeout(remaining)
             try:
-                async with asyncio.timeout(remaining):
+                async with deadline:
                     response = await client.send(request, stream=True)
                     outcome = self._begin(request, response)
                     if outcome.kind == "response":
                         jar.extract_cookies(response)
                         await self._read_body(response, outcome)
-            except TimeoutError:
-                if outcome is None:
-                    return _Outcome("timeout", url=url, reason=(
-                        f"no answer within the deadline of {budget.seconds:g}s"))
-                outcome.truncated = "time"
             except Exception as exc:  # a URL's failure is a value
+                limit = (f"the deadline of {budget.seconds:g}s" if deadline.expired()
+                         else f"{self.settings.timeout:g}s")
+                failure = network_failure(exc, trace.phase, limit=limit)
                 if outcome is None or outcome.kind != "response":
-                    return _failure(url, exc)
-                outcome.truncated = "time" if isinstance(exc, httpx.TimeoutException) \
+                    return _Outcome(failure.verdict.value, url=url, reason=failure.reason)
+                # The head arrived: what was received is kept, marked as cut (WARC-Truncated);
+                # the reason goes to the attempt log, which says why the answer was retried.
+                outcome.truncated = "time" if failure.verdict is Verdict.TIMEOUT \
                     else "disconnect"
+                outcome.reason = failure.reason if not deadline.expired() else (
+                    f"the body did not finish within the deadline of {budget.seconds:g}s")
             finally:
                 if response is not None:
                     with contextlib.suppress(Exception):
@@ -519,6 +604,10 @@ class Fetcher:
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+
+def _gate_key(url: httpx.URL) -> str:
+    return f"{url.host}:{url.port}" if url.port else url.host
 
 
 def proxy_for(url: str) -> str | None:
@@ -654,39 +743,150 @@ def _digest_of(body: IO[bytes]) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+class Phase(enum.StrEnum):
+    """How far one HTTP exchange got, in order. A failure is judged by the phase it struck
+    in, never by the exception's class name or message (see ``network_failure``)."""
+
+    CONNECT = "connect"  # name resolution and TCP connection (or waiting for a pooled one)
+    TLS = "tls"  # the TLS handshake
+    REQUEST = "request"  # sending the request
+    WAITING = "waiting"  # request sent, the response head not (completely) received
+    BODY = "body"  # the response head arrived, reading the body
+
+    @property
+    def sent(self) -> bool:
+        """Whether the server may have received the request (a POST must not be resent)."""
+        return self in (Phase.REQUEST, Phase.WAITING, Phase.BODY)
+
+
+class PhaseTrace:
+    """httpcore's ``trace`` extension for one request, following its phase: pass it as
+    ``extensions={"trace": tracker}`` and read ``phase`` when an exception arrives.
+
+    httpcore announces each step (``connection.connect_tcp.started``,
+    ``connection.start_tls.started``, ``http11.send_request_headers.started``,
+    ``http2.receive_response_headers.complete``, ...); through a proxy the steps of the
+    CONNECT tunnel pass by first, and the request's own steps overwrite them.
+    """
+
+    _STEPS: ClassVar[dict[str, Phase]] = {
+        "connect_tcp.started": Phase.CONNECT,
+        "start_tls.started": Phase.TLS,
+        "send_connection_init.started": Phase.REQUEST,
+        "send_request_headers.started": Phase.REQUEST,
+        "receive_response_headers.started": Phase.WAITING,
+        "receive_response_headers.complete": Phase.BODY,
+        "receive_response_body.started": Phase.BODY,
+    }
+
+    def __init__(self) -> None:
+        self.phase = Phase.CONNECT
+        # False until httpcore reports a step: a transport that does not trace (a test's
+        # mock) leaves the phase unknown, and a caller must then assume the worst.
+        self.traced = False
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        self.traced = True
+        phase = self._STEPS.get(event.split(".", 1)[-1])
+        if phase is not None:
+            self.phase = phase
+
+
+@dataclass(frozen=True)
+class NetworkFailure:
+    """What went wrong with one exchange: ``verdict`` (a network-level verdict,
+    ``invalid_url`` or ``private_address``), a short human ``reason`` and the ``phase``."""
+
+    verdict: Verdict
+    reason: str
+    phase: Phase
+
+
+_TIMEOUTS = {
+    Phase.CONNECT: "no connection within {limit}",
+    Phase.TLS: "the TLS handshake did not finish within {limit}",
+    Phase.REQUEST: "the request could not be sent within {limit}",
+    Phase.WAITING: "no answer within {limit} (the request was sent)",
+    Phase.BODY: "the body stalled: nothing more within {limit}",
+}
+_DROPS = {
+    Phase.CONNECT: "cannot connect",
+    Phase.TLS: "the connection was closed during the TLS handshake",
+    Phase.REQUEST: "the connection was closed while the request was sent",
+    Phase.WAITING: "the connection was closed before an answer",
+    Phase.BODY: "the connection was closed in the middle of the body",
+}
+# Not failures of TLS itself: "no data yet" (left as the context of a timeout by the TLS
+# layer), and the peer closing or vanishing, which is a dropped connection.
+_NOT_TLS = (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError,
+            ssl.SSLEOFError, ssl.SSLSyscallError)
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from, wrapper by wrapper: ``__cause__``, or the
+    exception a wrapper was built around (httpcore wraps with ``ConnectError(exc)`` and its
+    pool re-raises ``from None``), and each member of an exception group.
+
+    ``__context__`` is deliberately not followed: it is whatever was being handled when
+    ``exc`` was raised, not its cause. A read timeout over TLS has an ``SSLWantReadError``
+    there ("The operation did not complete (read)"), which once made it a ``tls_error``.
+    """
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        wrapped = current.args[0] if current.args else None
+        if current.__cause__ is not None:
+            pending.append(current.__cause__)
+        elif isinstance(wrapped, BaseException):
+            pending.append(wrapped)
 
 
-def _failure(url: str, exc: Exception) -> _Outcome:
-    """Translate an exception from one attempt into a failure outcome (one place)."""
-    chain = list(_chain(exc))
-    if isinstance(exc, AddressRefused):
-        return _Outcome("private_address", url=url, reason=exc.reason)
-    if isinstance(exc, NameNotResolved):
-        return _Outcome("dns_error", url=url, reason=exc.reason)
-    if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain):
-        detail = next(e for e in chain if isinstance(e, ssl.SSLError | ssl.CertificateError))
-        return _Outcome("tls_error", url=url, reason=f"TLS failed: {_short(detail)}")
-    if isinstance(exc, httpx.TimeoutException):
-        return _Outcome("timeout", url=url, reason=f"{type(exc).__name__}: no answer within "
-                                                   "the timeout")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return _Outcome("invalid_url", url=url, reason=_short(exc))
-    if isinstance(exc, httpx.ConnectError):
-        if any(isinstance(e, ConnectionRefusedError) for e in chain):
-            return _Outcome("connection_error", url=url, reason="connection refused")
-        return _Outcome("connection_error", url=url, reason=f"cannot connect: {_short(exc)}")
-    if isinstance(exc, httpx.TransportError | OSError):
-        return _Outcome("connection_error", url=url, reason=f"connection dropped: {_short(exc)}")
-    log.warning("unexpected error fetching %s", url, exc_info=exc)
-    return _Outcome("connection_error", url=url,
-                    reason=f"unexpected {type(exc).__name__}: {_short(exc)}")
+def network_failure(exc: BaseException, phase: Phase, *, limit: str) -> NetworkFailure:
+    """The one mapping from an exception of one exchange to a verdict and reason.
+
+    Decided by what happened, in this order: the address guard's refusals; URLs httpx cannot
+    send; a timeout (in any phase, including a TLS handshake that never finishes: the server
+    said nothing about TLS, it did not answer; retried); a TLS failure proper (a certificate
+    or protocol alert); a name that does not resolve; a refused connection; else the
+    connection dropped, worded by phase. ``limit`` words the time limit ("10s", "the deadline
+    of 60s"). The fetcher, its probes and the Internet Archive client all use this.
+    """
+    causes = list(_causes(exc))
+    for cause in causes:
+        if isinstance(cause, AddressRefused):
+            return NetworkFailure(Verdict.PRIVATE_ADDRESS, cause.reason, phase)
+        if isinstance(cause, NameNotResolved):
+            return NetworkFailure(Verdict.DNS_ERROR, cause.reason, phase)
+        if isinstance(cause, httpx.UnsupportedProtocol | httpx.InvalidURL):
+            return NetworkFailure(Verdict.INVALID_URL, _short(cause), phase)
+    if any(isinstance(c, TimeoutError | httpx.TimeoutException | httpcore.TimeoutException)
+           for c in causes):
+        return NetworkFailure(Verdict.TIMEOUT, _TIMEOUTS[phase].format(limit=limit), phase)
+    tls = next((c for c in causes if isinstance(c, ssl.CertificateError)
+                or (isinstance(c, ssl.SSLError) and not isinstance(c, _NOT_TLS))), None)
+    if tls is not None:
+        what = "TLS handshake failed" if phase is Phase.TLS else "TLS failed"
+        return NetworkFailure(Verdict.TLS_ERROR, f"{what}: {_short(tls)}", phase)
+    if phase is Phase.CONNECT:
+        for cause in causes:
+            if isinstance(cause, socket.gaierror):
+                return NetworkFailure(Verdict.DNS_ERROR, f"name does not resolve: {_short(cause)}",
+                                      phase)
+            if isinstance(cause, ConnectionRefusedError):
+                return NetworkFailure(Verdict.CONNECTION_ERROR, "connection refused", phase)
+    detail = _short(causes[-1])
+    if not isinstance(exc, httpx.TransportError | httpcore.NetworkError
+                      | httpcore.ProtocolError | OSError):
+        log.warning("unexpected error in phase %s", phase, exc_info=exc)
+        detail = f"unexpected {type(exc).__name__}: {_short(exc)}"
+    return NetworkFailure(Verdict.CONNECTION_ERROR, f"{_DROPS[phase]}: {detail}", phase)
 
 
 def _short(exc: BaseException) -> str:
@@ -731,13 +931,18 @@ def _zlib_stage(wbits: int) -> Callable[[Iterator[bytes]], Iterator[bytes]]:
     def stage(upstream: Iterator[bytes]) -> Iterator[bytes]:
         decomp = zlib.decompressobj(wbits)
         for data in upstream:
-            while data:
-                yield decomp.decompress(data, _DECODE_CHUNK)
+            held = False  # output bounded by _DECODE_CHUNK: zlib may still hold some back
+            while data or held:
+                out = decomp.decompress(data, _DECODE_CHUNK)
+                yield out
+                held = len(out) == _DECODE_CHUNK
                 if decomp.eof:
                     # gzip may hold several members; start again on what follows.
                     data = decomp.unused_data
                     decomp = zlib.decompressobj(wbits)
+                    held = False
                 else:
+                    # Not at the end: only here is unconsumed_tail the input left over.
                     data = decomp.unconsumed_tail
     return stage
 

@@ -18,6 +18,8 @@ The rules, in one place:
   either, the archiver could not verify the page) but never makes it dead: a link whose newest
   result is ``blocked`` is ``failing`` however long the streak, and blocked results inside a
   streak are not counted as evidence of death (nor do they break the streak).
+* **Incomplete is not dead** either, for the same reason: the site answered with content, the
+  archiver could only not hold all of it (a cut body), so it is failing, never dead.
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ from archiver.config import CheckSettings
 from archiver.models import Change, ChangeKind, Judgement, LinkState, Verdict, isoformat
 
 __all__ = [
+    "MIN_HOSTS",
     "NEVER_DEAD",
+    "NOT_A_NETWORK_TEST",
     "LinkStatus",
     "ResultLike",
     "changes",
+    "host_of",
+    "hosts_tested",
     "is_offline",
     "is_outage",
     "link_status",
@@ -49,11 +55,15 @@ __all__ = [
 ]
 
 #: Verdicts that keep a link failing but never make it dead (see the module docstring).
-NEVER_DEAD: frozenset[Verdict] = frozenset({Verdict.BLOCKED})
+NEVER_DEAD: frozenset[Verdict] = frozenset({Verdict.BLOCKED, Verdict.INCOMPLETE})
+
+#: The fewest distinct hosts whose failures can say "no network" (``is_offline``); the
+#: ``[check] outage_min_hosts`` setting, whose default this is, governs runs and checks.
+MIN_HOSTS = 5
 
 #: Verdicts that say nothing about the network (the URL itself is unfetchable or refused
 #: before any connection), so they are left out of outage counting.
-_NOT_A_NETWORK_TEST: frozenset[Verdict] = frozenset(
+NOT_A_NETWORK_TEST: frozenset[Verdict] = frozenset(
     {Verdict.INVALID_URL, Verdict.PRIVATE_ADDRESS}
 )
 
@@ -148,7 +158,7 @@ def _verdict_of(value: object) -> Verdict:
     raise TypeError(f"expected a Verdict or something with a .verdict, got {value!r}")
 
 
-def _host_of(url: str) -> str:
+def host_of(url: str) -> str:
     """The host (with an explicit port, so that servers on one address count apart)."""
     try:
         parts = urlsplit(url)
@@ -168,14 +178,25 @@ def _network_tests(
     by_host: dict[str, list[Verdict]] = {}
     for url, value in results.items():
         verdict = _verdict_of(value)
-        if verdict in _NOT_A_NETWORK_TEST:
+        if verdict in NOT_A_NETWORK_TEST:
             continue
         before = previous.get(url) if previous else None
         if before is not None and _verdict_of(before).network_level and verdict.network_level:
             continue  # unreachable last time too: no news about the network
-        host = hosts.get(url, _host_of(url)) if hosts else _host_of(url)
+        host = hosts.get(url, host_of(url)) if hosts else host_of(url)
         by_host.setdefault(host, []).append(verdict)
     return by_host
+
+
+def hosts_tested(
+    results: Mapping[str, object],
+    hosts: Mapping[str, str] | None = None,
+    *,
+    previous: Mapping[str, object | None] | None = None,
+) -> int:
+    """How many distinct hosts ``results`` tested the network on (as ``is_offline`` counts
+    them): fewer than the minimum, and the outage test does not apply."""
+    return len(_network_tests(results, hosts, previous))
 
 
 def is_offline(
@@ -183,21 +204,24 @@ def is_offline(
     hosts: Mapping[str, str] | None = None,
     *,
     previous: Mapping[str, object | None] | None = None,
+    min_hosts: int = MIN_HOSTS,
 ) -> bool:
     """True when nothing could be reached at all: every URL of a check failed at network level
     (timeout, DNS, connection, TLS: a laptop offline, a sandbox, a captive portal), on at least
-    two distinct hosts.
+    ``min_hosts`` distinct hosts (default ``MIN_HOSTS``, 5).
 
     ``results`` maps each URL to its ``Verdict`` (or a ``Judgement``/``FetchFailure``/stored
     result); ``hosts`` optionally overrides the host of a URL. Left out of the count:
     ``invalid_url`` and ``private_address`` (they involve no network), and, when ``previous``
     (URL → last verdict or stored result) is given, URLs that already failed at network level
-    last time: a resumed run that retries only its dead domains is not "offline". A single host
-    is never "offline": with one host, a network that is down and a domain that died look alike,
-    and calling it offline would keep that domain from ever being declared dead.
+    last time: a resumed run that retries only its dead domains is not "offline". A few hosts
+    are never "offline": with a handful of hosts, a network that is down and domains that died
+    look alike, and calling it offline would keep those domains from ever being declared dead
+    (their failures are recorded as real results instead). Five hosts all failing at once,
+    none of them already failing before, is very unlikely without a network fault.
     """
     by_host = _network_tests(results, hosts, previous)
-    if len(by_host) < 2:
+    if len(by_host) < max(min_hosts, 2):
         return False
     return all(v.network_level for verdicts in by_host.values() for v in verdicts)
 
@@ -211,13 +235,14 @@ def is_outage(
 ) -> bool:
     """True when a check's failures say more about the network than about the links.
 
-    An outage is either ``is_offline`` or: at least ``settings.outage_min_hosts`` distinct hosts,
-    making up more than ``settings.outage_ratio`` of the hosts checked, failed at network level
-    on every one of their URLs at once (``hosts`` and ``previous`` as for ``is_offline``). An
-    outage check changes no link's state (its results are recorded with ``outage=True`` and
+    An outage is either ``is_offline`` (with ``settings.outage_min_hosts`` as its minimum) or:
+    at least ``settings.outage_min_hosts`` distinct hosts, making up more than
+    ``settings.outage_ratio`` of the hosts checked, failed at network level on every one of
+    their URLs at once (``hosts`` and ``previous`` as for ``is_offline``). An outage check
+    changes no link's state (its results are recorded with ``outage=True`` and
     ``link_status`` ignores them).
     """
-    if is_offline(results, hosts, previous=previous):
+    if is_offline(results, hosts, previous=previous, min_hosts=settings.outage_min_hosts):
         return True
     by_host = _network_tests(results, hosts, previous)
     if not by_host:

@@ -32,6 +32,8 @@ private-address       info     the host is a loopback, private or other non-publ
                                ``archiver run`` refuses it unless allow_private_networks is on.
                                Info, not a warning: intranet and test documents cite such hosts
                                on purpose
+too-deep              warning  HTML nested more than 256 elements deep: the text below is
+                               read as plain text, links there are not seen
 plain-http            info     not encrypted; often an https address exists
 duplicate-url         info     the URL is cited by an earlier footnote too (one archived copy
                                serves both)
@@ -72,6 +74,7 @@ SEVERITY: dict[str, Severity] = {
     "login-only": Severity.WARNING,
     "empty-text-fragment": Severity.WARNING,
     "private-address": Severity.INFO,
+    "too-deep": Severity.WARNING,
     "plain-http": Severity.INFO,
     "duplicate-url": Severity.INFO,
     "no-url": Severity.INFO,
@@ -100,7 +103,7 @@ _TRACKING = {
 _INDEX = re.compile(r"\[\d*\]$")
 # A domain an editor means: dotted labels and a top-level label of two or more characters
 # (``https://nodot/`` is a typo far more often than an intranet name), or localhost.
-_DOMAIN = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$|^localhost$", re.IGNORECASE)
+_DOMAIN = re.compile(r"(?:[\w-]+\.)+[\w-]{2,}|localhost", re.IGNORECASE)
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -203,7 +206,7 @@ def _malformed(url: str) -> str | None:
     host = _host(raw)
     if host is None:
         return f"host name {raw!r} is not valid"
-    if host.address is None and not _DOMAIN.match(host.name):
+    if host.address is None and not _DOMAIN.fullmatch(host.name):
         return f"host name {raw!r} is not valid"
     return None
 

@@ -264,7 +264,9 @@ class Capture:
     ``hops`` holds every exchange in order; the last is the final answer. ``content`` is the
     decoded body (Content-Encoding undone) up to the decompression cap, for judging and text
     extraction; the WARC holds the raw bytes. ``truncated`` is the ``WARC-Truncated`` reason
-    (``"length"``, ``"time"``) when the body was cut.
+    (``"length"``: over ``max_body``; ``"time"``: the deadline or a stall; ``"disconnect"``:
+    the connection closed early, e.g. before its ``Content-Length``) when the body was cut;
+    ``body_bytes`` is how many body bytes were received (as sent, before decoding).
     """
 
     url: str
@@ -278,6 +280,7 @@ class Capture:
     attempts: int = 1
     truncated: str | None = None
     elapsed: float = 0.0
+    body_bytes: int = 0
 
     @property
     def warc(self) -> WarcRef | None:
@@ -301,6 +304,9 @@ class Verdict(enum.StrEnum):
 
     OK = "ok"
     REDIRECTED = "redirected"
+    # It answers with content, but our capture of it is cut (WARC-Truncated): what we hold
+    # is not the whole page, so it is not called healthy and an archived copy is looked for.
+    INCOMPLETE = "incomplete"
     SOFT_404 = "soft_404"
     LOGIN_WALL = "login_wall"
     PARKED = "parked"
@@ -409,6 +415,11 @@ class LinkRecord:
     # Internet Archive could not be reached"); None when it was asked, or need not be.
     not_looked_up: str | None = None
     capture_payload: WarcRef | None = None
+    # The captured payload's digest (``WARC-Payload-Digest``, e.g. ``sha1:…``), for citing.
+    payload_digest: str | None = None
+    # The WARC-Truncated reason of our latest capture ("length", "time", "disconnect"), or
+    # None when it holds the whole body.
+    truncated: str | None = None
     # The capture's provenance at a glance (archiver.provenance.glance): time, server IP,
     # certificate subject and fingerprint, SHA-256 of payload and record; () if none.
     provenance: tuple[tuple[str, str | None], ...] = ()

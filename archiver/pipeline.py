@@ -17,15 +17,17 @@ import asyncio
 import contextlib
 import functools
 import itertools
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from archiver.catalog import Catalog
+from archiver import history
+from archiver.catalog import Catalog, RunRow, StoredResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError
 from archiver.models import (
@@ -33,6 +35,7 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
+    FetchFailure,
     FetchResult,
     FootnoteRef,
     Judgement,
@@ -41,6 +44,8 @@ from archiver.models import (
     Memento,
     Source,
     Target,
+    Verdict,
+    isoformat,
     utcnow,
 )
 
@@ -123,13 +128,31 @@ class RunOutcome:
     notes: tuple[str, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime = field(default_factory=utcnow)
+    # URLs that got an HTTP answer in this run, and those judged without the network
+    # (invalid_url, private_address).
+    reached: int = 0
+    refused: int = 0
+    # URL → why it was not fetched ("not fetched: run deadline of 60 s reached").
+    not_fetched: Mapping[str, str] = field(default_factory=dict)
+    # The outage test: distinct hosts this run tested the network on, and the fewest it needs.
+    tested_hosts: int = 0
+    min_hosts: int = 0
+    # URLs that failed at network level in this run and had not last time.
+    network_failures: int = 0
+
+    @property
+    def outage_test_applied(self) -> bool:
+        return self.tested_hosts >= self.min_hosts
 
     def summary(self) -> dict[str, object]:
-        """What the catalog keeps about the run."""
-        return {"fetched": self.fetched, "reused": self.reused,
-                "verdicts": dict(self.verdicts), "this_run": dict(self.this_run),
-                "offline": self.offline, "outage": self.outage, "rescued": self.rescued,
-                "saved": self.saved, "changes": len(self.changes)}
+        """What the catalog keeps about the run (the reports rebuilt later read it back)."""
+        return {"fetched": self.fetched, "reused": self.reused, "reached": self.reached,
+                "refused": self.refused, "verdicts": dict(self.verdicts),
+                "this_run": dict(self.this_run), "offline": self.offline,
+                "outage": self.outage, "rescued": self.rescued, "saved": self.saved,
+                "changes": len(self.changes), "notes": list(self.notes),
+                "not_fetched": dict(self.not_fetched), "tested_hosts": self.tested_hosts,
+                "min_hosts": self.min_hosts, "network_failures": self.network_failures}
 
     @property
     def links(self) -> tuple[LinkRecord, ...]:
@@ -182,6 +205,134 @@ class _Fetched:
     judgements: dict[str, Judgement] = field(default_factory=dict)
     # Text similarity to the previous capture (content drift); None when not comparable.
     similarity: dict[str, float | None] = field(default_factory=dict)
+    # URLs that got an HTTP answer (any status).
+    reached: set[str] = field(default_factory=set)
+    # URL → why it was not fetched ("not fetched: run deadline of 60 s reached"): no verdict,
+    # the link keeps its previous state and the next run tries it again.
+    not_fetched: dict[str, str] = field(default_factory=dict)
+    # The network watch saw nothing answer on enough hosts and stopped the run early.
+    offline: bool = False
+
+
+#: Outcomes (a failure verdict's value) that tell of a network that does not work.
+_NETWORK_KINDS = frozenset(v.value for v in Verdict if v.network_level)
+
+NO_NETWORK = "not fetched: no network"
+
+
+class _NetworkWatch:
+    """Tells early that there is no network at all, so an offline run stops after a few URLs
+    instead of failing every one of them (and waiting through their retries).
+
+    The sample is the first URL of each of the first ``min_hosts`` distinct hosts in fetch
+    order, leaving out URLs that need no network and URLs that already failed at network level
+    last time (as ``history.is_offline`` does). No network is *suspected* when the first
+    outcome (first attempt, or the result when no request was made: a DNS failure) of every
+    sample URL is a network failure and nothing at all has answered; it is *confirmed* when
+    still nothing has answered once every URL started so far has a first outcome, or
+    ``grace`` seconds after the suspicion arose provided a host outside the sample failed
+    too: the URLs in flight on other hosts are what tells a network fault from the first few
+    cited domains being dead, and a working network answers one of them within that time.
+    One HTTP answer from anywhere ends the watch for the run. With fewer sample hosts than
+    ``min_hosts`` the watch stays off, as the outage test does.
+    """
+
+    def __init__(self, sample: Sequence[str], min_hosts: int, grace: float = 2.0) -> None:
+        self.sample = [_defrag(u) for u in sample]
+        self.enabled = len(self.sample) >= max(min_hosts, 2)
+        self.reached = False
+        self.grace = grace
+        self._first: dict[str, str] = {}
+        self._started: set[str] = set()
+        self._suspected_at: float | None = None
+
+    def started(self, url: str) -> None:
+        self._started.add(_defrag(url))
+
+    def finished(self, url: str) -> None:
+        """``url`` is done, with or without an outcome (not fetched: its host gave up)."""
+        self._started.discard(_defrag(url))
+
+    def outcome(self, url: str, kind: str) -> None:
+        """``kind``: ``"response"`` or a failure verdict's value."""
+        if kind == "response":
+            self.reached = True
+        self._first.setdefault(_defrag(url), kind)
+
+    @property
+    def suspected(self) -> bool:
+        return (self.enabled and not self.reached
+                and all(self._first.get(u) in _NETWORK_KINDS for u in self.sample))
+
+    def confirmed(self, now: float) -> bool:
+        """Whether there is no network (``now``: ``time.monotonic()``); call while
+        ``suspected``."""
+        if not self.suspected:
+            self._suspected_at = None
+            return False
+        if self._suspected_at is None:
+            self._suspected_at = now
+        if all(u in self._first for u in self._started):
+            return True
+        sample_hosts = {history.host_of(u) for u in self.sample}
+        elsewhere = any(kind in _NETWORK_KINDS and history.host_of(url) not in sample_hosts
+                        for url, kind in self._first.items())
+        return elsewhere and now - self._suspected_at >= self.grace
+
+    @property
+    def online(self) -> bool:
+        """Known not to be offline: the watch is off, something answered, or the sample
+        showed a failure that is not the network's."""
+        if not self.enabled or self.reached:
+            return True
+        known = [self._first.get(u) for u in self.sample]
+        return all(k is not None for k in known) and not self.suspected
+
+
+def _defrag(url: str) -> str:
+    return url.split("#", 1)[0]
+
+
+class _HeldProgress:
+    """Progress held back while the network watch cannot yet tell whether there is a network:
+    released as soon as it can, dropped when there is none (then the summary says it once)."""
+
+    def __init__(self, inner: Progress, held: bool) -> None:
+        self.inner = inner
+        self.held = held
+        self.events: list[tuple[str, str, int | str]] = []
+
+    def stage(self, name: str, total: int) -> None:
+        self._emit(("stage", name, total))
+
+    def advance(self, url: str, verdict: str) -> None:
+        self._emit(("advance", url, verdict))
+
+    def done(self) -> None:
+        pass
+
+    def _emit(self, event: tuple[str, str, int | str]) -> None:
+        if self.held:
+            self.events.append(event)
+        else:
+            self._apply(event)
+
+    def _apply(self, event: tuple[str, str, int | str]) -> None:
+        kind, a, b = event
+        if kind == "stage":
+            self.inner.stage(a, int(b))
+        else:
+            self.inner.advance(a, str(b))
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            events, self.events = self.events, []
+            for event in events:
+                self._apply(event)
+
+    def drop(self) -> None:
+        self.events = []
 
 
 async def _fetch_and_judge(
@@ -193,6 +344,8 @@ async def _fetch_and_judge(
     *,
     compare_text: bool = False,
     on_judged: Callable[[str, Judgement], None] | None = None,
+    previous: Mapping[str, StoredResult | None] | None = None,
+    deadline_at: float | None = None,
 ) -> _Fetched:
     """Fetch, probe, judge and record every target; with ``compare_text``, also measure how
     far each page's text drifted from its previous capture. ``on_judged(url, judgement)`` is
@@ -201,20 +354,31 @@ async def _fetch_and_judge(
     Each URL is finished completely (WARC records, capture, verdict, all in the catalog)
     before it counts as done, so a run killed at any moment resumes exactly where it
     stopped: what has a capture also has its verdict.
+
+    Some URLs may end up not fetched (``_Fetched.not_fetched``, with the reason), never
+    judged: those still queued or in flight when ``deadline_at`` (a ``time.monotonic()``
+    value) passes, those of a host given up after ``[fetch] host_give_up`` timeouts in a row,
+    and, when the network watch finds no network at all, every URL not finished by then.
+    URLs that need no network (an invalid URL, a refused literal address) go first, so they
+    are judged whatever happens to the rest.
     """
-    from archiver import classify, history, pagetext, soft404
-    from archiver.fetch import Attempt, Fetcher
+    from archiver import classify, pagetext, soft404
+    from archiver.fetch import Attempt, Fetcher, HostGaveUp
     from archiver.warc import WarcWriter
 
+    previous = previous or {}
     fetched = _Fetched()
-    progress.stage("fetch", len(targets))
 
     # Attempts are kept until their URL is finished, then written in the same transaction
     # as its capture and verdict (one commit per URL, not one per attempt).
     attempts: dict[str, list[Attempt]] = {}
+    watch = _NetworkWatch((), 0)
+    news: Callable[[], None] = lambda: None  # noqa: E731 (set once the fetcher is open)
 
     def on_attempt(attempt: Attempt) -> None:
         attempts.setdefault(attempt.url, []).append(attempt)
+        watch.outcome(attempt.url, attempt.outcome)
+        news()
 
     writer = WarcWriter(
         settings.archive.dir,
@@ -226,8 +390,25 @@ async def _fetch_and_judge(
     )
     with writer:
         async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher:
+            ordered = _fetch_order(targets, fetcher.decided_offline, previous)
+            watch = _NetworkWatch(
+                _first_per_host(
+                    [t.url for t in ordered if not fetcher.decided_offline(t.url)
+                     and not ((p := previous.get(t.url)) is not None
+                              and p.verdict.network_level)],
+                    settings.check.outage_min_hosts),
+                settings.check.outage_min_hosts)
+            shown = _HeldProgress(progress, held=watch.enabled)
+            shown.stage("fetch", len(targets))
+
             # One soft-404 probe per host and directory, shared by every URL under it.
             probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
+
+            async def probe(url: str) -> FetchResult:
+                try:
+                    return await fetcher.probe(url)
+                except HostGaveUp as exc:
+                    return FetchFailure(url, Verdict.TIMEOUT, f"not fetched: {exc.reason}")
 
             async def probe_for(capture: Capture) -> soft404.ProbeOutcome | None:
                 if not soft404.needs_probe(capture):
@@ -235,15 +416,21 @@ async def _fetch_and_judge(
                 key = soft404.probe_key(capture.final_url)
                 if key not in probes:
                     probes[key] = asyncio.ensure_future(
-                        fetcher.probe(soft404.probe_url(capture.final_url)))
+                        probe(soft404.probe_url(capture.final_url)))
                 return soft404.ProbeOutcome.from_result(await probes[key])
 
             async def one(target: Target) -> None:
                 url = target.url
+                if fetcher.gave_up(url):
+                    raise HostGaveUp(urlsplit(url).netloc, settings.fetch.host_give_up)
                 result = await fetcher.fetch(url)
+                watch.outcome(url, "response" if isinstance(result, Capture)
+                              else result.verdict.value)
+                network_news()
                 page = None
                 probe = None
                 if isinstance(result, Capture):
+                    fetched.reached.add(url)
                     # In a worker thread: a large PDF or page would otherwise stall every
                     # other fetch on the event loop while it is parsed.
                     page = await asyncio.to_thread(pagetext.extract, result.content,
@@ -291,28 +478,91 @@ async def _fetch_and_judge(
                     )
                 _log_custody(settings, "capture", kept)
                 fetched.judgements[url] = judgement
-                progress.advance(url, judgement.verdict.value)
+                shown.advance(url, judgement.verdict.value)
                 if on_judged is not None:
                     on_judged(url, judgement)
 
-            # Probes go first: queued behind a host's fetches, every URL of that host would
-            # wait for its probe before its verdict could be recorded.
-            for target in targets:
-                if soft404.worth_probing(target.url):
-                    key = soft404.probe_key(target.url)
-                    if key not in probes:
-                        probes[key] = asyncio.ensure_future(
-                            fetcher.probe(soft404.probe_url(target.url)))
+            def start_probes() -> None:
+                # Probes go first: queued behind a host's fetches, every URL of that host
+                # would wait for its probe before its verdict could be recorded. Not before
+                # the network is known to work: offline they would only double the wait.
+                for target in ordered:
+                    if soft404.worth_probing(target.url):
+                        key = soft404.probe_key(target.url)
+                        if key not in probes:
+                            probes[key] = asyncio.ensure_future(
+                                probe(soft404.probe_url(target.url)))
+
+            probes_started = False
+
+            def network_news() -> None:
+                nonlocal probes_started
+                if watch.online:
+                    shown.release()
+                    if not probes_started:
+                        probes_started = True
+                        start_probes()
+
+            news = network_news
+            network_news()
             # A bounded pool of workers over the targets, interleaved by host: thousands of
             # waiting tasks would cost memory, and host by host order would leave every
             # worker queued behind one host's politeness limit.
-            queue = iter(_interleave_by_host(targets))
+            queue = iter(ordered)
+            running: dict[str, asyncio.Task[None]] = {}
+            stopped: list[str] = []  # why no more URLs are fetched (first reason wins)
+
+            def stop(reason: str) -> None:
+                if not stopped:
+                    stopped.append(reason)
+                for task in list(running.values()):
+                    task.cancel()
+
+            async def next_target() -> Target | None:
+                while not stopped:
+                    if watch.suspected:
+                        if watch.confirmed(time.monotonic()):
+                            fetched.offline = True
+                            stop(NO_NETWORK)
+                            return None
+                        await asyncio.sleep(0.02)  # the URLs in flight will tell
+                        continue
+                    return next(queue, None)
+                return None
 
             async def worker() -> None:
-                for target in queue:
-                    await one(target)
+                while (target := await next_target()) is not None:
+                    watch.started(target.url)
+                    task = asyncio.ensure_future(one(target))
+                    running[target.url] = task
+                    try:
+                        await asyncio.wait([task])
+                    except asyncio.CancelledError:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                        raise
+                    finally:
+                        running.pop(target.url, None)
+                        watch.finished(target.url)
+                    if task.cancelled():
+                        fetched.not_fetched[target.url] = stopped[0] if stopped \
+                            else "not fetched: interrupted"
+                        continue
+                    error = task.exception()
+                    if isinstance(error, HostGaveUp):
+                        fetched.not_fetched[target.url] = f"not fetched: {error.reason}"
+                        shown.advance(target.url, "not fetched")
+                    elif error is not None:
+                        raise error
 
-            workers = min(len(targets), max(64, settings.fetch.concurrency * 4))
+            loop = asyncio.get_running_loop()
+            timer = None
+            if deadline_at is not None:
+                seconds = settings.fetch.run_deadline
+                timer = loop.call_at(
+                    loop.time() + max(0.0, deadline_at - time.monotonic()), stop,
+                    f"not fetched: run deadline of {seconds:g} s reached")
+            workers = min(len(ordered), max(64, settings.fetch.concurrency * 4))
             tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
@@ -321,7 +571,49 @@ async def _fetch_and_judge(
                     task.cancel()
                 await asyncio.gather(*tasks, *probes.values(), return_exceptions=True)
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            # Probes whose URLs were never judged (failed, or not fetched) are not needed.
+            for task in probes.values():
+                task.cancel()
+            await asyncio.gather(*probes.values(), return_exceptions=True)
+            for target in queue:  # what was still queued when fetching stopped
+                fetched.not_fetched[target.url] = stopped[0] if stopped \
+                    else "not fetched: interrupted"
+            if fetched.offline:
+                shown.drop()
+            else:
+                shown.release()
     return fetched
+
+
+def _fetch_order(
+    targets: Sequence[Target],
+    offline: Callable[[str], bool],
+    previous: Mapping[str, StoredResult | None],
+) -> list[Target]:
+    """The order URLs are fetched in: those that need no network first (they are judged
+    whatever happens to the network or the run's deadline), then round-robin by host; within
+    a host, URLs never checked first, then the longest unchecked (so a run cut by its
+    deadline or a host given up does not leave the same URLs unchecked every time)."""
+    def last_checked(target: Target) -> str:
+        result = previous.get(target.url)
+        return result.checked_at.isoformat() if result is not None else ""
+
+    first = [t for t in targets if offline(t.url)]
+    rest = sorted((t for t in targets if not offline(t.url)), key=last_checked)
+    return first + _interleave_by_host(rest)
+
+
+def _first_per_host(urls: Sequence[str], count: int) -> list[str]:
+    """The first URL of each of the first ``count`` distinct hosts of ``urls``."""
+    chosen: dict[str, str] = {}
+    for url in urls:
+        chosen.setdefault(history.host_of(url), url)
+        if len(chosen) >= count:
+            break
+    return list(chosen.values())
 
 
 def _interleave_by_host(targets: Sequence[Target]) -> list[Target]:
@@ -449,17 +741,22 @@ async def _fetch_and_rescue(
     rescue: bool,
     capture: bool,
     breaker: Breaker,
+    previous: Mapping[str, StoredResult | None],
+    deadline_at: float | None,
 ) -> tuple[_Fetched, int, str | None]:
     """Fetch and judge ``todo`` and, with ``rescue``, look every failing link of ``targets``
     up in the web archive meanwhile (``_Lookups``); with ``capture``, then copy the mementos
     into our WARCs. Returns what was fetched, how many failing links have a memento (0
     without ``rescue``) and a note when some lookups could not be made. ``breaker`` is the
-    run's: a host given up on is not asked again."""
+    run's: a host given up on is not asked again. ``previous`` and ``deadline_at`` are
+    ``_fetch_and_judge``'s. Offline, the lookups still waiting are dropped: they would only
+    fail the same way, and their links stay "not looked up"."""
     from archiver.rescue import Rescuer
 
     if not rescue:
         return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
-                                       compare_text=compare_text)
+                                       compare_text=compare_text, previous=previous,
+                                       deadline_at=deadline_at)
                 if todo else _Fetched()), 0, None
     async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
                        breaker=breaker) as rescuer:
@@ -478,9 +775,13 @@ async def _fetch_and_rescue(
                     lookups.want(url, source_of[url])
 
             fetched = (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
-                                              compare_text=compare_text, on_judged=judged)
+                                              compare_text=compare_text, on_judged=judged,
+                                              previous=previous, deadline_at=deadline_at)
                        if todo else _Fetched())
-            await lookups.finish()
+            if fetched.offline:
+                await lookups.cancel()
+            else:
+                await lookups.finish()
         except BaseException:
             await lookups.cancel()
             raise
@@ -574,13 +875,16 @@ async def _save_live(
 
 def build_link_records(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
-    *, rescue: bool | None = None,
+    *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
 ) -> tuple[LinkRecord, ...]:
     """One ``LinkRecord`` per distinct URL of ``doc``, from what the catalog knows.
     ``rescue`` says whether this run looked failing links up (default: ``[rescue] enabled``);
-    a failing link with no cached answer gets ``not_looked_up``: why it was not asked."""
+    a failing link with no cached answer gets ``not_looked_up``: why it was not asked.
+    ``not_fetched`` (URL → reason) marks the URLs the run did not fetch: they keep their
+    previous verdict and state, and their reason says why and when that result is from."""
     from archiver.pagetext import excerpt
 
+    not_fetched = not_fetched or {}
     records = []
     published = settings.source(source_id).published
     for url in doc.urls:
@@ -602,7 +906,7 @@ def build_link_records(
                 url=url,
                 footnotes=footnotes,
                 verdict=last.verdict if last else None,
-                reason=last.reason if last else "not checked yet",
+                reason=_reason(last, not_fetched.get(url)),
                 http_status=last.http_status if last else None,
                 final_url=last.final_url if last else None,
                 attempts=last.attempts if last else 0,
@@ -620,6 +924,8 @@ def build_link_records(
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
+                payload_digest=stored.payload_digest if stored else None,
+                truncated=stored.truncated if stored else None,
             )
         )
     return tuple(records)
@@ -636,16 +942,74 @@ def _not_looked_up(settings: Settings, catalog: Catalog, url: str, published: da
     return _NOT_LOOKED_UP.get(failure.kind, f"the lookup failed ({failure.error})")
 
 
+def _reason(last: StoredResult | None, not_fetched: str | None) -> str:
+    if not_fetched is None:
+        return last.reason if last else "not checked yet"
+    if last is None:
+        return f"{not_fetched}; not checked yet"
+    return f"{not_fetched}; result of {isoformat(last.checked_at)[:10]}: {last.reason}"
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What the reports say about the run that wrote them, derived from the run's stored
+    summary alone, so a report rebuilt later from the catalog says the same."""
+
+    notes: tuple[str, ...] = ()
+    info: Mapping[str, object] = field(default_factory=dict)
+    not_fetched: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, run_id: int, kind: str, started_at: datetime,
+           summary: Mapping[str, object]) -> _RunContext:
+        not_fetched = summary.get("not_fetched") or {}
+        notes = summary.get("notes") or []
+        assert isinstance(not_fetched, dict) and isinstance(notes, list)
+        info = {"id": run_id, "kind": kind, "started_at": started_at}
+        for key in ("fetched", "reached", "offline", "outage"):
+            info[key] = summary.get(key)
+        info["not_fetched"] = len(not_fetched)
+        return cls(tuple(str(n) for n in notes), info,
+                   {str(k): str(v) for k, v in not_fetched.items()})
+
+    @classmethod
+    def stored(cls, catalog: Catalog, source_id: str) -> _RunContext:
+        """The context of the newest finished run or check that covered ``source_id``."""
+        row: RunRow | None = next(
+            (r for r in catalog.runs(limit=200) if r.kind in ("run", "check")
+             and r.status == "ok" and source_id in r.sources), None)
+        if row is None:
+            return cls()
+        return cls.of(row.id, row.kind, row.started_at, row.summary)
+
+    def notes_for(self, urls: Sequence[str]) -> tuple[str, ...]:
+        """The run's notes, then one per reason for the URLs of ``urls`` not fetched, in
+        the order of ``urls`` (not for "no network": the run's own note says it once)."""
+        by_reason: dict[str, list[str]] = {}
+        for url in urls:
+            reason = self.not_fetched.get(url)
+            if reason is not None and reason != NO_NETWORK:
+                by_reason.setdefault(reason, []).append(url)
+        extra = [
+            f"{reason[:1].upper()}{reason[1:]}: {len(group)} URL(s) keep their previous "
+            f"state and will be tried again by the next run: {', '.join(group)}"
+            for reason, group in by_reason.items()
+        ]
+        return (*self.notes, *extra)
+
+
 def _write_reports(
     settings: Settings,
     catalog: Catalog,
     outcomes: Sequence[SourceOutcome],
     *,
     changes: Sequence[Change] = (),
-    notes: Sequence[str] = (),
-    run: Mapping[str, object] | None = None,
+    context: _RunContext | None = None,
     rescue: bool | None = None,
 ) -> list[SourceOutcome]:
+    """Build and write each readable source's reports from the catalog. ``context``: the
+    run's notes and summary; ``None`` (``archiver report``) reads each source's from the
+    catalog."""
     from archiver.report import build_report, write_reports
 
     now = utcnow()
@@ -654,8 +1018,9 @@ def _write_reports(
         if outcome.document is None:
             written.append(outcome)
             continue
+        run = context or _RunContext.stored(catalog, outcome.source.id)
         links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now,
-                                   rescue=rescue)
+                                   rescue=rescue, not_fetched=run.not_fetched)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
         report = build_report(
@@ -664,8 +1029,8 @@ def _write_reports(
             links,
             generated_at=now,
             changes=[c for c in changes if c.url in urls],
-            notes=notes,
-            run=run,
+            notes=run.notes_for(outcome.document.urls),
+            run=run.info,
             root=settings.root,
             report_dir=folder,
         )
@@ -688,6 +1053,9 @@ def execute(
     a failing URL is a verdict, never an exception."""
     progress = progress or SilentProgress()
     started = utcnow()
+    # The run's deadline counts from its start: reading the sources is part of the run.
+    deadline_at = (time.monotonic() + settings.fetch.run_deadline
+                   if settings.fetch.run_deadline > 0 else None)
     outcomes = _read_sources(settings, source_ids)
     documents = {o.source.id: o.document for o in outcomes if o.document is not None}
     targets = plan_targets(documents)
@@ -696,7 +1064,7 @@ def execute(
         run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
         try:
             outcome = _execute(settings, catalog, run_id, options, outcomes, targets,
-                               progress, started)
+                               progress, started, deadline_at)
         except BaseException as exc:
             status = "failed" if isinstance(exc, Exception) else "interrupted"
             with contextlib.suppress(ArchiverError):  # the disk may be what failed
@@ -716,10 +1084,12 @@ def _execute(
     targets: Sequence[Target],
     progress: Progress,
     started: datetime,
+    deadline_at: float | None = None,
 ) -> RunOutcome:
     """The body of ``execute``, under the archive lock, inside run ``run_id``."""
-    from archiver import history
 
+    # Before anything reads the catalog: a crash may have left WARC files to repair.
+    recovery_notes = _recover_archive(settings, catalog)
     documents = {o.source.id: o.document for o in outcomes if o.document is not None}
     source_of = {}
     for target in targets:
@@ -741,11 +1111,16 @@ def _execute(
     fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
         settings, catalog, run_id, todo, targets, source_of, progress,
         compare_text=options.kind == "check", rescue=rescue,
-        capture=options.rescue_capture or settings.rescue.capture, breaker=breaker))
+        capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
+        previous=previous, deadline_at=deadline_at))
 
     verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
-    offline = bool(todo) and history.is_offline(verdicts, previous=previous)
-    outage = offline or (bool(todo) and history.is_outage(
+    min_hosts = settings.check.outage_min_hosts
+    tested = history.hosts_tested(verdicts, previous=previous)
+    # The network watch stops an offline run before enough results exist to show it.
+    offline = fetched.offline or (bool(verdicts) and history.is_offline(
+        verdicts, previous=previous, min_hosts=min_hosts))
+    outage = offline or (bool(verdicts) and history.is_outage(
         verdicts, settings.check, previous=previous))
     if outage:
         catalog.mark_outage(run_id)
@@ -765,7 +1140,9 @@ def _execute(
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
     # Offline, the "No network" note says it all (the lookups failed for the same reason).
-    notes = [lookup_note] if lookup_note and not offline else []
+    notes = list(recovery_notes)
+    if lookup_note and not offline:
+        notes.append(lookup_note)
     saved = 0
     if settings.rescue.save_page_now and not offline:
         live = [t.url for t in targets
@@ -775,28 +1152,29 @@ def _execute(
                                                   breaker))
         if save_note:
             notes.append(save_note)
+    # Network failures that are news (the URL did not fail at network level last time):
+    # only those could have been an outage.
+    network_failures = sum(
+        1 for url, v in verdicts.items() if v.network_level
+        and not ((p := previous.get(url)) is not None and p.verdict.network_level))
+    refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
     if offline:
-        notes.append("No network: nothing could be reached, so no link was judged "
-                     "in this run; every link keeps the state it had.")
+        notes.append(OFFLINE_NOTE)
     elif outage:
-        notes.append("Outage: nearly every host failed at once, so this check changes "
-                      "no link's state.")
+        notes.append(OUTAGE_NOTE)
+    elif network_failures and tested < min_hosts:
+        notes.append(
+            f"Outage test not applied: only {tested} host(s) tested (it needs {min_hosts}), "
+            f"so the {network_failures} network failure(s) count as the links' own results.")
     counts = Counter(j.verdict.value for j in fetched.judgements.values())
-    run_info = {"id": run_id, "kind": options.kind, "started_at": started,
-                "fetched": len(todo), "offline": offline, "outage": outage}
-    written = _write_reports(settings, catalog, outcomes, changes=changes,
-                             notes=notes, run=run_info, rescue=rescue)
-    all_counts = Counter(
-        link.verdict.value if link.verdict else "unchecked"
-        for o in written for link in o.links
-    )
-    return RunOutcome(
+    outcome = RunOutcome(
         run_id=run_id,
         kind=options.kind,
-        sources=tuple(written),
-        fetched=len(todo),
+        sources=(),
+        # Judged over the network in this run: an offline or outage run judges nothing.
+        fetched=0 if outage else len(verdicts) - refused,
         reused=len(targets) - len(todo),
-        verdicts=dict(all_counts),
+        verdicts={},
         offline=offline,
         outage=outage,
         changes=tuple(changes),
@@ -805,18 +1183,73 @@ def _execute(
         this_run=dict(counts),
         notes=tuple(notes),
         started_at=started,
-        finished_at=utcnow(),
+        reached=len(fetched.reached),
+        refused=refused,
+        not_fetched=dict(fetched.not_fetched),
+        tested_hosts=tested,
+        min_hosts=min_hosts,
+        network_failures=network_failures,
     )
+    context = _RunContext.of(run_id, options.kind, started, outcome.summary())
+    written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
+                             rescue=rescue)
+    all_counts = Counter(
+        link.verdict.value if link.verdict else "unchecked"
+        for o in written for link in o.links
+    )
+    return replace(outcome, sources=tuple(written), verdicts=dict(all_counts),
+                   finished_at=utcnow())
+
+
+#: The run-level notes the summary line also states (the terminal says them once).
+OFFLINE_NOTE = ("No network: nothing could be reached, so no link was checked over the "
+                "network in this run; every link keeps the state it had.")
+OUTAGE_NOTE = ("Outage: nearly every host failed at once, so this check changes no link's "
+               "state.")
+
+
+def _recover_archive(settings: Settings, catalog: Catalog) -> list[str]:
+    """Repair the WARC files a crash left ``.open`` (``warc.recover``) and make the catalog
+    agree: a capture whose record is no longer in its file is forgotten, so that its URL is
+    fetched again. A kill -9 never causes that (records are written before their capture is
+    committed, and recovery keeps every complete record); a power cut or damage in the middle
+    of a file can. Returns a note for the report on each file touched."""
+    from archiver.warc import recover, ref_path
+
+    notes = []
+    for done in recover(settings.archive.dir):
+        name = done.closed_path.name
+        lost = catalog.forget_lost_captures(ref_path(done.closed_path, settings.root),
+                                            done.size)
+        if done.action == "repaired" and not done.dropped_bytes:
+            notes.append(f"{name} was left open by an interrupted run; its {done.records} "
+                         "records were all complete, and it was closed.")
+        elif done.action == "repaired":
+            notes.append(f"{name} was left open by an interrupted run: its {done.records} "
+                         f"complete records were kept, {done.dropped_bytes} bytes of an "
+                         "unfinished record removed.")
+        elif done.action == "damaged":
+            notes.append(f"{name} was damaged in the middle: its {done.records} records before "
+                         f"the damage were kept; the file as found, with "
+                         f"{done.found_beyond} complete records after the damage, is "
+                         f"{ref_path(done.kept or done.path, settings.root)}.")
+        else:
+            notes.append(f"{name} held no complete record; it was moved untouched to "
+                         f"{ref_path(done.path, settings.root)}.")
+        if lost:
+            notes.append(f"{len(lost)} captures pointed at records {name} no longer holds; "
+                         "they are fetched again: " + ", ".join(lost[:5])
+                         + (" ..." if len(lost) > 5 else ""))
+    return notes
 
 
 def _with_footnotes(change: Change, footnotes: tuple[int, ...]) -> Change:
-    from dataclasses import replace
-
     return replace(change, footnotes=footnotes)
 
 
 def rebuild(settings: Settings, source_ids: Sequence[str] | None) -> list[SourceOutcome]:
-    """Rebuild the reports from the catalog without fetching anything."""
+    """Rebuild the reports from the catalog without fetching anything: each with the notes
+    (and URLs not fetched) of the newest finished run or check that covered its source."""
     outcomes = _read_sources(settings, source_ids)
     with Catalog.open(settings.archive.dir) as catalog:
         return _write_reports(settings, catalog, outcomes)

@@ -87,9 +87,10 @@ import tenacity
 
 from archiver.config import RescueSettings
 from archiver.errors import ConfigError
-from archiver.fetch import DECODABLE, decode_body
+from archiver.fetch import DECODABLE, PhaseTrace, decode_body, network_failure
 from archiver.hosts import address_of
-from archiver.models import Memento, isoformat, utcnow
+from archiver.models import Memento, Verdict, isoformat, utcnow
+from archiver.retry import RETRYABLE_KINDS
 
 __all__ = [
     "BEFORE_WINDOW",
@@ -403,6 +404,11 @@ class SaveResult:
 # ── the network edge ─────────────────────────────────────────────────────────
 
 
+# Failures that say the archive host itself is out of reach, whatever the request.
+_HOST_DOWN = frozenset({Verdict.TIMEOUT, Verdict.CONNECTION_ERROR, Verdict.DNS_ERROR,
+                        Verdict.TLS_ERROR})
+
+
 @dataclass(frozen=True)
 class _Answer:
     """One HTTP attempt, as a value: an answer, or why there was none."""
@@ -414,13 +420,17 @@ class _Answer:
     sent: bool = True  # False when the request surely never reached the server
     retryable: bool = True
     given_up: bool = False  # not attempted: the host's Breaker is open
+    # The host could not be reached (DNS, refused, reset, timeout, TLS): never retried for
+    # DNS or TLS, but counted by the Breaker all the same.
+    down: bool = False
 
     @property
     def network_failure(self) -> bool:
         """No HTTP answer for a reason of the network (refused, DNS, timeout, a dropped
         connection): what a ``Breaker`` counts. Non-retryable failures (an answer too large,
         a bad API URL) are the request's fault, not the host's."""
-        return self.status is None and self.retryable and not self.given_up
+        return (self.status is None and (self.retryable or self.down)
+                and not self.given_up)
 
     @property
     def kind(self) -> str | None:
@@ -821,26 +831,32 @@ class Rescuer:
             # A Retry-After from this host holds back every request to it, not only the retry.
             await asyncio.sleep(max(0.0, self._paused_until.get(host, 0.0) - loop.time()))
             tally.append(1)
+            trace = PhaseTrace()
             try:
                 # httpx's timeout bounds each read; this bounds a whole slow-drip answer.
                 async with asyncio.timeout(self.settings.timeout * 2):
                     query = tuple(params) if params else None
                     async with self._client.stream(method, url, params=query, data=data,
-                                                   headers=headers) as response:
+                                                   headers=headers,
+                                                   extensions={"trace": trace}) as response:
                         body, unusable = await _read_answer(response)
                         if unusable is not None:
                             return _Answer(None, failure=unusable, retryable=False)
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                return _Answer(None, failure="timeout", sent=sent)
-            except httpx.ConnectError as exc:
-                return _Answer(None, failure=f"connection failed: {exc}", sent=False)
-            except httpx.UnsupportedProtocol as exc:
-                return _Answer(None, failure=f"{exc}", retryable=False, sent=False)
-            except httpx.HTTPError as exc:
-                return _Answer(None, failure=f"{type(exc).__name__}: {exc}")
-            except httpx.InvalidURL as exc:  # a bad API base in the settings; retrying won't help
-                return _Answer(None, failure=f"invalid archive URL: {exc}", retryable=False)
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+                # Judged like the fetcher's failures: by phase, not by class name.
+                found = network_failure(exc, trace.phase, limit=f"{self.settings.timeout:g}s")
+                if found.verdict is Verdict.INVALID_URL:  # a bad API base in the settings
+                    return _Answer(None, failure=f"invalid archive URL: {found.reason}",
+                                   retryable=False, sent=False)
+                failure = found.reason
+                if found.verdict is Verdict.TIMEOUT:
+                    failure = "timeout"
+                elif found.verdict in (Verdict.CONNECTION_ERROR, Verdict.DNS_ERROR):
+                    failure = f"connection failed: {found.reason}"
+                return _Answer(None, failure=failure,
+                               sent=trace.phase.sent if trace.traced else True,
+                               retryable=found.verdict.value in RETRYABLE_KINDS,
+                               down=found.verdict in _HOST_DOWN)
         retry_after = None
         if response.status_code in (429, 503):
             retry_after = _retry_after(response.headers.get("Retry-After"))

@@ -1,11 +1,14 @@
 """The retry policy, in one place: what is retried, how long to wait, when to stop.
 
 One predicate decides (``retryable``): timeouts, dropped or reset connections, HTTP 408, 429
-and 5xx are retried; DNS failures, TLS failures, refusals by the address guard, invalid URLs
-and every other status are not. Waits grow exponentially with full jitter
-(``backoff_base * 2**n``, capped at ``backoff_max``); a ``Retry-After`` header (seconds or an
-HTTP-date) replaces the backoff, capped at ``retry_after_cap``. No wait may run past the URL's
-deadline: when the next wait would, the policy stops and the last outcome stands.
+and 5xx are retried, and so is an answer whose body was cut by a stall or a dropped
+connection (``truncated`` ``"time"`` or ``"disconnect"``: a timeout or drop mid-body; a body
+cut at ``max_body`` is not, it would be cut again); DNS failures, TLS failures, refusals by
+the address guard, invalid URLs and every other status are not. Waits grow exponentially
+with full jitter (``backoff_base * 2**n``, capped at ``backoff_max``); a ``Retry-After``
+header (seconds or an HTTP-date) replaces the backoff, capped at ``retry_after_cap``. No wait
+may run past the URL's deadline: when the next wait would, the policy stops and the last
+outcome stands.
 
 tenacity does the looping; it stays private to this module so that the rest of the code sees
 one function, ``run_with_retries``.
@@ -46,6 +49,9 @@ RETRYABLE_STATUSES = frozenset({408, 429})
 # Failure kinds (the fetcher's vocabulary) that a later attempt may cure.
 RETRYABLE_KINDS = frozenset({"timeout", "connection_error"})
 
+# WARC-Truncated reasons of a body cut by the network (a stall, a drop) rather than by a bound.
+RETRYABLE_TRUNCATIONS = frozenset({"time", "disconnect"})
+
 
 class Outcome(Protocol):
     """What one attempt produced, as far as the policy cares."""
@@ -63,6 +69,11 @@ class Outcome(Protocol):
         """The raw ``Retry-After`` header of a response, if any."""
         ...
 
+    @property
+    def truncated(self) -> str | None:
+        """The ``WARC-Truncated`` reason of a response whose body was cut, else ``None``."""
+        ...
+
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
 
@@ -71,6 +82,8 @@ def retryable(outcome: Outcome) -> bool:
     """The one predicate: may another attempt give a different answer?"""
     if outcome.kind == "response":
         status = outcome.status or 0
+        if outcome.truncated in RETRYABLE_TRUNCATIONS:
+            return True
         return status in RETRYABLE_STATUSES or 500 <= status <= 599
     return outcome.kind in RETRYABLE_KINDS
 

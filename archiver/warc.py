@@ -9,10 +9,14 @@ Records are assembled in a spool first and appended to the file in one go, so th
 ever grows by whole gzip members. What crashes can leave behind, and what happens to it:
 
 * ``kill -9`` (or a power cut) mid-append leaves a ``.open`` file whose last member is cut.
-  The next ``WarcWriter`` on the folder (or ``recover()``) finds every ``.open`` file that no
-  live writer holds, truncates it after its last complete member, renames it and indexes it.
-  A file with no complete record at all (not even its ``warcinfo``) is moved to
-  ``archive/quarantine/`` rather than deleted, so nothing is destroyed silently.
+  ``recover()`` (run by every ``run``/``check`` before it reads the catalog, and by each new
+  ``WarcWriter``) finds every ``.open`` file that no live writer holds, truncates it after its
+  last complete record, renames it and indexes it. A byte of a complete record is never
+  removed: a file with no complete record at all (not even its ``warcinfo``) is moved to
+  ``archive/quarantine/``, and a file damaged in the middle (complete records after bytes that
+  are not one) is kept whole there as ``NAME.damaged``, while a copy of its records before the
+  damage becomes the closed file. Captures in the catalog whose records did not survive are
+  then forgotten, so that the next run fetches their URLs again.
 * A full disk (or any write error): the half-written member is cut off again, the file is
   closed and renamed (it is valid), and ``ArchiveError`` names it. The writer refuses further
   writes.
@@ -43,6 +47,7 @@ import tempfile
 import threading
 import uuid
 import zlib
+from base64 import b32encode
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +67,7 @@ __all__ = [
     "INDEX_NAME",
     "Exchange",
     "IndexEntry",
+    "MemberScan",
     "PayloadSeen",
     "Recovered",
     "StoredRecord",
@@ -71,6 +77,8 @@ __all__ = [
     "rebuild_index",
     "recover",
     "redact_request_head",
+    "ref_path",
+    "scan_members",
 ]
 
 INDEX_NAME = "index.cdxj"
@@ -126,12 +134,30 @@ class StoredRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class Recovered:
-    """What ``recover`` did with one leftover ``.open`` file."""
+    """What ``recover`` did with one leftover ``.open`` file (see ``recover``).
+
+    ``path``: the closed file (the quarantined file when ``action`` is ``quarantined``);
+    ``records``: the complete records it holds; ``dropped_bytes``: bytes of the leftover not
+    in the closed file; ``size``: the closed file's size (0 when quarantined);
+    ``found_beyond``: complete records found after damage in the middle, kept only in
+    ``kept``, the untouched copy under ``quarantine/``.
+    """
 
     path: Path
-    action: str  # "repaired" or "quarantined"
+    action: str  # "repaired", "damaged" or "quarantined"
     records: int
     dropped_bytes: int
+    size: int = 0
+    found_beyond: int = 0
+    kept: Path | None = None
+
+    @property
+    def closed_path(self) -> Path:
+        """The closed file's path in the archive folder (where a quarantined file would
+        have been closed): what ``WarcRef.path`` values named while it was written."""
+        if self.action == "quarantined":
+            return self.path.parent.parent / _final_name(self.path).name
+        return self.path
 
 
 def payload_digest(stream: IO[bytes]) -> str:
@@ -498,11 +524,7 @@ class WarcWriter:
 
     def _ref(self, record_id: str, offset: int, length: int) -> WarcRef:
         assert self._sink is not None
-        final = _final_name(self._sink.path)
-        try:
-            rel = final.resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            rel = final.as_posix()
+        rel = ref_path(_final_name(self._sink.path), self.root)
         return WarcRef(path=rel, offset=offset, length=length, record_id=record_id)
 
     def _start_file(self) -> None:
@@ -566,6 +588,14 @@ def _field(value: str) -> str:
     return value.replace("\r", " ").replace("\n", " ")
 
 
+def ref_path(path: Path, root: Path) -> str:
+    """How ``WarcRef.path`` names the WARC file ``path``: relative to ``root`` when inside."""
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def _final_name(path: Path) -> Path:
     name = path.name
     return path.with_name(name[: -len(OPEN_SUFFIX)]) if name.endswith(OPEN_SUFFIX) else path
@@ -574,40 +604,233 @@ def _final_name(path: Path) -> Path:
 # ── recovery ────────────────────────────────────────────────────────────────
 
 
-def complete_members(path: Path) -> tuple[int, int]:
-    """(records, bytes): how many whole gzip members, each holding a WARC record, the file
-    starts with, and where the last of them ends. Reads in bounded pieces; the gzip CRC of
-    every member is checked by zlib."""
-    records = good_end = offset = 0
+_SCAN_CHUNK = 1024 * 1024  # compressed bytes read at a time
+_SCAN_OUT = 1024 * 1024  # decoded bytes produced at most per step
+_MAX_WARC_HEAD = 1024 * 1024  # a WARC header block longer than this is not one of ours
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_END_OF_RECORD = b"\r\n\r\n"
+_BLOCK_DIGESTS = frozenset({"md5", "sha1", "sha224", "sha256", "sha384", "sha512"})
+
+
+@dataclass(frozen=True)
+class MemberScan:
+    """What ``scan_members`` found in a WARC file, as (offset, length) spans of gzip members.
+
+    ``complete``: the members, from the start of the file, that each hold one complete WARC
+    record; ``damage``: where the first byte that is not part of one lies (``None`` when the
+    file ends cleanly after the last); ``beyond``: complete records found after the damage
+    (empty for a torn tail, the common case after a crash).
+    """
+
+    size: int
+    complete: tuple[tuple[int, int], ...]
+    damage: int | None
+    beyond: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def records(self) -> int:
+        return len(self.complete)
+
+    @property
+    def good_end(self) -> int:
+        """The end of the last complete record before the damage (0 if none)."""
+        return self.complete[-1][0] + self.complete[-1][1] if self.complete else 0
+
+
+class _RecordCheck:
+    """Checks, as decoded bytes stream in, that they form exactly one complete WARC record:
+    a ``WARC/1.x`` header block with a ``Content-Length``, that many block bytes (matching
+    ``WARC-Block-Digest`` when it names an algorithm hashlib knows), then CRLF CRLF."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.length: int | None = None
+        self.seen = 0
+        self.trailer = b""
+        self.hasher: hashlib._Hash | None = None
+        self.expected = ""
+        self.ok = True
+
+    def feed(self, data: bytes) -> bool:
+        """Take the next decoded bytes; ``False`` once they cannot be one complete record."""
+        if not self.ok or not data:
+            return self.ok
+        if self.length is None:
+            searched = max(0, len(self.head) - 3)
+            self.head += data
+            if self.head[:5] != b"WARC/"[: len(self.head)]:
+                self.ok = False
+                return False
+            end = self.head.find(b"\r\n\r\n", searched)
+            if end < 0:
+                self.ok = len(self.head) <= _MAX_WARC_HEAD
+                return self.ok
+            data = bytes(self.head[end + 4:])
+            self.ok = self._parse_head(bytes(self.head[:end]))
+            if not self.ok:
+                return False
+        assert self.length is not None
+        need = self.length - self.seen
+        if need > 0:
+            block = data[:need]
+            self.seen += len(block)
+            if self.hasher is not None:
+                self.hasher.update(block)
+            data = data[need:]
+        if data:
+            self.trailer += data
+            self.ok = _END_OF_RECORD.startswith(self.trailer)
+        return self.ok
+
+    def _parse_head(self, head: bytes) -> bool:
+        lines = head.split(b"\r\n")
+        if not re.fullmatch(rb"WARC/1\.[01]", lines[0]):
+            return False
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                return False
+            name, value = name.strip().lower(), value.strip()
+            if name == b"content-length":
+                if not value.isdigit():
+                    return False
+                self.length = int(value)
+            elif name == b"warc-block-digest":
+                algorithm, _, expected = value.decode("latin-1").partition(":")
+                algorithm = algorithm.lower().replace("-", "")
+                if algorithm in _BLOCK_DIGESTS:
+                    self.hasher, self.expected = hashlib.new(algorithm), expected
+        return self.length is not None
+
+    def complete(self) -> bool:
+        if not (self.ok and self.length is not None and self.seen == self.length
+                and self.trailer == _END_OF_RECORD):
+            return False
+        if self.hasher is None:
+            return True
+        raw = self.hasher.digest()
+        return self.expected.upper() == b32encode(raw).decode("ascii") \
+            or self.expected.lower() == raw.hex()
+
+
+def _member_end(fh: IO[bytes], start: int) -> int | None:
+    """Where the gzip member starting at ``start`` ends, if it decodes (zlib checks the CRC
+    and length trailer) to one complete WARC record; ``None`` otherwise.
+
+    Streams: at most ``_SCAN_CHUNK`` compressed and ``_SCAN_OUT`` decoded bytes are held.
+    Offsets come from the input actually consumed: ``unconsumed_tail`` is trusted only while
+    the member goes on, ``unused_data`` only once it has ended (at the end, Python 3.11 leaves
+    the leftover input in both, and counting both put the end before the start).
+    """
+    fh.seek(start)
+    decomp = zlib.decompressobj(wbits=31)
+    check = _RecordCheck()
+    buf = b""
+    buf_start = start  # file offset of buf[0]
+    pending = False  # zlib may hold decoded output back when the last step hit _SCAN_OUT
+    # A small first read: after damage, many candidates may fail within their first bytes.
+    size = _SCAN_CHUNK // 16
+    while True:
+        if not buf and not pending:
+            buf = fh.read(size)
+            size = _SCAN_CHUNK
+            if not buf:
+                return None  # the file ends inside the member
+        try:
+            out = decomp.decompress(buf, _SCAN_OUT)
+        except zlib.error:
+            return None
+        pending = len(out) == _SCAN_OUT
+        if not check.feed(out):
+            return None
+        if decomp.eof:
+            end = buf_start + len(buf) - len(decomp.unused_data)
+            return end if check.complete() else None
+        tail = decomp.unconsumed_tail
+        buf_start += len(buf) - len(tail)
+        buf = tail
+
+
+def _find_magic(fh: IO[bytes], start: int) -> int | None:
+    """The offset of the first gzip member header at or after ``start``, or ``None``."""
+    overlap = len(_GZIP_MAGIC) - 1
+    position = start
+    fh.seek(start)
+    carry = b""
+    while True:
+        chunk = fh.read(_SCAN_CHUNK)
+        if not chunk:
+            return None
+        data = carry + chunk
+        found = data.find(_GZIP_MAGIC)
+        if found >= 0:
+            return position - len(carry) + found
+        carry = data[-overlap:]
+        position += len(chunk)
+
+
+def scan_members(path: Path) -> MemberScan:
+    """Walk the gzip members of the WARC file at ``path`` (see ``MemberScan``).
+
+    A member counts only if it decodes with a good CRC and length AND holds exactly one
+    complete WARC record. After the first member that does not, the rest of the file is
+    searched for further complete records, so that damage in the middle is told apart from a
+    torn tail. Raises ``OSError`` when the file cannot be read.
+    """
+    size = os.stat(path).st_size
+    complete: list[tuple[int, int]] = []
+    beyond: list[tuple[int, int]] = []
     with open(path, "rb") as fh:
-        pending = b""
-        while True:
-            decomp = zlib.decompressobj(wbits=31)
-            head = b""
-            try:
-                while not decomp.eof:
-                    if not pending:
-                        pending = fh.read(_COPY_CHUNK)
-                        if not pending:
-                            return records, good_end
-                    out = decomp.decompress(pending, 65536)
-                    if len(head) < 5:
-                        head += out[:5]
-                    used = len(pending) - len(decomp.unconsumed_tail) - len(decomp.unused_data)
-                    offset += used
-                    pending = decomp.unused_data if decomp.eof else decomp.unconsumed_tail
-            except zlib.error:
-                return records, good_end
-            if not head.startswith(b"WARC/"):
-                return records, good_end
-            records += 1
-            good_end = offset
+        position = 0
+        while position < size:
+            end = _member_end(fh, position)
+            if end is None:
+                break
+            complete.append((position, end - position))
+            position = end
+        if position >= size:
+            return MemberScan(size, tuple(complete), None)
+        damage = position
+        candidate = _find_magic(fh, damage + 1)
+        while candidate is not None:
+            end = _member_end(fh, candidate)
+            if end is not None:
+                beyond.append((candidate, end - candidate))
+                candidate = end if end < size else None
+                if candidate is not None:
+                    continue
+                break
+            candidate = _find_magic(fh, candidate + 1)
+    return MemberScan(size, tuple(complete), damage, tuple(beyond))
+
+
+def complete_members(path: Path) -> tuple[int, int]:
+    """(records, bytes): how many complete WARC records, one gzip member each, the file
+    starts with, and where the last of them ends (see ``scan_members``)."""
+    scan = scan_members(path)
+    return scan.records, scan.good_end
 
 
 def recover(archive_dir: Path) -> list[Recovered]:
     """Repair or quarantine every ``*.warc.gz.open`` file in ``archive_dir`` that no live
-    writer holds (see the module docstring), and index closed files the index lacks (a crash
-    between a file's rename and its indexing). Returns what was done to ``.open`` files."""
+    writer holds, and index closed files the index lacks (a crash between a file's rename and
+    its indexing). Returns what was done to ``.open`` files. Never removes a byte of a
+    complete record:
+
+    * ``repaired``: complete records, then a torn tail (a crash mid-append) or bytes that hold
+      no complete record (zeros after a power cut, garbage): the tail is cut off and the file
+      closed under its final name.
+    * ``damaged``: complete records, then bytes that are not one, then complete records again.
+      The file is left exactly as found under ``quarantine/NAME.damaged``, and a copy of its
+      records before the damage becomes the closed file (so their offsets stay right). The
+      records after the damage stay only in the quarantined copy.
+    * ``quarantined``: not one complete record at the start (not even the ``warcinfo``): the
+      whole file moves to ``quarantine/``.
+
+    ``Recovered.size`` is the closed file's size: a catalog entry pointing past it has lost
+    its record (``Catalog.forget_lost_captures``). Raises ``ArchiveError`` naming the file
+    when one cannot be read, cut, copied or renamed.
+    """
     done: list[Recovered] = []
     repaired: list[Path] = []
     for path in sorted(Path(archive_dir).glob(f"*.warc.gz{OPEN_SUFFIX}")):
@@ -620,32 +843,73 @@ def recover(archive_dir: Path) -> list[Recovered]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live writer holds it
-            size = os.fstat(fd).st_size
-            records, good_end = complete_members(path)
-            if records == 0:
-                target = Path(archive_dir) / QUARANTINE / path.name
-                target.parent.mkdir(exist_ok=True)
-                os.rename(path, target)
-                done.append(Recovered(target, "quarantined", 0, size))
-                continue
-            os.ftruncate(fd, good_end)
-            os.fsync(fd)
-            final = _final_name(path)
-            os.rename(path, final)
-            repaired.append(final)
-            done.append(Recovered(final, "repaired", records, size - good_end))
+            outcome = _recover_one(Path(archive_dir), path, fd)
+            done.append(outcome)
+            if outcome.action != "quarantined":
+                repaired.append(outcome.path)
         except OSError as exc:
             raise ArchiveError(f"{path}: cannot recover WARC file: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
-    if repaired:
+    if done:
         _fsync_dir(Path(archive_dir))
+    if repaired:
+        _add_to_index(Path(archive_dir), repaired)  # replaces any lines already there
     # A crash between a file's rename and its indexing leaves a closed file out of the index.
     indexed = _indexed_files(Path(archive_dir))
     missing = [f for f in sorted(Path(archive_dir).glob("*.warc.gz")) if f.name not in indexed]
     if missing:
         _add_to_index(Path(archive_dir), missing)
     return done
+
+
+def _recover_one(archive_dir: Path, path: Path, fd: int) -> Recovered:
+    """Recover one ``.open`` file, held locked through ``fd`` (see ``recover``)."""
+    scan = scan_members(path)
+    final = _final_name(path)
+    quarantine = archive_dir / QUARANTINE
+    if scan.records == 0:
+        quarantine.mkdir(exist_ok=True)
+        target = _unused(quarantine / path.name)
+        os.rename(path, target)
+        return Recovered(target, "quarantined", 0, scan.size, size=0,
+                         found_beyond=len(scan.beyond))
+    if not scan.beyond:
+        # A torn tail: nothing complete comes after the last complete record.
+        os.ftruncate(fd, scan.good_end)
+        os.fsync(fd)
+        os.rename(path, final)
+        return Recovered(final, "repaired", scan.records, scan.size - scan.good_end,
+                         size=scan.good_end)
+    # Damage in the middle: keep the file whole, and close a copy of what precedes it.
+    quarantine.mkdir(exist_ok=True)
+    kept = _unused(quarantine / (final.name + ".damaged"))
+    partial = path.with_name(path.name + ".partial")
+    with open(path, "rb") as src, open(partial, "wb") as dst:
+        left = scan.good_end
+        while left:
+            chunk = src.read(min(left, _COPY_CHUNK))
+            if not chunk:
+                raise OSError(errno.EIO, "file shrank while being recovered")
+            dst.write(chunk)
+            left -= len(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    # In this order, a crash in between leaves the .open file to be recovered again.
+    os.rename(partial, final)
+    os.rename(path, kept)
+    return Recovered(final, "damaged", scan.records, scan.size - scan.good_end,
+                     size=scan.good_end, found_beyond=len(scan.beyond), kept=kept)
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``...: whichever does not exist yet (quarantine keeps
+    everything, so nothing there is ever replaced)."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
 
 
 def _indexed_files(archive_dir: Path) -> set[str]:

@@ -19,10 +19,12 @@ from archiver.models import (
     ChangeKind,
     Claim,
     Document,
+    Finding,
     Footnote,
     LinkRecord,
     LinkState,
     Memento,
+    Severity,
     Source,
     Verdict,
     WarcRef,
@@ -273,3 +275,51 @@ def evidence_report(published: date | None = EVIDENCE_PUBLISHED) -> Report:
     source = Source(id="evidence", path="/evidence.md", title="Evidence sample",
                     published=published)
     return build_report(source, document, links, generated_at=GENERATED)
+
+
+def _long(prefix: str, n: int = 300) -> str:
+    """``prefix`` followed by unbroken characters up to ``n`` characters: no space to wrap at."""
+    return prefix + "x" * (n - len(prefix))
+
+
+def long_strings_report() -> Report:
+    """A report whose every field from the document or the web is a 300-character unbroken
+    string (URLs, final URLs, Internet Archive addresses, reasons, titles, excerpts, footnote
+    and claim text, finding messages, run notes and details, the source's title and path)."""
+    urls = tuple(_long(f"https://long{i}.example.org/path/") for i in range(1, 4))
+    footnotes = tuple(
+        Footnote(number=n, text=_long(f"Footnote{n}:"), urls=(url,), line=10 * n,
+                 claims=(Claim(footnote=n, text=_long(f"Claim{n}:"), line=10 * n - 2),))
+        for n, url in enumerate(urls, start=1)
+    )
+    findings = (Finding("tracking-parameter", Severity.WARNING, _long("message:"), 1, 10,
+                        urls[0], urls[0]),)
+    document = Document(path=_long("/docs/"), format="markdown", footnotes=footnotes,
+                        findings=findings)
+    dead = Memento(url=_long("https://web.archive.org/web/20201028061500/https://x.org/"),
+                   datetime=datetime(2020, 10, 28, 6, 15, tzinfo=UTC), original_url=urls[1])
+    links = [
+        LinkRecord(url=urls[0], footnotes=(1,), verdict=Verdict.REDIRECTED, http_status=200,
+                   reason=_long("reason:"), final_url=_long("https://final.example.org/"),
+                   attempts=1, capture=WarcRef(WARC, 0, 900, "<urn:uuid:" + "a" * 36 + ">"),
+                   captured_at=GENERATED, title=_long("Title:"), excerpt=_long("Excerpt:"),
+                   state=LinkState.OK, checked_at=GENERATED),
+        LinkRecord(url=urls[1], footnotes=(2,), verdict=Verdict.NOT_FOUND, http_status=404,
+                   reason=_long("reason:"), final_url=urls[1], attempts=1,
+                   capture=WarcRef(WARC, 900, 900, "<urn:uuid:" + "b" * 36 + ">"),
+                   captured_at=GENERATED, memento=dead,
+                   rescued=WarcRef(WARC, 1800, 500, "<urn:uuid:" + "c" * 36 + ">"),
+                   state=LinkState.FAILING, failing_since=GENERATED, checked_at=GENERATED),
+        LinkRecord(url=urls[2], footnotes=(3,), verdict=Verdict.TIMEOUT, reason=_long("why:"),
+                   attempts=3, state=LinkState.FAILING, failing_since=GENERATED,
+                   checked_at=GENERATED),
+    ]
+    changes = [Change(url=urls[1], kind=ChangeKind.NEWLY_FAILING, verdict=Verdict.NOT_FOUND,
+                      previous_verdict=Verdict.OK, since=GENERATED, footnotes=(2,),
+                      reason=_long("change:")),
+               Change(url=urls[2], kind=ChangeKind.STILL_FAILING, verdict=Verdict.TIMEOUT,
+                      previous_verdict=Verdict.TIMEOUT, footnotes=(3,), reason=_long("still:"))]
+    source = Source(id="long-strings", path=_long("/docs/"), title=_long("Title:"),
+                    published=date(2020, 11, 1))
+    return build_report(source, document, links, generated_at=GENERATED, changes=changes,
+                        notes=(_long("Note:"),), run={"run_id": 7, "detail": _long("run:")})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -96,8 +97,15 @@ def test_extract_json_matches_the_contract_shape(briefing: Path) -> None:
 
 
 def test_lint_strict_fails_on_the_briefing_warnings(briefing: Path) -> None:
-    assert call("lint", str(briefing))[0] == 0
-    assert call("lint", str(briefing), "--strict")[0] == 1
+    code, out, _ = call("lint", str(briefing))
+    assert code == 0 and "failed" not in out
+    # --strict says why it failed, once, as its last line.
+    code, out, _ = call("lint", str(briefing), "--strict")
+    assert code == 1
+    assert out.splitlines()[-1] == "failed: 31 warnings (--strict)"
+    assert out.count("failed:") == 1
+    code, out, _ = call("lint", str(briefing), "--strict", "--format", "json")
+    assert code == 1 and json.loads(out)["failed"] == "31 warnings (--strict)"
 
 
 def test_extract_unreadable_file_exits_2_naming_it(tmp_path: Path) -> None:

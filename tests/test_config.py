@@ -47,6 +47,9 @@ def test_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
         ("[fetch]\nconcurrency = 0\n", "must be at least 1"),
         ("[rescue]\nconcurrency = 0\n", "[rescue] concurrency, breaker_after"),
         ("[rescue]\nbreaker_after = 0\n", "[rescue] concurrency, breaker_after"),
+        ("[fetch]\nrun_deadline = -1\n", "[fetch].run_deadline: must not be negative"),
+        ("[fetch]\nhost_give_up = 1.5\n", "[fetch].host_give_up: expected a whole number"),
+        ("[fetch]\nhost-give-up = 3\n", "unknown key 'host-give-up'"),
         ('[[sources]]\nid = "Bad Id"\npath = "a.md"\n', "sources[1].id"),
         ('[[sources]]\nid = "a"\n', "sources[1].path"),
         ('[[sources]]\nid = "a"\npath = "a.md"\n[[sources]]\nid = "a"\npath = "b.md"\n',
@@ -73,3 +76,39 @@ def test_unknown_source_id_lists_the_known_ones(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, '[[sources]]\nid = "a"\npath = "a.md"\n'))
     with pytest.raises(ConfigError, match="known: a"):
         settings.source("b")
+
+
+def test_run_limits_are_read_with_documented_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, ""))
+    assert settings.fetch.run_deadline == 3600 and settings.fetch.host_give_up == 3
+    assert settings.check.outage_min_hosts == 5
+    path = write(tmp_path, "[fetch]\nrun_deadline = 0\nhost_give_up = 0\n"
+                           "[check]\noutage_min_hosts = 8\n")
+    settings = load_settings(path)
+    assert settings.fetch.run_deadline == 0.0 and settings.fetch.host_give_up == 0
+    assert settings.check.outage_min_hosts == 8
+    overridden = load_settings(path, overrides={"run_deadline": 60.0})
+    assert overridden.fetch.run_deadline == 60.0
+
+
+def test_readme_documents_every_config_key() -> None:
+    """Every key the config accepts appears, with its default, in README's sources.toml."""
+    import dataclasses
+    import tomllib
+
+    from archiver import config
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```toml", readme.index("## sources.toml")) + len("```toml")
+    documented = tomllib.loads(readme[start:readme.index("```", start)])
+    defaults = {"fetch": config.FetchSettings(), "rescue": config.RescueSettings(),
+                "check": config.CheckSettings(),
+                "archive": config.ArchiveSettings(dir=Path("archive"),
+                                                  reports_dir=Path("reports"))}
+    for table, default in defaults.items():
+        keys = set(documented[table])
+        names = {f.name for f in dataclasses.fields(default)}  # type: ignore[arg-type]
+        assert names == keys, (f"[{table}]: not in README {sorted(names - keys)}, "
+                               f"unknown {sorted(keys - names)}")
+        for key in keys - {"dir", "reports_dir", "user_agent"}:
+            assert documented[table][key] == getattr(default, key), f"[{table}] {key}"

@@ -263,10 +263,13 @@ def test_slow_drip_is_cut_by_the_deadline(web: WebServer, tmp_path: Path) -> Non
     web.route("/drip", drip(total=1000, interval=0.05))
     settings = replace(FAST, timeout=5.0, deadline=1.0)
     started = time.monotonic()
-    result, _ = one(settings, web.url("/drip"), tmp_path / "archive")
+    result, attempts = one(settings, web.url("/drip"), tmp_path / "archive")
     assert time.monotonic() - started < 2.0
     assert isinstance(result, Capture) and result.truncated == "time"
-    assert 5 <= len(result.content) < 1000
+    assert 5 <= len(result.content) < 1000 and result.body_bytes == len(result.content)
+    # The deadline is spent: a cut body is retried only while time is left.
+    assert [(a.outcome, a.error) for a in attempts] == [
+        ("response", "the body did not finish within the deadline of 1s")]
     (record,) = response_records(tmp_path / "archive")
     assert record[1]["WARC-Truncated"] == "time" and record[3] == result.content
 

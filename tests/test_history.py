@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 
 from archiver.config import CheckSettings
 from archiver.history import (
+    MIN_HOSTS,
+    NEVER_DEAD,
     LinkStatus,
     changes,
+    hosts_tested,
     is_offline,
     is_outage,
     link_status,
@@ -222,7 +225,7 @@ def test_property_one_more_failure_never_heals(history: list[R], rule: CheckSett
     after = link_status([*history, R(verdict, later)], rule)
     assert after.state is not LinkState.OK
     assert after.consecutive_failures == before.consecutive_failures + 1
-    if before.state is LinkState.DEAD and verdict is not Verdict.BLOCKED:
+    if before.state is LinkState.DEAD and verdict not in NEVER_DEAD:
         assert after.state is LinkState.DEAD
 
 
@@ -235,10 +238,27 @@ def test_no_network_at_all_is_offline_and_an_outage() -> None:
         "https://a.example/2": Verdict.DNS_ERROR,
         "https://b.example/": Verdict.CONNECTION_ERROR,
         "http://c.example/x": Verdict.TIMEOUT,
+        "https://d.example/": Verdict.TLS_ERROR,
+        "https://e.example/": Verdict.DNS_ERROR,
         "notaurl": Verdict.INVALID_URL,  # involves no network: left out
     }
     assert is_offline(results)
     assert is_outage(results, RULES)
+
+
+def test_a_few_hosts_all_failing_are_real_failures_not_an_outage() -> None:
+    # Four dead domains and no network look alike: below the minimum (5 hosts) the
+    # failures count as the links' own, so that dead domains can be declared dead.
+    four = {f"https://dead{i}.example/": Verdict.DNS_ERROR for i in range(4)}
+    assert hosts_tested(four) == 4 and RULES.outage_min_hosts == MIN_HOSTS == 5
+    assert not is_offline(four)
+    assert not is_outage(four, RULES)
+    assert is_outage(four, replace(RULES, outage_min_hosts=4))
+    five = {**four, "https://dead4.example/": Verdict.TIMEOUT}
+    assert is_offline(five) and is_outage(five, RULES)
+    # the ratio alone is not enough either: 4 of 4 hosts down, but only 4
+    four_down = {**four, "https://up.example/": Verdict.OK}
+    assert not is_outage(four_down, replace(RULES, outage_ratio=0.5))
 
 
 def test_one_host_failing_is_not_offline() -> None:
@@ -253,7 +273,8 @@ def test_ports_count_as_distinct_hosts() -> None:
         "http://127.0.0.1:8001/": Verdict.CONNECTION_ERROR,
         "http://127.0.0.1:8002/": Verdict.CONNECTION_ERROR,
     }
-    assert is_offline(results)
+    assert hosts_tested(results) == 2
+    assert is_offline(results, min_hosts=2)
 
 
 def test_nearly_every_host_down_is_an_outage() -> None:
@@ -293,9 +314,9 @@ def test_urls_that_were_already_unreachable_say_nothing_about_the_network() -> N
     # a resumed run retries only what failed: two dead domains are not "no network"
     results = {"https://dead-a.example/": Verdict.DNS_ERROR,
                "https://dead-b.example/": Verdict.DNS_ERROR}
-    assert is_offline(results)  # without history it looks like no network
+    assert is_offline(results, min_hosts=2)  # without history it looks like no network
     previous = {url: R(Verdict.DNS_ERROR, day(0)) for url in results}
-    assert not is_offline(results, previous=previous)
+    assert not is_offline(results, previous=previous, min_hosts=2)
     assert not is_outage(results, RULES, previous=previous)
     # but hosts that answered last time and fail now do count
     many = {f"https://h{i}.example/": Verdict.CONNECTION_ERROR for i in range(6)}
@@ -310,9 +331,9 @@ def test_outage_accepts_judgements_failures_and_host_overrides() -> None:
         "https://a.example/": Judgement(Verdict.DNS_ERROR, "no such host"),
         "https://b.example/": FetchFailure("https://b.example/", Verdict.TIMEOUT, "timed out"),
     }
-    assert is_offline(results)
+    assert is_offline(results, min_hosts=2)
     same_host = {url: "one-host" for url in results}
-    assert not is_offline(results, same_host)
+    assert not is_offline(results, same_host, min_hosts=2)
     with pytest.raises(TypeError):
         is_outage({"https://a.example/": "dns_error"}, RULES)
 
@@ -463,8 +484,14 @@ def test_two_dead_domains_are_not_mistaken_for_an_outage() -> None:
     assert [c.kind for c in found] == [ChangeKind.STILL_FAILING] * 2
     found = changes({}, current, RULES, before=dict.fromkeys(urls, before))
     assert [c.kind for c in found] == [ChangeKind.STILL_FAILING] * 2
-    # the same failures after a healthy check do look like the network went down
+    # the same failures after a healthy check are real failures with two hosts ...
     was_ok = status_of([R(Verdict.OK, day(0))])
+    found = changes(dict.fromkeys(urls, R(Verdict.OK, day(0))), current, RULES,
+                    before=dict.fromkeys(urls, was_ok))
+    assert [c.kind for c in found] == [ChangeKind.NEWLY_FAILING] * 2
+    # ... and look like the network went down with five
+    urls = [f"https://host{i}.example/" for i in range(5)]
+    current = {url: (judged(Verdict.DNS_ERROR), after, None) for url in urls}
     assert changes(dict.fromkeys(urls, R(Verdict.OK, day(0))), current, RULES,
                    before=dict.fromkeys(urls, was_ok)) == []
 

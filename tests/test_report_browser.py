@@ -195,3 +195,48 @@ def test_print_shows_every_footnote_without_the_controls(opened) -> None:
     page.emulate_media(media="print")
     assert page.locator("#filters").is_hidden()
     assert _visible(page) == len(report.entries)
+
+
+# Everything wider than the viewport, and how far the page scrolls sideways.
+_OVERFLOW = """() => {
+  const width = window.innerWidth;
+  const wide = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const box = el.getBoundingClientRect();
+    const name = `${el.tagName.toLowerCase()}.${el.className}`;
+    if (box.width > 0 && (box.right > width + 0.5 || box.left < -0.5)) {
+      wide.push(`${name}: ${Math.round(box.left)}..${Math.round(box.right)}`);
+    } else if (el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0
+               && getComputedStyle(el).overflowX === 'visible') {
+      wide.push(`${name}: content ${el.scrollWidth} px in ${el.clientWidth} px`);
+    }
+  }
+  return {scroll: document.scrollingElement.scrollWidth, width, wide: wide.slice(0, 10)};
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+@pytest.mark.parametrize("sample", ["long strings", "briefing"])
+def test_nothing_is_wider_than_the_window(browser, tmp_path: Path, width: int,
+                                          sample: str) -> None:
+    """300-character URLs, messages and titles without a space (and the briefing's own
+    report) wrap: the page never scrolls sideways and no element sticks out of the window or
+    out of its own box, at desktop and phone widths."""
+    from tests.report_samples import long_strings_report
+
+    report = long_strings_report() if sample == "long strings" else sample_report()
+    folder = tmp_path / "reports" / report.source.id
+    write_reports(report, folder)
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.goto((folder / "report.html").as_uri())
+    page.wait_for_load_state("load")
+    for details in page.locator("details").all():  # the folded parts count too
+        details.evaluate("el => el.open = true")
+    found = page.evaluate(_OVERFLOW)
+    assert found["scroll"] <= found["width"], found
+    assert found["wide"] == [], found
+    if sample == "long strings":  # the long texts are all there (wrapped, not cut)
+        assert page.locator(".fn").count() == 3
+        assert "x" * 200 in page.locator(".reason").first.inner_text().replace("\n", "")
+    context.close()

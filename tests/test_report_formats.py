@@ -13,6 +13,7 @@ import io
 import json
 import re
 from collections import Counter
+from datetime import UTC
 from html.parser import HTMLParser
 
 import pytest
@@ -26,10 +27,12 @@ from archiver.models import (
     LinkRecord,
     Source,
     Verdict,
+    WarcRef,
     isoformat,
 )
 from archiver.report import build_report, render_csv, render_html, render_json, render_md
 from archiver.report.render_csv import CSV_COLUMNS, safe_cell
+from archiver.report.render_html import replay_url
 from tests.report_samples import (
     GENERATED,
     HEALTHY_URL,
@@ -295,12 +298,12 @@ def test_html_carries_robust_links_and_archived_copies(report) -> None:
                 assert mark["data-versionurl"] == link.memento.url
                 assert mark["data-versiondate"] == isoformat(link.memento.datetime)
             elif link.capture is not None:
-                assert mark["data-versionurl"] == "../../" + link.capture.path
+                assert mark["data-versionurl"] == replay_url(link.url, link.captured_at)
                 assert mark["data-versiondate"] == isoformat(link.captured_at)
             else:
                 assert not mark.has_attr("data-versionurl")
     captured = next(x for x in report.links if x.capture is not None)
-    assert soup.find("a", href="../../" + captured.capture.path)
+    assert soup.find("a", href=replay_url(captured.url, captured.captured_at))
     assert captured.capture.record_id in soup.get_text()
     ok = next(x for x in report.links if x.excerpt)
     assert ok.excerpt in soup.get_text()
@@ -355,7 +358,9 @@ def test_json_says_per_link_where_the_evidence_is(evidence) -> None:
     data = json.loads(render_json(evidence))
     links = {link["url"]: link for link in data["links"]}
     for url, (kind, days) in EXPECTED.items():
-        assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days", "provenance"}
+        assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days",
+                                                   "truncated", "provenance"}
+        assert links[url]["truncated"] is None  # every capture of these samples is whole
         assert (links[url]["evidence"], links[url]["memento_offset_days"]) == (kind, days)
     # The healthy link keeps its memento and capture; only the evidence fields are null.
     assert links[HEALTHY_URL]["memento"] is not None and links[HEALTHY_URL]["capture"]
@@ -528,3 +533,56 @@ def test_a_link_not_looked_up_is_unknown_not_no_copy(why: str) -> None:
     assert "no archived copy found**" not in text
     rows = list(csv.reader(io.StringIO(render_csv(report))))
     assert dict(zip(CSV_COLUMNS, rows[1], strict=True))["evidence"] == "unknown"
+
+
+def test_html_links_our_captures_to_their_replay_not_to_warc_files(report) -> None:
+    """An editor can open "Our capture" (the replay in ``archiver serve``, the command
+    stated); the page links no file under ``archive/``, so it still works copied alone; the
+    WARC file, record id, offset and length stay as text to cite."""
+    soup = BeautifulSoup(render_html(report), "lxml")
+    assert not [a["href"] for a in soup.find_all("a", href=True) if ".warc" in a["href"]]
+    captured = [x for x in report.links if x.capture is not None]
+    assert captured
+    for link in captured:
+        stamp = link.captured_at.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+        href = f"http://127.0.0.1:8080/archive/{stamp}/{link.url}"
+        assert replay_url(link.url, link.captured_at) == href
+        anchor = soup.find("a", class_="replay", href=href)
+        assert anchor is not None, href
+        row = anchor.find_parent("dd").get_text(" ")
+        assert "archiver serve" in row and "to open" in row
+        assert link.capture.record_id in row and link.capture.path in row
+        assert f"offset {link.capture.offset}" in row
+    # A rescued Internet Archive copy is replayed under the address it was fetched from.
+    evidence = evidence_report()
+    rescued = next(x for x in evidence.links if x.rescued is not None)
+    assert rescued.memento is not None and rescued.memento.raw_url
+    copy = BeautifulSoup(render_html(evidence), "lxml")
+    assert copy.find("a", class_="replay", href=replay_url(rescued.memento.raw_url, None))
+    assert rescued.rescued.record_id in copy.get_text()
+    assert "archiver serve" in soup.select_one(".page-foot").get_text()
+
+
+def test_html_filter_chips_say_they_count_footnotes_and_the_chart_urls(report) -> None:
+    soup = BeautifulSoup(render_html(report), "lxml")
+    legend = soup.select_one("#filters legend").get_text(" ")
+    assert "number of footnotes" in legend and "chart above counts URLs" in legend
+    assert "distinct cited URLs" in soup.select_one(".chart figcaption").get_text()
+    for chip in soup.select("#filters .check .n"):
+        key = chip["data-footnote-count"]
+        count = sum(1 for entry in report.entries if key in entry.keys)
+        assert chip.get_text(" ").split() == [str(count), "footnotes"]
+
+
+def test_html_gives_the_capture_record_id_and_payload_digest_as_text() -> None:
+    url = "https://example.org/page"
+    digest = "sha1:2BOSCEWUX3U7KKTB6UVMHQZCPYJ4D7WW"
+    note = Footnote(number=1, text=f"See {url}", urls=(url,), line=3,
+                    claims=(Claim(footnote=1, text="Claim.", line=1),))
+    link = LinkRecord(url=url, footnotes=(1,), verdict=Verdict.OK, http_status=200,
+                      capture=WarcRef("archive/a.warc.gz", 10, 20, "<urn:uuid:1234>"),
+                      captured_at=GENERATED, checked_at=GENERATED, payload_digest=digest)
+    report = build_report(Source("s", "/x.md"), Document("/x.md", "markdown", (note,)), [link],
+                          generated_at=GENERATED)
+    row = BeautifulSoup(render_html(report), "lxml").select_one(".evidence dd").get_text(" ")
+    assert "<urn:uuid:1234>" in row and digest in row and "archive/a.warc.gz" in row

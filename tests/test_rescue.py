@@ -716,3 +716,15 @@ def test_save_page_now_stops_at_an_unreachable_archive(wb, monkeypatch):
     # Polling a job's status against the same host is not sent either.
     assert status.status is SaveStatus.FAILED and status.unreachable
     assert wb.calls("status") == []
+
+
+def test_a_host_that_does_not_resolve_counts_towards_the_breaker() -> None:
+    """DNS and TLS failures are never retried, but they say the archive host is out of
+    reach as surely as a refused connection: the breaker counts them."""
+    from archiver.rescue import _Answer
+
+    dns = _Answer(None, failure="connection failed: name does not resolve", retryable=False,
+                  down=True)
+    assert dns.network_failure
+    too_large = _Answer(None, failure="the archive's answer was too large", retryable=False)
+    assert not too_large.network_failure

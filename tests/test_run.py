@@ -183,16 +183,132 @@ def test_check_reports_newly_failing_and_recovered(tmp_path: Path, site: WebServ
     read_back(tmp_path)
 
 
-def test_no_network_is_said_plainly_and_changes_nothing(tmp_path: Path) -> None:
+def offline_urls(count: int, hosts: int) -> list[str]:
     # .invalid never resolves (RFC 6761): this is what an offline laptop sees for every URL.
-    urls = [f"https://host{i}.example.invalid/page" for i in range(4)]
-    config = make_project(tmp_path, urls)
-    code, out, _ = call("run", "--config", str(config))
+    return [f"https://host{i % hosts}.example.invalid/page/{i}" for i in range(count)]
+
+
+def test_no_network_is_said_once_fast_and_claims_no_fetch(tmp_path: Path) -> None:
+    config = make_project(tmp_path, offline_urls(99, 33))
+    code, out, err = call("run", "--config", str(config))
     assert code == 0
-    assert out.splitlines()[0].startswith("No network")
+    # One line, said once: no line per URL, no second "No network" as a note.
+    assert out.splitlines() == [out.splitlines()[0]]
+    assert out.startswith("No network")
+    assert (out + err).count("No network") == 1
+    assert "dns_error" not in err and err == "", err
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
     assert all(link["verdict"] is None for link in report["links"])
-    assert any("No network" in note for note in report.get("notes", []))
+    assert sum("No network" in note for note in report["notes"]) == 1
+
+    code, out, _ = call("run", "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["offline"] is True
+    assert data["fetched"] == 0 and data["reached"] == 0
+    # It stopped after the first hosts (bounded work): the URLs not started were not
+    # fetched, and each one says why.
+    assert 0 < len(data["not_fetched"]) < 99, data
+    assert {item["reason"] for item in data["not_fetched"]} == {"not fetched: no network"}
+
+
+def test_dead_domains_cited_first_do_not_look_like_no_network(tmp_path: Path,
+                                                              site: WebServer) -> None:
+    # The first five hosts are dead; the next three answer, slowly (after the dead ones
+    # failed): the run must go on (and five of eight hosts down is not an outage either).
+    slow = Reply(200, ARTICLE, {"Content-Type": "text/html"}, delay=2.5)
+    with WebServer() as second, WebServer() as third:
+        site.route("/article", slow)
+        site.route("/gone", Reply(410, b"gone", {"Content-Type": "text/plain"}, delay=2.5))
+        for server in (second, third):
+            server.route("/article", slow)
+        live = [site.url("/article"), site.url("/gone"), second.url("/article"),
+                third.url("/article")]
+        config = make_project(tmp_path, [*offline_urls(5, 5), *live])
+        code, out, _ = call("run", "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["offline"] is False and data["outage"] is False
+    assert data["not_fetched"] == []
+    assert data["fetched"] == 9 and data["reached"] == 4
+    links = {link["url"]: link for link in
+             json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())["links"]}
+    assert [links[u]["verdict"] for u in live] == ["ok", "gone", "ok", "ok"]
+    assert {links[u]["verdict"] for u in offline_urls(5, 5)} == {"dns_error"}
+
+
+def test_offline_refusals_are_still_reported_as_refused(tmp_path: Path) -> None:
+    # A literal private address is refused without the network: offline or not, that is
+    # the verdict, not "not checked yet".
+    refused = ["http://10.0.0.1/internal", "http://127.0.0.1:9/admin"]
+    config = make_project(tmp_path, [*offline_urls(12, 6), *refused])
+    config.write_text(config.read_text().replace("allow_private_networks = true",
+                                                 "allow_private_networks = false"))
+    code, out, _ = call("run", "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["offline"] is True
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    links = {link["url"]: link for link in report["links"]}
+    for url in refused:
+        assert links[url]["verdict"] == "private_address", links[url]
+        assert "refused" in links[url]["reason"]
+    assert all(links[u]["verdict"] is None for u in links if u not in refused)
+    assert data["refused"] == 2 and data["fetched"] == 0
+
+
+def test_report_keeps_the_run_notes(tmp_path: Path) -> None:
+    config = make_project(tmp_path, offline_urls(10, 5))
+    assert call("run", "--config", str(config))[0] == 0
+    path = tmp_path / "reports" / "brief" / "report.json"
+    notes = json.loads(path.read_text())["notes"]
+    assert any(note.startswith("No network") for note in notes)
+    path.unlink()
+    code, _, _ = call("report", "--config", str(config))
+    assert code == 0
+    rebuilt = json.loads(path.read_text())
+    assert rebuilt["notes"] == notes
+    assert rebuilt["run"]["offline"] is True
+    html = (tmp_path / "reports" / "brief" / "report.html").read_text()
+    assert "No network" in html
+
+
+def test_few_hosts_failing_are_real_results_and_the_summary_says_why(tmp_path: Path) -> None:
+    # Four hosts cannot tell a network fault from four dead domains: record the failures
+    # (so dead domains can die), and say the outage test did not apply.
+    config = make_project(tmp_path, offline_urls(8, 4))
+    code, out, _ = call("run", "--config", str(config))
+    assert code == 0
+    first = out.splitlines()[0]
+    assert "8 dns_error" in first and "outage test not applied (4 host(s), needs 5)" in first
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert {link["verdict"] for link in report["links"]} == {"dns_error"}
+    assert any(note.startswith("Outage test not applied") for note in report["notes"])
+    (tmp_path / "other").mkdir()
+    config = make_project(tmp_path / "other", offline_urls(8, 4))
+    code, out, _ = call("check", "--config", str(config), "--format", "json")
+    data = json.loads(out)
+    assert data["outage"] is False and data["outage_test"] == {
+        "applied": False, "hosts": 4, "min_hosts": 5}
+    assert "outage test not applied" in data["summary"]
+    # Failing again is no news about the network: nothing to say about the outage test.
+    code, out, _ = call("check", "--config", str(config), "--format", "json")
+    assert "outage test" not in json.loads(out)["summary"]
+
+
+def test_check_quiet_prints_the_summary_and_each_problem_once(tmp_path: Path,
+                                                              site: WebServer) -> None:
+    urls = [site.url("/article"), site.url("/missing"), site.url("/gone")]
+    config = make_project(tmp_path, urls)
+    code, out, err = call("check", "--config", str(config), "--quiet")
+    assert code == 1 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("archiver check: 2 newly failing")
+    for url in urls[1:]:
+        assert sum(url in line for line in lines) == 1, out
+    assert urls[0] not in out and "report.html" not in out
+    assert len(lines) <= 4, out
+    # Without --quiet each failing link is still listed once (with its reason).
+    code, out, _ = call("check", "--config", str(config))
+    for url in urls[1:]:
+        assert sum(url in line for line in out.splitlines()) == 1, out
 
 
 def test_show_lists_and_returns_exact_bytes(tmp_path: Path, site: WebServer) -> None:

@@ -274,7 +274,7 @@ def test_a_footnote_with_several_urls_needs_url_n_to_read_one(tmp_path: Path,
 
 
 @pytest.mark.parametrize("ref", ["brief#abc", "not a url", "unknown-source#3", "#3",
-                                 "ftp://example.org/x", "brief#"])
+                                 "ftp://example.org/x", "brief#", "brief#1\n"])
 def test_malformed_references_are_usage_errors(tmp_path: Path, web: WebServer,
                                                ref: str) -> None:
     config = make_project(tmp_path, [web.url("/a")])

@@ -35,7 +35,7 @@ from archiver.warc import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-WARCIO = REPO / ".venv" / "bin" / "warcio"
+WARCIO = Path(sys.executable).parent / "warcio"  # the interpreter's own environment
 WHEN = datetime(2026, 11, 25, 12, 0, 1, tzinfo=UTC)
 
 

@@ -61,21 +61,38 @@ def lint(paths: list[Path], *, config: Path, fmt: str, strict: bool, io: Output)
             unreadable.append(str(exc))
             io.error(str(exc))
 
+    why = _why_failed(docs, failing, strict)
     if fmt == "json":
         io.json({
             "documents": [{"path": d.path, "format": d.format, **_counts(d),
                            "findings": to_json(d)["findings"]} for d in docs],
             "unreadable": unreadable,
             "strict": strict,
+            "failed": why,
         })
     else:
         for i, doc in enumerate(docs):
             if i:
                 io.print("")
             io.print(render_text(doc))
+        if why:
+            io.print("")
+            io.print(f"failed: {why}")
     if unreadable:
         return 2
-    return 1 if any(f.severity in failing for d in docs for f in d.findings) else 0
+    return 1 if why else 0
+
+
+def _why_failed(docs: list[Document], failing: set[Severity], strict: bool) -> str | None:
+    """Why lint fails ("31 warnings (--strict)", "2 errors"), or ``None`` when it passes."""
+    counts = {s: sum(1 for d in docs for f in d.findings if f.severity is s) for s in failing}
+    parts = []
+    for severity in sorted(failing, key=lambda s: -s.rank):
+        if counts[severity]:
+            name = severity.value + ("" if counts[severity] == 1 else "s")
+            strict_only = severity is not Severity.ERROR and strict
+            parts.append(f"{counts[severity]} {name}" + (" (--strict)" if strict_only else ""))
+    return ", ".join(parts) or None
 
 
 def _counts(doc: Document) -> dict[str, int]:

@@ -7,7 +7,6 @@ details follow. Progress goes to stderr: a live bar on a terminal, plain lines o
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from archiver.config import load_settings
 from archiver.models import ChangeKind, Verdict, isoformat
 from archiver.pipeline import SilentProgress
+from archiver.safetext import escape_controls, json_dumps
 
 if TYPE_CHECKING:
     from archiver.cli import Output
@@ -42,7 +42,8 @@ class PlainProgress:
     def advance(self, url: str, verdict: str) -> None:
         self.count += 1
         width = len(str(self.total))
-        self.io.err.write(f"  [{self.count:>{width}}/{self.total}] {verdict:<16} {url}\n")
+        self.io.err.write(f"  [{self.count:>{width}}/{self.total}] {verdict:<16} "
+                          f"{escape_controls(url)}\n")
         self.io.err.flush()
 
     def done(self) -> None:
@@ -110,22 +111,55 @@ def _summary_run(outcome: RunOutcome) -> str:
                 "they had.")
     head = (f"{links} cited URL(s) in {sources} source(s): {_counts_text(outcome.verdicts)}"
             if links else f"no cited URLs in {sources} source(s)")
-    return f"{head} (fetched {outcome.fetched}, already archived {outcome.reused})"
+    done = [f"fetched {outcome.fetched}"]
+    if outcome.refused:
+        done.append(f"refused {outcome.refused}")
+    done.append(f"already archived {outcome.reused}")
+    if outcome.not_fetched:
+        done.append(f"not fetched {len(outcome.not_fetched)}")
+    return f"{head} ({', '.join(done)}){_outage_test_text(outcome)}"
 
 
-def _details(outcome: RunOutcome, io: Output) -> None:
+def _outage_test_text(outcome: RunOutcome) -> str:
+    """Said when failures were recorded as real although there were too few hosts to tell
+    them from an outage."""
+    if outcome.outage or outcome.outage_test_applied or not outcome.network_failures:
+        return ""
+    return (f"; outage test not applied ({outcome.tested_hosts} host(s), "
+            f"needs {outcome.min_hosts})")
+
+
+def _details(outcome: RunOutcome, io: Output, *, quiet: bool = False,
+             listed: frozenset[str] = frozenset()) -> None:
+    """What follows the summary line: report paths and notes (not with ``quiet``), then what
+    needs attention, each link once (``listed``: URLs already printed, as changes). Offline,
+    the summary line said it all: no link was checked."""
+    from archiver.pipeline import OFFLINE_NOTE, OUTAGE_NOTE
+
     for source in outcome.sources:
         if source.error:
             io.print(f"  {source.source.id}: NOT READ: {source.error}")
-            continue
-        if source.report_dir is not None:
+        elif source.report_dir is not None and not quiet and not outcome.offline:
             io.print(f"  {source.source.id}: report {source.report_dir / 'report.html'}")
-    for note in outcome.notes:
-        io.print(f"  note: {note}")
-    if outcome.rescued:
-        io.print(f"  {outcome.rescued} unhealthy link(s) have an Internet Archive copy")
+    if outcome.offline:
+        return
+    if not quiet:
+        for note in outcome.notes:
+            if note not in (OFFLINE_NOTE, OUTAGE_NOTE):  # the summary line says those
+                io.print(f"  note: {note}")
+        if outcome.rescued:
+            io.print(f"  {outcome.rescued} unhealthy link(s) have an Internet Archive copy")
+    skipped = [link for link in outcome.links if link.url in outcome.not_fetched]
+    if skipped:
+        io.print("")
+        io.print(f"Not fetched in this run, tried again next time ({len(skipped)}):")
+        for link in skipped:
+            notes = ",".join(str(n) for n in link.footnotes)
+            why = outcome.not_fetched[link.url].removeprefix("not fetched: ")
+            io.print(f"  {'not fetched':<16} fn {notes:<8} {link.url}  ({why})")
     unhealthy = [link for link in outcome.links
-                 if link.verdict is not None and not link.verdict.healthy]
+                 if link.verdict is not None and not link.verdict.healthy
+                 and link.url not in listed and link.url not in outcome.not_fetched]
     if unhealthy:
         io.print("")
         io.print(f"Links that need attention ({len(unhealthy)}):")
@@ -134,7 +168,7 @@ def _details(outcome: RunOutcome, io: Output) -> None:
             rescue = " [archived copy]" if link.memento or link.rescued else ""
             io.print(f"  {link.verdict.value if link.verdict else '?':<16} fn {notes:<8} "
                      f"{link.url}{rescue}")
-            if link.reason:
+            if link.reason and not quiet:
                 io.print(f"  {'':<16} {'':<11}{link.reason}")
 
 
@@ -147,7 +181,13 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
         "offline": outcome.offline,
         "outage": outcome.outage,
         "fetched": outcome.fetched,
+        "reached": outcome.reached,
+        "refused": outcome.refused,
         "reused": outcome.reused,
+        "not_fetched": [{"url": url, "reason": reason}
+                        for url, reason in outcome.not_fetched.items()],
+        "outage_test": {"applied": outcome.outage_test_applied,
+                        "hosts": outcome.tested_hosts, "min_hosts": outcome.min_hosts},
         "verdicts": dict(outcome.verdicts),
         "rescued": outcome.rescued,
         "notes": list(outcome.notes),
@@ -167,11 +207,17 @@ def _outcome_json(outcome: RunOutcome) -> dict[str, Any]:
     }
 
 
+def _overrides(deadline: float | None) -> dict[str, Any] | None:
+    return {"run_deadline": deadline} if deadline is not None else None
+
+
 def run(config: Path, *, sources: list[str] | None, refresh: bool, rescue: bool,
-        rescue_capture: bool, fmt: str, quiet: bool, io: Output) -> int:
-    """The main job. Exit 0 when finished (dead links are findings), 2 when a source could
-    not be read, 3 when the archive could not be written (raised as ArchiveError)."""
-    settings = load_settings(config)
+        rescue_capture: bool, fmt: str, quiet: bool, io: Output,
+        deadline: float | None = None) -> int:
+    """The main job. Exit 0 when finished (dead links are findings; URLs not fetched for
+    the ``deadline``, seconds, are listed), 2 when a source could not be read, 3 when the
+    archive could not be written (raised as ArchiveError)."""
+    settings = load_settings(config, overrides=_overrides(deadline))
     from archiver.pipeline import RunOptions, execute
 
     progress = _progress(io, quiet or fmt == "json")
@@ -186,7 +232,7 @@ def run(config: Path, *, sources: list[str] | None, refresh: bool, rescue: bool,
         io.json(_outcome_json(outcome))
     else:
         io.print(_summary_run(outcome))
-        _details(outcome, io)
+        _details(outcome, io, quiet=quiet)
     for error in outcome.document_errors:
         io.error(error)
     return 2 if outcome.document_errors else 0
@@ -211,13 +257,15 @@ def _summary_check(outcome: RunOutcome) -> str:
         if kinds[kind]:
             parts.append(f"{kinds[kind]} {label}")
     changed = ", ".join(parts) if parts else "no changes"
-    return f"archiver check: {changed}; {failing} of {links} links failing or dead"
+    skipped = f"; {len(outcome.not_fetched)} not fetched" if outcome.not_fetched else ""
+    return (f"archiver check: {changed}; {failing} of {links} links failing or dead"
+            f"{skipped}{_outage_test_text(outcome)}")
 
 
 def check(config: Path, *, sources: list[str] | None, fail_on: str, rescue: bool, fmt: str,
-          quiet: bool, io: Output) -> int:
+          quiet: bool, io: Output, deadline: float | None = None) -> int:
     """The scheduled check. Exit 1 when links fail at the ``fail_on`` level, else 0."""
-    settings = load_settings(config)
+    settings = load_settings(config, overrides=_overrides(deadline))
     from archiver.pipeline import RunOptions, execute, failing_at
 
     progress = _progress(io, quiet or fmt == "json")
@@ -231,11 +279,12 @@ def check(config: Path, *, sources: list[str] | None, fail_on: str, rescue: bool
         data["summary"] = _summary_check(outcome)
         data["fail_on"] = fail_on
         data["failing"] = len(failing)
-        io.out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        io.out.write(json_dumps(data, indent=2) + "\n")
     else:
         io.print(_summary_check(outcome))
-        _changes_text(outcome, io)
-        _details(outcome, io)
+        if not outcome.offline:
+            _changes_text(outcome, io)
+        _details(outcome, io, quiet=quiet, listed=frozenset(c.url for c in outcome.changes))
     for error in outcome.document_errors:
         io.error(error)
     if outcome.document_errors:

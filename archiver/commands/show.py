@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from archiver.config import load_settings
 from archiver.errors import ArchiverError, NotArchivedError, UsageError
 from archiver.models import isoformat
+from archiver.safetext import escape_controls
 
 if TYPE_CHECKING:
     from archiver.api import ArchivedCapture, Citation
@@ -65,7 +66,7 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     if mode == "provenance":
         return _provenance(settings, capture, why, fmt, io)
     if mode == "raw":
-        io.err.write(why + "\n")
+        io.err.write(escape_controls(why) + "\n")
         stream = getattr(io.out, "buffer", None)
         data = capture.payload()
         if stream is None:  # an in-memory text stream (tests): write latin-1 text
@@ -84,7 +85,7 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
             body["text"] = capture.text()
         io.json(body)
         return 0
-    io.err.write(why + "\n")
+    io.err.write(escape_controls(why) + "\n")
     if mode == "headers":
         io.print(f"HTTP status {capture.status}")
         for name, value in capture.headers():

@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 
 from archiver.errors import DocumentError
+from archiver.inputs import read_regular_file
 from archiver.models import Document
 from archiver.parse import html, mdfoot, office, pdfmd
 from archiver.parse.draft import assemble
@@ -101,16 +102,12 @@ def parse_bytes(data: bytes, name: str) -> Document:
 def read_document(path: str | Path) -> Document:
     """Read the document at ``path`` (format recognised from its content).
 
-    Raises DocumentError if the file is missing, unreadable, too large, or not understood."""
-    location = Path(path)
+    Raises DocumentError if the file is missing, unreadable, not a regular file (a FIFO, a
+    device such as ``/dev/zero``, also through a symlink), larger than MAX_DOCUMENT_BYTES, or
+    not understood. Never reads more than MAX_DOCUMENT_BYTES + 1 bytes."""
     try:
-        size = location.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise DocumentError(f"{path}: {size} bytes is more than the "
-                                f"{MAX_DOCUMENT_BYTES} a document may have")
-        data = location.read_bytes()
-    except DocumentError:
-        raise
+        data = read_regular_file(path, limit=MAX_DOCUMENT_BYTES, what="document",
+                                 error=DocumentError)
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     return parse_bytes(data, str(path))

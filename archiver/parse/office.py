@@ -131,6 +131,14 @@ def _rels(archive: zipfile.ZipFile, part: str, source: str) -> dict[str, str]:
             for rel in root.iter(f"{{{PKG_REL}}}Relationship")}
 
 
+def _all_text(element: etree._Element) -> str:
+    """All the text of ``element``. Not ``.text``: an entity reference lxml leaves unexpanded
+    (entities are never resolved, see ``_parser``) is a child node, and ``.text`` stops at it,
+    dropping the rest (with any URL). The reference stays as written (``&name;``), as in the
+    ODT reader."""
+    return "".join(element.itertext())
+
+
 class _DocxText:
     """Plain text, markers and link segments of a DOCX paragraph."""
 
@@ -195,7 +203,7 @@ class _DocxText:
         for child in run:
             tag = child.tag if isinstance(child.tag, str) else ""
             if tag == f"{{{W}}}t":
-                value = child.text or ""
+                value = _all_text(child)
                 if is_sup and value.strip():
                     self.superscripts.append(value)
                     if self.parts and self.parts[-1][-1:].isalnum():
@@ -218,7 +226,7 @@ class _DocxText:
                     self.in_field_result = False
                     self.field = None
             elif tag == f"{{{W}}}instrText":
-                found = _HYPERLINK_FIELD.search(child.text or "")
+                found = _HYPERLINK_FIELD.search(_all_text(child))
                 if found:
                     self.field = found.group(1)
 

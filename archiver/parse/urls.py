@@ -72,7 +72,7 @@ def scan_urls(text: str) -> list[str]:
     found = []
     for match in _CANDIDATE.finditer(text):
         url = clean_url(match.group(0))
-        if url and not _SCHEME_ONLY.match(url):
+        if url and not _SCHEME_ONLY.fullmatch(url):
             found.append(url)
     return found
 

@@ -82,6 +82,7 @@ EVIDENCE_KINDS: tuple[str, ...] = (EVIDENCE_OURS, EVIDENCE_IA, EVIDENCE_NONE, EV
 _LABELS: dict[str, str] = {
     "ok": "OK",
     "redirected": "Redirected",
+    "incomplete": "Incomplete capture",
     "soft_404": "Soft 404",
     "login_wall": "Login wall",
     "parked": "Parked domain",
@@ -102,6 +103,8 @@ _LABELS: dict[str, str] = {
 _DESCRIPTIONS: dict[str, str] = {
     "ok": "the page answers with real content",
     "redirected": "it answers after redirects to another URL with real content",
+    "incomplete": "it answers with content, but our capture was cut (deadline, stall, "
+                  "connection closed early, or over the size limit): not the whole page",
     "soft_404": "it answers, but the content is an error page or the site's home page",
     "login_wall": "the content is behind a login",
     "parked": "the domain is parked or for sale",

@@ -17,6 +17,7 @@ from typing import Any
 
 from archiver.models import isoformat
 from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.safetext import escape_controls
 
 __all__ = ["CSV_COLUMNS", "render_csv", "safe_cell"]
 
@@ -38,7 +39,7 @@ def safe_cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
-    text = str(value)
+    text = escape_controls(str(value))
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 

@@ -14,6 +14,11 @@ in document order, one block per footnote with ``id="fn-N"`` and, for each faili
 line saying whether its evidence was recovered; document findings; run details. Each cited
 link carries Robust Links attributes (``data-originalurl``, ``data-versionurl``,
 ``data-versiondate``).
+
+Our captures are linked to their replay in ``archiver serve`` (pywb on its default address,
+``REPLAY_BASE`` + ``<14-digit UTC timestamp>/<url>``), which a person can open once the
+server runs, wherever the report file was copied; the WARC file, record id, offset and length
+are given as text, to cite and to find the record without the server.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from string import Template
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from archiver import __version__
 from archiver.models import Change, LinkRecord, isoformat
+from archiver.replay import COLLECTION
 from archiver.report.model import (
     CHANGE_LABELS,
     EVIDENCE_IA,
@@ -44,14 +51,19 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
+from archiver.safetext import escape_controls
 
-__all__ = ["esc", "render_html"]
+__all__ = ["REPLAY_BASE", "esc", "render_html", "replay_url"]
 
+#: Where ``archiver serve`` replays the archive by default (``cli.py``: 127.0.0.1, port 8080;
+#: ``replay.py``: the collection's name).
+REPLAY_BASE = f"http://127.0.0.1:8080/{COLLECTION}/"
+SERVE_HINT = "start <code>archiver serve</code> in the project folder to open"
 
 
 def esc(value: object) -> str:
     """Text (or an attribute value) made safe for HTML: ``& < > " '`` escaped."""
-    return html.escape("" if value is None else str(value), quote=True)
+    return html.escape(escape_controls("" if value is None else str(value)), quote=True)
 
 
 @cache
@@ -67,9 +79,9 @@ def _sha256(text: str) -> str:
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML document (text).
 
-    Links to local captures are ``report.archive_base`` + the capture's path, so the page
-    must be opened from the folder the report was built for (``reports/SOURCE_ID/``).
-    Raises only if the package's template files are missing (a broken install).
+    Links to our captures go to their replay in ``archiver serve`` (see the module
+    docstring), so the page can be copied anywhere. Raises only if the package's template
+    files are missing (a broken install).
     """
     css, js = _asset("report.css"), _asset("report.js")
     csp = (
@@ -259,9 +271,12 @@ def _change_row(change: Change) -> str:
         details.append(f"text {change.similarity:.0%} similar")
     if change.reason:
         details.append(esc(change.reason))
+    # data-label: the column's name, shown before each cell where the table is stacked
+    # (narrow screens).
     return (
         f'<tr><td class="kind kind-{esc(kind)}">{esc(CHANGE_LABELS.get(kind, kind))}</td>'
-        f'<td class="url">{_link_text(change.url)}</td><td>{verdict}</td><td>{notes}</td>'
+        f'<td class="url" data-label="URL">{_link_text(change.url)}</td>'
+        f'<td data-label="Verdict">{verdict}</td><td data-label="Footnotes">{notes}</td>'
         f"<td>{'; '.join(details)}</td></tr>"
     )
 
@@ -277,12 +292,17 @@ def _claims(report: Report) -> str:
     checks = "".join(
         f'<label class="check"><input type="checkbox" name="verdict" value="{esc(key)}" checked>'
         f'<span class="badge v-{esc(key)}">{esc(verdict_label(key))}</span>'
-        f'<span class="n">{entry_counts.get(key, 0)}</span></label>'
+        f'<span class="n" data-footnote-count="{esc(key)}">{entry_counts.get(key, 0)}'
+        '<span class="visually-hidden"> footnotes</span></span></label>'
         for key in order
     )
+    # The chips count footnotes (what the filter shows), the chart and the verdict table
+    # count distinct URLs: each says which.
     filters = (
         '<form id="filters" class="card" role="search" hidden>'
-        "<fieldset><legend>Show footnotes whose links are</legend>"
+        "<fieldset><legend>Show footnotes whose links are "
+        '<span class="hint">(number of footnotes; a footnote with several links counts '
+        "under each of their verdicts, the chart above counts URLs)</span></legend>"
         f'<div class="checks">{checks}</div></fieldset>'
         '<div class="controls"><label for="search">Search</label>'
         '<input id="search" type="search" placeholder="Words in a claim, footnote or URL" '
@@ -399,11 +419,15 @@ def _evidence(link: LinkRecord, report: Report) -> str:
     if link.capture is not None:
         when = (f'<time datetime="{esc(isoformat(link.captured_at))}">'
                 f"{esc(isoformat(link.captured_at))}</time> · " if link.captured_at else "")
+        replay = replay_url(link.url, link.captured_at)
         rows.append(
             f"<dt>Our capture</dt><dd>{when}"
-            f'<a href="{esc(_local(link.capture.path, report))}">{esc(link.capture.path)}</a>'
-            f" record <code>{esc(link.capture.record_id)}</code> "
-            f"(offset {link.capture.offset}, {link.capture.length} bytes)</dd>"
+            f'<a class="replay" href="{esc(replay)}">replay</a> ({SERVE_HINT}) · '
+            f"record <code>{esc(link.capture.record_id)}</code> in "
+            f"<code>{esc(link.capture.path)}</code> "
+            f"(offset {link.capture.offset}, {link.capture.length} bytes)"
+            + (f", payload digest <code>{esc(link.payload_digest)}</code>"
+               if link.payload_digest else "") + "</dd>"
         )
         if link.provenance:
             rows.append(_provenance_row(dict(link.provenance)))
@@ -416,10 +440,14 @@ def _evidence(link: LinkRecord, report: Report) -> str:
             f"{_link_text(link.memento.url, label=f'copy of {stamp}')}</dd>"
         )
     if link.rescued is not None:
+        raw = link.memento.raw_url if link.memento is not None else None
+        replay = (f'<a class="replay" href="{esc(replay_url(raw, None))}">replay</a> '
+                  f"({SERVE_HINT}) · " if raw and _web(raw) else "")
         rows.append(
-            "<dt>Rescued copy</dt><dd>"
-            f'<a href="{esc(_local(link.rescued.path, report))}">{esc(link.rescued.path)}</a>'
-            f" record <code>{esc(link.rescued.record_id)}</code></dd>"
+            f"<dt>Rescued copy</dt><dd>{replay}"
+            f"record <code>{esc(link.rescued.record_id)}</code> in "
+            f"<code>{esc(link.rescued.path)}</code> "
+            f"(offset {link.rescued.offset}, {link.rescued.length} bytes)</dd>"
         )
     if link.checked_at is not None:
         rows.append(f"<dt>Checked</dt><dd>{esc(isoformat(link.checked_at))}</dd>")
@@ -451,9 +479,11 @@ def _footer(report: Report) -> str:
     details = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in report.run.items())
     run = f"<dl>{details}</dl>" if details else ""
     return (
-        f'<footer class="page-foot"><p>Written by archiver {esc(__version__)}. Local '
-        "captures are WARC files; open them with ReplayWeb.page or pywb to see the page as "
-        f"it was captured.</p>{run}</footer>"
+        f'<footer class="page-foot"><p>Written by archiver {esc(__version__)}. Our captures '
+        "are records in WARC files under <code>archive/</code>. Their <em>replay</em> links "
+        f"open them as they were captured once <code>archiver serve</code> runs in the "
+        f"project folder (it serves <code>{esc(REPLAY_BASE)}</code>); the WARC files also "
+        f"open in ReplayWeb.page.</p>{run}</footer>"
     )
 
 
@@ -478,16 +508,20 @@ def _link_text(url: str, *, css: str = "", label: str | None = None, extra: str 
     return f"<span{cls}{extra}>{text}</span>"
 
 
-def _local(path: str, report: Report) -> str:
-    return report.archive_base + quote(path, safe="/")
+def replay_url(url: str, moment: datetime | None) -> str:
+    """The address of ``url``'s capture taken at ``moment`` in ``archiver serve`` (pywb picks
+    the capture nearest to that second; without ``moment``, the newest)."""
+    if moment is None:
+        return REPLAY_BASE + url
+    return REPLAY_BASE + moment.astimezone(UTC).strftime("%Y%m%d%H%M%S") + "/" + url
 
 
 def _version(link: LinkRecord, report: Report) -> tuple[str | None, str | None]:
     """Robust Links version: the Internet Archive memento when there is one (others can
-    follow it), else our own capture's path."""
+    follow it), else the replay of our own capture in ``archiver serve``."""
     if link.memento is not None:
         return link.memento.url, isoformat(link.memento.datetime)
     if link.capture is not None:
         when = isoformat(link.captured_at) if link.captured_at else None
-        return _local(link.capture.path, report), when
+        return replay_url(link.url, link.captured_at), when
     return None, None

@@ -3,7 +3,8 @@
 The contract's keys are the floor: ``source{id,path,title,published}``, ``generated_at``,
 ``footnotes`` and ``findings`` as ``extract`` writes them, and ``links`` with ``url``,
 ``footnotes``, ``verdict``, ``http_status``, ``final_url``, ``attempts``, ``capture`` and
-``memento``. Added: each link's ``reason``, ``state``, ``failing_since``, ``title``,
+``memento``. Added: each link's ``reason``, ``truncated`` (the ``WARC-Truncated`` reason
+of its capture, ``null`` when whole), ``state``, ``failing_since``, ``title``,
 ``excerpt``, ``checked_at`` and ``rescued`` copy, and for a link that is not healthy its
 ``evidence`` (``"ours"``, ``"internet_archive"``, ``"none"``, or ``"unknown"``: not looked
 up) and ``memento_offset_days`` (signed days from publication to the memento; both ``null``
@@ -14,7 +15,6 @@ a ``summary`` with counts by verdict and by evidence; the ``unsupported`` claims
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -29,13 +29,14 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.safetext import json_dumps
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
 
 
 def render_json(report: Report) -> str:
     """The report as pretty-printed JSON text (UTF-8 safe, non-ASCII kept), ending in a newline."""
-    return json.dumps(report_dict(report), ensure_ascii=False, indent=2) + "\n"
+    return json_dumps(report_dict(report), indent=2) + "\n"
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "http_status": link.http_status,
         "final_url": link.final_url,
         "attempts": link.attempts,
+        "truncated": link.truncated,
         "capture": _capture(link.capture, link.captured_at, link.capture_payload),
         "provenance": dict(link.provenance) or None,
         "memento": _memento(link.memento),

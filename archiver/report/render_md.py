@@ -28,6 +28,7 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
+from archiver.safetext import escape_controls
 
 __all__ = ["md_text", "render_md"]
 
@@ -130,7 +131,8 @@ def render_md(report: Report) -> str:
     lines.append("")
     for entry in report.entries:
         lines.extend(_entry(entry, report))
-    return "\n".join(lines).rstrip("\n") + "\n"
+    # Control characters from documents and pages made visible (terminal escapes, bidi).
+    return escape_controls("\n".join(lines).rstrip("\n") + "\n")
 
 
 def _entry(entry: Entry, report: Report) -> list[str]:
