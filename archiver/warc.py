@@ -376,12 +376,15 @@ class WarcWriter:
         origin = self.from_archive(url, response_head) if self.from_archive else None
         if origin is not None:
             source, url, date = url, origin[0], isoformat(origin[1])
-        if truncated is None and length > 0 and source is None:
-            seen = self._seen.get(digest)
-            if seen is None and self.find_payload is not None:
-                seen = self.find_payload(digest)
+        dedupable = truncated is None and length > 0 and source is None
+        if dedupable and digest not in self._seen and self.find_payload is not None:
+            seen = self.find_payload(digest)  # earlier runs: no race with this writer
 
         with self._lock:
+            # This run's payloads are looked up under the lock: two threads writing the same
+            # bytes at once would otherwise both find nothing and both store them.
+            if dedupable:
+                seen = self._seen.get(digest) or seen
             writer, spool = self._record_writer()
             request_headers = {
                 "WARC-Record-ID": request_id,

@@ -50,3 +50,28 @@ def test_sha1_records_written_before_stay_readable(tmp_path: Path) -> None:
     stored = read_record(tmp_path, WarcRef("archive/old.warc.gz", 0, size,
                                            only[1]["WARC-Record-ID"]))
     assert stored.payload == b"old body"
+
+
+def test_same_payload_written_at_once_from_threads_is_stored_once(tmp_path: Path) -> None:
+    """The fetcher writes from worker threads: two answers with the same bytes arriving
+    together must still give one response and revisits, not two responses."""
+    import threading
+
+    archive = tmp_path / "archive"
+    body = b"x" * (4 << 20)  # large enough that hashing it lets other threads run
+    barrier = threading.Barrier(6)
+    exchanges = []
+
+    with WarcWriter(archive, root=tmp_path, run_id="race", clock=lambda: WHEN) as writer:
+        def one(i: int) -> None:
+            barrier.wait()
+            exchanges.append(write(writer, f"http://example.org/{i}", body))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(e.revisit for e in exchanges) == [False] + [True] * 5
+    kinds = [r[0] for r in read_warc(next(archive.glob("*.warc.gz")))]
+    assert kinds.count("response") == 1 and kinds.count("revisit") == 5
