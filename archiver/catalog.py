@@ -243,6 +243,16 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (source, footnote, url, run_id)
         )""",
     ),
+    # 6: provenance of each capture (archiver.provenance), keyed by its response record.
+    (
+        """CREATE TABLE provenance (
+            record_id   TEXT PRIMARY KEY,
+            cited_url   TEXT NOT NULL,
+            metadata_id TEXT,
+            document    TEXT NOT NULL,
+            sha256      TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -958,12 +968,33 @@ class Catalog:
         rows = self._read("SELECT DISTINCT url FROM captures WHERE record_id IS NOT NULL")
         return {r["url"] for r in rows}
 
+    def record_provenance(self, record_id: str, cited_url: str, document: str,
+                          sha256: str, metadata_id: str | None) -> None:
+        """Keep the provenance ``document`` (JSON text, SHA-256 ``sha256``) of the capture
+        whose response record is ``record_id``; ``metadata_id`` is its WARC record."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO provenance (record_id, cited_url, metadata_id, document,"
+                " sha256) VALUES (?, ?, ?, ?, ?)",
+                (record_id, cited_url, metadata_id, document, sha256))
+
+    def provenance(self, record_id: str) -> tuple[str, str, str | None] | None:
+        """(document, sha256, metadata record id) of the capture ``record_id``, or None."""
+        rows = self._read("SELECT document, sha256, metadata_id FROM provenance"
+                          " WHERE record_id = ?", (record_id,))
+        return (rows[0]["document"], rows[0]["sha256"], rows[0]["metadata_id"]) if rows \
+            else None
+
     def find_payload(self, digest: str) -> PayloadSeen | None:
         """The first response record that archived a payload with ``digest`` (for writing a
-        revisit); ``None`` if the payload was never archived."""
+        revisit); ``None`` if the payload was never archived. Copies from another archive
+        are left out: their records are stored under another URL and date than the catalog
+        row's, which a revisit's WARC-Refers-To-Target-URI/-Date would then misname."""
         rows = self._read(
             "SELECT record_id, final_url, captured_at FROM captures"
             " WHERE payload_digest = ? AND NOT revisit AND record_id IS NOT NULL"
+            " AND record_id NOT IN (SELECT record_id FROM provenance"
+            "  WHERE json_extract(document, '$.kind') = 'rescued')"
             " ORDER BY captured_at, id LIMIT 1",
             (digest,),
         )

@@ -46,6 +46,8 @@ commands:
   report    rebuild the reports from the archive without fetching
   export    package a source's captures as a WACZ file
   serve     browse the archive locally in pywb
+  verify    check digests, index, catalog, custody log, or a signed WACZ
+  keygen    create a signing key for 'export --wacz --sign'
 
 examples:
   archiver lint                               # check every source in sources.toml
@@ -198,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the archived payload bytes to stdout (a PDF, an image)")
     what.add_argument("--screenshot", action="store_true",
                       help="write a browser capture's full-page screenshot (PNG) to stdout")
+    what.add_argument("--provenance", action="store_true",
+                      help="print the capture's provenance record: URLs fetched, server "
+                      "address, TLS certificates, request headers, time, SHA-256 digests")
     p.add_argument("--at", metavar="DATE",
                    help="pick the copy whose own date (an Internet Archive copy's memento "
                    "date, else our capture time) is nearest to DATE (YYYY-MM-DD or ISO time)")
@@ -220,6 +225,30 @@ def build_parser() -> argparse.ArgumentParser:
     _source_option(p)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write (default: reports/SOURCE_ID/SOURCE_ID.wacz)")
+    p.add_argument("--sign", action="store_true",
+                   help="sign the package with [provenance] signing_key (and timestamp it "
+                        "when [provenance] tsa_url is set)")
+
+    p = _add(sub, "verify", "Check that the archive still holds what was written: every "
+             "WARC record's digests, the index, the catalog and the custody log; or check a "
+             "WACZ package's hashes, signature and timestamp. Exit 0 all intact, 1 any "
+             "mismatch, 2 usage.", """
+             archiver verify
+             archiver verify --source kazakhstan-2020 --format json
+             archiver verify reports/kazakhstan-2020/kazakhstan-2020.wacz
+             """, common)
+    _source_option(p)
+    p.add_argument("wacz", nargs="?", metavar="PATH.wacz", help="a WACZ package to check")
+    _format_option(p)
+
+    p = _add(sub, "keygen", "Create an ECDSA P-256 signing key for 'export --wacz --sign' "
+             "(never overwrites an existing file).", """
+             archiver keygen
+             archiver keygen -o ~/keys/archiver-signing.pem
+             """, common)
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="where to write (default: [provenance] signing_key, "
+                        "signing-key.pem beside sources.toml)")
 
     p = _add(sub, "serve", "Browse the archive locally, as it looked when captured, with "
              "pywb: each capture replays at http://HOST:PORT/archive/TIMESTAMP/URL (the "
@@ -344,8 +373,8 @@ def _cmd_check(args: argparse.Namespace, io: Output) -> int:
 def _cmd_show(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import show
 
-    mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else "list"
-    mode = "screenshot" if args.screenshot else mode
+    mode = "raw" if args.raw else "text" if args.text else "headers" if args.headers else \
+        "provenance" if args.provenance else "screenshot" if args.screenshot else "list"
     return show(_config_path(args), args.ref, mode=mode, at=args.at, fmt=args.format, io=io,
                 url_number=args.url_number)
 
@@ -359,7 +388,21 @@ def _cmd_report(args: argparse.Namespace, io: Output) -> int:
 def _cmd_export(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.show import export_wacz
 
-    return export_wacz(_config_path(args), sources=args.source, output=args.output, io=io)
+    return export_wacz(_config_path(args), sources=args.source, output=args.output, io=io,
+                       sign=args.sign)
+
+
+def _cmd_verify(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.verify import verify
+
+    return verify(_config_path(args), sources=args.source, wacz=args.wacz, fmt=args.format,
+                  io=io)
+
+
+def _cmd_keygen(args: argparse.Namespace, io: Output) -> int:
+    from archiver.commands.verify import keygen
+
+    return keygen(_config_path(args), output=args.output, io=io)
 
 
 def _cmd_serve(args: argparse.Namespace, io: Output) -> int:
@@ -377,6 +420,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "report": _cmd_report,
     "export": _cmd_export,
     "serve": _cmd_serve,
+    "verify": _cmd_verify,
+    "keygen": _cmd_keygen,
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "BrowserSettings",
     "CheckSettings",
     "FetchSettings",
+    "ProvenanceSettings",
     "RescueSettings",
     "Settings",
     "default_user_agent",
@@ -173,6 +174,17 @@ class BrowserSettings:
 
 
 @dataclass(frozen=True)
+class ProvenanceSettings:
+    """Signing and custody; the ``[provenance]`` table. ``signing_key`` is relative to the
+    config's folder; ``tsa_url`` an RFC 3161 timestamping authority ("" for none); ``actor``
+    who the custody log names ("" for user@host)."""
+
+    signing_key: str = "signing-key.pem"
+    tsa_url: str = ""
+    actor: str = ""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs, read once from the config file."""
 
@@ -184,6 +196,7 @@ class Settings:
     rescue: RescueSettings
     check: CheckSettings
     browser: BrowserSettings = field(default_factory=BrowserSettings)
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:
@@ -315,7 +328,7 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
     root = path.resolve().parent
-    known_tables = {"sources", "fetch", "archive", "rescue", "check", "browser"}
+    known_tables = {"sources", "fetch", "archive", "rescue", "check", "browser", "provenance"}
     unknown = set(data) - known_tables
     if unknown:
         raise ConfigError(
@@ -359,6 +372,8 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         rescue=rescue,
         check=check,
         browser=_browser(data.get("browser"), root, path),
+        provenance=_section(ProvenanceSettings, data.get("provenance"),
+                            f"{path}: [provenance]"),
     )
 
 

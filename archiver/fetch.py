@@ -52,7 +52,6 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from base64 import b32encode
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -71,7 +70,17 @@ from archiver.guard import (
     refusal_without_dns,
 )
 from archiver.hosts import HostError, canonical_url, parse_host, url_host
-from archiver.models import Capture, FetchFailure, FetchResult, Hop, Verdict, WarcRef, utcnow
+from archiver.models import (
+    Capture,
+    FetchFailure,
+    FetchResult,
+    Hop,
+    TlsSession,
+    Verdict,
+    WarcRef,
+    utcnow,
+)
+from archiver.provenance import request_headers, tls_session
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
 
@@ -116,6 +125,7 @@ class _Outcome:
     truncated: str | None = None
     remote_ip: str | None = None
     captured_at: datetime = field(default_factory=utcnow)
+    tls: TlsSession | None = None
 
     def discard(self) -> None:
         if self.body is not None:
@@ -457,7 +467,7 @@ class Fetcher:
             truncated=outcome.truncated,
         )
         outcome.digest = exchange.payload_digest
-        return _hop(outcome, exchange.response, exchange.revisit)
+        return _hop(outcome, exchange.response, exchange.revisit, exchange.response_sha256)
 
     async def _precheck(self, url: str) -> tuple[Verdict, str] | None:
         """The guard's verdict on ``url``'s host before any request (see ``archiver.guard``).
@@ -577,6 +587,8 @@ class Fetcher:
             headers=headers,
             body=tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY),
             remote_ip=_remote_ip(response),
+            # Read now, while the connection that carried this answer is still open.
+            tls=tls_session(response.extensions.get("network_stream")),
         )
 
     async def _read_body(self, response: httpx.Response, outcome: _Outcome) -> None:
@@ -664,9 +676,12 @@ def _next_url(base: str, location: str) -> str | None:
         return None
 
 
-def _hop(outcome: _Outcome, warc: WarcRef | None, revisit: bool) -> Hop:
+def _hop(outcome: _Outcome, warc: WarcRef | None, revisit: bool,
+         record_sha256: str | None = None) -> Hop:
     return Hop(url=outcome.url, status=outcome.status or 0, headers=outcome.headers,
-               warc=warc, revisit=revisit)
+               warc=warc, revisit=revisit, remote_ip=outcome.remote_ip, tls=outcome.tls,
+               request_headers=request_headers(outcome.request_head),
+               record_sha256=record_sha256)
 
 
 def _request_head(request: httpx.Request) -> bytes:
@@ -721,11 +736,11 @@ def _remote_ip(response: httpx.Response) -> str | None:
 
 def _digest_of(body: IO[bytes]) -> str:
     body.seek(0)
-    sha = hashlib.sha1()
+    sha = hashlib.sha256()  # the same label and form as warc.payload_digest
     for chunk in iter(lambda: body.read(1 << 20), b""):
         sha.update(chunk)
     body.seek(0)
-    return "sha1:" + b32encode(sha.digest()).decode("ascii")
+    return "sha256:" + sha.hexdigest()
 
 
 class Phase(enum.StrEnum):

@@ -46,6 +46,8 @@ __all__ = [
     "Severity",
     "Source",
     "Target",
+    "TlsCertificate",
+    "TlsSession",
     "Verdict",
     "WarcRef",
     "isoformat",
@@ -208,6 +210,32 @@ class WarcRef:
 
 
 @dataclass(frozen=True)
+class TlsCertificate:
+    """One certificate as the server presented it: DER bytes (for PEM output), its SHA-256
+    fingerprint (hex of the DER), subject, issuer and validity as the certificate states."""
+
+    der: bytes
+    sha256: str
+    subject: str
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class TlsSession:
+    """The TLS session of one HTTPS exchange. ``chain`` is the certificate chain as presented
+    on that connection, leaf first; ``chain_complete`` is False when only the leaf could be
+    read (``note`` says why)."""
+
+    version: str
+    cipher: str
+    chain: tuple[TlsCertificate, ...]
+    chain_complete: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Hop:
     """One HTTP exchange of a fetch: a redirect hop or the final answer.
 
@@ -220,6 +248,13 @@ class Hop:
     headers: tuple[tuple[str, str], ...]
     warc: WarcRef | None = None
     revisit: bool = False
+    # Provenance of the exchange (see archiver.provenance): the server's address, the TLS
+    # session, the request headers as sent (credentials redacted) and the SHA-256 of the
+    # stored response record (its gzip member as written).
+    remote_ip: str | None = None
+    tls: TlsSession | None = None
+    request_headers: tuple[tuple[str, str], ...] = ()
+    record_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -392,6 +427,9 @@ class LinkRecord:
     screenshot: WarcRef | None = None
     profile: bool = False
     browser_lost: str | None = None
+    # The capture's provenance at a glance (archiver.provenance.glance): time, server IP,
+    # certificate subject and fingerprint, SHA-256 of payload and record; () if none.
+    provenance: tuple[tuple[str, str | None], ...] = ()
 
 
 class ChangeKind(enum.StrEnum):

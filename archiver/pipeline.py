@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
 from collections import Counter
@@ -49,8 +50,11 @@ from archiver.models import (
 )
 
 if TYPE_CHECKING:
+    from archiver import provenance
+    from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
     from archiver.support import Support
+    from archiver.warc import WarcWriter
 
 __all__ = [
     "Progress",
@@ -462,6 +466,7 @@ async def _fetch_and_judge(
                         + [("cited-by", str(ref)) for ref in target.cited_by],
                         captured_at=result.captured_at,
                     )
+                kept = await _write_provenance(settings, writer, result, url)
                 # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
                     for hop_url in [url, *(hop.url for hop in fetched_hops)]:
@@ -482,6 +487,7 @@ async def _fetch_and_judge(
                             title=page.title if page else None)
                         if browsed is not None:
                             browsed.record(catalog, capture_id)
+                        _record_provenance(catalog, kept)
                     capture = result if isinstance(result, Capture) else None
                     catalog.record_result(
                         run_id, url, judgement,
@@ -490,6 +496,7 @@ async def _fetch_and_judge(
                         attempts=result.attempts,
                         checked_at=utcnow(),
                     )
+                _log_custody(settings, "capture", kept)
                 fetched.judgements[url] = judgement
                 shown.advance(url, judgement.verdict.value)
                 if on_judged is not None:
@@ -825,6 +832,8 @@ async def _capture_mementos(
     writer = WarcWriter(settings.archive.dir, root=settings.root, run_id=f"{run_id}-rescue",
                         max_size=settings.archive.warc_max_size,
                         prefix=settings.archive.warc_prefix, find_payload=catalog.find_payload)
+    writer.from_archive = functools.partial(  # stored under the original URL and date
+        _memento_origin, replay_base=settings.rescue.replay_base)
     with writer:
         async with Fetcher(settings.fetch, writer) as fetcher:
             results = await fetcher.fetch_all([m.raw_url or m.url for _, m in mementos])
@@ -839,6 +848,9 @@ async def _capture_mementos(
                                 ("memento-datetime", memento.datetime.isoformat())],
                         captured_at=result.captured_at,
                     )
+                    kept = await _write_provenance(settings, writer, result, url, memento)
+                    _record_provenance(catalog, kept)
+                    _log_custody(settings, "rescue", kept)
 
 
 async def _save_live(
@@ -932,6 +944,7 @@ def build_link_records(
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
                 excerpt=excerpt(text) if text else None,
+                provenance=_glance(catalog, stored),
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
@@ -1323,3 +1336,65 @@ def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
             or (link.verdict is not None and not link.verdict.healthy)]
 
 
+# ── provenance and custody (archiver.provenance, archiver.custody) ─────────────
+
+
+def _memento_origin(url: str, head: bytes, *, replay_base: str) -> tuple[str, datetime] | None:
+    from archiver import provenance
+
+    return provenance.memento_origin(url, head, replay_base=replay_base)
+
+
+def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, str | None], ...]:
+    """The provenance at a glance of ``stored`` for the report; its payload digest alone when
+    it was captured before provenance was recorded."""
+    import json
+
+    from archiver import provenance
+
+    if stored is None or stored.warc is None:
+        return ()
+    row = catalog.provenance(stored.warc.record_id)
+    facts = provenance.glance(json.loads(row[0])) if row is not None else {}
+    facts["payload_digest"] = stored.payload_digest
+    return tuple((k, None if v is None else str(v)) for k, v in facts.items())
+
+
+async def _write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,
+                            cited_url: str, memento: Memento | None = None
+                            ) -> provenance.Kept | None:
+    """Write the provenance record of ``result`` (a capture with a WARC record) in the
+    writer's thread; ``None`` for failures."""
+    from archiver import provenance
+
+    if not isinstance(result, Capture) or result.warc is None:
+        return None
+    facts: tuple[tuple[str, str], ...] = ()
+    if memento is not None:
+        facts = (("archive", "Internet Archive (web.archive.org)"),
+                 ("memento_url", memento.url),
+                 ("memento_datetime", memento.datetime.isoformat()),
+                 ("captured_by", "Internet Archive"),
+                 ("fetched_from_archive_at", result.captured_at.isoformat()))
+    shaped = provenance.capture_settings(settings.fetch.user_agent, http2=settings.fetch.http2)
+    return await asyncio.to_thread(provenance.write, writer, result, cited_url=cited_url,
+                                   settings=shaped, memento=facts)
+
+
+def _record_provenance(catalog: Catalog, kept: provenance.Kept | None) -> None:
+    if kept is not None:
+        catalog.record_provenance(kept.record_id, kept.cited_url, kept.text, kept.sha256,
+                                  kept.metadata_id)
+
+
+def _log_custody(settings: Settings, action: str, kept: provenance.Kept | None) -> None:
+    """One custody entry for a capture or rescue, after its catalog rows are committed."""
+    from archiver import custody, provenance
+
+    if kept is None:
+        return
+    custody.Custody(settings.archive.dir, settings.provenance.actor
+                    or provenance.default_actor()).append(
+        action, kept.cited_url, kept.sha256,
+        {"record_id": kept.record_id, "provenance_record_id": kept.metadata_id,
+         "payload_digest": kept.payload_digest, "warc": kept.warc_path})

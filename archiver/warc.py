@@ -106,6 +106,7 @@ class Exchange:
     response: WarcRef
     payload_digest: str
     revisit: bool
+    response_sha256: str = ""  # SHA-256 (hex) of the response record's gzip member
 
 
 @dataclass(frozen=True)
@@ -160,13 +161,38 @@ class Recovered:
 
 
 def payload_digest(stream: IO[bytes]) -> str:
-    """``sha1:BASE32`` of the stream from its current position (restored afterwards)."""
+    """``sha256:HEX`` of the stream from its current position (restored afterwards).
+
+    SHA-256 in lowercase hex, as Browsertrix writes it (and as ``sha256sum`` prints it, so an
+    investigator can compare by hand); warcio, pywb and cdxj-indexer accept it. Records
+    written before carry ``sha1:BASE32`` and stay readable: readers parse the label."""
     start = stream.tell()
-    digest = hashlib.sha1()
+    digest = hashlib.sha256()
     for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
         digest.update(chunk)
     stream.seek(start)
-    return "sha1:" + b32encode(digest.digest()).decode("ascii")
+    return "sha256:" + digest.hexdigest()
+
+
+class _Sha256Digester:
+    """warcio's digester interface (``update``, ``str``) giving ``sha256:HEX``."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def __str__(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+class _Sha256WARCWriter(WARCWriter):
+    """warcio's writer with SHA-256 block (and payload) digests instead of SHA-1."""
+
+    @staticmethod
+    def _create_digester() -> _Sha256Digester:  # type: ignore[override]
+        return _Sha256Digester()
 
 
 def redact_request_head(head: bytes) -> bytes:
@@ -283,6 +309,11 @@ class WarcWriter:
         self._serial = 0
         self._broken: str | None = None
         self._lock = threading.Lock()
+        self.member_sha256: list[str] = []  # of the records of the last append (under lock)
+        # Tells a memento copied from another web archive (url, response head) → (original
+        # URL, memento datetime); such records are stored as pywb stores them (see
+        # write_exchange). Set by the caller that copies mementos.
+        self.from_archive: Callable[[str, bytes], tuple[str, datetime] | None] | None = None
 
     # ── lifecycle ────────────────────────────────────────────────────────────
 
@@ -339,18 +370,32 @@ class WarcWriter:
         date = isoformat(captured_at)
         request_id, response_id = _record_id(), _record_id()
         seen = None
-        if truncated is None and length > 0:
-            seen = self._seen.get(digest)
-            if seen is None and self.find_payload is not None:
-                seen = self.find_payload(digest)
+        # A memento from another archive is stored as pywb stores it: WARC-Target-URI the
+        # original URL, WARC-Date the memento's datetime, WARC-Source-URI the address it was
+        # copied from, WARC-Creation-Date when we copied it. Replay tools then list it
+        # under the cited URL at its own date. Never deduplicated (either way).
+        source = None
+        origin = self.from_archive(url, response_head) if self.from_archive else None
+        if origin is not None:
+            source, url, date = url, origin[0], isoformat(origin[1])
+        dedupable = truncated is None and length > 0 and source is None
+        if dedupable and digest not in self._seen and self.find_payload is not None:
+            seen = self.find_payload(digest)  # earlier runs: no race with this writer
 
         with self._lock:
+            # This run's payloads are looked up under the lock: two threads writing the same
+            # bytes at once would otherwise both find nothing and both store them.
+            if dedupable:
+                seen = self._seen.get(digest) or seen
             writer, spool = self._record_writer()
             request_headers = {
                 "WARC-Record-ID": request_id,
                 "WARC-Date": date,
                 "WARC-Concurrent-To": response_id,
             }
+            if source is not None:
+                request_headers["WARC-Source-URI"] = source
+                request_headers["WARC-Creation-Date"] = isoformat(captured_at)
             request = writer.create_warc_record(
                 url, "request", payload=io.BytesIO(request_body), length=len(request_body),
                 warc_headers_dict=request_headers,
@@ -361,6 +406,9 @@ class WarcWriter:
                                 "WARC-Concurrent-To": request_id}
             if remote_ip:
                 response_headers["WARC-IP-Address"] = remote_ip
+            if source is not None:
+                response_headers["WARC-Source-URI"] = source
+                response_headers["WARC-Creation-Date"] = isoformat(captured_at)
             head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
             if seen is not None:
                 response_headers["WARC-Refers-To"] = seen.record_id
@@ -379,9 +427,10 @@ class WarcWriter:
             offsets = self._append(spool, writer, [request, response])
             request_ref = self._ref(request_id, *offsets[0])
             response_ref = self._ref(response_id, *offsets[1])
-            if seen is None and truncated is None and length > 0:
+            response_sha256 = self.member_sha256[1]
+            if seen is None and truncated is None and length > 0 and source is None:
                 self._seen[digest] = PayloadSeen(response_id, url, captured_at)
-        return Exchange(request_ref, response_ref, digest, seen is not None)
+        return Exchange(request_ref, response_ref, digest, seen is not None, response_sha256)
 
     def write_metadata(
         self,
@@ -432,6 +481,29 @@ class WarcWriter:
             (offset, size), = self._append(spool, writer, [record])
             return self._ref(record_id, offset, size)
 
+    def write_json_metadata(
+        self,
+        *,
+        url: str,
+        concurrent_to: str,
+        block: bytes,
+        captured_at: datetime,
+    ) -> WarcRef:
+        """A ``metadata`` record (``application/json``) holding ``block`` about the record
+        ``concurrent_to``: the capture's provenance document."""
+        record_id = _record_id()
+        with self._lock:
+            writer, spool = self._record_writer()
+            record = writer.create_warc_record(
+                url, "metadata", payload=io.BytesIO(block), length=len(block),
+                warc_content_type="application/json",
+                warc_headers_dict={"WARC-Record-ID": record_id,
+                                   "WARC-Date": isoformat(captured_at),
+                                   "WARC-Concurrent-To": concurrent_to},
+            )
+            (offset, size), = self._append(spool, writer, [record])
+            return self._ref(record_id, offset, size)
+
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
     def _record_writer(self) -> tuple[WARCWriter, IO[bytes]]:
@@ -442,7 +514,7 @@ class WarcWriter:
         if self._sink is None:
             self._start_file()
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        return WARCWriter(spool, gzip=True, warc_version="1.1"), spool
+        return _Sha256WARCWriter(spool, gzip=True, warc_version="1.1"), spool
 
     def _append(self, spool: IO[bytes], writer: WARCWriter,
                 records: Sequence[object]) -> list[tuple[int, int]]:
@@ -450,11 +522,15 @@ class WarcWriter:
         assert self._sink is not None
         base = self._sink.size
         spans: list[tuple[int, int]] = []
+        self.member_sha256 = []
         with spool:
             for record in records:
                 start = spool.tell()
                 writer.write_record(record)
                 spans.append((base + start, spool.tell() - start))
+                # The SHA-256 of the gzip member exactly as stored, for provenance records.
+                spool.seek(start)
+                self.member_sha256.append(hashlib.sha256(spool.read()).hexdigest())
             try:
                 self._sink.append(spool)
             except OSError as exc:
@@ -500,7 +576,7 @@ class WarcWriter:
         fcntl.flock(sink.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._sink = sink
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        writer = WARCWriter(spool, gzip=True, warc_version="1.1")
+        writer = _Sha256WARCWriter(spool, gzip=True, warc_version="1.1")
         info = {
             "software": f"archiver/{__version__}",
             "format": "WARC File Format 1.1",

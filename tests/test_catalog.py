@@ -102,7 +102,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> str:
 def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     archive = tmp_path / "deep" / "archive"
     with Catalog.open(archive) as catalog:
-        assert catalog.schema_version == SCHEMA_VERSION == 5
+        assert catalog.schema_version == SCHEMA_VERSION == 6
         run_id = catalog.begin_run("run", ["kazakhstan-2020"])
         catalog.finish_run(run_id, status="ok", summary={"links": 3})
     assert (archive / CATALOG_NAME).is_file()
@@ -110,14 +110,15 @@ def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"schema_version", "runs", "attempts", "captures", "results", "citations",
-            "mementos", "texts", "saves", "lookup_failures", "support_levels"} <= tables
+            "mementos", "texts", "saves", "lookup_failures", "support_levels",
+            "provenance"} <= tables
     raw.close()
     with Catalog.open(archive) as again:  # reopening migrates nothing and keeps the data
-        assert again.schema_version == 5
+        assert again.schema_version == 6
         [run] = again.runs()
         assert (run.id, run.status, run.summary) == (run_id, "ok", {"links": 3})
         versions = again._read("SELECT count(*) AS n FROM schema_version")
-        assert versions[0]["n"] == 5  # one row per migration applied, none added on reopen
+        assert versions[0]["n"] == 6  # one row per migration applied, none added on reopen
 
 
 def test_newer_schema_is_refused(archive: Path) -> None:
@@ -630,6 +631,7 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
     db.execute("DROP TABLE lookup_failures")
     db.execute("DROP TABLE browser_captures")  # version 4
     db.execute("DROP TABLE support_levels")  # version 5
+    db.execute("DROP TABLE provenance")  # version 6
     db.execute("DELETE FROM schema_version WHERE version >= 2")
     db.commit()
     db.close()

@@ -311,3 +311,17 @@ def test_streamed_body_and_stalled_body_over_http2(h2_server: H2Server, tmp_path
     warc_headers, http, payload = stored[s.url("/stalled")]
     assert payload == b"first part " and warc_headers["WARC-Truncated"] == "time"
     assert http.get_statuscode() == "200"
+
+
+def test_tls_session_is_recorded_for_http2_exchanges(h2_server: H2Server,
+                                                     tmp_path: Path) -> None:
+    s = h2_server
+    s.routes["/page"] = Answer(200, ((b"content-type", b"text/html"),), PAGE)
+    (page,) = fetch([s.url("/page")], tmp_path / "archive").values()
+    assert isinstance(page, Capture), page
+    assert s.served == [("/page", "2")]
+    hop = page.hops[-1]
+    assert hop.remote_ip == "127.0.0.1" and hop.record_sha256
+    assert hop.tls is not None and hop.tls.version.startswith("TLSv1.")
+    assert hop.tls.chain and hop.tls.chain[0].subject
+    assert hop.tls.chain_complete

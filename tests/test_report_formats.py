@@ -360,7 +360,7 @@ def test_json_says_per_link_where_the_evidence_is(evidence) -> None:
     for url, (kind, days) in EXPECTED.items():
         assert set(links[url]) == OLD_LINK_KEYS | {"evidence", "memento_offset_days",
                                                    "truncated", "screenshot", "profile",
-                                                   "browser_lost"}
+                                                   "browser_lost", "provenance"}
         assert links[url]["truncated"] is None  # every capture of these samples is whole
         assert (links[url]["evidence"], links[url]["memento_offset_days"]) == (kind, days)
     # The healthy link keeps its memento and capture; only the evidence fields are null.

@@ -18,8 +18,9 @@ from archiver.models import isoformat
 from archiver.safetext import escape_controls
 
 if TYPE_CHECKING:
-    from archiver.api import ArchivedCapture
+    from archiver.api import ArchivedCapture, Citation
     from archiver.cli import Output
+    from archiver.config import Settings
     from archiver.models import Memento
 
 __all__ = ["export_wacz", "serve", "show"]
@@ -73,6 +74,8 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
         why = f"showing the screenshot of our browser capture of {_day(capture.captured_at)}"
     else:
         capture, why = _choose(copies, lookups[url], when, at)
+    if mode == "provenance":
+        return _provenance(settings, capture, why, fmt, io)
     if mode in ("raw", "screenshot"):
         io.err.write(escape_controls(why) + "\n")
         stream = getattr(io.out, "buffer", None)
@@ -269,9 +272,11 @@ def _memento_json(m: Memento) -> dict[str, object]:
 
 
 def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
-                io: Output) -> int:
+                io: Output, sign: bool = False) -> int:
     """Package each source's captures (every WARC file holding one of its captures) with a
-    pages list of its cited URLs as a WACZ file, then validate it."""
+    pages list of its cited URLs as a WACZ file, then validate it. With ``sign``, sign it
+    (and timestamp it) as ``archiver.signing`` describes; each package is entered in the
+    custody log."""
     from archiver.api import Archive
     from archiver.replay import require_extra
 
@@ -280,20 +285,31 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
     ids = sources or [s.id for s in settings.sources]
     if output and len(ids) > 1:
         raise UsageError("-o/--output names one file; pick one --source")
+    if sign:  # a missing or wrong key is said before any work is done
+        from archiver.signing import load_key
+
+        load_key(settings.root / settings.provenance.signing_key)
     with Archive(settings) as archive:
         for source_id in ids:
             warcs: set[Path] = set()
-            pages: list[dict[str, str]] = []
+            pages: list[dict[str, object]] = []
+            by_url: dict[str, dict[str, object]] = {}
             for citation in archive.citations(source_id):
                 for capture in citation.captures:
                     warcs.add(settings.root / capture.warc.path)
                     warcs.add(settings.root / capture.payload_ref.path)
-                if citation.captures and not any(p["url"] == citation.url for p in pages):
-                    newest = citation.captures[0]
-                    pages.append({"id": f"fn{citation.footnote}-{len(pages)}",
-                                  "url": newest.final_url,
-                                  "ts": isoformat(newest.captured_at),
-                                  "title": newest.title or citation.url})
+                if not citation.captures:
+                    continue
+                # One entry per cited URL, under the cited URL (a login wall or a redirect
+                # replays from there), listing every footnote that cites it.
+                if citation.url in by_url:
+                    footnotes = by_url[citation.url]["footnotes"]
+                    assert isinstance(footnotes, list)
+                    if citation.footnote not in footnotes:
+                        footnotes.append(citation.footnote)
+                    continue
+                by_url[citation.url] = _page(settings, citation, len(pages))
+                pages.append(by_url[citation.url])
             if not warcs:
                 raise NotArchivedError(f"{source_id}: nothing archived yet to export "
                                        "(run 'archiver run' first)")
@@ -302,11 +318,34 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
             target.parent.mkdir(parents=True, exist_ok=True)
             _wacz(sorted(warcs), pages, target, title=settings.source(source_id).title
                   or source_id)
+            _seal(settings, target, source_id, sign=sign, io=io)
             io.print(f"wrote {target} ({len(pages)} page(s) from {len(warcs)} WARC file(s))")
     return 0
 
 
-def _wacz(warcs: list[Path], pages: list[dict[str, str]], target: Path, *, title: str) -> None:
+def _page(settings: Settings, citation: Citation, number: int) -> dict[str, object]:
+    """The pages.jsonl entry of a cited URL: the copy that shows the page (ours if healthy,
+    else the rescued copy, else the newest), under the URL and date its record is stored
+    under, so ReplayWeb.page finds it."""
+    from archiver.warc import read_record
+
+    copies = citation.captures
+    chosen = (next((c for c in copies if c.origin == "live" and c.verdict is not None
+                    and c.verdict.healthy), None)
+              or next((c for c in copies if c.origin != "live"), None) or copies[0])
+    url, when = citation.url, isoformat(chosen.captured_at)
+    if chosen.origin != "live":
+        # Rescued copies are stored under the cited URL at the memento's date (older ones
+        # under their web.archive.org address): take both from the record itself.
+        head = dict(read_record(settings.root, chosen.warc).warc_headers)
+        url = head.get("WARC-Target-URI", chosen.final_url)
+        when = head.get("WARC-Date", when)
+    return {"id": f"fn{citation.footnote}-{number}", "url": url, "ts": when,
+            "title": chosen.title or citation.url, "footnotes": [citation.footnote]}
+
+
+def _wacz(warcs: list[Path], pages: list[dict[str, object]], target: Path, *,
+          title: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pages_file = Path(tmp) / "pages.jsonl"
         lines = [json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "Cited pages"})]
@@ -391,3 +430,55 @@ def _example_capture(index: Path) -> str:
     except (OSError, ValueError):
         pass
     return ""
+
+
+def _seal(settings: Settings, target: Path, source_id: str, *, sign: bool,
+          io: Output) -> None:
+    """Sign (and timestamp) the package when asked, then enter it in the custody log."""
+    import hashlib
+
+    from archiver import custody, provenance, signing
+
+    details: dict[str, object] = {"source": source_id, "signed": sign}
+    if sign:
+        key = signing.load_key(settings.root / settings.provenance.signing_key)
+        digest = signing.sign_wacz(target, key, tsa_url=settings.provenance.tsa_url)
+        details["public_key"] = signing.key_fingerprint(key.public_key())
+        details["package_hash"] = digest["hash"]
+        io.print(f"signed {target} with key {details['public_key']}")
+        if "timestamp" in digest:
+            details["timestamp"] = digest["timestamp"]["time"]
+            io.print(f"timestamped {digest['timestamp']['time']} by "
+                     f"{settings.provenance.tsa_url}")
+    sha = hashlib.sha256()
+    with open(target, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    custody.Custody(settings.archive.dir, settings.provenance.actor
+                    or provenance.default_actor()).append(
+        "export", settings.relative(target), sha.hexdigest(), details)
+
+
+def _provenance(settings: Settings, capture: ArchivedCapture, why: str, fmt: str,
+                io: Output) -> int:
+    """Print the provenance record of ``capture`` (exit 1 when it has none: captured
+    before provenance was recorded)."""
+    from archiver.catalog import Catalog
+    from archiver.provenance import summary_lines
+
+    with Catalog.open(settings.archive.dir) as catalog:
+        row = catalog.provenance(capture.warc.record_id)
+    if row is None:
+        raise NotArchivedError(f"{capture.url}: this capture ({isoformat(capture.captured_at)})"
+                               " has no provenance record (it was made by an older archiver)")
+    text, sha256, metadata_id = row
+    doc = json.loads(text)
+    if fmt == "json":
+        io.json({"url": capture.url, "chosen": why, "provenance": doc,
+                 "provenance_sha256": sha256, "provenance_record_id": metadata_id})
+        return 0
+    io.err.write(why + "\n")
+    for line in summary_lines(doc, full=True):
+        io.print(line)
+    io.print(f"provenance record {metadata_id}, SHA-256 {sha256}")
+    return 0

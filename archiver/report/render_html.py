@@ -401,6 +401,22 @@ def _evidence_line(link: LinkRecord, report: Report) -> str:
             f"<strong>Evidence recovered:</strong> {text}</p>")
 
 
+def _provenance_row(facts: dict[str, str | None]) -> str:
+    """The capture's provenance at a glance (see archiver.provenance.glance)."""
+    parts = []
+    if facts.get("server_ip"):
+        parts.append(f"server {esc(facts['server_ip'])}")
+    if facts.get("certificate_subject"):
+        parts.append(f"certificate {esc(facts['certificate_subject'])} "
+                     f"(SHA-256 <code>{esc(facts.get('certificate_sha256') or '')}</code>)")
+    digest = facts.get("payload_sha256") or facts.get("payload_digest")
+    if digest:
+        parts.append(f"payload SHA-256 <code>{esc(digest)}</code>")
+    if facts.get("record_sha256"):
+        parts.append(f"record SHA-256 <code>{esc(facts['record_sha256'])}</code>")
+    return f"<dt>Provenance</dt><dd>{' · '.join(parts)}</dd>"
+
+
 def _evidence(link: LinkRecord, report: Report) -> str:
     rows = []
     if link.capture is not None:
@@ -417,6 +433,8 @@ def _evidence(link: LinkRecord, report: Report) -> str:
                if link.payload_digest else "") + "</dd>"
         )
         rows.append(_browser_rows(link))
+        if link.provenance:
+            rows.append(_provenance_row(dict(link.provenance)))
     elif link.verdict is not None:
         rows.append("<dt>Our capture</dt><dd>nothing could be captured</dd>")
     if link.memento is not None:

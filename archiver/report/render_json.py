@@ -115,6 +115,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "attempts": link.attempts,
         "truncated": link.truncated,
         "capture": _capture(link.capture, link.captured_at, link.capture_payload),
+        "provenance": dict(link.provenance) or None,
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
         "state": link.state.value if link.state is not None else None,

@@ -1,0 +1,47 @@
+"""The WACZ page list: each cited URL once, under the cited URL, with its title and every
+footnote citing it; the count the export prints is the count in the list."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from tests.test_pagetext_pdf import make_pdf
+from tests.test_run import ARTICLE, call, make_project
+from tests.webserver import Reply, WebServer, redirect
+
+LOGIN = b"<html><head><title>Sign in</title></head><body><form>password</form></body></html>"
+
+
+def test_each_cited_url_is_listed_once_under_its_own_address(tmp_path: Path,
+                                                             web: WebServer) -> None:
+    web.route("/article", Reply(200, ARTICLE, {"Content-Type": "text/html"}))
+    web.route("/old-article", redirect("/article", 301))
+    web.route("/members", redirect("/login", 302))
+    web.route("/login", Reply(200, LOGIN, {"Content-Type": "text/html"}))
+    pdf = make_pdf([["The decree of 2020."]], title="Decree No. 12 on public order")
+    web.route("/decree.pdf", Reply(200, pdf, {"Content-Type": "application/pdf"}))
+    cited = [web.url("/article"), web.url("/old-article"), web.url("/members"),
+             web.url("/decree.pdf"), web.url("/article")]  # footnote 5 cites 1's URL again
+    config = make_project(tmp_path, cited)
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    target = tmp_path / "out.wacz"
+    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
+    assert code == 0, out + err
+    with zipfile.ZipFile(target) as wacz:
+        lines = wacz.read("pages/pages.jsonl").decode().splitlines()
+    pages = [json.loads(line) for line in lines[1:]]
+    by_url = {p["url"]: p for p in pages}
+    assert len(pages) == len(by_url) == 4
+    assert f"({len(pages)} page(s)" in out
+    assert set(by_url) == set(cited)  # the cited addresses, not where they led
+    assert by_url[web.url("/article")]["footnotes"] == [1, 5]
+    assert by_url[web.url("/old-article")]["footnotes"] == [2]
+    assert by_url[web.url("/members")]["footnotes"] == [3]
+    assert by_url[web.url("/decree.pdf")]["title"] == "Decree No. 12 on public order"
+    assert by_url[web.url("/article")]["title"] == "Court upholds conviction"
+    for page in pages:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", page["ts"])
