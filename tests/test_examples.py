@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import shlex
 import signal
 import socket
@@ -171,6 +172,13 @@ def _serve(root: Path, command: str) -> None:
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 60
+        if port == 0:  # any free port: the one taken is in the first line serve prints
+            assert proc.stdout is not None
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            first = proc.stdout.readline().decode() if ready else ""
+            served = re.search(r"serving .* at http://[^:/]+:(\d+)/", first)
+            assert served, f"{command}: printed {first!r}"
+            port = int(served.group(1))
         while time.monotonic() < deadline and proc.poll() is None:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
