@@ -466,7 +466,14 @@ async def _fetch_and_judge(
                         + [("cited-by", str(ref)) for ref in target.cited_by],
                         captured_at=result.captured_at,
                     )
-                kept = await _write_provenance(settings, writer, result, url)
+                # A browser capture's provenance says so (and whether a profile was used);
+                # the HTTP exchange it replaced keeps its own.
+                shot = browsed.capture if browsed is not None else None
+                kept = await _write_provenance(
+                    settings, writer, result, url, mode="browser" if shot else "http",
+                    profile="used" if shot is not None and shot.profile else None)
+                kept_http = (await _write_provenance(settings, writer, http_result, url)
+                             if http_result is not result else None)
                 # No await inside: the transaction must hold this URL's writes only.
                 with catalog.transaction():
                     for hop_url in [url, *(hop.url for hop in fetched_hops)]:
@@ -481,6 +488,7 @@ async def _fetch_and_judge(
                         catalog.record_capture(
                             run_id, http_result, text=http_page.text if http_page else None,
                             title=http_page.title if http_page else None)
+                        _record_provenance(catalog, kept_http)
                     if isinstance(result, Capture):
                         capture_id = catalog.record_capture(
                             run_id, result, text=page.text if page else None,
@@ -496,6 +504,7 @@ async def _fetch_and_judge(
                         attempts=result.attempts,
                         checked_at=utcnow(),
                     )
+                _log_custody(settings, "capture", kept_http)
                 _log_custody(settings, "capture", kept)
                 fetched.judgements[url] = judgement
                 shown.advance(url, judgement.verdict.value)
@@ -1361,10 +1370,12 @@ def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, 
 
 
 async def _write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,
-                            cited_url: str, memento: Memento | None = None
+                            cited_url: str, memento: Memento | None = None, *,
+                            mode: str = "http", profile: str | None = None
                             ) -> provenance.Kept | None:
     """Write the provenance record of ``result`` (a capture with a WARC record) in the
-    writer's thread; ``None`` for failures."""
+    writer's thread; ``None`` for failures. ``mode`` (``http`` or ``browser``) and
+    ``profile`` are recorded among the settings that shaped the capture."""
     from archiver import provenance
 
     if not isinstance(result, Capture) or result.warc is None:
@@ -1376,7 +1387,8 @@ async def _write_provenance(settings: Settings, writer: WarcWriter, result: Fetc
                  ("memento_datetime", memento.datetime.isoformat()),
                  ("captured_by", "Internet Archive"),
                  ("fetched_from_archive_at", result.captured_at.isoformat()))
-    shaped = provenance.capture_settings(settings.fetch.user_agent, http2=settings.fetch.http2)
+    shaped = provenance.capture_settings(settings.fetch.user_agent, http2=settings.fetch.http2,
+                                         mode=mode, profile=profile)
     return await asyncio.to_thread(provenance.write, writer, result, cited_url=cited_url,
                                    settings=shaped, memento=facts)
 

@@ -682,3 +682,26 @@ def test_claim_support_reads_the_rendered_text_of_a_browser_capture(
     [date] = [f for f in entry["facts"] if f["kind"] == "date"]
     assert date["found"] and "15 September" in date["passage"]
     assert entry["evidence"] == {"origin": "browser", "kind": "rendered"}
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_browser_captures_have_provenance_saying_browser_and_profile(
+        browsed_run: tuple[Path, dict]) -> None:
+    """The provenance of a browser capture records that it was made in the browser, and
+    whether a logged-in profile was used (never the profile's secrets)."""
+    root, _ = browsed_run
+    config = str(root / "sources.toml")
+    code, out, err = call("show", "brief#2", "--provenance", "--format", "json",
+                          "--config", config)
+    assert code == 0, out + err
+    shell = json.loads(out)["provenance"]["settings"]
+    assert shell["mode"] == "browser" and shell["profile"] == "none"
+    code, out, err = call("show", "brief#4", "--provenance", "--format", "json",
+                          "--config", config)
+    assert code == 0, out + err
+    members = json.loads(out)["provenance"]
+    assert members["settings"]["mode"] == "browser" and members["settings"]["profile"] == "used"
+    static = json.loads(call("show", "brief#1", "--provenance", "--format", "json",
+                             "--config", config)[1])["provenance"]["settings"]
+    assert static["mode"] == "http"
