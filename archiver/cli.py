@@ -241,14 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("wacz", nargs="?", metavar="PATH.wacz", help="a WACZ package to check")
     _format_option(p)
 
-    p = _add(sub, "keygen", "Create an ECDSA P-256 signing key for 'export --wacz --sign' "
+    p = _add(sub, "keygen", "Create an ECDSA signing key (P-256, or P-384 with --curve) for "
+             "'export --wacz --sign' "
              "(never overwrites an existing file).", """
              archiver keygen
-             archiver keygen -o ~/keys/archiver-signing.pem
+             archiver keygen -o keys/archiver-signing.pem
+             archiver keygen --curve P-384 -o replayweb-key.pem   # ReplayWeb.page checks P-384
              """, common)
     p.add_argument("-o", "--output", metavar="PATH",
                    help="where to write (default: [provenance] signing_key, "
                         "signing-key.pem beside sources.toml)")
+    p.add_argument("--curve", choices=("P-256", "P-384"), default="P-256",
+                   help="the key's curve (default P-256; ReplayWeb.page verifies anonymous "
+                   "signatures made with P-384 keys only)")
 
     p = _add(sub, "serve", "Browse the archive locally, as it looked when captured, with "
              "pywb: each capture replays at http://HOST:PORT/archive/TIMESTAMP/URL (the "
@@ -402,7 +407,7 @@ def _cmd_verify(args: argparse.Namespace, io: Output) -> int:
 def _cmd_keygen(args: argparse.Namespace, io: Output) -> int:
     from archiver.commands.verify import keygen
 
-    return keygen(_config_path(args), output=args.output, io=io)
+    return keygen(_config_path(args), output=args.output, io=io, curve=args.curve)
 
 
 def _cmd_serve(args: argparse.Namespace, io: Output) -> int:

@@ -59,11 +59,24 @@ __all__ = [
 _CURVES = {"secp256r1": 32, "secp384r1": 48}  # curve → bytes of r and of s
 
 
-def generate_key(path: Path) -> str:
-    """Write a new ECDSA P-256 private key (PKCS#8 PEM, mode 0600) to ``path``; never
-    overwrites. Returns the public key's SHA-256 fingerprint. Raises ``UsageError`` when
-    ``path`` exists, ``ArchiverError`` when it cannot be written."""
-    key = ec.generate_private_key(ec.SECP256R1())
+#: The curves ``keygen`` offers. P-256 is the default; ReplayWeb.page (2.4) checks anonymous
+#: signatures with P-384 keys only, so a package meant for it is better signed with P-384.
+KEY_CURVES: dict[str, ec.EllipticCurve] = {"P-256": ec.SECP256R1(), "P-384": ec.SECP384R1()}
+
+
+def generate_key(path: Path, curve: str = "P-256") -> str:
+    """Write a new ECDSA private key on ``curve`` (a ``KEY_CURVES`` name; PKCS#8 PEM, mode
+    0600) to ``path``; never overwrites. Returns the public key's SHA-256 fingerprint. Raises
+    ``UsageError`` when ``path`` exists or the curve is unknown, ``ArchiverError`` when it
+    cannot be written."""
+    if curve not in KEY_CURVES:
+        raise UsageError(f"--curve {curve}: choose one of {', '.join(KEY_CURVES)}")
+    key = ec.generate_private_key(KEY_CURVES[curve])
+    path = Path(path).expanduser()
+    try:  # a folder of its own for keys is common; readable by the user only when made here
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiverError(f"{path}: cannot write key: {exc.strerror or exc}") from exc
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     try:

@@ -37,6 +37,19 @@ def test_keygen_writes_a_private_p256_key_and_never_overwrites(tmp_path: Path) -
     code, out, err = call("keygen", "-o", str(key_path))
     assert code == 2 and "already exists" in err
     assert key_path.read_bytes() == before
+    assert key.curve.name == "secp256r1"  # the contract's default
+
+
+def test_keygen_curve_p384_for_replaywebpage(tmp_path: Path) -> None:
+    """ReplayWeb.page checks anonymous signatures with P-384 keys: ``--curve P-384`` makes
+    one, which signing accepts; an unknown curve is a usage error."""
+    key_path = tmp_path / "rwp.pem"
+    code, out, err = call("keygen", "--curve", "P-384", "-o", str(key_path))
+    assert code == 0, err
+    assert "ECDSA P-384" in out
+    assert signing.load_key(key_path).curve.name == "secp384r1"
+    code, _, err = call("keygen", "--curve", "P-521", "-o", str(tmp_path / "x.pem"))
+    assert code == 2 and not (tmp_path / "x.pem").exists()
 
 
 def rewrite_zip(path: Path, name: str, change) -> None:

@@ -94,7 +94,7 @@ def _print(result: Verification, fmt: str, io: Output) -> None:
     io.print("all intact" if result.ok else f"{len(result.problems)} problem(s) found")
 
 
-def keygen(config: Path, *, output: str | None, io: Output) -> int:
+def keygen(config: Path, *, output: str | None, io: Output, curve: str = "P-256") -> int:
     """Write a new signing key (never overwriting); print where and its fingerprint."""
     from archiver.signing import generate_key
 
@@ -106,8 +106,8 @@ def keygen(config: Path, *, output: str | None, io: Output) -> int:
             path = settings.root / settings.provenance.signing_key
         except ArchiverError:
             path = Path(config).resolve().parent / "signing-key.pem"
-    fingerprint = generate_key(path)
-    io.print(f"wrote {path} (ECDSA P-256 private key, readable by you only)")
+    fingerprint = generate_key(path, curve)
+    io.print(f"wrote {path} (ECDSA {curve} private key, readable by you only)")
     io.print(f"public key fingerprint: {fingerprint}")
     io.print("keep the key secret and publish the fingerprint where readers of your "
              "packages can find it")
