@@ -25,8 +25,9 @@ TLS trust and proxies from the environment as httpx does by default). For each U
 
 Politeness: at most ``concurrency`` requests in flight, at most ``per_host`` to one host, and
 ``host_interval`` seconds between request starts to one host. Waits between retries hold
-no slot. After ``host_give_up`` attempts in a row to one host timed out, that host is given
-up for the rest of the run (``HostGaveUp``); a URL already being retried ends with its timeout.
+no slot. After ``host_give_up`` different URLs of one host in a row timed out, that host is
+given up for the rest of the run (``HostGaveUp``); a URL already being retried ends with its
+timeout. One URL's own retries count once, and soft-404 probes not at all.
 
 Every exception of an exchange is judged in one place, ``network_failure``, by the phase it
 struck in (connect, TLS handshake, sending, waiting for the answer, reading the body; followed
@@ -163,10 +164,12 @@ class HostGaveUp(Exception):
 class _HostGate:
     """``per_host`` requests at a time to one host, starts spaced by ``interval`` seconds.
 
-    With ``give_up`` > 0, the host is given up for the rest of the run after that many
-    attempts in a row timed out: a host that never answers would otherwise cost every one of
-    its URLs the whole per-URL deadline. A request that gets a slot after that raises
-    ``HostGaveUp``; any other outcome (an answer, a refusal) resets the count.
+    With ``give_up`` > 0, the host is given up for the rest of the run once that many
+    different URLs in a row timed out: a host that never answers would otherwise cost every
+    one of its URLs the whole per-URL deadline. One URL's own retries count once (they are
+    what ``retries`` promises it), and a soft-404 probe's timeout does not count (it is not a
+    cited page). A request that gets a slot after that raises ``HostGaveUp``; any other
+    outcome (an answer, a refusal) resets the count.
     """
 
     def __init__(self, per_host: int, interval: float, host: str = "", give_up: int = 0) -> None:
@@ -176,17 +179,21 @@ class _HostGate:
         self._next_start = 0.0
         self._host = host
         self._give_up = give_up
-        self._timeouts = 0
+        self._timed_out: set[str] = set()  # the URLs of the current run of timeouts
 
     @property
     def given_up(self) -> bool:
-        return self._give_up > 0 and self._timeouts >= self._give_up
+        return self._give_up > 0 and len(self._timed_out) >= self._give_up
 
-    def record(self, kind: str) -> None:
-        """Count one attempt's outcome (``"response"`` or a failure kind)."""
+    def record(self, kind: str, url: str, *, counts: bool = True) -> None:
+        """Count one attempt's outcome (``"response"`` or a failure kind) for ``url``; with
+        ``counts`` false (a probe), a timeout is not held against the host."""
         if self.given_up:
             return
-        self._timeouts = self._timeouts + 1 if kind == "timeout" else 0
+        if kind != "timeout":
+            self._timed_out.clear()
+        elif counts:
+            self._timed_out.add(url)
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -382,7 +389,8 @@ class Fetcher:
 
             def report(number: int, outcome: _Outcome, waited: float,
                        target: str = current) -> None:
-                self._gate(_gate_key(httpx.URL(target))).record(outcome.kind)
+                self._gate(_gate_key(httpx.URL(target))).record(outcome.kind, target,
+                                                                counts=archive)
                 if self.on_attempt is not None:
                     self.on_attempt(Attempt(
                         url=target, number=number, outcome=outcome.kind, status=outcome.status,

@@ -214,3 +214,20 @@ def test_fetcher_gives_a_host_up_after_timeouts_in_a_row(web: WebServer) -> None
     with silent_server() as (port, held):
         asyncio.run(go([f"http://127.0.0.1:{port}/{i}" for i in range(5)]))
         assert len(held) == 2  # the third URL never opened a connection
+
+
+def test_one_url_keeps_all_its_retries_on_a_silent_host(tmp_path: Path) -> None:
+    """The give-up counts different URLs: one URL on a host that never answers still gets
+    the 1 + ``retries`` attempts ``retries`` promises, whatever its probe did (the soft-404
+    probe to the same host times out first and must not count against it)."""
+    with silent_server() as (port, _held):
+        url = f"http://127.0.0.1:{port}/page"
+        config = make_project(tmp_path, [url])
+        config.write_text(config.read_text().replace("timeout = 5", "timeout = 0.3")
+                          .replace("retries = 1", "retries = 3"))
+        code, out, err = call("run", "--config", str(config), "--format", "json")
+        assert code == 0, out + err
+    with Catalog.open(tmp_path / "archive") as catalog:
+        assert [a.attempt for a in catalog.attempts(url)] == [1, 2, 3, 4]
+    [link] = report_of(tmp_path)["links"]
+    assert link["verdict"] == "timeout" and link["attempts"] == 4
