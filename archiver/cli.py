@@ -26,7 +26,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, cast
 
 from archiver import __version__
 from archiver.errors import ArchiverError, UsageError
@@ -318,6 +318,45 @@ def _deadline_option(p: argparse.ArgumentParser) -> None:
 # ── commands ─────────────────────────────────────────────────────────────────
 
 
+class _PipeSafe:
+    """A text stream whose reader may leave early (``archiver check | head -1``): writes after
+    that are dropped instead of raising, so the command still finishes and exits with its own
+    code (a failing check piped into ``head`` must still exit 1 for cron and CI)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.reader_gone = True
+        # Python flushes stdout once more at exit and would report the broken pipe there.
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class Output:
     """Where a command writes: stdout for results, stderr for progress and errors."""
 
@@ -434,7 +473,7 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
          stderr: TextIO | None = None) -> int:
     """Run one command; return its exit code. Never raises for expected failures: an
     ``ArchiverError`` becomes ``error: <message>`` on stderr and its exit code."""
-    io = Output(stdout or sys.stdout, stderr or sys.stderr)
+    io = Output(cast(TextIO, _PipeSafe(stdout or sys.stdout)), stderr or sys.stderr)
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     json_errors = _wants_json(argv)

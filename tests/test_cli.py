@@ -130,3 +130,30 @@ def test_a_bug_is_one_line_not_a_traceback(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("ARCHIVER_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         call("extract", str(briefing))
+
+
+def test_a_reader_that_leaves_early_does_not_hide_a_failing_check(tmp_path: Path) -> None:
+    """``archiver check --fail-on any | head -1`` from cron: when the reader has gone before
+    the output is written (its end of the pipe closed), the check still exits 1."""
+    import os
+
+    from tests.test_run import make_project
+    from tests.webserver import Reply, WebServer
+
+    with WebServer() as web:
+        web.route("/gone", Reply(404, b"not here"))
+        config = make_project(tmp_path, [web.url("/gone")])
+        assert main(["run", "--config", str(config), "--quiet"],
+                    stdout=io.StringIO(), stderr=io.StringIO()) == 0
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before a word is written
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "archiver", "check", "--fail-on", "any",
+                 "--config", str(config)],
+                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        finally:
+            os.close(write_end)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
