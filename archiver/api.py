@@ -158,6 +158,21 @@ def parse_when(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _page_key(url: str) -> str:
+    """What identifies the page a URL asks for: no fragment, scheme and host in lower case,
+    no default port (``HTTP://Example.org:80/a#b`` and ``http://example.org/a`` agree)."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".")
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+
+
 def parse_ref(ref: str) -> tuple[str, int] | str:
     """``SOURCE_ID#N`` → ``(SOURCE_ID, N)``; an absolute http(s) URL → itself. Anything else
     (``kazakhstan-2020#abc``, ``#3``, ``not a url``) raises ``UsageError``."""
@@ -201,10 +216,10 @@ class Archive:
         self.close()
 
     def captures(self, url: str, *, rescued: bool = True) -> list[ArchivedCapture]:
-        """Every capture of ``url``, newest first: our own fetches (``warc`` is the record of
-        that fetch, ``payload_ref`` the record holding the bytes) and, with ``rescued``, the
-        Internet Archive copies we stored. Each of our captures carries the verdict of the
-        run that took it."""
+        """Every capture of ``url``, newest first by its own date (``dated``): our own
+        fetches (``warc`` is the record of that fetch, ``payload_ref`` the record holding the
+        bytes) and, with ``rescued``, the Internet Archive copies we stored. Each of our
+        captures carries the verdict of the run that took it."""
         if self.catalog is None:
             return []
         judged: dict[int, tuple[Verdict, str]] = {}
@@ -220,7 +235,9 @@ class Archive:
                     found.append(replace(capture, origin="internet-archive",
                                          memento_datetime=memento.datetime))
         unique = {(c.warc.path, c.warc.offset): c for c in found}
-        return sorted(unique.values(), key=lambda c: c.captured_at, reverse=True)
+        # By each copy's own date (a memento's datetime, not when we fetched it), as show
+        # lists them.
+        return sorted(unique.values(), key=lambda c: c.dated, reverse=True)
 
     def mementos(self, url: str) -> list[Memento]:
         """The Internet Archive copies of ``url`` that lookups found, stored in our WARCs or
@@ -294,13 +311,27 @@ class Archive:
             return None
         return None
 
+    def _as_cited(self, url: str) -> list[str]:
+        """``url`` as the archive knows it: itself when it was cited or captured as written;
+        else the cited URLs that differ from it only in what does not change the page asked
+        for (the ``#fragment``, the case of scheme and host, a default port), as a reader
+        copies a link from the address bar; else ``url`` itself."""
+        if self.catalog is None or self.catalog.captures(url):
+            return [url]
+        known = {row.url for row in self.catalog.citations()} | self.catalog.captured_urls()
+        if url in known:
+            return [url]
+        key = _page_key(url)
+        same = sorted(u for u in known if _page_key(u) == key)
+        return same or [url]
+
     def urls_of(self, ref: str) -> list[str]:
         """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, an http(s) URL is
         itself. Raises ``UsageError`` for a malformed reference, an unknown footnote, and
         ``ConfigError`` (also exit 2) for an unknown source."""
         parsed = parse_ref(ref)
         if isinstance(parsed, str):
-            return [parsed]
+            return self._as_cited(parsed)
         from archiver.parse import read_document
 
         source_id, number = parsed

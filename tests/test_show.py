@@ -329,3 +329,23 @@ def test_a_revisit_whose_original_the_catalog_lost_is_read_through_the_index(
     assert code == 0
     (entry,) = json.loads(out)[revisit]
     assert entry["payload"] == links[revisit]["capture"]["payload"]
+
+
+def test_a_url_copied_from_the_address_bar_finds_the_cited_one(tmp_path: Path,
+                                                                web: WebServer) -> None:
+    """A reader pastes the URL without the cited ``#fragment``, or with another one, or with
+    the scheme and host in capitals: it is the same page, and ``show`` finds its capture."""
+    web.route("/doc", Reply(200, ARTICLE, HTML))
+    cited = web.url("/doc?doc_id=31577399#pos=1770;-36")
+    config = make_project(tmp_path, [cited])
+    assert call("run", "--config", str(config))[0] == 0
+    for asked in (cited, web.url("/doc?doc_id=31577399"), web.url("/doc?doc_id=31577399#top"),
+                  web.url("/doc?doc_id=31577399").replace("http://127.0.0.1",
+                                                          "HTTP://127.0.0.1")):
+        code, out, err = call("show", asked, "--text", "--config", str(config))
+        assert code == 0, (asked, err)
+        assert "Lawyers said" in out
+    # Another page of the same site is not taken for it, and the hint fits an archive that
+    # exists.
+    code, _, err = call("show", web.url("/doc?doc_id=1"), "--config", str(config))
+    assert code == 1 and "run 'archiver run' first" not in err and "SOURCE_ID#N" in err

@@ -53,8 +53,10 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
         known = [m for ms in lookups.values() for m in ms]
         also = (f"; the Internet Archive has {len(known)} copy(ies), e.g. {known[-1].url}"
                 if known else "")
-        raise NotArchivedError(f"{ref}: not in the archive{where}{also} "
-                               "(run 'archiver run' first)")
+        hint = ("run 'archiver run' first" if not exists else
+                "no source cites it as written; 'archiver show SOURCE_ID#N' names a "
+                "footnote's URLs")
+        raise NotArchivedError(f"{ref}: not in the archive{where}{also} ({hint})")
 
     if mode == "list":
         return _list(ref, found, lookups, when, at, fmt, io)
