@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -357,3 +358,22 @@ def test_unreadable_source_is_named_and_others_still_run(tmp_path: Path,
     assert code == 2
     assert "broken.bin" in err and "Traceback" not in err
     assert (tmp_path / "reports" / "brief" / "report.json").exists()
+
+
+def test_quiet_run_still_says_what_needs_attention_in_its_notes(tmp_path: Path,
+                                                               site: WebServer) -> None:
+    """With the Internet Archive out of reach, the note that lookups could not be made needs
+    attention: ``--quiet`` keeps it (once), and drops only the report paths."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: every lookup is refused
+    urls = [site.url("/missing"), site.url("/gone")]
+    config = make_project(tmp_path, urls, rescue=True, extra=(
+        f'cdx_api = "http://127.0.0.1:{port}/cdx"\n'
+        f'availability_api = "http://127.0.0.1:{port}/wayback/available"\n'))
+    code, out, err = call("run", "--config", str(config), "--quiet")
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "could not be made" in notes[0], out
+    assert "report.html" not in out

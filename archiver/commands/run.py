@@ -131,7 +131,7 @@ def _outage_test_text(outcome: RunOutcome) -> str:
 
 def _details(outcome: RunOutcome, io: Output, *, quiet: bool = False,
              listed: frozenset[str] = frozenset()) -> None:
-    """What follows the summary line: report paths and notes (not with ``quiet``), then what
+    """What follows the summary line: report paths (not with ``quiet``) and notes, then what
     needs attention, each link once (``listed``: URLs already printed, as changes). Offline,
     the summary line said it all: no link was checked."""
     from archiver.pipeline import OFFLINE_NOTE, OUTAGE_NOTE
@@ -143,10 +143,12 @@ def _details(outcome: RunOutcome, io: Output, *, quiet: bool = False,
             io.print(f"  {source.source.id}: report {source.report_dir / 'report.html'}")
     if outcome.offline:
         return
+    # Notes need attention (lookups that could not be made, a repaired WARC, a browser that
+    # could not start): said with --quiet too.
+    for note in outcome.notes:
+        if note not in (OFFLINE_NOTE, OUTAGE_NOTE):  # the summary line says those
+            io.print(f"  note: {note}")
     if not quiet:
-        for note in outcome.notes:
-            if note not in (OFFLINE_NOTE, OUTAGE_NOTE):  # the summary line says those
-                io.print(f"  note: {note}")
         if outcome.rescued:
             io.print(f"  {outcome.rescued} unhealthy link(s) have an Internet Archive copy")
     skipped = [link for link in outcome.links if link.url in outcome.not_fetched]
