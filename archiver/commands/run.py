@@ -148,9 +148,8 @@ def _details(outcome: RunOutcome, io: Output, *, quiet: bool = False,
     for note in outcome.notes:
         if note not in (OFFLINE_NOTE, OUTAGE_NOTE):  # the summary line says those
             io.print(f"  note: {note}")
-    if not quiet:
-        if outcome.rescued:
-            io.print(f"  {outcome.rescued} unhealthy link(s) have an Internet Archive copy")
+    if not quiet and outcome.rescued:
+        io.print(f"  {outcome.rescued} unhealthy link(s) have an Internet Archive copy")
     skipped = [link for link in outcome.links if link.url in outcome.not_fetched]
     if skipped:
         io.print("")
