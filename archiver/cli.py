@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
              archiver show 'kazakhstan-2020#1' --url 2 --raw > report.pdf
              archiver show 'kazakhstan-2020#14' --at 2020-11-01 --headers
              archiver show 'kazakhstan-2020#14' --text --format json | jq -r .chosen
-             archiver show 'kazakhstan-2020#35' --screenshot > page.png
+             archiver show 'kazakhstan-2020#14' --screenshot > page.png  # not browsed: (exit 1)
              """, common)
     p.add_argument("ref", metavar="REF", help="an http(s) URL, or SOURCE_ID#N for footnote N")
     p.add_argument("--url", metavar="N", type=int, dest="url_number",

@@ -58,11 +58,20 @@ def _third_party_imports() -> dict[str, list[str]]:
     return found
 
 
+# Optional extras the package imports itself, each only where its absence is handled and
+# tested: the browser (``archiver.browse`` says "not available" once and keeps the HTTP path;
+# tests/test_browse.py::test_without_playwright_the_browser_is_unavailable).
+IMPORTED_EXTRAS = {"browser"}
+
+
 def test_every_imported_module_is_a_core_dependency() -> None:
     """A module the package imports must come with a plain install: no import of an
-    optional extra's module (those run as ``python -m`` children after a check)."""
+    optional extra's module (those run as ``python -m`` children after a check), except the
+    extras in ``IMPORTED_EXTRAS``."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     core = {_requirement_name(r) for r in project["dependencies"]}
+    core |= {_requirement_name(r) for extra in IMPORTED_EXTRAS
+             for r in project["optional-dependencies"][extra]}
     providers = metadata.packages_distributions()
     missing = []
     for module, where in sorted(_third_party_imports().items()):

@@ -87,7 +87,7 @@ def test_every_text_output_escapes_controls(tmp_path: Path, web: WebServer) -> N
     assert "\\u202egnp.exe" in html_text and _raw_controls(html_text) == []
     # (and, from a real run, our capture's replay link and payload digest as text)
     assert "http://127.0.0.1:8080/archive/" in html_text
-    assert "payload digest <code>sha1:" in html_text
+    assert "payload digest <code>sha256:" in html_text
     report_json = (reports / "report.json").read_text(encoding="utf-8")
     assert _raw_controls(report_json, allowed="\n") == []
     data = json.loads(report_json)
