@@ -653,11 +653,13 @@ def _invalid(url: str) -> str | None:
         return f"{url!r}: contains whitespace"
     try:
         parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        # The host is decoded (IDNA) when read, and that can fail too (``xn--localhost``).
+        scheme, host = parsed.scheme, parsed.host
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
         return f"{url!r}: cannot be parsed ({exc})"
-    if parsed.scheme not in ("http", "https"):
+    if scheme not in ("http", "https"):
         return f"{url!r}: not an http(s) URL"
-    if not parsed.host:
+    if not host:
         return f"{url!r}: no host"
     return None
 
@@ -678,10 +680,17 @@ def _fetchable(url: str) -> tuple[str | None, str | None]:
 
 
 def _next_url(base: str, location: str) -> str | None:
+    """Where a redirect's ``Location`` leads from ``base``, joined as text: the next hop's
+    ``_fetchable`` then reads its host as browsers do (``0177.0.0.1`` is ``127.0.0.1``, and
+    refused as such, not rejected as unparseable). Backslashes count as slashes, as browsers
+    read them in http(s) URLs. ``None`` when it cannot be joined."""
+    from urllib.parse import urljoin
+
     try:
-        return str(httpx.URL(base).join(location.strip())).split("#", 1)[0]
-    except (httpx.InvalidURL, ValueError, TypeError):
+        joined = urljoin(base, location.strip().replace("\\", "/"))
+    except ValueError:
         return None
+    return joined.split("#", 1)[0] or None
 
 
 def _hop(outcome: _Outcome, warc: WarcRef | None, revisit: bool,

@@ -408,6 +408,35 @@ def test_guard_allowlist_admits_only_the_listed_port(web: WebServer) -> None:
     assert isinstance(result, Capture) and result.content == b"fine"
 
 
+@pytest.mark.parametrize("location", [
+    "http://0177.0.0.1:{port}/admin", "http://127.000.000.001:{port}/admin",
+    "http:\\\\127.0.0.1:{port}\\admin",
+])
+def test_redirect_to_a_hidden_private_address_is_refused_as_such(web: WebServer,
+                                                                 location: str) -> None:
+    """A redirect to a private address spelled as browsers also read it is refused as a
+    private address (it was 'invalid_url': the join rejected what the guard would refuse)."""
+    with WebServer() as other:
+        other.route("/admin", Reply(200, b"secret"))
+        web.route("/go", redirect(location.format(port=other.port)))
+        guard = AddressGuard.allowing([("127.0.0.1", web.port)])
+        settings = replace(FAST, allow_private_networks=False)
+        result, _ = one(settings, web.url("/go"), guard=guard)
+        assert other.hits["/admin"] == 0
+    assert isinstance(result, FetchFailure) and result.verdict is Verdict.PRIVATE_ADDRESS, result
+
+
+def test_a_host_idna_cannot_read_is_an_invalid_url_cited_or_redirected_to(
+        web: WebServer) -> None:
+    """``xn--localhost`` is no host (its IDNA decoding fails): an invalid URL, whether cited
+    or reached by a redirect, never an error that stops the run."""
+    result, _ = one(FAST, "http://xn--localhost/")
+    assert isinstance(result, FetchFailure) and result.verdict is Verdict.INVALID_URL
+    web.route("/go", redirect("http://xn--localhost/r"))
+    result, _ = one(FAST, web.url("/go"))
+    assert isinstance(result, FetchFailure) and result.verdict is Verdict.INVALID_URL
+
+
 # ── politeness, probe, fetch_all ────────────────────────────────────────────
 
 
