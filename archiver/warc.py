@@ -41,6 +41,7 @@ import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import tempfile
@@ -62,6 +63,8 @@ from warcio.warcwriter import WARCWriter
 from archiver import __version__
 from archiver.errors import ArchiveError
 from archiver.models import WarcRef, isoformat, utcnow
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "INDEX_NAME",
@@ -667,6 +670,11 @@ class MemberScan:
         return self.complete[-1][0] + self.complete[-1][1] if self.complete else 0
 
 
+# WARC record types that must carry a WARC-Target-URI (WARC 1.1, section 5.7).
+_TARGETED_TYPES = frozenset({b"response", b"request", b"revisit", b"resource", b"conversion",
+                             b"continuation"})
+
+
 class _RecordCheck:
     """Checks, as decoded bytes stream in, that they form exactly one complete WARC record:
     a ``WARC/1.x`` header block with a ``Content-Length``, that many block bytes (matching
@@ -680,6 +688,7 @@ class _RecordCheck:
         self.hasher: hashlib._Hash | None = None
         self.expected = ""
         self.ok = True
+        self.fields: dict[bytes, bytes] = {}
 
     def feed(self, data: bytes) -> bool:
         """Take the next decoded bytes; ``False`` once they cannot be one complete record."""
@@ -725,12 +734,21 @@ class _RecordCheck:
                 if not value.isdigit():
                     return False
                 self.length = int(value)
+            elif name in (b"warc-type", b"warc-record-id", b"warc-date", b"warc-target-uri"):
+                self.fields[name] = value
             elif name == b"warc-block-digest":
                 algorithm, _, expected = value.decode("latin-1").partition(":")
                 algorithm = algorithm.lower().replace("-", "")
                 if algorithm in _BLOCK_DIGESTS:
                     self.hasher, self.expected = hashlib.new(algorithm), expected
-        return self.length is not None
+        # The fields WARC 1.1 makes mandatory (section 5), and a target for the record types
+        # that must name one: a record without them is not one this archive wrote, and
+        # readers (the CDXJ indexer among them) fail on it.
+        if self.length is None or not {b"warc-type", b"warc-record-id", b"warc-date"} \
+                <= self.fields.keys():
+            return False
+        return (self.fields[b"warc-type"] not in _TARGETED_TYPES
+                or bool(self.fields.get(b"warc-target-uri")))
 
     def complete(self) -> bool:
         if not (self.ok and self.length is not None and self.seen == self.length
@@ -954,9 +972,22 @@ def _indexed_files(archive_dir: Path) -> set[str]:
 
 
 def _index_lines(archive_dir: Path, files: Sequence[Path]) -> list[str]:
-    out = io.StringIO()
-    write_cdx_index(out, [str(f) for f in files], {"sort": False, "dir_root": str(archive_dir)})
-    return [line for line in out.getvalue().splitlines() if line and not line.startswith("!")]
+    """The CDXJ lines of ``files``, file by file: a file the indexer cannot read (a record
+    this archive did not write) is left out of the index with a warning, so it cannot stop
+    every later run; ``archiver verify`` names it."""
+    lines: list[str] = []
+    for file in files:
+        out = io.StringIO()
+        try:
+            write_cdx_index(out, [str(file)], {"sort": False, "dir_root": str(archive_dir)})
+        except OSError:
+            raise
+        except Exception as exc:  # the indexer's own errors on a malformed record
+            log.warning("%s: left out of the index: %s: %s", file, type(exc).__name__, exc)
+            continue
+        lines += [line for line in out.getvalue().splitlines()
+                  if line and not line.startswith("!")]
+    return lines
 
 
 @contextlib.contextmanager

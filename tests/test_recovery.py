@@ -509,3 +509,31 @@ def test_quarantine_never_replaces_what_it_holds(tmp_path: Path) -> None:
         assert done.action == "quarantined" and done.path.read_bytes() == data
     assert sorted(p.name for p in (archive / "quarantine").iterdir()) == \
         [NAME + ".open", NAME + ".open.1"]
+
+
+def test_a_record_without_its_mandatory_fields_is_not_taken_as_complete(
+        tmp_path: Path) -> None:
+    """A response record with no WARC-Target-URI (nor id nor date) decodes and has its
+    length, but this archive never wrote it and the CDXJ indexer fails on it: it is damage
+    at the tail, cut off, and the records before it are kept and indexed."""
+    good = [gzip.compress(warc_record(b"first")), gzip.compress(warc_record(b"second"))]
+    odd = gzip.compress(b"WARC/1.1\r\nWARC-Type: response\r\nContent-Length: 5\r\n\r\n"
+                        b"hello\r\n\r\n")
+    done = recover_copy(tmp_path / "archive", b"".join([*good, odd]))
+    assert (done.action, done.records) == ("repaired", 2)
+    assert done.dropped_bytes == len(odd)
+    index = (tmp_path / "archive" / INDEX_NAME).read_text("utf-8").splitlines()
+    assert len(index) == 2
+
+
+def test_a_closed_file_the_indexer_cannot_read_is_left_out_not_fatal(tmp_path: Path) -> None:
+    """A closed WARC file holding such a record (copied in by hand, say) no longer makes
+    every index update fail: it is left out of the index, the others are indexed."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "good.warc.gz").write_bytes(gzip.compress(warc_record(b"fine")))
+    (archive / "odd.warc.gz").write_bytes(gzip.compress(
+        b"WARC/1.1\r\nWARC-Type: response\r\nContent-Length: 5\r\n\r\nhello\r\n\r\n"))
+    rebuild_index(archive)
+    lines = (archive / INDEX_NAME).read_text("utf-8").splitlines()
+    assert len(lines) == 1 and "good.warc.gz" in lines[0]
