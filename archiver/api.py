@@ -30,8 +30,10 @@ from archiver.models import Claim, Memento, Verdict, WarcRef
 __all__ = ["Archive", "ArchivedCapture", "Citation", "nearest", "open_archive", "parse_ref",
            "parse_when"]
 
-# ``show --raw`` and ``text()`` undo Content-Encoding up to this size (a bomb stays bounded).
-_MAX_DECODED = 512 * 1024 * 1024
+# ``payload()`` and ``text()`` undo Content-Encoding up to this size, so a decompression
+# bomb costs at most this much memory; ``payload_chunks()`` (``show --raw``) has no cap and
+# holds one chunk at a time.
+_MAX_DECODED = 64 * 1024 * 1024
 
 _FOOTNOTE_REF = re.compile(r"([a-z0-9-]+)#(\d+)")
 # Anything shaped like SOURCE_ID#SOMETHING that is not a URL: a footnote reference gone wrong.
@@ -113,6 +115,20 @@ class ArchivedCapture:
         import io
 
         return decode_body(io.BytesIO(body), encoding, _MAX_DECODED)
+
+    def payload_chunks(self) -> Iterator[bytes]:
+        """``payload()`` in bounded chunks, uncapped: a body of any decoded size is written
+        without being held in memory."""
+        _, headers, body = self._record()
+        from archiver.fetch import decoded_chunks
+
+        encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
+        if not encoding:
+            yield body
+            return
+        import io
+
+        yield from decoded_chunks(io.BytesIO(body), encoding)
 
     def screenshot(self) -> bytes | None:
         """A browser capture's full-page screenshot (PNG bytes); ``None`` for HTTP captures."""

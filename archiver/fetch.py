@@ -922,6 +922,18 @@ def decode_body(raw: IO[bytes], content_encoding: str | None, cap: int) -> bytes
     ``b""`` (nothing can be judged); a corrupt or cut stream gives what decoded before the
     damage.
     """
+    out = bytearray()
+    for piece in decoded_chunks(raw, content_encoding):
+        out += piece[: cap - len(out)]
+        if len(out) >= cap:
+            break
+    return bytes(out)
+
+
+def decoded_chunks(raw: IO[bytes], content_encoding: str | None) -> Iterator[bytes]:
+    """The body with its ``Content-Encoding`` undone, as bounded chunks (for writing a body
+    of any decoded size without holding it: ``show --raw``). Unknown codings give nothing; a
+    corrupt or cut stream ends where the damage begins."""
     codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
     codings = [c for c in codings if c and c != "identity"]
     raw.seek(0)
@@ -929,19 +941,14 @@ def decode_body(raw: IO[bytes], content_encoding: str | None, cap: int) -> bytes
     for coding in reversed(codings):
         stage = _STAGES.get(coding)
         if stage is None:
-            return b""
+            return
         stream = stage(stream)
-    out = bytearray()
     try:
-        for piece in stream:
-            out += piece[: cap - len(out)]
-            if len(out) >= cap:
-                break
+        yield from stream
     except Exception as exc:  # each codec has its own error class
         log.debug("decoding stopped: %s", exc)
     finally:
         raw.seek(0)
-    return bytes(out)
 
 
 def _zlib_stage(wbits: int) -> Callable[[Iterator[bytes]], Iterator[bytes]]:

@@ -350,3 +350,36 @@ def test_a_url_copied_from_the_address_bar_finds_the_cited_one(tmp_path: Path,
     # exists.
     code, _, err = call("show", web.url("/doc?doc_id=1"), "--config", str(config))
     assert code == 1 and "run 'archiver run' first" not in err and "SOURCE_ID#N" in err
+
+
+def test_show_raw_streams_a_decompression_bomb_in_bounded_memory(tmp_path: Path,
+                                                                 web: WebServer) -> None:
+    """A 256 MiB body sent gzip-compressed (about 250 KB on the wire): ``show --raw`` writes
+    all of it, chunk by chunk, and ``--text`` reads a capped part (64 MiB); neither holds it
+    whole (they took over 1 GB for a 1 GiB bomb)."""
+    import gzip
+    import re
+
+    size = 256 * 1024 * 1024
+    bomb = gzip.compress(b"\0" * size, compresslevel=9)
+    web.route("/bomb", Reply(200, bomb, {"Content-Type": "application/octet-stream",
+                                        "Content-Encoding": "gzip"}))
+    config = make_project(tmp_path, [web.url("/bomb")])
+    assert call("run", "--config", str(config))[0] == 0
+    # The child reports its own peak memory (VmHWM, KiB: its own address space since exec;
+    # ru_maxrss would count this test's memory, inherited across fork) after the command.
+    measured = ("import re, sys\nfrom archiver.cli import main\ncode = main(sys.argv[1:])\n"
+                "status = open('/proc/self/status').read()\n"
+                "sys.stderr.write('maxrss=%s\\n' % re.search(r'VmHWM:\\s+(\\d+)', status)"
+                "[1])\nsys.exit(code)\n")
+    out_file = tmp_path / "out.bin"
+    for mode, limit_mib in (("--raw", 150), ("--text", 300)):
+        with out_file.open("wb") as out:
+            done = subprocess.run([sys.executable, "-c", measured, "show", "brief#1", mode,
+                                   "--config", str(config)], stdout=out,
+                                  stderr=subprocess.PIPE, timeout=300, text=False)
+        assert done.returncode == 0, done.stderr
+        if mode == "--raw":
+            assert out_file.stat().st_size == size
+        peak = re.search(rb"maxrss=(\d+)", done.stderr)
+        assert peak and int(peak.group(1)) < limit_mib * 1024, (mode, done.stderr[-200:])

@@ -81,12 +81,16 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
     if mode in ("raw", "screenshot"):
         io.err.write(escape_controls(why) + "\n")
         stream = getattr(io.out, "buffer", None)
-        data = (capture.screenshot() or b"") if mode == "screenshot" else capture.payload()
+        # Written chunk by chunk: a body that decodes to gigabytes is never held whole.
+        chunks = ([capture.screenshot() or b""] if mode == "screenshot"
+                  else capture.payload_chunks())
         if stream is None:  # an in-memory text stream (tests): write latin-1 text
-            io.out.write(data.decode("latin-1"))
+            for chunk in chunks:
+                io.out.write(chunk.decode("latin-1"))
         else:
             io.out.flush()
-            stream.write(data)
+            for chunk in chunks:
+                stream.write(chunk)
             stream.flush()
         return 0
     if fmt == "json":
