@@ -253,6 +253,10 @@ def test_offline_refusals_are_still_reported_as_refused(tmp_path: Path) -> None:
         assert "refused" in links[url]["reason"]
     assert all(links[u]["verdict"] is None for u in links if u not in refused)
     assert data["refused"] == 2 and data["fetched"] == 0
+    # The summary line counts them apart from the links that keep their state.
+    code, out, _ = call("run", "--config", str(config))
+    assert out.splitlines()[0] == ("No network: nothing could be reached; 12 link(s) keep the "
+                                   "state they had; 2 refused without using the network.")
 
 
 def test_report_keeps_the_run_notes(tmp_path: Path) -> None:

@@ -103,12 +103,17 @@ def _counts_text(verdicts: dict[str, int] | Any) -> str:
     return ", ".join(f"{n} {v}" for v, n in items if n)
 
 
+def _refused_text(outcome: RunOutcome) -> str:
+    """The links judged without the network (refused addresses, invalid URLs), offline."""
+    return f"; {outcome.refused} refused without using the network" if outcome.refused else ""
+
+
 def _summary_run(outcome: RunOutcome) -> str:
     links = len(outcome.links)
     sources = len(outcome.sources)
     if outcome.offline:
-        return (f"No network: nothing could be reached; {links} link(s) keep the state "
-                "they had.")
+        return (f"No network: nothing could be reached; {links - outcome.refused} link(s) "
+                f"keep the state they had{_refused_text(outcome)}.")
     head = (f"{links} cited URL(s) in {sources} source(s): {_counts_text(outcome.verdicts)}"
             if links else f"no cited URLs in {sources} source(s)")
     done = [f"fetched {outcome.fetched}"]
@@ -242,8 +247,9 @@ def run(config: Path, *, sources: list[str] | None, refresh: bool, rescue: bool,
 def _summary_check(outcome: RunOutcome) -> str:
     links = len(outcome.links)
     if outcome.offline:
-        return (f"archiver check: no network, nothing could be reached; {links} link(s) "
-                "keep the state they had")
+        return (f"archiver check: no network, nothing could be reached; "
+                f"{links - outcome.refused} link(s) keep the state they had"
+                f"{_refused_text(outcome)}")
     if outcome.outage:
         return (f"archiver check: outage (nearly every host failed at once); no link "
                 f"changed state ({links} links)")
