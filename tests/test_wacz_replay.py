@@ -156,14 +156,20 @@ def _shown(browser, base: str, folder: Path, wacz: str, url: str) -> dict:
     ``verify``, the stored ``verification`` rows, and the embed receipt's text."""
     (folder / f"{wacz}.html").write_text(EMBED.format(wacz=wacz, url=url, ts="",
                                                       embed="replay-with-info"))
-    page = browser.new_page()
+    # A context of its own per package: its own service worker and IndexedDB.
+    context = browser.new_context()
+    page = context.new_page()
     try:
         page.goto(f"{base}/{wacz}.html")
-        deadline = time.monotonic() + 30
-        seen: list[str] = []
+        reload_at, deadline = time.monotonic() + 15, time.monotonic() + 45
+        last_error = ""
         while time.monotonic() < deadline:
+            if reload_at and time.monotonic() > reload_at:
+                # ReplayWeb.page's viewer now and then stalls while its service worker
+                # first installs (it stays at "#url=…&ts=&query="); a reader would reload.
+                reload_at = 0
+                page.reload()
             for frame in page.frames:
-                seen.append(frame.url)
                 found = re.search(r"/replay/w/([^/]+)/.*mp_/", frame.url)
                 if not found:
                     continue
@@ -176,15 +182,16 @@ def _shown(browser, base: str, folder: Path, wacz: str, url: str) -> dict:
                     viewer = next(f for f in page.frames if "/replay/?" in f.url)
                     result = viewer.evaluate(VERIFICATION, found.group(1))
                 except Exception as exc:  # frames come and go while the viewer loads
-                    seen.append(repr(exc))
+                    last_error = repr(exc)
                     continue
                 result["receipt"] = _receipt(page)
                 return result
             page.wait_for_timeout(300)  # lets Playwright take in the frames as they attach
-        raise AssertionError(f"ReplayWeb.page did not replay {url} from {wacz}: "
-                             f"{sorted(set(seen))[:3]}")
+        raise AssertionError(f"ReplayWeb.page did not replay {url} from {wacz} in 45 s "
+                             f"(frames: {[f.url for f in page.frames]}; last error: "
+                             f"{last_error or 'none'})")
     finally:
-        page.close()
+        context.close()
 
 
 def _receipt(page) -> str:
