@@ -278,9 +278,9 @@ def test_replaywebpage_shows_the_signature_present_and_valid_and_not_after_tampe
     assert f"Package Hash: {package_hash}" in good["receipt"]
     assert "hashes verified" in good["receipt"]
     # ReplayWeb.page 2.4.6 files the expected hashes of indexes/index.idx and
-    # pages/pages.jsonl under "default"+path and never compares them (its later check looks
-    # the path up without that prefix), so its receipt says "1 hashes verified, 2 invalid"
-    # for any package. Those rows must be only such rows, and their hashes right.
+    # pages/pages.jsonl (as "default"+path) and never records a computed one for them, so
+    # its receipt says "1 hashes verified, 2 invalid" for this package. Those rows must be
+    # the only unmatched ones, and their expected hashes the members' real ones.
     with zipfile.ZipFile(signed) as z:
         actual = {name: "sha256:" + hashlib.sha256(z.read(name)).hexdigest()
                   for name in z.namelist()}
