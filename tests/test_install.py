@@ -123,8 +123,24 @@ def test_make_test_installs_the_test_extra_even_after_make_run(tmp_path: Path) -
 
 def test_ci_script_installs_chromium_and_runs_make_test() -> None:
     script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "set -euo pipefail" in script
     assert "apt-get install" in script and "chromium" in script
     assert script.rstrip().splitlines()[-1].strip() == "make test"
+
+
+def test_ci_script_installs_a_pinned_replaywebpage_before_make_test() -> None:
+    """tests/test_wacz_replay.py needs node_modules/replaywebpage; .ci/run fetches a pinned
+    version from npm (and Debian's npm when missing), and git ignores node_modules."""
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    pinned = re.search(r"^REPLAYWEBPAGE_VERSION=(\d+\.\d+\.\d+)$", script, re.MULTILINE)
+    assert pinned, "the ReplayWeb.page version is not pinned"
+    assert re.search(r"npm (pack|install) .*\$REPLAYWEBPAGE", script)
+    assert "node_modules/replaywebpage" in script
+    assert "apt-get install" in script and "nodejs npm" in script
+    assert script.index("node_modules/replaywebpage") < script.rindex("make test")
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q",
+                              "node_modules/replaywebpage/sw.js"], timeout=30)
+    assert ignored.returncode == 0, "node_modules is not git-ignored"
 
 
 # ── a real install without extras ────────────────────────────────────────────
