@@ -341,6 +341,13 @@ class Archive:
         same = sorted(u for u in known if _page_key(u) == key)
         return same or [url]
 
+    def cites(self, url: str) -> bool:
+        """Whether a source in the catalog cites ``url`` (or a capture of it exists)."""
+        if self.catalog is None:
+            return False
+        return bool(self.catalog.captures(url)) or any(
+            row.url == url for row in self.catalog.citations())
+
     def urls_of(self, ref: str) -> list[str]:
         """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, an http(s) URL is
         itself. Raises ``UsageError`` for a malformed reference, an unknown footnote, and

@@ -383,3 +383,18 @@ def test_show_raw_streams_a_decompression_bomb_in_bounded_memory(tmp_path: Path,
             assert out_file.stat().st_size == size
         peak = re.search(rb"maxrss=(\d+)", done.stderr)
         assert peak and int(peak.group(1)) < limit_mib * 1024, (mode, done.stderr[-200:])
+
+
+def test_a_cited_url_not_captured_yet_says_so(tmp_path: Path) -> None:
+    """A footnote whose URL no run has reached: the hint says the next run tries again,
+    not that no source cites it."""
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}/page"
+    closed.close()  # nothing listens: the run gets no answer, so no capture
+    config = make_project(tmp_path, [url])
+    assert call("run", "--config", str(config))[0] == 0
+    code, _, err = call("show", "brief#1", "--config", str(config))
+    assert code == 1 and "not captured yet" in err and "cites it" not in err

@@ -48,14 +48,19 @@ def show(config: Path, ref: str, *, mode: str, at: str | None, fmt: str, io: Out
                  for url in urls}
         lookups = {url: archive.mementos(url) for url in urls}
         exists = archive.exists
+        uncited = [u for u in urls if not archive.cites(u)]
     if not any(found.values()):
         where = "" if exists else f" ({settings.archive.dir} holds no archive yet)"
         known = [m for ms in lookups.values() for m in ms]
         also = (f"; the Internet Archive has {len(known)} copy(ies), e.g. {known[-1].url}"
                 if known else "")
-        hint = ("run 'archiver run' first" if not exists else
-                "no source cites it as written; 'archiver show SOURCE_ID#N' names a "
-                "footnote's URLs")
+        if not exists:
+            hint = "run 'archiver run' first"
+        elif uncited:
+            hint = ("no source cites it as written; 'archiver show SOURCE_ID#N' names a "
+                    "footnote's URLs")
+        else:
+            hint = "not captured yet: no run has reached it; the next 'archiver run' tries again"
         raise NotArchivedError(f"{ref}: not in the archive{where}{also} ({hint})")
 
     if mode == "list":
