@@ -345,8 +345,7 @@ class Archive:
         """Whether a source in the catalog cites ``url`` (or a capture of it exists)."""
         if self.catalog is None:
             return False
-        return bool(self.catalog.captures(url)) or any(
-            row.url == url for row in self.catalog.citations())
+        return bool(self.catalog.cited_by(url)) or bool(self.catalog.captures(url))
 
     def urls_of(self, ref: str) -> list[str]:
         """A reference → URLs: ``SOURCE_ID#N`` gives footnote N's URLs, an http(s) URL is

@@ -446,18 +446,8 @@ class WarcWriter:
         """A ``metadata`` record (``application/warc-fields``) about the record
         ``concurrent_to``, e.g. ``[("cited-by", "kazakhstan-2020#14")]``."""
         block = "".join(f"{_field(k)}: {_field(v)}\r\n" for k, v in fields).encode("utf-8")
-        record_id = _record_id()
-        with self._lock:
-            writer, spool = self._record_writer()
-            record = writer.create_warc_record(
-                url, "metadata", payload=io.BytesIO(block), length=len(block),
-                warc_content_type="application/warc-fields",
-                warc_headers_dict={"WARC-Record-ID": record_id,
-                                   "WARC-Date": isoformat(captured_at),
-                                   "WARC-Concurrent-To": concurrent_to},
-            )
-            (offset, size), = self._append(spool, writer, [record])
-            return self._ref(record_id, offset, size)
+        return self._write_one(url, "metadata", "application/warc-fields", block,
+                               concurrent_to=concurrent_to, captured_at=captured_at)
 
     def write_resource(
         self,
@@ -471,18 +461,8 @@ class WarcWriter:
         """A ``resource`` record holding ``data`` as is: a browser capture's screenshot
         (``urn:screenshot:URL``, ``image/png``) or rendered text (``urn:text:URL``), as
         Browsertrix and pywb name them. Raises ``ArchiveError`` when it cannot be written."""
-        record_id = _record_id()
-        headers = {"WARC-Record-ID": record_id, "WARC-Date": isoformat(captured_at)}
-        if concurrent_to:
-            headers["WARC-Concurrent-To"] = concurrent_to
-        with self._lock:
-            writer, spool = self._record_writer()
-            record = writer.create_warc_record(
-                uri, "resource", payload=io.BytesIO(data), length=len(data),
-                warc_content_type=content_type, warc_headers_dict=headers,
-            )
-            (offset, size), = self._append(spool, writer, [record])
-            return self._ref(record_id, offset, size)
+        return self._write_one(uri, "resource", content_type, data,
+                               concurrent_to=concurrent_to, captured_at=captured_at)
 
     def write_json_metadata(
         self,
@@ -494,15 +474,22 @@ class WarcWriter:
     ) -> WarcRef:
         """A ``metadata`` record (``application/json``) holding ``block`` about the record
         ``concurrent_to``: the capture's provenance document."""
+        return self._write_one(url, "metadata", "application/json", block,
+                               concurrent_to=concurrent_to, captured_at=captured_at)
+
+    def _write_one(self, uri: str, record_type: str, content_type: str, block: bytes, *,
+                   concurrent_to: str | None, captured_at: datetime) -> WarcRef:
+        """One record of ``record_type`` holding ``block`` as is (metadata and resource
+        records), Concurrent-To ``concurrent_to`` when given."""
         record_id = _record_id()
+        headers = {"WARC-Record-ID": record_id, "WARC-Date": isoformat(captured_at)}
+        if concurrent_to:
+            headers["WARC-Concurrent-To"] = concurrent_to
         with self._lock:
             writer, spool = self._record_writer()
             record = writer.create_warc_record(
-                url, "metadata", payload=io.BytesIO(block), length=len(block),
-                warc_content_type="application/json",
-                warc_headers_dict={"WARC-Record-ID": record_id,
-                                   "WARC-Date": isoformat(captured_at),
-                                   "WARC-Concurrent-To": concurrent_to},
+                uri, record_type, payload=io.BytesIO(block), length=len(block),
+                warc_content_type=content_type, warc_headers_dict=headers,
             )
             (offset, size), = self._append(spool, writer, [record])
             return self._ref(record_id, offset, size)

@@ -23,7 +23,7 @@ from archiver.config import CheckSettings
 from archiver.history import link_status
 from archiver.models import Capture, Hop, LinkState, Verdict
 from archiver.report.render_md import md_text
-from tests.test_run import ARTICLE, call, read_back
+from tests.test_run import ARTICLE, call, make_project, read_back
 from tests.webserver import Reply, Request, WebServer, drip
 
 BIG = bytes(range(256)) * 40  # 10240 bytes
@@ -40,20 +40,12 @@ def short_body(req: Request) -> None:
 
 
 def project(root: Path, urls: list[str]) -> Path:
-    (root / "sources").mkdir()
-    body = " ".join(f"Claim number {i} is stated here.[^{i}]" for i in range(1, len(urls) + 1))
-    notes = "\n".join(f"[^{i}]: See <{url}>." for i, url in enumerate(urls, start=1))
-    (root / "sources" / "brief.md").write_text(f"# A briefing\n\n{body}\n\n{notes}\n",
-                                              encoding="utf-8")
-    config = root / "sources.toml"
-    config.write_text(
-        '[[sources]]\nid = "brief"\npath = "sources/brief.md"\ntitle = "A briefing"\n'
-        "published = 2020-11-01\n\n"
-        "[fetch]\ntimeout = 5\nretries = 1\nallow_private_networks = true\n"
-        "host_interval = 0\ndeadline = 1\nmax_body = 1000\nbackoff_base = 0.01\n"
-        "backoff_max = 0.05\n\n[rescue]\nenabled = false\n",
-        encoding="utf-8",
-    )
+    """``make_project`` with a 1 s per-URL deadline and a 1000-byte body cap."""
+    config = make_project(root, urls)
+    text = config.read_text(encoding="utf-8")
+    assert "deadline = 20\n" in text
+    config.write_text(text.replace("deadline = 20\n", "deadline = 1\nmax_body = 1000\n"),
+                      encoding="utf-8")
     return config
 
 
