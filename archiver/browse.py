@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -784,6 +784,12 @@ class Browsed:
     page: PageText | None = None
     judgement: Judgement | None = None
     lost: str | None = None
+
+    def slim(self) -> Browsed:
+        """This record without what only judging needed (the rendered DOM and page), for
+        sending to the catalog writer."""
+        capture = replace(self.capture, html=b"") if self.capture is not None else None
+        return replace(self, capture=capture, page=None)
 
     def record(self, catalog: Catalog, capture_id: int) -> None:
         """Record in the catalog how capture ``capture_id`` was made (inside the URL's

@@ -527,6 +527,20 @@ class Catalog:
             raise
         return catalog
 
+    @classmethod
+    def open_reader(cls, archive_dir: Path | str) -> Catalog:
+        """A read-only view of an existing catalog (a worker process of a run asks it
+        which payloads earlier runs archived); it never migrates or writes. Raises
+        ``ArchiveError`` when the catalog cannot be opened."""
+        archive_dir = Path(archive_dir)
+        path = archive_dir / CATALOG_NAME
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0,
+                                 isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{path}: cannot open the catalog: {exc}") from exc
+        return cls(archive_dir, db)
+
     def close(self) -> None:
         with self._mutex:
             self._db.close()

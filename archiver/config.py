@@ -55,6 +55,9 @@ class FetchSettings:
     more URLs are fetched and those in flight are stopped; they are reported as not fetched
     and keep their previous state. ``host_give_up``: after that many attempts in a row to one
     host timed out, the host's remaining URLs are not fetched this run (0: never give up).
+    ``workers``: processes that fetch and judge, each owning a share of the hosts
+    (``archiver.shards``); 0 means one per core for runs of 256 URLs or more, 1 means the
+    run's own process only.
     """
 
     timeout: float = 30.0
@@ -75,6 +78,7 @@ class FetchSettings:
     http2: bool = True
     run_deadline: float = 3600.0
     host_give_up: int = 3
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -341,6 +345,8 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         fetch = replace(fetch, **overrides)
     if fetch.concurrency < 1 or fetch.per_host < 1:
         raise ConfigError(f"{path}: [fetch] concurrency and per_host must be at least 1")
+    if not 0 <= fetch.workers <= 64:
+        raise ConfigError(f"{path}: [fetch] workers must be 0 (one per core) to 64")
     if fetch.timeout <= 0:
         raise ConfigError(f"{path}: [fetch] timeout must be more than 0 seconds")
 

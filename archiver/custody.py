@@ -26,7 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -86,8 +86,18 @@ class Custody:
                *, at: datetime | None = None) -> dict[str, Any]:
         """Append one entry and fsync it; returns the entry. Raises ``ArchiveError`` naming
         the file when it cannot be written."""
-        if action not in ACTIONS:
-            raise ValueError(f"unknown custody action {action!r}")
+        return self.append_many([(action, subject, sha256, details)], at=at)[0]
+
+    def append_many(self, items: Sequence[tuple[str, str, str, Mapping[str, Any] | None]],
+                    *, at: datetime | None = None) -> list[dict[str, Any]]:
+        """Append one entry per (action, subject, sha256, details), chained in order, with
+        one fsync for all of them (a run records a batch of captures at once); returns the
+        entries. Raises ``ArchiveError`` naming the file when it cannot be written."""
+        for action, *_ in items:
+            if action not in ACTIONS:
+                raise ValueError(f"unknown custody action {action!r}")
+        if not items:
+            return []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -110,12 +120,20 @@ class Custody:
                 line = _encode(repair)
                 _write_all(fd, line + b"\n")
                 seq, prev = seq + 1, _line_hash(line)
-            entry = {"seq": seq + 1, "time": isoformat(at or utcnow()), "actor": self.actor,
-                     "action": action, "subject": subject, "sha256": sha256, "prev": prev,
-                     "details": dict(details or {})}
-            _write_all(fd, _encode(entry) + b"\n")
+            written: list[dict[str, Any]] = []
+            lines: list[bytes] = []
+            when = isoformat(at or utcnow())
+            for action, subject, sha256, details in items:
+                entry = {"seq": seq + 1, "time": when, "actor": self.actor,
+                         "action": action, "subject": subject, "sha256": sha256,
+                         "prev": prev, "details": dict(details or {})}
+                line = _encode(entry)
+                lines.append(line + b"\n")
+                seq, prev = seq + 1, _line_hash(line)
+                written.append(entry)
+            _write_all(fd, b"".join(lines))
             os.fsync(fd)
-            return entry
+            return written
         except OSError as exc:
             raise ArchiveError(f"{self.path}: cannot append to custody log: "
                                f"{exc.strerror or exc}") from exc

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import hashlib
 import http
 import http.cookiejar
@@ -93,6 +94,10 @@ log = logging.getLogger(__name__)
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SPOOL_IN_MEMORY = 256 * 1024
 _DECODE_CHUNK = 64 * 1024
+
+
+#: Bodies shorter than this are written to the WARC on the event loop.
+_WRITE_ON_LOOP_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -464,7 +469,7 @@ class Fetcher:
         if self.writer is None or outcome.body is None:
             return _hop(outcome, None, False)
         writer, body = self.writer, outcome.body
-        exchange = await asyncio.to_thread(
+        write = functools.partial(
             writer.write_exchange,
             url=outcome.url,
             request_head=outcome.request_head,
@@ -474,6 +479,11 @@ class Fetcher:
             captured_at=outcome.captured_at,
             truncated=outcome.truncated,
         )
+        # A page is written on the event loop (a thread hop would cost more than the write);
+        # a large body in a worker thread, where compressing it does not hold other fetches.
+        size = body.seek(0, 2)
+        body.seek(0)
+        exchange = write() if size < _WRITE_ON_LOOP_BYTES else await asyncio.to_thread(write)
         outcome.digest = exchange.payload_digest
         return _hop(outcome, exchange.response, exchange.revisit, exchange.response_sha256)
 
@@ -616,6 +626,15 @@ class Fetcher:
 
 def _gate_key(url: httpx.URL) -> str:
     return f"{url.host}:{url.port}" if url.port else url.host
+
+
+def gate_key(url: str) -> str:
+    """The key of ``url``'s politeness gate (its host and port), or ``""`` for a URL that
+    does not parse: what ``archiver.shards`` splits a run's URLs by."""
+    try:
+        return _gate_key(httpx.URL(url))
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return ""
 
 
 def proxy_for(url: str) -> str | None:

@@ -35,7 +35,6 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
-    FetchFailure,
     FetchResult,
     FootnoteRef,
     Judgement,
@@ -51,6 +50,7 @@ from archiver.models import (
 
 if TYPE_CHECKING:
     from archiver import provenance
+    from archiver.capturing import Finished
     from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
     from archiver.support import Support
@@ -353,268 +353,174 @@ async def _fetch_and_judge(
     far each page's text drifted from its previous capture. ``on_judged(url, judgement)`` is
     called as soon as a URL is finished and committed (the rescue queues its lookup there).
 
-    Each URL is finished completely (WARC records, capture, verdict, all in the catalog)
-    before it counts as done, so a run killed at any moment resumes exactly where it
-    stopped: what has a capture also has its verdict.
+    The stages: this coroutine hands targets out (interleaved by host, bounded in number),
+    the capture stage (``archiver.capturing``; in worker processes sharded by host,
+    ``archiver.shards``) fetches, judges and archives each, and the recorder
+    (``archiver.recording``) writes them to the catalog in batches. A URL counts as done only
+    once its catalog rows are committed, and its WARC records are written before that, so a
+    run killed at any moment resumes where it stopped: what has a verdict has its capture,
+    and at most one batch of captured URLs is fetched again.
 
     Some URLs may end up not fetched (``_Fetched.not_fetched``, with the reason), never
     judged: those still queued or in flight when ``deadline_at`` (a ``time.monotonic()``
     value) passes, those of a host given up after ``[fetch] host_give_up`` timeouts in a row,
-    and, when the network watch finds no network at all, every URL not finished by then.
-    URLs that need no network (an invalid URL, a refused literal address) go first, so they
-    are judged whatever happens to the rest.
+    those of a worker process that died, and, when the network watch finds no network at
+    all, every URL not finished by then. URLs that need no network (an invalid URL, a refused
+    literal address) go first, so they are judged whatever happens to the rest.
     """
-    from archiver import browse, classify, pagetext, soft404
+    from archiver import recording, shards, soft404
     from archiver.fetch import Attempt, Fetcher, HostGaveUp
-    from archiver.warc import WarcWriter
 
     previous = previous or {}
     fetched = _Fetched()
-
-    # Attempts are kept until their URL is finished, then written in the same transaction
-    # as its capture and verdict (one commit per URL, not one per attempt).
-    attempts: dict[str, list[Attempt]] = {}
     watch = _NetworkWatch((), 0)
-    news: Callable[[], None] = lambda: None  # noqa: E731 (set once the fetcher is open)
+    news: Callable[[], None] = lambda: None  # noqa: E731 (set once the stage is open)
+    shown: _HeldProgress | None = None
+
+    def recorded(finished: Finished) -> None:
+        url, judgement = finished.url, finished.judgement
+        fetched.judgements[url] = judgement
+        if finished.reached:
+            fetched.reached.add(url)
+        assert shown is not None
+        shown.advance(url, judgement.verdict.value)
+        if on_judged is not None:
+            on_judged(url, judgement)
+
+    recorder = recording.Recorder(settings, catalog, run_id, on_recorded=recorded,
+                                  compare_text=compare_text)
 
     def on_attempt(attempt: Attempt) -> None:
-        attempts.setdefault(attempt.url, []).append(attempt)
+        recorder.attempt(attempt)
         watch.outcome(attempt.url, attempt.outcome)
         news()
 
-    writer = WarcWriter(
-        settings.archive.dir,
-        root=settings.root,
-        run_id=str(run_id),
-        max_size=settings.archive.warc_max_size,
-        prefix=settings.archive.warc_prefix,
-        find_payload=catalog.find_payload,
-    )
-    with writer:
-        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
-                browse.BrowserStage(settings, writer) as browsing:
-            ordered = _fetch_order(targets, fetcher.decided_offline, previous)
-            watch = _NetworkWatch(
-                _first_per_host(
-                    [t.url for t in ordered if not fetcher.decided_offline(t.url)
-                     and not ((p := previous.get(t.url)) is not None
-                              and p.verdict.network_level)],
-                    settings.check.outage_min_hosts),
-                settings.check.outage_min_hosts)
-            shown = _HeldProgress(progress, held=watch.enabled)
-            shown.stage("fetch", len(targets))
+    # Only deciding which URLs need no network: this fetcher never opens.
+    offline = Fetcher(settings.fetch, None).decided_offline
+    ordered = _fetch_order(targets, offline, previous)
+    workers = shards.worker_count(settings, len(ordered))
+    async with shards.open_shards(settings, catalog, run_id, workers,
+                                  on_attempt=on_attempt) as stage:
+        watch = _NetworkWatch(
+            _first_per_host(
+                [t.url for t in ordered if not offline(t.url)
+                 and not ((p := previous.get(t.url)) is not None
+                          and p.verdict.network_level)],
+                settings.check.outage_min_hosts),
+            settings.check.outage_min_hosts)
+        shown = _HeldProgress(progress, held=watch.enabled)
+        shown.stage("fetch", len(targets))
 
-            # One soft-404 probe per host and directory, shared by every URL under it.
-            probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
-
-            async def probe(url: str) -> FetchResult:
-                try:
-                    return await fetcher.probe(url)
-                except HostGaveUp as exc:
-                    return FetchFailure(url, Verdict.TIMEOUT, f"not fetched: {exc.reason}")
-
-            async def probe_for(capture: Capture) -> soft404.ProbeOutcome | None:
-                if not soft404.needs_probe(capture):
-                    return None
-                key = soft404.probe_key(capture.final_url)
-                if key not in probes:
-                    probes[key] = asyncio.ensure_future(
-                        probe(soft404.probe_url(capture.final_url)))
-                return soft404.ProbeOutcome.from_result(await probes[key])
-
-            async def one(target: Target) -> None:
-                url = target.url
-                if fetcher.gave_up(url):
-                    raise HostGaveUp(urlsplit(url).netloc, settings.fetch.host_give_up)
-                result = await fetcher.fetch(url)
-                watch.outcome(url, "response" if isinstance(result, Capture)
-                              else result.verdict.value)
-                network_news()
-                page = None
-                probe = None
-                if isinstance(result, Capture):
-                    fetched.reached.add(url)
-                    # In a worker thread: a large PDF or page would otherwise stall every
-                    # other fetch on the event loop while it is parsed.
-                    page = await asyncio.to_thread(pagetext.extract, result.content,
-                                                   result.content_type, result.final_url)
-                    probe = await probe_for(result)
-                judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
-                # Where the HTTP capture is not the evidence (an app shell, a login wall with
-                # a profile, a listed host), the browser's capture replaces it.
-                fetched_hops, http_result, http_page = result.hops, result, page
-                browsed = await browsing.consider(target, result, page, judgement, probe)
-                if browsed is not None and browsed.capture is not None:
-                    result = browsed.capture.as_capture(result.attempts)
-                    page, judgement = browsed.page, browsed.judgement or judgement
-                # Drift means the evidence page changed; for an error page it means nothing.
-                if compare_text and judgement.verdict.healthy and page is not None \
-                        and page.text:
-                    # A browser capture's text is its rendered text (archiver.browse).
-                    before_text = browse.stored_text(catalog, catalog.latest_capture(url))
-                    fetched.similarity[url] = (
-                        history.text_similarity(before_text, page.text)
-                        if before_text else None)
-                if isinstance(result, Capture) and result.warc is not None:
-                    # In the writer's thread, as the fetcher writes: waiting for its lock
-                    # here would stall every other fetch on the event loop.
-                    await asyncio.to_thread(
-                        writer.write_metadata,
-                        url=result.final_url,
-                        concurrent_to=result.warc.record_id,
-                        fields=[("cited-url", url)]
-                        + [("cited-by", str(ref)) for ref in target.cited_by],
-                        captured_at=result.captured_at,
-                    )
-                # A browser capture's provenance says so (and whether a profile was used);
-                # the HTTP exchange it replaced keeps its own.
-                shot = browsed.capture if browsed is not None else None
-                kept = await _write_provenance(
-                    settings, writer, result, url, mode="browser" if shot else "http",
-                    profile="used" if shot is not None and shot.profile else None)
-                kept_http = (await _write_provenance(settings, writer, http_result, url)
-                             if http_result is not result else None)
-                # No await inside: the transaction must hold this URL's writes only.
-                with catalog.transaction():
-                    for hop_url in [url, *(hop.url for hop in fetched_hops)]:
-                        for attempt in attempts.pop(hop_url, ()):
-                            catalog.record_attempt(
-                                run_id, attempt.url, attempt.number, attempt.outcome,
-                                status=attempt.status, error=attempt.error,
-                                waited=attempt.waited, at=attempt.at)
-                    if http_result is not result and isinstance(http_result, Capture):
-                        # The HTTP exchange stays in the catalog too (a browser document that
-                        # is a revisit of it needs its original), before the browser capture.
-                        catalog.record_capture(
-                            run_id, http_result, text=http_page.text if http_page else None,
-                            title=http_page.title if http_page else None)
-                        _record_provenance(catalog, kept_http)
-                    if isinstance(result, Capture):
-                        capture_id = catalog.record_capture(
-                            run_id, result, text=page.text if page else None,
-                            title=page.title if page else None)
-                        if browsed is not None:
-                            browsed.record(catalog, capture_id)
-                        _record_provenance(catalog, kept)
-                    capture = result if isinstance(result, Capture) else None
-                    catalog.record_result(
-                        run_id, url, judgement,
-                        http_status=capture.status if capture else None,
-                        final_url=capture.final_url if capture else None,
-                        attempts=result.attempts,
-                        checked_at=utcnow(),
-                    )
-                _log_custody(settings, "capture", kept_http)
-                _log_custody(settings, "capture", kept)
-                fetched.judgements[url] = judgement
-                shown.advance(url, judgement.verdict.value)
-                if on_judged is not None:
-                    on_judged(url, judgement)
-
-            def start_probes() -> None:
-                # Probes go first: queued behind a host's fetches, every URL of that host
-                # would wait for its probe before its verdict could be recorded. Not before
-                # the network is known to work: offline they would only double the wait.
-                for target in ordered:
-                    if soft404.worth_probing(target.url):
-                        key = soft404.probe_key(target.url)
-                        if key not in probes:
-                            probes[key] = asyncio.ensure_future(
-                                probe(soft404.probe_url(target.url)))
-
-            probes_started = False
-
-            def network_news() -> None:
-                nonlocal probes_started
-                if watch.online:
-                    shown.release()
-                    if not probes_started:
-                        probes_started = True
-                        start_probes()
-
-            news = network_news
+        async def one(target: Target) -> None:
+            finished = await stage.capture(target)
+            watch.outcome(target.url, "response" if isinstance(finished.result, Capture)
+                          else finished.result.verdict.value)
             network_news()
-            # A bounded pool of workers over the targets, interleaved by host: thousands of
-            # waiting tasks would cost memory, and host by host order would leave every
-            # worker queued behind one host's politeness limit.
-            queue = iter(ordered)
-            running: dict[str, asyncio.Task[None]] = {}
-            stopped: list[str] = []  # why no more URLs are fetched (first reason wins)
+            recorder.add(finished)
 
-            def stop(reason: str) -> None:
-                if not stopped:
-                    stopped.append(reason)
-                for task in list(running.values()):
-                    task.cancel()
+        probes_started = False
 
-            async def next_target() -> Target | None:
-                while not stopped:
-                    if watch.suspected:
-                        if watch.confirmed(time.monotonic()):
-                            fetched.offline = True
-                            stop(NO_NETWORK)
-                            return None
-                        await asyncio.sleep(0.02)  # the URLs in flight will tell
-                        continue
-                    return next(queue, None)
-                return None
-
-            async def worker() -> None:
-                while (target := await next_target()) is not None:
-                    watch.started(target.url)
-                    task = asyncio.ensure_future(one(target))
-                    running[target.url] = task
-                    try:
-                        await asyncio.wait([task])
-                    except asyncio.CancelledError:
-                        task.cancel()
-                        await asyncio.gather(task, return_exceptions=True)
-                        raise
-                    finally:
-                        running.pop(target.url, None)
-                        watch.finished(target.url)
-                    if task.cancelled():
-                        fetched.not_fetched[target.url] = stopped[0] if stopped \
-                            else "not fetched: interrupted"
-                        continue
-                    error = task.exception()
-                    if isinstance(error, HostGaveUp):
-                        fetched.not_fetched[target.url] = f"not fetched: {error.reason}"
-                        shown.advance(target.url, "not fetched")
-                    elif error is not None:
-                        raise error
-
-            loop = asyncio.get_running_loop()
-            timer = None
-            if deadline_at is not None:
-                seconds = settings.fetch.run_deadline
-                timer = loop.call_at(
-                    loop.time() + max(0.0, deadline_at - time.monotonic()), stop,
-                    f"not fetched: run deadline of {seconds:g} s reached")
-            workers = min(len(ordered), max(64, settings.fetch.concurrency * 4))
-            tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in [*tasks, *probes.values()]:
-                    task.cancel()
-                await asyncio.gather(*tasks, *probes.values(), return_exceptions=True)
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
-            # Probes whose URLs were never judged (failed, or not fetched) are not needed.
-            for task in probes.values():
-                task.cancel()
-            await asyncio.gather(*probes.values(), return_exceptions=True)
-            for target in queue:  # what was still queued when fetching stopped
-                fetched.not_fetched[target.url] = stopped[0] if stopped \
-                    else "not fetched: interrupted"
-            if fetched.offline:
-                shown.drop()
-            else:
+        def network_news() -> None:
+            nonlocal probes_started
+            if watch.online:
                 shown.release()
-            fetched.notes.extend(browsing.notes)
+                if not probes_started:
+                    # Probes go first: queued behind a host's fetches, every URL of that
+                    # host would wait for its probe before its verdict could be recorded.
+                    # Not before the network is known to work: offline they would only
+                    # double the wait.
+                    probes_started = True
+                    stage.start_probes([t.url for t in ordered
+                                        if soft404.worth_probing(t.url)])
+
+        news = network_news
+        network_news()
+        # A bounded pool of workers over the targets, interleaved by host: thousands of
+        # waiting tasks would cost memory, and host by host order would leave every worker
+        # queued behind one host's politeness limit.
+        queue = iter(ordered)
+        running: dict[str, asyncio.Task[None]] = {}
+        stopped: list[str] = []  # why no more URLs are fetched (first reason wins)
+
+        def stop(reason: str) -> None:
+            if not stopped:
+                stopped.append(reason)
+            for task in list(running.values()):
+                task.cancel()
+
+        async def next_target() -> Target | None:
+            while not stopped:
+                if watch.suspected:
+                    if watch.confirmed(time.monotonic()):
+                        fetched.offline = True
+                        stop(NO_NETWORK)
+                        return None
+                    await asyncio.sleep(0.02)  # the URLs in flight will tell
+                    continue
+                return next(queue, None)
+            return None
+
+        async def worker() -> None:
+            while (target := await next_target()) is not None:
+                watch.started(target.url)
+                task = asyncio.ensure_future(one(target))
+                running[target.url] = task
+                try:
+                    await asyncio.wait([task])
+                except asyncio.CancelledError:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                finally:
+                    running.pop(target.url, None)
+                    watch.finished(target.url)
+                if task.cancelled():
+                    fetched.not_fetched[target.url] = stopped[0] if stopped \
+                        else "not fetched: interrupted"
+                    continue
+                error = task.exception()
+                if isinstance(error, HostGaveUp):
+                    fetched.not_fetched[target.url] = f"not fetched: {error.reason}"
+                    shown.advance(target.url, "not fetched")
+                elif isinstance(error, shards.ShardLost):
+                    fetched.not_fetched[target.url] = str(error)
+                    shown.advance(target.url, "not fetched")
+                elif error is not None:
+                    raise error
+
+        loop = asyncio.get_running_loop()
+        timer = None
+        if deadline_at is not None:
+            seconds = settings.fetch.run_deadline
+            timer = loop.call_at(
+                loop.time() + max(0.0, deadline_at - time.monotonic()), stop,
+                f"not fetched: run deadline of {seconds:g} s reached")
+        pool = min(len(ordered), max(64, settings.fetch.concurrency * 4))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(pool)]
+        flusher = asyncio.ensure_future(recorder.run())
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            # What finished before a stop is recorded whatever stopped the rest.
+            recorder.flush()
+        for target in queue:  # what was still queued when fetching stopped
+            fetched.not_fetched[target.url] = stopped[0] if stopped \
+                else "not fetched: interrupted"
+    fetched.similarity.update(recorder.similarity)
+    if fetched.offline:
+        shown.drop()
+    else:
+        shown.release()
+    fetched.notes.extend(stage.notes)
     return fetched
 
 
@@ -827,6 +733,7 @@ async def _fetch_and_rescue(
 async def _capture_mementos(
     settings: Settings, catalog: Catalog, run_id: int, wanted: Mapping[str, Source]
 ) -> None:
+    from archiver import recording
     from archiver.fetch import Fetcher
     from archiver.warc import WarcWriter
 
@@ -858,8 +765,8 @@ async def _capture_mementos(
                         captured_at=result.captured_at,
                     )
                     kept = await _write_provenance(settings, writer, result, url, memento)
-                    _record_provenance(catalog, kept)
-                    _log_custody(settings, "rescue", kept)
+                    recording.record_provenance(catalog, kept)
+                    recording.log_custody(settings, "rescue", [kept] if kept else [])
 
 
 async def _save_live(
@@ -1391,22 +1298,3 @@ async def _write_provenance(settings: Settings, writer: WarcWriter, result: Fetc
                                          mode=mode, profile=profile)
     return await asyncio.to_thread(provenance.write, writer, result, cited_url=cited_url,
                                    settings=shaped, memento=facts)
-
-
-def _record_provenance(catalog: Catalog, kept: provenance.Kept | None) -> None:
-    if kept is not None:
-        catalog.record_provenance(kept.record_id, kept.cited_url, kept.text, kept.sha256,
-                                  kept.metadata_id)
-
-
-def _log_custody(settings: Settings, action: str, kept: provenance.Kept | None) -> None:
-    """One custody entry for a capture or rescue, after its catalog rows are committed."""
-    from archiver import custody, provenance
-
-    if kept is None:
-        return
-    custody.Custody(settings.archive.dir, settings.provenance.actor
-                    or provenance.default_actor()).append(
-        action, kept.cited_url, kept.sha256,
-        {"record_id": kept.record_id, "provenance_record_id": kept.metadata_id,
-         "payload_digest": kept.payload_digest, "warc": kept.warc_path})

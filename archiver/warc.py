@@ -336,6 +336,15 @@ class WarcWriter:
                                f"{exc.strerror or exc}") from exc
         self.recovered = recover(self.archive_dir)
 
+    def prepare(self) -> None:
+        """Create the folder, leaving leftovers alone (another writer of the same run, in a
+        worker process, may be writing them); use instead of ``open``."""
+        try:
+            self.archive_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ArchiveError(f"{self.archive_dir}: cannot create archive folder: "
+                               f"{exc.strerror or exc}") from exc
+
     def close(self) -> None:
         """Finish the current file: fsync, rename without ``.open``, index it."""
         with self._lock:

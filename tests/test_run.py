@@ -33,8 +33,9 @@ def call(*argv: str) -> tuple[int, str, str]:
 
 
 def make_project(root: Path, urls: list[str], *, rescue: bool = False,
-                 extra: str = "") -> Path:
-    """A briefing citing ``urls`` (one footnote each) and its sources.toml."""
+                 extra: str = "", fetch: str = "") -> Path:
+    """A briefing citing ``urls`` (one footnote each) and its sources.toml; ``fetch`` adds
+    lines to its ``[fetch]`` table."""
     (root / "sources").mkdir(exist_ok=True)
     body = " ".join(f"Claim number {i} is stated here.[^{i}]" for i in range(1, len(urls) + 1))
     notes = "\n".join(f"[^{i}]: See <{url}>." for i, url in enumerate(urls, start=1))
@@ -45,7 +46,8 @@ def make_project(root: Path, urls: list[str], *, rescue: bool = False,
         '[[sources]]\nid = "brief"\npath = "sources/brief.md"\ntitle = "A briefing"\n'
         "published = 2020-11-01\n\n"
         "[fetch]\ntimeout = 5\nretries = 1\nallow_private_networks = true\n"
-        "host_interval = 0\ndeadline = 20\nbackoff_base = 0.01\nbackoff_max = 0.05\n\n"
+        "host_interval = 0\ndeadline = 20\nbackoff_base = 0.01\nbackoff_max = 0.05\n"
+        + fetch + "\n"
         f"[rescue]\nenabled = {'true' if rescue else 'false'}\n" + extra,
         encoding="utf-8",
     )

@@ -1,0 +1,259 @@
+"""The capture stage: one cited URL fetched, probed, read, judged and archived.
+
+Everything a URL needs before the catalog: the HTTP fetch (every hop into the WARC), the
+soft-404 probe of its host and directory, the page text, the verdict, the browser capture when
+the HTTP one is not the evidence, the ``cited-url`` metadata and the provenance records. What
+comes out is a ``Finished`` record for the catalog writer (``archiver.recording``); the stage
+itself never writes to the catalog, so it runs the same in the run's own process or in a
+worker process of ``archiver.shards``.
+
+Nothing here leaves the event loop for a thread: the page text is read in one pass in well
+under a millisecond, and the WARC writer's lock is never contended within one process. Only a
+large body (a PDF or a page over ``OFF_LOOP_BYTES``) is read in a worker thread, where parsing
+it would otherwise hold every other fetch of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from archiver.config import Settings
+from archiver.models import Capture, FetchFailure, FetchResult, Judgement, Target, Verdict
+
+if TYPE_CHECKING:
+    from archiver import provenance, soft404
+    from archiver.browse import Browsed, BrowserStage
+    from archiver.fetch import Attempt, Fetcher
+    from archiver.warc import PayloadSeen
+    from archiver.pagetext import PageText
+    from archiver.warc import WarcWriter
+
+#: Bodies at least this long (and every PDF) are read in a worker thread.
+OFF_LOOP_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One cited URL done by the capture stage, ready for the catalog.
+
+    ``result`` is the evidence: the HTTP capture or failure, or the browser capture that
+    replaced it (then ``http`` is the HTTP capture, kept in the catalog too). Captures carry no
+    body (``content`` is empty: the bytes are in the WARC); ``text``/``title`` are the
+    evidence's page text. ``hop_urls`` are the URLs fetched on the way (redirects), whose
+    attempts are recorded with the URL's. ``kept``/``kept_http`` are the provenance records
+    written for the evidence and for the replaced HTTP capture; ``browser`` how the browser
+    stage treated the URL (``None`` when it did not want it).
+    """
+
+    target: Target
+    result: FetchResult
+    judgement: Judgement
+    text: str | None = None
+    title: str | None = None
+    hop_urls: tuple[str, ...] = ()
+    http: Capture | None = None
+    http_text: str | None = None
+    http_title: str | None = None
+    browser: Browsed | None = None
+    kept: provenance.Kept | None = None
+    kept_http: provenance.Kept | None = None
+
+    @property
+    def url(self) -> str:
+        return self.target.url
+
+    @property
+    def reached(self) -> bool:
+        """The URL got an HTTP answer (any status)."""
+        return isinstance(self.result, Capture) or self.http is not None
+
+
+def _bodiless(result: FetchResult) -> FetchResult:
+    return replace(result, content=b"") if isinstance(result, Capture) else result
+
+
+class CaptureStage:
+    """Captures targets one by one (``capture``), many at once on one event loop.
+
+    Use ``async with open_stage(...) as stage``. Soft-404 probes are shared: one per host and
+    directory, started by ``start_probes`` (all at once, ahead of the URLs that need them) or
+    on first need.
+    """
+
+    def __init__(self, settings: Settings, writer: WarcWriter, fetcher: Fetcher,
+                 browsing: BrowserStage) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.fetcher = fetcher
+        self.browsing = browsing
+        self._probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
+
+    # ── soft-404 probes ──
+
+    async def _probe(self, url: str) -> FetchResult:
+        from archiver.fetch import HostGaveUp
+
+        try:
+            return await self.fetcher.probe(url)
+        except HostGaveUp as exc:
+            return FetchFailure(url, Verdict.TIMEOUT, f"not fetched: {exc.reason}")
+
+    def _probe_task(self, url: str) -> asyncio.Task[FetchResult]:
+        from archiver import soft404
+
+        key = soft404.probe_key(url)
+        task = self._probes.get(key)
+        if task is None:
+            task = self._probes[key] = asyncio.ensure_future(
+                self._probe(soft404.probe_url(url)))
+        return task
+
+    def start_probes(self, urls: Iterable[str]) -> None:
+        """Start the probes the URLs will need, before their fetches queue up: queued behind
+        a host's fetches, every URL of that host would wait for its probe."""
+        from archiver import soft404
+
+        for url in urls:
+            if soft404.worth_probing(url):
+                self._probe_task(url)
+
+    async def _probe_for(self, capture: Capture) -> soft404.ProbeOutcome | None:
+        from archiver import soft404
+
+        if not soft404.needs_probe(capture):
+            return None
+        return soft404.ProbeOutcome.from_result(
+            await self._probe_task(capture.final_url))
+
+    async def stop_probes(self) -> None:
+        """Cancel the probes still running (their URLs were never judged)."""
+        for task in self._probes.values():
+            task.cancel()
+        await asyncio.gather(*self._probes.values(), return_exceptions=True)
+
+    # ── one URL ──
+
+    async def _read(self, capture: Capture) -> PageText:
+        from archiver import pagetext
+
+        if len(capture.content) >= OFF_LOOP_BYTES or b"%PDF-" in capture.content[:1024]:
+            return await asyncio.to_thread(pagetext.extract, capture.content,
+                                           capture.content_type, capture.final_url)
+        return pagetext.extract(capture.content, capture.content_type, capture.final_url)
+
+    async def capture(self, target: Target) -> Finished:
+        """Fetch, judge and archive ``target``. Raises ``HostGaveUp`` when its host was given
+        up for this run (the URL is then not fetched), ``ArchiveError`` when the WARC cannot
+        be written."""
+        from archiver import classify
+        from archiver.fetch import HostGaveUp
+
+        url = target.url
+        if self.fetcher.gave_up(url):
+            raise HostGaveUp(urlsplit(url).netloc, self.settings.fetch.host_give_up)
+        result = await self.fetcher.fetch(url)
+        page = probe = None
+        if isinstance(result, Capture):
+            page = await self._read(result)
+            probe = await self._probe_for(result)
+        judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
+        # Where the HTTP capture is not the evidence (an app shell, a login wall with a
+        # profile, a listed host), the browser's capture replaces it.
+        hop_urls = tuple(hop.url for hop in result.hops)
+        http_result, http_page = result, page
+        browsed = await self.browsing.consider(target, result, page, judgement, probe)
+        if browsed is not None and browsed.capture is not None:
+            result = browsed.capture.as_capture(result.attempts)
+            page, judgement = browsed.page, browsed.judgement or judgement
+        if isinstance(result, Capture) and result.warc is not None:
+            self.writer.write_metadata(
+                url=result.final_url, concurrent_to=result.warc.record_id,
+                fields=[("cited-url", url)] + [("cited-by", str(ref))
+                                               for ref in target.cited_by],
+                captured_at=result.captured_at)
+        # A browser capture's provenance says so (and whether a profile was used); the HTTP
+        # exchange it replaced keeps its own.
+        shot = browsed.capture if browsed is not None else None
+        kept = self._provenance(result, url, mode="browser" if shot else "http",
+                                profile="used" if shot is not None and shot.profile else None)
+        replaced = http_result is not result and isinstance(http_result, Capture)
+        kept_http = self._provenance(http_result, url) if http_result is not result else None
+        return Finished(
+            target=target,
+            result=_bodiless(result),
+            judgement=judgement,
+            text=page.text if page is not None else None,
+            title=page.title if page is not None else None,
+            hop_urls=hop_urls,
+            http=_bodiless(http_result) if replaced else None,  # type: ignore[arg-type]
+            http_text=http_page.text if replaced and http_page is not None else None,
+            http_title=http_page.title if replaced and http_page is not None else None,
+            browser=browsed.slim() if browsed is not None else None,
+            kept=kept,
+            kept_http=kept_http,
+        )
+
+    def _provenance(self, result: FetchResult, cited_url: str, *, mode: str = "http",
+                    profile: str | None = None) -> provenance.Kept | None:
+        """The provenance record of ``result`` (a capture with a WARC record); ``None`` for
+        failures."""
+        from archiver import provenance
+
+        if not isinstance(result, Capture) or result.warc is None:
+            return None
+        fetch = self.settings.fetch
+        shaped = provenance.capture_settings(fetch.user_agent, http2=fetch.http2, mode=mode,
+                                             profile=profile)
+        return provenance.write(self.writer, result, cited_url=cited_url, settings=shaped)
+
+
+@contextlib.asynccontextmanager
+async def open_stage(
+    settings: Settings,
+    run_id: int,
+    *,
+    find_payload: Callable[[str], PayloadSeen | None] | None,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    concurrency: int | None = None,
+    browser_pages: int | None = None,
+    recover: bool = True,
+) -> AsyncIterator[CaptureStage]:
+    """A capture stage with its own WARC writer, fetcher and browser stage, closed (WARC
+    file finished and indexed) on exit. ``concurrency``/``browser_pages`` override the
+    settings' (a worker process takes its share); ``recover`` lets the writer repair files a
+    crash left open (the run's own process does it once before any worker starts)."""
+    from archiver import browse
+    from archiver.fetch import Fetcher
+    from archiver.warc import WarcWriter
+
+    if concurrency is not None:
+        settings = replace(settings, fetch=replace(settings.fetch, concurrency=concurrency))
+    if browser_pages is not None:
+        settings = replace(settings, browser=replace(settings.browser, pages=browser_pages))
+    writer = WarcWriter(
+        settings.archive.dir,
+        root=settings.root,
+        run_id=str(run_id),
+        max_size=settings.archive.warc_max_size,
+        prefix=settings.archive.warc_prefix,
+        find_payload=find_payload,
+    )
+    if recover:
+        writer.open()
+    else:
+        writer.prepare()
+    try:
+        async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
+                browse.BrowserStage(settings, writer) as browsing:
+            stage = CaptureStage(settings, writer, fetcher, browsing)
+            try:
+                yield stage
+            finally:
+                await stage.stop_probes()
+    finally:
+        writer.close()

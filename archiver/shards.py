@@ -1,0 +1,405 @@
+"""Runs the capture stage on every core: worker processes, each owning a share of the hosts.
+
+A run's distinct URLs are split by host (the fetcher's per-host key, hashed): every URL of a
+host goes to the same worker, so the politeness limits (``per_host``, ``host_interval``,
+``host_give_up``) hold as in one process, and no URL is ever given to two workers. Each worker
+is a fresh Python process (``python -m archiver.shards``) with its own event loop, fetcher,
+WARC writer (its own files) and browser stage, and a read-only view of the catalog for
+revisit records. The run's own process stays the only catalog writer (``archiver.recording``).
+
+The two sides speak over the worker's stdin and stdout: length-prefixed pickles of message
+lists, batched per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/
+``close``; a worker answers with ``attempt`` (as each request attempt ends: the network
+watch needs them early), ``done`` (a ``Finished`` record), ``failed`` and ``closed``.
+Workers die with the run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and a
+worker whose stdin closes stops at once.
+
+``LocalShard`` is the same interface in the run's own process, for small runs and one core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from archiver.config import Settings
+from archiver.errors import ArchiverError
+from archiver.models import Target
+
+if TYPE_CHECKING:
+    from archiver.capturing import CaptureStage, Finished
+    from archiver.catalog import Catalog
+    from archiver.fetch import Attempt
+
+log = logging.getLogger(__name__)
+
+#: A run of fewer URLs than this is captured in its own process by default: starting a
+#: worker (a fresh interpreter and its imports) costs more than it saves.
+MIN_URLS_FOR_WORKERS = 256
+_HEADER = struct.Struct(">I")
+_PR_SET_PDEATHSIG = 1
+
+
+class ShardLost(ArchiverError):
+    """A worker process ended before finishing its URLs (killed, out of memory); its URLs
+    in flight are not fetched this run."""
+
+
+class Shards(Protocol):
+    """Where targets are captured: ``capture(target)`` returns its ``Finished`` record;
+    ``notes`` are the browser stage's, once closed."""
+
+    @property
+    def notes(self) -> list[str]: ...
+
+    async def capture(self, target: Target) -> Finished: ...
+
+    def start_probes(self, urls: Sequence[str]) -> None: ...
+
+
+def worker_count(settings: Settings, urls: int) -> int:
+    """How many worker processes a run of ``urls`` URLs uses; 0 means none (the run's own
+    process captures). ``[fetch] workers`` 0 (the default) means one per core for runs of
+    ``MIN_URLS_FOR_WORKERS`` URLs or more; 1 means none."""
+    wanted = settings.fetch.workers
+    if wanted == 0:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+        wanted = cores if urls >= MIN_URLS_FOR_WORKERS else 1
+    wanted = min(wanted, max(urls, 1))
+    return wanted if wanted > 1 else 0
+
+
+def shard_of(url: str, shards: int) -> int:
+    """The worker that owns ``url``'s host (stable across runs and processes)."""
+    from archiver.fetch import gate_key
+
+    return zlib.crc32(gate_key(url).encode("utf-8", "surrogatepass")) % shards
+
+
+def _share(total: int, shards: int) -> int:
+    return max(1, -(-total // shards))
+
+
+# ── in this process ──────────────────────────────────────────────────────────
+
+
+class LocalShard:
+    """The capture stage in the run's own process."""
+
+    def __init__(self, stage: CaptureStage) -> None:
+        self.stage = stage
+
+    @property
+    def notes(self) -> list[str]:
+        return self.stage.browsing.notes
+
+    async def capture(self, target: Target) -> Finished:
+        return await self.stage.capture(target)
+
+    def start_probes(self, urls: Sequence[str]) -> None:
+        self.stage.start_probes(urls)
+
+
+@contextlib.asynccontextmanager
+async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers: int, *,
+                      on_attempt: Callable[[Attempt], None]) -> AsyncIterator[Shards]:
+    """``workers`` worker processes (``ProcessShards``), or with 0 the capture stage in
+    this process (``LocalShard``); closed, with their WARC files finished, on exit."""
+    from archiver.capturing import open_stage
+
+    if workers <= 0:
+        async with open_stage(settings, run_id, find_payload=catalog.find_payload,
+                              on_attempt=on_attempt) as stage:
+            yield LocalShard(stage)
+        return
+    pool = ProcessShards(settings, catalog.dir, run_id, workers, on_attempt=on_attempt)
+    try:
+        await pool.start()
+        yield pool
+    finally:
+        await pool.close()
+
+
+# ── in worker processes ──────────────────────────────────────────────────────
+
+
+def _frame(messages: list[tuple[Any, ...]]) -> bytes:
+    data = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | None:
+    """The next message list, or ``None`` at the end of the stream."""
+    try:
+        head = await reader.readexactly(_HEADER.size)
+        return pickle.loads(await reader.readexactly(_HEADER.unpack(head)[0]))  # type: ignore[no-any-return]
+    except asyncio.IncompleteReadError:
+        return None
+
+
+class _Outbox:
+    """Messages to one peer, sent as one frame per event-loop turn."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._pending: list[tuple[Any, ...]] = []
+        self.closed = False
+
+    def put(self, *message: Any) -> None:
+        if self.closed:
+            return
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._pending.append(message)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self.closed:
+            self._write(_frame(pending))
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: asyncio.subprocess.Process
+    outbox: _Outbox
+    waiting: dict[int, asyncio.Future[Finished]] = field(default_factory=dict)
+    closed: asyncio.Future[list[str]] | None = None
+    reader: asyncio.Task[None] | None = None
+    lost: str | None = None
+
+
+class ProcessShards:
+    """``workers`` worker processes sharing the run's hosts (see the module's docstring).
+
+    ``concurrency`` and the browser's ``pages`` are split between the workers; ``per_host``
+    holds as it is, each host being one worker's. A worker that dies loses only its URLs in
+    flight (``ShardLost``: not fetched this run); a worker's ``ArchiveError`` (disk full)
+    is raised here for the URL that met it.
+    """
+
+    def __init__(self, settings: Settings, archive_dir: os.PathLike[str] | str, run_id: int,
+                 workers: int, *, on_attempt: Callable[[Attempt], None]) -> None:
+        self.settings = settings
+        self.archive_dir = archive_dir
+        self.run_id = run_id
+        self.count = workers
+        self.on_attempt = on_attempt
+        self.notes: list[str] = []
+        self._workers: list[_Worker] = []
+        self._keys = 0
+
+    async def start(self) -> None:
+        init = ("init", self.settings, self.run_id, str(self.archive_dir),
+                _share(self.settings.fetch.concurrency, self.count),
+                _share(self.settings.browser.pages, self.count))
+        for index in range(self.count):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "archiver.shards",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                env={**os.environ, "ARCHIVER_PARENT_PID": str(os.getpid())})
+            assert process.stdin is not None
+            stdin = process.stdin
+            worker = _Worker(index, process, _Outbox(stdin.write))
+            worker.closed = asyncio.get_running_loop().create_future()
+            worker.outbox.put(*init)
+            worker.reader = asyncio.ensure_future(self._listen(worker))
+            self._workers.append(worker)
+
+    async def capture(self, target: Target) -> Finished:
+        worker = self._workers[shard_of(target.url, self.count)]
+        if worker.lost is not None:
+            raise ShardLost(worker.lost)
+        self._keys += 1
+        key = self._keys
+        future: asyncio.Future[Finished] = asyncio.get_running_loop().create_future()
+        worker.waiting[key] = future
+        worker.outbox.put("capture", key, target)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if worker.waiting.pop(key, None) is not None:
+                worker.outbox.put("cancel", key)
+            raise
+        finally:
+            worker.waiting.pop(key, None)
+
+    def start_probes(self, urls: Sequence[str]) -> None:
+        shares: list[list[str]] = [[] for _ in self._workers]
+        for url in urls:
+            shares[shard_of(url, self.count)].append(url)
+        for worker, share in zip(self._workers, shares, strict=True):
+            if share:
+                worker.outbox.put("probes", share)
+
+    async def _listen(self, worker: _Worker) -> None:
+        from archiver.fetch import HostGaveUp
+
+        stdout = worker.process.stdout
+        assert stdout is not None
+        while (messages := await _read_frame(stdout)) is not None:
+            for message in messages:
+                kind = message[0]
+                if kind == "attempt":
+                    self.on_attempt(message[1])
+                elif kind == "done":
+                    future = worker.waiting.pop(message[1], None)
+                    if future is not None and not future.done():
+                        future.set_result(message[2])
+                elif kind in ("failed", "gave_up"):
+                    future = worker.waiting.pop(message[1], None)
+                    error = HostGaveUp(*message[2]) if kind == "gave_up" else message[2]
+                    if future is not None and not future.done():
+                        future.set_exception(error)
+                elif kind == "closed" and worker.closed is not None \
+                        and not worker.closed.done():
+                    worker.closed.set_result(message[1])
+        # The worker's stdout closed: it ended, on its own or killed.
+        code = await worker.process.wait()
+        if worker.closed is not None and not worker.closed.done():
+            worker.lost = f"not fetched: worker process {worker.index + 1} ended (exit {code})"
+            worker.closed.set_result([])
+        for future in worker.waiting.values():
+            if not future.done():
+                future.set_exception(ShardLost(worker.lost or "worker process ended"))
+        worker.waiting.clear()
+
+    async def close(self) -> None:
+        """Ask every worker to finish (close its WARC file) and wait for it; a worker that
+        does not stop within a minute is killed."""
+        for worker in self._workers:
+            worker.outbox.put("close")
+        for worker in self._workers:
+            try:
+                assert worker.closed is not None
+                self.notes.extend(await asyncio.wait_for(asyncio.shield(worker.closed), 60))
+            except (TimeoutError, asyncio.CancelledError):
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+            finally:
+                worker.outbox.closed = True
+                if worker.process.stdin is not None:
+                    worker.process.stdin.close()
+        for worker in self._workers:
+            with contextlib.suppress(ProcessLookupError):
+                await worker.process.wait()
+            if worker.reader is not None:
+                await asyncio.gather(worker.reader, return_exceptions=True)
+
+
+# ── the worker process itself ────────────────────────────────────────────────
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the run's process dies, and stop at once if it
+    died before the request was made."""
+    name = ctypes.util.find_library("c")
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    parent = os.environ.get("ARCHIVER_PARENT_PID")
+    if parent and os.getppid() != int(parent):
+        os._exit(1)
+
+
+async def _serve(reader: asyncio.StreamReader, send: Callable[[bytes], None]) -> None:
+    from archiver.capturing import open_stage
+    from archiver.catalog import Catalog
+    from archiver.fetch import HostGaveUp
+
+    first = await _read_frame(reader)
+    if not first:
+        return
+    _, settings, run_id, archive_dir, concurrency, pages = first[0]
+    outbox = _Outbox(send)
+    catalog = Catalog.open_reader(archive_dir)
+    tasks: dict[int, asyncio.Task[None]] = {}
+
+    async def capture(stage: CaptureStage, key: int, target: Target) -> None:
+        try:
+            outbox.put("done", key, await stage.capture(target))
+        except HostGaveUp as exc:
+            outbox.put("gave_up", key, (exc.host, exc.timeouts))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            try:
+                pickle.dumps(exc)
+            except Exception:
+                exc = RuntimeError(f"worker: {exc!r}")
+            outbox.put("failed", key, exc)
+        finally:
+            tasks.pop(key, None)
+
+    try:
+        async with open_stage(settings, run_id, find_payload=catalog.find_payload,
+                              on_attempt=lambda a: outbox.put("attempt", a),
+                              concurrency=concurrency, browser_pages=pages,
+                              recover=False) as stage:
+            while (messages := await _read_frame(reader)) is not None:
+                closing = False
+                for message in messages:
+                    kind = message[0]
+                    if kind == "capture":
+                        tasks[message[1]] = asyncio.ensure_future(
+                            capture(stage, message[1], message[2]))
+                    elif kind == "cancel":
+                        task = tasks.pop(message[1], None)
+                        if task is not None:
+                            task.cancel()
+                    elif kind == "probes":
+                        stage.start_probes(message[1])
+                    elif kind == "close":
+                        closing = True
+                if closing:
+                    break
+            else:
+                # stdin closed without "close": the run is gone; stop now.
+                for task in tasks.values():
+                    task.cancel()
+                return
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+        outbox.put("closed", stage.browsing.notes)
+        outbox.flush()
+    finally:
+        catalog.close()
+
+
+def main() -> None:
+    """Entry point of a worker process: the protocol on stdin/stdout, logs on stderr."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The protocol owns fd 1; anything a library prints goes to stderr instead.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+
+    def send(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[out.write(view) or 0:]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 30)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                     sys.stdin.buffer)
+        await _serve(reader, send)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Worker processes (``archiver.shards``): hosts split between workers, each URL captured by
+exactly one of them, one catalog writer, and a run killed with ``kill -9`` that resumes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from warcio.archiveiterator import ArchiveIterator
+
+from archiver import shards, soft404
+from archiver.catalog import Catalog
+from archiver.config import load_settings
+from tests.test_run import call, make_project, read_back
+from tests.webserver import Reply, WebServer
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def page(host: int, i: int) -> bytes:
+    return (f"<html><head><title>Report {host}-{i}</title></head><body><main>"
+            f"<h1>Report {host}-{i}</h1><p>{'Evidence of the event. ' * 40}{host}-{i}</p>"
+            "</main></body></html>").encode()
+
+
+@contextlib.contextmanager
+def hosts(count: int, pages: int, *, delay: float = 0.0,
+          missing: int = 0) -> Iterator[tuple[list[WebServer], list[str]]]:
+    """``count`` web servers (each its own host:port, so its own politeness gate and shard),
+    ``pages`` pages each; the last ``missing`` pages of each answer 404."""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(WebServer()) for _ in range(count)]
+        urls = []
+        for h, web in enumerate(servers):
+            for i in range(pages):
+                if i < pages - missing:
+                    web.route(f"/p/{i}", Reply(200, page(h, i), HTML, delay=delay))
+                urls.append(web.url(f"/p/{i}"))
+        yield servers, urls
+
+
+def fetches(servers: list[WebServer]) -> Counter[str]:
+    """Requests per cited URL, soft-404 probes left out."""
+    counts: Counter[str] = Counter()
+    for web in servers:
+        for path, hits in web.hits.items():
+            if path.startswith("/p/") and soft404.PROBE_MARKER not in path:
+                counts[web.url(path)] += hits
+    return counts
+
+
+def responses_by_file(root: Path) -> dict[str, list[str]]:
+    """WARC file name → target URIs of its response and revisit records."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((root / "archive").glob("*.warc.gz")):
+        with path.open("rb") as fh:
+            found[path.name] = [r.rec_headers.get_header("WARC-Target-URI")
+                                for r in ArchiveIterator(fh)
+                                if r.rec_type in ("response", "revisit")]
+    return found
+
+
+def test_worker_count_follows_the_setting_and_the_run_size(tmp_path: Path) -> None:
+    config = make_project(tmp_path, ["http://example.org/"])
+    settings = load_settings(config)
+    cores = len(os.sched_getaffinity(0))
+    assert shards.worker_count(settings, 10) == 0  # a small run stays in one process
+    assert shards.worker_count(settings, 5000) == (cores if cores > 1 else 0)
+    two = load_settings(config, overrides={"workers": 2})
+    assert shards.worker_count(two, 10) == 2
+    assert shards.worker_count(two, 1) == 0  # never more workers than URLs
+    assert shards.worker_count(load_settings(config, overrides={"workers": 1}), 5000) == 0
+
+
+def test_a_host_belongs_to_one_worker() -> None:
+    urls = [f"http://host{h}.example/p/{i}" for h in range(20) for i in range(10)]
+    owners: dict[str, set[int]] = {}
+    for url in urls:
+        owners.setdefault(url.split("/")[2], set()).add(shards.shard_of(url, 3))
+    assert all(len(owner) == 1 for owner in owners.values())
+    assert len({next(iter(o)) for o in owners.values()}) == 3  # every worker has hosts
+    assert shards.shard_of("not a url", 3) in range(3)
+
+
+def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
+    with hosts(6, 40, missing=4) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 16\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        counts = fetches(servers)
+    # Every cited URL was requested exactly once: no two workers took the same URL.
+    assert sorted(counts) == sorted(urls)
+    assert set(counts.values()) == {1}
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    verdicts = Counter(link["verdict"] for link in report["links"])
+    assert verdicts == {"ok": 6 * 36, "not_found": 6 * 4}
+    # Each worker wrote its own WARC file; every URL has one response, in one of them.
+    files = responses_by_file(tmp_path)
+    assert len([f for f, uris in files.items() if uris]) == 2, files.keys()
+    archived = Counter(uri for uris in files.values() for uri in uris)
+    assert archived == Counter(urls)
+    records = read_back(tmp_path)  # digests, warcio check, nothing left .open
+    assert Counter(uri for kind, uri in records
+                   if kind in ("response", "revisit")) == Counter(urls)
+    # One catalog writer: every URL has its capture and one verdict of this run.
+    with Catalog.open(tmp_path / "archive") as catalog:
+        assert set(catalog.captured_urls()) == set(urls)
+        for url in urls:
+            assert catalog.last_result(url) is not None
+    custody = (tmp_path / "archive" / "custody.jsonl").read_text().splitlines()
+    assert len(custody) == len(urls)
+    assert call("verify", "--config", str(config))[0] == 0
+
+
+def test_results_match_a_single_process_run(tmp_path: Path) -> None:
+    with hosts(4, 12, missing=2) as (_, urls):
+        verdicts = {}
+        for workers in (1, 2):
+            root = tmp_path / f"w{workers}"
+            root.mkdir()
+            config = make_project(root, urls, fetch=f"workers = {workers}\n")
+            code, out, err = call("run", "--config", str(config))
+            assert code == 0, out + err
+            report = json.loads((root / "reports" / "brief" / "report.json").read_text())
+            verdicts[workers] = [(link["url"], link["verdict"], link["state"])
+                                 for link in report["links"]]
+    assert verdicts[1] == verdicts[2]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.timeout(180)
+def test_kill_9_of_the_run_stops_its_workers_and_the_next_run_resumes(tmp_path: Path) -> None:
+    with hosts(4, 30, delay=0.3) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.monotonic() + 60
+        captured: set[str] = set()
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(captured) < 20:
+            time.sleep(0.2)
+            workers = workers or _children(proc.pid)
+            with contextlib.suppress(Exception):  # the catalog may not exist yet
+                with Catalog.open(tmp_path / "archive") as catalog:
+                    captured = set(catalog.captured_urls())
+        assert len(workers) == 2, "the run did not start two worker processes"
+        os.kill(proc.pid, signal.SIGKILL)  # the run's process only, not its group
+        proc.wait(timeout=10)
+        assert 20 <= len(captured) < len(urls), "the run was not killed mid-way"
+        # Linux ends the workers with their parent.
+        end = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers), "a worker outlived the run"
+        before = fetches(servers)
+
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        after = fetches(servers)
+    # What was recorded before the kill is not fetched again; what was in flight (or
+    # written but not yet committed: at most a batch) is fetched once more.
+    for url in captured:
+        assert after[url] == before[url] == 1, url
+    assert set(after) == set(urls)
+    assert max(after.values()) <= 2
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
+    read_back(tmp_path)  # the files the kill left .open were repaired
+    with Catalog.open(tmp_path / "archive") as catalog:
+        assert set(catalog.captured_urls()) == set(urls)
+
+
+def test_a_worker_that_dies_loses_only_its_urls_in_flight(tmp_path: Path) -> None:
+    with hosts(4, 20, delay=0.2) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet",
+               "--format", "json"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = _children(proc.pid)
+        time.sleep(1.0)
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 1), err
+        summary = json.loads(out)
+        lost = [item["url"] for item in summary["not_fetched"]
+                if "worker process" in item["reason"]]
+        assert lost, summary
+        # The next run fetches what the dead worker did not finish.
+        code, out2, err2 = call("run", "--config", str(config))
+        assert code == 0, out2 + err2
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
+    read_back(tmp_path)
