@@ -216,6 +216,9 @@ _NOSCRIPT_JS = re.compile(r"(enable|turn on|requires?|need)\b[^<]{0,40}javascrip
                           r"javascript\b[^<]{0,40}(required|enabled|disabled)", re.I)
 
 
+_NOSCRIPT_TAG = re.compile(rb"<noscript", re.IGNORECASE)
+
+
 def app_shell_reason(html: bytes, text: str) -> str | None:
     """Why an HTML page looks like an app shell (its content arrives by script), or ``None``.
 
@@ -225,11 +228,19 @@ def app_shell_reason(html: bytes, text: str) -> str | None:
     """
     from lxml import html as lxml_html
 
+    # Most pages are settled without parsing them again: plenty of visible text and no
+    # <noscript>. The visible length is only compared with 400, so a head of the text will
+    # do unless that head is mostly whitespace.
+    head = text[:4000]
+    visible = len(" ".join(head.split()))
+    if visible < 400 and len(head) < len(text):
+        visible = len(" ".join(text.split()))
+    if visible >= 400 and not _NOSCRIPT_TAG.search(html[:2_000_000]):
+        return None
     try:
         doc = lxml_html.fromstring(html[:2_000_000] or b"<html></html>")
     except (ValueError, TypeError, lxml_html.etree.ParserError):
         return None
-    visible = len(" ".join(text.split()))
     for node in doc.iter("noscript"):
         if _NOSCRIPT_JS.search(node.text_content() or ""):
             return "a <noscript> asks for JavaScript"

@@ -29,9 +29,8 @@ if TYPE_CHECKING:
     from archiver import provenance, soft404
     from archiver.browse import Browsed, BrowserStage
     from archiver.fetch import Attempt, Fetcher
-    from archiver.warc import PayloadSeen
     from archiver.pagetext import PageText
-    from archiver.warc import WarcWriter
+    from archiver.warc import PayloadSeen, WarcWriter
 
 #: Bodies at least this long (and every PDF) are read in a worker thread.
 OFF_LOOP_BYTES = 512 * 1024
@@ -44,7 +43,8 @@ class Finished:
     ``result`` is the evidence: the HTTP capture or failure, or the browser capture that
     replaced it (then ``http`` is the HTTP capture, kept in the catalog too). Captures carry no
     body (``content`` is empty: the bytes are in the WARC); ``text``/``title`` are the
-    evidence's page text. ``hop_urls`` are the URLs fetched on the way (redirects), whose
+    evidence's page text, ``fingerprint`` its ``history.text_fingerprint`` (computed here, off
+    the catalog writer's path). ``hop_urls`` are the URLs fetched on the way (redirects), whose
     attempts are recorded with the URL's. ``kept``/``kept_http`` are the provenance records
     written for the evidence and for the replaced HTTP capture; ``browser`` how the browser
     stage treated the URL (``None`` when it did not want it).
@@ -55,10 +55,12 @@ class Finished:
     judgement: Judgement
     text: str | None = None
     title: str | None = None
+    fingerprint: str | None = None
     hop_urls: tuple[str, ...] = ()
     http: Capture | None = None
     http_text: str | None = None
     http_title: str | None = None
+    http_fingerprint: str | None = None
     browser: Browsed | None = None
     kept: provenance.Kept | None = None
     kept_http: provenance.Kept | None = None
@@ -152,6 +154,7 @@ class CaptureStage:
         be written."""
         from archiver import classify
         from archiver.fetch import HostGaveUp
+        from archiver.history import text_fingerprint
 
         url = target.url
         if self.fetcher.gave_up(url):
@@ -183,16 +186,20 @@ class CaptureStage:
                                 profile="used" if shot is not None and shot.profile else None)
         replaced = http_result is not result and isinstance(http_result, Capture)
         kept_http = self._provenance(http_result, url) if http_result is not result else None
+        text = page.text if page is not None else None
+        http_text = http_page.text if replaced and http_page is not None else None
         return Finished(
             target=target,
             result=_bodiless(result),
             judgement=judgement,
-            text=page.text if page is not None else None,
+            text=text,
             title=page.title if page is not None else None,
+            fingerprint=text_fingerprint(text) if text is not None else None,
             hop_urls=hop_urls,
             http=_bodiless(http_result) if replaced else None,  # type: ignore[arg-type]
-            http_text=http_page.text if replaced and http_page is not None else None,
+            http_text=http_text,
             http_title=http_page.title if replaced and http_page is not None else None,
+            http_fingerprint=text_fingerprint(http_text) if http_text is not None else None,
             browser=browsed.slim() if browsed is not None else None,
             kept=kept,
             kept_http=kept_http,

@@ -825,14 +825,17 @@ class Catalog:
     # ── captures ──
 
     def record_capture(
-        self, run_id: int, capture: Capture, *, text: str | None, title: str | None
+        self, run_id: int, capture: Capture, *, text: str | None, title: str | None,
+        fingerprint: str | None = None,
     ) -> int:
         """Record the final response of ``capture`` (its WARC record is ``capture.warc``; a
         revisit when ``capture.hops[-1].revisit``) with its extracted ``text`` and ``title``.
-        Returns the capture's id."""
+        ``fingerprint`` is ``text_fingerprint(text)`` when the caller has it already (a
+        worker process computed it). Returns the capture's id."""
         ref = capture.warc
         revisit = bool(capture.hops and capture.hops[-1].revisit)
-        fingerprint = text_fingerprint(text) if text is not None else None
+        if fingerprint is None and text is not None:
+            fingerprint = text_fingerprint(text)
         with self._write() as db:
             if text is not None and not db.execute(
                 "SELECT 1 FROM texts WHERE digest = ?", (capture.payload_digest,)

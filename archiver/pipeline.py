@@ -952,11 +952,13 @@ def _write_reports(
     context: _RunContext | None = None,
     rescue: bool | None = None,
     support: Mapping[str, tuple[Support, ...]] | None = None,
+    links_of: Mapping[str, tuple[LinkRecord, ...]] | None = None,
 ) -> list[SourceOutcome]:
     """Build and write each readable source's reports from the catalog. ``context``: the
     run's notes and summary; ``None`` (``archiver report``) reads each source's from the
     catalog. ``support``: claim support already judged in this run, by source id; a source
-    without it is judged here (``archiver report``)."""
+    without it is judged here (``archiver report``). ``links_of``: link records already
+    built in this run, by source id."""
     from archiver import support as claim_support
     from archiver.report import build_report, write_reports
     from archiver.report.write import write_screenshots
@@ -968,8 +970,9 @@ def _write_reports(
             written.append(outcome)
             continue
         run = context or _RunContext.stored(catalog, outcome.source.id)
-        links = build_link_records(settings, catalog, outcome.source.id, outcome.document, now,
-                                   rescue=rescue, not_fetched=run.not_fetched)
+        links = (links_of or {}).get(outcome.source.id) or build_link_records(
+            settings, catalog, outcome.source.id, outcome.document, now, rescue=rescue,
+            not_fetched=run.not_fetched)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
         supports = (support or {}).get(outcome.source.id)
@@ -996,19 +999,18 @@ def _write_reports(
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    *, rescue: bool, compare: bool,
+    links_of: Mapping[str, tuple[LinkRecord, ...]], *, compare: bool,
 ) -> dict[str, tuple[tuple[Support, ...], list[Change]]]:
-    """Each source's claim support (``archiver.support``), stored under ``run_id``; with
-    ``compare``, the drops since the previous run as changes."""
+    """Each source's claim support (``archiver.support``) on its link records
+    (``links_of``, by source id), stored under ``run_id``; with ``compare``, the drops since
+    the previous run as changes."""
     from archiver import support as claim_support
 
     out: dict[str, tuple[tuple[Support, ...], list[Change]]] = {}
-    now = utcnow()
     for outcome in outcomes:
         if outcome.document is None:
             continue
-        links = build_link_records(settings, catalog, outcome.source.id, outcome.document,
-                                   now, rescue=rescue)
+        links = links_of[outcome.source.id]
         supports = claim_support.assess_document(
             outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
@@ -1119,7 +1121,13 @@ def _execute(
         changes = [_with_footnotes(c, footnotes_of.get(c.url, ())) for c in changes]
 
     # Claim support: judged on this run's texts, stored per run; a check reports a drop.
-    support_of = _assess_support(settings, catalog, run_id, outcomes, rescue=rescue,
+    # Built once for claim support and the reports (again only if Save Page Now adds
+    # copies in between).
+    links_of = {o.source.id: build_link_records(settings, catalog, o.source.id, o.document,
+                                                utcnow(), rescue=rescue,
+                                                not_fetched=fetched.not_fetched)
+                for o in outcomes if o.document is not None}
+    support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
                                  compare=options.kind == "check" and not outage)
     changes.extend(c for per_source in support_of.values() for c in per_source[1])
 
@@ -1177,7 +1185,8 @@ def _execute(
     )
     context = _RunContext.of(run_id, options.kind, started, outcome.summary())
     written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
-                             rescue=rescue, support={k: v[0] for k, v in support_of.items()})
+                             rescue=rescue, support={k: v[0] for k, v in support_of.items()},
+                             links_of=links_of if not saved else None)
     all_counts = Counter(
         link.verdict.value if link.verdict else "unchecked"
         for o in written for link in o.links

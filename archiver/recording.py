@@ -117,13 +117,15 @@ class Recorder:
             # The HTTP exchange stays in the catalog too (a browser document that is a
             # revisit of it needs its original), before the browser capture.
             catalog.record_capture(run_id, finished.http, text=finished.http_text,
-                                   title=finished.http_title)
+                                   title=finished.http_title,
+                                   fingerprint=finished.http_fingerprint)
             record_provenance(catalog, finished.kept_http)
             kept.append(finished.kept_http)
         result = finished.result
         if isinstance(result, Capture):
             capture_id = catalog.record_capture(run_id, result, text=finished.text,
-                                                title=finished.title)
+                                                title=finished.title,
+                                                fingerprint=finished.fingerprint)
             if finished.browser is not None:
                 finished.browser.record(catalog, capture_id)
             record_provenance(catalog, finished.kept)

@@ -112,6 +112,28 @@ _SEP = "[ \u00a0\u202f\u2009\u2007']"
 _NUMERAL = re.compile(rf"(?<![\w.,])\d{{1,3}}(?:{_SEP}\d{{3}})+(?:[.,]\d+)?(?![\d])"
                       r"|(?<![\w.,])\d+(?:[.,]\d+)*(?!\d)")
 _WORD = re.compile(r"[^\W\d_]+")
+_DIGIT = re.compile(r"\d")
+
+
+def _at_digits(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose every match starts with a digit.
+
+    Patterns that open with a lookbehind defeat the regex engine's scan for a first
+    character, so ``finditer`` tries the whole pattern at every position: ~0.1 µs a character,
+    1.7 ms for a 20 KB page without a single figure. Jumping from digit to digit gives the
+    same matches (a match cannot start anywhere else, and the lookbehind still sees the text
+    before the start) in a tenth of the time on text with few figures.
+    """
+    pos = 0
+    search, match = _DIGIT.search, pattern.match
+    while (digit := search(text, pos)) is not None:
+        start = digit.start()
+        found = match(text, start)
+        if found is None:
+            pos = start + 1
+            continue
+        yield found
+        pos = max(found.end(), start + 1)
 _LAW_WORD = (r"(?:стать[яиейю]\w*|ст\.|article|art\.|бап\w*|бабы\w*|бабын\w*|"
              r"стаття\w*)")
 # Words that may name a month (``month_of`` decides): a cheap filter for the date scans.
@@ -299,7 +321,7 @@ class Evidence:
         """(start, end, values, currency) for each figure of the text."""
         if self._figures is None:
             found = []
-            for match in _NUMERAL.finditer(self.text):
+            for match in _at_digits(_NUMERAL, self.text):
                 try:
                     values = number_values(match.group())
                 except ValueError:
@@ -349,13 +371,13 @@ class Evidence:
                     year = _year_after(text, match.end())
                     found.append((match.start(), match.end(), year, month, day))
             for pattern in (_NUM_DATE, _ISO_DATE):
-                for match in pattern.finditer(text):
+                for match in _at_digits(pattern, text):
                     day, month = int(match.group("d")), int(match.group("m"))
                     year = int(match.group("y"))
                     year = year + 2000 if year < 100 else year
                     if 1 <= day <= 31 and 1 <= month <= 12:
                         found.append((match.start(), match.end(), year, month, day))
-            for match in _MONTH_NUM_YEAR.finditer(text):
+            for match in _at_digits(_MONTH_NUM_YEAR, text):
                 month = int(match.group("m"))
                 if 1 <= month <= 12:
                     found.append((match.start(), match.end(), int(match.group("y")), month,

@@ -38,6 +38,7 @@ import bisect
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -619,8 +620,15 @@ def _field(value: str) -> str:
 
 def ref_path(path: Path, root: Path) -> str:
     """How ``WarcRef.path`` names the WARC file ``path``: relative to ``root`` when inside."""
+    return _ref_path(Path(path), Path(root))
+
+
+@functools.lru_cache(maxsize=64)
+def _ref_path(path: Path, root: Path) -> str:
+    # Cached: every record of a file names the same file, and resolving both paths costs
+    # a dozen system calls.
     try:
-        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.as_posix()
 

@@ -204,6 +204,7 @@ host_interval = {args.host_interval}
 timeout = 30
 deadline = 120
 retries = 1
+workers = {args.workers}
 
 [rescue]
 enabled = false
@@ -287,6 +288,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=10_000, help="body bytes")
     parser.add_argument("--per-host", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="[fetch] workers of the pipeline run (0: one per core)")
     parser.add_argument("--host-interval", type=float, default=0.0)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--pipeline", action="store_true",

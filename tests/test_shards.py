@@ -168,9 +168,9 @@ def test_kill_9_of_the_run_stops_its_workers_and_the_next_run_resumes(tmp_path: 
         while time.monotonic() < deadline and len(captured) < 20:
             time.sleep(0.2)
             workers = workers or _children(proc.pid)
-            with contextlib.suppress(Exception):  # the catalog may not exist yet
-                with Catalog.open(tmp_path / "archive") as catalog:
-                    captured = set(catalog.captured_urls())
+            # The catalog may not exist yet.
+            with contextlib.suppress(Exception), Catalog.open(tmp_path / "archive") as catalog:
+                captured = set(catalog.captured_urls())
         assert len(workers) == 2, "the run did not start two worker processes"
         os.kill(proc.pid, signal.SIGKILL)  # the run's process only, not its group
         proc.wait(timeout=10)

@@ -13,6 +13,7 @@ it and a ``LinkRecord`` for every URL it cites. A footnote that cites no URL lea
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -311,10 +312,27 @@ class Report:
         return self.source.title or self.document.title or self.source.id
 
     def link(self, url: str) -> LinkRecord | None:
+        return self._links_by_url.get(url)
+
+    def support_for(self, footnote: int) -> list[Support]:
+        """The claim support of footnote ``footnote``, one per cited URL, in order."""
+        return self._support_by_footnote.get(footnote, [])
+
+    # Indexes built once: the renderers look up every entry's links and support, and a scan
+    # per entry would make a report of N footnotes cost N².
+    @functools.cached_property
+    def _links_by_url(self) -> dict[str, LinkRecord]:
+        found: dict[str, LinkRecord] = {}
         for link in self.links:
-            if link.url == url:
-                return link
-        return None
+            found.setdefault(link.url, link)
+        return found
+
+    @functools.cached_property
+    def _support_by_footnote(self) -> dict[int, list[Support]]:
+        found: dict[int, list[Support]] = {}
+        for support in self.support:
+            found.setdefault(support.footnote, []).append(support)
+        return found
 
 
 def build_report(

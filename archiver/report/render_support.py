@@ -56,7 +56,7 @@ def support_section(report: Report) -> str:
 def support_html(entry: Entry, report: Report) -> str:
     """The claim with its facts marked, then per cited URL its level and, per fact, found
     or not with the passage. Empty when the footnote has no claim support."""
-    mine = [s for s in report.support if s.footnote == entry.number]
+    mine = report.support_for(entry.number)
     if not mine:
         return ""
     first = mine[0]

@@ -1,0 +1,64 @@
+"""The shortcuts taken for speed give what the plain computation gives."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from archiver import browse, pagetext, support_match
+
+ALPHABET = "0123456789 ,.'-/\u00a0abcXYZабвқ\n\t€$млн"
+
+
+def texts(count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    found = ["", "1", "a1", "1a", ".5", "12 345,6 млн тенге", "01.02.2020", "2020-01-31",
+             "05/2019 and 12.2021", "x 1 000 000 $", "1,234.56", "3-4", "а12 345"]
+    for _ in range(count):
+        found.append("".join(rng.choice(ALPHABET) for _ in range(rng.randrange(1, 120))))
+    return found
+
+
+@pytest.mark.parametrize("pattern", [support_match._NUMERAL, support_match._NUM_DATE,
+                                     support_match._ISO_DATE, support_match._MONTH_NUM_YEAR])
+def test_scanning_from_digit_to_digit_finds_what_finditer_finds(pattern) -> None:
+    for text in texts(3000):
+        assert [m.span() for m in support_match._at_digits(pattern, text)] \
+            == [m.span() for m in pattern.finditer(text)], text
+
+
+def test_excerpt_of_the_head_equals_the_excerpt_of_the_whole() -> None:
+    def whole(text: str, n: int) -> str:
+        flat = " ".join(text.split())
+        if n < 1:
+            return ""
+        if len(flat) <= n:
+            return flat
+        cut = flat[: n - 1]
+        space = cut.rfind(" ")
+        if space > n // 2:
+            cut = cut[:space]
+        return cut.rstrip(" ,;:-–—") + "…"
+
+    rng = random.Random(3)
+    samples = texts(300) + ["word " * 2000, " " * 5000 + "late text " * 50,
+                            "\n\n" * 700 + "x", "a" * 3000]
+    for text in samples:
+        for n in (0, 1, 5, 40, 280, rng.randrange(1, 600)):
+            assert pagetext.excerpt(text, n) == whole(text, n)
+
+
+def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
+    long_text = "Evidence of the event in the city. " * 40
+    cases = [
+        (b"<html><body><p>" + long_text.encode() + b"</p></body></html>", long_text, None),
+        (b"<html><body><noscript>Please enable JavaScript</noscript><p>" + long_text.encode()
+         + b"</p></body></html>", long_text, "a <noscript> asks for JavaScript"),
+        (b"<html><body><div id='root'></div><script src='a.js'></script></body></html>", "",
+         "its content arrives by script (empty #root)"),
+        (b"<html><body>" + b" " * 5000 + b"<p>short</p><script></script></body></html>",
+         " " * 5000 + "short", "its content arrives by script (scripts and no text)"),
+    ]
+    for html, text, expected in cases:
+        assert browse.app_shell_reason(html, text) == expected
