@@ -395,8 +395,9 @@ async def _fetch_and_judge(
         watch.outcome(attempt.url, attempt.outcome)
         news()
 
-    # Only deciding which URLs need no network: this fetcher never opens.
-    offline = Fetcher(settings.fetch, None).decided_offline
+    # Only deciding which URLs need no network: this fetcher never opens. Asked twice per
+    # URL (the order, the network watch's sample), answered once.
+    offline = functools.cache(Fetcher(settings.fetch, None).decided_offline)
     ordered = _fetch_order(targets, offline, previous)
     workers = shards.worker_count(settings, len(ordered))
     async with shards.open_shards(settings, catalog, run_id, workers,

@@ -62,3 +62,28 @@ def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
     ]
     for html, text, expected in cases:
         assert browse.app_shell_reason(html, text) == expected
+
+
+def test_claim_at_by_bisection_equals_the_scan() -> None:
+    from archiver.parse import sentences
+
+    def scanned(text: str, offset: int, spans: list[tuple[int, int]]) -> str:
+        probe = offset
+        while probe > 0 and text[probe - 1].isspace():
+            probe -= 1
+        for start, end in spans:
+            if start <= probe <= end:
+                return sentences.normalise_space(text[start:end])
+        for start, end in reversed(spans):
+            if start <= probe:
+                return sentences.normalise_space(text[start:end])
+        return sentences.normalise_space(text)
+
+    rng = random.Random(11)
+    pieces = ["The court ruled.", "Dr. Smith said so!", "Was it?", " ", "  ", "\n", "word",
+              "«Quoted. Text.»", "(see art. 5).", "end"]
+    for _ in range(400):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 30)))
+        spans = sentences.sentence_spans(text)
+        for offset in range(len(text) + 1):
+            assert sentences.claim_at(text, offset, spans) == scanned(text, offset, spans)

@@ -12,6 +12,8 @@ white space and something that can start a sentence. Common abbreviations (``e.g
 
 from __future__ import annotations
 
+import bisect
+import math
 import re
 
 __all__ = ["claim_at", "ends_open", "normalise_space", "sentence_spans"]
@@ -81,13 +83,16 @@ def claim_at(text: str, offset: int, spans: list[tuple[int, int]] | None = None)
     # A marker after white space that follows a sentence end belongs to that sentence.
     while probe > 0 and text[probe - 1].isspace():
         probe -= 1
-    for start, end in spans:
-        if start <= probe <= end:
-            return normalise_space(text[start:end])
-    for start, end in reversed(spans):
-        if start <= probe:
-            return normalise_space(text[start:end])
-    return normalise_space(text)
+    # Spans are in order and do not overlap: the last one starting at or before the probe
+    # holds it, unless the one before ends exactly there (then that one, as a scan from the
+    # first span would find). A bisection keeps a paragraph of many markers linear.
+    at = bisect.bisect_right(spans, (probe, math.inf)) - 1
+    if at < 0:
+        return normalise_space(text)
+    if at > 0 and spans[at - 1][1] >= probe:
+        at -= 1
+    start, end = spans[at]
+    return normalise_space(text[start:end])
 
 
 def ends_open(text: str) -> bool:
