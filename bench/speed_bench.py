@@ -13,8 +13,9 @@ On that web, in one invocation, side by side:
 - ``archiver run`` on a project citing every URL once (``capture_bench.write_project``:
   per_host 2, host_interval 0, concurrency 128, rescue off, timeout 30, retries 1), in a child
   process. CPU is user+sys of the child and all its descendants (a subreaper wrapper reads
-  ``RUSAGE_CHILDREN``); memory is the peak of the sum of PSS over the process tree, sampled
-  every 50 ms, and the largest single-process RSS. The run is checked: the verdicts in
+  ``RUSAGE_CHILDREN``); memory is the peak of the sum of PSS over the process tree (the tree
+  sampled every 50 ms; PSS re-read whenever its RSS grew by 2% or a second passed), and the
+  largest single-process RSS. The run is checked: the verdicts in
   ``reports/*/report.json`` must be ``ok`` for every page that exists and ``not_found`` for
   every one that does not, or the bench stops with an error.
 - lychee on the same URL list (same concurrency and per-host limit, no request interval, no
@@ -48,6 +49,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -78,6 +80,7 @@ CONCURRENCY = 128
 HOST_INTERVAL = 0.0
 MISSING_EVERY = 10  # every 10th page of a host is cited but does not exist
 SAMPLE_EVERY = 0.05  # seconds between memory samples
+PAGE = os.sysconf("SC_PAGE_SIZE")
 FLAT = 1.25  # "memory flat": the scale run's peak within this factor of the memory run's
 
 
@@ -235,7 +238,9 @@ def nginx_config(work: Path, web: Web, latency: float) -> str:
         module = f"load_module {ECHO_MODULE};\n"
     else:
         location, module = "    location / { }\n", ""
-    return f"""{module}daemon off;
+    # Started as root, nginx would run its worker as nobody, who may not enter the work folder.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{module}{user}daemon off;
 worker_processes 1;
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
@@ -266,11 +271,6 @@ def nginx(work: Path, web: Web, latency: float) -> Iterator[int]:
     work.mkdir(parents=True, exist_ok=True)
     config = work / "nginx.conf"
     config.write_text(nginx_config(work, web, latency))
-    # nginx's workers may run as another user (nobody, when started as root).
-    for folder in [work, *work.parents]:
-        if folder == Path(tempfile.gettempdir()):
-            break
-        folder.chmod(0o755)
     with open(work / "stderr", "wb") as errors:
         server = subprocess.Popen(["nginx", "-p", str(work), "-c", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=errors,
@@ -297,9 +297,10 @@ def wait_for_nginx(server: subprocess.Popen[bytes], web: Web, work: Path) -> int
         try:
             with socket.create_connection((web.hosts[-1], web.port), timeout=1):
                 pass
-            children = [p for p in processes() if p[1] == server.pid]
+            children = [int(name) for name in os.listdir("/proc")
+                        if name.isdigit() and parent_of(int(name)) == server.pid]
             if children:
-                return children[0][0]
+                return children[0]
         except OSError:
             pass
         time.sleep(0.05)
@@ -366,33 +367,15 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def processes() -> list[tuple[int, int]]:
-    """``(pid, parent pid)`` of every process now running."""
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after the last ")".
-        fields = stat[stat.rindex(b")") + 2:].split()
-        found.append((int(entry.name), int(fields[1])))
-    return found
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, parent in processes():
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a live process, ``None`` once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ")".
+    return int(stat[stat.rindex(b")") + 2:].split()[1])
 
 
 def memory_of(pid: int) -> tuple[int, int]:
@@ -412,22 +395,66 @@ def memory_of(pid: int) -> tuple[int, int]:
 
 class Sampler(threading.Thread):
     """Samples the process tree under ``root`` (not ``root`` itself) every ``SAMPLE_EVERY``
-    seconds: the peak of the sum of PSS, the largest RSS of one process, the most processes."""
+    seconds: the peak of the sum of PSS, the largest RSS of one process, the most processes.
+
+    Cheap, as it shares the cores with what it measures: each tick lists /proc and reads the
+    parent of new processes only (and again for one whose parent has gone: an orphan is
+    adopted by the subreaper ``root``), then the memory of the tree's processes."""
 
     def __init__(self, root: int) -> None:
         super().__init__(daemon=True)
         self.root = root
-        self.peak_pss = self.peak_rss = self.most = self.samples = 0
+        self.peak_pss = self.peak_rss = self.most = self.samples = self.pss_reads = 0
         self.done = threading.Event()
+        self._parent: dict[int, int] = {}
+
+    def tree(self) -> list[int]:
+        alive = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        for pid in list(self._parent):
+            if pid not in alive:
+                del self._parent[pid]
+        for pid in alive:
+            if pid not in self._parent or self._parent[pid] not in alive:
+                parent = parent_of(pid)
+                if parent is not None:
+                    self._parent[pid] = parent
+        children: dict[int, list[int]] = {}
+        for pid, parent in self._parent.items():
+            children.setdefault(parent, []).append(pid)
+        found, todo = [], list(children.get(self.root, []))
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
 
     def run(self) -> None:
+        # Reading PSS (smaps_rollup) walks the page tables: ~4 ms per 100 MB, too dear for
+        # every tick. RSS (statm) is cheap; PSS is read again when the tree's RSS has grown
+        # by over 2% since it was last read, or a second has passed, so a peak of PSS is
+        # missed by at most ~2% of RSS.
+        read_at, rss_then = 0.0, -1
         while not self.done.wait(SAMPLE_EVERY):
-            tree = descendants(self.root)
-            sizes = [memory_of(pid) for pid in tree]
-            self.peak_pss = max(self.peak_pss, sum(p for p, _ in sizes))
-            self.peak_rss = max([self.peak_rss, *(r for _, r in sizes)])
+            tree = self.tree()
+            rss = {pid: rss_of(pid) for pid in tree}
+            total = sum(rss.values())
+            self.peak_rss = max([self.peak_rss, *rss.values()])
             self.most = max(self.most, len(tree))
             self.samples += 1
+            now = time.monotonic()
+            if total > rss_then * 1.02 or now - read_at >= 1.0:
+                self.peak_pss = max(self.peak_pss, sum(memory_of(pid)[0] for pid in tree))
+                read_at, rss_then = now, total
+                self.pss_reads += 1
+
+
+def rss_of(pid: int) -> int:
+    """RSS of one process in bytes (``/proc/PID/statm``, cheap); 0 once it has gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -457,6 +484,7 @@ class Measured:
     requests: int
     counts: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    sampler_cpu: float = 0.0  # seconds this bench spent measuring (mostly the sampler)
 
 
 def measure(tool: str, command: Sequence[str], cwd: Path, nginx_worker: int, log: Path,
@@ -465,11 +493,13 @@ def measure(tool: str, command: Sequence[str], cwd: Path, nginx_worker: int, log
     to ``log``. The limit, requests and counts are left for the caller to fill in."""
     usage_file = log.with_suffix(".usage.json")
     served0 = cpu_seconds(nginx_worker)
+    ours0 = resource.getrusage(resource.RUSAGE_SELF)
     with open(log, "wb") as out:
+        # A session of its own, so that an interrupted bench can end the whole tree.
         wrapper = subprocess.Popen(
             [sys.executable, "-I", "-S", "-c", WRAPPER, str(usage_file), *command],
             cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **NO_PROXY, **(env or {})})
+            env={**os.environ, **NO_PROXY, **(env or {})}, start_new_session=True)
         sampler = Sampler(wrapper.pid)
         sampler.start()
         try:
@@ -478,15 +508,18 @@ def measure(tool: str, command: Sequence[str], cwd: Path, nginx_worker: int, log
             sampler.done.set()
             sampler.join()
             if wrapper.poll() is None:
-                wrapper.kill()
+                os.killpg(wrapper.pid, signal.SIGKILL)
                 wrapper.wait()
+    ours1 = resource.getrusage(resource.RUSAGE_SELF)
     if wrapper.returncode != 0 or not usage_file.exists():
         raise SystemExit(f"{tool}: the measuring wrapper exited {wrapper.returncode}; "
                          f"see {log}")
     usage = json.loads(usage_file.read_text())
     return Measured(tool, usage["code"], usage["wall"], usage["cpu"], sampler.peak_pss,
                     max(sampler.peak_rss, usage["maxrss"]), sampler.most,
-                    cpu_seconds(nginx_worker) - served0, 0.0, 0)
+                    cpu_seconds(nginx_worker) - served0, 0.0, 0,
+                    sampler_cpu=(ours1.ru_utime - ours0.ru_utime)
+                    + (ours1.ru_stime - ours0.ru_stime))
 
 
 # ── the limit ────────────────────────────────────────────────────────────────
@@ -630,6 +663,8 @@ def print_table(scenario: Scenario, runs: dict[str, Measured], found: list[Targe
         print(f"{run.tool:<18}{run.wall:>8.2f}{run.limit:>9.2f}{ratio:>9}{urls / run.wall:>8.0f}"
               f"{run.cpu / urls * 1e3:>12.2f}{run.peak_pss / 1e6:>9.0f}{run.peak_rss / 1e6:>12.0f}"
               f"{run.processes:>6}{run.nginx_cpu:>13.2f}  {result}")
+    spent = sum(run.sampler_cpu for run in runs.values())
+    print(f"  (the bench itself used {spent:.2f} s CPU measuring, the sampler mostly)")
     for target in found:
         print(f"  target: {target.text}: {target.value}  {'PASS' if target.passed else 'FAIL'}")
 
@@ -731,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     use_wget = not args.no_wget and shutil.which("wget") is not None
 
     about = {"machine": machine(), "date": datetime.now(UTC).isoformat(timespec="seconds"),
-             "nginx": version(["nginx", "-v"]), "lychee": version([lychee]) if lychee
+             "nginx": version(["nginx", "-v"]), "lychee": version([lychee, "--version"]) if lychee
              else "skipped", "wget": version(["wget", "--version"]) if use_wget else "skipped",
              "per_host": PER_HOST, "concurrency": CONCURRENCY, "host_interval": HOST_INTERVAL,
              "rescue": False, "nginx_workers": 1}
@@ -744,7 +779,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"settings: per_host {PER_HOST}, host_interval {HOST_INTERVAL:g}, concurrency "
           f"{CONCURRENCY}, rescue off; archiver timeout 30, retries 1; CPU = user+sys of each "
           f"tool's whole process tree; peak MB = peak of the sum of PSS over the tree, sampled "
-          f"every {SAMPLE_EVERY * 1000:.0f} ms; max RSS = the largest single process")
+          f"every {SAMPLE_EVERY * 1000:.0f} ms (PSS re-read on 2% RSS growth or each second); "
+          f"max RSS = the largest single process")
 
     # Ctrl-C and SIGTERM both unwind through the finally blocks that stop nginx.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
