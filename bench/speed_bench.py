@@ -728,7 +728,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="add the scale scenario (100,000 URLs; long)")
     parser.add_argument("--quick", action="store_true",
                         help="200 URLs on 5 hosts; only the latency scenario unless one is named")
-    parser.add_argument("--urls", type=int, help="override every scenario's URL count")
+    parser.add_argument("--urls", type=int, help="override every scenario's URL count "
+                        "(with --scale, the memory run it is compared with gets it too)")
     parser.add_argument("--hosts", type=int, help="override every scenario's host count")
     parser.add_argument("--size", type=int, help="override every scenario's page bytes")
     parser.add_argument("--latency", type=float, help="override every scenario's latency (s)")
