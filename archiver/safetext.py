@@ -19,6 +19,7 @@ changes nothing.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 __all__ = ["UNSAFE", "escape_controls", "json_dumps"]
@@ -50,9 +51,25 @@ def _table(keep: str) -> dict[int, str]:
 _JSON_TABLE = {code: f"\\u{code:04x}" for code in UNSAFE if code >= 0x20}
 
 
+def _finder(codes: set[int] | frozenset[int]) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(codes)) + "]")
+
+
+# Finders of the characters a table changes: a text without one (nearly every text) is
+# returned as it is, as ``str.translate`` with a mapping costs a dictionary lookup per
+# character.
+_FINDERS: dict[str, re.Pattern[str]] = {}
+_JSON_FINDER = _finder(set(_JSON_TABLE))
+
+
 def escape_controls(text: str, keep: str = "\t\n") -> str:
     """``text`` with every control character (see :data:`UNSAFE`) except those in ``keep``
     replaced by a visible backslash escape: ``"a\\x1b[31mb"`` → ``"a\\\\x1b[31mb"``."""
+    finder = _FINDERS.get(keep)
+    if finder is None:
+        finder = _FINDERS[keep] = _finder(set(_table(keep)))
+    if finder.search(text) is None:
+        return text
     return text.translate(_table(keep))
 
 
@@ -60,4 +77,7 @@ def json_dumps(data: Any, **options: Any) -> str:
     """``json.dumps(data, ensure_ascii=False, **options)`` with DEL, C1 and bidi controls
     ``\\u``-escaped as well (C0 controls json.dumps escapes itself). Still valid JSON: these
     characters can only occur inside strings, where ``\\uXXXX`` means the same character."""
-    return json.dumps(data, ensure_ascii=False, **options).translate(_JSON_TABLE)
+    text = json.dumps(data, ensure_ascii=False, **options)
+    if _JSON_FINDER.search(text) is None:
+        return text
+    return text.translate(_JSON_TABLE)

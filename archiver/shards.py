@@ -3,16 +3,21 @@
 A run's distinct URLs are split by host (the fetcher's per-host key, hashed): every URL of a
 host goes to the same worker, so the politeness limits (``per_host``, ``host_interval``,
 ``host_give_up``) hold as in one process, and no URL is ever given to two workers. Each worker
-is a fresh Python process (``python -m archiver.shards``) with its own event loop, fetcher,
-WARC writer (its own files) and browser stage, and a read-only view of the catalog for
-revisit records. The run's own process stays the only catalog writer (``archiver.recording``).
+has its own event loop, fetcher, WARC writer (its own files) and browser stage, and a
+read-only view of the catalog for revisit records. The run's own process stays the only
+catalog writer (``archiver.recording``).
 
-The two sides speak over the worker's stdin and stdout: length-prefixed pickles of message
-lists, batched per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/
-``close``; a worker answers with ``attempt`` (as each request attempt ends: the network
-watch needs them early), ``done`` (a ``Finished`` record), ``failed`` and ``closed``.
-Workers die with the run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and a
-worker whose stdin closes stops at once.
+Workers are forked from the run's process when fetching starts: they begin at once, with
+every module already imported, and share the run's memory pages until they write to them
+(``gc.freeze`` keeps the collector from touching the inherited objects). A worker never
+returns into the run's code: it serves, then leaves with ``os._exit``.
+
+The two sides speak over a socket pair: length-prefixed pickles of message lists, batched
+per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/``close``; a worker
+answers with ``attempt`` (as each request attempt ends: the network watch needs them early),
+``done`` (a ``Finished`` record), ``failed``/``gave_up`` and ``closed``. Workers die with the
+run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and a worker whose socket
+closes stops at once.
 
 ``LocalShard`` is the same interface in the run's own process, for small runs and one core.
 """
@@ -23,16 +28,18 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 import pickle
 import signal
+import socket
 import struct
 import sys
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from archiver.config import Settings
 from archiver.errors import ArchiverError
@@ -49,6 +56,8 @@ log = logging.getLogger(__name__)
 #: worker (a fresh interpreter and its imports) costs more than it saves.
 MIN_URLS_FOR_WORKERS = 256
 _HEADER = struct.Struct(">I")
+#: Bytes a worker may have queued for the run's process before it waits for them to go.
+_HIGH_WATER = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
@@ -174,12 +183,29 @@ class _Outbox:
 @dataclass
 class _Worker:
     index: int
-    process: asyncio.subprocess.Process
+    pid: int
+    writer: asyncio.StreamWriter
     outbox: _Outbox
+    reader: asyncio.StreamReader
     waiting: dict[int, asyncio.Future[Finished]] = field(default_factory=dict)
     closed: asyncio.Future[list[str]] | None = None
-    reader: asyncio.Task[None] | None = None
+    listening: asyncio.Task[None] | None = None
     lost: str | None = None
+    exit_code: int | None = None
+
+    async def wait(self) -> int:
+        """The worker's exit status, once it has ended (reaped here)."""
+        while self.exit_code is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.exit_code = -1
+                break
+            if pid:
+                self.exit_code = os.waitstatus_to_exitcode(status)
+                break
+            await asyncio.sleep(0.01)
+        return self.exit_code
 
 
 class ProcessShards:
@@ -203,21 +229,28 @@ class ProcessShards:
         self._keys = 0
 
     async def start(self) -> None:
-        init = ("init", self.settings, self.run_id, str(self.archive_dir),
+        init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
                 _share(self.settings.browser.pages, self.count))
-        for index in range(self.count):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "archiver.shards",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                env={**os.environ, "ARCHIVER_PARENT_PID": str(os.getpid())})
-            assert process.stdin is not None
-            stdin = process.stdin
-            worker = _Worker(index, process, _Outbox(stdin.write))
-            worker.closed = asyncio.get_running_loop().create_future()
-            worker.outbox.put(*init)
-            worker.reader = asyncio.ensure_future(self._listen(worker))
-            self._workers.append(worker)
+        ours: list[socket.socket] = []
+        # Objects that exist now are never collected in a worker, so the collector does not
+        # copy the pages it shares with the run.
+        gc.freeze()
+        try:
+            for index in range(self.count):
+                mine, theirs = socket.socketpair()
+                pid = os.fork()
+                if pid == 0:  # the worker: never returns
+                    _child(theirs, init, [mine, *ours])
+                theirs.close()
+                ours.append(mine)
+                reader, writer = await asyncio.open_connection(sock=mine)
+                worker = _Worker(index, pid, writer, _Outbox(writer.write), reader)
+                worker.closed = asyncio.get_running_loop().create_future()
+                worker.listening = asyncio.ensure_future(self._listen(worker))
+                self._workers.append(worker)
+        finally:
+            gc.unfreeze()
 
     async def capture(self, target: Target) -> Finished:
         worker = self._workers[shard_of(target.url, self.count)]
@@ -248,9 +281,7 @@ class ProcessShards:
     async def _listen(self, worker: _Worker) -> None:
         from archiver.fetch import HostGaveUp
 
-        stdout = worker.process.stdout
-        assert stdout is not None
-        while (messages := await _read_frame(stdout)) is not None:
+        while (messages := await _read_frame(worker.reader)) is not None:
             for message in messages:
                 kind = message[0]
                 if kind == "attempt":
@@ -267,8 +298,8 @@ class ProcessShards:
                 elif kind == "closed" and worker.closed is not None \
                         and not worker.closed.done():
                     worker.closed.set_result(message[1])
-        # The worker's stdout closed: it ended, on its own or killed.
-        code = await worker.process.wait()
+        # The worker's socket closed: it ended, on its own or killed.
+        code = await worker.wait()
         if worker.closed is not None and not worker.closed.done():
             worker.lost = f"not fetched: worker process {worker.index + 1} ended (exit {code})"
             worker.closed.set_result([])
@@ -288,42 +319,58 @@ class ProcessShards:
                 self.notes.extend(await asyncio.wait_for(asyncio.shield(worker.closed), 60))
             except (TimeoutError, asyncio.CancelledError):
                 with contextlib.suppress(ProcessLookupError):
-                    worker.process.kill()
+                    os.kill(worker.pid, signal.SIGKILL)
             finally:
                 worker.outbox.closed = True
-                if worker.process.stdin is not None:
-                    worker.process.stdin.close()
+                worker.writer.close()
         for worker in self._workers:
-            with contextlib.suppress(ProcessLookupError):
-                await worker.process.wait()
-            if worker.reader is not None:
-                await asyncio.gather(worker.reader, return_exceptions=True)
+            await worker.wait()
+            if worker.listening is not None:
+                await asyncio.gather(worker.listening, return_exceptions=True)
 
 
 # ── the worker process itself ────────────────────────────────────────────────
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Ask Linux to kill this process when the run's process dies, and stop at once if it
     died before the request was made."""
     name = ctypes.util.find_library("c")
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    parent = os.environ.get("ARCHIVER_PARENT_PID")
-    if parent and os.getppid() != int(parent):
+    if os.getppid() != parent:
         os._exit(1)
 
 
-async def _serve(reader: asyncio.StreamReader, send: Callable[[bytes], None]) -> None:
+def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.socket]) -> NoReturn:
+    """The worker, just forked: serve on ``sock`` until told to close, then leave."""
+    code = 0
+    try:
+        _die_with_parent(os.getppid())
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        for other in inherited:  # the run's ends of this and earlier workers' sockets
+            other.close()
+        asyncio.run(_serve(sock, init))
+    except BaseException:  # nothing may unwind into the run's code
+        log.exception("worker process failed")
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     from archiver.capturing import open_stage
     from archiver.catalog import Catalog
     from archiver.fetch import HostGaveUp
 
-    first = await _read_frame(reader)
-    if not first:
-        return
-    _, settings, run_id, archive_dir, concurrency, pages = first[0]
-    outbox = _Outbox(send)
+    settings, run_id, archive_dir, concurrency, pages = init
+    reader, writer = await asyncio.open_connection(sock=sock)
+    outbox = _Outbox(writer.write)
     catalog = Catalog.open_reader(archive_dir)
     tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -342,6 +389,8 @@ async def _serve(reader: asyncio.StreamReader, send: Callable[[bytes], None]) ->
             outbox.put("failed", key, exc)
         finally:
             tasks.pop(key, None)
+        if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+            await writer.drain()  # the run's process is behind: wait for it
 
     try:
         async with open_stage(settings, run_id, find_payload=catalog.find_payload,
@@ -366,40 +415,14 @@ async def _serve(reader: asyncio.StreamReader, send: Callable[[bytes], None]) ->
                 if closing:
                     break
             else:
-                # stdin closed without "close": the run is gone; stop now.
+                # The socket closed without "close": the run is gone; stop now.
                 for task in tasks.values():
                     task.cancel()
                 return
             await asyncio.gather(*tasks.values(), return_exceptions=True)
         outbox.put("closed", stage.browsing.notes)
         outbox.flush()
+        await writer.drain()
+        writer.close()
     finally:
         catalog.close()
-
-
-def main() -> None:
-    """Entry point of a worker process: the protocol on stdin/stdout, logs on stderr."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    # The protocol owns fd 1; anything a library prints goes to stderr instead.
-    out = os.fdopen(os.dup(1), "wb", buffering=0)
-    os.dup2(2, 1)
-
-    def send(data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[out.write(view) or 0:]
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=1 << 30)
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                     sys.stdin.buffer)
-        await _serve(reader, send)
-
-    asyncio.run(run())
-
-
-if __name__ == "__main__":
-    main()

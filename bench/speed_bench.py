@@ -77,6 +77,8 @@ REPO = Path(__file__).resolve().parent.parent
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 PER_HOST = 2
 CONCURRENCY = 128
+# The archiver's [fetch] workers (0: its default, one per core for large runs).
+WORKERS = 0
 HOST_INTERVAL = 0.0
 MISSING_EVERY = 10  # every 10th page of a host is cited but does not exist
 SAMPLE_EVERY = 0.05  # seconds between memory samples
@@ -544,7 +546,7 @@ def archiver_requests(urls: Sequence[str]) -> list[str]:
 def run_archiver(web: Web, scenario: Scenario, work: Path, worker: int) -> Measured:
     project = work / "project"
     args = SimpleNamespace(per_host=PER_HOST, concurrency=CONCURRENCY,
-                           host_interval=HOST_INTERVAL)
+                           host_interval=HOST_INTERVAL, workers=WORKERS)
     config = write_project(project, web.urls, args)  # type: ignore[arg-type]
     measured = measure("archiver", [sys.executable, "-m", "archiver", "run", "--config",
                                     str(config), "--quiet"],
@@ -735,9 +737,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, help="override every scenario's latency (s)")
     parser.add_argument("--no-lychee", action="store_true")
     parser.add_argument("--no-wget", action="store_true")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="the archiver's [fetch] workers (default 0: one per core)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
+    global WORKERS
+    WORKERS = args.workers
 
     if shutil.which("nginx") is None:
         raise SystemExit("nginx is not installed: apt-get install nginx-light "
