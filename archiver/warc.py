@@ -1118,7 +1118,8 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
     written), the others read from the file."""
     known = known or {}
     try:
-        new = _index_lines(archive_dir, [f for f in files if f not in known])
+        unknown = [f for f in files if f not in known]
+        new = _index_lines(archive_dir, unknown) if unknown else []
         for file in files:
             new += known.get(file, [])
         with _index_lock(archive_dir):
