@@ -14,7 +14,10 @@ matters less than for wall time; each figure is the best of ``--repeat`` rounds.
 Bodies: ``html`` is HTML built from a fixed vocabulary of 2,000 words drawn with a Zipf-like
 law (it compresses to about 30-35%, as real pages do); ``filler`` is the repetitive page the
 capture benchmark serves (about 1%); ``pdf`` is a PDF-like body of Flate-compressed streams
-between short text objects (it barely compresses, as real PDFs do not). Every body differs
+between short text objects (it barely compresses, as real PDFs do not); in the writer part
+also ``html.gz`` (the HTML sent with ``Content-Encoding: gzip``) and ``jpeg`` (2 MB of
+entropy-coded bytes, ``image/jpeg``), which the writer stores without deflating them
+again. Every body differs
 from the others of its kind, so no record becomes a revisit.
 
     .venv/bin/python bench/warc_bench.py                  # both parts
@@ -25,6 +28,7 @@ from the others of its kind, so no record becomes a revisit.
 from __future__ import annotations
 
 import argparse
+import gzip
 import inspect
 import random
 import sys
@@ -45,6 +49,9 @@ REQUEST = b"GET /page HTTP/1.1\r\nHost: example.org\r\nUser-Agent: archiver-benc
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
             b"Server: nginx\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n\r\n")
 PDF_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\n\r\n"
+GZIP_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Encoding: gzip\r\n"
+                 b"Vary: Accept-Encoding\r\n\r\n")
+IMAGE_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n"
 SIZES = {"5K": 5_000, "20K": 20_000, "100K": 100_000}
 PDF_SIZE = 2_000_000
 
@@ -93,8 +100,19 @@ def pdf_body(size: int, seed: int) -> bytes:
     return b"".join(parts)[:size]
 
 
+def gzipped_html_body(size: int, seed: int) -> bytes:
+    """HTML as a server sends it with ``Content-Encoding: gzip``, ``size`` bytes before."""
+    return gzip.compress(html_body(size, seed), 6)
+
+
+def image_body(size: int, seed: int) -> bytes:
+    """Bytes that look like a JPEG's: a header, then entropy-coded (random) data."""
+    return b"\xff\xd8\xff\xe0" + random.Random(seed).randbytes(size - 4)
+
+
 def bodies(kind: str, size: int, count: int) -> list[bytes]:
-    make = {"html": html_body, "filler": filler_body, "pdf": pdf_body}[kind]
+    make = {"html": html_body, "filler": filler_body, "pdf": pdf_body,
+            "html.gz": gzipped_html_body, "image": image_body}[kind]
     return [make(size, seed) for seed in range(count)]
 
 
@@ -134,7 +152,7 @@ def levels(count: int, repeat: int) -> None:
     cases.append(("filler 20K", bodies("filler", 20_000, count)))
     cases.append(("pdf 2M", bodies("pdf", PDF_SIZE, max(2, count // 20))))
     coders: list[tuple[str, Callable[[bytes], bytes]]] = [
-        (f"zlib {n}", _gzip(n)) for n in range(1, 10)]
+        (f"zlib {n}", _gzip(n)) for n in range(10)]
     for n in range(4):
         coder = _isal(n)
         if coder is not None:
@@ -169,6 +187,8 @@ def writer(count: int, repeat: int, level: int | None) -> None:
     cases = [(f"html {k}", bodies("html", s, count), RESPONSE) for k, s in SIZES.items()]
     cases.append(("filler 20K", bodies("filler", 20_000, count), RESPONSE))
     cases.append(("pdf 2M", bodies("pdf", PDF_SIZE, max(2, count // 20)), PDF_RESPONSE))
+    cases.append(("html.gz 20K", bodies("html.gz", 20_000, count), GZIP_RESPONSE))
+    cases.append(("jpeg 2M", bodies("image", PDF_SIZE, max(2, count // 20)), IMAGE_RESPONSE))
     moment = datetime(2024, 1, 1, tzinfo=UTC)
     shown = level if level is not None else getattr(warc_module, "GZIP_LEVEL", 9)
     print(f"WarcWriter ({warc_module.__file__}), gzip level {shown}: CPU per exchange "
@@ -194,7 +214,7 @@ def writer(count: int, repeat: int, level: int | None) -> None:
                 size = sum(p.stat().st_size for p in Path(tmp).glob("*.warc.gz"))
         n = len(data)
         raw = sum(len(b) for b in data) / n
-        print(f"  {label:>10}: write {write_cpu / n * 1e3:7.3f} ms, "
+        print(f"  {label:>11}: write {write_cpu / n * 1e3:7.3f} ms, "
               f"close {close_cpu / n * 1e3:6.3f} ms, {size / n:10.0f} B per exchange "
               f"({size / n / raw:6.1%} of the body)")
     print()
