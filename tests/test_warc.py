@@ -280,6 +280,31 @@ def test_index_noted_while_writing_equals_the_index_read_from_the_file(
         INDEX_NAME, INDEX_NAME + ".lock"}
 
 
+def test_compressed_body_is_stored_in_its_member_without_deflating_it_again(
+        tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    text = b"<p>evidence of the claim</p>" * 200
+    encoded = gzip.compress(text)
+    with WarcWriter(archive, root=tmp_path, run_id="st", clock=lambda: WHEN) as writer:
+        plain = write(writer, "http://example.org/plain", text)
+        packed = write(writer, "http://example.org/packed", encoded,
+                       head=response_head(encoded, b"Content-Encoding: gzip\r\n"))
+        jpeg = write(writer, "http://example.org/photo", b"\xff\xd8\xff" + os.urandom(5000),
+                     head=b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n")
+    (path,) = assert_valid_warcs(archive)
+    data = path.read_bytes()
+
+    def block_type(ref) -> int:
+        member = data[ref.offset:ref.offset + ref.length]
+        assert member[:3] == b"\x1f\x8b\x08" and member[3] == 0  # gzip, no optional fields
+        return (member[10] >> 1) & 3  # the first deflate block's BTYPE: 0 is stored
+
+    assert block_type(plain.response) != 0
+    assert block_type(packed.response) == 0 and block_type(jpeg.response) == 0
+    assert block_type(packed.request) != 0  # only the response body's member is stored
+    assert read_record(tmp_path, packed.response).payload == encoded
+
+
 def test_disk_full_raises_archive_error_and_leaves_valid_files(tmp_path: Path,
                                                                monkeypatch) -> None:
     archive = tmp_path / "archive"
