@@ -58,7 +58,9 @@ from typing import IO, NamedTuple
 
 from cdxj_indexer.main import CDXJIndexer, write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
+from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
+from warcio.timeutils import iso_date_to_timestamp
 from warcio.warcwriter import WARCWriter
 
 from archiver import __version__
@@ -91,6 +93,14 @@ QUARANTINE = "quarantine"
 REDACTED_HEADERS = frozenset({b"cookie", b"authorization", b"proxy-authorization"})
 _SPOOL_IN_MEMORY = 1024 * 1024
 _COPY_CHUNK = 1024 * 1024
+# zlib level of the gzip members. Measured with bench/warc_bench.py (CPU per body, share of
+# the raw size) on HTML of 5, 20 and 100 KB: level 9 (warcio's) costs about 0.6 ms per 20 KB
+# and 6.7 ms per 100 KB for 33.9% / 29.5%; level 6 0.6 / 3.3 ms for the same sizes; level 1
+# 0.2 / 1.0 ms for 37.5% / 34.1%. Level 1 is three to seven times cheaper for files about a
+# tenth larger, and the CPU per URL is what limits a run (disk is not); levels 2-5 buy back
+# at most half the size difference for 10-120% more CPU. Already compressed bodies (PDFs,
+# images, Content-Encoding gzip/br) cost the same at every level and do not shrink.
+GZIP_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -178,6 +188,36 @@ def payload_digest(stream: IO[bytes]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+_COMPRESSED_TYPES = re.compile(
+    r"(image/(jpeg|png|gif|webp|avif|heic)|video/.*|audio/(mpeg|mp4|aac|ogg|opus|webm)"
+    r"|application/(zip|gzip|x-gzip|zstd|x-xz|x-bzip2|x-7z-compressed|vnd\.rar))\s*(;.*)?",
+    re.IGNORECASE | re.DOTALL)
+
+
+def _compressed_already(head: StatusAndHeaders) -> bool:
+    """Whether the body under ``head`` is compressed data (a ``Content-Encoding`` other
+    than identity, or a media type that is always compressed): gzip cannot shrink it.
+    Measured with bench/warc_bench.py on 2 MB of such bytes: 49 ms at level 1 (or 9),
+    under 2 ms stored, for the same size."""
+    encoding = (head.get_header("Content-Encoding") or "").strip().lower()
+    if encoding not in ("", "identity"):
+        return True
+    return bool(_COMPRESSED_TYPES.fullmatch((head.get_header("Content-Type") or "").strip()))
+
+
+def _exchange_digests(head: bytes, stream: IO[bytes]) -> tuple[str, str]:
+    """(payload, block) digests, ``sha256:HEX``, of a response record whose HTTP head is
+    ``head`` and whose payload is ``stream`` from its current position (restored): both
+    hashes fed from one read of the body. The block is the head followed by the payload."""
+    start = stream.tell()
+    payload, block = hashlib.sha256(), hashlib.sha256(head)
+    for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
+        payload.update(chunk)
+        block.update(chunk)
+    stream.seek(start)
+    return "sha256:" + payload.hexdigest(), "sha256:" + block.hexdigest()
+
+
 class _Sha256Digester:
     """warcio's digester interface (``update``, ``str``) giving ``sha256:HEX``."""
 
@@ -197,6 +237,33 @@ class _Sha256WARCWriter(WARCWriter):
     @staticmethod
     def _create_digester() -> _Sha256Digester:  # type: ignore[override]
         return _Sha256Digester()
+
+
+class _MemberOut:
+    """Where warcio writes records (its own gzip off): each record becomes one gzip member
+    at the level given to ``start``, appended to ``spool``, its SHA-256 taken from the
+    compressed bytes as they are produced (warcio flushes once at the end of every record)."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        self.spool = spool
+        self.member_sha256: list[str] = []  # one per record written, in order
+
+    def start(self, level: int) -> None:
+        """Begin the next record's member."""
+        self._deflate = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        out = self._deflate.compress(data)
+        if out:
+            self._hash.update(out)
+            self.spool.write(out)
+
+    def flush(self) -> None:
+        out = self._deflate.flush()
+        self._hash.update(out)
+        self.spool.write(out)
+        self.member_sha256.append(self._hash.hexdigest())
 
 
 def redact_request_head(head: bytes) -> bytes:
@@ -296,6 +363,7 @@ class WarcWriter:
         prefix: str = "archiver",
         find_payload: Callable[[str], PayloadSeen | None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        gzip_level: int = GZIP_LEVEL,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9._-]+", run_id):
             raise ArchiveError(f"run id {run_id!r}: only letters, digits, '.', '_' and '-'")
@@ -314,6 +382,9 @@ class WarcWriter:
         self._broken: str | None = None
         self._lock = threading.Lock()
         self.member_sha256: list[str] = []  # of the records of the last append (under lock)
+        self.gzip_level = gzip_level
+        self._index_spill: IO[str] | None = None  # see _start_file
+        self._sink_ref = self._sink_name = ""  # the current file's WarcRef.path and name
         # Tells a memento copied from another web archive (url, response head) → (original
         # URL, memento datetime); such records are stored as pywb stores them (see
         # write_exchange). Set by the caller that copies mementos.
@@ -379,7 +450,9 @@ class WarcWriter:
         end = body.tell()
         body.seek(0)
         length = end
-        digest = payload_digest(body)
+        head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
+        # The body is hashed here, once, for both digests; warcio then finds them set.
+        digest, block_digest = _exchange_digests(head.headers_buff, body)
         date = isoformat(captured_at)
         request_id, response_id = _record_id(), _record_id()
         seen = None
@@ -400,7 +473,7 @@ class WarcWriter:
             # bytes at once would otherwise both find nothing and both store them.
             if dedupable:
                 seen = self._seen.get(digest) or seen
-            writer, spool = self._record_writer()
+            writer, out = self._record_writer()
             request_headers = {
                 "WARC-Record-ID": request_id,
                 "WARC-Date": date,
@@ -422,7 +495,6 @@ class WarcWriter:
             if source is not None:
                 response_headers["WARC-Source-URI"] = source
                 response_headers["WARC-Creation-Date"] = isoformat(captured_at)
-            head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
             if seen is not None:
                 response_headers["WARC-Refers-To"] = seen.record_id
                 response = writer.create_revisit_record(
@@ -437,7 +509,12 @@ class WarcWriter:
                     url, "response", payload=body, length=length,
                     warc_headers_dict=response_headers, http_headers=head,
                 )
-            offsets = self._append(spool, writer, [request, response])
+                # Where warcio would add it when writing (same header order).
+                response.rec_headers.add_header("WARC-Block-Digest", block_digest)
+            # A body compressed already is stored in the member as is (deflate's stored
+            # blocks): deflating it again costs as much CPU as text and saves nothing.
+            level = 0 if seen is None and _compressed_already(head) else self.gzip_level
+            offsets = self._append(out, writer, [request, response], [self.gzip_level, level])
             request_ref = self._ref(request_id, *offsets[0])
             response_ref = self._ref(response_id, *offsets[1])
             response_sha256 = self.member_sha256[1]
@@ -496,46 +573,76 @@ class WarcWriter:
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
         with self._lock:
-            writer, spool = self._record_writer()
+            writer, out = self._record_writer()
             record = writer.create_warc_record(
                 uri, record_type, payload=io.BytesIO(block), length=len(block),
                 warc_content_type=content_type, warc_headers_dict=headers,
             )
-            (offset, size), = self._append(spool, writer, [record])
+            (offset, size), = self._append(out, writer, [record])
             return self._ref(record_id, offset, size)
 
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
-    def _record_writer(self) -> tuple[WARCWriter, IO[bytes]]:
+    def _record_writer(self) -> tuple[WARCWriter, _MemberOut]:
         if self._broken:
             raise ArchiveError(self._broken)
         if self._sink is not None and self._sink.size >= self.max_size:
             self._finish()
         if self._sink is None:
             self._start_file()
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        return _Sha256WARCWriter(spool, gzip=True, warc_version="1.1"), spool
+        return self._new_writer()
 
-    def _append(self, spool: IO[bytes], writer: WARCWriter,
-                records: Sequence[object]) -> list[tuple[int, int]]:
-        """Gzip ``records`` into ``spool`` (one member each), then append them to the file."""
+    def _new_writer(self) -> tuple[WARCWriter, _MemberOut]:
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        out = _MemberOut(spool)
+        return _Sha256WARCWriter(out, gzip=False, warc_version="1.1"), out
+
+    def _append(self, out: _MemberOut, writer: WARCWriter, records: Sequence[ArcWarcRecord],
+                levels: Sequence[int] = ()) -> list[tuple[int, int]]:
+        """Gzip ``records`` into the spool (one member each, at ``levels`` or else the
+        writer's level), append them to the file, and note their index lines."""
         assert self._sink is not None
         base = self._sink.size
         spans: list[tuple[int, int]] = []
-        self.member_sha256 = []
-        with spool:
-            for record in records:
+        with out.spool as spool:
+            for i, record in enumerate(records):
                 start = spool.tell()
+                out.start(levels[i] if i < len(levels) else self.gzip_level)
                 writer.write_record(record)
                 spans.append((base + start, spool.tell() - start))
-                # The SHA-256 of the gzip member exactly as stored, for provenance records.
-                spool.seek(start)
-                self.member_sha256.append(hashlib.sha256(spool.read()).hexdigest())
+            # The SHA-256 of each gzip member exactly as stored, for provenance records.
+            self.member_sha256 = out.member_sha256
             try:
                 self._sink.append(spool)
             except OSError as exc:
                 self._fail(base, exc)
+        self._note_index(records, spans)
         return spans
+
+    def _note_index(self, records: Sequence[ArcWarcRecord],
+                    spans: Sequence[tuple[int, int]]) -> None:
+        """Add the index lines of records just appended to the current file's spill (see
+        ``_finish``); on any doubt, let ``_finish`` index the file by reading it instead."""
+        spill = self._index_spill
+        if spill is None:
+            return
+        name = self._sink_name
+        try:
+            for record, (offset, length) in zip(records, spans, strict=True):
+                line = _index_line(record, name, offset, length)
+                if line is _UNSURE:
+                    raise ValueError(f"record {offset} of {name}: index it by reading")
+                if line:
+                    spill.write(line + "\n")
+        except (OSError, ValueError) as exc:
+            log.debug("%s: index lines will be read from the file: %s", name, exc)
+            self._drop_spill()
+
+    def _drop_spill(self) -> None:
+        spill, self._index_spill = self._index_spill, None
+        if spill is not None:
+            with contextlib.suppress(OSError):
+                spill.close()
 
     def _fail(self, good_size: int, exc: OSError) -> None:
         """Cut the half-written member, close the (valid) file, refuse further writes."""
@@ -554,8 +661,7 @@ class WarcWriter:
 
     def _ref(self, record_id: str, offset: int, length: int) -> WarcRef:
         assert self._sink is not None
-        rel = ref_path(_final_name(self._sink.path), self.root)
-        return WarcRef(path=rel, offset=offset, length=length, record_id=record_id)
+        return WarcRef(path=self._sink_ref, offset=offset, length=length, record_id=record_id)
 
     def _start_file(self) -> None:
         stamp = _timestamp(self.clock())
@@ -575,8 +681,19 @@ class WarcWriter:
             break
         fcntl.flock(sink.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._sink = sink
-        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-        writer = _Sha256WARCWriter(spool, gzip=True, warc_version="1.1")
+        # Named once per file: resolving the path for every record cost more than the gzip.
+        self._sink_ref = ref_path(_final_name(path), self.root)
+        self._sink_name = name
+        self._drop_spill()
+        # The index lines of this file, written as its records are (an unnamed temporary
+        # file: nothing is left behind by a crash, and memory stays flat however large the
+        # file grows). Without it the file is indexed by reading it when closed.
+        try:
+            self._index_spill = tempfile.TemporaryFile(  # noqa: SIM115
+                "w+", encoding="utf-8", dir=self.archive_dir)
+        except OSError as exc:
+            log.debug("%s: no index spill, the file will be read when closed: %s", path, exc)
+        writer, out = self._new_writer()
         info = {
             "software": f"archiver/{__version__}",
             "format": "WARC File Format 1.1",
@@ -588,13 +705,14 @@ class WarcWriter:
         }
         record = writer.create_warcinfo_record(name, info)
         record.rec_headers.replace_header("WARC-Date", info["created"])
-        self._append(spool, writer, [record])
+        self._append(out, writer, [record])
 
     def _finish(self) -> None:
         sink, self._sink = self._sink, None
         if sink is None:
             return
         final = _final_name(sink.path)
+        lines = self._spilled_lines()
         try:
             sink.close()
             if sink.size == 0:
@@ -607,7 +725,21 @@ class WarcWriter:
             raise ArchiveError(f"{sink.path}: cannot close WARC file: "
                                f"{exc.strerror or exc}") from exc
         self.closed_files.append(final)
-        _add_to_index(self.archive_dir, [final])
+        # The lines noted while writing are those the indexer gives when reading the file
+        # (tests/test_warc.py compares them); only without them is the file read again.
+        _add_to_index(self.archive_dir, [final], None if lines is None else {final: lines})
+
+    def _spilled_lines(self) -> list[str] | None:
+        spill = self._index_spill
+        if spill is None:
+            return None
+        try:
+            spill.seek(0)
+            return spill.read().splitlines()
+        except OSError:
+            return None
+        finally:
+            self._drop_spill()
 
 
 def _record_id() -> str:
@@ -1016,9 +1148,16 @@ def _write_index(archive_dir: Path, lines: list[str]) -> Path:
     return target
 
 
-def _add_to_index(archive_dir: Path, files: Sequence[Path]) -> None:
+def _add_to_index(archive_dir: Path, files: Sequence[Path],
+                  known: dict[Path, list[str]] | None = None) -> None:
+    """Put the lines of ``files`` in the index: those in ``known`` (noted as the file was
+    written), the others read from the file."""
+    known = known or {}
     try:
-        new = _index_lines(archive_dir, files)
+        unknown = [f for f in files if f not in known]
+        new = _index_lines(archive_dir, unknown) if unknown else []
+        for file in files:
+            new += known.get(file, [])
         with _index_lock(archive_dir):
             index = archive_dir / INDEX_NAME
             old = index.read_text("utf-8").splitlines() if index.exists() else []
@@ -1029,6 +1168,61 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path]) -> None:
     except OSError as exc:
         raise ArchiveError(f"{archive_dir / INDEX_NAME}: cannot update index: "
                            f"{exc.strerror or exc}") from exc
+
+
+_INDEXED_TYPES = frozenset({"response", "revisit", "resource", "metadata"})
+_HTTP_TYPES = frozenset({"response", "revisit"})
+_MIME_END = re.compile(r"[;\s]")
+_UNSURE = "?"  # _index_line's answer when only reading the file can tell
+
+
+def _index_line(record: ArcWarcRecord, filename: str, offset: int, length: int) -> str | None:
+    """The line ``cdxj-indexer`` (as ``_index_lines`` runs it) writes for ``record``, just
+    written as the gzip member at ``offset``, ``length`` bytes long, of ``filename``;
+    ``None`` for a record it leaves out, ``_UNSURE`` when only reading the file can tell.
+
+    It follows the indexer step by step, from the same parsed headers: its reader parses the
+    stored HTTP head with the parser ``_RawHead`` used on the same bytes, and the WARC head
+    as warcio wrote it from ``record.rec_headers``. Fields: url, mime, status, digest,
+    length, offset, filename, those without a value left out."""
+    kind = record.rec_type
+    warc = record.rec_headers
+    if kind not in _INDEXED_TYPES:
+        return None
+    if kind in ("resource", "metadata") \
+            and warc.get_header("Content-Type") == "application/warc-fields":
+        return None
+    url = warc.get_header("WARC-Target-URI")
+    date = warc.get_header("WARC-Date")
+    digest = warc.get_header("WARC-Payload-Digest")
+    if not url or not date or not digest or url != url.strip():
+        return _UNSURE  # the reader would strip or compute something: let it
+    # As the reader corrects a target (warcio's _ensure_target_uri_format).
+    if url.startswith("<") and url.endswith(">"):
+        url = url[1:-1]
+    url = url.replace(" ", "%20")
+    http: StatusAndHeaders | None = None
+    if kind in _HTTP_TYPES and url.startswith(("http:", "https:")):
+        http = record.http_headers
+        if not isinstance(http, _RawHead):
+            return _UNSURE
+    mime: str | None
+    if kind == "revisit":
+        mime = "warc/revisit"
+    elif kind == "response":
+        mime = http.get_header("Content-Type") if http else None
+    else:
+        mime = warc.get_header("Content-Type")
+    if mime:
+        mime = _MIME_END.split(mime, 1)[0].strip()
+    fields: dict[str, str] = {"url": url}
+    if mime is not None:
+        fields["mime"] = mime
+    if http:
+        fields["status"] = http.get_statuscode()
+    fields |= {"digest": digest, "length": str(length), "offset": str(offset),
+               "filename": filename}
+    return f"{url_key(url)} {iso_date_to_timestamp(date)} {json.dumps(fields)}"
 
 
 def _line_filename(line: str) -> str | None:

@@ -216,6 +216,95 @@ def disk_full_after(budget: int):
     return write
 
 
+def test_index_noted_while_writing_equals_the_index_read_from_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing a file does not read it again: the lines noted as its records were written
+    are exactly those the indexer gives when it reads the same file, for every kind of
+    record and head the writer stores (including heads the indexer treats specially)."""
+    import archiver.warc as warc_module
+
+    archive = tmp_path / "archive"
+    read_back: list[list[Path]] = []
+    real_index_lines = warc_module._index_lines
+
+    def spy(folder: Path, files):
+        read_back.append(list(files))
+        return real_index_lines(folder, files)
+
+    monkeypatch.setattr(warc_module, "_index_lines", spy)
+    heads = [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n\r\n",
+        b"HTTP/1.1 404 Not Found\r\nContent-Type: TEXT/Plain ;q=1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Type:\r\n\r\n",  # empty value
+        b"HTTP/1.1 204\r\nServer: x\r\n\r\n",  # no reason, no type
+        b"HTTP/1.0 301 Moved\r\nLocation: /b\r\nX-Odd: caf\xe9\r\n\r\n",  # not UTF-8
+        b"HTTP/1.1 200 OK\r\ncontent-type:  application/pdf\r\n",  # no blank line
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html;\r\n charset=x\r\n\r\n",  # folded
+    ]
+    with WarcWriter(archive, root=tmp_path, run_id="idx", clock=lambda: WHEN,
+                    max_size=4000) as writer:
+        writer.from_archive = lambda url, head: (
+            ("http://example.org/cited", WHEN) if "web.archive.org" in url else None)
+        for i, head in enumerate(heads):
+            body = f"body {i} ".encode() * (i * 40 + 1)
+            ex = write(writer, f"http://example.org/{i}?q=a b&z=1", body, head=head)
+            write(writer, f"https://example.org/again/{i}", body, head=head)  # a revisit
+            writer.write_metadata(url=f"http://example.org/{i}",
+                                  concurrent_to=ex.response.record_id,
+                                  fields=[("cited-by", f"doc#{i}")], captured_at=WHEN)
+            writer.write_json_metadata(url=f"urn:provenance:http://example.org/{i}",
+                                       concurrent_to=ex.response.record_id,
+                                       block=json.dumps({"n": i}).encode(), captured_at=WHEN)
+        write(writer, "http://example.org/cut", b"partial", truncated="length")
+        write(writer, "https://web.archive.org/web/2020/http://example.org/cited", b"memento")
+        write(writer, "http://xn--caf-dma.example/\u00e9t\u00e9", b"unicode target")
+        writer.write_resource(uri="urn:screenshot:http://example.org/0",
+                              content_type="image/png", data=b"\x89PNG fake",
+                              concurrent_to=None, captured_at=WHEN)
+        writer.write_resource(uri="urn:text:http://example.org/0",
+                              content_type="text/plain; charset=utf-8", data=b"text",
+                              concurrent_to=None, captured_at=WHEN)
+    files = assert_valid_warcs(archive)
+    assert len(files) > 3, "rotation should have closed several files"
+    assert read_back == [], "closing a file read it back to index it"
+    noted = (archive / INDEX_NAME).read_text()
+    assert noted == rebuild_index(archive).read_text()
+    lines = noted.splitlines()
+    # Response, revisit and non-warc-fields metadata/resource records; the metadata records
+    # of cited-by fields are not indexed.
+    assert len(lines) == len(heads) * 3 + 3 + 2
+    assert any('"mime": "warc/revisit"' in line for line in lines)
+    assert any('"url": "urn:screenshot:http://example.org/0"' in line for line in lines)
+    # The spilled lines lived in an unnamed file: nothing else is left in the folder.
+    assert {p.name for p in archive.iterdir()} == {f.name for f in files} | {
+        INDEX_NAME, INDEX_NAME + ".lock"}
+
+
+def test_compressed_body_is_stored_in_its_member_without_deflating_it_again(
+        tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    text = b"<p>evidence of the claim</p>" * 200
+    encoded = gzip.compress(text)
+    with WarcWriter(archive, root=tmp_path, run_id="st", clock=lambda: WHEN) as writer:
+        plain = write(writer, "http://example.org/plain", text)
+        packed = write(writer, "http://example.org/packed", encoded,
+                       head=response_head(encoded, b"Content-Encoding: gzip\r\n"))
+        jpeg = write(writer, "http://example.org/photo", b"\xff\xd8\xff" + os.urandom(5000),
+                     head=b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\n\r\n")
+    (path,) = assert_valid_warcs(archive)
+    data = path.read_bytes()
+
+    def block_type(ref) -> int:
+        member = data[ref.offset:ref.offset + ref.length]
+        assert member[:3] == b"\x1f\x8b\x08" and member[3] == 0  # gzip, no optional fields
+        return (member[10] >> 1) & 3  # the first deflate block's BTYPE: 0 is stored
+
+    assert block_type(plain.response) != 0
+    assert block_type(packed.response) == 0 and block_type(jpeg.response) == 0
+    assert block_type(packed.request) != 0  # only the response body's member is stored
+    assert read_record(tmp_path, packed.response).payload == encoded
+
+
 def test_disk_full_raises_archive_error_and_leaves_valid_files(tmp_path: Path,
                                                                monkeypatch) -> None:
     archive = tmp_path / "archive"
