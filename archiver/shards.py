@@ -229,10 +229,13 @@ class ProcessShards:
         self._keys = 0
 
     async def start(self) -> None:
+        from archiver import warc
+
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
                 _share(self.settings.browser.pages, self.count))
         ours: list[socket.socket] = []
+        warc.preload()  # imported once here rather than once in every worker
         # Objects that exist now are never collected in a worker, so the collector does not
         # copy the pages it shares with the run.
         gc.freeze()

@@ -54,9 +54,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
-from cdxj_indexer.main import CDXJIndexer, write_cdx_index
 from warcio.archiveiterator import ArchiveIterator
 from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders, StatusAndHeadersParser
@@ -1115,7 +1114,8 @@ def _index_lines(archive_dir: Path, files: Sequence[Path]) -> list[str]:
     for file in files:
         out = io.StringIO()
         try:
-            write_cdx_index(out, [str(file)], {"sort": False, "dir_root": str(archive_dir)})
+            _indexer().write_cdx_index(out, [str(file)],
+                                       {"sort": False, "dir_root": str(archive_dir)})
         except OSError:
             raise
         except Exception as exc:  # the indexer's own errors on a malformed record
@@ -1248,7 +1248,21 @@ def rebuild_index(archive_dir: Path) -> Path:
 
 def url_key(url: str) -> str:
     """The SURT key the index sorts by (the same function the indexer uses)."""
-    return CDXJIndexer.get_url_key(None, url)  # type: ignore[arg-type]
+    return _indexer().CDXJIndexer.get_url_key(None, url)  # type: ignore[arg-type]
+
+
+def preload() -> None:
+    """Import what writing records needs, ahead of forking writers."""
+    _indexer()
+
+
+def _indexer() -> Any:
+    """``cdxj_indexer.main``, imported on first use: with its dependencies (surt,
+    tldextract, requests, pkg_resources) it takes longer to import than the rest of the
+    archiver, and most commands never index."""
+    import cdxj_indexer.main
+
+    return cdxj_indexer.main
 
 
 def lookup(archive_dir: Path, url: str) -> list[IndexEntry]:

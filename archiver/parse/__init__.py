@@ -32,7 +32,7 @@ from pathlib import Path
 from archiver.errors import DocumentError
 from archiver.inputs import read_regular_file
 from archiver.models import Document
-from archiver.parse import html, mdfoot, office, pdfmd
+from archiver.parse import mdfoot, office, pdfmd
 from archiver.parse.draft import assemble
 
 __all__ = ["MAX_DOCUMENT_BYTES", "parse_bytes", "read_document", "sniff"]
@@ -86,6 +86,8 @@ def parse_bytes(data: bytes, name: str) -> Document:
         if kind in ("docx", "odt"):
             draft = office.read(data, kind, name)
         elif kind == "html":
+            from archiver.parse import html  # BeautifulSoup: only for HTML documents
+
             draft = html.read(data, name)
         else:
             text = _decode(data) or ""
