@@ -93,6 +93,8 @@ log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SPOOL_IN_MEMORY = 256 * 1024
+# Seconds a host's passed pre-check resolution stands for its next URLs.
+_PRECHECK_STANDS = 10.0
 _DECODE_CHUNK = 64 * 1024
 
 
@@ -132,6 +134,9 @@ class _Outcome:
     remote_ip: str | None = None
     captured_at: datetime = field(default_factory=utcnow)
     tls: TlsSession | None = None
+    # The SHA-256 of ``body`` so far, fed as it is written (the same label and form as
+    # ``warc.payload_digest``).
+    sha256: Any = field(default_factory=hashlib.sha256)
 
     def discard(self) -> None:
         if self.body is not None:
@@ -235,10 +240,38 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def _refuse_all_cookies() -> http.cookiejar.CookieJar:
-    # The client's shared jar must stay empty: cookies live per fetch (see Fetcher._fetch),
-    # so one site's session never leaks into another URL's requests.
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+class _NoCookies(httpx.Cookies):
+    """The client's shared cookies, which stay empty: cookies live per fetch (see
+    Fetcher._fetch), so one site's session never leaks into another URL's requests.
+
+    Nothing is ever taken from a response, rather than taking and then refusing each cookie
+    by policy: cookielib would parse every response's headers for nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(http.cookiejar.CookieJar(
+            http.cookiejar.DefaultCookiePolicy(allowed_domains=[])))
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        return None
+
+
+class _Client(httpx.AsyncClient):
+    """httpx's client whose own cookies are always ``_NoCookies``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        raise TypeError("the fetcher's clients keep no cookies: they live per fetch")
 
 
 class Fetcher:
@@ -272,6 +305,11 @@ class Fetcher:
         self._global: asyncio.Semaphore | None = None
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._ssl_context: ssl.SSLContext | None = None
+        # The environment's proxies, read once: scanning os.environ for every request costs
+        # more than the rest of the pre-check.
+        self._proxies = urllib.request.getproxies_environment()
+        # (host, port) → until when its last pre-check resolution stands (see _precheck).
+        self._resolved: dict[tuple[str, int], float] = {}
 
     async def __aenter__(self) -> Fetcher:
         self._ssl_context = httpx.create_ssl_context(trust_env=True)
@@ -307,12 +345,12 @@ class Fetcher:
             # private network), not to the checked address of the site.
             mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
             for scheme in ("http", "https"):
-                proxy = proxy_for(f"{scheme}://{host}/")
+                proxy = proxy_for(f"{scheme}://{host}/", self._proxies)
                 if proxy is not None:
                     mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
                         proxy=proxy, verify=self._ssl_context, http2=settings.http2,
                         limits=limits)
-            client = self._clients[host] = httpx.AsyncClient(
+            client = self._clients[host] = _Client(
                 transport=transport,
                 mounts=mounts,
                 trust_env=True,
@@ -321,7 +359,6 @@ class Fetcher:
                 follow_redirects=False,
                 timeout=httpx.Timeout(settings.timeout),
                 headers={"User-Agent": settings.user_agent},
-                cookies=_refuse_all_cookies(),
                 event_hooks={"response": [_keep_raw_headers]},
             )
         return client
@@ -383,19 +420,21 @@ class Fetcher:
         visited: list[str] = []
         attempts = 0
         while True:
-            refusal = await self._precheck(current)
+            parsed = httpx.URL(current)  # parsed once per hop, for the guard, gate and request
+            gate = self._gate(_gate_key(parsed))
+            refusal = await self._precheck(current, parsed)
             if refusal is not None:
                 verdict, reason = refusal
                 return FetchFailure(url, verdict, reason, attempts=attempts, hops=tuple(hops))
             visited.append(current)
 
-            def attempt(number: int, target: str = current) -> Any:
-                return self._attempt(target, jar, budget)
+            def attempt(number: int, target: str = current, parsed: httpx.URL = parsed,
+                        gate: _HostGate = gate) -> Any:
+                return self._attempt(target, parsed, gate, jar, budget)
 
             def report(number: int, outcome: _Outcome, waited: float,
-                       target: str = current) -> None:
-                self._gate(_gate_key(httpx.URL(target))).record(outcome.kind, target,
-                                                                counts=archive)
+                       target: str = current, gate: _HostGate = gate) -> None:
+                gate.record(outcome.kind, target, counts=archive)
                 if self.on_attempt is not None:
                     self.on_attempt(Attempt(
                         url=target, number=number, outcome=outcome.kind, status=outcome.status,
@@ -403,7 +442,7 @@ class Fetcher:
                         at=outcome.captured_at))
 
             outcome, count = await run_with_retries(
-                attempt, policy, deadline=partial(self._hop_deadline, current, budget),
+                attempt, policy, deadline=partial(_hop_deadline, gate, budget),
                 on_outcome=report,
                 cleanup=_Outcome.discard,
             )
@@ -434,11 +473,6 @@ class Fetcher:
                 return self._capture(url, outcome, hops, attempts, started)
             finally:
                 outcome.discard()
-
-    def _hop_deadline(self, url: str, budget: _Budget) -> float:
-        """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL
-        being retried then ends with the timeout it had)."""
-        return -1.0 if self.gave_up(url) else budget.deadline
 
     def _capture(self, url: str, outcome: _Outcome, hops: list[Hop], attempts: int,
                  started: float) -> Capture:
@@ -487,28 +521,39 @@ class Fetcher:
         outcome.digest = exchange.payload_digest
         return _hop(outcome, exchange.response, exchange.revisit, exchange.response_sha256)
 
-    async def _precheck(self, url: str) -> tuple[Verdict, str] | None:
+    async def _precheck(self, url: str,
+                        parsed: httpx.URL | None = None) -> tuple[Verdict, str] | None:
         """The guard's verdict on ``url``'s host before any request (see ``archiver.guard``).
         Through a proxy the name is not resolved here: the proxy resolves it (a researcher
         may reach a geo-blocked site only that way), so only literal addresses and loopback
         names can be refused. ``url`` has its host in the parsed form (``_fetchable``), the
-        one the request is sent to."""
+        one the request is sent to; ``parsed`` is ``url`` parsed, when the caller has it."""
         if self.guard.allow_private:
             return None
-        parsed = httpx.URL(url)
+        if parsed is None:
+            parsed = httpx.URL(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        if proxy_for(url) is not None:
+        if proxy_for(url, self._proxies) is not None:
             why = refusal_without_dns(self.guard, parsed.host, port)
             return (Verdict.PRIVATE_ADDRESS, why) if why is not None else None
+        # A name whose addresses all passed a moment ago is not resolved again for every URL
+        # (a thread hop each): the pre-check only words refusals early, and the connection
+        # itself is always made to an address the guard has just checked (GuardedBackend).
+        key = (parsed.host, port)
+        if self._resolved.get(key, 0.0) > time.monotonic():
+            return None
         try:
-            await asyncio.wait_for(self.guard.resolve(parsed.host, port),
-                                   timeout=self.settings.timeout)
+            # A timeout scope rather than wait_for: no task per URL (an address literal is
+            # checked without awaiting anything).
+            async with asyncio.timeout(self.settings.timeout):
+                await self.guard.resolve(parsed.host, port)
         except AddressRefused as exc:
             return Verdict.PRIVATE_ADDRESS, exc.reason
         except NameNotResolved as exc:
             return Verdict.DNS_ERROR, exc.reason
         except TimeoutError:
             return Verdict.DNS_ERROR, f"{parsed.host}: name resolution timed out"
+        self._resolved[key] = time.monotonic() + _PRECHECK_STANDS
         return None
 
     # ── one attempt ──────────────────────────────────────────────────────────
@@ -541,15 +586,18 @@ class Fetcher:
         except (httpx.InvalidURL, ValueError, TypeError):
             return False
 
-    async def _attempt(self, url: str, jar: httpx.Cookies, budget: _Budget) -> _Outcome:
+    async def _attempt(self, url: str, target: httpx.URL, gate: _HostGate, jar: httpx.Cookies,
+                       budget: _Budget) -> _Outcome:
+        """One request for ``url`` (``target`` is it parsed) through ``gate``."""
         assert self._global is not None, "use 'async with Fetcher'"
-        client = self._client_for(httpx.URL(url).host)
+        client = self._client_for(target.host)
         trace = PhaseTrace()
-        request = client.build_request("GET", url, extensions={"trace": trace})
-        jar.set_cookie_header(request)
+        request = client.build_request("GET", target, extensions={"trace": trace})
+        if jar:  # cookielib is slow even with nothing to add
+            jar.set_cookie_header(request)
         outcome: _Outcome | None = None
         response: httpx.Response | None = None
-        async with self._gate(_gate_key(request.url)).slot(), self._global:
+        async with gate.slot(), self._global:
             budget.start()
             remaining = budget.remaining()
             if remaining <= 0:
@@ -561,7 +609,8 @@ class Fetcher:
                     response = await client.send(request, stream=True)
                     outcome = self._begin(request, response)
                     if outcome.kind == "response":
-                        jar.extract_cookies(response)
+                        if "set-cookie" in response.headers:
+                            jar.extract_cookies(response)
                         await self._read_body(response, outcome)
             except Exception as exc:  # a URL's failure is a value
                 limit = (f"the deadline of {budget.seconds:g}s" if deadline.expired()
@@ -582,7 +631,7 @@ class Fetcher:
                             await response.aclose()
         assert outcome is not None
         if outcome.body is not None:
-            outcome.digest = _digest_of(outcome.body)
+            outcome.digest = "sha256:" + outcome.sha256.hexdigest()
         return outcome
 
     def _begin(self, request: httpx.Request, response: httpx.Response) -> _Outcome:
@@ -611,17 +660,26 @@ class Fetcher:
 
     async def _read_body(self, response: httpx.Response, outcome: _Outcome) -> None:
         assert outcome.body is not None
+        body, sha256 = outcome.body, outcome.sha256  # hashed as written: read once
         room = self.settings.max_body
         async for chunk in response.aiter_raw():
             if len(chunk) > room:
-                outcome.body.write(chunk[:room])
+                body.write(chunk[:room])
+                sha256.update(chunk[:room])
                 outcome.truncated = "length"
                 return
-            outcome.body.write(chunk)
+            body.write(chunk)
+            sha256.update(chunk)
             room -= len(chunk)
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+
+def _hop_deadline(gate: _HostGate, budget: _Budget) -> float:
+    """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL being
+    retried then ends with the timeout it had)."""
+    return -1.0 if gate.given_up else budget.deadline
 
 
 def _gate_key(url: httpx.URL) -> str:
@@ -637,15 +695,21 @@ def gate_key(url: str) -> str:
         return ""
 
 
-def proxy_for(url: str) -> str | None:
+def proxy_for(url: str, proxies: dict[str, str] | None = None) -> str | None:
     """The proxy the environment names for ``url`` (``HTTP_PROXY``, ``HTTPS_PROXY``,
     ``ALL_PROXY``, lower case too), unless ``NO_PROXY`` exempts its host; else ``None``.
     ``NO_PROXY`` is matched against the host as parsed (``archiver.hosts``), so
     ``NO_PROXY=127.0.0.1`` also covers ``http://2130706433/``. IPv6 literal hosts never use a
-    proxy (see below)."""
-    proxies = urllib.request.getproxies_environment()
+    proxy (see below). ``proxies`` is ``urllib.request.getproxies_environment()`` read
+    earlier (the fetcher reads it once); by default the environment is read now."""
+    if proxies is None:
+        proxies = urllib.request.getproxies_environment()
+    if not proxies:
+        return None
     try:
         scheme = httpx.URL(url).scheme
+        if not (proxies.get(scheme) or proxies.get("all")):
+            return None
         parsed = parse_host(url_host(url))
     except (httpx.InvalidURL, ValueError):
         return None
@@ -771,6 +835,7 @@ def _remote_ip(response: httpx.Response) -> str | None:
 
 
 def _digest_of(body: IO[bytes]) -> str:
+    """The SHA-256 of a whole spooled body (for bodies not hashed as they were written)."""
     body.seek(0)
     sha = hashlib.sha256()  # the same label and form as warc.payload_digest
     for chunk in iter(lambda: body.read(1 << 20), b""):

@@ -188,14 +188,6 @@ async def run_with_retries(
 
     last: OutcomeT | None = None
     count = 0
-    retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_result(retryable),
-        wait=_wait,
-        stop=_stop,
-        sleep=_sleep,
-        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
-        reraise=True,
-    )
 
     async def _one() -> OutcomeT:
         nonlocal last, count
@@ -208,5 +200,25 @@ async def run_with_retries(
             on_outcome(count, outcome, waited_before.get(count, 0.0))
         return outcome
 
-    result: Any = await retrying(_one)
+    # Most first attempts are final: they are made without building the retry machinery.
+    # Otherwise tenacity takes over with that first outcome as its own attempt 1, so its
+    # waits and stops are exactly as if it had made it.
+    first = await _one()
+    if not retryable(first):
+        return first, count
+    pending: list[OutcomeT] = [first]
+
+    async def _next() -> OutcomeT:
+        return pending.pop() if pending else await _one()
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_result(retryable),
+        wait=_wait,
+        stop=_stop,
+        sleep=_sleep,
+        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+        reraise=True,
+    )
+
+    result: Any = await retrying(_next)
     return (result if result is not None else last), count  # type: ignore[return-value]

@@ -42,8 +42,8 @@ def test_excerpt_of_the_head_equals_the_excerpt_of_the_whole() -> None:
         return cut.rstrip(" ,;:-–—") + "…"
 
     rng = random.Random(3)
-    samples = texts(300) + ["word " * 2000, " " * 5000 + "late text " * 50,
-                            "\n\n" * 700 + "x", "a" * 3000]
+    samples = [*texts(300), "word " * 2000, " " * 5000 + "late text " * 50,
+               "\n\n" * 700 + "x", "a" * 3000]
     for text in samples:
         for n in (0, 1, 5, 40, 280, rng.randrange(1, 600)):
             assert pagetext.excerpt(text, n) == whole(text, n)

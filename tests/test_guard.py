@@ -177,6 +177,43 @@ def test_dns_rebinding_is_caught_at_connection_time(web: WebServer, monkeypatch)
     assert web.hits["/"] == 0
 
 
+def test_a_name_is_resolved_once_for_its_urls_and_checked_at_every_connection(
+        web: WebServer, monkeypatch) -> None:
+    """Consecutive URLs of one host share the pre-check's resolution (no lookup per URL),
+    while every new connection still resolves and checks: when the name turns to a refused
+    address, the next connection is refused and the server is not reached again."""
+    for path in ("/a", "/b", "/c", "/d"):
+        web.route(path, Reply(200, b"page", {"Connection": "close"}))
+    lookups: list[str] = []
+    answer = {"address": "127.0.0.1"}
+
+    async def counting_getaddrinfo(host, port, **kw):  # a fixed DNS answer, counted
+        if host != "cached.example":
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer["address"], port))]
+
+    guard = AddressGuard.allowing([("127.0.0.1", web.port)])
+    settings = FetchSettings(retries=0, timeout=2, deadline=5, host_interval=0)
+
+    async def go():
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", counting_getaddrinfo)
+        async with Fetcher(settings, guard=guard) as fetcher:
+            first = [await fetcher.fetch(f"http://cached.example:{web.port}{path}")
+                     for path in ("/a", "/b", "/c")]
+            answer["address"] = "127.0.0.2"  # the name now leads somewhere refused
+            return first, await fetcher.fetch(f"http://cached.example:{web.port}/d")
+
+    with retry.testing():
+        first, last = asyncio.run(go())
+    assert [r.status for r in first if isinstance(r, Capture)] == [200, 200, 200]
+    # One pre-check lookup, then one per connection (the server closes each one).
+    assert len(lookups) == 1 + 3 + 1
+    assert isinstance(last, FetchFailure) and last.verdict is Verdict.PRIVATE_ADDRESS
+    assert "cached.example resolves to 127.0.0.2" in last.reason
+    assert web.hits["/d"] == 0
+
+
 def test_allow_private_networks_turns_the_rules_off(web: WebServer) -> None:
     web.route("/", Reply(200, b"intranet page"))
     settings = replace(FetchSettings(), allow_private_networks=True, timeout=2)
