@@ -443,7 +443,7 @@ def _from_html(markup: str) -> PageText:
     _strip_chrome(root, size, tools, page_level=root is body)
     text = _block_text(root, tools, odd)
     if not text and root is not body:
-        _strip_chrome(body, _text_len(body, string), tools, page_level=True)
+        _strip_chrome(body, None, tools, page_level=True)
         text = _block_text(body, tools, odd)
     return PageText(
         title=title,
@@ -565,17 +565,21 @@ def _text_len(el, string) -> int:  # type: ignore[no-untyped-def]
 
 def _main_element(body, string):  # type: ignore[no-untyped-def]
     """``<main>`` if it holds a fair share of the page's text, else the largest ``<article>``
-    that does, else ``body``; with its text length (``_text_len``). "Fair share" guards
-    against a ``<main>`` that wraps only a teaser while the article sits elsewhere."""
+    that does, else ``body``; with its text length (``_text_len``), ``None`` where no rule
+    needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
+    article sits elsewhere."""
+    tools = _tools()
+    mains = tools.main(body)
+    articles = tools.articles(body)
+    if not mains and not articles:
+        return body, None
     total = _text_len(body, string)
     if total == 0:
         return body, total
-    tools = _tools()
-    for el in tools.main(body):
+    for el in mains:
         size = _text_len(el, string)
         if size >= 140 or size * 3 >= total:
             return el, size
-    articles = tools.articles(body)
     if articles:
         sizes = [_text_len(el, string) for el in articles]
         size = max(sizes)
@@ -585,10 +589,10 @@ def _main_element(body, string):  # type: ignore[no-untyped-def]
     return body, total
 
 
-def _strip_chrome(root, total: int, tools: _Tools, *,  # type: ignore[no-untyped-def]
+def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-untyped-def]
                   page_level: bool) -> None:
     """Drop the navigation, asides, banners and other chrome inside ``root``, whose text
-    length is ``total``."""
+    length is ``total`` (``None``: not measured yet)."""
     string = tools.string
     # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
     # carry the logo and links.
@@ -609,6 +613,10 @@ def _strip_chrome(root, total: int, tools: _Tools, *,  # type: ignore[no-untyped
             if el is not last:
                 doomed.append(el)
                 last = el
+    if not doomed:
+        return
+    if total is None:
+        total = _text_len(root, string)
     for el in doomed:
         # Never drop an element that holds most of the text: a "content has-sidebar" wrapper
         # named after chrome would otherwise take the article with it.
