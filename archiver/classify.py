@@ -165,19 +165,23 @@ class _Reading:
         in_title = _PARKED_PHRASE.search(title)
         # A parking page has next to no text of its own; an article may quote the phrases.
         in_text = _PARKED_PHRASE.search(self.page.text) if size < _SHORT_PAGE else None
-        service = next((s for s in _PARKING_SERVICES if s in self.markup), None)
-        if in_title or in_text or (service and size < 1500):
-            found = in_title or in_text
-            what = found.group(0) if found is not None else service
+        found = in_title or in_text
+        if found:
             return Judgement(Verdict.PARKED,
-                             f"the domain is parked or for sale (\"{_clip(str(what))}\")")
+                             f"the domain is parked or for sale (\"{_clip(found.group(0))}\")")
+        if size >= 1500:  # a parking service's script on a page with text of its own
+            return None
+        service = next((s for s in _PARKING_SERVICES if s in self.markup), None)
+        if service:
+            return Judgement(Verdict.PARKED,
+                             f"the domain is parked or for sale (\"{_clip(service)}\")")
         return None
 
     def _challenge(self) -> Judgement | None:
         c = self.capture
         if c.status < 200 or (300 <= c.status < 400):
             return None
-        why = _challenge_marker(c, self.markup, self.page)
+        why = _challenge_marker(c, self)
         if why is None:
             return None
         return Judgement(Verdict.BLOCKED,
@@ -449,25 +453,27 @@ _CAPTCHA_WEAK = ("g-recaptcha", "h-captcha", "hcaptcha.com", "recaptcha/api", "c
 _WEAK_STATUSES = frozenset({200, 202, 401, 403, 405, 429, 503})
 
 
-def _challenge_marker(c: Capture, markup: str, page: PageText) -> str | None:
+def _challenge_marker(c: Capture, reading: _Reading) -> str | None:
+    # ``reading.markup`` decodes the body again: read only where a rule needs it.
     if (c.header("cf-mitigated") or "").lower() == "challenge":
         return "a Cloudflare bot challenge"
+    page = reading.page
     if not page.html and page.kind != "text":
         return None
     server = (c.header("server") or "").lower()
     titled = _CHALLENGE_TITLES.match(page.title or "")
     if titled:
-        if titled.group("cf") and ("cloudflare" in server or "cloudflare" in markup):
+        if titled.group("cf") and ("cloudflare" in server or "cloudflare" in reading.markup):
             return "a Cloudflare bot challenge"
         return "a bot challenge" if titled.group("cf") else "a bot challenge or block page"
-    for marker, what in _CHALLENGE_STRONG:
-        if marker in markup:
-            # A real page may link to a vendor's site; on a 2xx only a short page is a wall.
-            if 200 <= c.status < 300 and len(page.text) >= _SHORT_PAGE:
-                continue
-            return what
+    # A real page may link to a vendor's site; on a 2xx only a short page is a wall.
+    if not (200 <= c.status < 300 and len(page.text) >= _SHORT_PAGE):
+        markup = reading.markup
+        for marker, what in _CHALLENGE_STRONG:
+            if marker in markup:
+                return what
     if c.status in _WEAK_STATUSES and len(page.text) < _SHORT_PAGE // 2 and any(
-            m in markup for m in _CAPTCHA_WEAK):
+            m in reading.markup for m in _CAPTCHA_WEAK):
         if server in ("ddos-guard", "cloudflare"):
             return f"a {'DDoS-Guard' if server == 'ddos-guard' else 'Cloudflare'} captcha"
         return "a captcha page"

@@ -28,9 +28,10 @@ import difflib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import filterfalse
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -412,6 +413,8 @@ _CALENDAR_TEXT = """
     қаңтар ақпан наурыз сәуір мамыр маусым шілде тамыз қыркүйек қазан қараша желтоқсан
 """
 _CALENDAR_WORDS = frozenset(_CALENDAR_TEXT.split())
+_ASCII_WORD_WITHOUT_DIGITS = re.compile(rb"(?<!\w)[^\W\d]+(?!\w)")
+_CALENDAR_BYTES = frozenset(word.encode() for word in _CALENDAR_WORDS if word.isascii())
 
 #: Beyond this many tokens (after trimming the common start and end), the order-aware match
 #: would take seconds; a multiset overlap is used instead (documented in ``text_similarity``).
@@ -426,17 +429,28 @@ def normalise_tokens(text: str) -> list[str]:
     """The words of ``text`` as compared for drift: case-folded, without numbers (dates, times,
     counters, anything with a digit), month and weekday names (English, Russian, Kazakh);
     whitespace and punctuation do not count."""
-    calendar = _CALENDAR_WORDS
-    # The regex takes whole words without a digit in one C-speed pass; a per-word test of
-    # digits in Python cost more than parsing the page.
-    return [token for token in _WORD_WITHOUT_DIGITS.findall(text.casefold())
-            if token not in calendar]
+    return list(_words(text))
+
+
+def _words(text: str) -> Iterator[str]:
+    # The regex takes whole words without a digit in one C-speed pass, and filterfalse drops
+    # the calendar's without a Python step per word: a per-word test in Python cost more
+    # than parsing the page.
+    return filterfalse(_CALENDAR_WORDS.__contains__, _WORD_WITHOUT_DIGITS.findall(text.casefold()))
 
 
 def text_fingerprint(text: str) -> str:
     """A short digest of ``normalise_tokens(text)``: equal fingerprints mean similarity 1.0."""
-    digest = hashlib.sha256(" ".join(normalise_tokens(text)).encode("utf-8"))
-    return digest.hexdigest()[:32]
+    folded = text.casefold()
+    if folded.isascii():
+        # The same words found in bytes, where the regex needs no Unicode tables: on ASCII,
+        # \w and \d mean the same either way, and the joined words encode to these bytes.
+        joined = b" ".join(filterfalse(_CALENDAR_BYTES.__contains__,
+                                       _ASCII_WORD_WITHOUT_DIGITS.findall(folded.encode())))
+    else:
+        joined = " ".join(filterfalse(_CALENDAR_WORDS.__contains__,
+                                      _WORD_WITHOUT_DIGITS.findall(folded))).encode("utf-8")
+    return hashlib.sha256(joined).hexdigest()[:32]
 
 
 def text_similarity(a: str, b: str) -> float:

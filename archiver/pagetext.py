@@ -18,7 +18,10 @@ Main-content selection is a small heuristic on top of lxml, not a full readabili
 ``<main>`` / ``role=main`` if it holds a fair share of the text, else the largest ``<article>``,
 else ``<body>``; inside it, navigation, headers, footers, asides, forms' chrome and elements whose
 class or id name them as menus, sidebars, cookie banners or share bars are dropped. That is what
-comparisons need (stable, boilerplate-free) and it costs a millisecond or two per page.
+comparisons need (stable, boilerplate-free). Every page captured is read, so the reading stays
+in C where it can: one parse, XPath for the elements to look at, ``strip_elements`` for what is
+always dropped, and one XSLT pass that marks the blocks, whose output ``str.split`` and
+``str.replace`` turn into lines; Python touches only the few elements a rule is about.
 
 A PDF (``application/pdf`` or a body starting ``%PDF-``) is read with ``pypdf``: the title is
 the document information's ``/Title``, the text is the pages' text in page order, ``kind`` is
@@ -40,6 +43,7 @@ import functools
 import io
 import logging
 import re
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -243,6 +247,19 @@ def _kind(content: bytes, content_type: str) -> str:
     return "text" if sample and printable / len(sample) > 0.95 else "binary"
 
 
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+
+
+def _blank(text: str) -> str:
+    """``text`` with the control characters of ``_CONTROL`` made spaces."""
+    # UTF-8 keeps these characters as the same single bytes, and bytes.translate finds them
+    # several times faster than a regex search; most pages have none.
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw.translate(None, _CONTROL_BYTES)) == len(raw):
+        return text
+    return _CONTROL.sub(" ", text)
+
+
 # Small on purpose: each entry holds a whole body (up to the fetcher's decoded cap); the
 # cache only saves the second parse when one capture is judged and then reported.
 @functools.lru_cache(maxsize=8)
@@ -254,7 +271,7 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
         return _from_pdf(content)
     if kind == "binary":
         return PageText(title=None, text="", kind=kind)
-    text = _CONTROL.sub(" ", decode(content[:PARSE_LIMIT], content_type))
+    text = _blank(decode(content[:PARSE_LIMIT], content_type))
     if kind == "text":
         return PageText(title=None, text=_tidy(text), kind="text")
     return _from_html(text)
@@ -391,39 +408,49 @@ _CHROME_NAME = re.compile(
 
 
 def _from_html(markup: str) -> PageText:
-    import lxml.html
     from lxml import etree
 
     # lxml refuses str input that carries an XML encoding declaration.
-    markup = re.sub(r"^\s*<\?xml[^>]*\?>", "", markup, count=1)
+    markup = _XML_DECLARATION.sub("", markup, count=1)
     if not markup.strip():
         return PageText(title=None, text="", kind="html")
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, recover=True)
+    tools = _tools()
     try:
-        doc = lxml.html.document_fromstring(markup, parser=parser)
+        doc = etree.fromstring(markup, tools.parser)
+        if doc is None:
+            raise etree.ParserError("Document is empty")
     except (etree.ParserError, ValueError, TypeError):
         flat = _tidy(re.sub(r"<[^>]*>", " ", markup))
         return PageText(title=None, text=flat, kind="html")
+    string = tools.string
+    odd = False
+    if "&#" in markup or _SENTINEL in markup:
+        # Character references can put into the tree what the markup's own control
+        # characters were blanked for, or the line marker of ``_block_text``.
+        whole = string(doc)
+        if _UNSAFE.search(whole):
+            _blank_controls(doc)
+        odd = _SENTINEL in whole
 
-    title = _first_text(doc, "//title") or _meta_content(doc, "og:title")
+    title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
-    passwords = len(doc.xpath("//input[translate(@type,'PASWORD','pasword')='password']"))
+    passwords = int(tools.passwords(doc))
 
-    for el in doc.xpath("|".join(f"//{tag}" for tag in (*_DROP_ALWAYS, "head"))):
-        _drop(el)
-    for el in doc.xpath("//*[@hidden or @aria-hidden='true']"):
+    # The tails of dropped elements stay: they are their parent's text.
+    etree.strip_elements(doc, *_DROP_ALWAYS, "head", with_tail=False)
+    for el in tools.hidden(doc):
         _drop(el)
 
-    heading = _first_text(doc, "//h1") or _first_text(doc, "//h2")
+    heading = _first_text(doc, "h1", string) or _first_text(doc, "h2", string)
     body = doc.find("body")
     if body is None:
         body = doc
-    root = _main_element(body)
-    _strip_chrome(root, page_level=root is body)
-    text = _block_text(root)
+    root, size = _main_element(body, string)
+    _strip_chrome(root, size, tools, page_level=root is body)
+    text = _block_text(root, tools, odd)
     if not text and root is not body:
-        _strip_chrome(body, page_level=True)
-        text = _block_text(body)
+        _strip_chrome(body, None, tools, page_level=True)
+        text = _block_text(body, tools, odd)
     return PageText(
         title=title,
         text=text,
@@ -434,90 +461,189 @@ def _from_html(markup: str) -> PageText:
     )
 
 
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+# What _CONTROL blanks, and what XML cannot hold (lxml refuses to set such text).
+_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+# Marks the line breaks in ``_block_text``'s output: a noncharacter, which no text should
+# hold; a page that does is read by the slower transform that needs no marker.
+_SENTINEL = "\ufdd0"
+_LINE_BREAK_CHARS = "&#10;&#13;&#133;&#8232;&#8233;"  # those of str.splitlines XML can hold
+
+
+def _block_xslt(mark: str, text_template: str) -> str:
+    blocks = "|".join(sorted(_BLOCK - {"br"}))
+    return (
+        '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">'
+        '<xsl:output method="text" encoding="utf-8"/>'
+        f'<xsl:template match="{blocks}"><xsl:text>{mark}</xsl:text><xsl:apply-templates/>'
+        f"<xsl:text>{mark}</xsl:text></xsl:template>"
+        f'<xsl:template match="br"><xsl:apply-templates/><xsl:text>{mark}</xsl:text>'
+        f"</xsl:template>{text_template}</xsl:stylesheet>"
+    )
+
+
+class _Tools(threading.local):
+    """What one thread parses and walks pages with: lxml's parsers, compiled XPath and XSLT
+    objects are not to be shared between threads."""
+
+    def __init__(self) -> None:
+        from lxml import etree
+
+        self.parser = etree.HTMLParser(remove_comments=True, remove_pis=True, recover=True)
+        self.string = etree.XPath("string()", smart_strings=False)
+        self.passwords = etree.XPath(
+            "count(//input[translate(@type,'PASWORD','pasword')='password'])")
+        self.hidden = etree.XPath("//*[@hidden or @aria-hidden='true']")
+        self.og_title = etree.XPath("//meta[@property=$p or @name=$p]")
+        self.main = etree.XPath(".//main | .//*[@role='main']")
+        self.articles = etree.XPath(".//article")
+        self.chrome_page = etree.XPath(
+            ".//nav | .//aside | .//header | .//footer")
+        self.chrome_inner = etree.XPath(".//nav | .//aside")
+        self.inner_footers = etree.XPath(".//footer[not(ancestor::article)]")
+        # class, id and role values in document order, each knowing its element
+        self.chrome_attrs = etree.XPath(
+            "descendant::*/@*[name()='class' or name()='id' or name()='role']")
+        # Block elements start and end a line, <br> ends one: marked with _SENTINEL here;
+        # whitespace is collapsed afterwards, in Python, at C speed.
+        self.marked = etree.XSLT(etree.XML(_block_xslt(
+            f"&#{ord(_SENTINEL)};",
+            '<xsl:template match="text()"><xsl:value-of select="."/></xsl:template>')))
+        # For pages holding _SENTINEL: mark with "\n" and turn the source's line breaks into
+        # spaces first (ten times slower, exact).
+        self.newlines = etree.XSLT(etree.XML(_block_xslt(
+            "&#10;",
+            '<xsl:template match="text()"><xsl:value-of select="translate(., '
+            f"'{_LINE_BREAK_CHARS}', '     ')\"/></xsl:template>")))
+
+
+_THREAD_TOOLS: _Tools | None = None
+
+
+def _tools() -> _Tools:
+    global _THREAD_TOOLS
+    if _THREAD_TOOLS is None:  # built on first use: importing lxml costs a few milliseconds
+        _THREAD_TOOLS = _Tools()
+    return _THREAD_TOOLS
+
+
+def _blank_controls(doc) -> None:  # type: ignore[no-untyped-def]
+    for el in doc.iter():
+        if el.text and _UNSAFE.search(el.text):
+            el.text = _UNSAFE.sub(" ", el.text)
+        if el.tail and _UNSAFE.search(el.tail):
+            el.tail = _UNSAFE.sub(" ", el.tail)
+
+
 def _drop(el) -> None:  # type: ignore[no-untyped-def]
-    if el.getparent() is not None:
-        el.drop_tree()
+    """Remove ``el`` and what it holds; its tail joins the text before it."""
+    parent = el.getparent()
+    if parent is None:
+        return
+    if el.tail:
+        previous = el.getprevious()
+        if previous is None:
+            parent.text = (parent.text or "") + el.tail
+        else:
+            previous.tail = (previous.tail or "") + el.tail
+    parent.remove(el)
 
 
-def _first_text(doc, xpath: str) -> str | None:  # type: ignore[no-untyped-def]
-    for el in doc.xpath(xpath):
-        value = " ".join(el.text_content().split())
+def _first_text(doc, tag: str, string) -> str | None:  # type: ignore[no-untyped-def]
+    for el in doc.iter(tag):
+        value = " ".join(string(el).split())
         if value:
             return value
     return None
 
 
 def _meta_content(doc, prop: str) -> str | None:  # type: ignore[no-untyped-def]
-    for el in doc.xpath(f"//meta[@property='{prop}' or @name='{prop}']"):
+    for el in _tools().og_title(doc, p=prop):
         value = " ".join((el.get("content") or "").split())
         if value:
             return value
     return None
 
 
-def _text_len(el) -> int:  # type: ignore[no-untyped-def]
-    return len("".join(el.text_content().split()))
+def _text_len(el, string) -> int:  # type: ignore[no-untyped-def]
+    return len("".join(string(el).split()))
 
 
-def _main_element(body):  # type: ignore[no-untyped-def]
+def _main_element(body, string):  # type: ignore[no-untyped-def]
     """``<main>`` if it holds a fair share of the page's text, else the largest ``<article>``
-    that does, else ``body``. "Fair share" guards against a ``<main>`` that wraps only a
-    teaser while the article sits elsewhere."""
-    total = _text_len(body)
+    that does, else ``body``; with its text length (``_text_len``), ``None`` where no rule
+    needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
+    article sits elsewhere."""
+    tools = _tools()
+    mains = tools.main(body)
+    articles = tools.articles(body)
+    if not mains and not articles:
+        return body, None
+    total = _text_len(body, string)
     if total == 0:
-        return body
-    for el in body.xpath(".//main | .//*[@role='main']"):
-        size = _text_len(el)
+        return body, total
+    for el in mains:
+        size = _text_len(el, string)
         if size >= 140 or size * 3 >= total:
-            return el
-    articles = body.xpath(".//article")
+            return el, size
     if articles:
-        best = max(articles, key=_text_len)
-        size = _text_len(best)
+        sizes = [_text_len(el, string) for el in articles]
+        size = max(sizes)
+        best = articles[sizes.index(size)]  # the first of the largest, as max() picks
         if size * 3 >= total or (len(articles) == 1 and size >= 280):
-            return best
-    return body
+            return best, size
+    return body, total
 
 
-def _strip_chrome(root, *, page_level: bool) -> None:  # type: ignore[no-untyped-def]
-    tags = ["nav", "aside"]
-    if page_level:
-        # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
-        # carry the logo and links.
-        tags += ["header", "footer"]
-    doomed = root.xpath(" | ".join(f".//{t}" for t in tags)) if tags else []
+def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-untyped-def]
+                  page_level: bool) -> None:
+    """Drop the navigation, asides, banners and other chrome inside ``root``, whose text
+    length is ``total`` (``None``: not measured yet)."""
+    string = tools.string
+    # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
+    # carry the logo and links.
+    doomed = tools.chrome_page(root) if page_level else tools.chrome_inner(root)
     if not page_level:
-        doomed += root.xpath(".//footer[not(ancestor::article)]")
-    for el in root.iter():
-        if not isinstance(el.tag, str) or el is root:
-            continue
-        role = (el.get("role") or "").strip().lower()
-        names = f"{el.get('class') or ''} {el.get('id') or ''}"
-        if role in _CHROME_ROLES or (names.strip() and _CHROME_NAME.search(names)):
-            doomed.append(el)
-    total = _text_len(root)
+        doomed += tools.inner_footers(root)
+    search = _CHROME_NAME.search
+    last = None
+    for value in tools.chrome_attrs(root):
+        if value.attrname == "role":
+            hit = value.strip().lower() in _CHROME_ROLES
+        else:
+            # "class id" as one string matched where class or id alone does: the space
+            # between them is a word boundary of the pattern, as each end is.
+            hit = search(value) is not None
+        if hit:
+            el = value.getparent()
+            if el is not last:
+                doomed.append(el)
+                last = el
+    if not doomed:
+        return
+    if total is None:
+        total = _text_len(root, string)
     for el in doomed:
         # Never drop an element that holds most of the text: a "content has-sidebar" wrapper
         # named after chrome would otherwise take the article with it.
-        if _text_len(el) * 2 > total:
+        if _text_len(el, string) * 2 > total:
             continue
         _drop(el)
 
 
-def _block_text(root) -> str:  # type: ignore[no-untyped-def]
+def _block_text(root, tools: _Tools, odd: bool) -> str:  # type: ignore[no-untyped-def]
     # Line breaks in the markup's source mean nothing in HTML; only block elements (and <br>)
-    # break lines. So collapse the source's whitespace first, then mark the blocks.
-    for el in root.iter():
-        if el.text:
-            el.text = _SPACES.sub(" ", el.text)
-        if el.tail:
-            el.tail = _SPACES.sub(" ", el.tail)
-    for el in root.iter():
-        if isinstance(el.tag, str) and el.tag.lower() in _BLOCK:
-            el.tail = "\n" + (el.tail or "")
-            if el.tag.lower() != "br":
-                el.text = "\n" + (el.text or "")
-    return _tidy(root.text_content())
+    # break lines: one block per line, whitespace collapsed, no empty line. The transform
+    # marks the blocks; str.split and str.replace (C speed) make the lines.
+    if odd:
+        return _tidy(str(tools.newlines(root)))
+    mark = _SENTINEL
+    flat = " ".join(str(tools.marked(root)).split())
+    flat = flat.replace(" " + mark, mark).replace(mark + " ", mark)
+    double = mark + mark
+    while double in flat:
+        flat = flat.replace(double, mark)
+    return flat.strip(mark).replace(mark, "\n")
 
 
 def _tidy(text: str) -> str:
@@ -525,7 +651,6 @@ def _tidy(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
-_SPACES = re.compile(r"\s+")
 _KAZAKH_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 
 

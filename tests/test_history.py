@@ -4,6 +4,7 @@ Pure functions, so plain values in and out; hypothesis checks the rules' invaria
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -614,3 +615,14 @@ def test_property_similarity_is_a_fraction_and_reflexive(a: str, b: str) -> None
     assert text_similarity(a, a) == 1.0
     if text_fingerprint(a) == text_fingerprint(b):
         assert score == 1.0
+
+
+@pytest.mark.parametrize("text", [
+    "The report of 12 May 2020: police detained_2 activists; may_be, Monday's news.",
+    "Суд 12 мая вынес приговор; қаңтар айында — жаңа іс.",
+    "\u017fome KELVIN \u212a sign ﬁne Straße, March marchers",  # fold to ASCII and beyond
+    "",
+])
+def test_fingerprint_is_the_digest_of_the_normalised_tokens(text: str) -> None:
+    expected = hashlib.sha256(" ".join(normalise_tokens(text)).encode("utf-8"))
+    assert text_fingerprint(text) == expected.hexdigest()[:32]

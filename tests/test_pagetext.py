@@ -159,3 +159,35 @@ def test_extract_never_raises_on_any_bytes(content: bytes, content_type: str | N
 def test_extract_never_raises_on_tag_soup(markup: str) -> None:
     page = extract(("<html>" + markup).encode("utf-8", "surrogatepass"), "text/html")
     assert isinstance(page.text, str)
+
+
+def test_character_reference_to_a_control_character_is_blanked() -> None:
+    # Raw control characters are blanked before parsing; references to them reach the tree
+    # and are blanked there, rather than costing the page its text.
+    html = (b"<html><head><title>T&#1;itle</title></head><body><p>before&#1;after</p>"
+            b"<p>second &#11; line&#xFFFE;</p></body></html>")
+    page = extract(html, "text/html")
+    assert page.kind == "html"
+    assert page.title == "T itle"
+    assert page.text == "before after\nsecond line"
+
+
+@pytest.mark.parametrize("marker", ["\ufdd0", "&#xFDD0;", "&#64976;"])
+def test_page_holding_unusual_characters_keeps_its_lines(marker: str) -> None:
+    html = (f"<html><body><p>a{marker}b\n  c</p><div>d<br>e</div>"
+            "<p>f\u2028g\x85h</p></body></html>").encode()
+    assert extract(html, "text/html").text == "a\ufdd0b c\nd\ne\nf g h"
+
+
+def test_extract_from_several_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from archiver import pagetext
+
+    bodies = [ARTICLE.replace("Almaty", f"Almaty-{n}").encode() for n in range(24)]
+    serial = [extract(body, "text/html") for body in bodies]
+    pagetext._extract_cached.cache_clear()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        threaded = list(pool.map(lambda body: extract(body, "text/html"), bodies))
+    assert threaded == serial
+    assert all(f"Almaty-{n}" in page.text for n, page in enumerate(threaded))

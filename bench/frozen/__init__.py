@@ -1,0 +1,1 @@
+"""Frozen copies of earlier implementations, for equivalence benchmarks."""
