@@ -356,7 +356,15 @@ def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.so
             signal.set_wakeup_fd(-1)
         for other in inherited:  # the run's ends of this and earlier workers' sockets
             other.close()
-        asyncio.run(_serve(sock, init))
+        profile_dir = os.environ.get("ARCHIVER_PROFILE_WORKERS")
+        if profile_dir:  # a cProfile of each worker, for finding where its time goes
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                asyncio.run(_serve(sock, init))
+            profile.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
+        else:
+            asyncio.run(_serve(sock, init))
     except BaseException:  # nothing may unwind into the run's code
         log.exception("worker process failed")
         code = 1
