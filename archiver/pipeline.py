@@ -979,7 +979,7 @@ def _write_reports(
         supports = (support or {}).get(outcome.source.id)
         if supports is None:
             supports = claim_support.assess_document(
-                outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
+                outcome.document, claim_support.LazyTexts(catalog, settings.root, links))
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1013,7 +1013,7 @@ def _assess_support(
             continue
         links = links_of[outcome.source.id]
         supports = claim_support.assess_document(
-            outcome.document, claim_support.evidence_texts(catalog, settings.root, links))
+            outcome.document, claim_support.LazyTexts(catalog, settings.root, links))
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
                                               compare=compare,
                                               verdicts={k.url: k.verdict for k in links})

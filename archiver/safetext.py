@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["UNSAFE", "escape_controls", "json_dumps"]
+__all__ = ["UNSAFE", "escape_controls", "json_chunks", "json_dumps"]
 
 #: Code points escaped in every output: C0 controls, DEL, C1 controls, and the bidi embedding,
 #: override and isolate characters (U+202A-U+202E, U+2066-U+2069).
@@ -78,6 +79,29 @@ def json_dumps(data: Any, **options: Any) -> str:
     ``\\u``-escaped as well (C0 controls json.dumps escapes itself). Still valid JSON: these
     characters can only occur inside strings, where ``\\uXXXX`` means the same character."""
     text = json.dumps(data, ensure_ascii=False, **options)
+    if _JSON_FINDER.search(text) is None:
+        return text
+    return text.translate(_JSON_TABLE)
+
+
+def json_chunks(data: Any, *, size: int = 1 << 16, **options: Any) -> Iterator[str]:
+    """``json_dumps(data, **options)`` in pieces of about ``size`` characters, for writing a
+    large document to a file: the whole text, and the million small strings the encoder makes
+    on the way to it, are never in memory at once."""
+    pending: list[str] = []
+    held = 0
+    for chunk in json.JSONEncoder(ensure_ascii=False, **options).iterencode(data):
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield _json_escaped("".join(pending))
+            pending, held = [], 0
+    if pending:
+        yield _json_escaped("".join(pending))
+
+
+def _json_escaped(text: str) -> str:
+    # A chunk boundary never splits a string's escape: the encoder yields whole tokens.
     if _JSON_FINDER.search(text) is None:
         return text
     return text.translate(_JSON_TABLE)

@@ -41,7 +41,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,7 +182,10 @@ def assess_document(document: Document,
     text differs (the pair wins). A footnote no claim cites is left out (there is nothing to
     support)."""
     out = []
-    indexes: dict[str, Evidence] = {}  # one index per URL, however many footnotes cite it
+    # One index per URL, however many footnotes cite it; the most recently used ones only, so
+    # that a document of many thousand URLs does not hold every page's index at once (the
+    # footnotes citing one URL are mostly near each other; a miss only builds it again).
+    indexes: OrderedDict[str, Evidence] = OrderedDict()
     for footnote in document.footnotes:
         claims = tuple(dict.fromkeys(c.text for c in footnote.claims))
         if not claims:
@@ -192,12 +196,20 @@ def assess_document(document: Document,
             index = None
             if evidence is not None:
                 key = url if pair not in texts else f"{footnote.number} {url}"
-                index = indexes.setdefault(key, Evidence(evidence.text))
+                index = indexes.get(key)
+                if index is None:
+                    index = indexes[key] = Evidence(evidence.text)
+                    if len(indexes) > _INDEXES_KEPT:
+                        indexes.popitem(last=False)
+                else:
+                    indexes.move_to_end(key)
             out.append(assess(footnote.number, url, claims, evidence, index=index))
     return tuple(out)
 
 
 TextsBy = dict[str | tuple[int, str], EvidenceText | None]
+#: Page indexes (and texts) kept at once while a document's claims are checked.
+_INDEXES_KEPT = 256
 
 
 def evidence_texts(catalog: Catalog, root: Path, links: Sequence[LinkRecord]) -> TextsBy:
@@ -205,21 +217,52 @@ def evidence_texts(catalog: Catalog, root: Path, links: Sequence[LinkRecord]) ->
     rescued Internet Archive copy when it is not, else ``None``. The text is the one the
     catalog recorded at capture time (``pagetext.extract`` of the payload), or, when none
     was recorded, read again from the WARC. A missing WARC gives ``None``, not an error."""
-    out: TextsBy = {}
-    for link in links:
-        stored = None
-        origin = "ours"
-        if link.verdict is not None and link.verdict.healthy:
-            stored = catalog.latest_capture(link.url)
-        elif link.rescued is not None and link.memento is not None and link.memento.raw_url:
-            stored = catalog.latest_capture(link.memento.raw_url)
-            origin = "internet_archive"
-        rendered = _rendered_text(catalog, stored) if origin == "ours" else None
-        if rendered is not None:
-            out[link.url] = EvidenceText(rendered, "rendered", "browser")
-            continue
-        out[link.url] = _text_of(stored, root, origin) if stored is not None else None
-    return out
+    return {link.url: _evidence_of(catalog, root, link) for link in links}
+
+
+class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
+    """``evidence_texts`` read from the catalog as ``assess_document`` asks for them, the
+    most recent few kept: the same answers without every cited page's text in memory."""
+
+    def __init__(self, catalog: Catalog, root: Path, links: Sequence[LinkRecord],
+                 kept: int = _INDEXES_KEPT) -> None:
+        self._catalog, self._root, self._kept = catalog, root, kept
+        self._links = {link.url: link for link in links}
+        self._recent: OrderedDict[str, EvidenceText | None] = OrderedDict()
+
+    def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
+        if not isinstance(key, str) or key not in self._links:
+            raise KeyError(key)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key]
+        text = self._recent[key] = _evidence_of(self._catalog, self._root, self._links[key])
+        if len(self._recent) > self._kept:
+            self._recent.popitem(last=False)
+        return text
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key in self._links
+
+    def __iter__(self) -> Iterator[str | tuple[int, str]]:
+        return iter(self._links)
+
+    def __len__(self) -> int:
+        return len(self._links)
+
+
+def _evidence_of(catalog: Catalog, root: Path, link: LinkRecord) -> EvidenceText | None:
+    stored = None
+    origin = "ours"
+    if link.verdict is not None and link.verdict.healthy:
+        stored = catalog.latest_capture(link.url)
+    elif link.rescued is not None and link.memento is not None and link.memento.raw_url:
+        stored = catalog.latest_capture(link.memento.raw_url)
+        origin = "internet_archive"
+    rendered = _rendered_text(catalog, stored) if origin == "ours" else None
+    if rendered is not None:
+        return EvidenceText(rendered, "rendered", "browser")
+    return _text_of(stored, root, origin) if stored is not None else None
 
 
 def _rendered_text(catalog: Catalog, stored: StoredCapture | None) -> str | None:

@@ -189,6 +189,9 @@ def write_project(folder: Path, urls: list[str], args: argparse.Namespace) -> Pa
     (folder / "briefing.md").write_text(
         "# Synthetic briefing\n\n" + " ".join(body) + "\n\n" + "\n".join(notes) + "\n")
     config = folder / "sources.toml"
+    # An archiver from before [fetch] workers refuses the key: written only when set.
+    workers = getattr(args, "workers", None)
+    workers = f"workers = {workers}\n" if workers is not None else ""
     config.write_text(f"""\
 [[sources]]
 id = "bench"
@@ -204,8 +207,7 @@ host_interval = {args.host_interval}
 timeout = 30
 deadline = 120
 retries = 1
-workers = {args.workers}
-
+{workers}
 [rescue]
 enabled = false
 """)

@@ -79,6 +79,8 @@ PER_HOST = 2
 CONCURRENCY = 128
 # The archiver's [fetch] workers (0: its default, one per core for large runs).
 WORKERS = 0
+# Another checkout of the archiver measured beside this one (--baseline).
+BASELINE: Path | None = None
 HOST_INTERVAL = 0.0
 MISSING_EVERY = 10  # every 10th page of a host is cited but does not exist
 SAMPLE_EVERY = 0.05  # seconds between memory samples
@@ -543,14 +545,17 @@ def archiver_requests(urls: Sequence[str]) -> list[str]:
 
 # ── the tools ────────────────────────────────────────────────────────────────
 
-def run_archiver(web: Web, scenario: Scenario, work: Path, worker: int) -> Measured:
+def run_archiver(web: Web, scenario: Scenario, work: Path, worker: int,
+                 repo: Path = REPO) -> Measured:
+    """``archiver run`` of the checkout ``repo`` (this one, or ``--baseline``'s)."""
     project = work / "project"
     args = SimpleNamespace(per_host=PER_HOST, concurrency=CONCURRENCY,
-                           host_interval=HOST_INTERVAL, workers=WORKERS)
+                           host_interval=HOST_INTERVAL,
+                           workers=WORKERS if repo == REPO else None)
     config = write_project(project, web.urls, args)  # type: ignore[arg-type]
     measured = measure("archiver", [sys.executable, "-m", "archiver", "run", "--config",
                                     str(config), "--quiet"],
-                       project, worker, work / "archiver.log", env={"PYTHONPATH": str(REPO)})
+                       project, worker, work / "archiver.log", env={"PYTHONPATH": str(repo)})
     if measured.code != 0:
         sys.stdout.write((work / "archiver.log").read_text(errors="replace")[-4000:])
         raise SystemExit(f"archiver run exited {measured.code}")
@@ -708,6 +713,10 @@ def run_scenario(scenario: Scenario, work: Path, lychee: str | None, use_wget: b
     with nginx(work / "nginx", web, scenario.latency) as worker:
         verify_web(web, scenario)
         runs["archiver"] = run_archiver(web, scenario, work / "archiver", worker)
+        if BASELINE is not None:
+            (work / "baseline").mkdir()
+            runs["archiver baseline"] = run_archiver(web, scenario, work / "baseline",
+                                                     worker, repo=BASELINE)
         if scenario.lychee and lychee:
             (work / "lychee").mkdir()
             runs["lychee"] = run_lychee(lychee, web, scenario, work / "lychee", worker)
@@ -737,13 +746,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, help="override every scenario's latency (s)")
     parser.add_argument("--no-lychee", action="store_true")
     parser.add_argument("--no-wget", action="store_true")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also run the archiver of this checkout (e.g. a worktree of an "
+                             "earlier commit) on the same web, as 'archiver baseline'")
     parser.add_argument("--workers", type=int, default=0,
                         help="the archiver's [fetch] workers (default 0: one per core)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
-    global WORKERS
+    global WORKERS, BASELINE
     WORKERS = args.workers
+    BASELINE = args.baseline.resolve() if args.baseline else None
 
     if shutil.which("nginx") is None:
         raise SystemExit("nginx is not installed: apt-get install nginx-light "

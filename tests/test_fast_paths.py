@@ -87,3 +87,49 @@ def test_claim_at_by_bisection_equals_the_scan() -> None:
         spans = sentences.sentence_spans(text)
         for offset in range(len(text) + 1):
             assert sentences.claim_at(text, offset, spans) == scanned(text, offset, spans)
+
+
+def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -> None:
+    from archiver import pipeline, support
+    from archiver.catalog import Catalog
+    from archiver.config import load_settings
+    from archiver.models import utcnow
+    from archiver.parse import read_document
+    from tests.test_run import call, make_project
+    from tests.webserver import Reply, WebServer
+
+    with WebServer() as web:
+        urls = []
+        for i in range(12):
+            body = (f"<html><body><main><p>In 20{10 + i} the court fined {i * 1000} tenge "
+                    f"and {i} people were detained in Almaty.</p></main></body></html>")
+            web.route(f"/p/{i}", Reply(200, body.encode(),
+                                       {"Content-Type": "text/html; charset=utf-8"}))
+            urls.append(web.url(f"/p/{i}"))
+        cited = urls + urls[:4]  # some URLs cited twice
+        config = make_project(tmp_path, cited)
+        # Every other claim names a sum the page does not give.
+        claims = " ".join(f"In 20{10 + i % 12} the court fined "
+                          f"{(i % 12) * 1000 + (7 if n % 2 else 0)} tenge in Almaty.[^{n}]"
+                          for n, i in enumerate(range(len(cited)), 1))
+        notes = "\n".join(f"[^{n}]: See <{url}>." for n, url in enumerate(cited, 1))
+        (tmp_path / "sources" / "brief.md").write_text(f"# A briefing\n\n{claims}\n\n{notes}\n",
+                                                      encoding="utf-8")
+        assert call("run", "--config", str(config))[0] == 0
+    settings = load_settings(config)
+    source = settings.sources[0]
+    document = read_document(settings.root / source.path)
+    with Catalog.open(settings.archive.dir) as catalog:
+        links = pipeline.build_link_records(settings, catalog, source.id, document, utcnow())
+        every = support.evidence_texts(catalog, settings.root, links)
+        lazy = support.LazyTexts(catalog, settings.root, links, kept=2)
+        assert dict(lazy) == every
+        assert support.assess_document(document, lazy) == \
+            support.assess_document(document, every)
+    judged = support.assess_document(document, every)
+    # Not a comparison of empty answers: every footnote's evidence was read and its facts
+    # looked for.
+    assert len(judged) == 16
+    assert all(s.origin == "ours" and s.facts for s in judged)
+    levels = {s.level for s in judged}
+    assert "supported" in levels and levels != {"supported"}, levels

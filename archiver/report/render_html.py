@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -84,34 +85,39 @@ def render_html(report: Report) -> str:
     docstring), so the page can be copied anywhere. Raises only if the package's template
     files are missing (a broken install).
     """
+    return "".join(render_html_chunks(report))
+
+
+#: Stands for the body while the template is filled, to split the page around it.
+_BODY = "\x00body\x00"
+
+
+def render_html_chunks(report: Report) -> Iterator[str]:
+    """``render_html(report)`` in pieces (the page around the body, each section, each
+    footnote's entry), for writing a report of many thousand links with flat memory."""
     css, js = _asset("report.css"), _asset("report.js")
     csp = (
         "default-src 'none'; "
         f"style-src {_sha256(css)}; script-src {_sha256(js)}; "
         "img-src data: 'self'; base-uri 'none'; form-action 'none'"
     )
-    body = "\n".join(
-        [
-            _masthead(report),
-            '<main class="wrap">',
-            _notes(report),
-            _summary(report),
-            _changes(report),
-            support_section(report),
-            _claims(report),
-            _findings(report),
-            _footer(report),
-            "</main>",
-        ]
-    )
-    return Template(_asset("report.html")).substitute(
+    page = Template(_asset("report.html")).substitute(
         csp=esc(csp),
         generator=esc(f"archiver {__version__}"),
         title=esc(f"Link report: {report.title}"),
         css=css,
         js=js,
-        body=body,
+        body=_BODY,
     )
+    before, after = page.split(_BODY, 1)
+    yield before
+    yield "\n".join([_masthead(report), '<main class="wrap">', _notes(report),
+                     _summary(report), _changes(report), support_section(report)])
+    yield "\n"
+    yield from _claims(report)
+    yield "\n"
+    yield "\n".join([_findings(report), _footer(report), "</main>"])
+    yield after
 
 
 # ── sections ────────────────────────────────────────────────────────────────────
@@ -283,7 +289,7 @@ def _change_row(change: Change) -> str:
     )
 
 
-def _claims(report: Report) -> str:
+def _claims(report: Report) -> Iterator[str]:
     entry_counts: dict[str, int] = {}
     for entry in report.entries:
         for key in entry.keys:
@@ -313,12 +319,12 @@ def _claims(report: Report) -> str:
         '<button type="button" id="show-all">Show all</button></div>'
         '<p id="shown" aria-live="polite"></p></form>'
     )
-    items = "\n".join(_entry(entry, report) for entry in report.entries)
-    return (
-        '<section id="claims" aria-labelledby="claims-h">'
-        '<h2 id="claims-h">Claims and their evidence, in document order</h2>'
-        f'{filters}<ol class="entries">{items}</ol></section>'
-    )
+    yield ('<section id="claims" aria-labelledby="claims-h">'
+           '<h2 id="claims-h">Claims and their evidence, in document order</h2>'
+           f'{filters}<ol class="entries">')
+    for n, entry in enumerate(report.entries):
+        yield ("\n" if n else "") + _entry(entry, report)
+    yield "</ol></section>"
 
 
 def _entry(entry: Entry, report: Report) -> str:

@@ -17,6 +17,7 @@ are ``YYYY-MM-DDTHH:MM:SSZ``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -31,15 +32,21 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
-from archiver.safetext import json_dumps
+from archiver.safetext import json_chunks
 from archiver.support import LEVEL_RULE, LEVELS, support_json
 
-__all__ = ["finding_dict", "footnote_dict", "render_json", "report_dict"]
+__all__ = ["finding_dict", "footnote_dict", "render_json", "render_json_chunks", "report_dict"]
 
 
 def render_json(report: Report) -> str:
     """The report as pretty-printed JSON text (UTF-8 safe, non-ASCII kept), ending in a newline."""
-    return json_dumps(report_dict(report), indent=2) + "\n"
+    return "".join(render_json_chunks(report))
+
+
+def render_json_chunks(report: Report) -> Iterator[str]:
+    """``render_json(report)`` in pieces, for writing it to a file with flat memory."""
+    yield from json_chunks(report_dict(report), indent=2)
+    yield "\n"
 
 
 def report_dict(report: Report) -> dict[str, Any]:

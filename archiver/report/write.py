@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from archiver.errors import ArchiveError
 from archiver.models import LinkRecord
 from archiver.report.model import Report, screenshot_files
 from archiver.report.render_csv import render_csv
-from archiver.report.render_html import render_html
-from archiver.report.render_json import render_json
+from archiver.report.render_html import render_html_chunks
+from archiver.report.render_json import render_json_chunks
 from archiver.report.render_md import render_md
 
 __all__ = ["REPORT_FILES", "write_reports", "write_screenshots"]
@@ -36,8 +37,8 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     folder = Path(folder)
     # Rendered one at a time, so that only one file's text is in memory at once.
     renderers = (
-        ("report.json", render_json),
-        ("report.html", render_html),
+        ("report.json", render_json_chunks),
+        ("report.html", render_html_chunks),
         ("report.md", render_md),
         # The csv module already writes \r\n; newline="" below keeps it from doubling.
         ("links.csv", render_csv),
@@ -87,7 +88,8 @@ def write_screenshots(links: list[LinkRecord] | tuple[LinkRecord, ...], folder: 
     return written
 
 
-def _write_atomic(target: Path, text: str | bytes) -> None:
+def _write_atomic(target: Path, text: str | bytes | Iterable[str]) -> None:
+    """Write ``text`` (or its pieces, in order) to ``target`` atomically."""
     tmp_name = None
     try:
         with tempfile.NamedTemporaryFile(
@@ -97,7 +99,11 @@ def _write_atomic(target: Path, text: str | bytes) -> None:
             prefix=f".{target.name}.", suffix=".tmp", delete=False,
         ) as tmp:
             tmp_name = tmp.name
-            tmp.write(text)
+            if isinstance(text, str | bytes):
+                tmp.write(text)
+            else:
+                for piece in text:
+                    tmp.write(piece)
             tmp.flush()
             os.fsync(tmp.fileno())
         os.chmod(tmp_name, 0o644)
