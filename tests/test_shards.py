@@ -89,6 +89,13 @@ def test_a_host_belongs_to_one_worker() -> None:
     assert all(len(owner) == 1 for owner in owners.values())
     assert len({next(iter(o)) for o in owners.values()}) == 3  # every worker has hosts
     assert shards.shard_of("not a url", 3) in range(3)
+    # Spellings of one host go to one worker.
+    spellings = ["http://Example.org/a", "http://user@example.org:80/b", "http://example.org/c",
+                 "HTTP://EXAMPLE.ORG/d"]
+    assert len({shards.shard_of(u, 7) for u in spellings}) == 1
+    assert shards.host_key("https://example.org:443/") == "example.org"
+    assert shards.host_key("https://example.org:8443/") == "example.org:8443"
+    assert shards.host_key("http://[::1]:99999/") == ""
 
 
 def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
