@@ -191,6 +191,9 @@ class _Worker:
     closed: asyncio.Future[list[str]] | None = None
     listening: asyncio.Task[None] | None = None
     lost: str | None = None
+    # The error that stopped the worker's capture stage (its WARC file could not be
+    # opened or closed), raised in the run's process like the in-process stage's.
+    error: BaseException | None = None
     exit_code: int | None = None
 
     async def wait(self) -> int:
@@ -257,6 +260,8 @@ class ProcessShards:
 
     async def capture(self, target: Target) -> Finished:
         worker = self._workers[shard_of(target.url, self.count)]
+        if worker.error is not None:
+            raise worker.error
         if worker.lost is not None:
             raise ShardLost(worker.lost)
         self._keys += 1
@@ -300,6 +305,7 @@ class ProcessShards:
                         future.set_exception(error)
                 elif kind == "closed" and worker.closed is not None \
                         and not worker.closed.done():
+                    worker.error = worker.error or message[2]
                     worker.closed.set_result(message[1])
         # The worker's socket closed: it ended, on its own or killed.
         code = await worker.wait()
@@ -308,7 +314,8 @@ class ProcessShards:
             worker.closed.set_result([])
         for future in worker.waiting.values():
             if not future.done():
-                future.set_exception(ShardLost(worker.lost or "worker process ended"))
+                future.set_exception(worker.error
+                                     or ShardLost(worker.lost or "worker process ended"))
         worker.waiting.clear()
 
     async def close(self) -> None:
@@ -330,6 +337,9 @@ class ProcessShards:
             await worker.wait()
             if worker.listening is not None:
                 await asyncio.gather(worker.listening, return_exceptions=True)
+        for worker in self._workers:
+            if worker.error is not None:  # a WARC file that could not be finished
+                raise worker.error
 
 
 # ── the worker process itself ────────────────────────────────────────────────
@@ -395,35 +405,44 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
         if writer.transport.get_write_buffer_size() > _HIGH_WATER:
             await writer.drain()  # the run's process is behind: wait for it
 
+    notes: list[str] = []
+    error: ArchiverError | None = None
     try:
-        async with open_stage(settings, run_id, find_payload=catalog.find_payload,
-                              on_attempt=lambda a: outbox.put("attempt", a),
-                              concurrency=concurrency, browser_pages=pages,
-                              recover=False) as stage:
-            while (messages := await _read_frame(reader)) is not None:
-                closing = False
-                for message in messages:
-                    kind = message[0]
-                    if kind == "capture":
-                        tasks[message[1]] = asyncio.ensure_future(
-                            capture(stage, message[1], message[2]))
-                    elif kind == "cancel":
-                        task = tasks.pop(message[1], None)
-                        if task is not None:
-                            task.cancel()
-                    elif kind == "probes":
-                        stage.start_probes(message[1])
-                    elif kind == "close":
-                        closing = True
-                if closing:
-                    break
-            else:
-                # The socket closed without "close": the run is gone; stop now.
-                for task in tasks.values():
-                    task.cancel()
-                return
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-        outbox.put("closed", stage.browsing.notes)
+        try:
+            async with open_stage(settings, run_id, find_payload=catalog.find_payload,
+                                  on_attempt=lambda a: outbox.put("attempt", a),
+                                  concurrency=concurrency, browser_pages=pages,
+                                  recover=False) as stage:
+                while (messages := await _read_frame(reader)) is not None:
+                    closing = False
+                    for message in messages:
+                        kind = message[0]
+                        if kind == "capture":
+                            tasks[message[1]] = asyncio.ensure_future(
+                                capture(stage, message[1], message[2]))
+                        elif kind == "cancel":
+                            task = tasks.pop(message[1], None)
+                            if task is not None:
+                                task.cancel()
+                        elif kind == "probes":
+                            stage.start_probes(message[1])
+                        elif kind == "close":
+                            closing = True
+                    if closing:
+                        break
+                else:
+                    # The socket closed without "close": the run is gone; stop now.
+                    for task in tasks.values():
+                        task.cancel()
+                    return
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                notes = stage.browsing.notes
+        except ArchiverError as exc:
+            # The WARC file could not be created or finished: the run's process raises it
+            # (for the URLs still waiting, and once every worker has closed), as it does
+            # for its own stage; no traceback here.
+            error = exc
+        outbox.put("closed", notes, error)
         outbox.flush()
         await writer.drain()
         writer.close()
