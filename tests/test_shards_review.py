@@ -266,3 +266,43 @@ def test_per_host_holds_for_redirects_into_another_workers_host(tmp_path: Path) 
         for s in servers:
             s.close()
     assert now["max"] <= 1, now
+
+
+def test_the_capture_stage_keeps_no_probe_bodies(tmp_path: Path) -> None:
+    """A worker (or the run's process) keeps each host and directory's soft-404 probe for
+    the rest of the run: it must keep what the verdicts need, not the probe's page."""
+    import asyncio
+    import tracemalloc
+
+    from archiver.capturing import open_stage
+    from archiver.config import load_settings
+    from archiver.models import Target
+
+    filler = b"<html><body><main><p>" + b"Nothing here, try the search. " * 10000 + \
+        b"</p></main></body></html>"  # ~300 KB: a soft-404 site's error page
+
+    def answer(req: Request) -> Reply:
+        if "zz-archiver-probe" in req.path:
+            return Reply(404, filler, HTML)
+        return Reply(200, ARTICLE, HTML)
+
+    with WebServer() as web:
+        web.fallback = answer
+        urls = [web.url(f"/d{i}/page") for i in range(20)]
+        config = make_project(tmp_path, urls)
+        settings = load_settings(config)
+
+        async def run() -> int:
+            async with open_stage(settings, 1, find_payload=None) as stage:
+                # The first capture imports what the stage needs; then measure.
+                await stage.capture(Target(url=web.url("/warm/page"), cited_by=()))
+                tracemalloc.start()
+                base = tracemalloc.get_traced_memory()[0]
+                for url in urls:
+                    await stage.capture(Target(url=url, cited_by=()))
+                held = tracemalloc.get_traced_memory()[0] - base
+                tracemalloc.stop()
+                return held
+
+        held = asyncio.run(run())
+    assert held < 2 * len(filler), held  # 20 probe pages would be 6 MB
