@@ -151,11 +151,12 @@ def _frame(messages: list[tuple[Any, ...]]) -> bytes:
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | None:
-    """The next message list, or ``None`` at the end of the stream."""
+    """The next message list, or ``None`` at the end of the stream (the peer closed it,
+    or a write to the peer failed because it is gone: the stream then ends in that error)."""
     try:
         head = await reader.readexactly(_HEADER.size)
         return pickle.loads(await reader.readexactly(_HEADER.unpack(head)[0]))  # type: ignore[no-any-return]
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, ConnectionError):
         return None
 
 
@@ -308,6 +309,7 @@ class ProcessShards:
                     worker.error = worker.error or message[2]
                     worker.closed.set_result(message[1])
         # The worker's socket closed: it ended, on its own or killed.
+        worker.outbox.closed = True  # nothing more to send it
         code = await worker.wait()
         if worker.closed is not None and not worker.closed.done():
             worker.lost = f"not fetched: worker process {worker.index + 1} ended (exit {code})"

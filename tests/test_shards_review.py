@@ -306,3 +306,24 @@ def test_the_capture_stage_keeps_no_probe_bodies(tmp_path: Path) -> None:
 
         held = asyncio.run(run())
     assert held < 2 * len(filler), held  # 20 probe pages would be 6 MB
+
+
+def test_a_write_to_a_dead_worker_reads_as_its_end() -> None:
+    """The run may send to a worker that was just killed before it reads the end of the
+    worker's stream: the failed write must not make the listener fail (its URLs would wait
+    for ever) but read as the worker's end."""
+    import asyncio
+    import socket
+
+    from archiver import shards
+
+    async def run() -> object:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        theirs.close()  # the worker died
+        for _ in range(3):
+            writer.write(b"x" * 65536)
+            await asyncio.sleep(0.01)
+        return await asyncio.wait_for(shards._read_frame(reader), 5)
+
+    assert asyncio.run(run()) is None
