@@ -93,19 +93,28 @@ class CaptureStage:
         self.writer = writer
         self.fetcher = fetcher
         self.browsing = browsing
-        self._probes: dict[tuple[str, str], asyncio.Task[FetchResult]] = {}
+        self._probes: dict[tuple[str, str], asyncio.Task[soft404.ProbeOutcome]] = {}
 
     # ── soft-404 probes ──
 
-    async def _probe(self, url: str) -> FetchResult:
+    async def _probe(self, url: str) -> soft404.ProbeOutcome:
+        """The probe's outcome, read once; the probe's page is not kept (a stage keeps every
+        host and directory's probe for the rest of the run), nor its text unless a verdict
+        can use it (a 2xx answer)."""
+        from archiver import soft404
         from archiver.fetch import HostGaveUp
 
         try:
-            return await self.fetcher.probe(url)
+            result = await self.fetcher.probe(url)
         except HostGaveUp as exc:
-            return FetchFailure(url, Verdict.TIMEOUT, f"not fetched: {exc.reason}")
+            result = FetchFailure(url, Verdict.TIMEOUT, f"not fetched: {exc.reason}")
+        if isinstance(result, Capture) and not 200 <= result.status < 300:
+            return soft404.ProbeOutcome(url=result.url, status=result.status,
+                                        final_url=result.final_url,
+                                        redirected=result.redirected)
+        return soft404.ProbeOutcome.from_result(result)
 
-    def _probe_task(self, url: str) -> asyncio.Task[FetchResult]:
+    def _probe_task(self, url: str) -> asyncio.Task[soft404.ProbeOutcome]:
         from archiver import soft404
 
         key = soft404.probe_key(url)
@@ -129,8 +138,7 @@ class CaptureStage:
 
         if not soft404.needs_probe(capture):
             return None
-        return soft404.ProbeOutcome.from_result(
-            await self._probe_task(capture.final_url))
+        return await self._probe_task(capture.final_url)
 
     async def stop_probes(self) -> None:
         """Cancel the probes still running (their URLs were never judged)."""

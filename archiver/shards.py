@@ -168,11 +168,12 @@ def _frame(messages: list[tuple[Any, ...]]) -> bytes:
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | None:
-    """The next message list, or ``None`` at the end of the stream."""
+    """The next message list, or ``None`` at the end of the stream (the peer closed it,
+    or a write to the peer failed because it is gone: the stream then ends in that error)."""
     try:
         head = await reader.readexactly(_HEADER.size)
         return pickle.loads(await reader.readexactly(_HEADER.unpack(head)[0]))  # type: ignore[no-any-return]
-    except asyncio.IncompleteReadError:
+    except (asyncio.IncompleteReadError, ConnectionError):
         return None
 
 
@@ -208,6 +209,9 @@ class _Worker:
     closed: asyncio.Future[list[str]] | None = None
     listening: asyncio.Task[None] | None = None
     lost: str | None = None
+    # The error that stopped the worker's capture stage (its WARC file could not be
+    # opened or closed), raised in the run's process like the in-process stage's.
+    error: BaseException | None = None
     exit_code: int | None = None
 
     async def wait(self) -> int:
@@ -274,6 +278,8 @@ class ProcessShards:
 
     async def capture(self, target: Target) -> Finished:
         worker = self._workers[shard_of(target.url, self.count)]
+        if worker.error is not None:
+            raise worker.error
         if worker.lost is not None:
             raise ShardLost(worker.lost)
         self._keys += 1
@@ -317,15 +323,18 @@ class ProcessShards:
                         future.set_exception(error)
                 elif kind == "closed" and worker.closed is not None \
                         and not worker.closed.done():
+                    worker.error = worker.error or message[2]
                     worker.closed.set_result(message[1])
         # The worker's socket closed: it ended, on its own or killed.
+        worker.outbox.closed = True  # nothing more to send it
         code = await worker.wait()
         if worker.closed is not None and not worker.closed.done():
             worker.lost = f"not fetched: worker process {worker.index + 1} ended (exit {code})"
             worker.closed.set_result([])
         for future in worker.waiting.values():
             if not future.done():
-                future.set_exception(ShardLost(worker.lost or "worker process ended"))
+                future.set_exception(worker.error
+                                     or ShardLost(worker.lost or "worker process ended"))
         worker.waiting.clear()
 
     async def close(self) -> None:
@@ -347,6 +356,9 @@ class ProcessShards:
             await worker.wait()
             if worker.listening is not None:
                 await asyncio.gather(worker.listening, return_exceptions=True)
+        for worker in self._workers:
+            if worker.error is not None:  # a WARC file that could not be finished
+                raise worker.error
 
 
 # ── the worker process itself ────────────────────────────────────────────────
@@ -420,35 +432,44 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
         if writer.transport.get_write_buffer_size() > _HIGH_WATER:
             await writer.drain()  # the run's process is behind: wait for it
 
+    notes: list[str] = []
+    error: ArchiverError | None = None
     try:
-        async with open_stage(settings, run_id, find_payload=catalog.find_payload,
-                              on_attempt=lambda a: outbox.put("attempt", a),
-                              concurrency=concurrency, browser_pages=pages,
-                              recover=False) as stage:
-            while (messages := await _read_frame(reader)) is not None:
-                closing = False
-                for message in messages:
-                    kind = message[0]
-                    if kind == "capture":
-                        tasks[message[1]] = asyncio.ensure_future(
-                            capture(stage, message[1], message[2]))
-                    elif kind == "cancel":
-                        task = tasks.pop(message[1], None)
-                        if task is not None:
-                            task.cancel()
-                    elif kind == "probes":
-                        stage.start_probes(message[1])
-                    elif kind == "close":
-                        closing = True
-                if closing:
-                    break
-            else:
-                # The socket closed without "close": the run is gone; stop now.
-                for task in tasks.values():
-                    task.cancel()
-                return
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
-        outbox.put("closed", stage.browsing.notes)
+        try:
+            async with open_stage(settings, run_id, find_payload=catalog.find_payload,
+                                  on_attempt=lambda a: outbox.put("attempt", a),
+                                  concurrency=concurrency, browser_pages=pages,
+                                  recover=False) as stage:
+                while (messages := await _read_frame(reader)) is not None:
+                    closing = False
+                    for message in messages:
+                        kind = message[0]
+                        if kind == "capture":
+                            tasks[message[1]] = asyncio.ensure_future(
+                                capture(stage, message[1], message[2]))
+                        elif kind == "cancel":
+                            task = tasks.pop(message[1], None)
+                            if task is not None:
+                                task.cancel()
+                        elif kind == "probes":
+                            stage.start_probes(message[1])
+                        elif kind == "close":
+                            closing = True
+                    if closing:
+                        break
+                else:
+                    # The socket closed without "close": the run is gone; stop now.
+                    for task in tasks.values():
+                        task.cancel()
+                    return
+                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                notes = stage.browsing.notes
+        except ArchiverError as exc:
+            # The WARC file could not be created or finished: the run's process raises it
+            # (for the URLs still waiting, and once every worker has closed), as it does
+            # for its own stage; no traceback here.
+            error = exc
+        outbox.put("closed", notes, error)
         outbox.flush()
         await writer.drain()
         writer.close()
