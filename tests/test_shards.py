@@ -174,7 +174,8 @@ def test_kill_9_of_the_run_stops_its_workers_and_the_next_run_resumes(tmp_path: 
         workers: list[int] = []
         while time.monotonic() < deadline and len(captured) < 20:
             time.sleep(0.2)
-            workers = workers or _children(proc.pid)
+            if len(workers) < 2:  # both are forked at the start; wait for the second
+                workers = _children(proc.pid)
             # The catalog may not exist yet.
             with contextlib.suppress(Exception), Catalog.open(tmp_path / "archive") as catalog:
                 captured = set(catalog.captured_urls())
