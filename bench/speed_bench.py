@@ -663,11 +663,11 @@ def print_table(scenario: Scenario, runs: dict[str, Measured], found: list[Targe
               f"  result")
     print(header)
     print("-" * len(header))
-    for run in runs.values():
+    for name, run in runs.items():
         ratio = f"{run.wall / run.limit:.2f}" if run.limit else "-"
         counts = ", ".join(f"{v} {k}" for k, v in sorted(run.counts.items()))
         result = "; ".join(x for x in (counts, run.note) if x)
-        print(f"{run.tool:<18}{run.wall:>8.2f}{run.limit:>9.2f}{ratio:>9}{urls / run.wall:>8.0f}"
+        print(f"{name:<18}{run.wall:>8.2f}{run.limit:>9.2f}{ratio:>9}{urls / run.wall:>8.0f}"
               f"{run.cpu / urls * 1e3:>12.2f}{run.peak_pss / 1e6:>9.0f}{run.peak_rss / 1e6:>12.0f}"
               f"{run.processes:>6}{run.nginx_cpu:>13.2f}  {result}")
     spent = sum(run.sampler_cpu for run in runs.values())
