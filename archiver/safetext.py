@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["UNSAFE", "escape_controls", "json_chunks", "json_dumps"]
+__all__ = ["UNSAFE", "escape_controls", "json_dumps", "json_escaped"]
 
 #: Code points escaped in every output: C0 controls, DEL, C1 controls, and the bidi embedding,
 #: override and isolate characters (U+202A-U+202E, U+2066-U+2069).
@@ -84,24 +83,9 @@ def json_dumps(data: Any, **options: Any) -> str:
     return text.translate(_JSON_TABLE)
 
 
-def json_chunks(data: Any, *, size: int = 1 << 16, **options: Any) -> Iterator[str]:
-    """``json_dumps(data, **options)`` in pieces of about ``size`` characters, for writing a
-    large document to a file: the whole text, and the million small strings the encoder makes
-    on the way to it, are never in memory at once."""
-    pending: list[str] = []
-    held = 0
-    for chunk in json.JSONEncoder(ensure_ascii=False, **options).iterencode(data):
-        pending.append(chunk)
-        held += len(chunk)
-        if held >= size:
-            yield _json_escaped("".join(pending))
-            pending, held = [], 0
-    if pending:
-        yield _json_escaped("".join(pending))
-
-
-def _json_escaped(text: str) -> str:
-    # A chunk boundary never splits a string's escape: the encoder yields whole tokens.
+def json_escaped(text: str) -> str:
+    """``text`` (JSON, or a piece of it cut between tokens) with DEL, C1 and bidi controls
+    ``\\u``-escaped, as ``json_dumps`` does."""
     if _JSON_FINDER.search(text) is None:
         return text
     return text.translate(_JSON_TABLE)

@@ -133,3 +133,24 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     assert all(s.origin == "ours" and s.facts for s in judged)
     levels = {s.level for s in judged}
     assert "supported" in levels and levels != {"supported"}, levels
+
+
+def test_report_json_written_in_pieces_equals_the_whole_dump() -> None:
+    from archiver.models import Document, Source
+    from archiver.report import build_report
+    from archiver.report.render_json import render_json, render_json_chunks, report_dict
+    from archiver.safetext import json_dumps
+    from tests.report_samples import evidence_report, long_strings_report, sample_report
+
+    empty = build_report(Source("s", "/x.md"), Document("/x.md", "t", ()), [],
+                         generated_at=sample_report().generated_at)
+    hostile = sample_report(notes=("a note with \u202e a bidi override and \x9b CSI",))
+    for report in (sample_report(), sample_report(changes=False), evidence_report(),
+                   long_strings_report(), empty, hostile):
+        whole = json_dumps(report_dict(report), indent=2) + "\n"
+        assert render_json(report) == whole
+        pieces = list(render_json_chunks(report))
+        assert "".join(pieces) == whole
+    assert '"links": []' in render_json(empty)
+    # Controls are escaped in the pieces as in the whole.
+    assert "\\u202e" in render_json(hostile) and "\u202e" not in render_json(hostile)

@@ -17,7 +17,8 @@ are ``YYYY-MM-DDTHH:MM:SSZ``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from archiver.models import (
 )
 from archiver.parse.render import finding_json
 from archiver.report.model import Report, evidence_kind, memento_offset_days
-from archiver.safetext import json_chunks
+from archiver.safetext import json_escaped
 from archiver.support import LEVEL_RULE, LEVELS, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "render_json_chunks", "report_dict"]
@@ -44,56 +45,97 @@ def render_json(report: Report) -> str:
 
 
 def render_json_chunks(report: Report) -> Iterator[str]:
-    """``render_json(report)`` in pieces, for writing it to a file with flat memory."""
-    yield from json_chunks(report_dict(report), indent=2)
-    yield "\n"
+    """``render_json(report)`` in pieces, for writing it to a file with flat memory: the long
+    lists (footnotes, links, support, ...) are turned into JSON one item at a time, never held
+    whole. The text is exactly ``json_dumps(report_dict(report), indent=2)`` plus a newline:
+    a value's nested lines are indented by its depth, which is all ``indent=2`` does."""
+    pending: list[str] = []
+    held = 0
+    for piece in _pieces(report):
+        pending.append(piece)
+        held += len(piece)
+        if held >= 1 << 16:
+            yield json_escaped("".join(pending))
+            pending, held = [], 0
+    pending.append("\n")
+    yield json_escaped("".join(pending))
+
+
+def _pieces(report: Report) -> Iterator[str]:
+    for n, (key, value) in enumerate(_report_items(report)):
+        yield ("{" if n == 0 else ",") + "\n  " + _encode(key) + ": "
+        if not isinstance(value, _Items):
+            yield _encode(value).replace("\n", "\n  ")
+            continue
+        empty = True
+        for item in value:
+            yield ("[" if empty else ",") + "\n    " + _encode(item).replace("\n", "\n    ")
+            empty = False
+        yield "[]" if empty else "\n  ]"
+    yield "\n}"
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+class _Items:
+    """A long list of the report, made item by item as it is written."""
+
+    def __init__(self, make: Callable[[], Iterable[Any]]) -> None:
+        self._make = make
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._make())
 
 
 def report_dict(report: Report) -> dict[str, Any]:
     """The report as plain JSON-ready data (what ``render_json`` serialises)."""
+    return {key: list(value) if isinstance(value, _Items) else value
+            for key, value in _report_items(report)}
+
+
+def _report_items(report: Report) -> Iterator[tuple[str, Any]]:
     source = report.source
     summary = report.summary
-    return {
-        "source": {
-            "id": source.id,
-            "path": report.source_path,
-            "title": report.title,
-            "published": source.published.isoformat() if source.published else None,
-            "format": report.document.format,
-        },
-        "generated_at": isoformat(report.generated_at),
-        "summary": {
-            "claims": summary.claims,
-            "footnotes": summary.footnotes,
-            "urls": summary.urls,
-            "citations": summary.citations,
-            "healthy": summary.healthy,
-            "failing": summary.failing,
-            "unchecked": summary.unchecked,
-            "captured": summary.captured,
-            "mementos": summary.mementos,
-            "rescued": summary.rescued,
-            "no_archived_copy": summary.no_copy,
-            "unsupported_claims": summary.unsupported_claims,
-            "orphan_footnotes": summary.orphan_footnotes,
-            "by_verdict": dict(summary.by_verdict),
-            "evidence": dict(summary.evidence),
-            "support": {level: sum(1 for s in report.support if s.level == level)
-                        for level in LEVELS},
-        },
-        "notes": list(report.notes),
-        "footnotes": [footnote_dict(note) for note in report.document.footnotes],
-        "findings": [finding_dict(finding) for finding in report.document.findings],
-        "unsupported": [
-            {"footnote": e.number, "text": claim.text, "line": claim.line}
-            for e in report.entries if e.unsupported for claim in e.claims
-        ],
-        "links": [_link(link, report) for link in report.links],
-        "changes": [_change(change) for change in report.changes],
-        "support": [support_json(support) for support in report.support],
-        "support_rule": LEVEL_RULE,
-        "run": dict(report.run),
+    yield "source", {
+        "id": source.id,
+        "path": report.source_path,
+        "title": report.title,
+        "published": source.published.isoformat() if source.published else None,
+        "format": report.document.format,
     }
+    yield "generated_at", isoformat(report.generated_at)
+    yield "summary", {
+        "claims": summary.claims,
+        "footnotes": summary.footnotes,
+        "urls": summary.urls,
+        "citations": summary.citations,
+        "healthy": summary.healthy,
+        "failing": summary.failing,
+        "unchecked": summary.unchecked,
+        "captured": summary.captured,
+        "mementos": summary.mementos,
+        "rescued": summary.rescued,
+        "no_archived_copy": summary.no_copy,
+        "unsupported_claims": summary.unsupported_claims,
+        "orphan_footnotes": summary.orphan_footnotes,
+        "by_verdict": dict(summary.by_verdict),
+        "evidence": dict(summary.evidence),
+        "support": {level: sum(1 for s in report.support if s.level == level)
+                    for level in LEVELS},
+    }
+    yield "notes", list(report.notes)
+    yield "footnotes", _Items(lambda: (footnote_dict(n) for n in report.document.footnotes))
+    yield "findings", _Items(lambda: (finding_dict(f) for f in report.document.findings))
+    yield "unsupported", _Items(lambda: (
+        {"footnote": e.number, "text": claim.text, "line": claim.line}
+        for e in report.entries if e.unsupported for claim in e.claims))
+    yield "links", _Items(lambda: (_link(link, report) for link in report.links))
+    yield "changes", _Items(lambda: (_change(change) for change in report.changes))
+    yield "support", _Items(lambda: (support_json(support) for support in report.support))
+    yield "support_rule", LEVEL_RULE
+    yield "run", dict(report.run)
 
 
 def footnote_dict(note: Footnote) -> dict[str, Any]:
