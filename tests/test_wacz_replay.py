@@ -20,6 +20,7 @@ without Chromium, the test is skipped and says why.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import http.server
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 import zipfile
@@ -101,20 +103,30 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def _replayed_text(browser, page_url: str, wanted: str) -> tuple[str, str] | None:
-    """(frame URL, text) of the replay frame showing ``wanted``, or None after 30 s."""
+    """(frame URL, text) of the replay frame showing ``wanted``, or None after 60 s.
+
+    The page is loaded again when ``wanted`` has not shown after 20 s, as a reader would: now
+    and then (2 runs of this test in 16, on commits before and after the worker processes)
+    the viewer's load of a collection shows nothing, and a reload shows it. What the frames
+    hold at the end is printed for the failure's report."""
     page = browser.new_page()
     try:
-        page.goto(page_url)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for frame in page.frames:
-                try:
-                    text = frame.evaluate("document.body ? document.body.innerText : ''")
-                except Exception:  # frames come and go while the viewer loads
-                    continue
-                if wanted in text:
-                    return frame.url, text
-            time.sleep(0.3)
+        for _ in range(3):
+            page.goto(page_url)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                for frame in page.frames:
+                    try:
+                        text = frame.evaluate("document.body ? document.body.innerText : ''")
+                    except Exception:  # frames come and go while the viewer loads
+                        continue
+                    if wanted in text:
+                        return frame.url, text
+                time.sleep(0.3)
+        for frame in page.frames:
+            with contextlib.suppress(Exception):
+                shown = frame.evaluate("document.body ? document.body.innerText : ''")
+                print(f"frame {frame.url}: {shown[:300]!r}", file=sys.stderr)
         return None
     finally:
         page.close()
