@@ -59,8 +59,14 @@ def test_host_give_up_with_workers_matches_one_process(tmp_path: Path, web: WebS
             skipped = {i["url"]: i["reason"] for i in data["not_fetched"]}
             assert set(skipped.values()) == {"not fetched: host gave up after 3 timeouts"}
             assert all((verdicts[u] is None) == (u in skipped) for u in urls)
-            results[workers] = (len(skipped), data["offline"], data["outage"])
-    assert results[1] == results[2]
+            assert set(skipped) <= set(silent)
+            assert verdicts[web.url("/article")] == "ok"
+            results[workers] = (data["offline"], data["outage"])
+            # How many silent URLs were tried before the host was given up depends on which
+            # were in flight at that moment (per_host 2), in one process as with workers;
+            # most are not fetched either way.
+            assert 1 <= len(silent) - len(skipped) <= 6, (workers, len(skipped))
+    assert results[1] == results[2] == (False, False)
 
 
 def test_per_host_holds_with_workers(tmp_path: Path) -> None:
