@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from archiver.config import Settings
-from archiver.models import Capture, FetchFailure, FetchResult, Judgement, Target, Verdict
+from archiver.models import (
+    Capture,
+    FetchFailure,
+    FetchResult,
+    Judgement,
+    Memento,
+    Target,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from archiver import provenance, soft404
@@ -190,10 +198,12 @@ class CaptureStage:
         # A browser capture's provenance says so (and whether a profile was used); the HTTP
         # exchange it replaced keeps its own.
         shot = browsed.capture if browsed is not None else None
-        kept = self._provenance(result, url, mode="browser" if shot else "http",
+        kept = write_provenance(self.settings, self.writer, result, url,
+                                mode="browser" if shot else "http",
                                 profile="used" if shot is not None and shot.profile else None)
         replaced = http_result is not result and isinstance(http_result, Capture)
-        kept_http = self._provenance(http_result, url) if http_result is not result else None
+        kept_http = (write_provenance(self.settings, self.writer, http_result, url)
+                     if http_result is not result else None)
         text = page.text if page is not None else None
         http_text = http_page.text if replaced and http_page is not None else None
         return Finished(
@@ -213,18 +223,30 @@ class CaptureStage:
             kept_http=kept_http,
         )
 
-    def _provenance(self, result: FetchResult, cited_url: str, *, mode: str = "http",
-                    profile: str | None = None) -> provenance.Kept | None:
-        """The provenance record of ``result`` (a capture with a WARC record); ``None`` for
-        failures."""
-        from archiver import provenance
 
-        if not isinstance(result, Capture) or result.warc is None:
-            return None
-        fetch = self.settings.fetch
-        shaped = provenance.capture_settings(fetch.user_agent, http2=fetch.http2, mode=mode,
-                                             profile=profile)
-        return provenance.write(self.writer, result, cited_url=cited_url, settings=shaped)
+def write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,
+                     cited_url: str, memento: Memento | None = None, *, mode: str = "http",
+                     profile: str | None = None) -> provenance.Kept | None:
+    """Write the provenance record of ``result`` (a capture with a WARC record; ``None`` for
+    failures). ``memento``: the Internet Archive copy it was fetched from (a rescue).
+    ``mode`` (``http`` or ``browser``) and ``profile`` are recorded among the settings that
+    shaped the capture."""
+    from archiver import provenance
+
+    if not isinstance(result, Capture) or result.warc is None:
+        return None
+    facts: tuple[tuple[str, str], ...] = ()
+    if memento is not None:
+        facts = (("archive", "Internet Archive (web.archive.org)"),
+                 ("memento_url", memento.url),
+                 ("memento_datetime", memento.datetime.isoformat()),
+                 ("captured_by", "Internet Archive"),
+                 ("fetched_from_archive_at", result.captured_at.isoformat()))
+    fetch = settings.fetch
+    shaped = provenance.capture_settings(fetch.user_agent, http2=fetch.http2, mode=mode,
+                                         profile=profile)
+    return provenance.write(writer, result, cited_url=cited_url, settings=shaped,
+                            memento=facts)
 
 
 @contextlib.asynccontextmanager

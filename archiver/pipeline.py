@@ -35,7 +35,6 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
-    FetchResult,
     FootnoteRef,
     Judgement,
     LinkRecord,
@@ -49,12 +48,10 @@ from archiver.models import (
 )
 
 if TYPE_CHECKING:
-    from archiver import provenance
     from archiver.capturing import Finished
     from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
     from archiver.support import Support
-    from archiver.warc import WarcWriter
 
 __all__ = [
     "Progress",
@@ -734,7 +731,7 @@ async def _fetch_and_rescue(
 async def _capture_mementos(
     settings: Settings, catalog: Catalog, run_id: int, wanted: Mapping[str, Source]
 ) -> None:
-    from archiver import recording
+    from archiver import capturing, recording
     from archiver.fetch import Fetcher
     from archiver.warc import WarcWriter
 
@@ -765,7 +762,8 @@ async def _capture_mementos(
                                 ("memento-datetime", memento.datetime.isoformat())],
                         captured_at=result.captured_at,
                     )
-                    kept = await _write_provenance(settings, writer, result, url, memento)
+                    kept = capturing.write_provenance(settings, writer, result, url,
+                                                      memento)
                     recording.record_provenance(catalog, kept)
                     recording.log_custody(settings, "rescue", [kept] if kept else [])
 
@@ -1284,27 +1282,3 @@ def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, 
     facts = provenance.glance(json.loads(row[0])) if row is not None else {}
     facts["payload_digest"] = stored.payload_digest
     return tuple((k, None if v is None else str(v)) for k, v in facts.items())
-
-
-async def _write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult,
-                            cited_url: str, memento: Memento | None = None, *,
-                            mode: str = "http", profile: str | None = None
-                            ) -> provenance.Kept | None:
-    """Write the provenance record of ``result`` (a capture with a WARC record) in the
-    writer's thread; ``None`` for failures. ``mode`` (``http`` or ``browser``) and
-    ``profile`` are recorded among the settings that shaped the capture."""
-    from archiver import provenance
-
-    if not isinstance(result, Capture) or result.warc is None:
-        return None
-    facts: tuple[tuple[str, str], ...] = ()
-    if memento is not None:
-        facts = (("archive", "Internet Archive (web.archive.org)"),
-                 ("memento_url", memento.url),
-                 ("memento_datetime", memento.datetime.isoformat()),
-                 ("captured_by", "Internet Archive"),
-                 ("fetched_from_archive_at", result.captured_at.isoformat()))
-    shaped = provenance.capture_settings(settings.fetch.user_agent, http2=settings.fetch.http2,
-                                         mode=mode, profile=profile)
-    return await asyncio.to_thread(provenance.write, writer, result, cited_url=cited_url,
-                                   settings=shaped, memento=facts)

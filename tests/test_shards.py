@@ -154,6 +154,17 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def workers_of(proc: subprocess.Popen[bytes], count: int = 2) -> list[int]:
+    """The pids of the run ``proc``'s worker processes, once all ``count`` are forked (30 s
+    at most)."""
+    deadline = time.monotonic() + 30
+    workers: list[int] = []
+    while time.monotonic() < deadline and len(workers) < count:
+        time.sleep(0.1)
+        workers = _children(proc.pid)
+    return workers
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -213,11 +224,7 @@ def test_a_worker_that_dies_loses_only_its_urls_in_flight(tmp_path: Path) -> Non
                "--format", "json"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
-        deadline = time.monotonic() + 30
-        workers: list[int] = []
-        while time.monotonic() < deadline and len(workers) < 2:
-            time.sleep(0.1)
-            workers = _children(proc.pid)
+        workers = workers_of(proc)
         time.sleep(1.0)
         os.kill(workers[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)

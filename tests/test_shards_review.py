@@ -9,13 +9,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.test_run import ARTICLE, call, make_project, read_back
 from tests.test_run_limits import silent_server
-from tests.test_shards import HTML, _alive, _children, hosts
+from tests.test_shards import HTML, _alive, hosts, workers_of
 from tests.webserver import Reply, Request, WebServer
 
 
@@ -69,7 +70,9 @@ def test_host_give_up_with_workers_matches_one_process(tmp_path: Path, web: WebS
     assert results[1] == results[2] == (False, False)
 
 
-def test_per_host_holds_with_workers(tmp_path: Path) -> None:
+def counting(delay: float) -> tuple[dict[str, int], Callable[[Request], Reply]]:
+    """A handler that answers after ``delay`` seconds, and ``{"n", "max"}``: the requests it
+    is answering now and the most it answered at once."""
     lock = threading.Lock()
     now = {"n": 0, "max": 0}
 
@@ -77,10 +80,16 @@ def test_per_host_holds_with_workers(tmp_path: Path) -> None:
         with lock:
             now["n"] += 1
             now["max"] = max(now["max"], now["n"])
-        time.sleep(0.05)
+        time.sleep(delay)
         with lock:
             now["n"] -= 1
         return Reply(200, ARTICLE, HTML)
+
+    return now, slow
+
+
+def test_per_host_holds_with_workers(tmp_path: Path) -> None:
+    now, slow = counting(0.05)
 
     with WebServer() as web:
         web.fallback = slow
@@ -127,11 +136,7 @@ def test_ctrl_c_with_workers(tmp_path: Path) -> None:
         cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
-        deadline = time.monotonic() + 30
-        workers: list[int] = []
-        while time.monotonic() < deadline and len(workers) < 2:
-            time.sleep(0.1)
-            workers = _children(proc.pid)
+        workers = workers_of(proc)
         time.sleep(1.5)
         os.killpg(proc.pid, signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
@@ -242,17 +247,7 @@ def test_redirects_across_workers_and_revisits_verify(tmp_path: Path) -> None:
 def test_per_host_holds_for_redirects_into_another_workers_host(tmp_path: Path) -> None:
     from archiver import shards
     from tests.webserver import redirect
-    lock = threading.Lock()
-    now = {"n": 0, "max": 0}
-
-    def slow(req: Request) -> Reply:
-        with lock:
-            now["n"] += 1
-            now["max"] = max(now["max"], now["n"])
-        time.sleep(0.1)
-        with lock:
-            now["n"] -= 1
-        return Reply(200, ARTICLE, HTML)
+    now, slow = counting(0.1)
 
     servers = [WebServer() for _ in range(6)]
     try:
