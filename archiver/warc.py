@@ -1265,12 +1265,20 @@ def _indexer() -> Any:
     return cdxj_indexer.main
 
 
-def lookup(archive_dir: Path, url: str) -> list[IndexEntry]:
-    """Every indexed capture of ``url`` (response and revisit records), oldest first."""
+def index_lines(archive_dir: Path) -> list[str]:
+    """The sorted lines of the archive's ``index.cdxj`` (none if there is no index yet), for
+    many ``lookup`` calls on one read."""
     index = Path(archive_dir) / INDEX_NAME
     if not index.exists():
         return []
-    lines = index.read_text("utf-8").splitlines()
+    return index.read_text("utf-8").splitlines()
+
+
+def lookup(archive_dir: Path, url: str, *, lines: list[str] | None = None) -> list[IndexEntry]:
+    """Every indexed capture of ``url`` (response and revisit records), oldest first.
+    ``lines`` is the index as ``index_lines`` read it; without it, the index is read."""
+    if lines is None:
+        lines = index_lines(archive_dir)
     key = url_key(url.split("#", 1)[0])
     entries: list[IndexEntry] = []
     start = bisect.bisect_left(lines, key + " ")

@@ -33,18 +33,28 @@ def page(host: int, i: int) -> bytes:
 
 
 @contextlib.contextmanager
-def hosts(count: int, pages: int, *, delay: float = 0.0,
-          missing: int = 0) -> Iterator[tuple[list[WebServer], list[str]]]:
+def hosts(count: int, pages: int, *, delay: float = 0.0, missing: int = 0,
+          workers: int = 2) -> Iterator[tuple[list[WebServer], list[str]]]:
     """``count`` web servers (each its own host:port, so its own politeness gate and shard),
-    ``pages`` pages each; the last ``missing`` pages of each answer 404."""
+    ``pages`` pages each; the last ``missing`` pages of each answer 404. The ports are
+    chosen so that each of ``workers`` workers owns at least one host: a worker with none
+    would make a test about workers pass or fail by the luck of the ports."""
     with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(WebServer()) for _ in range(count)]
+        servers: list[WebServer] = []
+        while len(servers) < count:
+            web = stack.enter_context(WebServer())
+            taken = {shards.shard_of(s.url("/"), workers) for s in servers}
+            # The last places go only to servers whose worker has no host yet.
+            if (count - len(servers) > workers - len(taken)
+                    or shards.shard_of(web.url("/"), workers) not in taken):
+                servers.append(web)
         urls = []
         for h, web in enumerate(servers):
             for i in range(pages):
                 if i < pages - missing:
                     web.route(f"/p/{i}", Reply(200, page(h, i), HTML, delay=delay))
                 urls.append(web.url(f"/p/{i}"))
+        assert {shards.shard_of(url, workers) for url in urls} == set(range(workers))
         yield servers, urls
 
 

@@ -8,6 +8,8 @@ import re
 import zipfile
 from pathlib import Path
 
+from warcio.archiveiterator import ArchiveIterator
+
 from tests.test_pagetext_pdf import make_pdf
 from tests.test_run import ARTICLE, call, make_project
 from tests.webserver import Reply, WebServer, redirect
@@ -45,3 +47,30 @@ def test_each_cited_url_is_listed_once_under_its_own_address(tmp_path: Path,
     assert by_url[web.url("/article")]["title"] == "Court upholds conviction"
     for page in pages:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", page["ts"])
+
+
+def test_a_slow_redirect_is_listed_at_the_date_of_its_first_record(tmp_path: Path,
+                                                                   web: WebServer) -> None:
+    """The record under a redirected cited URL is its first hop, written before the final
+    answer; with a slow target the two dates differ, and the page must carry the first one
+    (the WACZ tool drops a page whose address and date match no record)."""
+    web.route("/old", redirect("/slow", 301))
+    web.route("/slow", Reply(200, ARTICLE, {"Content-Type": "text/html"}, delay=2.2))
+    cited = [web.url("/old")]
+    config = make_project(tmp_path, cited)
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    target = tmp_path / "out.wacz"
+    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
+    assert code == 0, out + err
+    assert "(1 page(s)" in out, out + err
+    with zipfile.ZipFile(target) as wacz:
+        pages = [json.loads(line) for line in
+                 wacz.read("pages/pages.jsonl").decode().splitlines()[1:]]
+        first_hop = [record for name in wacz.namelist() if name.endswith(".warc.gz")
+                     for record in ArchiveIterator(wacz.open(name))
+                     if record.rec_type == "response"
+                     and record.rec_headers.get_header("WARC-Target-URI") == cited[0]]
+    assert [p["url"] for p in pages] == cited
+    assert len(first_hop) == 1
+    assert pages[0]["ts"] == first_hop[0].rec_headers.get_header("WARC-Date")

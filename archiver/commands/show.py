@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -301,6 +302,7 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
 
         load_key(settings.root / settings.provenance.signing_key)
     with Archive(settings) as archive:
+        index = _Index(settings.archive.dir)
         for source_id in ids:
             warcs: set[Path] = set()
             pages: list[dict[str, object]] = []
@@ -319,7 +321,7 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
                     if citation.footnote not in footnotes:
                         footnotes.append(citation.footnote)
                     continue
-                by_url[citation.url] = _page(settings, citation, len(pages))
+                by_url[citation.url] = _page(settings, citation, len(pages), index)
                 pages.append(by_url[citation.url])
             if not warcs:
                 raise NotArchivedError(f"{source_id}: nothing archived yet to export "
@@ -327,17 +329,48 @@ def export_wacz(config: Path, *, sources: list[str] | None, output: str | None,
             target = Path(output) if output else (
                 settings.archive.reports_dir / source_id / f"{source_id}.wacz")
             target.parent.mkdir(parents=True, exist_ok=True)
-            _wacz(sorted(warcs), pages, target, title=settings.source(source_id).title
-                  or source_id)
+            listed = _wacz(sorted(warcs), pages, target,
+                           title=settings.source(source_id).title or source_id)
             _seal(settings, target, source_id, sign=sign, io=io)
-            io.print(f"wrote {target} ({len(pages)} page(s) from {len(warcs)} WARC file(s))")
+            io.print(f"wrote {target} ({len(listed)} page(s) from {len(warcs)} WARC file(s))")
+            # The WACZ tool lists a page only where a record has its address and date: one
+            # it left out would not open from the list, and is named rather than counted.
+            for page in pages:
+                if page["url"] not in listed:
+                    io.error(f"{target}: {page['url']} is not in the page list: no record "
+                             f"under that address at {page['ts']}")
     return 0
 
 
-def _page(settings: Settings, citation: Citation, number: int) -> dict[str, object]:
+class _Index:
+    """The archive's CDXJ index, read once for every page of an export."""
+
+    def __init__(self, archive_dir: Path) -> None:
+        self.archive_dir = archive_dir
+        self._lines: list[str] | None = None
+
+    def record_date(self, url: str, at_or_before: datetime) -> str | None:
+        """The date (ISO) of the newest record stored under ``url`` no later than
+        ``at_or_before`` (to the second), ``None`` if there is none."""
+        from archiver.warc import index_lines, lookup
+
+        if self._lines is None:
+            self._lines = index_lines(self.archive_dir)
+        limit = at_or_before.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+        found = [e.timestamp for e in lookup(self.archive_dir, url, lines=self._lines)
+                 if e.timestamp[:14] <= limit]
+        if not found:
+            return None
+        ts = max(found)[:14]
+        return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[8:10]}:{ts[10:12]}:{ts[12:14]}Z"
+
+
+def _page(settings: Settings, citation: Citation, number: int,
+          index: _Index) -> dict[str, object]:
     """The pages.jsonl entry of a cited URL: the copy that shows the page (ours if healthy,
     else the rescued copy, else the newest), under the URL and date its record is stored
-    under, so ReplayWeb.page finds it."""
+    under, so ReplayWeb.page finds it (and the WACZ tool, which drops a page whose address
+    and date match no record, keeps it)."""
     from archiver.warc import read_record
 
     copies = citation.captures
@@ -345,6 +378,10 @@ def _page(settings: Settings, citation: Citation, number: int) -> dict[str, obje
                     and c.verdict.healthy), None)
               or next((c for c in copies if c.origin != "live"), None) or copies[0])
     url, when = citation.url, isoformat(chosen.captured_at)
+    if chosen.origin == "live" and chosen.final_url != citation.url:
+        # A capture's date is its final answer's; the record under the cited URL is the
+        # first hop's, written earlier (a second or more, on a slow redirect).
+        when = index.record_date(citation.url, chosen.captured_at) or when
     if chosen.origin != "live":
         # Rescued copies are stored under the cited URL at the memento's date (older ones
         # under their web.archive.org address): take both from the record itself.
@@ -356,7 +393,9 @@ def _page(settings: Settings, citation: Citation, number: int) -> dict[str, obje
 
 
 def _wacz(warcs: list[Path], pages: list[dict[str, object]], target: Path, *,
-          title: str) -> None:
+          title: str) -> set[str]:
+    """Write the WACZ of ``warcs`` with ``pages`` to ``target`` and validate it; returns the
+    addresses its page list holds."""
     with tempfile.TemporaryDirectory() as tmp:
         pages_file = Path(tmp) / "pages.jsonl"
         lines = [json.dumps({"format": "json-pages-1.0", "id": "pages", "title": "Cited pages"})]
@@ -377,7 +416,14 @@ def _wacz(warcs: list[Path], pages: list[dict[str, object]], target: Path, *,
         if check.returncode != 0:
             raise ArchiverError(f"{target}: the WACZ did not validate: "
                                 f"{(check.stderr or check.stdout).strip()[-500:]}")
+        with zipfile.ZipFile(tmp_target) as made:
+            # No page matched a record: the tool then writes no page list at all.
+            text = (made.read("pages/pages.jsonl").decode("utf-8")
+                    if "pages/pages.jsonl" in made.namelist() else "")
+        listed = {json.loads(line).get("url") for line in text.splitlines()[1:]
+                  if line.strip()}
         shutil.move(str(tmp_target), target)
+    return {url for url in listed if isinstance(url, str)}
 
 
 def serve(config: Path, *, host: str, port: int, io: Output) -> int:
