@@ -80,7 +80,7 @@ from archiver.models import (
 from archiver.warc import WarcWriter
 
 if TYPE_CHECKING:
-    from archiver.catalog import Catalog, StoredCapture
+    from archiver.catalog import Catalog
     from archiver.pagetext import PageText
 
 __all__ = [
@@ -94,7 +94,6 @@ __all__ = [
     "crop_png",
     "find_executable",
     "redact_set_cookie",
-    "stored_text",
     "unavailable",
     "wanted",
 ]
@@ -901,17 +900,6 @@ class BrowserStage:
         rendered = _replace(rendered, text=made.text.strip() or rendered.text)
         judged = classify.classify(capture, probe=probe, cited_url=target.url, page=rendered)
         return Browsed(why, capture=made, page=rendered, judgement=judged)
-
-
-def stored_text(catalog: Catalog, stored: StoredCapture | None) -> str | None:
-    """The text a stored capture holds for comparisons and excerpts: the rendered text of a
-    browser capture, else the text extracted from the HTTP payload."""
-    if stored is None:
-        return None
-    browser = catalog.browser_capture(stored.id)
-    if browser is not None and browser.text is not None:
-        return browser.text
-    return stored.text
 
 
 # ── screenshots for the report ───────────────────────────────────────────────

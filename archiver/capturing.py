@@ -51,11 +51,14 @@ class Finished:
     ``result`` is the evidence: the HTTP capture or failure, or the browser capture that
     replaced it (then ``http`` is the HTTP capture, kept in the catalog too). Captures carry no
     body (``content`` is empty: the bytes are in the WARC); ``text``/``title`` are the
-    evidence's page text, ``fingerprint`` its ``history.text_fingerprint`` (computed here, off
-    the catalog writer's path). ``hop_urls`` are the URLs fetched on the way (redirects), whose
-    attempts are recorded with the URL's. ``kept``/``kept_http`` are the provenance records
-    written for the evidence and for the replaced HTTP capture; ``browser`` how the browser
-    stage treated the URL (``None`` when it did not want it).
+    evidence's page text. Where the stage compares captures (``check``), ``compared`` is set,
+    ``similarity`` is how much of the previous capture's text this one keeps (``None``: no
+    previous text, or the evidence is not a healthy page) and ``fingerprint`` is the text's
+    ``history.text_fingerprint``, kept for the next comparison; all computed here, in
+    parallel, off the catalog writer's path. ``hop_urls`` are the URLs fetched on the way
+    (redirects), whose attempts are recorded with the URL's. ``kept``/``kept_http`` are the
+    provenance records written for the evidence and for the replaced HTTP capture;
+    ``browser`` how the browser stage treated the URL (``None`` when it did not want it).
     """
 
     target: Target
@@ -64,11 +67,12 @@ class Finished:
     text: str | None = None
     title: str | None = None
     fingerprint: str | None = None
+    compared: bool = False
+    similarity: float | None = None
     hop_urls: tuple[str, ...] = ()
     http: Capture | None = None
     http_text: str | None = None
     http_title: str | None = None
-    http_fingerprint: str | None = None
     browser: Browsed | None = None
     kept: provenance.Kept | None = None
     kept_http: provenance.Kept | None = None
@@ -92,15 +96,19 @@ class CaptureStage:
 
     Use ``async with open_stage(...) as stage``. Soft-404 probes are shared: one per host and
     directory, started by ``start_probes`` (all at once, ahead of the URLs that need them) or
-    on first need.
+    on first need. With ``previous`` (``Catalog.comparable_text``), each healthy page is
+    compared with the URL's previous capture (``Finished.similarity``).
     """
 
     def __init__(self, settings: Settings, writer: WarcWriter, fetcher: Fetcher,
-                 browsing: BrowserStage) -> None:
+                 browsing: BrowserStage, *,
+                 previous: Callable[[str], tuple[str, str | None] | None] | None = None,
+                 ) -> None:
         self.settings = settings
         self.writer = writer
         self.fetcher = fetcher
         self.browsing = browsing
+        self.previous = previous
         self._probes: dict[tuple[str, str], asyncio.Task[soft404.ProbeOutcome]] = {}
 
     # ── soft-404 probes ──
@@ -164,13 +172,28 @@ class CaptureStage:
                                            capture.content_type, capture.final_url)
         return pagetext.extract(capture.content, capture.content_type, capture.final_url)
 
+    def _compare(self, url: str, text: str) -> tuple[str, float | None]:
+        """A healthy page's text fingerprint, and how much of the previous capture's text it
+        keeps (``None`` when there is none). Equal fingerprints need no token alignment (the
+        common case of a re-check: nothing changed)."""
+        from archiver import history
+
+        assert self.previous is not None
+        fingerprint = history.text_fingerprint(text)
+        before = self.previous(url)
+        if before is None or not before[0]:
+            return fingerprint, None
+        before_text, before_fingerprint = before
+        if before_text == text or before_fingerprint == fingerprint:
+            return fingerprint, 1.0
+        return fingerprint, history.text_similarity(before_text, text)
+
     async def capture(self, target: Target) -> Finished:
         """Fetch, judge and archive ``target``. Raises ``HostGaveUp`` when its host was given
         up for this run (the URL is then not fetched), ``ArchiveError`` when the WARC cannot
         be written."""
         from archiver import classify
         from archiver.fetch import HostGaveUp
-        from archiver.history import text_fingerprint
 
         url = target.url
         if self.fetcher.gave_up(url):
@@ -205,19 +228,23 @@ class CaptureStage:
         kept_http = (write_provenance(self.settings, self.writer, http_result, url)
                      if http_result is not result else None)
         text = page.text if page is not None else None
-        http_text = http_page.text if replaced and http_page is not None else None
+        fingerprint = similarity = None
+        # Drift means the evidence page changed; for an error page it means nothing.
+        if self.previous is not None and text and judgement.verdict.healthy:
+            fingerprint, similarity = self._compare(url, text)
         return Finished(
             target=target,
             result=_bodiless(result),
             judgement=judgement,
             text=text,
             title=page.title if page is not None else None,
-            fingerprint=text_fingerprint(text) if text is not None else None,
+            fingerprint=fingerprint,
+            compared=self.previous is not None,
+            similarity=similarity,
             hop_urls=hop_urls,
             http=_bodiless(http_result) if replaced else None,  # type: ignore[arg-type]
-            http_text=http_text,
+            http_text=http_page.text if replaced and http_page is not None else None,
             http_title=http_page.title if replaced and http_page is not None else None,
-            http_fingerprint=text_fingerprint(http_text) if http_text is not None else None,
             browser=browsed.slim() if browsed is not None else None,
             kept=kept,
             kept_http=kept_http,
@@ -259,11 +286,13 @@ async def open_stage(
     concurrency: int | None = None,
     browser_pages: int | None = None,
     recover: bool = True,
+    previous: Callable[[str], tuple[str, str | None] | None] | None = None,
 ) -> AsyncIterator[CaptureStage]:
     """A capture stage with its own WARC writer, fetcher and browser stage, closed (WARC
     file finished and indexed) on exit. ``concurrency``/``browser_pages`` override the
     settings' (a worker process takes its share); ``recover`` lets the writer repair files a
-    crash left open (the run's own process does it once before any worker starts)."""
+    crash left open (the run's own process does it once before any worker starts);
+    ``previous`` makes it compare each page with the URL's previous capture."""
     from archiver import browse
     from archiver.fetch import Fetcher
     from archiver.warc import WarcWriter
@@ -287,7 +316,7 @@ async def open_stage(
     try:
         async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
                 browse.BrowserStage(settings, writer) as browsing:
-            stage = CaptureStage(settings, writer, fetcher, browsing)
+            stage = CaptureStage(settings, writer, fetcher, browsing, previous=previous)
             try:
                 yield stage
             finally:

@@ -46,7 +46,7 @@ from typing import Any
 from archiver import __version__
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
-from archiver.history import NOT_A_NETWORK_TEST, LinkStatus, link_status, text_fingerprint
+from archiver.history import NOT_A_NETWORK_TEST, LinkStatus, link_status
 from archiver.models import (
     Capture,
     Footnote,
@@ -830,12 +830,11 @@ class Catalog:
     ) -> int:
         """Record the final response of ``capture`` (its WARC record is ``capture.warc``; a
         revisit when ``capture.hops[-1].revisit``) with its extracted ``text`` and ``title``.
-        ``fingerprint`` is ``text_fingerprint(text)`` when the caller has it already (a
-        worker process computed it). Returns the capture's id."""
+        ``fingerprint`` is ``history.text_fingerprint(text)`` where the capture stage computed
+        it (a capture compared with the previous one, as ``check`` does); the next comparison
+        then needs no tokenising when nothing changed. Returns the capture's id."""
         ref = capture.warc
         revisit = bool(capture.hops and capture.hops[-1].revisit)
-        if fingerprint is None and text is not None:
-            fingerprint = text_fingerprint(text)
         with self._write() as db:
             if text is not None and not db.execute(
                 "SELECT 1 FROM texts WHERE digest = ?", (capture.payload_digest,)
@@ -876,6 +875,23 @@ class Catalog:
                 (capture_id, mode, wanted, lost, int(profile), *ref(screenshot),
                  *ref(text_record), blob),
             )
+
+    def comparable_text(self, url: str) -> tuple[str, str | None] | None:
+        """The text the newest capture of ``url`` is compared by (its browser-rendered text
+        if it has one, else the text extracted from its payload) and that text's stored
+        ``history.text_fingerprint`` when it is known to be of that very text; ``None`` when
+        there is no capture with text."""
+        stored = self.latest_capture(url)
+        if stored is None:
+            return None
+        browser = self.browser_capture(stored.id)
+        if browser is not None and browser.text is not None:
+            # The row's fingerprint is of the text recorded with the capture: the rendered
+            # text here too, but only the texts compared are trusted to match.
+            return browser.text, None
+        if stored.text is None:
+            return None
+        return stored.text, stored.fingerprint
 
     def browser_capture(self, capture_id: int) -> StoredBrowser | None:
         """How capture ``capture_id`` was made, if it went to (or wanted) the browser."""

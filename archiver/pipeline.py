@@ -397,7 +397,7 @@ async def _fetch_and_judge(
     offline = functools.cache(Fetcher(settings.fetch, None).decided_offline)
     ordered = _fetch_order(targets, offline, previous)
     workers = shards.worker_count(settings, len(ordered))
-    async with shards.open_shards(settings, catalog, run_id, workers,
+    async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
                                   on_attempt=on_attempt) as stage:
         watch = _NetworkWatch(
             _first_per_host(

@@ -91,16 +91,10 @@ class Recorder:
             self.on_recorded(finished)
 
     def _compare(self, finished: Finished) -> None:
-        from archiver import browse, history
-
-        # Drift means the evidence page changed; for an error page it means nothing.
-        if not (finished.judgement.verdict.healthy and finished.text):
-            return
-        url = finished.url
-        # A browser capture's text is its rendered text (archiver.browse).
-        before = browse.stored_text(self.catalog, self.catalog.latest_capture(url))
-        self.similarity[url] = (history.text_similarity(before, finished.text)
-                                if before else None)
+        # The capture stage compared the page with the previous capture, in parallel; a
+        # stage that did not (a run's, not a check's) leaves the URL out.
+        if finished.compared and finished.judgement.verdict.healthy and finished.text:
+            self.similarity[finished.url] = finished.similarity
 
     def _record(self, finished: Finished) -> list[provenance.Kept]:
         """The catalog rows of one URL (inside the batch's transaction); returns the
@@ -117,8 +111,7 @@ class Recorder:
             # The HTTP exchange stays in the catalog too (a browser document that is a
             # revisit of it needs its original), before the browser capture.
             catalog.record_capture(run_id, finished.http, text=finished.http_text,
-                                   title=finished.http_title,
-                                   fingerprint=finished.http_fingerprint)
+                                   title=finished.http_title)
             record_provenance(catalog, finished.kept_http)
             kept.append(finished.kept_http)
         result = finished.result

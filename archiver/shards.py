@@ -141,17 +141,23 @@ class LocalShard:
 
 @contextlib.asynccontextmanager
 async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers: int, *,
-                      on_attempt: Callable[[Attempt], None]) -> AsyncIterator[Shards]:
+                      on_attempt: Callable[[Attempt], None],
+                      compare_text: bool = False) -> AsyncIterator[Shards]:
     """``workers`` worker processes (``ProcessShards``), or with 0 the capture stage in
-    this process (``LocalShard``); closed, with their WARC files finished, on exit."""
+    this process (``LocalShard``); closed, with their WARC files finished, on exit. With
+    ``compare_text``, each page is compared with its URL's previous capture
+    (``Finished.similarity``)."""
     from archiver.capturing import open_stage
 
     if workers <= 0:
         async with open_stage(settings, run_id, find_payload=catalog.find_payload,
-                              on_attempt=on_attempt) as stage:
+                              on_attempt=on_attempt,
+                              previous=catalog.comparable_text if compare_text else None,
+                              ) as stage:
             yield LocalShard(stage)
         return
-    pool = ProcessShards(settings, catalog.dir, run_id, workers, on_attempt=on_attempt)
+    pool = ProcessShards(settings, catalog.dir, run_id, workers, on_attempt=on_attempt,
+                         compare_text=compare_text)
     try:
         await pool.start()
         yield pool
@@ -239,8 +245,10 @@ class ProcessShards:
     """
 
     def __init__(self, settings: Settings, archive_dir: os.PathLike[str] | str, run_id: int,
-                 workers: int, *, on_attempt: Callable[[Attempt], None]) -> None:
+                 workers: int, *, on_attempt: Callable[[Attempt], None],
+                 compare_text: bool = False) -> None:
         self.settings = settings
+        self.compare_text = compare_text
         self.archive_dir = archive_dir
         self.run_id = run_id
         self.count = workers
@@ -254,7 +262,7 @@ class ProcessShards:
 
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
-                _share(self.settings.browser.pages, self.count))
+                _share(self.settings.browser.pages, self.count), self.compare_text)
         ours: list[socket.socket] = []
         warc.preload()  # imported once here rather than once in every worker
         # Objects that exist now are never collected in a worker, so the collector does not
@@ -408,7 +416,7 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     from archiver.catalog import Catalog
     from archiver.fetch import HostGaveUp
 
-    settings, run_id, archive_dir, concurrency, pages = init
+    settings, run_id, archive_dir, concurrency, pages, compare_text = init
     reader, writer = await asyncio.open_connection(sock=sock)
     outbox = _Outbox(writer.write)
     catalog = Catalog.open_reader(archive_dir)
@@ -439,7 +447,9 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
             async with open_stage(settings, run_id, find_payload=catalog.find_payload,
                                   on_attempt=lambda a: outbox.put("attempt", a),
                                   concurrency=concurrency, browser_pages=pages,
-                                  recover=False) as stage:
+                                  recover=False,
+                                  previous=catalog.comparable_text if compare_text else None,
+                                  ) as stage:
                 while (messages := await _read_frame(reader)) is not None:
                     closing = False
                     for message in messages:
