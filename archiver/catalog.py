@@ -354,6 +354,21 @@ class StoredResult:
 
 
 @dataclass(frozen=True)
+class LinkFacts:
+    """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
+    every verdict (``results``, oldest first, outage ones included), the newest capture
+    whose payload the archive holds (``latest_capture``), how it was made (``browser``), its
+    provenance row (``provenance``) and the cached lookup aimed at the date asked for
+    (``lookup``)."""
+
+    results: tuple[StoredResult, ...] = ()
+    capture: StoredCapture | None = None
+    browser: StoredBrowser | None = None
+    provenance: tuple[str, str, str | None] | None = None
+    lookup: CachedLookup | None = None
+
+
+@dataclass(frozen=True)
 class CitationRow:
     source_id: str
     footnote: int
@@ -876,6 +891,71 @@ class Catalog:
                  *ref(text_record), blob),
             )
 
+    def link_facts(self, urls: Sequence[str], *, near: date | None = None,
+                   ) -> dict[str, LinkFacts]:
+        """``LinkFacts`` of each of ``urls`` (with the cached lookup aimed at ``near``), in a
+        few queries for all of them rather than several per URL: the same answers as
+        ``results``, ``latest_capture``, ``browser_capture``, ``provenance`` and
+        ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
+        with self._mutex, self._errors("read"):
+            db = self._db
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_urls (url TEXT PRIMARY KEY)")
+            db.execute("DELETE FROM wanted_urls")
+            db.executemany("INSERT OR IGNORE INTO wanted_urls VALUES (?)",
+                           ((u,) for u in urls))
+            try:
+                results: dict[str, list[StoredResult]] = {}
+                for row in self._rows(
+                        "SELECT r.* FROM results r JOIN wanted_urls w ON r.url = w.url"
+                        " ORDER BY r.url, r.checked_at, r.id"):
+                    results.setdefault(row["url"], []).append(self._stored_result(row))
+                # The newest capture by the cited URL whose payload is held, as
+                # ``latest_capture`` chooses it.
+                captures: dict[str, StoredCapture] = {}
+                for row in self._rows(
+                        "SELECT * FROM (" + self._CAPTURE_SELECT.replace(
+                            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
+                            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,")
+                        + " JOIN wanted_urls w ON c.url = w.url"
+                        " WHERE c.record_id IS NOT NULL"
+                        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1"):
+                    captures[row["url"]] = self._stored_capture(row)
+                browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
+                    "SELECT b.* FROM browser_captures b JOIN captures c ON c.id = b.capture_id"
+                    " JOIN wanted_urls w ON c.url = w.url")}
+                provenance = {row["record_id"]: (row["document"], row["sha256"],
+                                                 row["metadata_id"]) for row in self._rows(
+                    "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM provenance p"
+                    " JOIN captures c ON c.record_id = p.record_id"
+                    " JOIN wanted_urls w ON c.url = w.url")}
+                lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
+                    "SELECT m.* FROM mementos m JOIN wanted_urls w ON m.url = w.url"
+                    " WHERE m.near = ?", (near.isoformat() if near else "",))}
+            finally:
+                db.execute("DELETE FROM wanted_urls")
+        facts = {}
+        for url in urls:
+            capture = captures.get(url)
+            browser = prov = None
+            if capture is None:
+                # No capture of its own: one that ended on it after redirects, if any.
+                capture = self.latest_capture(url)
+                if capture is not None:
+                    browser = self.browser_capture(capture.id)
+                    prov = self.provenance(capture.warc.record_id) if capture.warc else None
+            else:
+                browser = browsers.get(capture.id)
+                prov = provenance.get(capture.warc.record_id) if capture.warc else None
+            facts[url] = LinkFacts(results=tuple(results.get(url, ())), capture=capture,
+                                   browser=browser, provenance=prov, lookup=lookups.get(url))
+        return facts
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """``_read`` for callers already holding the mutex."""
+        cursor = self._db.execute(sql, params)
+        cursor.row_factory = sqlite3.Row
+        return cursor.fetchall()
+
     def comparable_text(self, url: str) -> tuple[str, str | None] | None:
         """The text the newest capture of ``url`` is compared by (its browser-rendered text
         if it has one, else the text extracted from its payload) and that text's stored
@@ -897,10 +977,10 @@ class Catalog:
         """How capture ``capture_id`` was made, if it went to (or wanted) the browser."""
         rows = self._read("SELECT * FROM browser_captures WHERE capture_id = ?",
                           (capture_id,))
-        if not rows:
-            return None
-        r = rows[0]
+        return self._stored_browser(rows[0]) if rows else None
 
+    @staticmethod
+    def _stored_browser(r: sqlite3.Row) -> StoredBrowser:
         def ref(prefix: str) -> WarcRef | None:
             if r[f"{prefix}_record_id"] is None:
                 return None

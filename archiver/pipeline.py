@@ -818,20 +818,23 @@ def build_link_records(
     a failing link with no cached answer gets ``not_looked_up``: why it was not asked.
     ``not_fetched`` (URL → reason) marks the URLs the run did not fetch: they keep their
     previous verdict and state, and their reason says why and when that result is from."""
+    from archiver.history import link_status
     from archiver.pagetext import excerpt
 
     not_fetched = not_fetched or {}
     records = []
     published = settings.source(source_id).published
+    # What the catalog holds on every URL, in a few queries for all of them.
+    facts_of = catalog.link_facts(doc.urls, near=published)
     for url in doc.urls:
         footnotes = doc.citing[url]
-        last = catalog.last_result(url)
-        stored = catalog.latest_capture(url)
-        browser = catalog.browser_capture(stored.id) if stored else None
+        facts = facts_of[url]
+        last = next((r for r in reversed(facts.results) if not r.outage), None)
+        stored, browser = facts.capture, facts.browser
         text = browser.text if browser and browser.text is not None else \
             (stored.text if stored else None)
-        status = catalog.link_status(url, settings.check, now)
-        cached = catalog.get_memento(url, near=published)
+        status = link_status([r for r in facts.results if r.checked_at <= now], settings.check)
+        cached = facts.lookup
         memento = cached.memento if cached is not None else None
         not_looked_up = None
         if last is not None and not last.verdict.healthy and cached is None:
@@ -859,7 +862,7 @@ def build_link_records(
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
                 excerpt=excerpt(text) if text else None,
-                provenance=_glance(catalog, stored),
+                provenance=_glance(stored, facts.provenance),
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
                 not_looked_up=not_looked_up,
@@ -1269,16 +1272,16 @@ def _memento_origin(url: str, head: bytes, *, replay_base: str) -> tuple[str, da
     return provenance.memento_origin(url, head, replay_base=replay_base)
 
 
-def _glance(catalog: Catalog, stored: StoredCapture | None) -> tuple[tuple[str, str | None], ...]:
-    """The provenance at a glance of ``stored`` for the report; its payload digest alone when
-    it was captured before provenance was recorded."""
+def _glance(stored: StoredCapture | None, row: tuple[str, str, str | None] | None,
+            ) -> tuple[tuple[str, str | None], ...]:
+    """The provenance at a glance of ``stored`` (``row``: its ``Catalog.provenance``) for the
+    report; its payload digest alone when it was captured before provenance was recorded."""
     import json
 
     from archiver import provenance
 
     if stored is None or stored.warc is None:
         return ()
-    row = catalog.provenance(stored.warc.record_id)
     facts = provenance.glance(json.loads(row[0])) if row is not None else {}
     facts["payload_digest"] = stored.payload_digest
     return tuple((k, None if v is None else str(v)) for k, v in facts.items())

@@ -373,6 +373,61 @@ def test_last_result_skips_outages_unless_asked(catalog: Catalog) -> None:
     assert catalog.last_result(URL, include_outage=True).verdict is Verdict.TIMEOUT
 
 
+def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
+    """The bulk read for reports answers as the one-URL methods do, for every kind of URL: a
+    history with an outage, a revisit, a browser capture, a capture found only by where a
+    redirect ended, a cached lookup for one date and not another, a URL never seen."""
+    near = date(2020, 11, 1)
+    other, redirected, target = ("https://b.example/x", "https://c.example/old",
+                                 "https://c.example/new")
+    run_id = catalog.begin_run("run", [])
+    catalog.record_capture(run_id, make_capture(at=T0, record="<urn:uuid:orig>"),
+                           text="same words", title="A")
+    catalog.record_provenance("<urn:uuid:orig>", URL, '{"kind": "capture"}', "ab" * 32,
+                              "<urn:uuid:meta>")
+    shot = catalog.record_capture(run_id, make_capture(other, digest="sha1:B",
+                                                       record="<urn:uuid:b>", offset=600),
+                                  text="http text", title="B")
+    catalog.record_browser(shot, mode="browser", wanted="app shell", text="rendered text",
+                           screenshot=WarcRef("archive/a.warc.gz", 2000, 50, "<urn:shot>"))
+    catalog.record_capture(run_id, make_capture(redirected, final_url=target, digest="sha1:C",
+                                                record="<urn:c>", offset=1200),
+                           text="moved", title="C")
+    catalog.record_provenance("<urn:c>", redirected, '{"kind": "capture"}', "cd" * 32, None)
+    later = T0 + timedelta(days=7)
+    catalog.record_capture(run_id, make_capture(at=later, record="<urn:uuid:rev>",
+                                                offset=900, revisit=True),
+                           text="same words", title="A")
+    for verdict, days, outage in [(Verdict.OK, 0, False), (Verdict.TIMEOUT, 1, True),
+                                  (Verdict.NOT_FOUND, 2, False)]:
+        catalog.record_result(run_id, URL, Judgement(verdict, str(verdict)), http_status=None,
+                              final_url=None, attempts=1, checked_at=T0 + timedelta(days),
+                              outage=outage)
+    catalog.put_memento(URL, None, T0, near=near)
+    catalog.put_memento(other, None, T0)
+    urls = [URL, other, redirected, target, "https://never.example/"]
+    facts = catalog.link_facts(urls, near=near)
+    assert list(facts) == urls
+    for url in urls:
+        fact = facts[url]
+        assert fact.results == tuple(catalog.results(url)[::-1])
+        assert fact.capture == catalog.latest_capture(url)
+        capture = fact.capture
+        assert fact.browser == (catalog.browser_capture(capture.id) if capture else None)
+        assert fact.provenance == (catalog.provenance(capture.warc.record_id)
+                                   if capture else None)
+        assert fact.lookup == catalog.get_memento(url, near=near)
+    assert facts[URL].capture.warc.record_id == "<urn:uuid:rev>"
+    assert facts[URL].provenance is None  # the revisit's own provenance was never recorded
+    assert facts[other].browser.text == "rendered text" and facts[other].lookup is None
+    assert facts[URL].lookup.memento is None and len(facts[URL].results) == 3
+    # The target was never fetched as cited: the capture that ended there stands for it.
+    assert facts[target].capture == facts[redirected].capture
+    assert facts[target].capture.warc.record_id == "<urn:c>"
+    assert facts[target].provenance == facts[redirected].provenance is not None
+    assert catalog.link_facts([]) == {}
+
+
 # ── mementos ─────────────────────────────────────────────────────────────────
 
 
