@@ -353,6 +353,12 @@ class StoredResult:
     outage: bool = False
 
 
+def pack_text(text: str) -> bytes:
+    """A page text as the ``texts`` table keeps it: UTF-8, zlib level 1 (fast; page texts
+    shrink to about a third)."""
+    return zlib.compress(text.encode("utf-8"), 1)
+
+
 @dataclass(frozen=True)
 class LinkFacts:
     """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
@@ -840,11 +846,12 @@ class Catalog:
     # ── captures ──
 
     def record_capture(
-        self, run_id: int, capture: Capture, *, text: str | None, title: str | None,
+        self, run_id: int, capture: Capture, *, text: str | bytes | None, title: str | None,
         fingerprint: str | None = None,
     ) -> int:
         """Record the final response of ``capture`` (its WARC record is ``capture.warc``; a
-        revisit when ``capture.hops[-1].revisit``) with its extracted ``text`` and ``title``.
+        revisit when ``capture.hops[-1].revisit``) with its extracted ``text`` (or that text
+        as ``pack_text`` made it, by a process that had the time) and ``title``.
         ``fingerprint`` is ``history.text_fingerprint(text)`` where the capture stage computed
         it (a capture compared with the previous one, as ``check`` does); the next comparison
         then needs no tokenising when nothing changed. Returns the capture's id."""
@@ -856,7 +863,8 @@ class Catalog:
             ).fetchone():
                 db.execute(
                     "INSERT INTO texts (digest, text) VALUES (?, ?)",
-                    (capture.payload_digest, zlib.compress(text.encode("utf-8"), 1)),
+                    (capture.payload_digest,
+                     text if isinstance(text, bytes) else pack_text(text)),
                 )
             cursor = db.execute(
                 "INSERT INTO captures (run_id, url, final_url, status, warc_path, warc_offset,"

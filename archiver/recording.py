@@ -91,9 +91,9 @@ class Recorder:
             self.on_recorded(finished)
 
     def _compare(self, finished: Finished) -> None:
-        # The capture stage compared the page with the previous capture, in parallel; a
-        # stage that did not (a run's, not a check's) leaves the URL out.
-        if finished.compared and finished.judgement.verdict.healthy and finished.text:
+        # The capture stage compared the page with the previous capture, in parallel (a
+        # healthy page with text has a fingerprint then); a run's stage compares nothing.
+        if finished.compared and finished.fingerprint is not None:
             self.similarity[finished.url] = finished.similarity
 
     def _record(self, finished: Finished) -> list[provenance.Kept]:
