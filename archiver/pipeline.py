@@ -19,7 +19,7 @@ import functools
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from archiver import history
-from archiver.catalog import Catalog, RunRow, StoredResult
+from archiver.catalog import Catalog, LinkFacts, RunRow, StoredResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError
 from archiver.models import (
@@ -824,11 +824,8 @@ def build_link_records(
     not_fetched = not_fetched or {}
     records = []
     published = settings.source(source_id).published
-    # What the catalog holds on every URL, in a few queries for all of them.
-    facts_of = catalog.link_facts(doc.urls, near=published)
-    for url in doc.urls:
+    for url, facts in _link_facts(catalog, doc.urls, near=published):
         footnotes = doc.citing[url]
-        facts = facts_of[url]
         last = next((r for r in reversed(facts.results) if not r.outage), None)
         stored, browser = facts.capture, facts.browser
         text = browser.text if browser and browser.text is not None else \
@@ -876,6 +873,20 @@ def build_link_records(
             )
         )
     return tuple(records)
+
+
+#: URLs per bulk read of the catalog: few queries, and only this many page texts in memory.
+_FACTS_CHUNK = 512
+
+
+def _link_facts(catalog: Catalog, urls: Sequence[str], *, near: date | None,
+                ) -> Iterator[tuple[str, LinkFacts]]:
+    """``Catalog.link_facts`` of ``urls``, in order, read ``_FACTS_CHUNK`` URLs at a time."""
+    for start in range(0, len(urls), _FACTS_CHUNK):
+        chunk = urls[start:start + _FACTS_CHUNK]
+        facts = catalog.link_facts(chunk, near=near)
+        for url in chunk:
+            yield url, facts[url]
 
 
 def _not_looked_up(settings: Settings, catalog: Catalog, url: str, published: date | None,
