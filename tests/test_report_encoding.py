@@ -38,6 +38,9 @@ VALUES = [
      "nested": {"deep": {"deeper": [True, False, {"k": 1.25}]}}},
     {1: "int key", "s": 2}, {None: 1, True: 2, 1.5: 3}, {"e": Colour.RED, "i": Level.HIGH},
     [Colour.RED, Level.HIGH, {"x": Colour.RED}],
+    [float("nan"), 1.5, -0.0, float("-inf"), "\ud800", "\x7f", None, True, 2**70],
+    {"x": float("inf"), "y": "Суд \u202e", "z": None, "w": False},
+    {"flat": [1, 2], "mixed": [1, {"a": (2, 3)}], "deep": {"d": {"e": {"f": []}}}},
 ]
 
 

@@ -29,7 +29,9 @@ def esc(value: object) -> str:
     if value is None:
         return ""
     text = value if type(value) is str else str(value)
-    if _CONTROLS.search(text) is not None:
+    # isprintable() is false for every character escape_controls changes (and for a few
+    # more: tab, newline, other spaces), and is much cheaper than the search.
+    if not text.isprintable() and _CONTROLS.search(text) is not None:
         text = escape_controls(text)
     if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
         return html.escape(text, quote=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 from archiver.models import (
@@ -120,25 +121,70 @@ def _encode(value: Any, newline: str) -> str:
     return _container(value, newline)
 
 
+# Each key's text with its colon ('"url": '), for the keys met (string keys only; a few
+# dozen in a report), so that a key is escaped once, not once per link.
+_KEYS: dict[str, str] = {}
+
+# Containers whose items are all of these exact types hold no container: json's C encoder
+# writes them (with the item separator carrying the line break and indent of their depth)
+# exactly as json.dumps(indent=2) does, but for the break after the opening bracket and
+# before the closing one.
+_FLAT = frozenset({str, int, float, bool, type(None)})
+_C_ENCODERS: dict[str, Callable[[Any, int], Any]] = {}
+
+
+def _flat(value: Any, inner: str) -> str:
+    """``value`` (a container of ``_FLAT`` items) on one line, its items separated by
+    ``"," + inner``."""
+    encoder = _C_ENCODERS.get(inner)
+    if encoder is None:
+        encoder = _C_ENCODERS[inner] = c_make_encoder(
+            None, _refuse, _str, None, ": ", "," + inner, False, False, True)
+    return "".join(encoder(value, 0))
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _container(value: Any, newline: str) -> str:
     kind = type(value)
-    scalars = _SCALARS
     if kind is dict:
         if not value:
             return "{}"
         inner = newline + "  "
+        if c_make_encoder is not None and _FLAT.issuperset(map(type, value.values())):
+            return "{" + inner + _flat(value, inner)[1:-1] + newline + "}"
         parts = []
+        keys = _KEYS
         for key, item in value.items():
-            if type(key) is not str:  # json.dumps converts such a key (or refuses it)
-                return _dumps(value, newline)
-            scalar = scalars.get(type(item))
-            parts.append(_str(key) + ": " + (scalar(item) if scalar is not None
-                                              else _container(item, inner)))
+            head = keys.get(key)
+            if head is None:
+                if type(key) is not str:  # json.dumps converts such a key (or refuses it)
+                    return _dumps(value, newline)
+                head = _str(key) + ": "
+                if len(keys) < 4096:
+                    keys[key] = head
+            # The common scalars inline, in the order they are most often met.
+            kind = type(item)
+            if kind is str:
+                parts.append(head + _str(item))
+            elif item is None:
+                parts.append(head + "null")
+            elif kind is int:
+                parts.append(head + int.__repr__(item))
+            elif kind is bool:
+                parts.append(head + ("true" if item else "false"))
+            else:
+                parts.append(head + _encode(item, inner))
         return "{" + inner + ("," + inner).join(parts) + newline + "}"
     if kind is list or kind is tuple:
         if not value:
             return "[]"
         inner = newline + "  "
+        if c_make_encoder is not None and _FLAT.issuperset(map(type, value)):
+            return "[" + inner + _flat(value, inner)[1:-1] + newline + "]"
+        scalars = _SCALARS
         parts = []
         for item in value:
             scalar = scalars.get(type(item))
