@@ -52,6 +52,7 @@ __all__ = [
     "build_report",
     "evidence_kind",
     "evidence_text",
+    "iso",
     "memento_offset_days",
     "offset_phrase",
     "screenshot_files",
@@ -129,7 +130,16 @@ _DESCRIPTIONS: dict[str, str] = {
 
 def verdict_key(link: LinkRecord) -> str:
     """The link's verdict as a string, ``"unchecked"`` when it has none yet."""
-    return link.verdict.value if link.verdict is not None else UNCHECKED
+    # ``_value_`` is ``.value`` without the enum's descriptor (a Python call per read).
+    return link.verdict._value_ if link.verdict is not None else UNCHECKED
+
+
+@functools.lru_cache(maxsize=4096)
+def iso(moment: datetime) -> str:
+    """``models.isoformat(moment)``, remembered: a report writes each link's times in every
+    format, and many links share the second they were fetched or checked in, while
+    ``strftime`` costs microseconds a call."""
+    return isoformat(moment)
 
 
 def verdict_label(key: str) -> str:

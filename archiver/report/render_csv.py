@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import date
 from typing import Any
 
-from archiver.models import isoformat
-from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.models import LinkRecord
+from archiver.report.model import Report, evidence_kind, iso, memento_offset_days
 from archiver.safetext import escape_controls
 
 __all__ = ["CSV_COLUMNS", "render_csv", "safe_cell"]
@@ -43,34 +44,55 @@ def safe_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
+def _text_cell(text: str) -> str:
+    """``safe_cell`` of a ``str``."""
+    if not text.isprintable():  # false for every control character (and a few others)
+        text = escape_controls(text)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def render_csv(report: Report) -> str:
     """The report's citations as CSV text (header row first, ``\\r\\n`` line ends as RFC 4180)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     lookup = {link.url: link for link in report.links}
+    source = safe_cell(report.source.id)
+    published = report.source.published
+    # The cells that depend on the link alone, made once per link (a URL several footnotes
+    # cite gives several rows).
+    made: dict[str, tuple[tuple[str, ...], tuple[str, str]]] = {}
     for entry in report.entries:
         claim = " / ".join(c.text for c in entry.claims)
         if len(claim) > _CLAIM_CHARS:
             claim = claim[: _CLAIM_CHARS - 1].rstrip() + "…"
+        claim_cell = _text_cell(claim)
+        number = safe_cell(entry.number)
         for url in entry.footnote.urls:
-            link = lookup[url]
-            capture, memento = link.capture, link.memento
-            row = (
-                report.source.id, entry.number, link.url,
-                link.verdict.value if link.verdict is not None else "unchecked",
-                link.reason, link.http_status, link.final_url,
-                link.state.value if link.state is not None else None,
-                isoformat(link.captured_at) if link.captured_at else None,
-                capture.path if capture else None,
-                capture.offset if capture else None,
-                capture.length if capture else None,
-                capture.record_id if capture else None,
-                memento.url if memento else None,
-                isoformat(memento.datetime) if memento else None,
-                claim,
-                evidence_kind(link),
-                memento_offset_days(link, report.source.published),
-            )
-            writer.writerow([safe_cell(cell) for cell in row])
+            cells = made.get(url)
+            if cells is None:
+                cells = made[url] = _link_cells(lookup[url], published)
+            writer.writerow((source, number, *cells[0], claim_cell, *cells[1]))
     return out.getvalue()
+
+
+def _link_cells(link: LinkRecord, published: date | None) -> tuple[tuple[str, ...],
+                                                                   tuple[str, str]]:
+    """The cells of ``link``'s rows from ``url`` to ``memento_datetime``, and the last two."""
+    capture, memento = link.capture, link.memento
+    row = (
+        link.url,
+        link.verdict._value_ if link.verdict is not None else "unchecked",
+        link.reason, link.http_status, link.final_url,
+        link.state._value_ if link.state is not None else None,
+        iso(link.captured_at) if link.captured_at else None,
+        capture.path if capture else None,
+        capture.offset if capture else None,
+        capture.length if capture else None,
+        capture.record_id if capture else None,
+        memento.url if memento else None,
+        iso(memento.datetime) if memento else None,
+    )
+    tail = (evidence_kind(link), memento_offset_days(link, published))
+    return (tuple(_text_cell(cell) if type(cell) is str else safe_cell(cell) for cell in row),
+            (safe_cell(tail[0]), safe_cell(tail[1])))

@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import html
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from string import Template
-from urllib.parse import urlsplit
 
 from archiver import __version__
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.replay import COLLECTION
+from archiver.report.escape import esc, is_web
+from archiver.report.escape import esc_often as _esc_often
 from archiver.report.model import (
     CHANGE_LABELS,
     EVIDENCE_IA,
@@ -47,13 +47,13 @@ from archiver.report.model import (
     Report,
     evidence_kind,
     evidence_text,
+    iso,
     memento_offset_days,
     verdict_description,
     verdict_key,
     verdict_label,
 )
 from archiver.report.render_support import support_html, support_section
-from archiver.safetext import escape_controls
 
 __all__ = ["REPLAY_BASE", "esc", "render_html", "replay_url"]
 
@@ -61,11 +61,6 @@ __all__ = ["REPLAY_BASE", "esc", "render_html", "replay_url"]
 #: ``replay.py``: the collection's name).
 REPLAY_BASE = f"http://127.0.0.1:8080/{COLLECTION}/"
 SERVE_HINT = "start <code>archiver serve</code> in the project folder to open"
-
-
-def esc(value: object) -> str:
-    """Text (or an attribute value) made safe for HTML: ``& < > " '`` escaped."""
-    return html.escape(escape_controls("" if value is None else str(value)), quote=True)
 
 
 @cache
@@ -328,7 +323,8 @@ def _claims(report: Report) -> Iterator[str]:
 
 
 def _entry(entry: Entry, report: Report) -> str:
-    head = [f'<h3 class="fn-title"><a class="fn-num" href="#{esc(entry.anchor)}">'
+    anchor = esc(entry.anchor)
+    head = [f'<h3 class="fn-title"><a class="fn-num" href="#{anchor}">'
             f"Footnote {entry.number}</a></h3>"]
     if entry.unsupported:
         head.append(f'<span class="badge v-{UNSUPPORTED}">Unsupported by web evidence</span>')
@@ -352,32 +348,33 @@ def _entry(entry: Entry, report: Report) -> str:
         parts.append(f'<ul class="links">{links}</ul>')
         parts.append(support_html(entry, report))
     return (
-        f'<li class="fn" id="{esc(entry.anchor)}" data-footnote="{entry.number}" '
-        f'data-verdicts="{esc(" ".join(entry.keys))}">{"".join(parts)}</li>'
+        f'<li class="fn" id="{anchor}" data-footnote="{entry.number}" '
+        f'data-verdicts="{_esc_often(" ".join(entry.keys))}">{"".join(parts)}</li>'
     )
 
 
 def _link(link: LinkRecord, report: Report) -> str:
     key = verdict_key(link)
+    url = esc(link.url)
     version_url, version_date = _version(link, report)
-    robust = f' data-originalurl="{esc(link.url)}"'
+    robust = f' data-originalurl="{url}"'
     if version_url:
         robust += f' data-versionurl="{esc(version_url)}"'
     if version_date:
-        robust += f' data-versiondate="{esc(version_date)}"'
+        robust += f' data-versiondate="{_esc_often(version_date)}"'
     main = (
-        f'<div class="link-main"><span class="badge v-{esc(key)}">{esc(verdict_label(key))}'
-        f"</span> {_link_text(link.url, css='url', extra=robust)}</div>"
+        f'<div class="link-main">{_badge(key)} '
+        f"{_link_text(link.url, css='url', extra=robust, escaped=url)}</div>"
     )
     reason = []
     if link.http_status is not None:
         reason.append(f'<span class="status">HTTP {link.http_status}</span>')
-    reason.append(esc(link.reason or verdict_description(key)))
+    reason.append(_esc_often(link.reason or verdict_description(key)))
     if link.final_url and link.final_url != link.url:
         reason.append(f"ended at {_link_text(link.final_url, css='url')}")
-    if link.state is not None and link.state.value != "ok":
-        since = f" since {isoformat(link.failing_since)}" if link.failing_since else ""
-        reason.append(esc(f"{link.state.value}{since}"))
+    if link.state is not None and link.state._value_ != "ok":
+        since = f" since {iso(link.failing_since)}" if link.failing_since else ""
+        reason.append(_esc_often(f"{link.state._value_}{since}"))
     parts = [main, f'<p class="reason">{" · ".join(reason)}</p>']
     if link.title:
         parts.append(f'<p class="page-title">Page title: <cite>{esc(link.title)}</cite></p>')
@@ -385,8 +382,15 @@ def _link(link: LinkRecord, report: Report) -> str:
         parts.append(f'<blockquote class="excerpt" aria-label="Captured text">'
                      f"<p>{esc(link.excerpt)}</p></blockquote>")
     parts.append(_evidence_line(link, report))
-    parts.append(f'<dl class="evidence">{_evidence(link, report)}</dl>')
-    return f'<li class="link v-{esc(key)}" data-verdict="{esc(key)}">{"".join(parts)}</li>'
+    parts.append(f'<dl class="evidence">{_evidence(link, report, url)}</dl>')
+    key = _esc_often(key)
+    return f'<li class="link v-{key}" data-verdict="{key}">{"".join(parts)}</li>'
+
+
+@lru_cache(maxsize=64)
+def _badge(key: str) -> str:
+    """A verdict's badge."""
+    return f'<span class="badge v-{esc(key)}">{esc(verdict_label(key))}</span>'
 
 
 def _evidence_line(link: LinkRecord, report: Report) -> str:
@@ -411,7 +415,7 @@ def _provenance_row(facts: dict[str, str | None]) -> str:
     """The capture's provenance at a glance (see archiver.provenance.glance)."""
     parts = []
     if facts.get("server_ip"):
-        parts.append(f"server {esc(facts['server_ip'])}")
+        parts.append(f"server {_esc_often(facts['server_ip'])}")
     if facts.get("certificate_subject"):
         parts.append(f"certificate {esc(facts['certificate_subject'])} "
                      f"(SHA-256 <code>{esc(facts.get('certificate_sha256') or '')}</code>)")
@@ -423,17 +427,24 @@ def _provenance_row(facts: dict[str, str | None]) -> str:
     return f"<dt>Provenance</dt><dd>{' · '.join(parts)}</dd>"
 
 
-def _evidence(link: LinkRecord, report: Report) -> str:
+def _evidence(link: LinkRecord, report: Report, url: str | None = None) -> str:
+    """The evidence rows of ``link``; ``url`` is ``esc(link.url)`` when known."""
     rows = []
     if link.capture is not None:
-        when = (f'<time datetime="{esc(isoformat(link.captured_at))}">'
-                f"{esc(isoformat(link.captured_at))}</time> · " if link.captured_at else "")
-        replay = replay_url(link.url, link.captured_at)
+        if link.captured_at:
+            at = _esc_often(iso(link.captured_at))
+            when = f'<time datetime="{at}">{at}</time> · '
+        else:
+            when = ""
+        # esc(replay_url(...)): the base and the stamp need no escaping.
+        replay = (esc(replay_url(link.url, link.captured_at)) if url is None else
+                  REPLAY_BASE + _stamp(link.captured_at) + url if link.captured_at else
+                  REPLAY_BASE + url)
         rows.append(
             f"<dt>Our capture</dt><dd>{when}"
-            f'<a class="replay" href="{esc(replay)}">replay</a> ({SERVE_HINT}) · '
+            f'<a class="replay" href="{replay}">replay</a> ({SERVE_HINT}) · '
             f"record <code>{esc(link.capture.record_id)}</code> in "
-            f"<code>{esc(link.capture.path)}</code> "
+            f"<code>{_esc_often(link.capture.path)}</code> "
             f"(offset {link.capture.offset}, {link.capture.length} bytes)"
             + (f", payload digest <code>{esc(link.payload_digest)}</code>"
                if link.payload_digest else "") + "</dd>"
@@ -444,7 +455,7 @@ def _evidence(link: LinkRecord, report: Report) -> str:
     elif link.verdict is not None:
         rows.append("<dt>Our capture</dt><dd>nothing could be captured</dd>")
     if link.memento is not None:
-        stamp = isoformat(link.memento.datetime)
+        stamp = iso(link.memento.datetime)
         rows.append(
             "<dt>Internet Archive</dt><dd>"
             f"{_link_text(link.memento.url, label=f'copy of {stamp}')}</dd>"
@@ -460,7 +471,7 @@ def _evidence(link: LinkRecord, report: Report) -> str:
             f"(offset {link.rescued.offset}, {link.rescued.length} bytes)</dd>"
         )
     if link.checked_at is not None:
-        rows.append(f"<dt>Checked</dt><dd>{esc(isoformat(link.checked_at))}</dd>")
+        rows.append(f"<dt>Checked</dt><dd>{_esc_often(iso(link.checked_at))}</dd>")
     if not rows:
         rows.append("<dt>Archive</dt><dd>not checked yet</dd>")
     return "".join(rows)
@@ -518,21 +529,19 @@ def _footer(report: Report) -> str:
 # ── helpers ─────────────────────────────────────────────────────────────────────
 
 
-def _web(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+_web = is_web
 
 
-def _link_text(url: str, *, css: str = "", label: str | None = None, extra: str = "") -> str:
+def _link_text(url: str, *, css: str = "", label: str | None = None, extra: str = "",
+               escaped: str | None = None) -> str:
     """A link to ``url`` when it is http(s); otherwise the URL as text (never a
-    ``javascript:`` or ``data:`` href)."""
+    ``javascript:`` or ``data:`` href). ``escaped``: ``esc(url)``, when already made."""
     cls = f' class="{css}"' if css else ""
-    text = esc(label if label is not None else url)
+    if escaped is None:
+        escaped = esc(url)
+    text = escaped if label is None else esc(label)
     if _web(url):
-        return f'<a{cls} href="{esc(url)}"{extra}>{text}</a>'
+        return f'<a{cls} href="{escaped}"{extra}>{text}</a>'
     return f"<span{cls}{extra}>{text}</span>"
 
 
@@ -541,15 +550,21 @@ def replay_url(url: str, moment: datetime | None) -> str:
     the capture nearest to that second; without ``moment``, the newest)."""
     if moment is None:
         return REPLAY_BASE + url
-    return REPLAY_BASE + moment.astimezone(UTC).strftime("%Y%m%d%H%M%S") + "/" + url
+    return REPLAY_BASE + _stamp(moment) + url
+
+
+@lru_cache(maxsize=4096)
+def _stamp(moment: datetime) -> str:
+    """``moment``'s 14-digit UTC timestamp and a slash, as in a replay address."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S") + "/"
 
 
 def _version(link: LinkRecord, report: Report) -> tuple[str | None, str | None]:
     """Robust Links version: the Internet Archive memento when there is one (others can
     follow it), else the replay of our own capture in ``archiver serve``."""
     if link.memento is not None:
-        return link.memento.url, isoformat(link.memento.datetime)
+        return link.memento.url, iso(link.memento.datetime)
     if link.capture is not None:
-        when = isoformat(link.captured_at) if link.captured_at else None
+        when = iso(link.captured_at) if link.captured_at else None
         return replay_url(link.url, link.captured_at), when
     return None, None

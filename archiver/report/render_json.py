@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
 from archiver.models import (
@@ -32,7 +33,7 @@ from archiver.models import (
     isoformat,
 )
 from archiver.parse.render import finding_json
-from archiver.report.model import Report, evidence_kind, memento_offset_days
+from archiver.report.model import Report, evidence_kind, iso, memento_offset_days
 from archiver.safetext import json_escaped
 from archiver.support import LEVEL_RULE, LEVELS, support_json
 
@@ -63,20 +64,138 @@ def render_json_chunks(report: Report) -> Iterator[str]:
 
 def _pieces(report: Report) -> Iterator[str]:
     for n, (key, value) in enumerate(_report_items(report)):
-        yield ("{" if n == 0 else ",") + "\n  " + _encode(key) + ": "
+        yield ("{" if n == 0 else ",") + "\n  " + _encode(key, "\n  ") + ": "
         if not isinstance(value, _Items):
-            yield _encode(value).replace("\n", "\n  ")
+            yield _encode(value, "\n  ")
             continue
         empty = True
         for item in value:
-            yield ("[" if empty else ",") + "\n    " + _encode(item).replace("\n", "\n    ")
+            yield ("[" if empty else ",") + "\n    " + _encode(item, "\n    ")
             empty = False
         yield "[]" if empty else "\n  ]"
     yield "\n}"
 
 
-def _encode(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2)
+# ── the indented encoder ────────────────────────────────────────────────────────
+#
+# ``json.dumps(indent=2)`` cannot use the C encoder (``c_make_encoder`` only serves compact
+# output) and falls back to the pure-Python one, a generator per container and a call per
+# value: most of the time of writing report.json. ``_encode`` writes the same text for the
+# values the report holds (dicts with string keys, lists, tuples, strings, ints, floats,
+# bools, None), strings escaped by json's own C ``encode_basestring``; anything else
+# (another key or value type, a subclass) goes to ``json.dumps`` itself, whose text is
+# indented to where it stands.
+
+_str = json.encoder.encode_basestring  # ensure_ascii=False: the C function when built
+_INF = float("inf")
+
+
+def _float(value: float) -> str:
+    # As json.encoder's floatstr with allow_nan (json.dumps' default).
+    if value != value:
+        return "NaN"
+    if value == _INF:
+        return "Infinity"
+    if value == -_INF:
+        return "-Infinity"
+    return float.__repr__(value)
+
+
+# A scalar's text by its exact type, each a C-level call but for floats ("null".format
+# ignores its argument).
+_SCALARS: dict[type, Callable[[Any], str]] = {
+    str: _str,
+    int: int.__repr__,
+    type(None): "null".format,
+    bool: {True: "true", False: "false"}.__getitem__,
+    float: _float,
+}
+
+
+def _encode(value: Any, newline: str) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=2)`` with every line after the first
+    indented by ``newline[1:]`` (``newline`` is ``"\\n"`` plus that indent)."""
+    scalar = _SCALARS.get(type(value))
+    if scalar is not None:
+        return scalar(value)
+    return _container(value, newline)
+
+
+# Each key's text with its colon ('"url": '), for the keys met (string keys only; a few
+# dozen in a report), so that a key is escaped once, not once per link.
+_KEYS: dict[str, str] = {}
+
+# Containers whose items are all of these exact types hold no container: json's C encoder
+# writes them (with the item separator carrying the line break and indent of their depth)
+# exactly as json.dumps(indent=2) does, but for the break after the opening bracket and
+# before the closing one.
+_FLAT = frozenset({str, int, float, bool, type(None)})
+_C_ENCODERS: dict[str, Callable[[Any, int], Any]] = {}
+
+
+def _flat(value: Any, inner: str) -> str:
+    """``value`` (a container of ``_FLAT`` items) on one line, its items separated by
+    ``"," + inner``."""
+    encoder = _C_ENCODERS.get(inner)
+    if encoder is None:
+        encoder = _C_ENCODERS[inner] = c_make_encoder(
+            None, _refuse, _str, None, ": ", "," + inner, False, False, True)
+    return "".join(encoder(value, 0))
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _container(value: Any, newline: str) -> str:
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = newline + "  "
+        if c_make_encoder is not None and _FLAT.issuperset(map(type, value.values())):
+            return "{" + inner + _flat(value, inner)[1:-1] + newline + "}"
+        parts = []
+        keys = _KEYS
+        for key, item in value.items():
+            head = keys.get(key)
+            if head is None:
+                if type(key) is not str:  # json.dumps converts such a key (or refuses it)
+                    return _dumps(value, newline)
+                head = _str(key) + ": "
+                if len(keys) < 4096:
+                    keys[key] = head
+            # The common scalars inline, in the order they are most often met.
+            kind = type(item)
+            if kind is str:
+                parts.append(head + _str(item))
+            elif item is None:
+                parts.append(head + "null")
+            elif kind is int:
+                parts.append(head + int.__repr__(item))
+            elif kind is bool:
+                parts.append(head + ("true" if item else "false"))
+            else:
+                parts.append(head + _encode(item, inner))
+        return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = newline + "  "
+        if c_make_encoder is not None and _FLAT.issuperset(map(type, value)):
+            return "[" + inner + _flat(value, inner)[1:-1] + newline + "]"
+        scalars = _SCALARS
+        parts = []
+        for item in value:
+            scalar = scalars.get(type(item))
+            parts.append(scalar(item) if scalar is not None else _container(item, inner))
+        return "[" + inner + ("," + inner).join(parts) + newline + "]"
+    return _dumps(value, newline)
+
+
+def _dumps(value: Any, newline: str) -> str:
+    # json.dumps escapes every newline inside a string, so each "\n" left is a line break.
+    return json.dumps(value, ensure_ascii=False, indent=2).replace("\n", newline)
 
 
 class _Items:
@@ -157,7 +276,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
     data: dict[str, Any] = {
         "url": link.url,
         "footnotes": list(link.footnotes),
-        "verdict": link.verdict.value if link.verdict is not None else None,
+        "verdict": link.verdict._value_ if link.verdict is not None else None,
         "reason": link.reason,
         "http_status": link.http_status,
         "final_url": link.final_url,
@@ -167,7 +286,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "provenance": dict(link.provenance) or None,
         "memento": _memento(link.memento),
         "rescued": _warc(link.rescued),
-        "state": link.state.value if link.state is not None else None,
+        "state": link.state._value_ if link.state is not None else None,
         "failing_since": _time(link.failing_since),
         "checked_at": _time(link.checked_at),
         "title": link.title,
@@ -206,7 +325,7 @@ def _warc(ref: WarcRef | None) -> dict[str, Any] | None:
 def _memento(memento: Memento | None) -> dict[str, Any] | None:
     if memento is None:
         return None
-    return {"url": memento.url, "datetime": isoformat(memento.datetime),
+    return {"url": memento.url, "datetime": iso(memento.datetime),
             "original_url": memento.original_url, "raw_url": memento.raw_url,
             "status": memento.status}
 
@@ -226,4 +345,4 @@ def _change(change: Change) -> dict[str, Any]:
 
 
 def _time(moment: datetime | None) -> str | None:
-    return isoformat(moment) if moment is not None else None
+    return iso(moment) if moment is not None else None

@@ -11,9 +11,9 @@ Markdown is rendered.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from archiver.models import Change, LinkRecord, isoformat
+from archiver.report.escape import is_web
 from archiver.report.model import (
     CHANGE_LABELS,
     EVIDENCE_IA,
@@ -24,6 +24,7 @@ from archiver.report.model import (
     Report,
     evidence_kind,
     evidence_text,
+    iso,
     needs_rescue,
     verdict_key,
     verdict_label,
@@ -41,7 +42,9 @@ def md_text(text: str) -> str:
     """Plain text made inert in Markdown: inline specials (and HTML's ``<``) backslash-escaped,
     newlines folded and a leading block marker escaped, so that a value cannot open a tag,
     a link, a heading or a list."""
-    text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    text = " ".join(text.split())
+    if _MD_SPECIAL.search(text) is not None:
+        text = _MD_SPECIAL.sub(_backslashed, text)
     found = _MD_LEADING.match(text)
     if found is None:
         return text
@@ -51,11 +54,16 @@ def md_text(text: str) -> str:
     return "\\" + text
 
 
+def _backslashed(found: re.Match[str]) -> str:
+    return "\\" + found.group(1)
+
+
+_SPACE_OR_ANGLE = re.compile(r"[\s<>]")
+
+
 def _md_url(url: str) -> str:
     """A URL as an autolink when it is a plain http(s) URL, otherwise as inert text."""
-    parts = urlsplit(url) if "\n" not in url else None
-    if parts and parts.scheme in ("http", "https") and parts.netloc \
-            and not re.search(r"[\s<>]", url):
+    if "\n" not in url and is_web(url) and _SPACE_OR_ANGLE.search(url) is None:
         return f"<{url}>"
     return md_text(url)
 
@@ -181,7 +189,7 @@ def _verdict(link: LinkRecord) -> str:
 def _copies(link: LinkRecord, report: Report) -> str:
     parts = []
     if link.capture is not None:
-        when = f" at {isoformat(link.captured_at)}" if link.captured_at else ""
+        when = f" at {iso(link.captured_at)}" if link.captured_at else ""
         parts.append(f"captured{when} in `{_code(link.capture.path)}` "
                      f"(record `{_code(link.capture.record_id)}`, "
                      f"offset {link.capture.offset})")
@@ -192,7 +200,7 @@ def _copies(link: LinkRecord, report: Report) -> str:
     elif link.browser_lost:
         parts.append(f"not captured in a browser: {link.browser_lost}")
     if link.memento is not None:
-        parts.append(f"Internet Archive {isoformat(link.memento.datetime)}: "
+        parts.append(f"Internet Archive {iso(link.memento.datetime)}: "
                      f"{_md_url(link.memento.url)}")
     if link.rescued is not None:
         parts.append(f"rescued copy in `{_code(link.rescued.path)}`")

@@ -11,11 +11,10 @@ holds.
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 
+from archiver.report.escape import esc, esc_often
 from archiver.report.model import Entry, Report
-from archiver.safetext import escape_controls
 from archiver.support import LEVEL_RULE, LEVELS, FactCheck, Support
 
 __all__ = ["LIMITS", "support_html", "support_md", "support_section"]
@@ -30,9 +29,7 @@ _LABELS = {"supported": "Supported", "partial": "Partial", "unsupported": "Unsup
            "unknown": "Unknown"}
 
 
-def _esc(value: object) -> str:
-    """As ``render_html.esc``: control characters made visible, then HTML-escaped."""
-    return html.escape(escape_controls("" if value is None else str(value)), quote=True)
+_esc = esc
 
 
 def support_section(report: Report) -> str:
@@ -77,8 +74,8 @@ def _marked(text: str, checks: tuple[FactCheck, ...], claim: int) -> str:
             continue  # overlapping or out of range: left unmarked
         out.append(_esc(text[at:fact.start]))
         need = "required" if fact.required else "not required"
-        out.append(f'<mark class="fact k-{_esc(fact.kind)}" title="{_esc(fact.kind)} '
-                   f'({need}): {_esc(fact.rule)}">{_esc(text[fact.start:fact.end])}</mark>')
+        out.append(f'<mark class="fact k-{esc_often(fact.kind)}" title="{esc_often(fact.kind)} '
+                   f'({need}): {esc_often(fact.rule)}">{_esc(text[fact.start:fact.end])}</mark>')
         at = fact.end
     out.append(_esc(text[at:]))
     return "".join(out)
@@ -89,16 +86,17 @@ def _source(support: Support) -> str:
     if support.origin:
         where = {"ours": "our capture", "internet_archive": "the Internet Archive copy",
                  "browser": "the browser's text"}.get(support.origin, support.origin)
-        evidence = f" <span class=\"support-from\">read from {_esc(where)} " \
-                   f"({_esc(support.text_kind)})</span>"
+        evidence = f" <span class=\"support-from\">read from {esc_often(where)} " \
+                   f"({esc_often(support.text_kind)})</span>"
+    level = esc_often(support.level)
     rows = "".join(_fact_row(c) for c in support.facts)
     table = (f'<table class="facts"><thead><tr><th scope="col">Fact</th>'
              f'<th scope="col">Kind</th><th scope="col">On the page</th></tr></thead>'
              f"<tbody>{rows}</tbody></table>") if support.facts else ""
-    return (f'<li class="support-source" data-support="{_esc(support.level)}">'
-            f'<span class="badge s-{_esc(support.level)}">{_LABELS.get(support.level, "")}'
+    return (f'<li class="support-source" data-support="{level}">'
+            f'<span class="badge s-{level}">{_LABELS.get(support.level, "")}'
             f'</span> <span class="url">{_esc(support.url)}</span>{evidence}'
-            f'<p class="support-reason">{_esc(support.reason)}</p>{table}</li>')
+            f'<p class="support-reason">{esc_often(support.reason)}</p>{table}</li>')
 
 
 def _fact_row(check: FactCheck) -> str:
@@ -113,7 +111,7 @@ def _fact_row(check: FactCheck) -> str:
     else:
         cell = f'<span class="how">{_esc(check.how or "not on the page")}</span>'
     return (f'<tr class="f-{mark}"><td><span class="sym" aria-label="{mark}">{symbol}</span> '
-            f"{_esc(check.fact.text)}{need}</td><td>{_esc(check.fact.kind)}</td>"
+            f"{_esc(check.fact.text)}{need}</td><td>{esc_often(check.fact.kind)}</td>"
             f"<td>{cell}</td></tr>")
 
 
