@@ -31,6 +31,7 @@ from archiver.models import (
     isoformat,
 )
 from archiver.report import build_report, render_csv, render_html, render_json, render_md
+from archiver.report.model import Report
 from archiver.report.render_csv import CSV_COLUMNS, safe_cell
 from archiver.report.render_html import replay_url
 from tests.report_samples import (
@@ -45,6 +46,7 @@ from tests.report_samples import (
     RESCUED_URL,
     UNCHECKED_URL,
     evidence_report,
+    long_strings_report,
     sample_report,
 )
 
@@ -587,3 +589,42 @@ def test_html_gives_the_capture_record_id_and_payload_digest_as_text() -> None:
                           generated_at=GENERATED)
     row = BeautifulSoup(render_html(report), "lxml").select_one(".evidence dd").get_text(" ")
     assert "<urn:uuid:1234>" in row and digest in row and "archive/a.warc.gz" in row
+
+
+# ── Markdown and CSV written in pieces ─────────────────────────────────────────
+
+
+def _reports() -> list[Report]:
+    empty = build_report(Source("s", "/x.md"), Document("/x.md", "t", ()), [],
+                         generated_at=GENERATED)
+    return [sample_report(), sample_report(notes=(), changes=False), evidence_report(),
+            long_strings_report(), empty]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_markdown_in_pieces_is_the_whole_text(index: int) -> None:
+    """The pieces joined are the text as one join of every line makes it: each line ended by
+    a newline, the blank lines at the very end dropped, control characters made visible."""
+    from archiver.report.render_md import _md_pieces, render_md_chunks
+    from archiver.safetext import escape_controls
+
+    report = _reports()[index]
+    lines = [line for piece in _md_pieces(report) for line in piece]
+    whole = escape_controls("\n".join(lines).rstrip("\n") + "\n")
+    chunks = list(render_md_chunks(report))
+    assert "".join(chunks) == whole == render_md(report)
+    assert len(chunks) == 1 + len(report.entries)  # one per footnote after the summary
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_csv_in_pieces_is_the_whole_table(index: int) -> None:
+    from archiver.report.render_csv import _CHUNK_ROWS, render_csv_chunks
+
+    report = _reports()[index]
+    text = render_csv(report)
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert len(rows) - 1 == sum(len(e.footnote.urls) for e in report.entries)
+    chunks = list(render_csv_chunks(report))
+    assert "".join(chunks) == text
+    assert len(chunks) == (len(rows) - 1) // _CHUNK_ROWS + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -53,6 +54,12 @@ def _text_cell(text: str) -> str:
 
 def render_csv(report: Report) -> str:
     """The report's citations as CSV text (header row first, ``\\r\\n`` line ends as RFC 4180)."""
+    return "".join(render_csv_chunks(report))
+
+
+def render_csv_chunks(report: Report) -> Iterator[str]:
+    """``render_csv``'s text in pieces of about ``_CHUNK_ROWS`` rows, so that a report of
+    many thousand citations is never held whole."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
@@ -62,6 +69,7 @@ def render_csv(report: Report) -> str:
     # The cells that depend on the link alone, made once per link (a URL several footnotes
     # cite gives several rows).
     made: dict[str, tuple[tuple[str, ...], tuple[str, str]]] = {}
+    rows = 0
     for entry in report.entries:
         claim = " / ".join(c.text for c in entry.claims)
         if len(claim) > _CLAIM_CHARS:
@@ -73,7 +81,15 @@ def render_csv(report: Report) -> str:
             if cells is None:
                 cells = made[url] = _link_cells(lookup[url], published)
             writer.writerow((source, number, *cells[0], claim_cell, *cells[1]))
-    return out.getvalue()
+            rows += 1
+            if rows % _CHUNK_ROWS == 0:
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+    yield out.getvalue()
+
+
+_CHUNK_ROWS = 256
 
 
 def _link_cells(link: LinkRecord, published: date | None) -> tuple[tuple[str, ...],

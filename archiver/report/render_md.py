@@ -11,6 +11,7 @@ Markdown is rendered.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from archiver.models import Change, LinkRecord, isoformat
 from archiver.report.escape import is_web
@@ -70,6 +71,26 @@ def _md_url(url: str) -> str:
 
 def render_md(report: Report) -> str:
     """The report as GitHub-flavoured Markdown text, ending in a newline."""
+    return "".join(render_md_chunks(report))
+
+
+def render_md_chunks(report: Report) -> Iterator[str]:
+    """``render_md``'s text in pieces (the summary and sections, then one per footnote), so
+    that a report of many thousand footnotes is never held whole."""
+    pending = ""  # the blank lines ending the text so far: written only if text follows
+    for piece in _md_pieces(report):
+        # Control characters from documents and pages made visible (terminal escapes, bidi).
+        text = escape_controls("\n".join(piece))
+        body = text.rstrip("\n")
+        if body:
+            yield pending + body + "\n"
+            pending = "\n" * (len(text) - len(body))
+        else:  # nothing but line ends: held like the others, with the piece's own
+            pending += "\n" * (len(text) + 1)
+
+
+def _md_pieces(report: Report) -> Iterator[list[str]]:
+    """The report's lines, in groups: each group is joined by newlines and ends in one."""
     s = report.summary
     lines: list[str] = []
     counts = ", ".join(f"{n} {verdict_label(k).lower()}" for k, n in s.by_verdict)
@@ -142,10 +163,9 @@ def render_md(report: Report) -> str:
 
     lines.append("## Footnotes")
     lines.append("")
+    yield lines
     for entry in report.entries:
-        lines.extend(_entry(entry, report))
-    # Control characters from documents and pages made visible (terminal escapes, bidi).
-    return escape_controls("\n".join(lines).rstrip("\n") + "\n")
+        yield _entry(entry, report)
 
 
 def _entry(entry: Entry, report: Report) -> list[str]:

@@ -16,10 +16,10 @@ from pathlib import Path
 from archiver.errors import ArchiveError
 from archiver.models import LinkRecord
 from archiver.report.model import Report, screenshot_files
-from archiver.report.render_csv import render_csv
+from archiver.report.render_csv import render_csv_chunks
 from archiver.report.render_html import render_html_chunks
 from archiver.report.render_json import render_json_chunks
-from archiver.report.render_md import render_md
+from archiver.report.render_md import render_md_chunks
 
 __all__ = ["REPORT_FILES", "write_reports", "write_screenshots"]
 
@@ -39,9 +39,9 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     renderers = (
         ("report.json", render_json_chunks),
         ("report.html", render_html_chunks),
-        ("report.md", render_md),
+        ("report.md", render_md_chunks),
         # The csv module already writes \r\n; newline="" below keeps it from doubling.
-        ("links.csv", render_csv),
+        ("links.csv", render_csv_chunks),
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
