@@ -180,9 +180,15 @@ def _codec(label: str | None) -> str | None:
 def decode(content: bytes, content_type: str | None = None) -> str:
     """``content`` as text: BOM, then the header's charset, then ``<meta charset>``, then
     strict UTF-8, then detection, then UTF-8 with replacement characters. Never raises."""
+    return _decoded(content, content_type)[0]
+
+
+def _decoded(content: bytes, content_type: str | None) -> tuple[str, bool]:
+    """``decode``, and whether the text is ``content`` read as UTF-8 (replacement
+    characters allowed)."""
     for bom, name in _BOMS:
         if content.startswith(bom):
-            return content[len(bom):].decode(name.replace("-sig", ""), errors="replace")
+            return content[len(bom):].decode(name.replace("-sig", ""), errors="replace"), False
     declared = None
     if content_type:
         found = _HEADER_CHARSET.search(content_type)
@@ -196,18 +202,21 @@ def decode(content: bytes, content_type: str | None = None) -> str:
         text = content.decode(declared, errors="replace")
         # A wrong declaration (cp1251 bytes labelled utf-8 is common) shows as a mass of
         # replacement characters; only then second-guess it.
+        utf8 = declared == "utf-8"
         if text.count("\ufffd") * 100 <= len(text):
-            return text
+            return text, utf8
         guessed = _detect(content)
         if guessed is not None and guessed.count("\ufffd") < text.count("\ufffd"):
-            return guessed
-        return text
+            return guessed, False
+        return text, utf8
     try:
-        return content.decode("utf-8")
+        return content.decode("utf-8"), True
     except UnicodeDecodeError:
         pass
     guessed = _detect(content)
-    return guessed if guessed is not None else content.decode("utf-8", errors="replace")
+    if guessed is not None:
+        return guessed, False
+    return content.decode("utf-8", errors="replace"), True
 
 
 def _detect(content: bytes) -> str | None:
@@ -250,11 +259,15 @@ def _kind(content: bytes, content_type: str) -> str:
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
-def _blank(text: str) -> str:
-    """``text`` with the control characters of ``_CONTROL`` made spaces."""
+def _blank(text: str, raw: bytes | None = None) -> str:
+    """``text`` with the control characters of ``_CONTROL`` made spaces. ``raw``: the bytes
+    ``text`` was decoded from as UTF-8 (with replacement characters), if it was."""
     # UTF-8 keeps these characters as the same single bytes, and bytes.translate finds them
-    # several times faster than a regex search; most pages have none.
-    raw = text.encode("utf-8", "surrogatepass")
+    # several times faster than a regex search; most pages have none. A UTF-8 decoder never
+    # takes an ASCII byte into a replaced sequence, so the bytes decoded hold them exactly
+    # where the text does (and need no encoding first).
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
     if len(raw.translate(None, _CONTROL_BYTES)) == len(raw):
         return text
     return _CONTROL.sub(" ", text)
@@ -271,7 +284,9 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
         return _from_pdf(content)
     if kind == "binary":
         return PageText(title=None, text="", kind=kind)
-    text = _blank(decode(content[:PARSE_LIMIT], content_type))
+    head = content[:PARSE_LIMIT]
+    text, utf8 = _decoded(head, content_type)
+    text = _blank(text, head if utf8 else None)
     if kind == "text":
         return PageText(title=None, text=_tidy(text), kind="text")
     return _from_html(text)
@@ -412,7 +427,7 @@ def _from_html(markup: str) -> PageText:
 
     # lxml refuses str input that carries an XML encoding declaration.
     markup = _XML_DECLARATION.sub("", markup, count=1)
-    if not markup.strip():
+    if not markup or markup.isspace():  # as ``not markup.strip()``, without the copy
         return PageText(title=None, text="", kind="html")
     tools = _tools()
     try:
@@ -434,11 +449,20 @@ def _from_html(markup: str) -> PageText:
 
     title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
-    passwords = int(tools.passwords(doc))
+    # Password fields (counted before anything is dropped) and hidden elements, found in one
+    # walk of the tree. Hidden elements inside what strip_elements drops are then dropped
+    # from a detached subtree, which changes nothing.
+    passwords = 0
+    hidden = []
+    for el in tools.passwords_hidden(doc):
+        if el.tag == "input" and (el.get("type") or "").translate(_PASSWORD_CASE) == "password":
+            passwords += 1
+        if el.get("hidden") is not None or el.get("aria-hidden") == "true":
+            hidden.append(el)
 
     # The tails of dropped elements stay: they are their parent's text.
     etree.strip_elements(doc, *_DROP_ALWAYS, "head", with_tail=False)
-    for el in tools.hidden(doc):
+    for el in hidden:
         _drop(el)
 
     heading = _first_text(doc, "h1", string) or _first_text(doc, "h2", string)
@@ -462,6 +486,7 @@ def _from_html(markup: str) -> PageText:
 
 
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_PASSWORD_CASE = str.maketrans("PASWORD", "pasword")
 # What _CONTROL blanks, and what XML cannot hold (lxml refuses to set such text).
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 # Marks the line breaks in ``_block_text``'s output: a noncharacter, which no text should
@@ -491,12 +516,14 @@ class _Tools(threading.local):
 
         self.parser = etree.HTMLParser(remove_comments=True, remove_pis=True, recover=True)
         self.string = etree.XPath("string()", smart_strings=False)
-        self.passwords = etree.XPath(
-            "count(//input[translate(@type,'PASWORD','pasword')='password'])")
-        self.hidden = etree.XPath("//*[@hidden or @aria-hidden='true']")
+        # <input type=password> (its type compared as XPath's translate() would: only the
+        # letters of "password" folded; see _PASSWORD_CASE) and hidden elements.
+        self.passwords_hidden = etree.XPath(
+            "//*[@hidden or @aria-hidden='true' or (self::input and "
+            "translate(@type,'PASWORD','pasword')='password')]")
         self.og_title = etree.XPath("//meta[@property=$p or @name=$p]")
-        self.main = etree.XPath(".//main | .//*[@role='main']")
-        self.articles = etree.XPath(".//article")
+        # <main>, role=main and <article> elements in one walk, in document order.
+        self.landmarks = etree.XPath(".//*[self::main or @role='main' or self::article]")
         self.chrome_page = etree.XPath(
             ".//nav | .//aside | .//header | .//footer")
         self.chrome_inner = etree.XPath(".//nav | .//aside")
@@ -600,8 +627,9 @@ def _main_element(body):  # type: ignore[no-untyped-def]
     needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
     article sits elsewhere."""
     tools = _tools()
-    mains = tools.main(body)
-    articles = tools.articles(body)
+    found = tools.landmarks(body)
+    mains = [el for el in found if el.tag == "main" or el.get("role") == "main"]
+    articles = [el for el in found if el.tag == "article"]
     if not mains and not articles:
         return body, None
     # The page's whole text is measured only when a rule needs it: a <main> of 140

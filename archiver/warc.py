@@ -47,7 +47,6 @@ import os
 import re
 import tempfile
 import threading
-import uuid
 import zlib
 from base64 import b32encode
 from collections.abc import Callable, Iterator, Sequence
@@ -282,7 +281,12 @@ def _wire_head(head: bytes) -> bytes:
     """Rename ``Transfer-Encoding`` (see the module docstring) and ensure the blank line."""
     if not head.endswith(b"\r\n\r\n"):
         head = head.rstrip(b"\r\n") + b"\r\n\r\n"
-    return re.sub(rb"(?im)^transfer-encoding:", b"X-Archive-Orig-Transfer-Encoding:", head)
+    if b"transfer-encoding:" not in head.lower():  # most heads: no pattern search
+        return head
+    return _TRANSFER_ENCODING.sub(b"X-Archive-Orig-Transfer-Encoding:", head)
+
+
+_TRANSFER_ENCODING = re.compile(rb"(?im)^transfer-encoding:")
 
 
 class _RawHead(StatusAndHeaders):
@@ -877,7 +881,13 @@ class WarcWriter:
 
 
 def _record_id() -> str:
-    return f"<urn:uuid:{uuid.uuid4()}>"
+    """``<urn:uuid:…>`` of a random (version 4) UUID, as ``uuid.uuid4()`` makes it, without
+    building a ``UUID`` object (four per capture)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
 
 
 def _field(value: str) -> str:
@@ -1358,7 +1368,18 @@ def _index_line(record: ArcWarcRecord | _Record, filename: str, offset: int,
         fields["status"] = http.get_statuscode()
     fields |= {"digest": digest, "length": str(length), "offset": str(offset),
                "filename": filename}
-    return f"{url_key(url)} {iso_date_to_timestamp(date)} {json.dumps(fields)}"
+    # json.dumps(fields), written out: every value is a string.
+    data = ", ".join([f"{_json_string(k)}: {_json_string(v)}" for k, v in fields.items()])
+    return f"{url_key(url)} {_timestamp_of(date)} {{{data}}}"
+
+
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
+
+
+@functools.lru_cache(maxsize=64)
+def _timestamp_of(date: str) -> str:
+    # The records of one capture share their date.
+    return str(iso_date_to_timestamp(date))
 
 
 def _line_filename(line: str) -> str | None:
