@@ -183,12 +183,17 @@ def decode(content: bytes, content_type: str | None = None) -> str:
     return _decoded(content, content_type)[0]
 
 
-def _decoded(content: bytes, content_type: str | None) -> tuple[str, bool]:
-    """``decode``, and whether the text is ``content`` read as UTF-8 (replacement
-    characters allowed)."""
+# How ``_decoded`` read the bytes: otherwise, as UTF-8 with replacement characters, or as
+# valid UTF-8 (the text encodes back to the very bytes).
+_OTHER, _UTF8, _VALID_UTF8 = 0, 1, 2
+
+
+def _decoded(content: bytes, content_type: str | None) -> tuple[str, int]:
+    """``decode``, and how (``_OTHER``, ``_UTF8``, ``_VALID_UTF8``)."""
     for bom, name in _BOMS:
         if content.startswith(bom):
-            return content[len(bom):].decode(name.replace("-sig", ""), errors="replace"), False
+            return (content[len(bom):].decode(name.replace("-sig", ""), errors="replace"),
+                    _OTHER)
     declared = None
     if content_type:
         found = _HEADER_CHARSET.search(content_type)
@@ -199,24 +204,30 @@ def _decoded(content: bytes, content_type: str | None) -> tuple[str, bool]:
             label = (found_meta.group(1) or found_meta.group(2) or b"").decode("ascii", "replace")
             declared = _codec(label)
     if declared is not None:
-        text = content.decode(declared, errors="replace")
+        how = _OTHER
+        if declared == "utf-8":
+            try:
+                text, how = content.decode("utf-8"), _VALID_UTF8
+            except UnicodeDecodeError:
+                text, how = content.decode("utf-8", errors="replace"), _UTF8
+        else:
+            text = content.decode(declared, errors="replace")
         # A wrong declaration (cp1251 bytes labelled utf-8 is common) shows as a mass of
         # replacement characters; only then second-guess it.
-        utf8 = declared == "utf-8"
         if text.count("\ufffd") * 100 <= len(text):
-            return text, utf8
+            return text, how
         guessed = _detect(content)
         if guessed is not None and guessed.count("\ufffd") < text.count("\ufffd"):
-            return guessed, False
-        return text, utf8
+            return guessed, _OTHER
+        return text, how
     try:
-        return content.decode("utf-8"), True
+        return content.decode("utf-8"), _VALID_UTF8
     except UnicodeDecodeError:
         pass
     guessed = _detect(content)
     if guessed is not None:
-        return guessed, False
-    return content.decode("utf-8", errors="replace"), True
+        return guessed, _OTHER
+    return content.decode("utf-8", errors="replace"), _UTF8
 
 
 def _detect(content: bytes) -> str | None:
@@ -285,11 +296,13 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
     if kind == "binary":
         return PageText(title=None, text="", kind=kind)
     head = content[:PARSE_LIMIT]
-    text, utf8 = _decoded(head, content_type)
-    text = _blank(text, head if utf8 else None)
+    decoded, how = _decoded(head, content_type)
+    text = _blank(decoded, head if how != _OTHER else None)
     if kind == "text":
         return PageText(title=None, text=_tidy(text), kind="text")
-    return _from_html(text)
+    # Valid UTF-8 that needed no blanking is parsed as the bytes it came as: the same tree,
+    # without lxml converting the text back to UTF-8 first.
+    return _from_html(text, head if how == _VALID_UTF8 and text is decoded else None)
 
 
 # ── PDF ──────────────────────────────────────────────────────────────────────
@@ -422,16 +435,22 @@ _CHROME_NAME = re.compile(
 )
 
 
-def _from_html(markup: str) -> PageText:
+def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
+    """The page of ``markup``; ``utf8``, if given, is ``markup`` encoded in UTF-8."""
     from lxml import etree
 
-    # lxml refuses str input that carries an XML encoding declaration.
-    markup = _XML_DECLARATION.sub("", markup, count=1)
+    if _XML_DECLARATION.match(markup):
+        # lxml refuses str input that carries an XML encoding declaration.
+        markup = _XML_DECLARATION.sub("", markup, count=1)
+        utf8 = None
     if not markup or markup.isspace():  # as ``not markup.strip()``, without the copy
         return PageText(title=None, text="", kind="html")
     tools = _tools()
     try:
-        doc = etree.fromstring(markup, tools.parser)
+        if utf8 is not None:
+            doc = etree.fromstring(utf8, tools.utf8_parser)
+        else:
+            doc = etree.fromstring(markup, tools.parser)
         if doc is None:
             raise etree.ParserError("Document is empty")
     except (etree.ParserError, ValueError, TypeError):
@@ -515,6 +534,9 @@ class _Tools(threading.local):
         from lxml import etree
 
         self.parser = etree.HTMLParser(remove_comments=True, remove_pis=True, recover=True)
+        # The same for UTF-8 bytes (the encoding given: no <meta charset> can change it).
+        self.utf8_parser = etree.HTMLParser(remove_comments=True, remove_pis=True,
+                                            recover=True, encoding="utf-8")
         self.string = etree.XPath("string()", smart_strings=False)
         # <input type=password> (its type compared as XPath's translate() would: only the
         # letters of "password" folded; see _PASSWORD_CASE) and hidden elements.
@@ -704,9 +726,9 @@ def _block_text(root, tools: _Tools, odd: bool) -> str:  # type: ignore[no-untyp
     if odd:
         return _tidy(str(tools.newlines(root)))
     # After the collapse, a line is what lies between two marks, but for a space at either
-    # end; runs of marks give empty lines, which are left out.
+    # end (the only whitespace left); runs of marks give empty lines, which are left out.
     flat = " ".join(str(tools.marked(root)).split())
-    return "\n".join(filter(None, (line.strip(" ") for line in flat.split(_SENTINEL))))
+    return "\n".join(filter(None, map(str.strip, flat.split(_SENTINEL))))
 
 
 def _tidy(text: str) -> str:

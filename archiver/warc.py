@@ -384,6 +384,10 @@ def _has_status_line(head: bytes) -> bool:
     return bool(StatusAndHeadersParser.decode_header(first).rstrip())
 
 
+# The records of one capture share its time: strftime once for them all.
+_isoformat = functools.lru_cache(maxsize=16)(isoformat)
+
+
 def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -408,7 +412,7 @@ def _exchange_by_warcio(out: _MemberOut, url: str, request_headers: dict[str, st
         warc_headers_dict=request_headers, http_headers=request_http)
     if seen is not None:
         response = writer.create_revisit_record(
-            url, digest, seen.target_uri, isoformat(seen.date),
+            url, digest, seen.target_uri, _isoformat(seen.date),
             http_headers=head, warc_headers_dict=response_headers)
     else:
         response = writer.create_warc_record(
@@ -571,7 +575,7 @@ class WarcWriter:
         head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
         # The body is hashed here, once, for both digests; warcio then finds them set.
         digest, block_digest = _exchange_digests(head.headers_buff, body)
-        date = isoformat(captured_at)
+        date = _isoformat(captured_at)
         request_id, response_id = _record_id(), _record_id()
         seen = None
         # A memento from another archive is stored as pywb stores it: WARC-Target-URI the
@@ -581,7 +585,7 @@ class WarcWriter:
         source = None
         origin = self.from_archive(url, response_head) if self.from_archive else None
         if origin is not None:
-            source, url, date = url, origin[0], isoformat(origin[1])
+            source, url, date = url, origin[0], _isoformat(origin[1])
         dedupable = truncated is None and length > 0 and source is None
         if dedupable and digest not in self._seen and self.find_payload is not None:
             seen = self.find_payload(digest)  # earlier runs: no race with this writer
@@ -600,14 +604,14 @@ class WarcWriter:
             }
             if source is not None:
                 request_headers["WARC-Source-URI"] = source
-                request_headers["WARC-Creation-Date"] = isoformat(captured_at)
+                request_headers["WARC-Creation-Date"] = _isoformat(captured_at)
             response_headers = {"WARC-Record-ID": response_id, "WARC-Date": date,
                                 "WARC-Concurrent-To": request_id}
             if remote_ip:
                 response_headers["WARC-IP-Address"] = remote_ip
             if source is not None:
                 response_headers["WARC-Source-URI"] = source
-                response_headers["WARC-Creation-Date"] = isoformat(captured_at)
+                response_headers["WARC-Creation-Date"] = _isoformat(captured_at)
             if seen is not None:
                 response_headers["WARC-Refers-To"] = seen.record_id
             else:
@@ -629,7 +633,7 @@ class WarcWriter:
                         url, "revisit", response_headers, "application/http; msgtype=response",
                         [("WARC-Profile", _REVISIT_PROFILE),
                          ("WARC-Refers-To-Target-URI", seen.target_uri),
-                         ("WARC-Refers-To-Date", isoformat(seen.date)),
+                         ("WARC-Refers-To-Date", _isoformat(seen.date)),
                          ("WARC-Payload-Digest", digest),
                          ("WARC-Block-Digest", _sha256(head.headers_buff))],
                         http=head, head=head.headers_buff, payload=None,
@@ -704,7 +708,7 @@ class WarcWriter:
         """One record of ``record_type`` holding ``block`` as is (metadata and resource
         records), Concurrent-To ``concurrent_to`` when given."""
         record_id = _record_id()
-        headers = {"WARC-Record-ID": record_id, "WARC-Date": isoformat(captured_at)}
+        headers = {"WARC-Record-ID": record_id, "WARC-Date": _isoformat(captured_at)}
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
         digest = _sha256(block)
@@ -839,7 +843,7 @@ class WarcWriter:
                           "specifications/warc-format/warc-1.1/",
             "isPartOf": self.prefix,
             "run-id": self.run_id,
-            "created": isoformat(self.clock()),
+            "created": _isoformat(self.clock()),
         }
         record = writer.create_warcinfo_record(name, info)
         record.rec_headers.replace_header("WARC-Date", info["created"])

@@ -211,3 +211,15 @@ def test_password_fields_and_hidden_elements_wherever_they_are() -> None:
         assert gone not in page.text
     assert "Visible start tail kept." in page.text
     assert "not hidden" in page.text and "after script." in page.text
+
+
+def test_utf8_page_whose_meta_names_another_charset_is_read_as_the_header_says() -> None:
+    """Valid UTF-8 is parsed as the bytes it came as; a <meta charset> that disagrees with
+    the header must not make the parser read those bytes in another charset."""
+    body = ('<html><head><meta charset="windows-1251"><title>Суд отложил дело</title></head>'
+            '<body><main><p>Суд отложил рассмотрение дела — café, 20\u00a0мая.</p>'
+            '</main></body></html>').encode()
+    page = extract(body, "text/html; charset=utf-8")
+    assert page.title == "Суд отложил дело"
+    assert page.text == "Суд отложил рассмотрение дела — café, 20 мая."
+    assert extract(body, "text/html; charset=windows-1251").title != page.title
