@@ -392,7 +392,12 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _new_out() -> _MemberOut:
+def _new_out(size: int = 0) -> _MemberOut:
+    """Where records of about ``size`` bytes are gzipped: memory for those that stay well
+    below ``_SPOOL_IN_MEMORY`` compressed (a SpooledTemporaryFile costs several times more
+    per write, and would not spill them either), else a spool that may spill to disk."""
+    if size < _SPOOL_IN_MEMORY // 2:
+        return _MemberOut(io.BytesIO())
     return _MemberOut(tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY))
 
 
@@ -435,13 +440,19 @@ class _Sink:
         return os.write(self.fd, data)
 
     def append(self, stream: IO[bytes]) -> None:
+        if isinstance(stream, io.BytesIO):  # a spool in memory: its bytes in one go
+            self._write_all(stream.getvalue())
+            return
         stream.seek(0)
         for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
-            view = memoryview(chunk)
-            while view:
-                written = self.write(view)
-                self.size += written
-                view = view[written:]
+            self._write_all(chunk)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = self.write(view)
+            self.size += written
+            view = view[written:]
 
     def cut(self, size: int) -> None:
         os.ftruncate(self.fd, size)
@@ -596,7 +607,7 @@ class WarcWriter:
             # bytes at once would otherwise both find nothing and both store them.
             if dedupable:
                 seen = self._seen.get(digest) or seen
-            out = self._record_out()
+            out = self._record_out(length + len(request_body) + 4096)
             request_headers = {
                 "WARC-Record-ID": request_id,
                 "WARC-Date": date,
@@ -720,20 +731,22 @@ class WarcWriter:
             [("WARC-Payload-Digest", digest), ("WARC-Block-Digest", digest)],
             head=b"", payload=io.BytesIO(block), length=len(block))
         with self._lock:
-            out = self._record_out()
+            out = self._record_out(len(block) + 1024)
             (offset, size), = self._append(out, [record])
             return self._ref(record_id, offset, size)
 
     # ── internals (callers hold self._lock) ──────────────────────────────────
 
-    def _record_out(self) -> _MemberOut:
+    def _record_out(self, size: int) -> _MemberOut:
+        """Where records of about ``size`` bytes in all are gzipped before they are
+        appended to the current file (opened or rotated here)."""
         if self._broken:
             raise ArchiveError(self._broken)
         if self._sink is not None and self._sink.size >= self.max_size:
             self._finish()
         if self._sink is None:
             self._start_file()
-        return _new_out()
+        return _new_out(size)
 
     def _append(self, out: _MemberOut, records: Sequence[ArcWarcRecord | _Record],
                 levels: Sequence[int] = ()) -> list[tuple[int, int]]:

@@ -360,7 +360,7 @@ def test_records_are_those_warcio_builds_byte_for_byte(
         if concurrent_to:
             headers["WARC-Concurrent-To"] = concurrent_to
         with self._lock:
-            out = self._record_out()
+            out = self._record_out(len(block))
             record = warc_module._warcio_writer(out).create_warc_record(
                 uri, record_type, payload=io.BytesIO(block), length=len(block),
                 warc_content_type=content_type, warc_headers_dict=headers)
