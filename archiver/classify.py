@@ -141,7 +141,7 @@ class _Reading:
         c = self.capture
         if c.status in (404, 410) or _is_login_url(self.cited):
             return None
-        if _is_login_url(c.final_url):
+        if c.final_url != self.cited and _is_login_url(c.final_url):
             return Judgement(Verdict.LOGIN_WALL,
                              f"redirected to a login page ({_short(c.final_url)})")
         if 300 <= c.status < 400:
@@ -532,8 +532,10 @@ def _says_not_found(label: str) -> bool:
         segment = segment.strip(_SEGMENT_TRIM)
         if not segment:
             continue
-        has_code = bool(_NF_CODE.search(segment))
-        rest = " ".join(_NF_CODE.sub(" ", segment).split()).strip(_SEGMENT_TRIM)
+        # _NF_CODE cannot match without the digits "404": most labels skip both passes.
+        has_code = "404" in segment and bool(_NF_CODE.search(segment))
+        rest = " ".join((_NF_CODE.sub(" ", segment) if has_code else segment).split()
+                        ).strip(_SEGMENT_TRIM)
         if not rest:
             if has_code:
                 return True

@@ -180,9 +180,20 @@ def _codec(label: str | None) -> str | None:
 def decode(content: bytes, content_type: str | None = None) -> str:
     """``content`` as text: BOM, then the header's charset, then ``<meta charset>``, then
     strict UTF-8, then detection, then UTF-8 with replacement characters. Never raises."""
+    return _decoded(content, content_type)[0]
+
+
+# How ``_decoded`` read the bytes: otherwise, as UTF-8 with replacement characters, or as
+# valid UTF-8 (the text encodes back to the very bytes).
+_OTHER, _UTF8, _VALID_UTF8 = 0, 1, 2
+
+
+def _decoded(content: bytes, content_type: str | None) -> tuple[str, int]:
+    """``decode``, and how (``_OTHER``, ``_UTF8``, ``_VALID_UTF8``)."""
     for bom, name in _BOMS:
         if content.startswith(bom):
-            return content[len(bom):].decode(name.replace("-sig", ""), errors="replace")
+            return (content[len(bom):].decode(name.replace("-sig", ""), errors="replace"),
+                    _OTHER)
     declared = None
     if content_type:
         found = _HEADER_CHARSET.search(content_type)
@@ -193,21 +204,30 @@ def decode(content: bytes, content_type: str | None = None) -> str:
             label = (found_meta.group(1) or found_meta.group(2) or b"").decode("ascii", "replace")
             declared = _codec(label)
     if declared is not None:
-        text = content.decode(declared, errors="replace")
+        how = _OTHER
+        if declared == "utf-8":
+            try:
+                text, how = content.decode("utf-8"), _VALID_UTF8
+            except UnicodeDecodeError:
+                text, how = content.decode("utf-8", errors="replace"), _UTF8
+        else:
+            text = content.decode(declared, errors="replace")
         # A wrong declaration (cp1251 bytes labelled utf-8 is common) shows as a mass of
         # replacement characters; only then second-guess it.
         if text.count("\ufffd") * 100 <= len(text):
-            return text
+            return text, how
         guessed = _detect(content)
         if guessed is not None and guessed.count("\ufffd") < text.count("\ufffd"):
-            return guessed
-        return text
+            return guessed, _OTHER
+        return text, how
     try:
-        return content.decode("utf-8")
+        return content.decode("utf-8"), _VALID_UTF8
     except UnicodeDecodeError:
         pass
     guessed = _detect(content)
-    return guessed if guessed is not None else content.decode("utf-8", errors="replace")
+    if guessed is not None:
+        return guessed, _OTHER
+    return content.decode("utf-8", errors="replace"), _UTF8
 
 
 def _detect(content: bytes) -> str | None:
@@ -250,11 +270,15 @@ def _kind(content: bytes, content_type: str) -> str:
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
-def _blank(text: str) -> str:
-    """``text`` with the control characters of ``_CONTROL`` made spaces."""
+def _blank(text: str, raw: bytes | None = None) -> str:
+    """``text`` with the control characters of ``_CONTROL`` made spaces. ``raw``: the bytes
+    ``text`` was decoded from as UTF-8 (with replacement characters), if it was."""
     # UTF-8 keeps these characters as the same single bytes, and bytes.translate finds them
-    # several times faster than a regex search; most pages have none.
-    raw = text.encode("utf-8", "surrogatepass")
+    # several times faster than a regex search; most pages have none. A UTF-8 decoder never
+    # takes an ASCII byte into a replaced sequence, so the bytes decoded hold them exactly
+    # where the text does (and need no encoding first).
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
     if len(raw.translate(None, _CONTROL_BYTES)) == len(raw):
         return text
     return _CONTROL.sub(" ", text)
@@ -271,10 +295,14 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
         return _from_pdf(content)
     if kind == "binary":
         return PageText(title=None, text="", kind=kind)
-    text = _blank(decode(content[:PARSE_LIMIT], content_type))
+    head = content[:PARSE_LIMIT]
+    decoded, how = _decoded(head, content_type)
+    text = _blank(decoded, head if how != _OTHER else None)
     if kind == "text":
         return PageText(title=None, text=_tidy(text), kind="text")
-    return _from_html(text)
+    # Valid UTF-8 that needed no blanking is parsed as the bytes it came as: the same tree,
+    # without lxml converting the text back to UTF-8 first.
+    return _from_html(text, head if how == _VALID_UTF8 and text is decoded else None)
 
 
 # ── PDF ──────────────────────────────────────────────────────────────────────
@@ -407,16 +435,22 @@ _CHROME_NAME = re.compile(
 )
 
 
-def _from_html(markup: str) -> PageText:
+def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
+    """The page of ``markup``; ``utf8``, if given, is ``markup`` encoded in UTF-8."""
     from lxml import etree
 
-    # lxml refuses str input that carries an XML encoding declaration.
-    markup = _XML_DECLARATION.sub("", markup, count=1)
-    if not markup.strip():
+    if _XML_DECLARATION.match(markup):
+        # lxml refuses str input that carries an XML encoding declaration.
+        markup = _XML_DECLARATION.sub("", markup, count=1)
+        utf8 = None
+    if not markup or markup.isspace():  # as ``not markup.strip()``, without the copy
         return PageText(title=None, text="", kind="html")
     tools = _tools()
     try:
-        doc = etree.fromstring(markup, tools.parser)
+        if utf8 is not None:
+            doc = etree.fromstring(utf8, tools.utf8_parser)
+        else:
+            doc = etree.fromstring(markup, tools.parser)
         if doc is None:
             raise etree.ParserError("Document is empty")
     except (etree.ParserError, ValueError, TypeError):
@@ -434,18 +468,27 @@ def _from_html(markup: str) -> PageText:
 
     title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
-    passwords = int(tools.passwords(doc))
+    # Password fields (counted before anything is dropped) and hidden elements, found in one
+    # walk of the tree. Hidden elements inside what strip_elements drops are then dropped
+    # from a detached subtree, which changes nothing.
+    passwords = 0
+    hidden = []
+    for el in tools.passwords_hidden(doc):
+        if el.tag == "input" and (el.get("type") or "").translate(_PASSWORD_CASE) == "password":
+            passwords += 1
+        if el.get("hidden") is not None or el.get("aria-hidden") == "true":
+            hidden.append(el)
 
     # The tails of dropped elements stay: they are their parent's text.
     etree.strip_elements(doc, *_DROP_ALWAYS, "head", with_tail=False)
-    for el in tools.hidden(doc):
+    for el in hidden:
         _drop(el)
 
     heading = _first_text(doc, "h1", string) or _first_text(doc, "h2", string)
     body = doc.find("body")
     if body is None:
         body = doc
-    root, size = _main_element(body, string)
+    root, size = _main_element(body)
     _strip_chrome(root, size, tools, page_level=root is body)
     text = _block_text(root, tools, odd)
     if not text and root is not body:
@@ -462,6 +505,7 @@ def _from_html(markup: str) -> PageText:
 
 
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_PASSWORD_CASE = str.maketrans("PASWORD", "pasword")
 # What _CONTROL blanks, and what XML cannot hold (lxml refuses to set such text).
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 # Marks the line breaks in ``_block_text``'s output: a noncharacter, which no text should
@@ -490,13 +534,18 @@ class _Tools(threading.local):
         from lxml import etree
 
         self.parser = etree.HTMLParser(remove_comments=True, remove_pis=True, recover=True)
+        # The same for UTF-8 bytes (the encoding given: no <meta charset> can change it).
+        self.utf8_parser = etree.HTMLParser(remove_comments=True, remove_pis=True,
+                                            recover=True, encoding="utf-8")
         self.string = etree.XPath("string()", smart_strings=False)
-        self.passwords = etree.XPath(
-            "count(//input[translate(@type,'PASWORD','pasword')='password'])")
-        self.hidden = etree.XPath("//*[@hidden or @aria-hidden='true']")
+        # <input type=password> (its type compared as XPath's translate() would: only the
+        # letters of "password" folded; see _PASSWORD_CASE) and hidden elements.
+        self.passwords_hidden = etree.XPath(
+            "//*[@hidden or @aria-hidden='true' or (self::input and "
+            "translate(@type,'PASWORD','pasword')='password')]")
         self.og_title = etree.XPath("//meta[@property=$p or @name=$p]")
-        self.main = etree.XPath(".//main | .//*[@role='main']")
-        self.articles = etree.XPath(".//article")
+        # <main>, role=main and <article> elements in one walk, in document order.
+        self.landmarks = etree.XPath(".//*[self::main or @role='main' or self::article]")
         self.chrome_page = etree.XPath(
             ".//nav | .//aside | .//header | .//footer")
         self.chrome_inner = etree.XPath(".//nav | .//aside")
@@ -505,10 +554,9 @@ class _Tools(threading.local):
         self.chrome_attrs = etree.XPath(
             "descendant::*/@*[name()='class' or name()='id' or name()='role']")
         # Block elements start and end a line, <br> ends one: marked with _SENTINEL here;
-        # whitespace is collapsed afterwards, in Python, at C speed.
-        self.marked = etree.XSLT(etree.XML(_block_xslt(
-            f"&#{ord(_SENTINEL)};",
-            '<xsl:template match="text()"><xsl:value-of select="."/></xsl:template>')))
+        # whitespace is collapsed afterwards, in Python, at C speed. Text is copied by XSLT's
+        # built-in rule (the same output as a template of our own, a third faster).
+        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_SENTINEL)};", "")))
         # For pages holding _SENTINEL: mark with "\n" and turn the source's line breaks into
         # spaces first (ten times slower, exact).
         self.newlines = etree.XSLT(etree.XML(_block_xslt(
@@ -565,33 +613,73 @@ def _meta_content(doc, prop: str) -> str | None:  # type: ignore[no-untyped-def]
     return None
 
 
-def _text_len(el, string) -> int:  # type: ignore[no-untyped-def]
-    return len("".join(string(el).split()))
+# What ``_text_len`` deletes from an element's UTF-8 text before counting the bytes left:
+# UTF-8 continuation bytes (a character is counted by its first byte) and the one-byte
+# characters ``str.split`` takes for whitespace.
+_NOT_COUNTED = bytes(range(0x80, 0xC0)) + b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f "
+# The other characters ``str.split`` takes for whitespace (NEL, NBSP, U+1680, U+2000-U+200A,
+# U+2028, U+2029, U+202F, U+205F, U+3000), in UTF-8, by first byte.
+_WIDE_SPACES: dict[int, tuple[bytes, ...]] = {}
+for _code in range(0x80, 0x3001):
+    if chr(_code).isspace():
+        _seq = chr(_code).encode("utf-8")
+        _WIDE_SPACES[_seq[0]] = (*_WIDE_SPACES.get(_seq[0], ()), _seq)
+del _code, _seq
 
 
-def _main_element(body, string):  # type: ignore[no-untyped-def]
+def _text_len(el) -> int:  # type: ignore[no-untyped-def]
+    """How many characters of ``el``'s text (``string(el)``) are not whitespace, as
+    ``len("".join(text.split()))`` counts them, without making a string of every word: the
+    text is counted as UTF-8 bytes (several times faster on a page)."""
+    from lxml import etree
+
+    raw = etree.tostring(el, method="text", encoding="utf-8", with_tail=False)
+    kept = raw.translate(None, _NOT_COUNTED)
+    size = len(kept)
+    for lead, spaces in _WIDE_SPACES.items():
+        if lead in kept:  # rare but for NBSP (and U+00A9 and friends share its first byte)
+            size -= sum(map(raw.count, spaces))
+    return size
+
+
+def _main_element(body):  # type: ignore[no-untyped-def]
     """``<main>`` if it holds a fair share of the page's text, else the largest ``<article>``
     that does, else ``body``; with its text length (``_text_len``), ``None`` where no rule
     needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
     article sits elsewhere."""
     tools = _tools()
-    mains = tools.main(body)
-    articles = tools.articles(body)
+    found = tools.landmarks(body)
+    mains = [el for el in found if el.tag == "main" or el.get("role") == "main"]
+    articles = [el for el in found if el.tag == "article"]
     if not mains and not articles:
         return body, None
-    total = _text_len(body, string)
-    if total == 0:
-        return body, total
+    # The page's whole text is measured only when a rule needs it: a <main> of 140
+    # characters or more, or a lone <article> of 280, is chosen whatever the total.
+    total: int | None = None
     for el in mains:
-        size = _text_len(el, string)
-        if size >= 140 or size * 3 >= total:
+        size = _text_len(el)
+        if size >= 140:
+            return el, size
+        if total is None:
+            total = _text_len(body)
+            if total == 0:
+                return body, total
+        if size * 3 >= total:
             return el, size
     if articles:
-        sizes = [_text_len(el, string) for el in articles]
+        sizes = [_text_len(el) for el in articles]
         size = max(sizes)
         best = articles[sizes.index(size)]  # the first of the largest, as max() picks
-        if size * 3 >= total or (len(articles) == 1 and size >= 280):
+        if len(articles) == 1 and size >= 280:
             return best, size
+        if total is None:
+            total = _text_len(body)
+            if total == 0:
+                return body, total
+        if size * 3 >= total:
+            return best, size
+    if total is None:
+        total = _text_len(body)
     return body, total
 
 
@@ -599,7 +687,6 @@ def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-
                   page_level: bool) -> None:
     """Drop the navigation, asides, banners and other chrome inside ``root``, whose text
     length is ``total`` (``None``: not measured yet)."""
-    string = tools.string
     # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
     # carry the logo and links.
     doomed = tools.chrome_page(root) if page_level else tools.chrome_inner(root)
@@ -622,11 +709,11 @@ def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-
     if not doomed:
         return
     if total is None:
-        total = _text_len(root, string)
+        total = _text_len(root)
     for el in doomed:
         # Never drop an element that holds most of the text: a "content has-sidebar" wrapper
         # named after chrome would otherwise take the article with it.
-        if _text_len(el, string) * 2 > total:
+        if _text_len(el) * 2 > total:
             continue
         _drop(el)
 
@@ -637,13 +724,10 @@ def _block_text(root, tools: _Tools, odd: bool) -> str:  # type: ignore[no-untyp
     # marks the blocks; str.split and str.replace (C speed) make the lines.
     if odd:
         return _tidy(str(tools.newlines(root)))
-    mark = _SENTINEL
+    # After the collapse, a line is what lies between two marks, but for a space at either
+    # end (the only whitespace left); runs of marks give empty lines, which are left out.
     flat = " ".join(str(tools.marked(root)).split())
-    flat = flat.replace(" " + mark, mark).replace(mark + " ", mark)
-    double = mark + mark
-    while double in flat:
-        flat = flat.replace(double, mark)
-    return flat.strip(mark).replace(mark, "\n")
+    return "\n".join(filter(None, map(str.strip, flat.split(_SENTINEL))))
 
 
 def _tidy(text: str) -> str:

@@ -191,3 +191,35 @@ def test_extract_from_several_threads_at_once() -> None:
         threaded = list(pool.map(lambda body: extract(body, "text/html"), bodies))
     assert threaded == serial
     assert all(f"Almaty-{n}" in page.text for n, page in enumerate(threaded))
+
+
+def test_password_fields_and_hidden_elements_wherever_they_are() -> None:
+    """Password fields are counted in the whole document as received (a <template>'s too,
+    any letter case of "password"); hidden elements are dropped with what they hold, their
+    tails kept, also when they sit inside what is dropped anyway (a script, the head)."""
+    html = """<html><head><title>Sign in</title><meta hidden name="x"></head><body>
+    <template><input type="password"></template>
+    <form><input type="PassWord"><input type="password "><input type="text"></form>
+    <main><p>Visible start <span hidden>HIDDEN-SPAN</span>tail kept.</p>
+    <p aria-hidden="true">ARIA-HIDDEN</p><p aria-hidden="false">not hidden</p>
+    <script hidden>SCRIPT-TEXT</script>after script.
+    <div hidden><p hidden>NESTED-HIDDEN</p>HIDDEN-DIV</div>""" + "<p>Body text.</p>" * 30 + """
+    </main></body></html>"""
+    page = extract(html.encode(), "text/html")
+    assert page.password_fields == 2
+    for gone in ("HIDDEN-SPAN", "ARIA-HIDDEN", "SCRIPT-TEXT", "NESTED-HIDDEN", "HIDDEN-DIV"):
+        assert gone not in page.text
+    assert "Visible start tail kept." in page.text
+    assert "not hidden" in page.text and "after script." in page.text
+
+
+def test_utf8_page_whose_meta_names_another_charset_is_read_as_the_header_says() -> None:
+    """Valid UTF-8 is parsed as the bytes it came as; a <meta charset> that disagrees with
+    the header must not make the parser read those bytes in another charset."""
+    body = ('<html><head><meta charset="windows-1251"><title>Суд отложил дело</title></head>'
+            '<body><main><p>Суд отложил рассмотрение дела — café, 20\u00a0мая.</p>'
+            '</main></body></html>').encode()
+    page = extract(body, "text/html; charset=utf-8")
+    assert page.title == "Суд отложил дело"
+    assert page.text == "Суд отложил рассмотрение дела — café, 20 мая."
+    assert extract(body, "text/html; charset=windows-1251").title != page.title
