@@ -48,6 +48,7 @@ import http
 import http.cookiejar
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import tempfile
@@ -274,6 +275,28 @@ class _Client(httpx.AsyncClient):
         raise TypeError("the fetcher's clients keep no cookies: they live per fetch")
 
 
+_SSL_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS settings the fetchers of this process use (the system's CA certificates, or
+    those ``SSL_CERT_FILE``/``SSL_CERT_DIR`` name, as httpx reads them), made once per
+    setting of those variables. Made before worker processes are forked, its certificate
+    store (a megabyte and more) is shared with them rather than loaded again by each.
+    Nothing changes a context after it is made; a certificate file changed since is read
+    again."""
+    cafile = os.environ.get("SSL_CERT_FILE")
+    try:
+        changed = os.stat(cafile).st_mtime_ns if cafile else None
+    except OSError:
+        changed = None
+    key = (cafile, changed, os.environ.get("SSL_CERT_DIR"))
+    context = _SSL_CONTEXTS.get(key)
+    if context is None:
+        context = _SSL_CONTEXTS[key] = httpx.create_ssl_context(trust_env=True)
+    return context
+
+
 class Fetcher:
     """Fetch URLs into ``FetchResult`` values, archiving every exchange through ``writer``.
 
@@ -312,7 +335,7 @@ class Fetcher:
         self._resolved: dict[tuple[str, int], float] = {}
 
     async def __aenter__(self) -> Fetcher:
-        self._ssl_context = httpx.create_ssl_context(trust_env=True)
+        self._ssl_context = shared_ssl_context()
         self._global = asyncio.Semaphore(self.settings.concurrency)
         return self
 

@@ -259,12 +259,14 @@ class ProcessShards:
 
     async def start(self) -> None:
         from archiver import warc
+        from archiver.fetch import shared_ssl_context
 
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
                 _share(self.settings.browser.pages, self.count), self.compare_text)
         ours: list[socket.socket] = []
         warc.preload()  # imported once here rather than once in every worker
+        shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
         # Objects that exist now are never collected in a worker, so the collector does not
         # copy the pages it shares with the run.
         gc.freeze()

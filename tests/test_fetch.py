@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import resource
 import threading
 import time
@@ -521,3 +522,24 @@ def test_fetch_all_calls_back_once_per_distinct_url(web: WebServer, tmp_path: Pa
     results = asyncio.run(go())
     assert sorted(seen) == sorted([web.url("/a"), web.url("/b")]) and len(results) == 2
     assert_valid_warcs(tmp_path / "archive")
+
+
+def test_the_tls_context_is_made_once_per_certificate_setting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, https_web: WebServer) -> None:
+    """One context per process (its CA store then shared with forked workers), made again
+    when SSL_CERT_FILE names another file or the file changed."""
+    from archiver.fetch import shared_ssl_context
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", https_web.ca_file)
+    first = shared_ssl_context()
+    assert shared_ssl_context() is first
+    copy = tmp_path / "ca.pem"
+    copy.write_bytes(Path(https_web.ca_file).read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(copy))
+    second = shared_ssl_context()
+    assert second is not first and shared_ssl_context() is second
+    os.utime(copy, ns=(0, 0))  # the file replaced since: read again
+    assert shared_ssl_context() is not second
+    monkeypatch.setenv("SSL_CERT_FILE", https_web.ca_file)
+    assert shared_ssl_context() is first
