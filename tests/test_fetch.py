@@ -534,7 +534,7 @@ def test_the_tls_context_is_made_once_per_certificate_setting(
     monkeypatch.setenv("SSL_CERT_FILE", https_web.ca_file)
     first = shared_ssl_context()
     assert shared_ssl_context() is first
-    copy = tmp_path / "ca.pem"
+    copy = tmp_path / "copy-of-ca.pem"
     copy.write_bytes(Path(https_web.ca_file).read_bytes())
     monkeypatch.setenv("SSL_CERT_FILE", str(copy))
     second = shared_ssl_context()
