@@ -104,6 +104,15 @@ _MONTH_DAY = re.compile(rf"\b(?P<month>{_MONTH_RE})\s+(?P<day>[0-3]?\d)(?:st|nd|
                         r"(?:,\s*(?P<year>(?:19|20)\d\d))?\b")
 _MONTH_YEAR = re.compile(rf"\b(?P<month>{_MONTH_RE})\s+(?:of\s+)?(?P<year>(?:19|20)\d\d)\b")
 _YEAR = re.compile(r"\b(?P<year>(?:19|20)\d\d)\b")
+# An amount's words before another in parentheses: the author's conversion.
+_CONVERSION = re.compile(r"\s*(?:\(|and\s*\(|,)\s*(?:around|almost|about|approximately|"
+                         r"approx\.|c\.|some|nearly|over)?\s*")
+_FIGURE = re.compile(rf"(?<![\w/.-])(?:{_NUM})(?![\w/]|[.-]\d)")
+# "550 and 165 EUR": what follows a figure that shares the next figure's currency.
+_SHARED_CURRENCY = re.compile(rf"\s*(?:and|or|,)\s*(?:{_NUM})\s*(?:{_CUR})\b", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"[.!?:;]\s+|[\"“(]\s*")
+_TOKEN = re.compile(r"\S+")
+_GROUPING = re.compile(r"[ \u00a0\u202f\u2009,]")
 _QUOTE = re.compile(r"[“\"«](?P<q>[^”\"»\n]{2,200})[”\"»]")
 _NAME_WORD = r"[A-Z][a-z'’]*(?:-[A-Z][a-z]+)*(?![-\w])"
 _CAPS = re.compile(rf"\b{_NAME_WORD}(?:[ ]+(?:{_NAME_WORD}|of|the|for|and)(?=[ ,.;:)”\"]|$))*"
@@ -195,9 +204,7 @@ def claim_facts(text: str) -> tuple[Fact, ...]:
         symbol = {"$": "USD", "€": "EUR", "₸": "KZT"}.get(match.group("pre") or "")
         currency = symbol or CURRENCIES[match.group("cur").lower()]
         between = text[previous_amount_end:match.start()]
-        conversion = bool(re.fullmatch(
-            r"\s*(?:\(|and\s*\(|,)\s*(?:around|almost|about|approximately|approx\.|c\.|"
-            r"some|nearly|over)?\s*", between))
+        conversion = bool(_CONVERSION.fullmatch(between))
         number = _format_value(value)
         add(Fact("amount", match.group().strip(), match.start(), match.end(),
                  f"{number} {currency}", not conversion,
@@ -229,11 +236,10 @@ def claim_facts(text: str) -> tuple[Fact, ...]:
             add(Fact("date", match.group(), match.start(), match.end(), match.group(),
                      False, "a year on its own (not required: too common)"))
 
-    for match in re.finditer(rf"(?<![\w/.-])(?:{_NUM})(?![\w/]|[.-]\d)", text):
+    for match in _FIGURE.finditer(text):
         if not free(match.start(), match.end()):
             continue
-        if re.match(rf"\s*(?:and|or|,)\s*(?:{_NUM})\s*(?:{_CUR})\b", text[match.end():],
-                    re.IGNORECASE):
+        if _SHARED_CURRENCY.match(text, match.end()):
             continue  # "550 and 165 EUR": the first figure shares the second's currency
         value = _number_value(match.group())
         if value is None or value < 10:
@@ -280,10 +286,10 @@ def _conversions_first(facts: list[Fact]) -> None:
 def _names(text: str, free) -> list[Fact]:  # type: ignore[no-untyped-def]
     """Runs of capitalised words, split into person / organisation / place facts."""
     out: list[Fact] = []
-    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?:;]\s+|[\"“(]\s*", text)}
+    sentence_starts = {0} | {m.end() for m in _SENTENCE_START.finditer(text)}
     for match in _CAPS.finditer(text):
         words = [(m.group(), match.start() + m.start(), match.start() + m.end())
-                 for m in re.finditer(r"\S+", match.group())]
+                 for m in _TOKEN.finditer(match.group())]
         # Trailing connectors ("of", "the") are not part of a name.
         while words and words[-1][0].lower() in {"of", "the", "for", "and"}:
             words.pop()
@@ -366,7 +372,7 @@ def _name_like(text: str, word: str, end: int) -> bool:
 def _number_value(text: str) -> float | None:
     """``"138 900"`` → 138900, ``"1.5"`` → 1.5, ``"30,000"`` → 30000 (English separators:
     a comma groups thousands, a point is decimal)."""
-    cleaned = re.sub(r"[ \u00a0\u202f\u2009,]", "", text)
+    cleaned = _GROUPING.sub("", text)
     try:
         return float(cleaned)
     except ValueError:
