@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+import sys
 
 import pytest
 
@@ -20,12 +22,71 @@ def texts(count: int, seed: int = 7) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("pattern", [support_match._NUMERAL, support_match._NUM_DATE,
-                                     support_match._ISO_DATE, support_match._MONTH_NUM_YEAR])
-def test_scanning_from_digit_to_digit_finds_what_finditer_finds(pattern) -> None:
-    for text in texts(3000):
-        assert [m.span() for m in support_match._at_digits(pattern, text)] \
+DIGIT_LED = [support_match._NUMERAL, support_match._NUM_DATE, support_match._ISO_DATE,
+             support_match._MONTH_NUM_YEAR, support_match._DAY_MONTH, support_match._YEAR_MONTH]
+# Digits of other scripts, punctuation the ASCII shortcut lets through (U+2000-U+2FFF) and
+# letters around it, so that both ways of finding digit runs are taken.
+WIDE = ALPHABET + "\u0663\u06f5\u0967\uff11\u2014\u201c\u2116\u2070\u2460\u0640\u065f" \
+    + "әұİ августа тамыз August Jan янв"
+
+
+def wide_texts(count: int, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    words = WIDE.split(" ")
+    found = ["10 мая2020", "мая 2020", "Summary 2020", "\u2014 5 мая 2020 \u2014", "٥ мая",
+             "x\u00a05", "August  18, 2020", "a_b 5", "3\u0663 12"]
+    for _ in range(count):
+        pieces = [rng.choice(WIDE) if rng.random() < 0.6 else rng.choice(words)
+                  for _ in range(rng.randrange(1, 60))]
+        found.append("".join(pieces))
+    return found
+
+
+def test_digit_runs_are_where_every_run_of_digits_starts() -> None:
+    for text in texts(2000) + wide_texts(3000):
+        assert support_match._digit_runs(text) \
+            == [m.start() for m in re.finditer(r"\d+", text)], text
+
+
+def test_the_ascii_shortcut_holds_for_this_unicode_database() -> None:
+    # Every decimal digit outside 0-9 lies at U+0640 or above and outside U+2000-U+2FFF.
+    others = [c for c in range(sys.maxunicode + 1) if chr(c).isdecimal()
+              and not "0" <= chr(c) <= "9"]
+    assert min(others) >= 0x640
+    assert not [c for c in others if 0x2000 <= c <= 0x2FFF]
+
+
+@pytest.mark.parametrize("pattern", DIGIT_LED)
+def test_matching_at_digit_runs_finds_what_finditer_finds(pattern) -> None:
+    for text in texts(3000) + wide_texts(1000):
+        runs = support_match._digit_runs(text)
+        assert [m.span() for m in support_match._at_runs(pattern, text, runs)] \
             == [m.span() for m in pattern.finditer(text)], text
+
+
+def test_month_first_dates_before_digit_runs_are_all_of_them() -> None:
+    for text in wide_texts(3000):
+        runs = support_match._digit_runs(text)
+        assert [m.span() for m in support_match._month_first(text, runs)] \
+            == [m.span() for m in support_match._MONTH_FIRST.finditer(text)], text
+
+
+def test_capitalised_words_are_the_words_that_open_with_a_capital() -> None:
+    capitals = "".join(chr(c) for c in range(sys.maxunicode + 1)
+                       if chr(c).isupper() and support_match._letter(chr(c)))
+    text = " ".join(capitals[i:i + 7] + "ab" for i in range(0, len(capitals), 7))
+    for sample in [text, "McDonald iPhone “Tulesova” ǅemal Ⓐbc _Abc Тулесова қазақ Қазақ",
+                   *wide_texts(2000)]:
+        first = {}
+        for match in support_match._WORD.finditer(sample):
+            if match.group()[:1].isupper():
+                first.setdefault(match.group(), match.span())
+        assert support_match.Evidence(sample).names() is not None
+        found = {}
+        for match in support_match._CAPITALISED.finditer(sample):
+            if match.group()[0].isupper():
+                found.setdefault(match.group(), match.span())
+        assert found == first, sample
 
 
 def test_excerpt_of_the_head_equals_the_excerpt_of_the_whole() -> None:
