@@ -45,7 +45,7 @@ def wide_texts(count: int, seed: int = 11) -> list[str]:
 def test_digit_runs_are_where_every_run_of_digits_starts() -> None:
     for text in texts(2000) + wide_texts(3000):
         assert support_match._digit_runs(text) \
-            == [m.start() for m in re.finditer(r"\d+", text)], text
+            == [m.span() for m in re.finditer(r"\d+", text)], text
 
 
 def test_the_ascii_shortcut_holds_for_this_unicode_database() -> None:
@@ -59,16 +59,62 @@ def test_the_ascii_shortcut_holds_for_this_unicode_database() -> None:
 @pytest.mark.parametrize("pattern", DIGIT_LED)
 def test_matching_at_digit_runs_finds_what_finditer_finds(pattern) -> None:
     for text in texts(3000) + wide_texts(1000):
-        runs = support_match._digit_runs(text)
+        runs = [start for start, _ in support_match._digit_runs(text)]
         assert [m.span() for m in support_match._at_runs(pattern, text, runs)] \
             == [m.span() for m in pattern.finditer(text)], text
 
 
 def test_month_first_dates_before_digit_runs_are_all_of_them() -> None:
     for text in wide_texts(3000):
-        runs = support_match._digit_runs(text)
+        runs = [start for start, _ in support_match._digit_runs(text)]
         assert [m.span() for m in support_match._month_first(text, runs)] \
             == [m.span() for m in support_match._MONTH_FIRST.finditer(text)], text
+
+
+def reference_dates(text: str) -> list[tuple]:
+    """``Evidence.dates`` as the plain scans of the whole text compute it."""
+    sm = support_match
+    found: list[tuple] = []
+    for match in sm._DAY_MONTH.finditer(text):
+        month, day = sm.month_of(match.group("w").rstrip(".")), int(match.group("d"))
+        if month and 1 <= day <= 31:
+            year = sm._year_after(text, match.end()) or sm._year_before(text, match.start())
+            found.append((match.start(), match.end(), year, month, day))
+    for match in sm._YEAR_MONTH.finditer(text):
+        if month := sm.month_of(match.group("w")):
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+    for match in sm._MONTH_FIRST.finditer(text):
+        if not (month := sm.month_of(match.group("w"))):
+            continue
+        if match.group("y"):
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+        elif 1 <= (day := int(match.group("d"))) <= 31:
+            found.append((match.start(), match.end(), sm._year_after(text, match.end()),
+                          month, day))
+    for pattern in (sm._NUM_DATE, sm._ISO_DATE):
+        for match in pattern.finditer(text):
+            day, month, year = (int(match.group(k)) for k in "dmy")
+            year = year + 2000 if year < 100 else year
+            if 1 <= day <= 31 and 1 <= month <= 12:
+                found.append((match.start(), match.end(), year, month, day))
+    for match in sm._MONTH_NUM_YEAR.finditer(text):
+        if 1 <= (month := int(match.group("m"))) <= 12:
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+    return found
+
+
+DATES = ["18 августа 2020 года", "2020 жылғы 18 тамызда", "August 18, 2020", "18.08.2020",
+         "2020-08-18", "08.2020", "января 2020", "10-го июня", "5 мая2020 и 3 мая 2021",
+         "1.2.20", "12/05/2019", "31 December", "Dec 5", "2020 жылы қаңтарда"]
+
+
+def test_dates_tried_at_digit_runs_are_the_dates_of_the_whole_scan() -> None:
+    rng = random.Random(5)
+    samples = [*texts(1500), *wide_texts(1500)]
+    for _ in range(1500):
+        samples.append(" ".join(rng.choice(DATES + WIDE.split(" ")) for _ in range(12)))
+    for text in samples:
+        assert support_match.Evidence(text).dates() == reference_dates(text), text
 
 
 def test_capitalised_words_are_the_words_that_open_with_a_capital() -> None:
