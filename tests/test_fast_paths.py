@@ -261,3 +261,18 @@ def test_report_json_written_in_pieces_equals_the_whole_dump() -> None:
     assert '"links": []' in render_json(empty)
     # Controls are escaped in the pieces as in the whole.
     assert "\\u202e" in render_json(hostile) and "\u202e" not in render_json(hostile)
+
+
+def test_the_currency_shortcut_misses_no_case_blind_match() -> None:
+    from archiver import support_facts
+
+    letters = set("".join(support_facts._CURRENCY_STEMS))
+    others = [(chr(c), x) for c in range(sys.maxunicode + 1) for x in letters
+              if chr(c).lower() != x and chr(c) != x.upper()
+              and re.fullmatch(x, chr(c), re.IGNORECASE)]
+    assert others == [("ſ", "s")]
+    for claim in ["fined 5 kZt", "5 Tenge", "5 EUROS", "$5", "€5", "₸5", "5 uſd", "5 RUBLES",
+                  "5 roubles", "5 \u212azt"]:
+        assert support_facts._may_hold_a_sum(claim), claim
+        assert support_facts.claim_facts(claim)
+    assert not support_facts._may_hold_a_sum("no sum here, 5 people")
