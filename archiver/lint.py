@@ -50,6 +50,7 @@ malformed. Pure functions; no I/O; never raise on content.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urlsplit
@@ -103,6 +104,7 @@ _TRACKING = {
 _INDEX = re.compile(r"\[\d*\]$")
 # A domain an editor means: dotted labels and a top-level label of two or more characters
 # (``https://nodot/`` is a typo far more often than an intranet name), or localhost.
+_WHITE = re.compile(r"\s")  # what str.isspace calls white space
 _DOMAIN = re.compile(r"(?:[\w-]+\.)+[\w-]{2,}|localhost", re.IGNORECASE)
 _LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
@@ -189,7 +191,7 @@ def clean_tracking(url: str) -> tuple[str, list[str]]:
 
 
 def _malformed(url: str) -> str | None:
-    if any(ch.isspace() for ch in url):
+    if _WHITE.search(url):
         return "contains white space"
     try:
         parts = urlsplit(url)
@@ -204,13 +206,14 @@ def _malformed(url: str) -> str | None:
     if not raw:
         return "has no host name"
     host = _host(raw)
-    if host is None:
-        return f"host name {raw!r} is not valid"
-    if host.address is None and not _DOMAIN.fullmatch(host.name):
+    if host is None or (host.address is None and not _DOMAIN.fullmatch(host.name)):
         return f"host name {raw!r} is not valid"
     return None
 
 
+# A document cites many URLs on few hosts: each host is read (and judged) once, as the
+# fetch guard's browser-like parsing is the dearest part of checking a URL.
+@functools.lru_cache(maxsize=4096)
 def _host(raw: str) -> Host | None:
     try:
         return parse_host(raw)
@@ -220,7 +223,11 @@ def _host(raw: str) -> Host | None:
 
 def _private_note(url: str) -> str | None:
     """Why ``url``'s host is not a public address, or ``None`` (for well-formed URLs)."""
-    raw = url_host(url)
+    return _host_note(url_host(url))
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_note(raw: str) -> str | None:
     host = _host(raw)
     if host is None:
         return None

@@ -104,6 +104,30 @@ _MONTH_DAY = re.compile(rf"\b(?P<month>{_MONTH_RE})\s+(?P<day>[0-3]?\d)(?:st|nd|
                         r"(?:,\s*(?P<year>(?:19|20)\d\d))?\b")
 _MONTH_YEAR = re.compile(rf"\b(?P<month>{_MONTH_RE})\s+(?:of\s+)?(?P<year>(?:19|20)\d\d)\b")
 _YEAR = re.compile(r"\b(?P<year>(?:19|20)\d\d)\b")
+# An amount's words before another in parentheses: the author's conversion.
+_CONVERSION = re.compile(r"\s*(?:\(|and\s*\(|,)\s*(?:around|almost|about|approximately|"
+                         r"approx\.|c\.|some|nearly|over)?\s*")
+_FIGURE = re.compile(rf"(?<![\w/.-])(?:{_NUM})(?![\w/]|[.-]\d)")
+# "550 and 165 EUR": what follows a figure that shares the next figure's currency.
+_SHARED_CURRENCY = re.compile(rf"\s*(?:and|or|,)\s*(?:{_NUM})\s*(?:{_CUR})\b", re.IGNORECASE)
+_SENTENCE_START = re.compile(r"[.!?:;]\s+|[\"“(]\s*")
+_TOKEN = re.compile(r"\S+")
+_GROUPING = re.compile(r"[ \u00a0\u202f\u2009,]")
+# What a date cannot be without: a month's name.
+_MONTH_NAME = re.compile(_MONTH_RE)
+# Stems of every currency word of ``_CUR``, lower case.
+_CURRENCY_STEMS = ("kzt", "tenge", "eur", "usd", "dollar", "rub", "roub")
+
+
+def _may_hold_a_sum(text: str) -> bool:
+    """False only when ``text`` has no currency sign and no currency word, as ``_AMOUNT``
+    reads them (ignoring case): much cheaper than asking the pattern, whose case-blind
+    alternation the regex engine tries at every position. Under ``re.IGNORECASE`` only
+    "ſ" (long s, for "s") matches a letter of these words without lowering to it."""
+    if "$" in text or "€" in text or "₸" in text or "ſ" in text:
+        return True
+    low = text.lower()
+    return any(stem in low for stem in _CURRENCY_STEMS)
 _QUOTE = re.compile(r"[“\"«](?P<q>[^”\"»\n]{2,200})[”\"»]")
 _NAME_WORD = r"[A-Z][a-z'’]*(?:-[A-Z][a-z]+)*(?![-\w])"
 _CAPS = re.compile(rf"\b{_NAME_WORD}(?:[ ]+(?:{_NAME_WORD}|of|the|for|and)(?=[ ,.;:)”\"]|$))*"
@@ -170,70 +194,71 @@ def claim_facts(text: str) -> tuple[Fact, ...]:
         facts.append(fact)
         taken.append((fact.start, fact.end))
 
-    for match in _LAW.finditer(text):
-        base = match.start("nums")
-        for num in _LAW_NUM.finditer(match.group("nums")):
-            start, end = base + num.start(), base + num.end()
-            # The span covers "Article 489" for the first number, the number alone after.
-            span_start = match.start() if num.start() == 0 else start
-            add(Fact("law", text[span_start:end], span_start, end, num.group(), True,
-                     "a law's article number ('Article N')"))
-        taken.append((match.start(), match.end()))
+    if "rticle" in text:  # each rule first asks whether its words are there at all
+        for match in _LAW.finditer(text):
+            base = match.start("nums")
+            for num in _LAW_NUM.finditer(match.group("nums")):
+                start, end = base + num.start(), base + num.end()
+                # The span covers "Article 489" for the first number, the number alone after.
+                span_start = match.start() if num.start() == 0 else start
+                add(Fact("law", text[span_start:end], span_start, end, num.group(), True,
+                         "a law's article number ('Article N')"))
+            taken.append((match.start(), match.end()))
 
-    previous_amount_end = -10
-    for match in _AMOUNT.finditer(text):
-        if not (match.group("cur") or match.group("pre")):
-            continue
-        if not free(match.start(), match.end()):
-            continue
-        value = _number_value(match.group("num"))
-        if value is None:
-            continue
-        mult = match.group("mult")
-        if mult:
-            value *= _MULTIPLIERS[mult.lower()]
-        symbol = {"$": "USD", "€": "EUR", "₸": "KZT"}.get(match.group("pre") or "")
-        currency = symbol or CURRENCIES[match.group("cur").lower()]
-        between = text[previous_amount_end:match.start()]
-        conversion = bool(re.fullmatch(
-            r"\s*(?:\(|and\s*\(|,)\s*(?:around|almost|about|approximately|approx\.|c\.|"
-            r"some|nearly|over)?\s*", between))
-        number = _format_value(value)
-        add(Fact("amount", match.group().strip(), match.start(), match.end(),
-                 f"{number} {currency}", not conversion,
-                 "a conversion of the sum before it, in parentheses" if conversion
-                 else "a sum with its currency"))
-        previous_amount_end = match.end()
+    if _may_hold_a_sum(text):
+        previous_amount_end = -10
+        for match in _AMOUNT.finditer(text):
+            if not (match.group("cur") or match.group("pre")):
+                continue
+            if not free(match.start(), match.end()):
+                continue
+            value = _number_value(match.group("num"))
+            if value is None:
+                continue
+            mult = match.group("mult")
+            if mult:
+                value *= _MULTIPLIERS[mult.lower()]
+            symbol = {"$": "USD", "€": "EUR", "₸": "KZT"}.get(match.group("pre") or "")
+            currency = symbol or CURRENCIES[match.group("cur").lower()]
+            between = text[previous_amount_end:match.start()]
+            conversion = bool(_CONVERSION.fullmatch(between))
+            number = _format_value(value)
+            add(Fact("amount", match.group().strip(), match.start(), match.end(),
+                     f"{number} {currency}", not conversion,
+                     "a conversion of the sum before it, in parentheses" if conversion
+                     else "a sum with its currency"))
+            previous_amount_end = match.end()
 
     _conversions_first(facts)
 
-    for pattern, rule in ((_DAY_MONTH, "day and month"), (_MONTH_DAY, "month and day")):
-        for match in pattern.finditer(text):
-            if not free(match.start(), match.end()):
-                continue
-            day = int(match.group("day"))
-            if not 1 <= day <= 31:
-                continue
-            month = MONTHS[match.group("month").lower()]
-            year = match.group("year")
-            iso = f"{year}-{month:02d}-{day:02d}" if year else f"--{month:02d}-{day:02d}"
-            add(Fact("date", match.group(), match.start(), match.end(), iso, True,
-                     f"a date ({rule}{' and year' if year else ''})"))
-    for match in _MONTH_YEAR.finditer(text):
-        if free(match.start(), match.end()):
-            month = MONTHS[match.group("month").lower()]
-            add(Fact("date", match.group(), match.start(), match.end(),
-                     f"{match.group('year')}-{month:02d}", True, "a month and year"))
-    for match in _YEAR.finditer(text):
-        if free(match.start(), match.end()):
-            add(Fact("date", match.group(), match.start(), match.end(), match.group(),
-                     False, "a year on its own (not required: too common)"))
+    if _MONTH_NAME.search(text):
+        for pattern, rule in ((_DAY_MONTH, "day and month"), (_MONTH_DAY, "month and day")):
+            for match in pattern.finditer(text):
+                if not free(match.start(), match.end()):
+                    continue
+                day = int(match.group("day"))
+                if not 1 <= day <= 31:
+                    continue
+                month = MONTHS[match.group("month").lower()]
+                year = match.group("year")
+                iso = f"{year}-{month:02d}-{day:02d}" if year else f"--{month:02d}-{day:02d}"
+                add(Fact("date", match.group(), match.start(), match.end(), iso, True,
+                         f"a date ({rule}{' and year' if year else ''})"))
+        for match in _MONTH_YEAR.finditer(text):
+            if free(match.start(), match.end()):
+                month = MONTHS[match.group("month").lower()]
+                add(Fact("date", match.group(), match.start(), match.end(),
+                         f"{match.group('year')}-{month:02d}", True, "a month and year"))
+    if "19" in text or "20" in text:
+        for match in _YEAR.finditer(text):
+            if free(match.start(), match.end()):
+                add(Fact("date", match.group(), match.start(), match.end(), match.group(),
+                         False, "a year on its own (not required: too common)"))
 
-    for match in re.finditer(rf"(?<![\w/.-])(?:{_NUM})(?![\w/]|[.-]\d)", text):
+    for match in _FIGURE.finditer(text):
         if not free(match.start(), match.end()):
             continue
-        if re.match(rf"\s*(?:and|or|,)\s*(?:{_NUM})\s*(?:{_CUR})\b", text[match.end():],
-                    re.IGNORECASE):
+        if _SHARED_CURRENCY.match(text, match.end()):
             continue  # "550 and 165 EUR": the first figure shares the second's currency
         value = _number_value(match.group())
         if value is None or value < 10:
@@ -241,13 +266,14 @@ def claim_facts(text: str) -> tuple[Fact, ...]:
         add(Fact("number", match.group(), match.start(), match.end(), _format_value(value),
                  True, "a figure of two or more digits"))
 
-    for match in _QUOTE.finditer(text):
-        phrase = match.group("q").strip().rstrip(".,;:!?").rstrip()
-        if 1 <= len(phrase.split()) <= 10 and free(match.start("q"), match.end("q")):
-            start = match.start("q") + match.group("q").index(phrase)
-            add(Fact("quote", phrase, start, start + len(phrase), phrase, False,
-                     "a short phrase in quotation marks (not required: the page may "
-                     "be in another language)"))
+    if "\"" in text or "“" in text or "«" in text:
+        for match in _QUOTE.finditer(text):
+            phrase = match.group("q").strip().rstrip(".,;:!?").rstrip()
+            if 1 <= len(phrase.split()) <= 10 and free(match.start("q"), match.end("q")):
+                start = match.start("q") + match.group("q").index(phrase)
+                add(Fact("quote", phrase, start, start + len(phrase), phrase, False,
+                         "a short phrase in quotation marks (not required: the page may "
+                         "be in another language)"))
 
     for fact in _names(text, free):
         add(fact)
@@ -280,10 +306,10 @@ def _conversions_first(facts: list[Fact]) -> None:
 def _names(text: str, free) -> list[Fact]:  # type: ignore[no-untyped-def]
     """Runs of capitalised words, split into person / organisation / place facts."""
     out: list[Fact] = []
-    sentence_starts = {0} | {m.end() for m in re.finditer(r"[.!?:;]\s+|[\"“(]\s*", text)}
+    sentence_starts: set[int] | None = None  # read when a lone word needs it
     for match in _CAPS.finditer(text):
         words = [(m.group(), match.start() + m.start(), match.start() + m.end())
-                 for m in re.finditer(r"\S+", match.group())]
+                 for m in _TOKEN.finditer(match.group())]
         # Trailing connectors ("of", "the") are not part of a name.
         while words and words[-1][0].lower() in {"of", "the", "for", "and"}:
             words.pop()
@@ -316,7 +342,9 @@ def _names(text: str, free) -> list[Fact]:  # type: ignore[no-untyped-def]
             continue
         if any(w in _IGNORED for w in lowered) and not is_org:
             continue
-        if len(words) == 1 and start in sentence_starts and not is_org \
+        if len(words) == 1 and not is_org and sentence_starts is None:
+            sentence_starts = {0} | {m.end() for m in _SENTENCE_START.finditer(text)}
+        if len(words) == 1 and not is_org and start in (sentence_starts or ()) \
                 and lowered[0] not in _PLACES and not _name_like(text, surface, end):
             continue  # "Detainees had ...": an ordinary word opening the sentence
         if is_org:
@@ -366,7 +394,7 @@ def _name_like(text: str, word: str, end: int) -> bool:
 def _number_value(text: str) -> float | None:
     """``"138 900"`` → 138900, ``"1.5"`` → 1.5, ``"30,000"`` → 30000 (English separators:
     a comma groups thousands, a point is decimal)."""
-    cleaned = re.sub(r"[ \u00a0\u202f\u2009,]", "", text)
+    cleaned = _GROUPING.sub("", text)
     try:
         return float(cleaned)
     except ValueError:

@@ -112,36 +112,86 @@ _SEP = "[ \u00a0\u202f\u2009\u2007']"
 _NUMERAL = re.compile(rf"(?<![\w.,])\d{{1,3}}(?:{_SEP}\d{{3}})+(?:[.,]\d+)?(?![\d])"
                       r"|(?<![\w.,])\d+(?:[.,]\d+)*(?!\d)")
 _WORD = re.compile(r"[^\W\d_]+")
-_DIGIT = re.compile(r"\d")
+# The words of ``_WORD`` that may open with a capital: a letter (the lookbehind after it) that
+# no letter precedes, in a cheap superset of the capitals (every upper-case letter is in it;
+# Latin and Cyrillic lower case are not), so that the engine skips the lower-case words in C
+# instead of handing every word of the page to Python. ``str.isupper`` decides.
+_CAPITALISED = re.compile(r"[A-Z\u00c0-\u042f\u0460-\U0010ffff](?<=[^\W\d_])"
+                          r"(?<![^\W\d_][\s\S])[^\W\d_]*")
+_DIGITS = re.compile(r"\d+")
+_SEP_RE = re.compile(_SEP)
+_POINT = re.compile(r"[.,]")
+_FOUR_DIGITS = re.compile(r"\d{4}")
+_LETTERS_BEFORE = re.compile(r"[^\W\d_]+\Z")  # searched with an end: the word before it
+# UTF-8 bytes below 0xD9: ASCII, continuation bytes and the first bytes of U+0080-U+063F.
+_BELOW_U0640 = bytes(range(0xD9))
 
 
-def _at_digits(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-    """``pattern.finditer(text)`` for a pattern whose every match starts with a digit.
+def _digit_runs(text: str) -> list[tuple[int, int]]:
+    """The span of each run of digits (``\\d+``) of ``text``, in order.
 
-    Patterns that open with a lookbehind defeat the regex engine's scan for a first
-    character, so ``finditer`` tries the whole pattern at every position: ~0.1 µs a character,
-    1.7 ms for a 20 KB page without a single figure. Jumping from digit to digit gives the
-    same matches (a match cannot start anywhere else, and the lookbehind still sees the text
-    before the start) in a tenth of the time on text with few figures.
+    Every figure and every date the indexes read starts with a digit that no digit precedes
+    (each pattern opens with a lookbehind that refuses one), so trying the patterns there
+    alone gives the same matches as ``finditer``, which would try them at every position
+    (a leading lookbehind defeats the regex engine's scan for a first character).
+
+    Even a plain ``\\d+`` scan costs ~20 ns a character, most of the cost of checking a
+    figure against a long page. When the text can hold no digit but 0-9, ``str.find`` of
+    each of the ten finds them several times faster: every other decimal digit in Unicode
+    lies at U+0660 or above, outside U+2000-U+2FFF (punctuation, currency and other
+    symbols; ``tests/test_fast_paths.py`` checks it), and in UTF-8 the first byte of such a
+    character is 0xD9 or more and not 0xE2. A page of Latin and Cyrillic text (Kazakh
+    letters included) with quotes and dashes passes; any other falls back to the regex.
     """
-    pos = 0
-    search, match = _DIGIT.search, pattern.match
-    while (digit := search(text, pos)) is not None:
-        start = digit.start()
-        found = match(text, start)
-        if found is None:
-            pos = start + 1
+    if not text.isascii() and text.encode("utf-8", "surrogatepass").translate(
+            None, _BELOW_U0640).strip(b"\xe2"):
+        return [m.span() for m in _DIGITS.finditer(text)]
+    at: set[int] = set()
+    find = text.find
+    for digit in "0123456789":
+        i = find(digit)
+        while i != -1:
+            at.add(i)
+            i = find(digit, i + 1)
+    runs: list[tuple[int, int]] = []
+    for i in sorted(at):
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+def _at_runs(pattern: re.Pattern[str], text: str, starts: list[int]
+             ) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern that can only match at the start of a digit
+    run, given the starts of the runs where it can (``_digit_runs``, those of a length it
+    reads): the same matches, not overlapping, in order."""
+    end = 0
+    match = pattern.match
+    for start in starts:
+        if start < end:
             continue
-        yield found
-        pos = max(found.end(), start + 1)
+        found = match(text, start)
+        if found is not None:
+            yield found
+            end = found.end()
+
+
 _LAW_WORD = (r"(?:стать[яиейю]\w*|ст\.|article|art\.|бап\w*|бабы\w*|бабын\w*|"
              r"стаття\w*)")
+_LAW_BEFORE = re.compile(rf"{_LAW_WORD}\s*(?:№\s*)?$", re.IGNORECASE)
+_LAW_AFTER = re.compile(rf"\s*-?\s*{_LAW_WORD}", re.IGNORECASE)
 # Words that may name a month (``month_of`` decides): a cheap filter for the date scans.
 _MONTH_WORD = (r"(?i:январ|феврал|март|апрел|ма[йяюе]|июн|июл|август|сентябр|октябр|ноябр|"
                r"декабр|қаңтар|ақпан|наурыз|сәуір|мамыр|маусым|шілде|тамыз|қыркүйек|қазан|"
                r"қараша|желтоқсан|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[^\W\d_]*")
 _MONTH_FIRST = re.compile(rf"\b(?P<w>{_MONTH_WORD})\s+(?:(?P<y>(?:19|20)\d\d)(?!\d)|"
                           r"(?P<d>[0-3]?\d)(?![\d./:]))")
+_DAY_MONTH = re.compile(r"(?<!\d)(?P<d>[0-3]?\d)(?:-?(?:го|ого|е|ші|шы|інші|ыншы|th|st|nd|rd))?"
+                        rf"\s+(?P<w>{_MONTH_WORD}\.?)")
+_YEAR_MONTH = re.compile(r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:жылғы|жылы|ж\.)?\s+"
+                         rf"\b(?P<w>{_MONTH_WORD})")
 _NUM_DATE = re.compile(r"(?<![\d.])(?P<d>[0-3]?\d)[./](?P<m>[01]?\d)[./](?P<y>(?:19|20)?\d\d)"
                        r"(?![\d])")
 _ISO_DATE = re.compile(r"(?<!\d)(?P<y>(?:19|20)\d\d)-(?P<m>[01]\d)-(?P<d>[0-3]\d)(?!\d)")
@@ -261,10 +311,12 @@ def month_of(word: str) -> int | None:
 def number_values(text: str) -> tuple[float, ...]:
     """The values a written figure can have: ``"138 900"`` → (138900,), ``"1,5"`` → (1.5,),
     ``"1,500"`` → (1500, 1.5), ``"1.500.000"`` → (1500000,)."""
-    compact = re.sub(_SEP, "", text)
+    compact = _SEP_RE.sub("", text)
+    if "." not in compact and "," not in compact:
+        return (float(compact),)  # most figures: one value, nothing to choose
     values: list[float] = []
-    seps = re.findall(r"[.,]", compact)
-    parts = re.split(r"[.,]", compact)
+    seps = _POINT.findall(compact)
+    parts = _POINT.split(compact)
     if not seps:
         values.append(float(compact))
     else:
@@ -295,6 +347,12 @@ class Evidence:
         self._names: dict[str, list[tuple[int, int, str]]] | None = None
         self._figures: list[tuple[int, int, tuple[float, ...], str | None]] | None = None
         self._dates: list[tuple[int, int, int | None, int | None, int | None]] | None = None
+        self._spans: list[tuple[int, int]] | None = None
+
+    def _runs(self) -> list[tuple[int, int]]:
+        if self._spans is None:
+            self._spans = _digit_runs(self.text)
+        return self._spans
 
     # ── the indexes, built on first use ──────────────────────────────────────
 
@@ -304,16 +362,20 @@ class Evidence:
             # The first place of each distinct capitalised word: a page repeats its names,
             # and one passage per fact is all the report shows.
             first: dict[str, tuple[int, int]] = {}
-            for match in _WORD.finditer(self.text):
+            for match in _CAPITALISED.finditer(self.text):
                 word = match.group()
-                if word[:1].isupper() and word not in first:
+                if word[0].isupper() and word not in first:
                     first[word] = (match.start(), match.end())
+            # Words come in the order of their first place, so each key's hits are in
+            # order of place as they are added.
             index: dict[str, list[tuple[int, int, str]]] = {}
             for word, (start, end) in first.items():
                 for key, how in _word_keys(word):
-                    index.setdefault(key, []).append((start, end, how))
-            for hits in index.values():
-                hits.sort()
+                    hits = index.get(key)
+                    if hits is None:
+                        index[key] = [(start, end, how)]
+                    else:
+                        hits.append((start, end, how))
             self._names = index
         return self._names
 
@@ -321,7 +383,7 @@ class Evidence:
         """(start, end, values, currency) for each figure of the text."""
         if self._figures is None:
             found = []
-            for match in _at_digits(_NUMERAL, self.text):
+            for match in _at_runs(_NUMERAL, self.text, [s for s, _ in self._runs()]):
                 try:
                     values = number_values(match.group())
                 except ValueError:
@@ -345,22 +407,27 @@ class Evidence:
         """(start, end, year, month, day) for each date or month-and-year of the text."""
         if self._dates is None:
             text = self.text
+            # Each pattern reads a whole run of digits of a given length: a day or a month
+            # has one or two, a year four; a numeric date has "." or "/" after its day or
+            # month, an ISO date "-" after its year. Only those runs are tried.
+            runs = self._runs()
+            short = [s for s, e in runs if e - s <= 2]
+            years = [(s, e) for s, e in runs if e - s == 4]
+            dotted = [s for s, e in runs if e - s <= 2 and text[e:e + 1] in (".", "/")]
             found: list[tuple[int, int, int | None, int | None, int | None]] = []
-            for match in re.finditer(
-                    r"(?<!\d)(?P<d>[0-3]?\d)(?:-?(?:го|ого|е|ші|шы|інші|ыншы|th|st|nd|rd))?"
-                    rf"\s+(?P<w>{_MONTH_WORD}\.?)", text):
+            for match in _at_runs(_DAY_MONTH, text, short):
                 month = month_of(match.group("w").rstrip("."))
                 day = int(match.group("d"))
                 if month and 1 <= day <= 31:
                     year = _year_after(text, match.end()) or _year_before(text, match.start())
                     found.append((match.start(), match.end(), year, month, day))
-            for match in re.finditer(r"(?<!\d)(?P<y>(?:19|20)\d\d)\s*(?:жылғы|жылы|ж\.)?\s+"
-                                     rf"\b(?P<w>{_MONTH_WORD})", text):
+            for match in _at_runs(_YEAR_MONTH, text, [s for s, _ in years]):
                 month = month_of(match.group("w"))
                 if month:  # Kazakh order: "2020 жылғы қаңтарда"
                     found.append((match.start(), match.end(), int(match.group("y")), month,
                                   None))
-            for match in _MONTH_FIRST.finditer(text):  # "August 18, 2020", "января 2020"
+            month_first = [s for s, e in runs if e - s in (1, 2, 4)]
+            for match in _month_first(text, month_first):  # "August 18", "января 2020"
                 month = month_of(match.group("w"))
                 if not month:
                     continue
@@ -370,14 +437,15 @@ class Evidence:
                 elif 1 <= (day := int(match.group("d"))) <= 31:
                     year = _year_after(text, match.end())
                     found.append((match.start(), match.end(), year, month, day))
-            for pattern in (_NUM_DATE, _ISO_DATE):
-                for match in _at_digits(pattern, text):
+            iso = [s for s, e in years if text[e:e + 1] == "-"]
+            for pattern, starts in ((_NUM_DATE, dotted), (_ISO_DATE, iso)):
+                for match in _at_runs(pattern, text, starts):
                     day, month = int(match.group("d")), int(match.group("m"))
                     year = int(match.group("y"))
                     year = year + 2000 if year < 100 else year
                     if 1 <= day <= 31 and 1 <= month <= 12:
                         found.append((match.start(), match.end(), year, month, day))
-            for match in _at_digits(_MONTH_NUM_YEAR, text):
+            for match in _at_runs(_MONTH_NUM_YEAR, text, dotted):
                 month = int(match.group("m"))
                 if 1 <= month <= 12:
                     found.append((match.start(), match.end(), int(match.group("y")), month,
@@ -496,9 +564,9 @@ class Evidence:
 
     def _date(self, fact: Fact) -> Match:
         value = fact.value
-        if re.fullmatch(r"\d{4}", value):
-            for match in re.finditer(rf"(?<!\d){value}(?!\d)", self.text):
-                return self._hit(match.start(), match.end(), f"the year {value}")
+        if _FOUR_DIGITS.fullmatch(value):
+            for start, end in _occurrences(self.text, value, ""):
+                return self._hit(start, end, f"the year {value}")
             return Match(False)
         want_y: int | None
         want_d: int | None
@@ -532,16 +600,15 @@ class Evidence:
 
     def _law(self, fact: Fact) -> Match:
         # Find the number first (cheap), then an article word right before or after it.
-        number = re.escape(fact.value)
-        before = re.compile(rf"{_LAW_WORD}\s*(?:№\s*)?$", re.IGNORECASE)
-        after = re.compile(rf"\s*-?\s*{_LAW_WORD}", re.IGNORECASE)
-        for match in re.finditer(rf"(?<![\d-]){number}(?![\d])", self.text):
-            head = before.search(self.text, max(0, match.start() - 24), match.start())
+        if not fact.value:
+            return Match(False)
+        for start, end in _occurrences(self.text, fact.value, "-"):
+            head = _LAW_BEFORE.search(self.text, max(0, start - 24), start)
             if head:
-                return self._hit(head.start(), match.end(), f"article {fact.value}")
-            tail = after.match(self.text, match.end())
+                return self._hit(head.start(), end, f"article {fact.value}")
+            tail = _LAW_AFTER.match(self.text, end)
             if tail:
-                return self._hit(match.start(), tail.end(), f"article {fact.value}")
+                return self._hit(start, tail.end(), f"article {fact.value}")
         return Match(False)
 
     def _quote(self, fact: Fact) -> Match:
@@ -553,6 +620,53 @@ class Evidence:
         if match:
             return self._hit(match.start(), match.end(), "the words as quoted")
         return Match(False)
+
+
+def _occurrences(text: str, figure: str, also: str) -> Iterator[tuple[int, int]]:
+    """The spans of ``figure`` (not empty) in ``text`` that no digit (nor ``also``, one
+    character or none) precedes and no digit follows, not overlapping: what
+    ``re.finditer(rf"(?<![\\d{also}]){re.escape(figure)}(?!\\d)", text)`` finds, found with
+    ``str.find`` instead of a lookbehind tried at every position of the page."""
+    size = len(figure)
+    at = text.find(figure)
+    while at != -1:
+        end = at + size
+        if (at == 0 or not (text[at - 1].isdecimal() or text[at - 1] == also)) \
+                and (end == len(text) or not text[end].isdecimal()):
+            yield at, end
+            at = text.find(figure, end)
+        else:
+            at = text.find(figure, at + 1)
+
+
+def _month_first(text: str, starts: list[int]) -> Iterator[re.Match[str]]:
+    """``_MONTH_FIRST.finditer(text)``, tried only where it can match.
+
+    A match is a whole run of letters (the month word), a whole run of white space and a
+    digit: so its start is the start of the letters before the white space before a digit
+    run (``starts``: those of one, two or four digits, a day or a year). The pattern opens
+    with ``\\b`` and an alternation in any case, which the engine would try at every
+    position of the page."""
+    match = _MONTH_FIRST.match
+    for run in starts:
+        space = run
+        while space > 0 and text[space - 1].isspace():
+            space -= 1
+        if space == run:
+            continue
+        letters = _LETTERS_BEFORE.search(text, max(0, space - 24), space)
+        if letters is None:
+            continue
+        start = letters.start()
+        while start > 0 and _letter(text[start - 1]):  # a word longer than the window
+            start -= 1
+        if (found := match(text, start)) is not None:
+            yield found
+
+
+def _letter(ch: str) -> bool:
+    """Whether ``ch`` is in the regex class ``[^\\W\\d_]`` (what ``_WORD`` reads)."""
+    return ch.isalnum() and not ch.isdecimal()
 
 
 def _year_before(text: str, start: int) -> int | None:

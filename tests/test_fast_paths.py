@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+import sys
 
 import pytest
 
@@ -20,12 +22,117 @@ def texts(count: int, seed: int = 7) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("pattern", [support_match._NUMERAL, support_match._NUM_DATE,
-                                     support_match._ISO_DATE, support_match._MONTH_NUM_YEAR])
-def test_scanning_from_digit_to_digit_finds_what_finditer_finds(pattern) -> None:
-    for text in texts(3000):
-        assert [m.span() for m in support_match._at_digits(pattern, text)] \
+DIGIT_LED = [support_match._NUMERAL, support_match._NUM_DATE, support_match._ISO_DATE,
+             support_match._MONTH_NUM_YEAR, support_match._DAY_MONTH, support_match._YEAR_MONTH]
+# Digits of other scripts, punctuation the ASCII shortcut lets through (U+2000-U+2FFF) and
+# letters around it, so that both ways of finding digit runs are taken.
+WIDE = ALPHABET + "\u0663\u06f5\u0967\uff11\u2014\u201c\u2116\u2070\u2460\u0640\u065f" \
+    + "әұİ августа тамыз August Jan янв"
+
+
+def wide_texts(count: int, seed: int = 11) -> list[str]:
+    rng = random.Random(seed)
+    words = WIDE.split(" ")
+    found = ["10 мая2020", "мая 2020", "Summary 2020", "\u2014 5 мая 2020 \u2014", "٥ мая",
+             "x\u00a05", "August  18, 2020", "a_b 5", "3\u0663 12"]
+    for _ in range(count):
+        pieces = [rng.choice(WIDE) if rng.random() < 0.6 else rng.choice(words)
+                  for _ in range(rng.randrange(1, 60))]
+        found.append("".join(pieces))
+    return found
+
+
+def test_digit_runs_are_where_every_run_of_digits_starts() -> None:
+    for text in texts(2000) + wide_texts(3000):
+        assert support_match._digit_runs(text) \
+            == [m.span() for m in re.finditer(r"\d+", text)], text
+
+
+def test_the_ascii_shortcut_holds_for_this_unicode_database() -> None:
+    # Every decimal digit outside 0-9 lies at U+0640 or above and outside U+2000-U+2FFF.
+    others = [c for c in range(sys.maxunicode + 1) if chr(c).isdecimal()
+              and not "0" <= chr(c) <= "9"]
+    assert min(others) >= 0x640
+    assert not [c for c in others if 0x2000 <= c <= 0x2FFF]
+
+
+@pytest.mark.parametrize("pattern", DIGIT_LED)
+def test_matching_at_digit_runs_finds_what_finditer_finds(pattern) -> None:
+    for text in texts(3000) + wide_texts(1000):
+        runs = [start for start, _ in support_match._digit_runs(text)]
+        assert [m.span() for m in support_match._at_runs(pattern, text, runs)] \
             == [m.span() for m in pattern.finditer(text)], text
+
+
+def test_month_first_dates_before_digit_runs_are_all_of_them() -> None:
+    for text in wide_texts(3000):
+        runs = [start for start, _ in support_match._digit_runs(text)]
+        assert [m.span() for m in support_match._month_first(text, runs)] \
+            == [m.span() for m in support_match._MONTH_FIRST.finditer(text)], text
+
+
+def reference_dates(text: str) -> list[tuple]:
+    """``Evidence.dates`` as the plain scans of the whole text compute it."""
+    sm = support_match
+    found: list[tuple] = []
+    for match in sm._DAY_MONTH.finditer(text):
+        month, day = sm.month_of(match.group("w").rstrip(".")), int(match.group("d"))
+        if month and 1 <= day <= 31:
+            year = sm._year_after(text, match.end()) or sm._year_before(text, match.start())
+            found.append((match.start(), match.end(), year, month, day))
+    for match in sm._YEAR_MONTH.finditer(text):
+        if month := sm.month_of(match.group("w")):
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+    for match in sm._MONTH_FIRST.finditer(text):
+        if not (month := sm.month_of(match.group("w"))):
+            continue
+        if match.group("y"):
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+        elif 1 <= (day := int(match.group("d"))) <= 31:
+            found.append((match.start(), match.end(), sm._year_after(text, match.end()),
+                          month, day))
+    for pattern in (sm._NUM_DATE, sm._ISO_DATE):
+        for match in pattern.finditer(text):
+            day, month, year = (int(match.group(k)) for k in "dmy")
+            year = year + 2000 if year < 100 else year
+            if 1 <= day <= 31 and 1 <= month <= 12:
+                found.append((match.start(), match.end(), year, month, day))
+    for match in sm._MONTH_NUM_YEAR.finditer(text):
+        if 1 <= (month := int(match.group("m"))) <= 12:
+            found.append((match.start(), match.end(), int(match.group("y")), month, None))
+    return found
+
+
+DATES = ["18 августа 2020 года", "2020 жылғы 18 тамызда", "August 18, 2020", "18.08.2020",
+         "2020-08-18", "08.2020", "января 2020", "10-го июня", "5 мая2020 и 3 мая 2021",
+         "1.2.20", "12/05/2019", "31 December", "Dec 5", "2020 жылы қаңтарда"]
+
+
+def test_dates_tried_at_digit_runs_are_the_dates_of_the_whole_scan() -> None:
+    rng = random.Random(5)
+    samples = [*texts(1500), *wide_texts(1500)]
+    for _ in range(1500):
+        samples.append(" ".join(rng.choice(DATES + WIDE.split(" ")) for _ in range(12)))
+    for text in samples:
+        assert support_match.Evidence(text).dates() == reference_dates(text), text
+
+
+def test_capitalised_words_are_the_words_that_open_with_a_capital() -> None:
+    capitals = "".join(chr(c) for c in range(sys.maxunicode + 1)
+                       if chr(c).isupper() and support_match._letter(chr(c)))
+    text = " ".join(capitals[i:i + 7] + "ab" for i in range(0, len(capitals), 7))
+    for sample in [text, "McDonald iPhone “Tulesova” ǅemal Ⓐbc _Abc Тулесова қазақ Қазақ",
+                   *wide_texts(2000)]:
+        first = {}
+        for match in support_match._WORD.finditer(sample):
+            if match.group()[:1].isupper():
+                first.setdefault(match.group(), match.span())
+        assert support_match.Evidence(sample).names() is not None
+        found = {}
+        for match in support_match._CAPITALISED.finditer(sample):
+            if match.group()[0].isupper():
+                found.setdefault(match.group(), match.span())
+        assert found == first, sample
 
 
 def test_excerpt_of_the_head_equals_the_excerpt_of_the_whole() -> None:
@@ -154,3 +261,19 @@ def test_report_json_written_in_pieces_equals_the_whole_dump() -> None:
     assert '"links": []' in render_json(empty)
     # Controls are escaped in the pieces as in the whole.
     assert "\\u202e" in render_json(hostile) and "\u202e" not in render_json(hostile)
+
+
+def test_the_currency_shortcut_misses_no_case_blind_match() -> None:
+    from archiver import support_facts
+
+    letters = set("".join(support_facts._CURRENCY_STEMS))
+    others = [(chr(c), x) for c in range(sys.maxunicode + 1) for x in letters
+              if chr(c).lower() != x and chr(c) != x.upper()
+              and re.fullmatch(x, chr(c), re.IGNORECASE)]
+    assert others == [("ſ", "s")]
+    for claim in ["fined 5 kZt", "5 Tenge", "5 EUROS", "$5", "€5", "₸5", "5 uſd", "5 RUBLES",
+                  "5 roubles", "5 \u212azt"]:
+        assert support_facts._may_hold_a_sum(claim), claim
+        if "ſ" not in claim:  # "uſd" matches the pattern but names no known currency
+            assert support_facts.claim_facts(claim)
+    assert not support_facts._may_hold_a_sum("no sum here, 5 people")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from archiver import lint
 from archiver.models import Claim, Document, Finding, Footnote
-from archiver.parse.sentences import claim_at, ends_open, normalise_space, sentence_spans
+from archiver.parse.sentences import claim_span, ends_open, normalise_space, sentence_spans
 
 __all__ = ["Draft", "Marker", "NoteDraft", "Unit", "assemble"]
 
@@ -68,13 +68,47 @@ class Draft:
 _CONTINUES = re.compile(r"^[\"'\u201c\u2018(]?[a-z0-9\u00e0-\u024f\u0430-\u045f]")
 
 
-def _continues(previous: Unit, unit: Unit) -> bool:
+def _continues(previous: Unit, text: str, unit: Unit) -> bool:
+    """Whether ``unit`` continues ``previous`` (whose text so far is ``text``)."""
     return (
         previous.kind != "heading"
         and unit.kind == "para"
-        and ends_open(previous.text)
+        and ends_open(text)
         and bool(_CONTINUES.match(unit.text.lstrip()))
     )
+
+
+class _Text:
+    """A joined unit's text as pieces, joined once at the end: joining each block onto an
+    ever longer string would copy it again for every block (quadratic when a whole
+    document runs on, block after block, as a list of notes without full stops does)."""
+
+    def __init__(self, text: str) -> None:
+        self.pieces = [text]
+        self.length = len(text)
+
+    def rstrip(self) -> None:
+        while self.pieces and not self.pieces[-1].strip():
+            self.length -= len(self.pieces.pop())
+        if self.pieces:
+            last = self.pieces[-1]
+            self.pieces[-1] = last.rstrip()
+            self.length -= len(last) - len(self.pieces[-1])
+
+    def tail(self) -> str:
+        """The text from its last piece with anything but white space, closing quotes and
+        brackets in it: all ``ends_open`` looks at."""
+        for i in range(len(self.pieces) - 1, -1, -1):
+            if any(ch not in _CLOSERS and not ch.isspace() for ch in self.pieces[i]):
+                return "".join(self.pieces[i:])
+        return "".join(self.pieces)
+
+    def add(self, text: str) -> None:
+        self.pieces.append(text)
+        self.length += len(text)
+
+
+_CLOSERS = "\"'\u201d\u2019)]*_"
 
 
 def join_units(units: list[Unit]) -> list[Unit]:
@@ -82,20 +116,26 @@ def join_units(units: list[Unit]) -> list[Unit]:
     earlier block stops without closing punctuation and the later one starts in lower case
     (or with a figure, as a sum of money wrapped onto a new line does)."""
     joined: list[Unit] = []
+    texts: list[_Text] = []
     for unit in units:
         if not unit.text.strip() and not unit.markers:
             continue
-        if joined and _continues(joined[-1], unit):
-            previous = joined[-1]
-            base = previous.text.rstrip()
-            shift = len(base) + 1
-            previous.text = base + " " + unit.text.lstrip()
+        if joined and _continues(joined[-1], texts[-1].tail(), unit):
+            previous, text = joined[-1], texts[-1]
+            text.rstrip()
+            shift = text.length + 1
+            text.add(" ")
+            text.add(unit.text.lstrip())
             lead = len(unit.text) - len(unit.text.lstrip())
             previous.markers.extend(
                 Marker(m.number, max(0, m.offset - lead) + shift, m.line) for m in unit.markers
             )
             continue
         joined.append(Unit(unit.text, unit.line, unit.kind, list(unit.markers)))
+        texts.append(_Text(unit.text))
+    for unit, text in zip(joined, texts, strict=True):
+        if len(text.pieces) > 1:
+            unit.text = "".join(text.pieces)
     return joined
 
 
@@ -122,9 +162,13 @@ def assemble(draft: Draft, path: str) -> Document:
     markers: list[Marker] = []
     for unit in join_units(draft.units):
         spans = sentence_spans(unit.text)
+        sentences: dict[tuple[int, int], str] = {}  # markers in one sentence share its text
         for marker in unit.markers:
             markers.append(marker)
-            text = claim_at(unit.text, marker.offset, spans)
+            span = claim_span(unit.text, marker.offset, spans)
+            text = sentences.get(span)
+            if text is None:
+                text = sentences[span] = normalise_space(unit.text[span[0]:span[1]])
             claims.setdefault(marker.number, []).append(Claim(marker.number, text, marker.line))
 
     footnotes: list[Footnote] = []

@@ -9,6 +9,7 @@ into lines classified as blank, rule, heading, list item, fence or text. Pure; n
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -75,6 +76,11 @@ def _link_target(source: str, start: int) -> tuple[str, int]:
     return target, close + 1
 
 
+@functools.lru_cache(maxsize=16)
+def _with_marker(marker: str) -> re.Pattern[str]:
+    return re.compile(f"(?P<marker>{marker})|{_TOKEN.pattern}", re.VERBOSE)
+
+
 def inline(source: str, marker: str | None = None) -> Inline:
     """Plain text, markers and URL segments of ``source``. ``marker`` is a regex with a named
     group ``sup`` or ``caret`` that recognises footnote markers; without it, ``<sup>N</sup>``
@@ -95,8 +101,8 @@ def inline(source: str, marker: str | None = None) -> Inline:
             out.segments.append(("".join(pending), None))
             pending.clear()
 
-    pattern = _TOKEN if marker is None else re.compile(f"(?P<marker>{marker})|{_TOKEN.pattern}",
-                                                       re.VERBOSE)
+    pattern = _TOKEN if marker is None else _with_marker(marker)
+    lowered: str | None = None
     pos = 0
     while pos <= len(source):
         match = pattern.search(source, pos)
@@ -129,7 +135,9 @@ def inline(source: str, marker: str | None = None) -> Inline:
         elif groups.get("tag"):
             tag = groups["tag"].lower()
             if tag.startswith("<sup"):
-                close = source.lower().find("</sup>", match.end())
+                # Lowered once per call: a paragraph of many superscripts stays linear.
+                lowered = source.lower() if lowered is None else lowered
+                close = lowered.find("</sup>", match.end())
                 if close != -1:
                     out.superscripts.append(source[match.end():close])
                 # A superscript glued to a word reads as a separate word in plain text.

@@ -16,7 +16,7 @@ import bisect
 import math
 import re
 
-__all__ = ["claim_at", "ends_open", "normalise_space", "sentence_spans"]
+__all__ = ["claim_at", "claim_span", "ends_open", "normalise_space", "sentence_spans"]
 
 _END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[\w\u00ab*-])")
 _ABBREVIATIONS = frozenset((
@@ -45,13 +45,37 @@ def _is_abbreviation(text: str, stop: int) -> bool:
     return word in _ABBREVIATIONS or (len(word) == 1 and text[word_start].isupper())
 
 
-def _inside_quotation(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` leaves a quotation open that closes later: a full stop
-    inside quoted speech does not end the sentence that quotes it."""
-    stretch = text[start:end]
-    straight_open = stretch.count('"') % 2 == 1 and '"' in text[end:]
-    curly_open = stretch.count("\u201c") > stretch.count("\u201d") and "\u201d" in text[end:]
-    return straight_open or curly_open
+class _Quotes:
+    """Where ``text``'s quotation marks are, to tell in O(log n) whether a stretch leaves a
+    quotation open that closes later: a full stop inside quoted speech does not end the
+    sentence that quotes it. (Counting the marks in each stretch again would make a
+    paragraph with one unclosed quotation quadratic: the stretch grows to its end.)"""
+
+    def __init__(self, text: str) -> None:
+        self.straight = _positions(text, '"')
+        self.opening = _positions(text, "\u201c")
+        self.closing = _positions(text, "\u201d")
+
+    def inside(self, start: int, end: int) -> bool:
+        """Whether ``text[start:end]`` leaves a quotation open that closes after ``end``."""
+        straight = _between(self.straight, start, end)
+        if straight % 2 == 1 and self.straight and self.straight[-1] >= end:
+            return True
+        return (_between(self.opening, start, end) > _between(self.closing, start, end)
+                and bool(self.closing) and self.closing[-1] >= end)
+
+
+def _positions(text: str, mark: str) -> list[int]:
+    out = []
+    at = text.find(mark)
+    while at != -1:
+        out.append(at)
+        at = text.find(mark, at + 1)
+    return out
+
+
+def _between(positions: list[int], start: int, end: int) -> int:
+    return bisect.bisect_left(positions, end) - bisect.bisect_left(positions, start)
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -59,12 +83,14 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     punctuation. Together they cover every non-space character."""
     spans = []
     start = 0
+    quotes: _Quotes | None = None
     for match in _END.finditer(text):
         single_stop = match.group(0).rstrip("\"'\u201d\u2019)]") == "."
         if single_stop and _is_abbreviation(text, match.start()):
             continue
         end = match.end()
-        if _inside_quotation(text, start, end):
+        quotes = quotes or _Quotes(text)
+        if quotes.inside(start, end):
             continue
         spans.append((start, end))
         start = end
@@ -79,6 +105,13 @@ def claim_at(text: str, offset: int, spans: list[tuple[int, int]] | None = None)
     """The sentence of ``text`` that carries a marker at ``offset`` (markers already removed
     from ``text``), as normalised plain text."""
     spans = spans if spans is not None else sentence_spans(text)
+    start, end = claim_span(text, offset, spans)
+    return normalise_space(text[start:end])
+
+
+def claim_span(text: str, offset: int, spans: list[tuple[int, int]]) -> tuple[int, int]:
+    """The span (of ``spans``, or the whole text) of the sentence that carries a marker at
+    ``offset``: markers in one sentence share it, so its text is normalised once."""
     probe = offset
     # A marker after white space that follows a sentence end belongs to that sentence.
     while probe > 0 and text[probe - 1].isspace():
@@ -88,11 +121,10 @@ def claim_at(text: str, offset: int, spans: list[tuple[int, int]] | None = None)
     # first span would find). A bisection keeps a paragraph of many markers linear.
     at = bisect.bisect_right(spans, (probe, math.inf)) - 1
     if at < 0:
-        return normalise_space(text)
+        return 0, len(text)
     if at > 0 and spans[at - 1][1] >= probe:
         at -= 1
-    start, end = spans[at]
-    return normalise_space(text[start:end])
+    return spans[at]
 
 
 def ends_open(text: str) -> bool:
