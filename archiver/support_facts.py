@@ -43,6 +43,7 @@ No model, no network: a few regular expressions and word lists.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -217,9 +218,17 @@ def claim_facts(text: str) -> tuple[Fact, ...]:
                 continue
             mult = match.group("mult")
             if mult:
-                value *= _MULTIPLIERS[mult.lower()]
+                factor = _MULTIPLIERS.get(mult.lower()) or _MULTIPLIERS.get(mult.casefold())
+                if factor is None:
+                    continue
+                value *= factor
             symbol = {"$": "USD", "€": "EUR", "₸": "KZT"}.get(match.group("pre") or "")
-            currency = symbol or CURRENCIES[match.group("cur").lower()]
+            # The pattern matches ignoring case, which also folds letters such as "ſ" that
+            # lower() keeps: such a word is looked up folded, and one still unknown is no sum.
+            word = (match.group("cur") or "").lower()
+            currency = symbol or CURRENCIES.get(word) or CURRENCIES.get(word.casefold())
+            if currency is None or not math.isfinite(value):
+                continue
             between = text[previous_amount_end:match.start()]
             conversion = bool(_CONVERSION.fullmatch(between))
             number = _format_value(value)
@@ -396,9 +405,11 @@ def _number_value(text: str) -> float | None:
     a comma groups thousands, a point is decimal)."""
     cleaned = _GROUPING.sub("", text)
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         return None
+    # Hundreds of digits read as infinity: no figure a page could be checked against.
+    return value if math.isfinite(value) else None
 
 
 def _format_value(value: float) -> str:

@@ -363,6 +363,39 @@ def test_no_claim_crashes_the_extraction(claim: str) -> None:
     assess(1, "u", (claim,), EvidenceText(claim, "text", "ours"))
 
 
+@pytest.mark.parametrize("claim", [
+    "The fine was " + "9" * 400 + " tenge.",  # read as infinity
+    "The fine was " + "9" * 300 + " billion tenge.",
+    "Count: " + "9" * 400 + " people were detained on 5 May 2020.",
+    "He paid 5 uſd to the court.",  # "uſd" matches USD ignoring case; lower() keeps the ſ
+    "They paid 5 ſ million USD, then 3 MİLLİON KZT.",
+])
+def test_figures_past_reason_and_odd_letters_never_crash_the_facts(claim: str) -> None:
+    facts = claim_facts(claim)
+    for f in facts:
+        assert claim[f.start:f.end] == f.text
+    assess(1, "u", (claim,), EvidenceText(claim, "text", "ours"))
+
+
+def test_a_currency_written_with_a_long_s_is_still_a_sum() -> None:
+    assert [(f.kind, f.value) for f in claim_facts("He paid 5 uſd to the court.")] == [
+        ("amount", "5 USD")]
+    assert [f.kind for f in claim_facts("The fine was " + "9" * 400 + " tenge.")] == []
+
+
+_FRAGMENTS = st.sampled_from(["9" * 320, "1,000", "5", " ", "million", "MİLLİON", "uſd",
+                              "USD", "tenge", "ſ", "$", "€", "₸", "Article ", "May ",
+                              "2020", ".", ",", "(", ")", "«", "»"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_FRAGMENTS, max_size=12).map("".join))
+def test_no_mix_of_figures_and_currency_words_crashes_the_facts(claim: str) -> None:
+    for f in claim_facts(claim):
+        assert claim[f.start:f.end] == f.text
+    assess(1, "u", (claim,), EvidenceText(claim, "text", "ours"))
+
+
 def test_the_people_of_the_briefing() -> None:
     """Every person fact of the shipped briefing's claims is a person (hand-checked list):
     no sentence opener, institution, place or platform is taken for a name."""
