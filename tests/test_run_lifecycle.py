@@ -171,8 +171,10 @@ def test_kill_9_at_random_moments_over_large_pages_always_resumes(tmp_path: Path
     argument" (exit 3): records over 64 KiB threw the recovery's member count off."""
     from archiver.warc import read_record, scan_members
 
+    # Enough pages that a run is still going at the later kills: each resume has less left,
+    # and a run that finishes before its moment is not killed.
     pages = {f"/big/{i}": large_page(i, 1_200_000 if i % 8 == 0 else 180_000)
-             for i in range(48)}
+             for i in range(96)}
     for path, body in pages.items():
         web.route(path, Reply(200, body, HTML, delay=0.03))
     urls = [web.url(path) for path in pages]
@@ -200,7 +202,7 @@ def test_kill_9_at_random_moments_over_large_pages_always_resumes(tmp_path: Path
                     break
             time.sleep(0.02)
         try:
-            proc.wait(timeout=rng.uniform(0.0, 1.5))
+            proc.wait(timeout=rng.uniform(0.0, 1.0))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
