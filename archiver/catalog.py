@@ -1111,12 +1111,15 @@ class Catalog:
         revisit); ``None`` if the payload was never archived. Copies from another archive
         are left out: their records are stored under another URL and date than the catalog
         row's, which a revisit's WARC-Refers-To-Target-URI/-Date would then misname."""
+        # The provenance of each candidate is looked up by its key: a "NOT IN (SELECT ...)"
+        # over every rescued copy was evaluated once per call, a scan of the whole table per
+        # payload written, quadratic in the size of the archive.
         rows = self._read(
-            "SELECT record_id, final_url, captured_at FROM captures"
-            " WHERE payload_digest = ? AND NOT revisit AND record_id IS NOT NULL"
-            " AND record_id NOT IN (SELECT record_id FROM provenance"
-            "  WHERE json_extract(document, '$.kind') = 'rescued')"
-            " ORDER BY captured_at, id LIMIT 1",
+            "SELECT c.record_id, c.final_url, c.captured_at FROM captures c"
+            " WHERE c.payload_digest = ? AND NOT c.revisit AND c.record_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.record_id = c.record_id"
+            "  AND json_extract(p.document, '$.kind') = 'rescued')"
+            " ORDER BY c.captured_at, c.id LIMIT 1",
             (digest,),
         )
         if not rows:

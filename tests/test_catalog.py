@@ -299,6 +299,35 @@ def test_revisits_resolve_to_the_original_payload(catalog: Catalog) -> None:
     assert catalog.find_payload("sha1:NEVER") is None
 
 
+def test_find_payload_reads_the_provenance_of_its_candidates_only(catalog: Catalog) -> None:
+    """Finding a payload's original looks up the provenance of the captures with that digest
+    by key, never every provenance row: once per payload written, a scan of them all made
+    re-running a large archive quadratic."""
+    run_id = catalog.begin_run("run", [])
+    for n in range(60):
+        record = f"<urn:uuid:{n}>"
+        catalog.record_capture(run_id, make_capture(f"{URL}/{n}", digest=f"sha1:{n}",
+                                                    record=record, offset=n * 1000),
+                               text=None, title=None)
+        kind = "rescued" if n % 3 == 0 else "capture"
+        catalog.record_provenance(record, f"{URL}/{n}", f'{{"kind": "{kind}"}}', "ab" * 32,
+                                  None)
+    calls: list[str] = []
+
+    def counted(document: str, path: str) -> object:
+        calls.append(path)
+        return "rescued" if '"rescued"' in document else "capture"
+
+    # SQLite lets an application's function stand in for a built-in of the same name.
+    catalog._db.create_function("json_extract", 2, counted)
+    seen = catalog.find_payload("sha1:7")
+    assert seen is not None and seen.record_id == "<urn:uuid:7>"
+    assert len(calls) <= 1
+    calls.clear()
+    assert catalog.find_payload("sha1:9") is None  # a rescued copy is never an original
+    assert len(calls) <= 1
+
+
 def test_find_payload_has_the_warc_writers_field_names(catalog: Catalog) -> None:
     run_id = catalog.begin_run("run", [])
     catalog.record_capture(run_id, make_capture(final_url="https://x.example/final"),
