@@ -655,16 +655,20 @@ def _main_element(body):  # type: ignore[no-untyped-def]
         return body, None
     # The page's whole text is measured only when a rule needs it: a <main> of 140
     # characters or more, or a lone <article> of 280, is chosen whatever the total.
-    total: int | None = None
+    measured: list[int] = []
+
+    def total() -> int:
+        if not measured:
+            measured.append(_text_len(body))
+        return measured[0]
+
     for el in mains:
         size = _text_len(el)
         if size >= 140:
             return el, size
-        if total is None:
-            total = _text_len(body)
-            if total == 0:
-                return body, total
-        if size * 3 >= total:
+        if total() == 0:
+            return body, 0
+        if size * 3 >= total():
             return el, size
     if articles:
         sizes = [_text_len(el) for el in articles]
@@ -672,15 +676,11 @@ def _main_element(body):  # type: ignore[no-untyped-def]
         best = articles[sizes.index(size)]  # the first of the largest, as max() picks
         if len(articles) == 1 and size >= 280:
             return best, size
-        if total is None:
-            total = _text_len(body)
-            if total == 0:
-                return body, total
-        if size * 3 >= total:
+        if total() == 0:
+            return body, 0
+        if size * 3 >= total():
             return best, size
-    if total is None:
-        total = _text_len(body)
-    return body, total
+    return body, total()
 
 
 def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-untyped-def]

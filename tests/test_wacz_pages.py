@@ -14,6 +14,18 @@ from tests.test_pagetext_pdf import make_pdf
 from tests.test_run import ARTICLE, call, make_project
 from tests.webserver import Reply, WebServer, redirect
 
+
+def run_and_export(tmp_path: Path, cited: list[str]) -> tuple[Path, str, str]:
+    """Run a project citing ``cited`` and export its WACZ: the file, export's stdout, stderr."""
+    config = make_project(tmp_path, cited)
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, out + err
+    target = tmp_path / "out.wacz"
+    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
+    assert code == 0, out + err
+    return target, out, err
+
+
 LOGIN = b"<html><head><title>Sign in</title></head><body><form>password</form></body></html>"
 
 
@@ -27,12 +39,7 @@ def test_each_cited_url_is_listed_once_under_its_own_address(tmp_path: Path,
     web.route("/decree.pdf", Reply(200, pdf, {"Content-Type": "application/pdf"}))
     cited = [web.url("/article"), web.url("/old-article"), web.url("/members"),
              web.url("/decree.pdf"), web.url("/article")]  # footnote 5 cites 1's URL again
-    config = make_project(tmp_path, cited)
-    code, out, err = call("run", "--config", str(config))
-    assert code == 0, out + err
-    target = tmp_path / "out.wacz"
-    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
-    assert code == 0, out + err
+    target, out, _ = run_and_export(tmp_path, cited)
     with zipfile.ZipFile(target) as wacz:
         lines = wacz.read("pages/pages.jsonl").decode().splitlines()
     pages = [json.loads(line) for line in lines[1:]]
@@ -57,12 +64,7 @@ def test_a_slow_redirect_is_listed_at_the_date_of_its_first_record(tmp_path: Pat
     web.route("/old", redirect("/slow", 301))
     web.route("/slow", Reply(200, ARTICLE, {"Content-Type": "text/html"}, delay=2.2))
     cited = [web.url("/old")]
-    config = make_project(tmp_path, cited)
-    code, out, err = call("run", "--config", str(config))
-    assert code == 0, out + err
-    target = tmp_path / "out.wacz"
-    code, out, err = call("export", "--wacz", "--config", str(config), "-o", str(target))
-    assert code == 0, out + err
+    target, out, err = run_and_export(tmp_path, cited)
     assert "(1 page(s)" in out, out + err
     with zipfile.ZipFile(target) as wacz:
         pages = [json.loads(line) for line in

@@ -352,17 +352,15 @@ class _Index:
     def record_date(self, url: str, at_or_before: datetime) -> str | None:
         """The date (ISO) of the newest record stored under ``url`` no later than
         ``at_or_before`` (to the second), ``None`` if there is none."""
+        from archiver.rescue import parse_timestamp
         from archiver.warc import index_lines, lookup
 
         if self._lines is None:
             self._lines = index_lines(self.archive_dir)
         limit = at_or_before.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-        found = [e.timestamp for e in lookup(self.archive_dir, url, lines=self._lines)
+        found = [e.timestamp[:14] for e in lookup(self.archive_dir, url, lines=self._lines)
                  if e.timestamp[:14] <= limit]
-        if not found:
-            return None
-        ts = max(found)[:14]
-        return f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T{ts[8:10]}:{ts[10:12]}:{ts[12:14]}Z"
+        return isoformat(parse_timestamp(max(found))) if found else None
 
 
 def _page(settings: Settings, citation: Citation, number: int,
