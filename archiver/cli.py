@@ -36,19 +36,21 @@ __all__ = ["main"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_ARCHIVE = 0, 1, 2, 3
 
-_EPILOG = """\
-commands:
-  extract   parse one document: footnotes, URLs, claims, findings (no network)
-  lint      the editor's pre-publication check (no network)
-  run       archive every cited URL, judge link health, rescue, write reports
-  check     the scheduled link-rot check: what changed since last time
-  show      retrieve archived evidence for a URL or a footnote
-  report    rebuild the reports from the archive without fetching
-  export    package a source's captures as a WACZ file
-  serve     browse the archive locally in pywb
-  verify    check digests, index, catalog, custody log, or a signed WACZ
-  keygen    create a signing key for 'export --wacz --sign'
+#: One line per command for ``archiver --help`` (the command's own --help has the full text).
+_SUMMARIES = {
+    "extract": "parse one document: footnotes, URLs, claims, findings (no network)",
+    "lint": "the editor's pre-publication check (no network)",
+    "run": "archive every cited URL, judge link health, rescue, write reports",
+    "check": "the scheduled link-rot check: what changed since last time",
+    "show": "retrieve archived evidence for a URL or a footnote",
+    "report": "rebuild the reports from the archive without fetching",
+    "export": "package a source's captures as a WACZ file",
+    "serve": "browse the archive locally in pywb",
+    "verify": "check digests, index, catalog, custody log, or a signed WACZ",
+    "keygen": "create a signing key for 'export --wacz --sign'",
+}
 
+_EPILOG = """\
 examples:
   archiver lint                               # check every source in sources.toml
   archiver extract briefing.docx --format json
@@ -94,7 +96,7 @@ def _add(
 ) -> argparse.ArgumentParser:
     return sub.add_parser(
         name,
-        help=summary,
+        help=_SUMMARIES[name],
         description=summary,
         epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip(), "  "),
         formatter_class=_formatter,
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"archiver {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                parser_class=_Parser)
 
     p = _add(sub, "extract", "Parse one document: footnotes, their URLs, the claims that "
              "cite them, and findings. No network.", """
