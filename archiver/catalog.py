@@ -359,6 +359,12 @@ def pack_text(text: str) -> bytes:
     return zlib.compress(text.encode("utf-8"), 1)
 
 
+def _wanted(urls: Sequence[str]) -> str:
+    """``urls``, each once, as the JSON list the bulk reads take (``json_each``): a read
+    that writes nothing, where a temporary table of them cost an insert per URL."""
+    return json.dumps(list(dict.fromkeys(urls)))
+
+
 @dataclass(frozen=True)
 class LinkFacts:
     """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
@@ -905,42 +911,22 @@ class Catalog:
         few queries for all of them rather than several per URL: the same answers as
         ``results``, ``latest_capture``, ``browser_capture``, ``provenance`` and
         ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
+        wanted = _wanted(urls)
         with self._mutex, self._errors("read"):
-            db = self._db
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_urls (url TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM wanted_urls")
-            db.executemany("INSERT OR IGNORE INTO wanted_urls VALUES (?)",
-                           ((u,) for u in urls))
-            try:
-                results: dict[str, list[StoredResult]] = {}
-                for row in self._rows(
-                        "SELECT r.* FROM results r JOIN wanted_urls w ON r.url = w.url"
-                        " ORDER BY r.url, r.checked_at, r.id"):
-                    results.setdefault(row["url"], []).append(self._stored_result(row))
-                # The newest capture by the cited URL whose payload is held, as
-                # ``latest_capture`` chooses it.
-                captures: dict[str, StoredCapture] = {}
-                for row in self._rows(
-                        "SELECT * FROM (" + self._CAPTURE_SELECT.replace(
-                            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
-                            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,")
-                        + " JOIN wanted_urls w ON c.url = w.url"
-                        " WHERE c.record_id IS NOT NULL"
-                        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1"):
-                    captures[row["url"]] = self._stored_capture(row)
-                browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
-                    "SELECT b.* FROM browser_captures b JOIN captures c ON c.id = b.capture_id"
-                    " JOIN wanted_urls w ON c.url = w.url")}
-                provenance = {row["record_id"]: (row["document"], row["sha256"],
-                                                 row["metadata_id"]) for row in self._rows(
-                    "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM provenance p"
-                    " JOIN captures c ON c.record_id = p.record_id"
-                    " JOIN wanted_urls w ON c.url = w.url")}
-                lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
-                    "SELECT m.* FROM mementos m JOIN wanted_urls w ON m.url = w.url"
-                    " WHERE m.near = ?", (near.isoformat() if near else "",))}
-            finally:
-                db.execute("DELETE FROM wanted_urls")
+            results: dict[str, list[StoredResult]] = {}
+            for row in self._rows(
+                    "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
+                    " ORDER BY r.url, r.checked_at, r.id", (wanted,)):
+                results.setdefault(row["url"], []).append(self._stored_result(row))
+            captures, browsers = self._newest_captures(wanted)
+            provenance = {row["record_id"]: (row["document"], row["sha256"],
+                                             row["metadata_id"]) for row in self._rows(
+                "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM json_each(?) w"
+                " CROSS JOIN captures c ON c.url = w.value"
+                " JOIN provenance p ON p.record_id = c.record_id", (wanted,))}
+            lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
+                "SELECT m.* FROM json_each(?) w CROSS JOIN mementos m ON m.url = w.value"
+                " WHERE m.near = ?", (wanted, near.isoformat() if near else ""))}
         facts = {}
         for url in urls:
             capture = captures.get(url)
@@ -957,6 +943,37 @@ class Catalog:
             facts[url] = LinkFacts(results=tuple(results.get(url, ())), capture=capture,
                                    browser=browser, provenance=prov, lookup=lookups.get(url))
         return facts
+
+    def latest_captures(self, urls: Sequence[str],
+                        ) -> dict[str, tuple[StoredCapture, StoredBrowser | None]]:
+        """``latest_capture`` of each of ``urls`` with its ``browser_capture``, in a few
+        queries for all of them; a URL with no capture is left out."""
+        with self._mutex, self._errors("read"):
+            captures, browsers = self._newest_captures(_wanted(urls))
+        found: dict[str, tuple[StoredCapture, StoredBrowser | None]] = {}
+        for url in urls:
+            capture = captures.get(url)
+            if capture is not None:
+                found[url] = (capture, browsers.get(capture.id))
+                continue
+            # No capture of its own: one that ended on it after redirects, if any.
+            capture = self.latest_capture(url)
+            if capture is not None:
+                found[url] = (capture, self.browser_capture(capture.id))
+        return found
+
+    def _newest_captures(self, wanted: str,
+                         ) -> tuple[dict[str, StoredCapture], dict[int, StoredBrowser]]:
+        """The newest capture by each cited URL of ``wanted`` (``_wanted``) whose payload is
+        held, as ``latest_capture`` chooses it, and the browser rows of their captures by
+        capture id (the caller holds the mutex)."""
+        captures: dict[str, StoredCapture] = {}
+        for row in self._rows(self._NEWEST_WANTED, (wanted,)):
+            captures[row["url"]] = self._stored_capture(row)
+        browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
+            "SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
+            " JOIN browser_captures b ON b.capture_id = c.id", (wanted,))}
+        return captures, browsers
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """``_read`` for callers already holding the mutex."""
@@ -1014,6 +1031,17 @@ class Catalog:
             WHERE payload_digest = c.payload_digest AND NOT revisit AND record_id IS NOT NULL
             ORDER BY captured_at, id LIMIT 1)
     """
+
+    # ``latest_capture`` of every URL of a ``_wanted`` list. The bulk reads name the wanted
+    # URLs first, with CROSS JOIN (SQLite then keeps that order): otherwise SQLite may scan
+    # every capture (or result) of the catalog, its text joined, for each batch of URLs.
+    _NEWEST_WANTED = (
+        "SELECT * FROM (" + _CAPTURE_SELECT.replace(
+            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
+            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,").replace(
+            "FROM captures c\n", "FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value\n")
+        + " WHERE c.record_id IS NOT NULL"
+        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1")
 
     @staticmethod
     def _stored_capture(row: sqlite3.Row) -> StoredCapture:

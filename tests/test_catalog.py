@@ -455,6 +455,14 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert facts[target].capture.warc.record_id == "<urn:c>"
     assert facts[target].provenance == facts[redirected].provenance is not None
     assert catalog.link_facts([]) == {}
+    # The captures alone (claim support's bulk read): the same captures and browser rows.
+    latest = catalog.latest_captures(urls)
+    assert list(latest) == [URL, other, redirected, target]  # never.example has none
+    for url, (capture, browser) in latest.items():
+        assert capture == catalog.latest_capture(url)
+        assert browser == catalog.browser_capture(capture.id)
+    assert latest[other][1].text == "rendered text"
+    assert catalog.latest_captures([]) == {}
 
 
 # ── mementos ─────────────────────────────────────────────────────────────────
