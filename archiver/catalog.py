@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -290,6 +290,25 @@ class AttemptRow:
     error: str | None
     waited: float
     at: datetime
+
+
+@dataclass(frozen=True)
+class ResultIn:
+    """One verdict to record (``record_results``), as ``record_result`` takes it."""
+
+    run_id: int
+    url: str
+    judgement: Judgement
+    http_status: int | None
+    final_url: str | None
+    attempts: int
+    checked_at: datetime
+    outage: bool = False
+
+
+#: One capture to record (``record_captures``): the capture, its text (or the text as
+#: ``pack_text`` made it), its title and its text's fingerprint.
+CaptureIn = tuple[Capture, str | bytes | None, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -835,6 +854,16 @@ class Catalog:
                 (run_id, url, attempt, outcome, status, error, float(waited), _ts(at)),
             )
 
+    def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
+        """``record_attempt`` of each of ``rows``, in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO attempts (run_id, url, attempt, outcome, status, error, waited, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.run_id, r.url, r.attempt, r.outcome, r.status, r.error, float(r.waited),
+                  _ts(r.at)) for r in rows],
+            )
+
     def attempts(self, url: str, run_id: int | None = None) -> list[AttemptRow]:
         """Attempts at ``url`` (in one run, if given), oldest first."""
         sql = "SELECT * FROM attempts WHERE url = ?"
@@ -886,6 +915,36 @@ class Catalog:
                 ),
             )
             return int(cursor.lastrowid or 0)
+
+    def record_captures(self, run_id: int, captures: Sequence[CaptureIn]) -> list[int]:
+        """``record_capture`` of each of ``captures`` (capture, text, title, fingerprint), in
+        order, the texts in one statement; returns the captures' ids."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)",
+                [(capture.payload_digest, text if isinstance(text, bytes) else pack_text(text))
+                 for capture, text, _, _ in captures if text is not None],
+            )
+            ids = []
+            for capture, _, title, fingerprint in captures:
+                ref = capture.warc
+                revisit = bool(capture.hops and capture.hops[-1].revisit)
+                cursor = db.execute(
+                    "INSERT INTO captures (run_id, url, final_url, status, warc_path,"
+                    " warc_offset, warc_length, record_id, payload_digest, captured_at,"
+                    " content_type, fingerprint, revisit, title, truncated, attempts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id, capture.url, capture.final_url, capture.status,
+                        ref.path if ref else None, ref.offset if ref else None,
+                        ref.length if ref else None, ref.record_id if ref else None,
+                        capture.payload_digest, _ts(capture.captured_at),
+                        capture.content_type, fingerprint, int(revisit), title,
+                        capture.truncated, capture.attempts,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+            return ids
 
     def record_browser(
         self, capture_id: int, *, mode: str, wanted: str, lost: str | None = None,
@@ -1112,6 +1171,13 @@ class Catalog:
         )
         return bool(rows)
 
+    def captured(self, urls: Sequence[str]) -> set[str]:
+        """Those of ``urls`` with a capture written to a WARC (``is_captured`` of many)."""
+        rows = self._read(
+            "SELECT DISTINCT c.url FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
+            " WHERE c.record_id IS NOT NULL", (_wanted(urls),))
+        return {r["url"] for r in rows}
+
     def captured_urls(self) -> set[str]:
         """Every cited URL with a capture written to a WARC (``is_captured`` in bulk)."""
         rows = self._read("SELECT DISTINCT url FROM captures WHERE record_id IS NOT NULL")
@@ -1126,6 +1192,15 @@ class Catalog:
                 "INSERT OR REPLACE INTO provenance (record_id, cited_url, metadata_id, document,"
                 " sha256) VALUES (?, ?, ?, ?, ?)",
                 (record_id, cited_url, metadata_id, document, sha256))
+
+    def record_provenances(self, rows: Iterable[tuple[str, str, str, str, str | None]],
+                           ) -> None:
+        """``record_provenance`` of each of ``rows`` (record_id, cited_url, document, sha256,
+        metadata_id), in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO provenance (record_id, cited_url, document, sha256,"
+                " metadata_id) VALUES (?, ?, ?, ?, ?)", list(rows))
 
     def provenance(self, record_id: str) -> tuple[str, str, str | None] | None:
         """(document, sha256, metadata record id) of the capture ``record_id``, or None."""
@@ -1201,6 +1276,17 @@ class Catalog:
                  final_url, attempts, _ts(checked_at), int(outage)),
             )
 
+    def record_results(self, rows: Iterable[ResultIn]) -> None:
+        """``record_result`` of each of ``rows``, in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO results (run_id, url, verdict, reason, http_status, final_url,"
+                " attempts, checked_at, outage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.run_id, r.url, Verdict(r.judgement.verdict).value, r.judgement.reason,
+                  r.http_status, r.final_url, r.attempts, _ts(r.checked_at), int(r.outage))
+                 for r in rows],
+            )
+
     def mark_outage(self, run_id: int) -> int:
         """Mark the results of run ``run_id`` as recorded during an outage (so they change
         no link's state); results are written as each URL finishes, and whether the whole
@@ -1251,6 +1337,17 @@ class Catalog:
             (url,),
         )
         return self._stored_result(rows[0]) if rows else None
+
+    def last_results(self, urls: Sequence[str]) -> dict[str, StoredResult]:
+        """``last_result`` of each of ``urls`` (outage results left out), in one query; a URL
+        with no result is left out."""
+        with self._mutex, self._errors("read"):
+            rows = self._rows(
+                "SELECT * FROM (SELECT ROW_NUMBER() OVER (PARTITION BY r.url"
+                " ORDER BY r.checked_at DESC, r.id DESC) AS newest, r.*"
+                " FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
+                " WHERE NOT r.outage) WHERE newest = 1", (_wanted(urls),))
+        return {row["url"]: self._stored_result(row) for row in rows}
 
     def run_results(self, run_id: int) -> list[StoredResult]:
         """The verdicts recorded in one run, in the order recorded."""
