@@ -522,7 +522,7 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert latest[other][1].text == "rendered text"
     assert catalog.latest_captures([]) == {}
     # A run's planning reads: the newest result not in an outage, whether a URL is captured.
-    last = catalog.last_results(urls + [URL])
+    last = catalog.last_results([*urls, URL])
     assert last == {u: r for u in urls if (r := catalog.last_result(u)) is not None}
     assert list(last) == [URL] and last[URL].verdict is Verdict.NOT_FOUND
     assert catalog.captured(urls) == {u for u in urls if catalog.is_captured(u)} \
