@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -293,6 +293,25 @@ class AttemptRow:
 
 
 @dataclass(frozen=True)
+class ResultIn:
+    """One verdict to record (``record_results``), as ``record_result`` takes it."""
+
+    run_id: int
+    url: str
+    judgement: Judgement
+    http_status: int | None
+    final_url: str | None
+    attempts: int
+    checked_at: datetime
+    outage: bool = False
+
+
+#: One capture to record (``record_captures``): the capture, its text (or the text as
+#: ``pack_text`` made it), its title and its text's fingerprint.
+CaptureIn = tuple[Capture, str | bytes | None, str | None, str | None]
+
+
+@dataclass(frozen=True)
 class StoredCapture:
     """A capture as the catalog holds it.
 
@@ -357,6 +376,12 @@ def pack_text(text: str) -> bytes:
     """A page text as the ``texts`` table keeps it: UTF-8, zlib level 1 (fast; page texts
     shrink to about a third)."""
     return zlib.compress(text.encode("utf-8"), 1)
+
+
+def _wanted(urls: Sequence[str]) -> str:
+    """``urls``, each once, as the JSON list the bulk reads take (``json_each``): a read
+    that writes nothing, where a temporary table of them cost an insert per URL."""
+    return json.dumps(list(dict.fromkeys(urls)))
 
 
 @dataclass(frozen=True)
@@ -829,6 +854,16 @@ class Catalog:
                 (run_id, url, attempt, outcome, status, error, float(waited), _ts(at)),
             )
 
+    def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
+        """``record_attempt`` of each of ``rows``, in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO attempts (run_id, url, attempt, outcome, status, error, waited, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.run_id, r.url, r.attempt, r.outcome, r.status, r.error, float(r.waited),
+                  _ts(r.at)) for r in rows],
+            )
+
     def attempts(self, url: str, run_id: int | None = None) -> list[AttemptRow]:
         """Attempts at ``url`` (in one run, if given), oldest first."""
         sql = "SELECT * FROM attempts WHERE url = ?"
@@ -881,6 +916,36 @@ class Catalog:
             )
             return int(cursor.lastrowid or 0)
 
+    def record_captures(self, run_id: int, captures: Sequence[CaptureIn]) -> list[int]:
+        """``record_capture`` of each of ``captures`` (capture, text, title, fingerprint), in
+        order, the texts in one statement; returns the captures' ids."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)",
+                [(capture.payload_digest, text if isinstance(text, bytes) else pack_text(text))
+                 for capture, text, _, _ in captures if text is not None],
+            )
+            ids = []
+            for capture, _, title, fingerprint in captures:
+                ref = capture.warc
+                revisit = bool(capture.hops and capture.hops[-1].revisit)
+                cursor = db.execute(
+                    "INSERT INTO captures (run_id, url, final_url, status, warc_path,"
+                    " warc_offset, warc_length, record_id, payload_digest, captured_at,"
+                    " content_type, fingerprint, revisit, title, truncated, attempts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id, capture.url, capture.final_url, capture.status,
+                        ref.path if ref else None, ref.offset if ref else None,
+                        ref.length if ref else None, ref.record_id if ref else None,
+                        capture.payload_digest, _ts(capture.captured_at),
+                        capture.content_type, fingerprint, int(revisit), title,
+                        capture.truncated, capture.attempts,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+            return ids
+
     def record_browser(
         self, capture_id: int, *, mode: str, wanted: str, lost: str | None = None,
         profile: bool = False, screenshot: WarcRef | None = None,
@@ -905,42 +970,22 @@ class Catalog:
         few queries for all of them rather than several per URL: the same answers as
         ``results``, ``latest_capture``, ``browser_capture``, ``provenance`` and
         ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
+        wanted = _wanted(urls)
         with self._mutex, self._errors("read"):
-            db = self._db
-            db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_urls (url TEXT PRIMARY KEY)")
-            db.execute("DELETE FROM wanted_urls")
-            db.executemany("INSERT OR IGNORE INTO wanted_urls VALUES (?)",
-                           ((u,) for u in urls))
-            try:
-                results: dict[str, list[StoredResult]] = {}
-                for row in self._rows(
-                        "SELECT r.* FROM results r JOIN wanted_urls w ON r.url = w.url"
-                        " ORDER BY r.url, r.checked_at, r.id"):
-                    results.setdefault(row["url"], []).append(self._stored_result(row))
-                # The newest capture by the cited URL whose payload is held, as
-                # ``latest_capture`` chooses it.
-                captures: dict[str, StoredCapture] = {}
-                for row in self._rows(
-                        "SELECT * FROM (" + self._CAPTURE_SELECT.replace(
-                            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
-                            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,")
-                        + " JOIN wanted_urls w ON c.url = w.url"
-                        " WHERE c.record_id IS NOT NULL"
-                        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1"):
-                    captures[row["url"]] = self._stored_capture(row)
-                browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
-                    "SELECT b.* FROM browser_captures b JOIN captures c ON c.id = b.capture_id"
-                    " JOIN wanted_urls w ON c.url = w.url")}
-                provenance = {row["record_id"]: (row["document"], row["sha256"],
-                                                 row["metadata_id"]) for row in self._rows(
-                    "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM provenance p"
-                    " JOIN captures c ON c.record_id = p.record_id"
-                    " JOIN wanted_urls w ON c.url = w.url")}
-                lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
-                    "SELECT m.* FROM mementos m JOIN wanted_urls w ON m.url = w.url"
-                    " WHERE m.near = ?", (near.isoformat() if near else "",))}
-            finally:
-                db.execute("DELETE FROM wanted_urls")
+            results: dict[str, list[StoredResult]] = {}
+            for row in self._rows(
+                    "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
+                    " ORDER BY r.url, r.checked_at, r.id", (wanted,)):
+                results.setdefault(row["url"], []).append(self._stored_result(row))
+            captures, browsers = self._newest_captures(wanted)
+            provenance = {row["record_id"]: (row["document"], row["sha256"],
+                                             row["metadata_id"]) for row in self._rows(
+                "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM json_each(?) w"
+                " CROSS JOIN captures c ON c.url = w.value"
+                " JOIN provenance p ON p.record_id = c.record_id", (wanted,))}
+            lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
+                "SELECT m.* FROM json_each(?) w CROSS JOIN mementos m ON m.url = w.value"
+                " WHERE m.near = ?", (wanted, near.isoformat() if near else ""))}
         facts = {}
         for url in urls:
             capture = captures.get(url)
@@ -957,6 +1002,37 @@ class Catalog:
             facts[url] = LinkFacts(results=tuple(results.get(url, ())), capture=capture,
                                    browser=browser, provenance=prov, lookup=lookups.get(url))
         return facts
+
+    def latest_captures(self, urls: Sequence[str],
+                        ) -> dict[str, tuple[StoredCapture, StoredBrowser | None]]:
+        """``latest_capture`` of each of ``urls`` with its ``browser_capture``, in a few
+        queries for all of them; a URL with no capture is left out."""
+        with self._mutex, self._errors("read"):
+            captures, browsers = self._newest_captures(_wanted(urls))
+        found: dict[str, tuple[StoredCapture, StoredBrowser | None]] = {}
+        for url in urls:
+            capture = captures.get(url)
+            if capture is not None:
+                found[url] = (capture, browsers.get(capture.id))
+                continue
+            # No capture of its own: one that ended on it after redirects, if any.
+            capture = self.latest_capture(url)
+            if capture is not None:
+                found[url] = (capture, self.browser_capture(capture.id))
+        return found
+
+    def _newest_captures(self, wanted: str,
+                         ) -> tuple[dict[str, StoredCapture], dict[int, StoredBrowser]]:
+        """The newest capture by each cited URL of ``wanted`` (``_wanted``) whose payload is
+        held, as ``latest_capture`` chooses it, and the browser rows of their captures by
+        capture id (the caller holds the mutex)."""
+        captures: dict[str, StoredCapture] = {}
+        for row in self._rows(self._NEWEST_WANTED, (wanted,)):
+            captures[row["url"]] = self._stored_capture(row)
+        browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
+            "SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
+            " JOIN browser_captures b ON b.capture_id = c.id", (wanted,))}
+        return captures, browsers
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """``_read`` for callers already holding the mutex."""
@@ -1014,6 +1090,17 @@ class Catalog:
             WHERE payload_digest = c.payload_digest AND NOT revisit AND record_id IS NOT NULL
             ORDER BY captured_at, id LIMIT 1)
     """
+
+    # ``latest_capture`` of every URL of a ``_wanted`` list. The bulk reads name the wanted
+    # URLs first, with CROSS JOIN (SQLite then keeps that order): otherwise SQLite may scan
+    # every capture (or result) of the catalog, its text joined, for each batch of URLs.
+    _NEWEST_WANTED = (
+        "SELECT * FROM (" + _CAPTURE_SELECT.replace(
+            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
+            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,").replace(
+            "FROM captures c\n", "FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value\n")
+        + " WHERE c.record_id IS NOT NULL"
+        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1")
 
     @staticmethod
     def _stored_capture(row: sqlite3.Row) -> StoredCapture:
@@ -1084,6 +1171,13 @@ class Catalog:
         )
         return bool(rows)
 
+    def captured(self, urls: Sequence[str]) -> set[str]:
+        """Those of ``urls`` with a capture written to a WARC (``is_captured`` of many)."""
+        rows = self._read(
+            "SELECT DISTINCT c.url FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
+            " WHERE c.record_id IS NOT NULL", (_wanted(urls),))
+        return {r["url"] for r in rows}
+
     def captured_urls(self) -> set[str]:
         """Every cited URL with a capture written to a WARC (``is_captured`` in bulk)."""
         rows = self._read("SELECT DISTINCT url FROM captures WHERE record_id IS NOT NULL")
@@ -1098,6 +1192,15 @@ class Catalog:
                 "INSERT OR REPLACE INTO provenance (record_id, cited_url, metadata_id, document,"
                 " sha256) VALUES (?, ?, ?, ?, ?)",
                 (record_id, cited_url, metadata_id, document, sha256))
+
+    def record_provenances(self, rows: Iterable[tuple[str, str, str, str, str | None]],
+                           ) -> None:
+        """``record_provenance`` of each of ``rows`` (record_id, cited_url, document, sha256,
+        metadata_id), in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO provenance (record_id, cited_url, document, sha256,"
+                " metadata_id) VALUES (?, ?, ?, ?, ?)", list(rows))
 
     def provenance(self, record_id: str) -> tuple[str, str, str | None] | None:
         """(document, sha256, metadata record id) of the capture ``record_id``, or None."""
@@ -1173,6 +1276,17 @@ class Catalog:
                  final_url, attempts, _ts(checked_at), int(outage)),
             )
 
+    def record_results(self, rows: Iterable[ResultIn]) -> None:
+        """``record_result`` of each of ``rows``, in order, in one statement."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO results (run_id, url, verdict, reason, http_status, final_url,"
+                " attempts, checked_at, outage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r.run_id, r.url, Verdict(r.judgement.verdict).value, r.judgement.reason,
+                  r.http_status, r.final_url, r.attempts, _ts(r.checked_at), int(r.outage))
+                 for r in rows],
+            )
+
     def mark_outage(self, run_id: int) -> int:
         """Mark the results of run ``run_id`` as recorded during an outage (so they change
         no link's state); results are written as each URL finishes, and whether the whole
@@ -1223,6 +1337,17 @@ class Catalog:
             (url,),
         )
         return self._stored_result(rows[0]) if rows else None
+
+    def last_results(self, urls: Sequence[str]) -> dict[str, StoredResult]:
+        """``last_result`` of each of ``urls`` (outage results left out), in one query; a URL
+        with no result is left out."""
+        with self._mutex, self._errors("read"):
+            rows = self._rows(
+                "SELECT * FROM (SELECT ROW_NUMBER() OVER (PARTITION BY r.url"
+                " ORDER BY r.checked_at DESC, r.id DESC) AS newest, r.*"
+                " FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
+                " WHERE NOT r.outage) WHERE newest = 1", (_wanted(urls),))
+        return {row["url"]: self._stored_result(row) for row in rows}
 
     def run_results(self, run_id: int) -> list[StoredResult]:
         """The verdicts recorded in one run, in the order recorded."""

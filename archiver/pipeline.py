@@ -1092,8 +1092,10 @@ def _execute(
     for source_id, doc in documents.items():
         catalog.record_citations(source_id, doc.footnotes)
     refresh = options.refresh or options.kind == "check"
-    todo = [t for t in targets if refresh or not catalog.is_captured(t.url)]
-    previous = {t.url: catalog.last_result(t.url) for t in targets}
+    captured = set() if refresh else catalog.captured([t.url for t in targets])
+    todo = [t for t in targets if t.url not in captured]
+    newest = catalog.last_results([t.url for t in targets])
+    previous = {t.url: newest.get(t.url) for t in targets}
     # Only a check reports what changed; its "newly dead" needs each link's state before.
     before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
               if options.kind == "check" else {})

@@ -19,12 +19,13 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from archiver.catalog import Catalog
+from archiver.catalog import AttemptRow, CaptureIn, Catalog, ResultIn
 from archiver.config import Settings
 from archiver.models import Capture, utcnow
 
 if TYPE_CHECKING:
     from archiver import provenance
+    from archiver.browse import Browsed
     from archiver.capturing import Finished
     from archiver.fetch import Attempt
 
@@ -81,10 +82,8 @@ class Recorder:
         if self.compare_text:
             for finished in queued:
                 self._compare(finished)
-        custody: list[provenance.Kept] = []
         with self.catalog.transaction():
-            for finished in queued:
-                custody.extend(self._record(finished))
+            custody = self._record(queued)
         if custody:
             log_custody(self.settings, "capture", custody)
         for finished in queued:
@@ -96,43 +95,55 @@ class Recorder:
         if finished.compared and finished.fingerprint is not None:
             self.similarity[finished.url] = finished.similarity
 
-    def _record(self, finished: Finished) -> list[provenance.Kept]:
-        """The catalog rows of one URL (inside the batch's transaction); returns the
+    def _record(self, queued: list[Finished]) -> list[provenance.Kept]:
+        """The catalog rows of the URLs of ``queued`` (inside the batch's transaction), a
+        statement per table for all of them, rows in the order the URLs finished; returns the
         provenance records whose custody entries are due."""
-        catalog, run_id, url = self.catalog, self.run_id, finished.url
-        for hop_url in (url, *finished.hop_urls):
-            for attempt in self._attempts.pop(hop_url, ()):
-                catalog.record_attempt(
-                    run_id, attempt.url, attempt.number, attempt.outcome,
-                    status=attempt.status, error=attempt.error, waited=attempt.waited,
-                    at=attempt.at)
-        kept = []
-        if finished.http is not None:
-            # The HTTP exchange stays in the catalog too (a browser document that is a
-            # revisit of it needs its original), before the browser capture.
-            catalog.record_capture(run_id, finished.http, text=finished.http_text,
-                                   title=finished.http_title)
-            record_provenance(catalog, finished.kept_http)
-            kept.append(finished.kept_http)
-        result = finished.result
-        if isinstance(result, Capture):
-            capture_id = catalog.record_capture(run_id, result, text=finished.text,
-                                                title=finished.title,
-                                                fingerprint=finished.fingerprint)
-            if finished.browser is not None:
-                finished.browser.record(catalog, capture_id)
-            record_provenance(catalog, finished.kept)
-            kept.append(finished.kept)
-        capture = result if isinstance(result, Capture) else None
-        catalog.record_result(
-            run_id, url, finished.judgement,
-            http_status=capture.status if capture else None,
-            final_url=capture.final_url if capture else None,
-            attempts=result.attempts,
-            checked_at=utcnow(),
-        )
-        return [k for k in kept if k is not None]
-
+        catalog, run_id = self.catalog, self.run_id
+        attempts: list[AttemptRow] = []
+        captures: list[CaptureIn] = []
+        browsers: list[tuple[int, Browsed]] = []  # (index in captures, outcome)
+        kept: list[provenance.Kept] = []
+        results: list[ResultIn] = []
+        for finished in queued:
+            url = finished.url
+            for hop_url in (url, *finished.hop_urls):
+                attempts.extend(
+                    AttemptRow(run_id, attempt.url, attempt.number, attempt.outcome,
+                               attempt.status, attempt.error, attempt.waited, attempt.at)
+                    for attempt in self._attempts.pop(hop_url, ()))
+            if finished.http is not None:
+                # The HTTP exchange stays in the catalog too (a browser document that is a
+                # revisit of it needs its original), before the browser capture.
+                captures.append((finished.http, finished.http_text, finished.http_title, None))
+                if finished.kept_http is not None:
+                    kept.append(finished.kept_http)
+            result = finished.result
+            if isinstance(result, Capture):
+                if finished.browser is not None:
+                    browsers.append((len(captures), finished.browser))
+                captures.append((result, finished.text, finished.title, finished.fingerprint))
+                if finished.kept is not None:
+                    kept.append(finished.kept)
+            capture = result if isinstance(result, Capture) else None
+            results.append(ResultIn(
+                run_id, url, finished.judgement,
+                http_status=capture.status if capture else None,
+                final_url=capture.final_url if capture else None,
+                attempts=result.attempts,
+                checked_at=utcnow(),
+            ))
+        if attempts:
+            catalog.record_attempts(attempts)
+        if captures:
+            ids = catalog.record_captures(run_id, captures)
+            for index, browser in browsers:
+                browser.record(catalog, ids[index])
+        if kept:
+            catalog.record_provenances(
+                (k.record_id, k.cited_url, k.text, k.sha256, k.metadata_id) for k in kept)
+        catalog.record_results(results)
+        return kept
 
 
 def record_provenance(catalog: Catalog, kept: provenance.Kept | None) -> None:

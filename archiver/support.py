@@ -222,24 +222,40 @@ def evidence_texts(catalog: Catalog, root: Path, links: Sequence[LinkRecord]) ->
 
 class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
     """``evidence_texts`` read from the catalog as ``assess_document`` asks for them, the
-    most recent few kept: the same answers without every cited page's text in memory."""
+    most recent few kept: the same answers without every cited page's text in memory.
+
+    A miss reads the texts of the links that follow it too (``assess_document`` asks in the
+    order the document cites them, which is the links' order), a batch at a time with a
+    few queries for all of them (``Catalog.latest_captures``) rather than several per link.
+    """
 
     def __init__(self, catalog: Catalog, root: Path, links: Sequence[LinkRecord],
                  kept: int = _INDEXES_KEPT) -> None:
         self._catalog, self._root, self._kept = catalog, root, kept
         self._links = {link.url: link for link in links}
+        self._order = list(self._links)
+        self._position = {url: n for n, url in enumerate(self._order)}
+        # Half the texts kept, so that a batch read does not push out the ones in use.
+        self._batch = max(1, kept // 2)
         self._recent: OrderedDict[str, EvidenceText | None] = OrderedDict()
 
     def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
         if not isinstance(key, str) or key not in self._links:
             raise KeyError(key)
-        if key in self._recent:
-            self._recent.move_to_end(key)
-            return self._recent[key]
-        text = self._recent[key] = _evidence_of(self._catalog, self._root, self._links[key])
-        if len(self._recent) > self._kept:
-            self._recent.popitem(last=False)
-        return text
+        recent = self._recent
+        if key in recent:
+            recent.move_to_end(key)
+            return recent[key]
+        start = self._position[key]
+        batch = [self._links[url] for url in self._order[start:start + self._batch]
+                 if url == key or url not in recent]
+        texts = _evidence_many(self._catalog, self._root, batch)
+        for link in reversed(batch):  # the one asked for last: the most recently used
+            recent[link.url] = texts[link.url]
+            recent.move_to_end(link.url)
+        while len(recent) > self._kept:
+            recent.popitem(last=False)
+        return recent[key]
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._links
@@ -249,6 +265,33 @@ class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
 
     def __len__(self) -> int:
         return len(self._links)
+
+
+def _evidence_many(catalog: Catalog, root: Path, links: Sequence[LinkRecord],
+                   ) -> dict[str, EvidenceText | None]:
+    """``_evidence_of`` each of ``links``, by URL, their captures read in one bulk read."""
+    wanted: dict[str, None] = {}
+    for link in links:
+        if link.verdict is not None and link.verdict.healthy:
+            wanted[link.url] = None
+        elif link.rescued is not None and link.memento is not None and link.memento.raw_url:
+            wanted[link.memento.raw_url] = None
+    stored = catalog.latest_captures(list(wanted)) if wanted else {}
+    texts: dict[str, EvidenceText | None] = {}
+    for link in links:
+        text = None
+        if link.verdict is not None and link.verdict.healthy:
+            capture, browser = stored.get(link.url, (None, None))
+            if browser is not None and browser.mode == "browser" and browser.text:
+                text = EvidenceText(browser.text, "rendered", "browser")
+            elif capture is not None:
+                text = _text_of(capture, root, "ours")
+        elif link.rescued is not None and link.memento is not None and link.memento.raw_url:
+            capture, _ = stored.get(link.memento.raw_url, (None, None))
+            if capture is not None:
+                text = _text_of(capture, root, "internet_archive")
+        texts[link.url] = text
+    return texts
 
 
 def _evidence_of(catalog: Catalog, root: Path, link: LinkRecord) -> EvidenceText | None:

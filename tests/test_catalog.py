@@ -19,8 +19,11 @@ import pytest
 from archiver.catalog import (
     CATALOG_NAME,
     SCHEMA_VERSION,
+    AttemptRow,
     Catalog,
+    ResultIn,
     archive_lock,
+    pack_text,
 )
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
@@ -402,6 +405,61 @@ def test_last_result_skips_outages_unless_asked(catalog: Catalog) -> None:
     assert catalog.last_result(URL, include_outage=True).verdict is Verdict.TIMEOUT
 
 
+def test_batch_writes_store_what_the_one_row_writes_store(tmp_path: Path) -> None:
+    """The recorder's statements per batch (``record_attempts``, ``record_captures``,
+    ``record_provenances``, ``record_results``) leave the very rows, ids included, that
+    the one-row methods leave: a text shared by two captures stored once, a packed text, a
+    revisit, a provenance row replaced, an outage result."""
+    other = "https://b.example/x"
+    attempts = [AttemptRow(1, URL, 1, "timeout", None, "read timed out", 0.0, T0),
+                AttemptRow(1, URL, 2, "response", 200, None, 1.5, T0 + timedelta(seconds=2)),
+                AttemptRow(1, other, 1, "response", 404, None, 0.0, T0)]
+    captures = [(make_capture(), "same words", "A", None),
+                (make_capture(other, digest="sha1:B", record="<urn:b>", offset=600),
+                 pack_text("packed"), "B",
+                 "fp1"),
+                (make_capture(at=T0 + timedelta(1), record="<urn:rev>", offset=900,
+                              revisit=True), "same words", "A", None),
+                (make_capture("https://c.example/", digest="sha1:C", record=None), None, None,
+                 None)]
+    provenance = [("<urn:uuid:1>", URL, '{"kind": "capture"}', "ab" * 32, "<urn:m1>"),
+                  ("<urn:b>", other, '{"kind": "capture"}', "cd" * 32, None),
+                  ("<urn:uuid:1>", URL, '{"kind": "again"}', "ef" * 32, "<urn:m2>")]
+    results = [ResultIn(1, URL, Judgement(Verdict.OK, "200 OK"), 200, URL, 2, T0),
+               ResultIn(1, other, Judgement(Verdict.NOT_FOUND, "404"), 404, other, 1, T0,
+                        outage=True)]
+
+    def tables(catalog: Catalog) -> dict[str, list[tuple[object, ...]]]:
+        return {name: [tuple(row) for row in catalog._read(f"SELECT * FROM {name} ORDER BY 1")]
+                for name in ("attempts", "texts", "captures", "provenance", "results")}
+
+    with Catalog.open(tmp_path / "one") as one, Catalog.open(tmp_path / "batch") as batch:
+        for catalog in (one, batch):
+            assert catalog.begin_run("run", []) == 1
+        for a in attempts:
+            one.record_attempt(a.run_id, a.url, a.attempt, a.outcome, status=a.status,
+                               error=a.error, waited=a.waited, at=a.at)
+        ids = [one.record_capture(1, c, text=text, title=title, fingerprint=fp)
+               for c, text, title, fp in captures]
+        for row in provenance:
+            one.record_provenance(*row)
+        for r in results:
+            one.record_result(r.run_id, r.url, r.judgement, http_status=r.http_status,
+                              final_url=r.final_url, attempts=r.attempts,
+                              checked_at=r.checked_at, outage=r.outage)
+        with batch.transaction():
+            batch.record_attempts(attempts)
+            assert batch.record_captures(1, captures) == ids == [1, 2, 3, 4]
+            batch.record_provenances(provenance)
+            batch.record_results(results)
+        written = tables(batch)
+        assert written == tables(one)
+        assert [len(rows) for rows in written.values()] == [3, 2, 4, 2, 2]
+        assert batch.latest_capture(URL).text == "same words"
+        assert batch.latest_capture(other).text == "packed"
+        assert batch.provenance("<urn:uuid:1>") == ('{"kind": "again"}', "ef" * 32, "<urn:m2>")
+
+
 def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     """The bulk read for reports answers as the one-URL methods do, for every kind of URL: a
     history with an outage, a revisit, a browser capture, a capture found only by where a
@@ -455,6 +513,20 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert facts[target].capture.warc.record_id == "<urn:c>"
     assert facts[target].provenance == facts[redirected].provenance is not None
     assert catalog.link_facts([]) == {}
+    # The captures alone (claim support's bulk read): the same captures and browser rows.
+    latest = catalog.latest_captures(urls)
+    assert list(latest) == [URL, other, redirected, target]  # never.example has none
+    for url, (capture, browser) in latest.items():
+        assert capture == catalog.latest_capture(url)
+        assert browser == catalog.browser_capture(capture.id)
+    assert latest[other][1].text == "rendered text"
+    assert catalog.latest_captures([]) == {}
+    # A run's planning reads: the newest result not in an outage, whether a URL is captured.
+    last = catalog.last_results([*urls, URL])
+    assert last == {u: r for u in urls if (r := catalog.last_result(u)) is not None}
+    assert list(last) == [URL] and last[URL].verdict is Verdict.NOT_FOUND
+    assert catalog.captured(urls) == {u for u in urls if catalog.is_captured(u)} \
+        == {URL, other, redirected}
 
 
 # ── mementos ─────────────────────────────────────────────────────────────────

@@ -229,10 +229,13 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     with Catalog.open(settings.archive.dir) as catalog:
         links = pipeline.build_link_records(settings, catalog, source.id, document, utcnow())
         every = support.evidence_texts(catalog, settings.root, links)
-        lazy = support.LazyTexts(catalog, settings.root, links, kept=2)
-        assert dict(lazy) == every
-        assert support.assess_document(document, lazy) == \
-            support.assess_document(document, every)
+        # Read one link at a time, a few at a time, and all in one batch.
+        for kept in (2, 6, 256):
+            lazy = support.LazyTexts(catalog, settings.root, links, kept=kept)
+            assert dict(lazy) == every
+            lazy = support.LazyTexts(catalog, settings.root, links, kept=kept)
+            assert support.assess_document(document, lazy) == \
+                support.assess_document(document, every)
     judged = support.assess_document(document, every)
     # Not a comparison of empty answers: every footnote's evidence was read and its facts
     # looked for.
