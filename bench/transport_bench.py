@@ -17,6 +17,9 @@ Clients, each run ``--repeat`` times, alternating, medians printed:
 - ``fetcher-stack``: the same client stack the fetcher builds (one ``httpx.AsyncClient`` per
   host, the guarded httpcore pool, the trace extension, the raw-headers hook), called
   directly: ``fetcher`` minus this is the cost of the fetcher's own wrapper;
+- ``fetcher-anyio``, ``fetcher-stack-anyio``: the same two over httpcore's own AnyIO
+  network streams instead of ``archiver.netstream`` (the address guard still resolves and
+  checks): the difference is what the asyncio streams save;
 - ``httpx``: a plain ``httpx.AsyncClient`` (HTTP/1.1 only, no trace), one for all hosts;
 - ``httpx-aiohttp``: ``httpx.AsyncClient`` over ``httpx_aiohttp.AiohttpTransport``;
 - ``aiohttp``: a plain ``aiohttp.ClientSession``.
@@ -195,6 +198,36 @@ async def fetcher_stack_client(args: argparse.Namespace, port: int):
         yield get
 
 
+@contextlib.contextmanager
+def anyio_streams() -> Iterator[None]:
+    """``GuardedBackend`` connecting through httpcore's AnyIO backend, as it did before
+    ``archiver.netstream``."""
+    import httpcore
+
+    from archiver import netstream
+
+    own = netstream.connect_tcp
+    netstream.connect_tcp = httpcore.AnyIOBackend().connect_tcp  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        netstream.connect_tcp = own
+
+
+@contextlib.asynccontextmanager
+async def fetcher_anyio_client(args: argparse.Namespace, port: int):
+    with anyio_streams():
+        async with fetcher_client(args, port) as get:
+            yield get
+
+
+@contextlib.asynccontextmanager
+async def fetcher_stack_anyio_client(args: argparse.Namespace, port: int):
+    with anyio_streams():
+        async with fetcher_stack_client(args, port) as get:
+            yield get
+
+
 @contextlib.asynccontextmanager
 async def httpx_client(args: argparse.Namespace, port: int):
     limits = httpx.Limits(max_connections=args.concurrency,
@@ -244,6 +277,8 @@ async def aiohttp_client(args: argparse.Namespace, port: int):
 CLIENTS = {
     "fetcher": fetcher_client,
     "fetcher-stack": fetcher_stack_client,
+    "fetcher-anyio": fetcher_anyio_client,
+    "fetcher-stack-anyio": fetcher_stack_anyio_client,
     "httpx": httpx_client,
     "httpx-aiohttp": httpx_aiohttp_client,
     "aiohttp": aiohttp_client,
@@ -330,6 +365,12 @@ def main() -> int:
     if "fetcher" in cpu and "fetcher-stack" in cpu:
         own = statistics.median(cpu["fetcher"]) - statistics.median(cpu["fetcher-stack"])
         print(f"the fetcher's own wrapper: {own:.3f} ms per request")
+    for name in ("fetcher", "fetcher-stack"):
+        if name in cpu and f"{name}-anyio" in cpu:
+            saved = [a - b for a, b in zip(cpu[f"{name}-anyio"], cpu[name], strict=True)]
+            print(f"{name}: the asyncio streams save {statistics.median(saved):.3f} ms per "
+                  f"request (median of the rounds' differences; "
+                  f"{sum(d > 0 for d in saved)} of {len(saved)} rounds faster)")
     return 0
 
 
