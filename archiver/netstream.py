@@ -186,8 +186,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if self._closed:
             return
         self._closed = True
-        if self._raw is not None:
-            self._raw.abort()  # no close_notify, no wait for the peer's
+        if self._raw is not None or self._transport.get_write_buffer_size():
+            # TLS: no close_notify, no wait for the peer's. Unsent bytes (a peer that
+            # stopped reading): dropped, or the socket would stay open until it reads.
+            self._transport.abort()
         else:
             self._transport.close()
 

@@ -30,6 +30,10 @@ dependencies of the archiver; ``pip install --target DIR aiohttp httpx-aiohttp``
 
     .venv/bin/python bench/transport_bench.py
     .venv/bin/python bench/transport_bench.py --requests 3000 --repeat 7 --clients fetcher httpx
+    .venv/bin/python bench/transport_bench.py --clients fetcher fetcher-anyio --loops asyncio uvloop
+
+``--loops asyncio uvloop`` runs every client on both event loops in turn (uvloop must be
+importable).
 """
 
 from __future__ import annotations
@@ -301,9 +305,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(name: str, args: argparse.Namespace, port: int) -> tuple[float, float]:
-    """One run of ``name``: (CPU ms per request, wall seconds). A warm-up round (one
-    request per connection) opens the connections first; it is not counted."""
+def measure(name: str, args: argparse.Namespace, port: int,
+            loop: str = "asyncio") -> tuple[float, float]:
+    """One run of ``name`` on ``loop`` (``asyncio`` or ``uvloop``): (CPU ms per request,
+    wall seconds). A warm-up round (one request per connection) opens the connections
+    first; it is not counted."""
     urls = [f"http://{args.host_list[i % args.hosts]}:{port}/page/{i}"
             for i in range(args.requests)]
 
@@ -323,8 +329,13 @@ def measure(name: str, args: argparse.Namespace, port: int) -> tuple[float, floa
             assert sum(sizes) == args.requests * args.size, (sum(sizes), args.size)
             return cpu * 1000 / args.requests, wall
 
-    with retry.testing(False):
-        return asyncio.run(run())
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with retry.testing(False), asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run())
 
 
 def main() -> int:
@@ -337,6 +348,9 @@ def main() -> int:
     parser.add_argument("--server", choices=["nginx", "asyncio"],
                         default="nginx" if shutil.which("nginx") else "asyncio")
     parser.add_argument("--clients", nargs="+", choices=list(CLIENTS), default=list(CLIENTS))
+    parser.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop"],
+                        default=["asyncio"],
+                        help="run every client on each of these event loops in turn")
     args = parser.parse_args()
     if args.concurrency % args.hosts:
         parser.error("--concurrency must be a multiple of --hosts")
@@ -349,19 +363,21 @@ def main() -> int:
     server = nginx if args.server == "nginx" else asyncio_server
     print(f"{args.requests} requests of {args.size} bytes, {args.concurrency} at a time over "
           f"{args.hosts} hosts (keep-alive), server {args.server}, {args.repeat} rounds")
-    cpu: dict[str, list[float]] = {c: [] for c in clients}
-    wall: dict[str, list[float]] = {c: [] for c in clients}
+    runs = [(name, loop, name if loop == "asyncio" else f"{name}@{loop}")
+            for name in clients for loop in args.loops]
+    cpu: dict[str, list[float]] = {label: [] for _, _, label in runs}
+    wall: dict[str, list[float]] = {label: [] for _, _, label in runs}
     with server(args.host_list, port, args.size):
         for _ in range(args.repeat):
-            for name in clients:
-                ms, seconds = measure(name, args, port)
-                cpu[name].append(ms)
-                wall[name].append(seconds)
-    print(f"{'client':<16}{'CPU ms/request (median)':>26}{'min':>8}{'max':>8}"
+            for name, loop, label in runs:
+                ms, seconds = measure(name, args, port, loop)
+                cpu[label].append(ms)
+                wall[label].append(seconds)
+    print(f"{'client':<28}{'CPU ms/request (median)':>26}{'min':>8}{'max':>8}"
           f"{'requests/s':>12}")
-    for name in clients:
-        print(f"{name:<16}{statistics.median(cpu[name]):>26.3f}{min(cpu[name]):>8.3f}"
-              f"{max(cpu[name]):>8.3f}{args.requests / statistics.median(wall[name]):>12.0f}")
+    for label in cpu:
+        print(f"{label:<28}{statistics.median(cpu[label]):>26.3f}{min(cpu[label]):>8.3f}"
+              f"{max(cpu[label]):>8.3f}{args.requests / statistics.median(wall[label]):>12.0f}")
     if "fetcher" in cpu and "fetcher-stack" in cpu:
         own = statistics.median(cpu["fetcher"]) - statistics.median(cpu["fetcher-stack"])
         print(f"the fetcher's own wrapper: {own:.3f} ms per request")
@@ -371,6 +387,12 @@ def main() -> int:
             print(f"{name}: the asyncio streams save {statistics.median(saved):.3f} ms per "
                   f"request (median of the rounds' differences; "
                   f"{sum(d > 0 for d in saved)} of {len(saved)} rounds faster)")
+    for name in clients:
+        if f"{name}@uvloop" in cpu and name in cpu:
+            saved = [a - b for a, b in zip(cpu[name], cpu[f"{name}@uvloop"], strict=True)]
+            print(f"{name}: uvloop saves {statistics.median(saved):.3f} ms per request "
+                  f"(median of the rounds' differences; {sum(d > 0 for d in saved)} of "
+                  f"{len(saved)} rounds faster)")
     return 0
 
 

@@ -66,6 +66,7 @@ class Server:
         with contextlib.suppress(OSError, ssl.SSLError):
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
+                self.conns.append(conn)
             self.behaviour(conn, self.stop)
 
     def close(self) -> None:
