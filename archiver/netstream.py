@@ -54,7 +54,8 @@ class EndOfStream(ConnectionError):
 
 
 class _Protocol(asyncio.Protocol):
-    """Receives into a queue of chunks and wakes the one waiting reader or writer."""
+    """Receives into a queue of chunks and wakes the waiting reader and the waiting writer
+    (HTTP/2 reads and writes one connection from two tasks at once)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -66,7 +67,8 @@ class _Protocol(asyncio.Protocol):
         self.lost = False
         self.error: Exception | None = None  # what the connection was lost to
         self.write_paused = False
-        self.waiter: asyncio.Future[bool] | None = None
+        self.reader: asyncio.Future[bool] | None = None
+        self.writer: asyncio.Future[bool] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = typing.cast(asyncio.Transport, transport)
@@ -77,51 +79,64 @@ class _Protocol(asyncio.Protocol):
         if self.held > _HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.reader is not None:
+            _wake(self.reader)
 
     def eof_received(self) -> bool | None:
         self.eof = True
-        self._wake()
+        if self.reader is not None:
+            _wake(self.reader)
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.error = exc
         self.write_paused = False
-        self._wake()
+        for waiter in (self.reader, self.writer):
+            if waiter is not None:
+                _wake(waiter)
 
     def pause_writing(self) -> None:
         self.write_paused = True
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        self._wake()
+        if self.writer is not None:
+            _wake(self.writer)
 
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(True)
-
-    async def wait(self, timeout: float | None) -> bool:
-        """Wait for the next event (data, end of stream, loss, drain); ``False`` if
-        ``timeout`` passed first."""
-        waiter = self._loop.create_future()
-        self.waiter = waiter
-        if timeout is None:
-            try:
-                await waiter
-            finally:
-                self.waiter = None
-            return True
-        timer = self._loop.call_later(timeout, _expire, waiter)
+    async def readable(self, timeout: float | None) -> bool:
+        """Wait for data, the end of the stream or its loss; ``False`` if ``timeout``
+        passed first."""
+        waiter = self.reader = self._loop.create_future()
         try:
-            await waiter
+            return await _wait(self._loop, waiter, timeout)
         finally:
-            timer.cancel()
-            self.waiter = None
-        return waiter.result()
+            self.reader = None
+
+    async def drained(self, timeout: float | None) -> bool:
+        """Wait for the write buffer to drain or the stream's loss; ``False`` if
+        ``timeout`` passed first."""
+        waiter = self.writer = self._loop.create_future()
+        try:
+            return await _wait(self._loop, waiter, timeout)
+        finally:
+            self.writer = None
+
+
+async def _wait(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[bool],
+                timeout: float | None) -> bool:
+    if timeout is None:
+        return await waiter
+    timer = loop.call_later(timeout, _expire, waiter)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+
+
+def _wake(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:
@@ -145,7 +160,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             if self._closed:
                 raise httpcore.ReadError("the stream is closed")
             while not protocol.chunks and not protocol.eof and not protocol.lost:
-                if not await protocol.wait(timeout):
+                if not await protocol.readable(timeout):
                     error = TimeoutError()
                     raise httpcore.ReadTimeout(error) from error
             if not protocol.chunks:
@@ -176,7 +191,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         except RuntimeError as exc:  # the transport is closing
             raise httpcore.WriteError(exc) from exc
         while protocol.write_paused:
-            if not await protocol.wait(timeout):
+            if not await protocol.drained(timeout):
                 error = TimeoutError()
                 raise httpcore.WriteTimeout(error) from error
             if protocol.error is not None:

@@ -190,6 +190,34 @@ def test_a_peer_that_never_reads_is_a_write_timeout(connect) -> None:
         asyncio.run(go())
 
 
+def test_a_read_and_a_write_can_wait_at_once(connect) -> None:
+    # HTTP/2 reads and writes one connection from two tasks: neither may steal the
+    # other's wake-up. The peer reads nothing for a while (the write waits to drain,
+    # the read waits for data), then takes everything and answers.
+    size = 16 << 20
+
+    def slow_reader(conn: socket.socket, stop: threading.Event) -> None:
+        stop.wait(0.3)
+        got = 0
+        while got < size:
+            got += len(conn.recv(1 << 20))
+        conn.sendall(b"done")
+        stop.wait(30)
+
+    async def go() -> bytes:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            reading = asyncio.create_task(stream.read(100, timeout=10))
+            await asyncio.sleep(0)
+            await stream.write(b"x" * size, timeout=10)
+            return await reading
+        finally:
+            await stream.aclose()
+
+    with serving(slow_reader) as server:
+        assert asyncio.run(go()) == b"done"
+
+
 def test_a_refused_connection_is_a_connect_error_caused_by_the_refusal(connect) -> None:
     probe = socket.create_server(("127.0.0.1", 0))
     port = probe.getsockname()[1]
