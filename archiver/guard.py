@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import httpcore
 
+from archiver import netstream
 from archiver.hosts import HostError, address_of, parse_host
 
 __all__ = [
@@ -255,12 +256,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     """An httpcore network backend that resolves, checks, then connects to the checked address.
 
     httpcore hands ``connect_tcp`` the URL's host; the TLS layer later receives the same host
-    for SNI, so pinning the address here keeps certificate checks on the name.
+    for SNI, so pinning the address here keeps certificate checks on the name. The streams
+    are ``archiver.netstream``'s (plain asyncio, httpcore's AnyIO backend's exceptions).
     """
 
     def __init__(self, guard: AddressGuard) -> None:
         self._guard = guard
-        self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
         self,
@@ -274,7 +275,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         last: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
+                return await netstream.connect_tcp(
                     address, port, timeout=timeout, local_address=local_address,
                     socket_options=socket_options,
                 )
@@ -292,4 +293,4 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         raise AddressRefused(f"{path}: unix sockets are not fetched")
 
     async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+        await netstream.sleep(seconds)

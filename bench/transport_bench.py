@@ -17,6 +17,9 @@ Clients, each run ``--repeat`` times, alternating, medians printed:
 - ``fetcher-stack``: the same client stack the fetcher builds (one ``httpx.AsyncClient`` per
   host, the guarded httpcore pool, the trace extension, the raw-headers hook), called
   directly: ``fetcher`` minus this is the cost of the fetcher's own wrapper;
+- ``fetcher-anyio``, ``fetcher-stack-anyio``: the same two over httpcore's own AnyIO
+  network streams instead of ``archiver.netstream`` (the address guard still resolves and
+  checks): the difference is what the asyncio streams save;
 - ``httpx``: a plain ``httpx.AsyncClient`` (HTTP/1.1 only, no trace), one for all hosts;
 - ``httpx-aiohttp``: ``httpx.AsyncClient`` over ``httpx_aiohttp.AiohttpTransport``;
 - ``aiohttp``: a plain ``aiohttp.ClientSession``.
@@ -27,6 +30,10 @@ dependencies of the archiver; ``pip install --target DIR aiohttp httpx-aiohttp``
 
     .venv/bin/python bench/transport_bench.py
     .venv/bin/python bench/transport_bench.py --requests 3000 --repeat 7 --clients fetcher httpx
+    .venv/bin/python bench/transport_bench.py --clients fetcher fetcher-anyio --loops asyncio uvloop
+
+``--loops asyncio uvloop`` runs every client on both event loops in turn (uvloop must be
+importable).
 """
 
 from __future__ import annotations
@@ -195,6 +202,36 @@ async def fetcher_stack_client(args: argparse.Namespace, port: int):
         yield get
 
 
+@contextlib.contextmanager
+def anyio_streams() -> Iterator[None]:
+    """``GuardedBackend`` connecting through httpcore's AnyIO backend, as it did before
+    ``archiver.netstream``."""
+    import httpcore
+
+    from archiver import netstream
+
+    own = netstream.connect_tcp
+    netstream.connect_tcp = httpcore.AnyIOBackend().connect_tcp  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        netstream.connect_tcp = own
+
+
+@contextlib.asynccontextmanager
+async def fetcher_anyio_client(args: argparse.Namespace, port: int):
+    with anyio_streams():
+        async with fetcher_client(args, port) as get:
+            yield get
+
+
+@contextlib.asynccontextmanager
+async def fetcher_stack_anyio_client(args: argparse.Namespace, port: int):
+    with anyio_streams():
+        async with fetcher_stack_client(args, port) as get:
+            yield get
+
+
 @contextlib.asynccontextmanager
 async def httpx_client(args: argparse.Namespace, port: int):
     limits = httpx.Limits(max_connections=args.concurrency,
@@ -244,6 +281,8 @@ async def aiohttp_client(args: argparse.Namespace, port: int):
 CLIENTS = {
     "fetcher": fetcher_client,
     "fetcher-stack": fetcher_stack_client,
+    "fetcher-anyio": fetcher_anyio_client,
+    "fetcher-stack-anyio": fetcher_stack_anyio_client,
     "httpx": httpx_client,
     "httpx-aiohttp": httpx_aiohttp_client,
     "aiohttp": aiohttp_client,
@@ -266,9 +305,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(name: str, args: argparse.Namespace, port: int) -> tuple[float, float]:
-    """One run of ``name``: (CPU ms per request, wall seconds). A warm-up round (one
-    request per connection) opens the connections first; it is not counted."""
+def measure(name: str, args: argparse.Namespace, port: int,
+            loop: str = "asyncio") -> tuple[float, float]:
+    """One run of ``name`` on ``loop`` (``asyncio`` or ``uvloop``): (CPU ms per request,
+    wall seconds). A warm-up round (one request per connection) opens the connections
+    first; it is not counted."""
     urls = [f"http://{args.host_list[i % args.hosts]}:{port}/page/{i}"
             for i in range(args.requests)]
 
@@ -288,8 +329,13 @@ def measure(name: str, args: argparse.Namespace, port: int) -> tuple[float, floa
             assert sum(sizes) == args.requests * args.size, (sum(sizes), args.size)
             return cpu * 1000 / args.requests, wall
 
-    with retry.testing(False):
-        return asyncio.run(run())
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with retry.testing(False), asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(run())
 
 
 def main() -> int:
@@ -302,6 +348,9 @@ def main() -> int:
     parser.add_argument("--server", choices=["nginx", "asyncio"],
                         default="nginx" if shutil.which("nginx") else "asyncio")
     parser.add_argument("--clients", nargs="+", choices=list(CLIENTS), default=list(CLIENTS))
+    parser.add_argument("--loops", nargs="+", choices=["asyncio", "uvloop"],
+                        default=["asyncio"],
+                        help="run every client on each of these event loops in turn")
     args = parser.parse_args()
     if args.concurrency % args.hosts:
         parser.error("--concurrency must be a multiple of --hosts")
@@ -314,22 +363,36 @@ def main() -> int:
     server = nginx if args.server == "nginx" else asyncio_server
     print(f"{args.requests} requests of {args.size} bytes, {args.concurrency} at a time over "
           f"{args.hosts} hosts (keep-alive), server {args.server}, {args.repeat} rounds")
-    cpu: dict[str, list[float]] = {c: [] for c in clients}
-    wall: dict[str, list[float]] = {c: [] for c in clients}
+    runs = [(name, loop, name if loop == "asyncio" else f"{name}@{loop}")
+            for name in clients for loop in args.loops]
+    cpu: dict[str, list[float]] = {label: [] for _, _, label in runs}
+    wall: dict[str, list[float]] = {label: [] for _, _, label in runs}
     with server(args.host_list, port, args.size):
         for _ in range(args.repeat):
-            for name in clients:
-                ms, seconds = measure(name, args, port)
-                cpu[name].append(ms)
-                wall[name].append(seconds)
-    print(f"{'client':<16}{'CPU ms/request (median)':>26}{'min':>8}{'max':>8}"
+            for name, loop, label in runs:
+                ms, seconds = measure(name, args, port, loop)
+                cpu[label].append(ms)
+                wall[label].append(seconds)
+    print(f"{'client':<28}{'CPU ms/request (median)':>26}{'min':>8}{'max':>8}"
           f"{'requests/s':>12}")
-    for name in clients:
-        print(f"{name:<16}{statistics.median(cpu[name]):>26.3f}{min(cpu[name]):>8.3f}"
-              f"{max(cpu[name]):>8.3f}{args.requests / statistics.median(wall[name]):>12.0f}")
+    for label in cpu:
+        print(f"{label:<28}{statistics.median(cpu[label]):>26.3f}{min(cpu[label]):>8.3f}"
+              f"{max(cpu[label]):>8.3f}{args.requests / statistics.median(wall[label]):>12.0f}")
     if "fetcher" in cpu and "fetcher-stack" in cpu:
         own = statistics.median(cpu["fetcher"]) - statistics.median(cpu["fetcher-stack"])
         print(f"the fetcher's own wrapper: {own:.3f} ms per request")
+    for name in ("fetcher", "fetcher-stack"):
+        if name in cpu and f"{name}-anyio" in cpu:
+            saved = [a - b for a, b in zip(cpu[f"{name}-anyio"], cpu[name], strict=True)]
+            print(f"{name}: the asyncio streams save {statistics.median(saved):.3f} ms per "
+                  f"request (median of the rounds' differences; "
+                  f"{sum(d > 0 for d in saved)} of {len(saved)} rounds faster)")
+    for name in clients:
+        if f"{name}@uvloop" in cpu and name in cpu:
+            saved = [a - b for a, b in zip(cpu[name], cpu[f"{name}@uvloop"], strict=True)]
+            print(f"{name}: uvloop saves {statistics.median(saved):.3f} ms per request "
+                  f"(median of the rounds' differences; {sum(d > 0 for d in saved)} of "
+                  f"{len(saved)} rounds faster)")
     return 0
 
 

@@ -1,0 +1,396 @@
+"""The asyncio network streams (``archiver.netstream``) keep httpcore's AnyIO backend's
+contract: every case runs against both, over real loopback sockets, and must raise the same
+httpcore exception with the same kind of cause (``fetch.network_failure`` judges by these).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import struct
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+
+import httpcore
+import pytest
+
+from archiver import netstream
+
+trustme = pytest.importorskip("trustme")
+
+Connect = Callable[..., Awaitable[httpcore.AsyncNetworkStream]]
+
+
+@pytest.fixture(params=["netstream", "anyio"])
+def connect(request) -> Connect:
+    """``connect_tcp`` of the backend under test, and of the one it must behave like."""
+    if request.param == "netstream":
+        return netstream.connect_tcp
+    return httpcore.AnyIOBackend().connect_tcp
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    chain = []
+    current: BaseException | None = exc
+    while current is not None:
+        chain.append(current)
+        current = current.__cause__
+    return chain
+
+
+class Server:
+    """A TCP server on 127.0.0.1 that runs ``behaviour(conn)`` for each connection in a
+    thread (after a TLS handshake when ``tls`` is given); ``stop`` releases waiting ones."""
+
+    def __init__(self, behaviour: Callable[[socket.socket, threading.Event], None],
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.behaviour, self.tls = behaviour, tls
+        self.stop = threading.Event()
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self.conns.append(conn)
+            self.behaviour(conn, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+@contextlib.contextmanager
+def serving(behaviour: Callable[[socket.socket, threading.Event], None],
+            tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    server = Server(behaviour, tls)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def wait(conn: socket.socket, stop: threading.Event) -> None:
+    stop.wait(30)
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def server_tls(ca) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
+
+
+@pytest.fixture(scope="module")
+def client_tls(ca) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx
+
+
+# ── plain TCP ───────────────────────────────────────────────────────────────
+
+
+def test_reads_what_the_peer_sends_then_empty_bytes_at_its_close(connect) -> None:
+    def greet(conn: socket.socket, stop: threading.Event) -> None:
+        assert conn.recv(100) == b"ping"
+        conn.sendall(b"pong" * 10)
+        conn.close()
+
+    async def go() -> bytes:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        await stream.write(b"ping", timeout=5)
+        received = b""
+        while chunk := await stream.read(7, timeout=5):
+            assert len(chunk) <= 7
+            received += chunk
+        assert await stream.read(7, timeout=5) == b""
+        await stream.aclose()
+        return received
+
+    with serving(greet) as server:
+        assert asyncio.run(go()) == b"pong" * 10
+
+
+def test_a_read_with_nothing_coming_is_a_read_timeout(connect) -> None:
+    async def go() -> None:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            with pytest.raises(httpcore.ReadTimeout) as caught:
+                await stream.read(100, timeout=0.1)
+            assert any(isinstance(c, TimeoutError) for c in causes(caught.value))
+        finally:
+            await stream.aclose()
+
+    with serving(wait) as server:
+        asyncio.run(go())
+
+
+def test_a_reset_is_a_read_error_caused_by_the_os_error(connect) -> None:
+    def reset_after_request(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(100)
+        reset(conn)
+
+    async def go() -> None:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        await stream.write(b"GET", timeout=5)
+        with pytest.raises(httpcore.ReadError) as caught:
+            await stream.read(100, timeout=5)
+        assert isinstance(causes(caught.value)[-1], ConnectionResetError)
+        with pytest.raises(httpcore.WriteError) as caught:
+            await stream.write(b"more", timeout=5)
+        assert isinstance(causes(caught.value)[-1], ConnectionResetError)
+        await stream.aclose()
+
+    with serving(reset_after_request) as server:
+        asyncio.run(go())
+
+
+def test_a_peer_that_never_reads_is_a_write_timeout(connect) -> None:
+    async def go() -> None:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            with pytest.raises(httpcore.WriteTimeout) as caught:
+                for _ in range(64):  # far more than the socket buffers hold
+                    await stream.write(b"x" * (1 << 20), timeout=0.2)
+            assert any(isinstance(c, TimeoutError) for c in causes(caught.value))
+        finally:
+            await stream.aclose()
+
+    with serving(wait) as server:
+        asyncio.run(go())
+
+
+def test_a_read_and_a_write_can_wait_at_once(connect) -> None:
+    # HTTP/2 reads and writes one connection from two tasks: neither may steal the
+    # other's wake-up. The peer reads nothing for a while (the write waits to drain,
+    # the read waits for data), then takes everything and answers.
+    size = 16 << 20
+
+    def slow_reader(conn: socket.socket, stop: threading.Event) -> None:
+        stop.wait(0.3)
+        got = 0
+        while got < size:
+            got += len(conn.recv(1 << 20))
+        conn.sendall(b"done")
+        stop.wait(30)
+
+    async def go() -> bytes:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            reading = asyncio.create_task(stream.read(100, timeout=10))
+            await asyncio.sleep(0)
+            await stream.write(b"x" * size, timeout=10)
+            return await reading
+        finally:
+            await stream.aclose()
+
+    with serving(slow_reader) as server:
+        assert asyncio.run(go()) == b"done"
+
+
+def test_a_refused_connection_is_a_connect_error_caused_by_the_refusal(connect) -> None:
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+
+    async def go() -> None:
+        with pytest.raises(httpcore.ConnectError) as caught:
+            await connect("127.0.0.1", port, timeout=5)
+        assert isinstance(causes(caught.value)[-1], ConnectionRefusedError)
+
+    asyncio.run(go())
+
+
+def test_a_connection_never_accepted_is_a_connect_timeout(connect) -> None:
+    # A listening socket whose accept queue is full drops further SYNs: connect() hangs.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+            fillers.append(filler)
+
+        async def go() -> None:
+            with pytest.raises(httpcore.ConnectTimeout) as caught:
+                await connect("127.0.0.1", port, timeout=0.3)
+            assert any(isinstance(c, TimeoutError) for c in causes(caught.value))
+
+        asyncio.run(go())
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_extra_info_of_a_plain_connection(connect) -> None:
+    def speak_later(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(100)
+        conn.sendall(b"hello")
+        stop.wait(30)
+
+    async def go() -> None:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            assert stream.get_extra_info("ssl_object") is None
+            assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+            client = stream.get_extra_info("client_addr")
+            assert client[0] == "127.0.0.1" and isinstance(client[1], int)
+            sock = stream.get_extra_info("socket")
+            assert sock.getsockname() == client
+            assert stream.get_extra_info("no such key") is None
+            assert stream.get_extra_info("is_readable") is False
+            await stream.write(b"go", timeout=5)
+            for _ in range(100):
+                if stream.get_extra_info("is_readable"):
+                    break
+                await asyncio.sleep(0.02)
+            assert stream.get_extra_info("is_readable") is True
+            assert await stream.read(100, timeout=5) == b"hello"
+        finally:
+            await stream.aclose()
+
+    with serving(speak_later) as server:
+        asyncio.run(go())
+
+
+def test_a_server_that_closed_an_idle_connection_reads_as_readable(connect) -> None:
+    # What the pool asks before reusing a kept-alive connection.
+    async def go() -> None:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        try:
+            for _ in range(100):
+                if stream.get_extra_info("is_readable"):
+                    break
+                await asyncio.sleep(0.02)
+            assert stream.get_extra_info("is_readable") is True
+        finally:
+            await stream.aclose()
+
+    with serving(lambda conn, stop: conn.close()) as server:
+        asyncio.run(go())
+
+
+# ── TLS ─────────────────────────────────────────────────────────────────────
+
+
+def test_start_tls_negotiates_alpn_and_reads_over_tls(connect, server_tls, client_tls) -> None:
+    def echo(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(conn.recv(100).upper())
+        stop.wait(30)
+
+    async def go() -> None:
+        plain = await connect("127.0.0.1", server.port, timeout=5)
+        stream = await plain.start_tls(client_tls, server_hostname="localhost", timeout=5)
+        try:
+            tls = stream.get_extra_info("ssl_object")
+            assert isinstance(tls, ssl.SSLObject)
+            assert tls.selected_alpn_protocol() == "h2"
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            assert stream.get_extra_info("server_addr") == ("127.0.0.1", server.port)
+            assert stream.get_extra_info("socket") is not None
+            await stream.write(b"over tls", timeout=5)
+            assert await stream.read(100, timeout=5) == b"OVER TLS"
+            with pytest.raises(httpcore.ReadTimeout):
+                await stream.read(100, timeout=0.1)
+        finally:
+            await stream.aclose()
+
+    with serving(echo, server_tls) as server:
+        asyncio.run(go())
+
+
+def test_a_handshake_that_never_ends_is_a_connect_timeout(connect, client_tls) -> None:
+    async def go() -> None:
+        plain = await connect("127.0.0.1", server.port, timeout=5)
+        with pytest.raises(httpcore.ConnectTimeout) as caught:
+            await plain.start_tls(client_tls, server_hostname="localhost", timeout=0.2)
+        assert any(isinstance(c, TimeoutError) for c in causes(caught.value))
+        await plain.aclose()
+
+    with serving(wait) as server:
+        asyncio.run(go())
+
+
+def test_an_untrusted_certificate_is_a_connect_error_caused_by_the_check(connect,
+                                                                         client_tls) -> None:
+    stranger = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("localhost").configure_cert(stranger)
+
+    async def go() -> None:
+        plain = await connect("127.0.0.1", server.port, timeout=5)
+        with pytest.raises(httpcore.ConnectError) as caught:
+            await plain.start_tls(client_tls, server_hostname="localhost", timeout=5)
+        assert isinstance(causes(caught.value)[-1], ssl.SSLCertVerificationError)
+
+    with serving(wait, stranger) as server:
+        asyncio.run(go())
+
+
+@pytest.mark.parametrize("ending", ["close", "reset"])
+def test_a_peer_gone_during_the_handshake_is_a_connect_error(connect, client_tls,
+                                                             ending: str) -> None:
+    def hello_then_gone(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(4096)  # the ClientHello
+        if ending == "reset":
+            reset(conn)
+        else:
+            conn.close()
+
+    async def go() -> None:
+        plain = await connect("127.0.0.1", server.port, timeout=5)
+        with pytest.raises(httpcore.ConnectError) as caught:
+            await plain.start_tls(client_tls, server_hostname="localhost", timeout=5)
+        last = causes(caught.value)[-1]
+        if ending == "reset":
+            assert isinstance(last, ConnectionResetError) and last.errno is not None
+        else:  # the reason recorded is "...during the TLS handshake: EndOfStream"
+            assert type(last).__name__ == "EndOfStream" and str(last) == ""
+
+    with serving(hello_then_gone) as server:
+        asyncio.run(go())
+
+
+def test_sleep_waits() -> None:
+    async def go() -> float:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await netstream.sleep(0.05)
+        return loop.time() - start
+
+    assert asyncio.run(go()) >= 0.04
