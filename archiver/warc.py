@@ -63,7 +63,7 @@ from warcio.timeutils import iso_date_to_timestamp
 from warcio.utils import BUFF_SIZE
 from warcio.warcwriter import WARCWriter
 
-from archiver import __version__
+from archiver import __version__, surtkey
 from archiver.errors import ArchiveError
 from archiver.models import WarcRef, isoformat, utcnow
 
@@ -1421,8 +1421,9 @@ def rebuild_index(archive_dir: Path) -> Path:
 
 
 def url_key(url: str) -> str:
-    """The SURT key the index sorts by (the same function the indexer uses)."""
-    return _indexer().CDXJIndexer.get_url_key(None, url)  # type: ignore[arg-type]
+    """The SURT key the index sorts by: the indexer's own (``surt.surt``), built from
+    remembered per-host parts where that is provably the same (``archiver.surtkey``)."""
+    return surtkey.url_key(url)
 
 
 def preload() -> None:
