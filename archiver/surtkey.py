@@ -27,15 +27,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["url_key"]
+__all__ = ["preload", "url_key"]
 
-# "http" or "https", "://", an authority, then what follows it (path, query, fragment).
-# ``surt`` first strips ASCII whitespace at both ends and removes tabs and line breaks, and
-# collapses "http://https://..." to its last scheme: such URLs take the slow path.
-_HTTP = re.compile(rb"(https?)://([^/?#]*)([^?#]*)(?:\?([^#]*))?(?:#.*)?", re.DOTALL)
-_URN = re.compile(rb"urn:([^/?#][^?#]*)(?:\?([^#]*))?(?:#.*)?", re.DOTALL)
-_REPEATED_SCHEME = (b"http://", b"https://")
-_AWKWARD = re.compile(rb"[\t\n\r]")
+# "http" or "https", "://", an authority, then what follows it (path, query, fragment), with
+# no ASCII whitespace anywhere: ``surt`` strips it at both ends and removes tabs and line
+# breaks, which only its own parser does right.
+_HTTP = re.compile(rb"(https?)://([^/?#\s]*)([^?#\s]*)(?:\?([^#\s]*))?(?:#\S*)?")
+_URN = re.compile(rb"urn:([^/?#\s][^?#\s]*)(?:\?([^#\s]*))?(?:#\S*)?")
+# ``surt`` collapses "http://https://..." to its last scheme: such an authority is left to it.
+_REPEATED_SCHEME = frozenset({b"http:", b"https:"})
 # What ``escapeOnce`` (``quote_from_bytes`` with its safe set) leaves unchanged.
 _ESCAPES = re.compile(rb"[^A-Za-z0-9_.\-~!\"$&'()*+,/:;<=>?@\[\\\]^`{|}]")
 
@@ -64,6 +64,11 @@ def _steps() -> _Steps:
     return _Steps()
 
 
+def preload() -> None:
+    """Import ``surt`` now (ahead of forking workers) rather than on the first key."""
+    _steps()
+
+
 def _slow(url: str) -> str:
     """``cdxj-indexer``'s own key: ``surt.surt(url)``, or ``url`` when that raises."""
     import cdxj_indexer.main
@@ -83,24 +88,21 @@ def url_key(url: str) -> str:
 
 
 def _fast(url: str) -> str | None:
+    """The key built from parts, or ``None`` for a URL left to ``surt.surt``."""
     raw = url.encode("utf-8")
-    if raw.strip() != raw or _AWKWARD.search(raw):
-        return None
     match = _HTTP.fullmatch(raw)
     if match is not None:
         scheme, authority, path, query = match.groups()
-        after = raw[len(scheme) + 3:]
-        if after.startswith(_REPEATED_SCHEME):
-            return None
         head = _host_part(scheme, authority)
         if head is None:
             return None
-        key = head + _path(path, normalize=True) + _query(query)
-        return key.decode("utf-8")
+        key = head + _path(path, normalize=True)
+        return (key + _query(query) if query else key).decode("utf-8")
     match = _URN.fullmatch(raw)
     if match is not None:
         path, query = match.groups()
-        return (b"urn:" + _path(path, normalize=False) + _query(query)).decode("utf-8")
+        key = b"urn:" + _path(path, normalize=False)
+        return (key + _query(query) if query else key).decode("utf-8")
     return None
 
 
@@ -108,6 +110,8 @@ def _fast(url: str) -> str | None:
 def _host_part(scheme: bytes, authority: bytes) -> bytes | None:
     """The key up to and including ``)``; ``None`` when the canonical host is empty (the
     key then has no host part and the path is not normalised) or ``surt`` fails on it."""
+    if authority in _REPEATED_SCHEME:
+        return None
     try:
         key = _steps().surt(scheme + b"://" + authority + b"/")
     except Exception:
@@ -121,25 +125,22 @@ def _path(path: bytes, *, normalize: bool) -> bytes:
     """``surt``'s path steps: unescape repeatedly, normalise dot and empty segments (URLs
     with a host only), escape once, lower-case, strip a path session ID, drop a trailing
     slash."""
-    steps = _steps()
     if b"%" in path:
-        path = steps.unescape(path)
+        path = _steps().unescape(path)
     if normalize and (not path.startswith(b"/") or b"/." in path or b"//" in path):
-        path = steps.normalize_path(path)
+        path = _steps().normalize_path(path)
     if _ESCAPES.search(path):
-        path = steps.escape(path)
+        path = _steps().escape(path)
     path = path.lower()
     if b"(" in path:
-        path = steps.strip_path_session(path)
+        path = _steps().strip_path_session(path)
     if len(path) > 1 and path.endswith(b"/"):
         path = path[:-1]
     return path
 
 
-def _query(query: bytes | None) -> bytes:
-    """``?`` and ``surt``'s query, or nothing for no (or an empty) query."""
-    if not query:
-        return b""
+def _query(query: bytes) -> bytes:
+    """``?`` and ``surt``'s query, or nothing when it comes out empty."""
     steps = _steps()
     query = steps.minimal_escape(query)
     query = steps.strip_query_session(query).lower()

@@ -294,12 +294,55 @@ class _RawHead(StatusAndHeaders):
     (and %-encode non-ASCII values), and the archive must hold what was received."""
 
     def __init__(self, raw: bytes, verbs: Sequence[str]) -> None:
-        parsed = StatusAndHeadersParser(list(verbs), verify=False).parse(io.BytesIO(raw))
-        super().__init__(parsed.statusline, parsed.headers, parsed.protocol)
+        parsed = _parse_head(raw)
+        if parsed is None:
+            head = StatusAndHeadersParser(list(verbs), verify=False).parse(io.BytesIO(raw))
+            parsed = head.statusline, head.headers, head.protocol
+        super().__init__(*parsed)
         self.headers_buff = raw
 
     def compute_headers_buffer(self, header_filter: object = None) -> None:
         return None  # keep the bytes as received
+
+
+def _parse_head(raw: bytes) -> tuple[str, list[tuple[str, str]], str] | None:
+    """(statusline, headers, protocol) as warcio's ``StatusAndHeadersParser`` (unverified)
+    reads them from ``raw``, in one pass over the decoded head instead of a ``readline``,
+    a decode and a strip per line (a tenth of the CPU of a response record); ``None`` for a
+    head that is not UTF-8 (warcio decodes those line by line) or empty.
+
+    The same steps on the same strings: warcio's lines are the pieces between ``\n``, each
+    ``rstrip``-ped (so a line of blanks ends the head), a header ``name: value`` split at the
+    first colon, continuation lines (starting with a blank or tab) appended to the value,
+    a line without a colon (and its continuations) dropped. tests/test_warc.py compares."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return None  # warcio raises EOFError
+    lines = text.split("\n")
+    statusline = lines[0].rstrip()
+    if not statusline:
+        return "", [], ""
+    count = len(lines)
+    headers: list[tuple[str, str]] = []
+    i = 1
+    line = lines[1].rstrip() if count > 1 else ""
+    while line:
+        name, colon, value = line.partition(":")
+        value = value.lstrip()
+        i += 1
+        following = lines[i].rstrip() if i < count else ""
+        while following and following[0] in " \t":
+            value += following
+            i += 1
+            following = lines[i].rstrip() if i < count else ""
+        if colon:
+            headers.append((name.rstrip(" \t"), value))
+        line = following
+    protocol, _, status = statusline.partition(" ")
+    return status.strip(), headers, protocol
 
 
 _RESPONSE_VERBS = ("HTTP/1.0", "HTTP/1.1")
@@ -323,19 +366,19 @@ _WARC_TYPES: dict[str, str] = RecordBuilder.WARC_RECORDS
 
 
 class _Fields:
-    """A record's WARC fields in order, looked up as warcio's ``StatusAndHeaders`` does."""
+    """A record's WARC fields in order, looked up as warcio's ``StatusAndHeaders`` does
+    (the first field of that name in any case), through a table made on the first lookup."""
 
-    __slots__ = ("headers",)
+    __slots__ = ("_by_name", "headers")
 
     def __init__(self, headers: list[tuple[str, str]]) -> None:
         self.headers = headers
+        self._by_name: dict[str, str] | None = None
 
     def get_header(self, name: str, default_value: str | None = None) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return default_value
+        if self._by_name is None:
+            self._by_name = {key.lower(): value for key, value in reversed(self.headers)}
+        return self._by_name.get(name.lower(), default_value)
 
 
 class _Record:
@@ -1429,6 +1472,7 @@ def url_key(url: str) -> str:
 def preload() -> None:
     """Import what writing records needs, ahead of forking writers."""
     _indexer()
+    surtkey.preload()
 
 
 def _indexer() -> Any:
