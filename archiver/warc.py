@@ -205,12 +205,20 @@ def _compressed_already(head: StatusAndHeaders) -> bool:
     return bool(_COMPRESSED_TYPES.fullmatch((head.get_header("Content-Type") or "").strip()))
 
 
-def _exchange_digests(head: bytes, stream: IO[bytes]) -> tuple[str, str]:
+def _exchange_digests(head: bytes, stream: IO[bytes],
+                      payload_digest: str | None = None) -> tuple[str, str]:
     """(payload, block) digests, ``sha256:HEX``, of a response record whose HTTP head is
     ``head`` and whose payload is ``stream`` from its current position (restored): both
-    hashes fed from one read of the body. The block is the head followed by the payload."""
+    hashes fed from one read of the body. The block is the head followed by the payload.
+    A ``payload_digest`` already known is taken as it is (only the block is hashed)."""
     start = stream.tell()
-    payload, block = hashlib.sha256(), hashlib.sha256(head)
+    block = hashlib.sha256(head)
+    if payload_digest is not None:
+        for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
+            block.update(chunk)
+        stream.seek(start)
+        return payload_digest, "sha256:" + block.hexdigest()
+    payload = hashlib.sha256()
     for chunk in iter(lambda: stream.read(_COPY_CHUNK), b""):
         payload.update(chunk)
         block.update(chunk)
@@ -269,6 +277,9 @@ class _MemberOut:
 def redact_request_head(head: bytes) -> bytes:
     """The request head with ``Cookie``/``Authorization``/``Proxy-Authorization`` values
     replaced, so that credentials never reach a WARC file."""
+    lowered = head.lower()
+    if b"cookie" not in lowered and b"authorization" not in lowered:
+        return head  # no such header: the lines would be joined back as they were
     lines = head.split(b"\r\n")
     for i, line in enumerate(lines[1:], start=1):
         name, sep, _ = line.partition(b":")
@@ -615,20 +626,23 @@ class WarcWriter:
         captured_at: datetime,
         truncated: str | None = None,
         request_body: bytes = b"",
+        payload_sha256: str | None = None,
     ) -> Exchange:
         """Write the request and response (or revisit) records of one exchange.
 
         ``body`` is read from its current position to the end; ``request_body`` is what the
-        request sent (a browser page's POST). Raises ``ArchiveError`` when the file cannot be
-        written.
+        request sent (a browser page's POST). ``payload_sha256``, when the caller hashed the
+        whole body as it arrived, is its ``sha256:HEX`` digest: the body is then hashed once
+        here (for the block digest) instead of twice. Raises ``ArchiveError`` when the file
+        cannot be written.
         """
         body.seek(0, os.SEEK_END)
         end = body.tell()
         body.seek(0)
         length = end
         head = _RawHead(_wire_head(response_head), _RESPONSE_VERBS)
-        # The body is hashed here, once, for both digests; warcio then finds them set.
-        digest, block_digest = _exchange_digests(head.headers_buff, body)
+        # The body is read here, once, for both digests; warcio then finds them set.
+        digest, block_digest = _exchange_digests(head.headers_buff, body, payload_sha256)
         date = _isoformat(captured_at)
         request_id, response_id = _record_id(), _record_id()
         seen = None

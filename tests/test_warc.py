@@ -619,3 +619,35 @@ def test_generated_heads_are_parsed_as_warcio_parses_them(pieces: list[str],
     text = "HTTP/1.1 200 OK\r\n" + "".join(pieces) + "\r\n\r\n"
     raw = text.encode("latin-1", "replace") if latin1 else text.encode("utf-8", "surrogatepass")
     _check_head(raw)
+
+
+def test_payload_digest_given_by_the_caller_writes_the_same_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetcher that hashed the body as it arrived passes its digest; the body is then not
+    hashed a second time, and the files are byte for byte those written without it."""
+    import hashlib
+    import itertools
+    import uuid
+
+    from warcio.statusandheaders import StatusAndHeadersParser
+
+    import archiver.warc as warc_module
+
+    bodies = [b"", b"x", b"<html>evidence</html>" * 500, b"\x89PNG" + bytes(range(256)) * 90]
+    for name, give in (("computed", False), ("given", True)):
+        counter = itertools.count()
+
+        def pinned(c: itertools.count = counter) -> str:
+            return f"<urn:uuid:{uuid.UUID(int=next(c))}>"
+
+        monkeypatch.setattr(warc_module, "_record_id", pinned)
+        monkeypatch.setattr(StatusAndHeadersParser, "make_warc_id", staticmethod(pinned))
+        with WarcWriter(tmp_path / name, root=tmp_path, run_id="d", clock=lambda: WHEN) as w:
+            for i, body in enumerate(bodies):
+                digest = "sha256:" + hashlib.sha256(body).hexdigest() if give else None
+                exchange = write(w, f"http://example.org/{i}", body, payload_sha256=digest)
+                assert exchange.payload_digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    computed = sorted((tmp_path / "computed").glob("*.warc.gz"))
+    given = sorted((tmp_path / "given").glob("*.warc.gz"))
+    assert [p.read_bytes() for p in computed] == [p.read_bytes() for p in given]
+    assert_valid_warcs(tmp_path / "given")
