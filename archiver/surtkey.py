@@ -2,9 +2,13 @@
 ``surt.surt(url)``, for less CPU.
 
 ``surt.surt`` parses the whole URL, canonicalises every part and reverses the host on every
-call (45-60 us per URL in CPython), while the URLs of one run share a few hosts. For the
+call (30-60 us per URL in CPython), while the URLs of one run share a few hosts. For the
 plain URLs a capture writes (``http``/``https`` with an authority and no whitespace, and
-the ``urn:`` URIs of provenance records) the key is built here from parts:
+the ``urn:`` URIs of provenance records) the key is built here from parts. When a host is
+left after canonicalisation, ``surt.surt``'s key is the host part (the host reversed, the
+port unless it is the scheme's default, the user info dropped), ``)``, the path and ``?``
+with the query unless it comes out empty, each canonicalised on its own (the fragment is
+dropped); so:
 
 * the part before ``)``, which depends only on the scheme and the authority (host, port,
   user info), is ``surt.surt`` of ``SCHEME://AUTHORITY/`` minus its ``)/``, remembered per
@@ -17,7 +21,9 @@ the ``urn:`` URIs of provenance records) the key is built here from parts:
 Everything else (and anything that raises on the way) goes to ``surt.surt`` itself, through
 ``cdxj-indexer``'s own wrapper. ``tests/test_surtkey.py`` compares both on generated and
 hand-written URLs. The ``surt`` package is imported on first use (it takes a while, see
-``warc._indexer``).
+``warc._indexer``). One difference that is not in the keys: ``surt`` asks the resolver about
+hosts shaped like numeric IPv4 forms that ``inet_aton`` refuses (``999.1.1.1``); here that
+happens once per host rather than once per URL.
 """
 
 from __future__ import annotations
