@@ -535,6 +535,10 @@ class Fetcher:
             remote_ip=outcome.remote_ip,
             captured_at=outcome.captured_at,
             truncated=outcome.truncated,
+            # Hashed as it arrived (``_read_body``), when the read ended cleanly (a write that
+            # failed half way would leave the spool and the hash apart).
+            payload_sha256=outcome.digest if outcome.truncated is None and outcome.digest
+            else None,
         )
         # A page is written on the event loop (a thread hop would cost more than the write);
         # a large body in a worker thread, where compressing it does not hold other fetches.

@@ -10,6 +10,8 @@ matters less than for wall time; each figure is the best of ``--repeat`` rounds.
 2. ``writer``: ``WarcWriter.write_exchange`` (request + response records, gzip, digests,
    append to the file) per exchange, then ``close()`` (rename and index) per record, and the
    WARC file's size per exchange.
+3. ``keys`` (only when asked for): the SURT key of an index line, ``warc.url_key`` against
+   ``surt.surt`` (cdxj-indexer's own call), CPU per key.
 
 Bodies: ``html`` is HTML built from a fixed vocabulary of 2,000 words drawn with a Zipf-like
 law (it compresses to about 30-35%, as real pages do); ``filler`` is the repetitive page the
@@ -22,6 +24,7 @@ from the others of its kind, so no record becomes a revisit.
 
     .venv/bin/python bench/warc_bench.py                  # both parts
     .venv/bin/python bench/warc_bench.py writer --count 400
+    .venv/bin/python bench/warc_bench.py keys --repeat 5
     PYTHONPATH=/tmp/old-archiver .venv/bin/python bench/warc_bench.py writer   # another copy
 """
 
@@ -220,9 +223,38 @@ def writer(count: int, repeat: int, level: int | None) -> None:
     print()
 
 
+# ── part 3: index keys ──────────────────────────────────────────────────────
+
+
+def keys(count: int, repeat: int) -> None:
+    """CPU per SURT key of an index line: ``warc.url_key`` (what the writer uses) and
+    ``surt.surt`` (what cdxj-indexer calls) on the URLs of speed_bench's web, their
+    provenance records' ``urn:provenance:`` URIs and the briefing's URLs."""
+    import surt
+
+    from archiver.parse import read_document
+    from archiver.warc import url_key
+
+    web = [f"http://127.0.0.{i % 50 + 1}:8080/news/{i // 50:05d}-world-story.html"
+           for i in range(count)]
+    briefing = [url for note in read_document(
+        Path(__file__).resolve().parent.parent / "sources" / "kazakhstan-2020.md").footnotes
+        for url in note.urls]
+    cases = [("speed_bench web", web), ("urn:provenance:", [f"urn:provenance:{u}" for u in web]),
+             ("briefing", briefing * max(1, count // len(briefing)))]
+    print(f"index keys ({url_key.__module__}): CPU µs per key, best of {repeat}")
+    for label, urls in cases:
+        ours = best_cpu(lambda u=urls: [url_key(x) for x in u] and None, repeat)
+        theirs = best_cpu(lambda u=urls: [surt.surt(x) for x in u] and None, repeat)
+        print(f"  {label:>16}: url_key {ours / len(urls) * 1e6:6.2f} µs, "
+              f"surt.surt {theirs / len(urls) * 1e6:6.2f} µs ({len(urls)} URLs)")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("part", nargs="?", choices=("levels", "writer", "both"), default="both")
+    parser.add_argument("part", nargs="?", choices=("levels", "writer", "keys", "both"),
+                        default="both")
     parser.add_argument("--count", type=int, default=200, help="bodies per size")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best counts")
     parser.add_argument("--level", type=int, help="the writer's gzip level (default: its own)")
@@ -231,6 +263,8 @@ def main() -> None:
         levels(args.count, args.repeat)
     if args.part in ("writer", "both"):
         writer(args.count, args.repeat, args.level)
+    if args.part == "keys":
+        keys(max(args.count, 2000), args.repeat)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import resource
 import threading
@@ -86,6 +87,8 @@ def test_https_capture_trusts_the_ca_from_the_environment(https_web: WebServer, 
     assert record[1]["WARC-Target-URI"] == https_web.url("/page")
     assert record[3] == b"<html><p>evidence</p></html>"
     assert record[1]["WARC-Payload-Digest"] == result.payload_digest
+    # The digest the fetcher took as the body arrived, written as the record's own.
+    assert result.payload_digest == "sha256:" + hashlib.sha256(record[3]).hexdigest()
     assert read_record(tmp_path, result.warc).payload == result.content
 
 

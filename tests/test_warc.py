@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from warcio.archiveiterator import ArchiveIterator
 
 from archiver.errors import ArchiveError
@@ -544,3 +546,108 @@ def test_pywb_replays_the_archive_folder(tmp_path: Path) -> None:
     lines = [line for line in done.stdout.splitlines() if line[:3].isdigit()]
     assert lines == ["200 <html><body>the cited evidence</body></html>"] * 2, \
         done.stdout + done.stderr
+
+
+_HEADS = [
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\n\r\n", b"HTTP/1.1 200\r\n\r\n", b"HTTP/1.1\r\n\r\n",
+    b"HTTP/1.1  204  \r\n\r\n",
+    b"HTTP/1.0 301 Moved\r\nLocation: /b\r\nX-Odd: caf\xe9\r\n\r\n",  # not UTF-8
+    b"HTTP/1.1 200 OK\r\nX-Name: caf\xc3\xa9 \xe2\x80\x94\r\n\r\n",  # UTF-8
+    b"HTTP/1.1 200 OK\r\ncontent-type:  application/pdf\r\n",  # no blank line
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html",  # no line end at all
+    b"HTTP/1.1 200 OK\nContent-Type: a\nServer: b\n\n",  # bare LF
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html;\r\n charset=x\r\n\tq=1\r\n\r\n",  # folded
+    b"HTTP/1.1 200 OK\r\nX-Empty:\r\n folded\r\n\r\n",  # folded onto an empty value
+    b"HTTP/1.1 200 OK\r\n folded first\r\nA: b\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nNo colon here\r\n more\r\nA: b\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nA : b \t\r\nB\t:\t c\r\n:empty name\r\nC:d:e\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nA: b\r\n   \r\nAfter: blank-ish line\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nBody: not a header\r\n",
+    b"HTTP/1.1 200 OK\r\nA: \xc2\xa0b\xc2\xa0\r\nB: \xe3\x80\x80\r\n\r\n",  # Unicode blanks
+    b"HTTP/1.1 200 OK\x85\r\nA: b\x0b\r\nC: d\x0c\r\n\r\n", b"HTTP/1.1 200 OK\rA: b\r\n\r\n",
+    b"\r\n\r\n", b"\r\nHTTP/1.1 200 OK\r\n\r\n", b" \r\n", b"x",
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"http/1.1 200 ok\r\nA: b\r\n\r\n", b"HTTP/2 200\r\nA: b\r\n\r\n",
+]
+
+
+def _warcio_head(raw: bytes) -> tuple[str, list[tuple[str, str]], str]:
+    from warcio.statusandheaders import StatusAndHeadersParser
+
+    parsed = StatusAndHeadersParser(["HTTP/1.0", "HTTP/1.1"], verify=False).parse(
+        io.BytesIO(raw))
+    return parsed.statusline, parsed.headers, parsed.protocol
+
+
+def _check_head(raw: bytes) -> None:
+    from archiver.warc import _RESPONSE_VERBS, _parse_head, _RawHead
+
+    expected = _warcio_head(raw)
+    mine = _parse_head(raw)
+    if mine is not None:
+        assert mine == expected, raw
+    head = _RawHead(raw, _RESPONSE_VERBS)
+    assert (head.statusline, head.headers, head.protocol) == expected, raw
+    assert head.headers_buff == raw
+
+
+def test_response_heads_are_parsed_as_warcio_parses_them() -> None:
+    """The writer reads a stored head in one pass (``_parse_head``) and gets what warcio's
+    parser (the indexer's reader) gets, field by field; heads that are not UTF-8 are left
+    to warcio."""
+    for raw in _HEADS:
+        _check_head(raw)
+    from archiver.warc import _parse_head
+
+    assert _parse_head(_HEADS[5]) is None  # not UTF-8: warcio's own line-by-line decoding
+    assert _parse_head(_HEADS[0]) is not None
+
+
+_HEAD_PIECES = [
+    "HTTP/1.1", "HTTP/1.0", "200", "OK", " ", "  ", "\t", ":", "::", "\r\n", "\n", "\r",
+    "\r\n ", "\r\n\t", "\r\n\r\n", "Content-Type", "text/html", "X", "caf\u00e9", "\u00a0",
+    "\u3000", "\x85", "\x0b", "\x1c", "a;b=c",
+]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_HEAD_PIECES) | st.text(max_size=4), max_size=30),
+       st.booleans())
+def test_generated_heads_are_parsed_as_warcio_parses_them(pieces: list[str],
+                                                          latin1: bool) -> None:
+    text = "HTTP/1.1 200 OK\r\n" + "".join(pieces) + "\r\n\r\n"
+    raw = text.encode("latin-1", "replace") if latin1 else text.encode("utf-8", "surrogatepass")
+    _check_head(raw)
+
+
+def test_payload_digest_given_by_the_caller_writes_the_same_records(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fetcher that hashed the body as it arrived passes its digest; the body is then not
+    hashed a second time, and the files are byte for byte those written without it."""
+    import hashlib
+    import itertools
+    import uuid
+
+    from warcio.statusandheaders import StatusAndHeadersParser
+
+    import archiver.warc as warc_module
+
+    bodies = [b"", b"x", b"<html>evidence</html>" * 500, b"\x89PNG" + bytes(range(256)) * 90]
+    for name, give in (("computed", False), ("given", True)):
+        counter = itertools.count()
+
+        def pinned(c: itertools.count = counter) -> str:
+            return f"<urn:uuid:{uuid.UUID(int=next(c))}>"
+
+        monkeypatch.setattr(warc_module, "_record_id", pinned)
+        monkeypatch.setattr(StatusAndHeadersParser, "make_warc_id", staticmethod(pinned))
+        with WarcWriter(tmp_path / name, root=tmp_path, run_id="d", clock=lambda: WHEN) as w:
+            for i, body in enumerate(bodies):
+                digest = "sha256:" + hashlib.sha256(body).hexdigest() if give else None
+                exchange = write(w, f"http://example.org/{i}", body, payload_sha256=digest)
+                assert exchange.payload_digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    computed = sorted((tmp_path / "computed").glob("*.warc.gz"))
+    given = sorted((tmp_path / "given").glob("*.warc.gz"))
+    assert [p.read_bytes() for p in computed] == [p.read_bytes() for p in given]
+    assert_valid_warcs(tmp_path / "given")
