@@ -39,7 +39,7 @@ import struct
 import sys
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
@@ -312,7 +312,10 @@ class ProcessShards:
         worker.waiting[key] = future
         worker.outbox.put("capture", key, target)
         try:
-            return await future
+            finished = await future
+            # The record holds the worker's copy of the target; the run keeps its own (the
+            # URL is a key of the run's results until the end), not a second one per URL.
+            return replace(finished, target=target)
         except asyncio.CancelledError:
             if worker.waiting.pop(key, None) is not None:
                 worker.outbox.put("cancel", key)
