@@ -40,6 +40,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import heapq
 import io
 import json
 import logging
@@ -49,7 +50,7 @@ import tempfile
 import threading
 import zlib
 from base64 import b32encode
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1298,7 +1299,7 @@ def _index_lock(archive_dir: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _write_index(archive_dir: Path, lines: list[str]) -> Path:
+def _write_index(archive_dir: Path, lines: Iterable[str]) -> Path:
     target = archive_dir / INDEX_NAME
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -1320,16 +1321,46 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
         new = _index_lines(archive_dir, unknown) if unknown else []
         for file in files:
             new += known.get(file, [])
+        new.sort()
         with _index_lock(archive_dir):
             index = archive_dir / INDEX_NAME
-            old = index.read_text("utf-8").splitlines() if index.exists() else []
             names = {f.relative_to(archive_dir).as_posix() for f in files}
-            # Re-indexing a file replaces its lines rather than doubling them.
-            kept = [line for line in old if _line_filename(line) not in names]
-            _write_index(archive_dir, sorted(kept + new))
+            # Re-indexing a file replaces its lines rather than doubling them. The index on
+            # disk is sorted: merged with the new lines as it is read, it is never held in
+            # memory whole (it grows with the archive, and every worker process adds to it).
+            try:
+                _write_index(archive_dir, heapq.merge(_kept_lines(index, names), new))
+            except _Unsorted:  # not as this module writes it: sorted here, all at once
+                old = index.read_text("utf-8").splitlines()
+                kept = [line for line in old if _line_filename(line) not in names]
+                _write_index(archive_dir, sorted(kept + new))
     except OSError as exc:
         raise ArchiveError(f"{archive_dir / INDEX_NAME}: cannot update index: "
                            f"{exc.strerror or exc}") from exc
+
+
+class _Unsorted(Exception):
+    """The index file's lines are not in order."""
+
+
+def _kept_lines(index: Path, names: set[str]) -> Iterator[str]:
+    """The lines of ``index`` (none if there is none yet), as ``splitlines`` gives them,
+    except those of the files ``names``; raises ``_Unsorted`` at a line that sorts before
+    the one kept before it."""
+    try:
+        fh = open(index, encoding="utf-8")  # noqa: SIM115 (closed below, read lazily)
+    except FileNotFoundError:
+        return
+    with fh:
+        last = ""
+        for read in fh:
+            for line in read.splitlines():
+                if _line_filename(line) in names:
+                    continue
+                if line < last:
+                    raise _Unsorted
+                last = line
+                yield line
 
 
 _INDEXED_TYPES = frozenset({"response", "revisit", "resource", "metadata"})
