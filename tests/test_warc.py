@@ -226,6 +226,25 @@ def test_index_of_a_new_file_merged_into_the_index_on_disk(tmp_path: Path) -> No
     assert lines == sorted(lines) and len(lines) == 13 and set(merged) < set(lines)
 
 
+def test_index_lines_sorted_in_runs_equal_the_index_read_from_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with more index lines than are sorted in memory at once: sorted in runs on
+    disk and merged, the same index as reading the file gives, and no run file left."""
+    import archiver.warc as warc
+
+    monkeypatch.setattr(warc, "_SORT_CHUNK", 3)
+    archive = tmp_path / "archive"
+    with WarcWriter(archive, root=tmp_path, run_id="runs") as writer:
+        for i in (7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 4, 6):
+            write(writer, f"http://example.org/{i}", b"page %d" % i)
+    noted = (archive / INDEX_NAME).read_text()
+    assert len(noted.splitlines()) == 12
+    (archive / INDEX_NAME).unlink()
+    assert rebuild_index(archive).read_text() == noted
+    assert sorted(p.name for p in archive.iterdir() if not p.name.endswith(".warc.gz")) \
+        == sorted([INDEX_NAME, INDEX_NAME + ".lock"])
+
+
 def disk_full_after(budget: int):
     """A ``_Sink.write`` that lets ``budget`` bytes through, then writes part of a buffer and
     fails like a full disk."""
