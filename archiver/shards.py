@@ -260,7 +260,7 @@ class ProcessShards:
         self._frozen = False
 
     async def start(self) -> None:
-        from archiver import warc
+        from archiver import capturing, warc
         from archiver.fetch import shared_ssl_context
 
         init = (self.settings, self.run_id, str(self.archive_dir),
@@ -268,6 +268,7 @@ class ProcessShards:
                 _share(self.settings.browser.pages, self.count), self.compare_text)
         ours: list[socket.socket] = []
         warc.preload()  # imported once here rather than once in every worker
+        capturing.preload()
         shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
         # Objects that exist now are not collected, in a worker or in the run's process, until
         # the workers are gone: a collection writes into every object it scans, and each page
