@@ -189,6 +189,11 @@ class FootnoteRef:
     def __str__(self) -> str:
         return f"{self.source}#{self.number}"
 
+    def __reduce__(self) -> tuple[type[FootnoteRef], tuple[str, int]]:
+        # Pickled by its fields: the default reads ``__dict__``, which then stays allocated
+        # on every ref a run sends to its worker processes.
+        return FootnoteRef, (self.source, self.number)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -196,6 +201,10 @@ class Target:
 
     url: str
     cited_by: tuple[FootnoteRef, ...] = ()
+
+    def __reduce__(self) -> tuple[type[Target], tuple[str, tuple[FootnoteRef, ...]]]:
+        # As FootnoteRef's: the run sends every target to a worker process and keeps it.
+        return Target, (self.url, self.cited_by)
 
 
 @dataclass(frozen=True)

@@ -203,8 +203,8 @@ class _Fetched:
     judgements: dict[str, Judgement] = field(default_factory=dict)
     # Text similarity to the previous capture (content drift); None when not comparable.
     similarity: dict[str, float | None] = field(default_factory=dict)
-    # URLs that got an HTTP answer (any status).
-    reached: set[str] = field(default_factory=set)
+    # How many URLs got an HTTP answer (any status).
+    reached: int = 0
     # URL → why it was not fetched ("not fetched: run deadline of 60 s reached"): no verdict,
     # the link keeps its previous state and the next run tries it again.
     not_fetched: dict[str, str] = field(default_factory=dict)
@@ -256,7 +256,8 @@ class _NetworkWatch:
         """``kind``: ``"response"`` or a failure verdict's value."""
         if kind == "response":
             self.reached = True
-        self._first.setdefault(_defrag(url), kind)
+        if self.enabled and not self.reached:  # nothing reads them after that
+            self._first.setdefault(_defrag(url), kind)
 
     @property
     def suspected(self) -> bool:
@@ -374,11 +375,15 @@ async def _fetch_and_judge(
     news: Callable[[], None] = lambda: None  # noqa: E731 (set once the stage is open)
     shown: _HeldProgress | None = None
 
+    # Equal judgements are kept as one object ("answers 200 with content" for most URLs):
+    # each arrives as its own copy from a worker, and the run holds one per URL.
+    judgements: dict[Judgement, Judgement] = {}
+
     def recorded(finished: Finished) -> None:
         url, judgement = finished.url, finished.judgement
-        fetched.judgements[url] = judgement
+        fetched.judgements[url] = judgements.setdefault(judgement, judgement)
         if finished.reached:
-            fetched.reached.add(url)
+            fetched.reached += 1
         assert shown is not None
         shown.advance(url, judgement.verdict.value)
         if on_judged is not None:
@@ -1191,7 +1196,7 @@ def _execute(
         this_run=dict(counts),
         notes=tuple(notes),
         started_at=started,
-        reached=len(fetched.reached),
+        reached=fetched.reached,
         refused=refused,
         not_fetched=dict(fetched.not_fetched),
         tested_hosts=tested,

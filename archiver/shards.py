@@ -9,7 +9,8 @@ catalog writer (``archiver.recording``).
 
 Workers are forked from the run's process when fetching starts: they begin at once, with
 every module already imported, and share the run's memory pages until they write to them
-(``gc.freeze`` keeps the collector from touching the inherited objects). A worker never
+(``gc.freeze``, until the workers end, keeps the collector of every process from touching
+the objects they share). A worker never
 returns into the run's code: it serves, then leaves with ``os._exit``.
 
 The two sides speak over a socket pair: length-prefixed pickles of message lists, batched
@@ -38,7 +39,7 @@ import struct
 import sys
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
@@ -256,9 +257,10 @@ class ProcessShards:
         self.notes: list[str] = []
         self._workers: list[_Worker] = []
         self._keys = 0
+        self._frozen = False
 
     async def start(self) -> None:
-        from archiver import warc
+        from archiver import capturing, warc
         from archiver.fetch import shared_ssl_context
 
         init = (self.settings, self.run_id, str(self.archive_dir),
@@ -266,10 +268,16 @@ class ProcessShards:
                 _share(self.settings.browser.pages, self.count), self.compare_text)
         ours: list[socket.socket] = []
         warc.preload()  # imported once here rather than once in every worker
+        capturing.preload()
         shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
-        # Objects that exist now are never collected in a worker, so the collector does not
-        # copy the pages it shares with the run.
+        # Objects that exist now are not collected, in a worker or in the run's process, until
+        # the workers are gone: a collection writes into every object it scans, and each page
+        # it writes to is copied out of those the processes share. (Unfrozen in the run's
+        # process as soon as the workers started, its first full collection copied most of
+        # them: 10-15 MB.)
         gc.freeze()
+        self._frozen = True
+        started = False
         try:
             for index in range(self.count):
                 mine, theirs = socket.socketpair()
@@ -283,7 +291,14 @@ class ProcessShards:
                 worker.closed = asyncio.get_running_loop().create_future()
                 worker.listening = asyncio.ensure_future(self._listen(worker))
                 self._workers.append(worker)
+            started = True
         finally:
+            if not started:
+                self._unfreeze()
+
+    def _unfreeze(self) -> None:
+        if self._frozen:
+            self._frozen = False
             gc.unfreeze()
 
     async def capture(self, target: Target) -> Finished:
@@ -298,7 +313,10 @@ class ProcessShards:
         worker.waiting[key] = future
         worker.outbox.put("capture", key, target)
         try:
-            return await future
+            finished = await future
+            # The record holds the worker's copy of the target; the run keeps its own (the
+            # URL is a key of the run's results until the end), not a second one per URL.
+            return replace(finished, target=target)
         except asyncio.CancelledError:
             if worker.waiting.pop(key, None) is not None:
                 worker.outbox.put("cancel", key)
@@ -366,6 +384,7 @@ class ProcessShards:
             await worker.wait()
             if worker.listening is not None:
                 await asyncio.gather(worker.listening, return_exceptions=True)
+        self._unfreeze()  # no process shares the run's pages any more
         for worker in self._workers:
             if worker.error is not None:  # a WARC file that could not be finished
                 raise worker.error

@@ -40,6 +40,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import heapq
 import io
 import json
 import logging
@@ -49,7 +50,7 @@ import tempfile
 import threading
 import zlib
 from base64 import b32encode
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -926,6 +927,13 @@ class WarcWriter:
         final = _final_name(sink.path)
         lines = self._spilled_lines()
         try:
+            self._close_and_index(sink, final, lines)
+        finally:
+            if lines is not None:
+                lines.close()
+
+    def _close_and_index(self, sink: _Sink, final: Path, lines: _SortedLines | None) -> None:
+        try:
             sink.close()
             if sink.size == 0:
                 # Not even the warcinfo record made it (disk full at the start): no file.
@@ -941,17 +949,64 @@ class WarcWriter:
         # (tests/test_warc.py compares them); only without them is the file read again.
         _add_to_index(self.archive_dir, [final], None if lines is None else {final: lines})
 
-    def _spilled_lines(self) -> list[str] | None:
+    def _spilled_lines(self) -> _SortedLines | None:
         spill = self._index_spill
         if spill is None:
             return None
         try:
-            spill.seek(0)
-            return spill.read().splitlines()
+            return _SortedLines(spill, self.archive_dir)
         except OSError:
             return None
         finally:
             self._drop_spill()
+
+
+#: Index lines sorted in memory at once (about 1.5 MB of them); a WARC file with more has
+#: them sorted in runs, each in a temporary file, then merged.
+_SORT_CHUNK = 4096
+
+
+class _SortedLines:
+    """The lines of ``spill`` (as ``splitlines`` gives them), sorted, in memory that does not
+    grow with their number: every ``_SORT_CHUNK`` lines sorted into a temporary file in
+    ``where``, the rest kept. Iterable again and again; ``close`` removes the files."""
+
+    def __init__(self, spill: IO[str], where: Path) -> None:
+        self._runs: list[IO[str]] = []
+        chunk: list[str] = []
+        try:
+            spill.seek(0)
+            for read in spill:
+                chunk.extend(read.splitlines())
+                if len(chunk) >= _SORT_CHUNK:
+                    chunk.sort()
+                    run = tempfile.TemporaryFile(  # noqa: SIM115 (closed by close)
+                        "w+", encoding="utf-8", newline="\n", dir=where)
+                    self._runs.append(run)
+                    # No line holds a line break any more: each reads back as written.
+                    run.writelines(line + "\n" for line in chunk)
+                    run.flush()  # a full disk tells here, where the file can be read instead
+                    chunk = []
+        except BaseException:
+            self.close()
+            raise
+        chunk.sort()
+        self._rest = chunk
+
+    def __iter__(self) -> Iterator[str]:
+        if not self._runs:
+            return iter(self._rest)
+        runs = []
+        for run in self._runs:
+            run.seek(0)
+            runs.append(line[:-1] for line in run)
+        return heapq.merge(self._rest, *runs)
+
+    def close(self) -> None:
+        for run in self._runs:
+            with contextlib.suppress(OSError):
+                run.close()
+        self._runs = []
 
 
 def _record_id() -> str:
@@ -1355,7 +1410,7 @@ def _index_lock(archive_dir: Path) -> Iterator[None]:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _write_index(archive_dir: Path, lines: list[str]) -> Path:
+def _write_index(archive_dir: Path, lines: Iterable[str]) -> Path:
     target = archive_dir / INDEX_NAME
     tmp = target.with_name(target.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -1368,25 +1423,55 @@ def _write_index(archive_dir: Path, lines: list[str]) -> Path:
 
 
 def _add_to_index(archive_dir: Path, files: Sequence[Path],
-                  known: dict[Path, list[str]] | None = None) -> None:
+                  known: dict[Path, Iterable[str]] | None = None) -> None:
     """Put the lines of ``files`` in the index: those in ``known`` (noted as the file was
-    written), the others read from the file."""
+    written; sorted, and iterable more than once), the others read from the file."""
     known = known or {}
     try:
         unknown = [f for f in files if f not in known]
         new = _index_lines(archive_dir, unknown) if unknown else []
-        for file in files:
-            new += known.get(file, [])
+        new.sort()
+        noted = [known[f] for f in files if f in known]
         with _index_lock(archive_dir):
             index = archive_dir / INDEX_NAME
-            old = index.read_text("utf-8").splitlines() if index.exists() else []
             names = {f.relative_to(archive_dir).as_posix() for f in files}
-            # Re-indexing a file replaces its lines rather than doubling them.
-            kept = [line for line in old if _line_filename(line) not in names]
-            _write_index(archive_dir, sorted(kept + new))
+            # Re-indexing a file replaces its lines rather than doubling them. The index on
+            # disk is sorted: merged with the new lines as it is read, it is never held in
+            # memory whole (it grows with the archive, and every worker process adds to it).
+            try:
+                _write_index(archive_dir, heapq.merge(_kept_lines(index, names), new, *noted))
+            except _Unsorted:  # not as this module writes it: sorted here, all at once
+                old = index.read_text("utf-8").splitlines()
+                kept = [line for line in old if _line_filename(line) not in names]
+                _write_index(archive_dir, sorted(
+                    [*kept, *new, *(line for lines in noted for line in lines)]))
     except OSError as exc:
         raise ArchiveError(f"{archive_dir / INDEX_NAME}: cannot update index: "
                            f"{exc.strerror or exc}") from exc
+
+
+class _Unsorted(Exception):
+    """The index file's lines are not in order."""
+
+
+def _kept_lines(index: Path, names: set[str]) -> Iterator[str]:
+    """The lines of ``index`` (none if there is none yet), as ``splitlines`` gives them,
+    except those of the files ``names``; raises ``_Unsorted`` at a line that sorts before
+    the one kept before it."""
+    try:
+        fh = open(index, encoding="utf-8")  # noqa: SIM115 (closed below, read lazily)
+    except FileNotFoundError:
+        return
+    with fh:
+        last = ""
+        for read in fh:
+            for line in read.splitlines():
+                if _line_filename(line) in names:
+                    continue
+                if line < last:
+                    raise _Unsorted
+                last = line
+                yield line
 
 
 _INDEXED_TYPES = frozenset({"response", "revisit", "resource", "metadata"})

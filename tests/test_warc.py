@@ -203,6 +203,50 @@ def test_rotation_at_max_size_and_index(tmp_path: Path) -> None:
     assert rebuild_index(archive).read_text() == before
 
 
+def test_index_of_a_new_file_merged_into_the_index_on_disk(tmp_path: Path) -> None:
+    """Each closed file's lines join the index as it is read (sorted, lines of other files
+    kept, its own replaced); an index out of order on disk comes out sorted all the same."""
+    archive = tmp_path / "archive"
+    with WarcWriter(archive, root=tmp_path, run_id="one") as writer:
+        for i in range(0, 12, 2):
+            write(writer, f"http://example.org/{i}", b"first %d" % i)
+    first = (archive / INDEX_NAME).read_text().splitlines()
+    assert len(first) == 6
+    with WarcWriter(archive, root=tmp_path, run_id="two") as writer:
+        for i in range(1, 12, 2):
+            write(writer, f"http://example.org/{i}", b"second %d" % i)
+    merged = (archive / INDEX_NAME).read_text().splitlines()
+    assert len(merged) == 12 and merged == sorted(merged) and set(first) < set(merged)
+    (archive / INDEX_NAME).unlink()
+    assert rebuild_index(archive).read_text().splitlines() == merged
+
+    # Out of order (written by another tool): the index stays whole and sorted.
+    (archive / INDEX_NAME).write_text("\n".join(reversed(merged)) + "\n")
+    with WarcWriter(archive, root=tmp_path, run_id="three") as writer:
+        write(writer, "http://example.org/last", b"third")
+    lines = (archive / INDEX_NAME).read_text().splitlines()
+    assert lines == sorted(lines) and len(lines) == 13 and set(merged) < set(lines)
+
+
+def test_index_lines_sorted_in_runs_equal_the_index_read_from_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file with more index lines than are sorted in memory at once: sorted in runs on
+    disk and merged, the same index as reading the file gives, and no run file left."""
+    import archiver.warc as warc
+
+    monkeypatch.setattr(warc, "_SORT_CHUNK", 3)
+    archive = tmp_path / "archive"
+    with WarcWriter(archive, root=tmp_path, run_id="runs") as writer:
+        for i in (7, 3, 11, 0, 5, 9, 1, 10, 2, 8, 4, 6):
+            write(writer, f"http://example.org/{i}", b"page %d" % i)
+    noted = (archive / INDEX_NAME).read_text()
+    assert len(noted.splitlines()) == 12
+    (archive / INDEX_NAME).unlink()
+    assert rebuild_index(archive).read_text() == noted
+    assert sorted(p.name for p in archive.iterdir() if not p.name.endswith(".warc.gz")) \
+        == sorted([INDEX_NAME, INDEX_NAME + ".lock"])
+
+
 def disk_full_after(budget: int):
     """A ``_Sink.write`` that lets ``budget`` bytes through, then writes part of a buffer and
     fails like a full disk."""
