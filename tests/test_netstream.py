@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import socket
 import ssl
 import struct
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterator
 
 import httpcore
@@ -384,6 +387,94 @@ def test_a_peer_gone_during_the_handshake_is_a_connect_error(connect, client_tls
 
     with serving(hello_then_gone) as server:
         asyncio.run(go())
+
+
+
+# ── hostile peers: a flood, and a deadline that cancels in the middle ───────
+
+FLOOD_CAP = 64 * 1024 * 1024  # what the flooding server would send to a reader that kept up
+
+
+def flood(sent: list[int]) -> Callable[[socket.socket, threading.Event], None]:
+    def behaviour(conn: socket.socket, stop: threading.Event) -> None:
+        chunk = b"x" * 65536
+        while not stop.is_set() and sent[0] < FLOOD_CAP:
+            conn.sendall(chunk)  # blocks once the client stops taking bytes
+            sent[0] += len(chunk)
+    return behaviour
+
+
+@pytest.mark.parametrize("over", ["tcp", "tls"])
+def test_a_reader_that_stops_reading_stops_a_flooding_peer(connect, server_tls, client_tls,
+                                                           over: str) -> None:
+    """Nothing read for a second: the stream stops taking bytes (256 KB held, then the
+    socket is paused), so the peer is held back by the kernel buffers, a few MB at most,
+    not the 64 MB it would send to a reader that kept up; reading again gets everything."""
+    sent = [0]
+
+    async def go() -> tuple[int, int]:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        if over == "tls":
+            stream = await stream.start_tls(client_tls, server_hostname="localhost",
+                                            timeout=5)
+        received = len(await stream.read(65536, timeout=5))
+        await asyncio.sleep(1.0)
+        held_back_at = sent[0]
+        while received < 8 * 1024 * 1024:
+            received += len(await stream.read(65536, timeout=5))
+        await stream.aclose()
+        return held_back_at, received
+
+    with serving(flood(sent), server_tls if over == "tls" else None) as server:
+        held_back_at, received = asyncio.run(go())
+    assert held_back_at < 24 * 1024 * 1024, held_back_at
+    assert received >= 8 * 1024 * 1024
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+@pytest.mark.parametrize("stage", ["handshake", "read"])
+def test_a_deadline_cancelling_a_handshake_or_a_read_leaves_no_socket_open(
+        server_tls, client_tls, stage: str) -> None:
+    """The fetcher's per-URL deadline is an ``asyncio.timeout`` around the exchange: when it
+    cancels the handshake or a read, the socket is closed then (not when the garbage
+    collector gets to it, as with the AnyIO backend's cancelled handshake) and nothing
+    warns of an unclosed transport."""
+    def hold(conn: socket.socket, stop: threading.Event) -> None:
+        stop.wait(30)  # over plain TCP: never answers the ClientHello
+
+    async def go() -> None:
+        stream = await netstream.connect_tcp("127.0.0.1", server.port, timeout=5)
+        try:
+            async with asyncio.timeout(0.2):
+                if stage == "handshake":
+                    await stream.start_tls(client_tls, server_hostname="localhost",
+                                           timeout=5)
+                else:
+                    tls = await stream.start_tls(client_tls, server_hostname="localhost",
+                                                 timeout=5)
+                    stream = tls
+                    await tls.read(100, timeout=5)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("the deadline did not strike")
+        await stream.aclose()
+        await asyncio.sleep(0.05)  # the loop's callbacks that close the socket
+
+    before = _open_fds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with serving(hold, server_tls if stage == "read" else None) as server:
+            asyncio.run(go())
+        after = _open_fds()  # before any garbage collection could close a leaked socket
+        gc.collect()
+    assert after == before, (before, after)
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
+        [str(w.message) for w in caught]
 
 
 def test_sleep_waits() -> None:
