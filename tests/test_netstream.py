@@ -431,6 +431,41 @@ def test_a_reader_that_stops_reading_stops_a_flooding_peer(connect, server_tls, 
     assert received >= 8 * 1024 * 1024
 
 
+
+@pytest.mark.parametrize("over", ["tcp", "tls", "tls with close_notify"])
+def test_a_body_held_back_then_closed_is_read_whole_before_the_end(connect, server_tls,
+                                                                   client_tls, over: str) -> None:
+    """A body delimited by the close, larger than what the stream holds (so the socket is
+    paused while the peer closes): every byte arrives, then ``b""``. Over TLS the close
+    comes with or without ``close_notify`` (servers that just close the socket are common;
+    both are the end of the stream, as with anyio's ``standard_compatible=False``)."""
+    size = 5 * 1024 * 1024 + 7
+
+    def send_then_close(conn: socket.socket, stop: threading.Event) -> None:
+        conn.recv(100)
+        conn.sendall(b"z" * size)
+        if over == "tls with close_notify":
+            conn = conn.unwrap()  # type: ignore[attr-defined]
+        conn.close()
+
+    async def go() -> tuple[int, bytes]:
+        stream = await connect("127.0.0.1", server.port, timeout=5)
+        if over != "tcp":
+            stream = await stream.start_tls(client_tls, server_hostname="localhost",
+                                            timeout=5)
+        await stream.write(b"go", timeout=5)
+        await asyncio.sleep(0.5)  # the peer sends everything and closes meanwhile
+        received = 0
+        while chunk := await stream.read(65536, timeout=5):
+            received += len(chunk)
+        end = await stream.read(65536, timeout=5)
+        await stream.aclose()
+        return received, end
+
+    with serving(send_then_close, None if over == "tcp" else server_tls) as server:
+        assert asyncio.run(go()) == (size, b"")
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
