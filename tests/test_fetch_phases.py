@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import socket
 import ssl
 import struct
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -260,6 +263,38 @@ def test_tls_handshake_never_completed_is_a_retried_timeout(tls, monkeypatch) ->
     assert isinstance(result, FetchFailure) and result.verdict is Verdict.TIMEOUT, result
     assert result.reason == f"the TLS handshake did not finish within {LIMIT}"
     assert result.attempts == ATTEMPTS and outcomes == ["timeout"] * ATTEMPTS
+
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc")
+@pytest.mark.parametrize("stage", ["handshake", "body"])
+def test_the_deadline_striking_mid_exchange_closes_the_socket_then(tls, monkeypatch,
+                                                                  stage: str) -> None:
+    """The per-URL deadline cancels a TLS handshake (or a body read) in the middle: the
+    socket is closed by then, not left for the garbage collector (httpcore's AnyIO backend
+    left a cancelled handshake's transport open: "unclosed transport" ResourceWarning)."""
+    monkeypatch.setenv("SSL_CERT_FILE", tls[1])
+    settings = replace(SETTINGS, timeout=5.0, deadline=0.4, retries=0)
+    before = len(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        server = RawServer(hold if stage == "handshake" else stall_body,
+                           None if stage == "handshake" else tls[0])
+        try:
+            result, outcomes = fetch(f"https://127.0.0.1:{server.port}/page",
+                                     settings=settings)
+        finally:
+            server.close()
+        after = len(os.listdir("/proc/self/fd"))
+        gc.collect()
+    if stage == "handshake":
+        assert isinstance(result, FetchFailure) and result.verdict is Verdict.TIMEOUT, result
+        assert result.reason == "the TLS handshake did not finish within the deadline of 0.4s"
+    else:
+        assert isinstance(result, Capture) and result.truncated == "time", result
+    assert after == before, (before, after)
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], \
+        [str(w.message) for w in caught]
 
 
 def test_reset_during_the_tls_handshake_is_a_retried_connection_error(tls,
