@@ -281,7 +281,7 @@ def test_the_deadline_striking_mid_exchange_closes_the_socket_then(tls, monkeypa
         server = RawServer(hold if stage == "handshake" else stall_body,
                            None if stage == "handshake" else tls[0])
         try:
-            result, outcomes = fetch(f"https://127.0.0.1:{server.port}/page",
+            result, _ = fetch(f"https://127.0.0.1:{server.port}/page",
                                      settings=settings)
         finally:
             server.close()
