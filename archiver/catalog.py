@@ -32,6 +32,7 @@ import json
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import zlib
@@ -1104,15 +1105,17 @@ class Catalog:
 
     @staticmethod
     def _stored_capture(row: sqlite3.Row) -> StoredCapture:
+        # WARC paths interned: a report's thousands of records name a few files.
         warc = (
-            WarcRef(row["warc_path"], row["warc_offset"], row["warc_length"], row["record_id"])
+            WarcRef(sys.intern(row["warc_path"]), row["warc_offset"], row["warc_length"],
+                    row["record_id"])
             if row["record_id"] is not None
             else None
         )
         if not row["revisit"]:
             payload = warc
         elif row["o_record_id"] is not None:
-            payload = WarcRef(row["o_path"], row["o_offset"], row["o_length"],
+            payload = WarcRef(sys.intern(row["o_path"]), row["o_offset"], row["o_length"],
                               row["o_record_id"])
         else:
             payload = None

@@ -1302,4 +1302,27 @@ def _glance(stored: StoredCapture | None, row: tuple[str, str, str | None] | Non
         return ()
     facts = provenance.glance(json.loads(row[0])) if row is not None else {}
     facts["payload_digest"] = stored.payload_digest
-    return tuple((k, None if v is None else str(v)) for k, v in facts.items())
+    return tuple(_shared_pair(k, None if v is None else str(v)) for k, v in facts.items())
+
+
+#: Provenance facts that many links share (a host's address and certificate, a missing
+#: fact): their (name, value) pairs, made once per run. Per-link values (times, digests)
+#: are not kept here.
+_SHARED_FACTS = frozenset({"server_ip", "tls_version", "certificate_subject",
+                           "certificate_sha256"})
+_SHARED_PAIRS: dict[tuple[str, str | None], tuple[str, str | None]] = {}
+_SHARED_PAIRS_MAX = 4096
+
+
+def _shared_pair(name: str, value: str | None) -> tuple[str, str | None]:
+    """``(name, value)``, the same tuple for every link when the fact is shared or absent:
+    a report of N links holds a few of these instead of N."""
+    if value is not None and name not in _SHARED_FACTS:
+        return name, value
+    pair = (name, value)
+    shared = _SHARED_PAIRS.get(pair)
+    if shared is None:
+        if len(_SHARED_PAIRS) >= _SHARED_PAIRS_MAX:
+            _SHARED_PAIRS.clear()
+        shared = _SHARED_PAIRS[pair] = pair
+    return shared

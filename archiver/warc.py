@@ -113,6 +113,44 @@ class PayloadSeen:
     date: datetime
 
 
+def _seen_key(digest: str) -> bytes | str:
+    """``WarcWriter._seen``'s key for a payload digest: the 32 raw bytes of a
+    ``sha256:<hex>`` digest (a third of the text's size), any other digest as it is."""
+    if len(digest) == 71 and digest.startswith("sha256:"):
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(digest[7:])
+    return digest
+
+
+_UUID_ID = re.compile(r"<urn:uuid:([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-"
+                      r"([0-9a-f]{12})>")
+
+
+class _SeenPayload:
+    """A ``PayloadSeen`` as ``WarcWriter._seen`` keeps it, one per payload of the run: a
+    ``<urn:uuid:…>`` record ID as its 16 bytes, no per-instance dict."""
+
+    __slots__ = ("date", "record_id", "target_uri")
+
+    def __init__(self, record_id: bytes | str, target_uri: str, date: datetime) -> None:
+        self.record_id = record_id
+        self.target_uri = target_uri
+        self.date = date
+
+    @classmethod
+    def of(cls, record_id: str, target_uri: str, date: datetime) -> _SeenPayload:
+        match = _UUID_ID.fullmatch(record_id)
+        return cls(bytes.fromhex("".join(match.groups())) if match else record_id,
+                   target_uri, date)
+
+    def expand(self) -> PayloadSeen:
+        record_id = self.record_id
+        if isinstance(record_id, bytes):
+            h = record_id.hex()
+            record_id = f"<urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}>"
+        return PayloadSeen(record_id, self.target_uri, self.date)
+
+
 @dataclass(frozen=True)
 class Exchange:
     """The records written for one HTTP exchange. ``response`` is a revisit when ``revisit``."""
@@ -564,7 +602,9 @@ class WarcWriter:
         self.clock = clock
         self.recovered: list[Recovered] = []
         self.closed_files: list[Path] = []
-        self._seen: dict[str, PayloadSeen] = {}
+        # This run's payloads, compactly (see ``_seen_key``, ``_SeenPayload``): one entry per
+        # distinct payload written, kept until the writer closes.
+        self._seen: dict[bytes | str, _SeenPayload] = {}
         self._sink: _Sink | None = None
         self._serial = 0
         self._broken: str | None = None
@@ -656,7 +696,8 @@ class WarcWriter:
         if origin is not None:
             source, url, date = url, origin[0], _isoformat(origin[1])
         dedupable = truncated is None and length > 0 and source is None
-        if dedupable and digest not in self._seen and self.find_payload is not None:
+        seen_key = _seen_key(digest)
+        if dedupable and seen_key not in self._seen and self.find_payload is not None:
             seen = self.find_payload(digest)  # earlier runs: no race with this writer
 
         request_raw = _wire_head(redact_request_head(request_head))
@@ -664,7 +705,8 @@ class WarcWriter:
             # This run's payloads are looked up under the lock: two threads writing the same
             # bytes at once would otherwise both find nothing and both store them.
             if dedupable:
-                seen = self._seen.get(digest) or seen
+                here = self._seen.get(seen_key)
+                seen = here.expand() if here is not None else seen
             out = self._record_out(length + len(request_body) + 4096)
             request_headers = {
                 "WARC-Record-ID": request_id,
@@ -727,7 +769,7 @@ class WarcWriter:
             response_ref = self._ref(response_id, *offsets[1])
             response_sha256 = self.member_sha256[1]
             if seen is None and truncated is None and length > 0 and source is None:
-                self._seen[digest] = PayloadSeen(response_id, url, captured_at)
+                self._seen[seen_key] = _SeenPayload.of(response_id, url, captured_at)
         return Exchange(request_ref, response_ref, digest, seen is not None, response_sha256)
 
     def write_metadata(

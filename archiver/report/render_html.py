@@ -111,7 +111,8 @@ def render_html_chunks(report: Report) -> Iterator[str]:
     yield "\n"
     yield from _claims(report)
     yield "\n"
-    yield "\n".join([_findings(report), _footer(report), "</main>"])
+    yield from _findings(report)
+    yield "\n".join(["", _footer(report), "</main>"])
     yield after
 
 
@@ -495,23 +496,29 @@ def _browser_rows(link: LinkRecord) -> str:
     return ""
 
 
-def _findings(report: Report) -> str:
+#: Findings per piece of ``_findings``.
+_FINDINGS_PER_PIECE = 1000
+
+
+def _findings(report: Report) -> Iterator[str]:
+    """The document's findings section in pieces (one per ``_FINDINGS_PER_PIECE`` items):
+    a document of many thousand URLs has as many findings."""
     findings = report.document.findings
     if not findings:
-        return ""
-    items = "".join(
-        f'<li><span class="sev sev-{esc(f.severity)}">{esc(f.severity)}</span> '
-        f"<code>{esc(f.code)}</code>"
-        + (f' <a href="#fn-{f.footnote}">footnote {f.footnote}</a>' if f.footnote else "")
-        + (f" line {f.line}" if f.line else "")
-        + f": {esc(f.message)}</li>"
-        for f in findings
-    )
-    return (
-        '<section id="findings" class="card" aria-labelledby="findings-h">'
-        f'<h2 id="findings-h">Document findings ({len(findings)})</h2>'
-        f'<ul class="findings">{items}</ul></section>'
-    )
+        return
+    yield ('<section id="findings" class="card" aria-labelledby="findings-h">'
+           f'<h2 id="findings-h">Document findings ({len(findings)})</h2>'
+           '<ul class="findings">')
+    for start in range(0, len(findings), _FINDINGS_PER_PIECE):
+        yield "".join(
+            f'<li><span class="sev sev-{esc(f.severity)}">{esc(f.severity)}</span> '
+            f"<code>{esc(f.code)}</code>"
+            + (f' <a href="#fn-{f.footnote}">footnote {f.footnote}</a>' if f.footnote else "")
+            + (f" line {f.line}" if f.line else "")
+            + f": {esc(f.message)}</li>"
+            for f in findings[start:start + _FINDINGS_PER_PIECE]
+        )
+    yield "</ul></section>"
 
 
 def _footer(report: Report) -> str:

@@ -30,7 +30,7 @@ from archiver.report.model import (
     verdict_key,
     verdict_label,
 )
-from archiver.report.render_support import support_md
+from archiver.report.render_support import support_md_pieces
 from archiver.safetext import escape_controls
 
 __all__ = ["md_text", "render_md"]
@@ -157,9 +157,10 @@ def _md_pieces(report: Report) -> Iterator[list[str]]:
                          + _copies(link, report) + "; " + _evidence(link, report))
         lines.append("")
 
-    section = support_md(report)
-    if section:
-        lines.extend([section.rstrip("\n"), ""])
+    if report.support:  # the claim support section, in pieces, then a blank line
+        yield lines
+        yield from support_md_pieces(report)
+        lines = [""]
 
     lines.append("## Footnotes")
     lines.append("")

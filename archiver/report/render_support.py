@@ -3,6 +3,7 @@
     support_section(report) -> str     the levels' counts, the rule and its limits (HTML)
     support_html(entry, report) -> str the block under one footnote's claims (HTML)
     support_md(report) -> str          a short Markdown section
+    support_md_pieces(report)          the same section in groups of lines
 
 Everything from the document or the web (claims, passages, URLs) is escaped; nothing here
 adds a script, a style attribute or an external load, so the report's Content-Security-Policy
@@ -12,12 +13,13 @@ holds.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 
 from archiver.report.escape import esc, esc_often
 from archiver.report.model import Entry, Report
 from archiver.support import LEVEL_RULE, LEVELS, FactCheck, Support
 
-__all__ = ["LIMITS", "support_html", "support_md", "support_section"]
+__all__ = ["LIMITS", "support_html", "support_md", "support_md_pieces", "support_section"]
 
 LIMITS = ("Fact matching finds names, dates, sums, figures and law articles (in Russian and "
           "Kazakh too: transliteration, case endings, month names, number formats). It does "
@@ -127,20 +129,47 @@ def _passage(passage: str, matched: str | None) -> str:
 def support_md(report: Report) -> str:
     """A short Markdown section: counts per level, then every (footnote, URL) that is not
     supported with the facts it misses. Empty without claim support."""
+    return "".join("\n".join(piece) + "\n" for piece in support_md_pieces(report))
+
+
+#: Lines per piece of ``support_md_pieces``.
+_MD_PIECE_LINES = 1000
+
+
+def support_md_pieces(report: Report) -> Iterator[list[str]]:
+    """``support_md``'s lines in groups (each group joined by newlines and ending in one),
+    so that the section of a report of many thousand links is never held whole."""
+    piece: list[str] = []
+    blank: list[str] = []  # whitespace-only lines: kept only if a line with text follows
+    for line in _support_md_lines(report):
+        if line.strip():
+            piece += blank
+            blank = []
+            piece.append(line)
+            if len(piece) >= _MD_PIECE_LINES:
+                last = piece.pop()  # held back: it may be the section's last line
+                yield piece
+                piece = [last]
+        else:
+            blank.append(line)
+    if piece:
+        piece[-1] = piece[-1].rstrip()
+        yield piece
+
+
+def _support_md_lines(report: Report) -> Iterator[str]:
     from archiver.report.render_md import md_text as _md
 
     if not report.support:
-        return ""
+        return
     counts = Counter(s.level for s in report.support)
-    lines = ["## Claim support", "",
-             " · ".join(f"{_LABELS[level]}: {counts.get(level, 0)}" for level in LEVELS), "",
-             _md(LEVEL_RULE), "", _md(LIMITS), ""]
+    yield from ["## Claim support", "",
+                " · ".join(f"{_LABELS[level]}: {counts.get(level, 0)}" for level in LEVELS), "",
+                _md(LEVEL_RULE), "", _md(LIMITS), ""]
     for support in report.support:
         if support.level == "supported":
             continue
         missing = ", ".join(c.fact.text for c in support.missing)
         detail = f": missing {missing}" if missing and support.level != "unknown" else \
             f": {support.reason}"
-        lines.append(f"- fn {support.footnote} {_md(support.url)} — "
-                     f"**{support.level}**{_md(detail)}")
-    return "\n".join(lines).rstrip() + "\n"
+        yield f"- fn {support.footnote} {_md(support.url)} — **{support.level}**{_md(detail)}"
