@@ -628,3 +628,51 @@ def test_csv_in_pieces_is_the_whole_table(index: int) -> None:
     chunks = list(render_csv_chunks(report))
     assert "".join(chunks) == text
     assert len(chunks) == (len(rows) - 1) // _CHUNK_ROWS + 1
+
+
+
+def _supported_report() -> Report:
+    """The sample report with claim support on every claimed (footnote, URL): some
+    unsupported (no text), some with text that misses the claims' facts."""
+    from dataclasses import replace
+
+    from archiver.support import EvidenceText, assess
+
+    report = sample_report()
+    supports = []
+    for entry in report.entries:
+        claims = tuple(c.text for c in entry.claims)
+        for i, link in enumerate(entry.links):
+            text = "Статья 274. Распространение заведомо ложной информации" * (i == 0)
+            supports.append(assess(entry.number, link.url, claims,
+                                   EvidenceText(text, "html", "ours") if text else None))
+    return replace(report, support=tuple(supports))
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_sections_written_in_pieces_do_not_depend_on_the_piece_size(
+        index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim support section of report.md and the findings of report.html are the same
+    text whatever the size of their pieces (pieces of one line or item cut at every
+    boundary)."""
+    import sys
+
+    from archiver.report import render_support
+
+    html_module = sys.modules["archiver.report.render_html"]
+    report = [*_reports(), _supported_report()][index]
+    whole_md, whole_html = render_md(report), render_html(report)
+    for size in (1, 2, 3, 7):
+        monkeypatch.setattr(render_support, "_MD_PIECE_LINES", size)
+        monkeypatch.setattr(html_module, "_FINDINGS_PER_PIECE", size)
+        assert render_md(report) == whole_md
+        assert render_html(report) == whole_html
+
+
+def test_the_piece_test_cuts_support_lines_and_findings() -> None:
+    """The reports of the test above have more support lines and findings than its
+    smallest piece sizes, so it cuts them at many boundaries."""
+    from archiver.report.render_support import support_md_pieces
+
+    assert sum(map(len, support_md_pieces(_supported_report()))) > 20
+    assert any(len(r.document.findings) > 7 for r in _reports())

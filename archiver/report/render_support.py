@@ -146,7 +146,7 @@ def support_md_pieces(report: Report) -> Iterator[list[str]]:
             piece += blank
             blank = []
             piece.append(line)
-            if len(piece) >= _MD_PIECE_LINES:
+            if len(piece) > _MD_PIECE_LINES:
                 last = piece.pop()  # held back: it may be the section's last line
                 yield piece
                 piece = [last]
