@@ -891,31 +891,7 @@ class Catalog:
         ``fingerprint`` is ``history.text_fingerprint(text)`` where the capture stage computed
         it (a capture compared with the previous one, as ``check`` does); the next comparison
         then needs no tokenising when nothing changed. Returns the capture's id."""
-        ref = capture.warc
-        revisit = bool(capture.hops and capture.hops[-1].revisit)
-        with self._write() as db:
-            if text is not None and not db.execute(
-                "SELECT 1 FROM texts WHERE digest = ?", (capture.payload_digest,)
-            ).fetchone():
-                db.execute(
-                    "INSERT INTO texts (digest, text) VALUES (?, ?)",
-                    (capture.payload_digest,
-                     text if isinstance(text, bytes) else pack_text(text)),
-                )
-            cursor = db.execute(
-                "INSERT INTO captures (run_id, url, final_url, status, warc_path, warc_offset,"
-                " warc_length, record_id, payload_digest, captured_at, content_type,"
-                " fingerprint, revisit, title, truncated, attempts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, capture.url, capture.final_url, capture.status,
-                    ref.path if ref else None, ref.offset if ref else None,
-                    ref.length if ref else None, ref.record_id if ref else None,
-                    capture.payload_digest, _ts(capture.captured_at), capture.content_type,
-                    fingerprint, int(revisit), title, capture.truncated, capture.attempts,
-                ),
-            )
-            return int(cursor.lastrowid or 0)
+        return self.record_captures(run_id, [(capture, text, title, fingerprint)])[0]
 
     def record_captures(self, run_id: int, captures: Sequence[CaptureIn]) -> list[int]:
         """``record_capture`` of each of ``captures`` (capture, text, title, fingerprint), in
