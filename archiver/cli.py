@@ -20,7 +20,9 @@ instead of ``error: MESSAGE`` on stderr, so a script reading the JSON gets JSON 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import gc
 import os
 import sys
 import textwrap
@@ -478,6 +480,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
     ``ArchiverError`` becomes ``error: <message>`` on stderr and its exit code."""
     io = Output(cast(TextIO, _PipeSafe(stdout or sys.stdout)), stderr or sys.stderr)
     parser = build_parser()
+    if argv is None:  # the process's own command line: the process ends with this command
+        atexit.register(_skip_final_collection)
     argv = list(sys.argv[1:] if argv is None else argv)
     json_errors = _wants_json(argv)
     try:
@@ -513,6 +517,15 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None,
         else:
             io.error(message)
         return EXIT_FINDINGS
+
+
+def _skip_final_collection() -> None:
+    """At the end of the process, moves every object out of the collector's reach
+    (``gc.freeze``): Python's shutdown would otherwise run full collections over every
+    object the command left (its imported modules, the run's records) and free them one by
+    one, 0.15-0.3 s of CPU after the command has finished. Nothing is lost: files and the
+    catalog are closed by the commands themselves, and atexit handlers still run."""
+    gc.freeze()
 
 
 def _wants_json(argv: Sequence[str]) -> bool:

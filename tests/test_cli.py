@@ -77,6 +77,30 @@ def test_subprocess_python_m_archiver_version() -> None:
     assert done.stdout.startswith("archiver ")
 
 
+def test_the_process_command_skips_the_final_collection_and_in_process_calls_do_not() -> None:
+    """``main()`` as the process's command freezes the collector at exit (shutdown then
+    frees no cyclic garbage one object at a time); ``main(argv)``, as tests and library
+    callers use it, leaves the calling process's collector alone."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert call("--version")[0] == 0
+    assert gc.get_freeze_count() == frozen
+    script = ("import atexit, gc, sys\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+              "from archiver.cli import main\n"
+              "sys.argv = ['archiver', '--version']\n"
+              "code = main()\n"
+              "print('before exit', gc.get_freeze_count() > 0)\n"
+              "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("archiver ")
+    assert lines[1:] == ["before exit False", "frozen True"]
+
+
 def test_extract_prints_summary_first_then_footnotes(briefing: Path) -> None:
     code, out, _ = call("extract", str(briefing))
     assert code == 0
