@@ -184,7 +184,9 @@ def _network_tests(
         before = previous.get(url) if previous else None
         if before is not None and _verdict_of(before).network_level and verdict.network_level:
             continue  # unreachable last time too: no news about the network
-        host = hosts.get(url, host_of(url)) if hosts else host_of(url)
+        host = hosts.get(url) if hosts else None
+        if host is None:
+            host = host_of(url)
         by_host.setdefault(host, []).append(verdict)
     return by_host
 
@@ -221,7 +223,11 @@ def is_offline(
     (their failures are recorded as real results instead). Five hosts all failing at once,
     none of them already failing before, is very unlikely without a network fault.
     """
-    by_host = _network_tests(results, hosts, previous)
+    return _offline(_network_tests(results, hosts, previous), min_hosts)
+
+
+def _offline(by_host: Mapping[str, list[Verdict]], min_hosts: int) -> bool:
+    """``is_offline`` of the network tests ``by_host`` (``_network_tests``)."""
     if len(by_host) < max(min_hosts, 2):
         return False
     return all(v.network_level for verdicts in by_host.values() for v in verdicts)
@@ -243,9 +249,9 @@ def is_outage(
     changes no link's state (its results are recorded with ``outage=True`` and
     ``link_status`` ignores them).
     """
-    if is_offline(results, hosts, previous=previous, min_hosts=settings.outage_min_hosts):
-        return True
     by_host = _network_tests(results, hosts, previous)
+    if _offline(by_host, settings.outage_min_hosts):
+        return True
     if not by_host:
         return False
     down = sum(1 for verdicts in by_host.values() if all(v.network_level for v in verdicts))

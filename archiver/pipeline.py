@@ -1117,12 +1117,14 @@ def _execute(
 
     verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
     min_hosts = settings.check.outage_min_hosts
-    tested = history.hosts_tested(verdicts, previous=previous)
+    # Each URL's host found once for the three tests below (a URL parse each).
+    hosts = {url: history.host_of(url) for url in verdicts}
+    tested = history.hosts_tested(verdicts, hosts, previous=previous)
     # The network watch stops an offline run before enough results exist to show it.
     offline = fetched.offline or (bool(verdicts) and history.is_offline(
-        verdicts, previous=previous, min_hosts=min_hosts))
+        verdicts, hosts, previous=previous, min_hosts=min_hosts))
     outage = offline or (bool(verdicts) and history.is_outage(
-        verdicts, settings.check, previous=previous))
+        verdicts, settings.check, hosts, previous=previous))
     if outage:
         catalog.mark_outage(run_id)
     checked_at = utcnow()

@@ -335,6 +335,10 @@ def test_outage_accepts_judgements_failures_and_host_overrides() -> None:
     assert is_offline(results, min_hosts=2)
     same_host = {url: "one-host" for url in results}
     assert not is_offline(results, same_host, min_hosts=2)
+    # The override holds for every test of the outage, each host grouped as it says.
+    two = replace(RULES, outage_min_hosts=2)
+    assert hosts_tested(results) == 2 and hosts_tested(results, same_host) == 1
+    assert is_outage(results, two) and not is_outage(results, two, same_host)
     with pytest.raises(TypeError):
         is_outage({"https://a.example/": "dns_error"}, RULES)
 
