@@ -25,6 +25,7 @@ from a newer version) raise ``ArchiveError`` naming the catalog file.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import fcntl
@@ -37,7 +38,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
@@ -70,6 +71,7 @@ __all__ = [
     "Catalog",
     "CitationRow",
     "LookupFailure",
+    "PackedText",
     "RunRow",
     "StoredBrowser",
     "StoredCapture",
@@ -379,6 +381,37 @@ def pack_text(text: str) -> bytes:
     return zlib.compress(text.encode("utf-8"), 1)
 
 
+@dataclass(frozen=True)
+class PackedText:
+    """A text as the catalog keeps it (``pack_text``: page texts and browser-rendered texts),
+    unpacked only as far as a reader needs: a report's excerpt needs the first few hundred
+    characters of a page, and unpacking a whole page text costs several times that."""
+
+    blob: bytes
+
+    def text(self) -> str:
+        """The whole text. Raises ``zlib.error`` or ``UnicodeDecodeError`` for a damaged
+        blob."""
+        return zlib.decompress(self.blob).decode("utf-8")
+
+    def head(self, chars: int) -> tuple[str, bool]:
+        """The text's first ``chars`` characters (all of it when shorter) and whether that
+        is the whole text, unpacking at most ``4 * chars + 4`` bytes of it (UTF-8 takes at
+        most four bytes a character). Fails as ``text`` does for a damaged blob."""
+        limit = 4 * max(chars, 0) + 4
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(self.blob, limit)
+        if len(raw) < limit:  # the output was not cut: this is the whole text
+            if not inflate.eof:
+                return self.text(), True  # a truncated stream: raises as text() does
+            text = raw.decode("utf-8")
+            return text[:chars], len(text) <= chars
+        # ``limit`` bytes hold at least chars + 1 whole characters; a character cut at the
+        # end is left out (an incremental decoder keeps it back).
+        head = codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+        return head[:chars], False
+
+
 def _wanted(urls: Sequence[str]) -> str:
     """``urls``, each once, as the JSON list the bulk reads take (``json_each``): a read
     that writes nothing, where a temporary table of them cost an insert per URL."""
@@ -391,13 +424,16 @@ class LinkFacts:
     every verdict (``results``, oldest first, outage ones included), the newest capture
     whose payload the archive holds (``latest_capture``), how it was made (``browser``), its
     provenance row (``provenance``) and the cached lookup aimed at the date asked for
-    (``lookup``)."""
+    (``lookup``). The capture's text is left packed: ``capture.text`` and ``browser.text``
+    are ``None``, and ``text`` is the text the link is read by, the browser-rendered one
+    when the capture has it, else the one extracted from its payload."""
 
     results: tuple[StoredResult, ...] = ()
     capture: StoredCapture | None = None
     browser: StoredBrowser | None = None
     provenance: tuple[str, str, str | None] | None = None
     lookup: CachedLookup | None = None
+    text: PackedText | None = None
 
 
 @dataclass(frozen=True)
@@ -954,7 +990,7 @@ class Catalog:
                     "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
                     " ORDER BY r.url, r.checked_at, r.id", (wanted,)):
                 results.setdefault(row["url"], []).append(self._stored_result(row))
-            captures, browsers = self._newest_captures(wanted)
+            captures, browsers = self._newest_packed(wanted)
             provenance = {row["record_id"]: (row["document"], row["sha256"],
                                              row["metadata_id"]) for row in self._rows(
                 "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM json_each(?) w"
@@ -965,19 +1001,29 @@ class Catalog:
                 " WHERE m.near = ?", (wanted, near.isoformat() if near else ""))}
         facts = {}
         for url in urls:
-            capture = captures.get(url)
-            browser = prov = None
-            if capture is None:
-                # No capture of its own: one that ended on it after redirects, if any.
+            packed = captures.get(url)
+            browser = prov = text = None
+            if packed is None:
+                # No capture of its own: one that ended on it after redirects, if any (a
+                # rare case: its text is read whole and packed again).
                 capture = self.latest_capture(url)
                 if capture is not None:
                     browser = self.browser_capture(capture.id)
                     prov = self.provenance(capture.warc.record_id) if capture.warc else None
+                    plain = browser.text if browser and browser.text is not None else \
+                        capture.text
+                    text = PackedText(pack_text(plain)) if plain is not None else None
+                    capture = replace(capture, text=None)
+                    browser = replace(browser, text=None) if browser else None
             else:
-                browser = browsers.get(capture.id)
+                capture, blob = packed
+                browser, browser_blob = browsers.get(capture.id, (None, None))
                 prov = provenance.get(capture.warc.record_id) if capture.warc else None
+                blob = browser_blob if browser_blob is not None else blob
+                text = PackedText(blob) if blob is not None else None
             facts[url] = LinkFacts(results=tuple(results.get(url, ())), capture=capture,
-                                   browser=browser, provenance=prov, lookup=lookups.get(url))
+                                   browser=browser, provenance=prov, lookup=lookups.get(url),
+                                   text=text)
         return facts
 
     def latest_captures(self, urls: Sequence[str],
@@ -1006,10 +1052,22 @@ class Catalog:
         captures: dict[str, StoredCapture] = {}
         for row in self._rows(self._NEWEST_WANTED, (wanted,)):
             captures[row["url"]] = self._stored_capture(row)
-        browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
-            "SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
-            " JOIN browser_captures b ON b.capture_id = c.id", (wanted,))}
+        browsers = {row["capture_id"]: self._stored_browser(row)
+                    for row in self._rows(self._BROWSERS_WANTED, (wanted,))}
         return captures, browsers
+
+    def _newest_packed(self, wanted: str,
+                       ) -> tuple[dict[str, tuple[StoredCapture, bytes | None]],
+                                  dict[int, tuple[StoredBrowser, bytes | None]]]:
+        """``_newest_captures``, each capture and browser row without its text and paired
+        with the text's packed blob (``None`` when it has none)."""
+        return ({row["url"]: (self._stored_capture(row, unpack=False), row["text_blob"])
+                 for row in self._rows(self._NEWEST_WANTED, (wanted,))},
+                {row["capture_id"]: (self._stored_browser(row, unpack=False), row["text"])
+                 for row in self._rows(self._BROWSERS_WANTED, (wanted,))})
+
+    _BROWSERS_WANTED = ("SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
+                        " JOIN browser_captures b ON b.capture_id = c.id")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """``_read`` for callers already holding the mutex."""
@@ -1041,7 +1099,7 @@ class Catalog:
         return self._stored_browser(rows[0]) if rows else None
 
     @staticmethod
-    def _stored_browser(r: sqlite3.Row) -> StoredBrowser:
+    def _stored_browser(r: sqlite3.Row, unpack: bool = True) -> StoredBrowser:
         def ref(prefix: str) -> WarcRef | None:
             if r[f"{prefix}_record_id"] is None:
                 return None
@@ -1052,7 +1110,8 @@ class Catalog:
         return StoredBrowser(
             capture_id=r["capture_id"], mode=r["mode"], wanted=r["wanted"], lost=r["lost"],
             profile=bool(r["profile"]), screenshot=ref("shot"), text_record=ref("text"),
-            text=zlib.decompress(blob).decode("utf-8") if blob is not None else None,
+            text=zlib.decompress(blob).decode("utf-8") if blob is not None and unpack
+            else None,
         )
 
     # The original of a revisit: the oldest response record with the same payload.
@@ -1080,7 +1139,9 @@ class Catalog:
         " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1")
 
     @staticmethod
-    def _stored_capture(row: sqlite3.Row) -> StoredCapture:
+    def _stored_capture(row: sqlite3.Row, unpack: bool = True) -> StoredCapture:
+        """The capture of ``row`` (``_CAPTURE_SELECT``); ``unpack``: with its text (else
+        ``text`` is ``None``)."""
         # WARC paths interned: a report's thousands of records name a few files.
         warc = (
             WarcRef(sys.intern(row["warc_path"]), row["warc_offset"], row["warc_length"],
@@ -1112,7 +1173,8 @@ class Catalog:
             fingerprint=row["fingerprint"],
             truncated=row["truncated"],
             attempts=row["attempts"],
-            text=zlib.decompress(blob).decode("utf-8") if blob is not None else None,
+            text=zlib.decompress(blob).decode("utf-8") if blob is not None and unpack
+            else None,
         )
 
     def captures(self, url: str) -> list[StoredCapture]:

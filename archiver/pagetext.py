@@ -46,9 +46,10 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["PageText", "decode", "excerpt", "extract"]
+__all__ = ["PageText", "decode", "excerpt", "excerpt_head", "extract"]
 
 # Bodies larger than this are cut before parsing: the main content of a page is at its start
 # and lxml's time grows with the size.
@@ -109,18 +110,28 @@ def extract(content: bytes, content_type: str | None, url: str | None = None) ->
         return PageText(title=None, text="", kind="binary")
 
 
-def excerpt(text: str, n: int = 280) -> str:
+def excerpt_head(n: int = 280) -> int:
+    """How many leading characters of a text ``excerpt(text, n)`` reads, unless they are
+    mostly whitespace."""
+    return 4 * n + 64
+
+
+def excerpt(text: str, n: int = 280, *, whole: Callable[[], str] | None = None) -> str:
     """The first ``n`` characters of ``text`` with whitespace collapsed, cut at a word boundary
-    and ending in "…" when cut. ``n`` below 1 gives ``""``."""
+    and ending in "…" when cut. ``n`` below 1 gives ``""``.
+
+    ``whole``: ``text`` is only the head of a longer text (at least its first
+    ``excerpt_head(n)`` characters) and ``whole()`` gives all of it, asked for only when the
+    head is mostly whitespace: the excerpt is then the same as the whole text's."""
     if n < 1:
         return ""
     # Only the head matters: collapsing the whitespace of a whole page per excerpt made a
     # report of N links cost N pages' worth of splitting. 4n + 64 characters hold n
     # collapsed ones unless the head is mostly whitespace; then the whole text is used.
-    head = text[: 4 * n + 64]
+    head = text[: excerpt_head(n)]
     flat = " ".join(head.split())
-    if len(flat) <= n and len(head) < len(text):
-        flat = " ".join(text.split())
+    if len(flat) <= n and (whole is not None or len(head) < len(text)):
+        flat = " ".join((whole() if whole is not None else text).split())
     if len(flat) <= n:
         return flat
     cut = flat[: n - 1]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from archiver import history
-from archiver.catalog import Catalog, LinkFacts, RunRow, StoredResult
+from archiver.catalog import Catalog, LinkFacts, PackedText, RunRow, StoredResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError
 from archiver.models import (
@@ -824,7 +824,6 @@ def build_link_records(
     ``not_fetched`` (URL → reason) marks the URLs the run did not fetch: they keep their
     previous verdict and state, and their reason says why and when that result is from."""
     from archiver.history import link_status
-    from archiver.pagetext import excerpt
 
     not_fetched = not_fetched or {}
     records = []
@@ -833,8 +832,6 @@ def build_link_records(
         footnotes = doc.citing[url]
         last = next((r for r in reversed(facts.results) if not r.outage), None)
         stored, browser = facts.capture, facts.browser
-        text = browser.text if browser and browser.text is not None else \
-            (stored.text if stored else None)
         status = link_status([r for r in facts.results if r.checked_at <= now], settings.check)
         cached = facts.lookup
         memento = cached.memento if cached is not None else None
@@ -863,7 +860,7 @@ def build_link_records(
                 state=status.state if last else None,
                 failing_since=status.failing_since,
                 title=stored.title if stored else None,
-                excerpt=excerpt(text) if text else None,
+                excerpt=_excerpt(facts.text),
                 provenance=_glance(stored, facts.provenance),
                 checked_at=last.checked_at if last else None,
                 rescued=rescued,
@@ -882,6 +879,19 @@ def build_link_records(
 
 #: URLs per bulk read of the catalog: few queries, and only this many page texts in memory.
 _FACTS_CHUNK = 512
+
+
+def _excerpt(text: PackedText | None) -> str | None:
+    """``pagetext.excerpt`` of a link's text, unpacking only its head unless the head is
+    mostly whitespace; ``None`` for no text or an empty one."""
+    from archiver.pagetext import excerpt, excerpt_head
+
+    if text is None:
+        return None
+    head, complete = text.head(excerpt_head())
+    if complete:
+        return excerpt(head) if head else None
+    return excerpt(head, whole=text.text)
 
 
 def _link_facts(catalog: Catalog, urls: Sequence[str], *, near: date | None,

@@ -10,7 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from archiver.catalog import (
     SCHEMA_VERSION,
     AttemptRow,
     Catalog,
+    PackedText,
     ResultIn,
     archive_lock,
     pack_text,
@@ -460,6 +463,34 @@ def test_batch_writes_store_what_the_one_row_writes_store(tmp_path: Path) -> Non
         assert batch.provenance("<urn:uuid:1>") == ('{"kind": "again"}', "ef" * 32, "<urn:m2>")
 
 
+@pytest.mark.parametrize("text", [
+    "", "a", "short text", "x" * 50, "Объём инвестиций " * 40, "emoji \U0001f600" * 30,
+    "€" * 7 + "\U0001f600" * 9, "\n" * 3000 + "late words",
+])
+def test_packed_text_head_is_the_text_cut_at_any_length(text: str) -> None:
+    """``PackedText.head`` gives the first characters of the text, whatever the bytes per
+    character and wherever the cut falls in a character's bytes, and says when that is all."""
+    packed = PackedText(pack_text(text))
+    assert packed.text() == text
+    for chars in range(0, min(len(text) + 3, 70)):
+        head, whole = packed.head(chars)
+        assert head == text[:chars]
+        assert whole == (len(text) <= chars)
+    assert packed.head(len(text)) == (text, True)
+    assert packed.head(len(text) + 100) == (text, True)
+
+
+def test_packed_text_head_of_a_damaged_blob_fails_as_the_whole_text_does() -> None:
+    blob = pack_text("Объём " * 500)
+    for damaged in (blob[: len(blob) // 2], blob[:20], b"not zlib at all"):
+        with pytest.raises(zlib.error):
+            PackedText(damaged).text()
+        with pytest.raises(zlib.error):
+            PackedText(damaged).head(5000)
+    # A head inside the intact part needs no more of it.
+    assert PackedText(blob[: len(blob) // 2]).head(10) == ("Объём Объё", False)
+
+
 def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     """The bulk read for reports answers as the one-URL methods do, for every kind of URL: a
     history with an outage, a revisit, a browser capture, a capture found only by where a
@@ -498,15 +529,23 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     for url in urls:
         fact = facts[url]
         assert fact.results == tuple(catalog.results(url)[::-1])
-        assert fact.capture == catalog.latest_capture(url)
+        latest = catalog.latest_capture(url)
+        # The same capture and browser row, their texts left packed in ``text``.
+        assert fact.capture == (replace(latest, text=None) if latest else None)
         capture = fact.capture
-        assert fact.browser == (catalog.browser_capture(capture.id) if capture else None)
+        browser = catalog.browser_capture(capture.id) if capture else None
+        assert fact.browser == (replace(browser, text=None) if browser else None)
+        read_by = browser.text if browser and browser.text is not None else \
+            (latest.text if latest else None)
+        assert (fact.text.text() if fact.text else None) == read_by
         assert fact.provenance == (catalog.provenance(capture.warc.record_id)
                                    if capture else None)
         assert fact.lookup == catalog.get_memento(url, near=near)
     assert facts[URL].capture.warc.record_id == "<urn:uuid:rev>"
     assert facts[URL].provenance is None  # the revisit's own provenance was never recorded
-    assert facts[other].browser.text == "rendered text" and facts[other].lookup is None
+    assert facts[other].text.text() == "rendered text" and facts[other].lookup is None
+    assert facts[URL].text.text() == "same words" and facts[target].text.text() == "moved"
+    assert facts["https://never.example/"].text is None
     assert facts[URL].lookup.memento is None and len(facts[URL].results) == 3
     # The target was never fetched as cited: the capture that ended there stands for it.
     assert facts[target].capture == facts[redirected].capture

@@ -154,6 +154,33 @@ def test_excerpt_of_the_head_equals_the_excerpt_of_the_whole() -> None:
     for text in samples:
         for n in (0, 1, 5, 40, 280, rng.randrange(1, 600)):
             assert pagetext.excerpt(text, n) == whole(text, n)
+            # Given only the head it reads (and the whole text on demand), the same.
+            head = text[:pagetext.excerpt_head(n) + rng.randrange(0, 3)]
+            if len(head) < len(text):
+                asked: list[str] = []
+
+                def read_whole(text: str = text, asked: list[str] = asked) -> str:
+                    asked.append(text)
+                    return text
+
+                assert pagetext.excerpt(head, n, whole=read_whole) == whole(text, n)
+                # The whole text is read only when the head is mostly whitespace.
+                assert bool(asked) == (n > 0 and len(" ".join(head.split())) <= n)
+
+
+def test_link_record_excerpts_read_the_packed_text_as_the_whole_one() -> None:
+    """The link records' excerpt, from the head of a packed text, is the excerpt of the
+    whole text: texts of one, two, three and four bytes a character, whitespace heads."""
+    from archiver.catalog import PackedText, pack_text
+    from archiver.pipeline import _excerpt
+
+    samples = [*texts(100), "", "   ", "word " * 2000, " " * 5000 + "late text " * 50,
+               "Объём инвестиций вырос " * 300, "€ " * 2000, "\U0001f600x " * 900,
+               "\n" * 1500 + "Объём " * 10]
+    for text in samples:
+        expected = pagetext.excerpt(text) if text else None
+        assert _excerpt(PackedText(pack_text(text))) == expected
+    assert _excerpt(None) is None
 
 
 def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
