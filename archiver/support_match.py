@@ -126,9 +126,8 @@ _FOUR_DIGITS = re.compile(r"\d{4}")
 _LETTERS_BEFORE = re.compile(r"[^\W\d_]+\Z")  # searched with an end: the word before it
 # UTF-8 bytes below 0xD9: ASCII, continuation bytes and the first bytes of U+0080-U+063F.
 _BELOW_U0640 = bytes(range(0xD9))
-# Every UTF-8 byte but the continuation bytes (0x80-0xBF), each of which is part of a
-# character that began before it: deleted, the continuation bytes are left to count.
-_NOT_CONTINUATION = bytes(range(0x80)) + bytes(range(0xC0, 0x100))
+# UTF-8 continuation bytes: every byte of a character but its first.
+_CONTINUATION = bytes(range(0x80, 0xC0))
 
 
 def _digit_runs(text: str) -> list[tuple[int, int]]:
@@ -147,26 +146,21 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
     character is 0xD9 or more and not 0xE2. A page of Latin and Cyrillic text (Kazakh
     letters included) with quotes and dashes passes; any other falls back to the regex.
 
-    An ASCII text is searched as it is. Any other is searched in its UTF-8 bytes, already
-    encoded for that check: ``str.find`` in a text of two bytes a character looks for the
-    digit's low byte, which the Cyrillic letters U+0430-U+0439 (а to й) share with 0-9, so
-    on a Russian page it stops at nearly every letter; in UTF-8 the bytes 0x30-0x39 are the
-    digits and nothing else. A character's place is its byte's place less the continuation
-    bytes (0x80-0xBF) before it.
+    An ASCII text is searched as it is. Any other is searched in the first bytes of its
+    characters in UTF-8 (its UTF-8 without the continuation bytes: one byte a character, at
+    the character's place), up to its last digit: ``str.find`` in a text of two bytes a
+    character looks for the digit's low byte, which the Cyrillic letters U+0430-U+0439 (а
+    to й) share with 0-9, so on a Russian page it stops at nearly every letter; in UTF-8,
+    0x30-0x39 are the digits and nothing else.
     """
     if text.isascii():
         return _runs(_places(text.find, "0123456789"))
     data = text.encode("utf-8", "surrogatepass")
     if data.translate(None, _BELOW_U0640).strip(b"\xe2"):
         return [m.span() for m in _DIGITS.finditer(text)]
-    runs: list[tuple[int, int]] = []
-    shift = 0  # continuation bytes before ``done``
-    done = 0
-    for start, end in _runs(_places(data.find, b"0123456789")):
-        shift += len(data[done:start].translate(None, _NOT_CONTINUATION))
-        runs.append((start - shift, end - shift))
-        done = end
-    return runs
+    last = max(map(data.rfind, b"0123456789"))
+    first = data[:last + 1].translate(None, _CONTINUATION)
+    return _runs(_places(first.find, b"0123456789"))
 
 
 def _places(find: Callable[[Any, int], int], digits: str | bytes) -> list[int]:
