@@ -291,15 +291,15 @@ def write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult
 
 def preload() -> None:
     """Import what capturing a page needs beyond the fetcher and the WARC writer (the verdict,
-    the browser stage's page checks, the HTTP client's async backend), ahead of forking
-    worker processes: imported once here, their pages are shared with every worker rather
-    than each worker importing its own copy on its first URL."""
+    the browser stage's page checks, the HTTP client's async backend, the TLS certificate
+    parser), ahead of forking worker processes: imported once here, their pages are shared
+    with every worker rather than each worker importing its own copy on its first URL."""
     import importlib
 
     from archiver import browse, classify  # noqa: F401
 
     for name in ("lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
-                 "anyio.to_thread"):
+                 "anyio.to_thread", "cryptography.x509"):
         with contextlib.suppress(ImportError):  # another version may not have it: imported
             importlib.import_module(name)       # later then, as without this
 

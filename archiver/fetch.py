@@ -598,11 +598,12 @@ class Fetcher:
     def decided_offline(self, url: str) -> bool:
         """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,
         or a host the guard refuses by its literal address or loopback name."""
-        if _invalid(url) is not None:
+        parsed, problem = _parsed(url)
+        if problem is not None:
             return True
         if self.guard.allow_private:
             return False
-        parsed = httpx.URL(url)
+        assert parsed is not None
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         return refusal_without_dns(self.guard, parsed.host, port) is not None
 
@@ -757,21 +758,26 @@ def proxy_for(url: str, proxies: dict[str, str] | None = None) -> str | None:
 
 def _invalid(url: str) -> str | None:
     """Why ``url`` is not a fetchable http(s) URL, or ``None``."""
+    return _parsed(url)[1]
+
+
+def _parsed(url: str) -> tuple[httpx.URL | None, str | None]:
+    """``(url parsed, None)`` for a fetchable http(s) URL, else ``(None, why not)``."""
     if not isinstance(url, str) or not url.strip():
-        return "empty URL"
+        return None, "empty URL"
     if any(c in url for c in "\r\n\t "):
-        return f"{url!r}: contains whitespace"
+        return None, f"{url!r}: contains whitespace"
     try:
         parsed = httpx.URL(url)
         # The host is decoded (IDNA) when read, and that can fail too (``xn--localhost``).
         scheme, host = parsed.scheme, parsed.host
     except (httpx.InvalidURL, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
-        return f"{url!r}: cannot be parsed ({exc})"
+        return None, f"{url!r}: cannot be parsed ({exc})"
     if scheme not in ("http", "https"):
-        return f"{url!r}: not an http(s) URL"
+        return None, f"{url!r}: not an http(s) URL"
     if not host:
-        return f"{url!r}: no host"
-    return None
+        return None, f"{url!r}: no host"
+    return parsed, None
 
 
 def _fetchable(url: str) -> tuple[str | None, str | None]:

@@ -679,7 +679,7 @@ async def _fetch_and_rescue(
     compare_text: bool,
     rescue: bool,
     capture: bool,
-    breaker: Breaker,
+    breaker: Breaker | None,
     previous: Mapping[str, StoredResult | None],
     deadline_at: float | None,
 ) -> tuple[_Fetched, int, str | None]:
@@ -690,13 +690,13 @@ async def _fetch_and_rescue(
     run's: a host given up on is not asked again. ``previous`` and ``deadline_at`` are
     ``_fetch_and_judge``'s. Offline, the lookups still waiting are dropped: they would only
     fail the same way, and their links stay "not looked up"."""
-    from archiver.rescue import Rescuer
-
     if not rescue:
         return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
                                        compare_text=compare_text, previous=previous,
                                        deadline_at=deadline_at)
                 if todo else _Fetched()), 0, None
+    from archiver.rescue import Rescuer
+
     async with Rescuer(settings.rescue, user_agent=settings.fetch.user_agent,
                        breaker=breaker) as rescuer:
         lookups = _Lookups(settings, catalog, rescuer, progress)
@@ -1114,11 +1114,15 @@ def _execute(
     # Only a check reports what changed; its "newly dead" needs each link's state before.
     before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
               if options.kind == "check" else {})
-    from archiver.rescue import Breaker
-
     rescue = options.rescue and settings.rescue.enabled
     # One per run, shared by the lookups and Save Page Now: a host down for one is down.
-    breaker = Breaker(settings.rescue.breaker_after)
+    # Imported only for them (``archiver.rescue`` brings httpx and the fetcher: 0.1-0.2 s
+    # that a run with nothing to fetch and no Internet Archive to ask has no use for).
+    breaker = None
+    if rescue or settings.rescue.save_page_now:
+        from archiver.rescue import Breaker
+
+        breaker = Breaker(settings.rescue.breaker_after)
     fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
         settings, catalog, run_id, todo, targets, source_of, progress,
         compare_text=options.kind == "check", rescue=rescue,

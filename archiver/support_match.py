@@ -48,8 +48,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from archiver.support_facts import MONTHS, Fact
 
@@ -125,6 +126,8 @@ _FOUR_DIGITS = re.compile(r"\d{4}")
 _LETTERS_BEFORE = re.compile(r"[^\W\d_]+\Z")  # searched with an end: the word before it
 # UTF-8 bytes below 0xD9: ASCII, continuation bytes and the first bytes of U+0080-U+063F.
 _BELOW_U0640 = bytes(range(0xD9))
+# UTF-8 continuation bytes: every byte of a character but its first.
+_CONTINUATION = bytes(range(0x80, 0xC0))
 
 
 def _digit_runs(text: str) -> list[tuple[int, int]]:
@@ -136,25 +139,46 @@ def _digit_runs(text: str) -> list[tuple[int, int]]:
     (a leading lookbehind defeats the regex engine's scan for a first character).
 
     Even a plain ``\\d+`` scan costs ~20 ns a character, most of the cost of checking a
-    figure against a long page. When the text can hold no digit but 0-9, ``str.find`` of
-    each of the ten finds them several times faster: every other decimal digit in Unicode
-    lies at U+0660 or above, outside U+2000-U+2FFF (punctuation, currency and other
+    figure against a long page. When the text can hold no digit but 0-9, finding each of
+    the ten (``memchr``) finds them several times faster: every other decimal digit in
+    Unicode lies at U+0660 or above, outside U+2000-U+2FFF (punctuation, currency and other
     symbols; ``tests/test_fast_paths.py`` checks it), and in UTF-8 the first byte of such a
     character is 0xD9 or more and not 0xE2. A page of Latin and Cyrillic text (Kazakh
     letters included) with quotes and dashes passes; any other falls back to the regex.
+
+    An ASCII text is searched as it is. Any other is searched in the first bytes of its
+    characters in UTF-8 (its UTF-8 without the continuation bytes: one byte a character, at
+    the character's place), up to its last digit: ``str.find`` in a text of two bytes a
+    character looks for the digit's low byte, which the Cyrillic letters U+0430-U+0439 (а
+    to й) share with 0-9, so on a Russian page it stops at nearly every letter; in UTF-8,
+    0x30-0x39 are the digits and nothing else.
     """
-    if not text.isascii() and text.encode("utf-8", "surrogatepass").translate(
-            None, _BELOW_U0640).strip(b"\xe2"):
+    if text.isascii():
+        return _runs(_places(text.find, "0123456789"))
+    data = text.encode("utf-8", "surrogatepass")
+    if data.translate(None, _BELOW_U0640).strip(b"\xe2"):
         return [m.span() for m in _DIGITS.finditer(text)]
-    at: set[int] = set()
-    find = text.find
-    for digit in "0123456789":
-        i = find(digit)
+    last = max(map(data.rfind, b"0123456789"))
+    first = data[:last + 1].translate(None, _CONTINUATION)
+    return _runs(_places(first.find, b"0123456789"))
+
+
+def _places(find: Callable[[Any, int], int], digits: str | bytes) -> list[int]:
+    """Every place of each of ``digits`` that ``find`` (a text's or bytes' own) finds."""
+    at: list[int] = []
+    for digit in digits:
+        i = find(digit, 0)
         while i != -1:
-            at.add(i)
+            at.append(i)
             i = find(digit, i + 1)
+    return at
+
+
+def _runs(places: list[int]) -> list[tuple[int, int]]:
+    """The spans of the runs of consecutive ``places``, in order."""
+    places.sort()
     runs: list[tuple[int, int]] = []
-    for i in sorted(at):
+    for i in places:
         if runs and runs[-1][1] == i:
             runs[-1] = (runs[-1][0], i + 1)
         else:

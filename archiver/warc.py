@@ -1611,8 +1611,11 @@ def url_key(url: str) -> str:
 
 
 def preload() -> None:
-    """Import what writing records needs, ahead of forking writers."""
-    _indexer()
+    """Import what writing records needs, ahead of forking writers: the ``surt`` package
+    that index lines' keys are built with. ``cdxj-indexer`` itself (``_indexer``: another
+    0.12 s, mostly ``pyamf`` and ``pkg_resources``) is left to the rare writer that needs
+    it: one indexing a file it did not write or a record it cannot index from its headers
+    alone, or a key for a URL ``archiver.surtkey`` leaves to ``surt.surt``."""
     surtkey.preload()
 
 

@@ -48,6 +48,17 @@ def test_digit_runs_are_where_every_run_of_digits_starts() -> None:
             == [m.span() for m in re.finditer(r"\d+", text)], text
 
 
+def test_digit_runs_after_characters_of_two_and_three_bytes_are_at_their_places() -> None:
+    # Found among the first bytes of the characters' UTF-8: a place is a character's, not a
+    # byte's, however many multi-byte characters come before it; and no digit after the
+    # last one is missed or invented.
+    for text in ["а1", "аб 12 вг 345", "Ж" * 500 + "7", "€ 1 000 — 2 «3»", "әұ9" * 40,
+                 "ё\u20ac\u00e9 2020-01-31 ж.", "\u00e9" * 3 + "1" * 3 + "я" * 3, "только буквы",
+                 "x\u2014\u2014", "1 " + "ы" * 100]:
+        assert support_match._digit_runs(text) \
+            == [m.span() for m in re.finditer(r"\d+", text)], text
+
+
 def test_the_ascii_shortcut_holds_for_this_unicode_database() -> None:
     # Every decimal digit outside 0-9 lies at U+0640 or above and outside U+2000-U+2FFF.
     others = [c for c in range(sys.maxunicode + 1) if chr(c).isdecimal()

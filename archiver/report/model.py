@@ -34,7 +34,6 @@ from archiver.models import (
     WarcRef,
     isoformat,
 )
-from archiver.rescue import offset_days
 from archiver.support import Support
 
 __all__ = [
@@ -175,6 +174,10 @@ def memento_offset_days(link: LinkRecord, published: date | None) -> float | Non
     whole calendar days (UTC), so the value is integral."""
     if not needs_rescue(link) or link.memento is None:
         return None
+    # Imported here: ``archiver.rescue`` brings httpx and the fetcher, which a report
+    # without a rescued copy never needs (0.1-0.2 s of a run that fetches nothing).
+    from archiver.rescue import offset_days
+
     days = offset_days(link.memento, published)
     return None if days is None else round(days, 1)
 

@@ -66,13 +66,16 @@ def write_screenshots(links: list[LinkRecord] | tuple[LinkRecord, ...], folder: 
     and its top as a thumbnail into ``folder/screenshots/``, where ``report.html`` shows
     them, so the report opens offline. Files already there are kept (same record, same
     bytes). Raises ``ArchiveError`` when a record cannot be read or a file written."""
-    from archiver.browse import crop_png
     from archiver.warc import read_record
 
     written = []
     for link in links:
         if link.screenshot is None:
             continue
+        # Imported for the first screenshot: with it come httpx and the fetcher, which a
+        # report without browser captures never needs.
+        from archiver.browse import crop_png
+
         full, top = (folder / name for name in screenshot_files(link.screenshot))
         if full.exists() and top.exists():
             continue
