@@ -220,6 +220,17 @@ class _HostGate:
             yield
 
 
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool, but for a cancellation shield around closing no
+    connection: the pool "closes" the (almost always empty) list of connections it retired
+    twice per request, each time inside an anyio cancel scope that costs more than the rest
+    of the bookkeeping."""
+
+    async def _close_connections(self, closing: list[Any]) -> None:
+        if closing:
+            await super()._close_connections(closing)
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with a connection pool whose network backend is the address guard.
 
@@ -230,7 +241,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, guard: AddressGuard, *, ssl_context: ssl.SSLContext, http2: bool,
                  limits: httpx.Limits) -> None:
         super().__init__(verify=ssl_context, http2=http2, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _Pool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -443,7 +454,7 @@ class Fetcher:
         visited: list[str] = []
         attempts = 0
         while True:
-            parsed = httpx.URL(current)  # parsed once per hop, for the guard, gate and request
+            parsed = _parse(current)  # for the guard, gate and request
             gate = self._gate(_gate_key(parsed))
             refusal = await self._precheck(current, parsed)
             if refusal is not None:
@@ -558,7 +569,7 @@ class Fetcher:
         if self.guard.allow_private:
             return None
         if parsed is None:
-            parsed = httpx.URL(url)
+            parsed = _parse(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         if proxy_for(url, self._proxies) is not None:
             why = refusal_without_dns(self.guard, parsed.host, port)
@@ -602,14 +613,14 @@ class Fetcher:
             return True
         if self.guard.allow_private:
             return False
-        parsed = httpx.URL(url)
+        parsed = _parse(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         return refusal_without_dns(self.guard, parsed.host, port) is not None
 
     def gave_up(self, url: str) -> bool:
         """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
         try:
-            return self._gate(_gate_key(httpx.URL(url))).given_up
+            return self._gate(_gate_key(_parse(url))).given_up
         except (httpx.InvalidURL, ValueError, TypeError):
             return False
 
@@ -702,6 +713,12 @@ class Fetcher:
 
 # ── helpers ─────────────────────────────────────────────────────────────────
 
+# ``httpx.URL(url)``, remembered for the last URLs: one URL is read by the pre-check of
+# ``_fetchable``, the host gate, the proxy rule and the request (httpx's parser looks at every
+# character in Python). URL objects never change; a URL httpx refuses raises every time.
+_parse: Callable[[str], httpx.URL] = functools.lru_cache(maxsize=512)(httpx.URL)
+
+
 
 def _hop_deadline(gate: _HostGate, budget: _Budget) -> float:
     """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL being
@@ -717,7 +734,7 @@ def gate_key(url: str) -> str:
     """The key of ``url``'s politeness gate (its host and port), or ``""`` for a URL that
     does not parse: what ``archiver.shards`` splits a run's URLs by."""
     try:
-        return _gate_key(httpx.URL(url))
+        return _gate_key(_parse(url))
     except (httpx.InvalidURL, ValueError, TypeError):
         return ""
 
@@ -734,7 +751,7 @@ def proxy_for(url: str, proxies: dict[str, str] | None = None) -> str | None:
     if not proxies:
         return None
     try:
-        scheme = httpx.URL(url).scheme
+        scheme = _parse(url).scheme
         if not (proxies.get(scheme) or proxies.get("all")):
             return None
         parsed = parse_host(url_host(url))
@@ -762,7 +779,7 @@ def _invalid(url: str) -> str | None:
     if any(c in url for c in "\r\n\t "):
         return f"{url!r}: contains whitespace"
     try:
-        parsed = httpx.URL(url)
+        parsed = _parse(url)
         # The host is decoded (IDNA) when read, and that can fail too (``xn--localhost``).
         scheme, host = parsed.scheme, parsed.host
     except (httpx.InvalidURL, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
