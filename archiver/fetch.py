@@ -630,7 +630,10 @@ class Fetcher:
         assert self._global is not None, "use 'async with Fetcher'"
         client = self._client_for(target.host)
         trace = PhaseTrace()
-        request = client.build_request("GET", target, extensions={"trace": trace})
+        # What client.build_request makes of this request, without merging an empty base
+        # URL, query, cookie jar and header update into copies of the client's for each one.
+        request = httpx.Request("GET", target, headers=client.headers, extensions={
+            "trace": trace, "timeout": client.timeout.as_dict()})
         if jar:  # cookielib is slow even with nothing to add
             jar.set_cookie_header(request)
         outcome: _Outcome | None = None
