@@ -1053,6 +1053,16 @@ def decode_body(raw: IO[bytes], content_encoding: str | None, cap: int) -> bytes
     ``b""`` (nothing can be judged); a corrupt or cut stream gives what decoded before the
     damage.
     """
+    if cap >= 0 and (not content_encoding or content_encoding.strip().lower() == "identity"):
+        # Nothing to undo: the bytes as they are, read at once rather than piece by piece.
+        try:
+            raw.seek(0)
+            return raw.read(cap)
+        except Exception as exc:  # as decoded_chunks does: what could be read (nothing)
+            log.debug("reading the body stopped: %s", exc)
+            return b""
+        finally:
+            raw.seek(0)
     out = bytearray()
     for piece in decoded_chunks(raw, content_encoding):
         out += piece[: cap - len(out)]
