@@ -40,6 +40,7 @@ refused the archiver, which is not evidence that the page is gone.
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -567,6 +568,7 @@ def _host(url: str) -> str:
     return (parts.hostname or "").lower() if parts is not None else ""
 
 
+@functools.lru_cache(maxsize=1024)  # a run's pages name few hosts, each many times
 def _site(host: str) -> str:
     # The host as browsers read it: Example.COM., ex%61mple.com and example.com are one site,
     # as are 127.1 and 127.0.0.1 (the fetcher requests the parsed form).

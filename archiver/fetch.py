@@ -220,6 +220,17 @@ class _HostGate:
             yield
 
 
+class _Pool(httpcore.AsyncConnectionPool):
+    """httpcore's connection pool, but for a cancellation shield around closing no
+    connection: the pool "closes" the (almost always empty) list of connections it retired
+    twice per request, each time inside an anyio cancel scope that costs more than the rest
+    of the bookkeeping."""
+
+    async def _close_connections(self, closing: list[Any]) -> None:
+        if closing:
+            await super()._close_connections(closing)
+
+
 class _GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport with a connection pool whose network backend is the address guard.
 
@@ -230,7 +241,7 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, guard: AddressGuard, *, ssl_context: ssl.SSLContext, http2: bool,
                  limits: httpx.Limits) -> None:
         super().__init__(verify=ssl_context, http2=http2, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
+        self._pool = _Pool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
@@ -443,7 +454,7 @@ class Fetcher:
         visited: list[str] = []
         attempts = 0
         while True:
-            parsed = httpx.URL(current)  # parsed once per hop, for the guard, gate and request
+            parsed = _parse(current)  # for the guard, gate and request
             gate = self._gate(_gate_key(parsed))
             refusal = await self._precheck(current, parsed)
             if refusal is not None:
@@ -558,7 +569,7 @@ class Fetcher:
         if self.guard.allow_private:
             return None
         if parsed is None:
-            parsed = httpx.URL(url)
+            parsed = _parse(url)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         if proxy_for(url, self._proxies) is not None:
             why = refusal_without_dns(self.guard, parsed.host, port)
@@ -610,7 +621,7 @@ class Fetcher:
     def gave_up(self, url: str) -> bool:
         """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
         try:
-            return self._gate(_gate_key(httpx.URL(url))).given_up
+            return self._gate(_gate_key(_parse(url))).given_up
         except (httpx.InvalidURL, ValueError, TypeError):
             return False
 
@@ -620,7 +631,10 @@ class Fetcher:
         assert self._global is not None, "use 'async with Fetcher'"
         client = self._client_for(target.host)
         trace = PhaseTrace()
-        request = client.build_request("GET", target, extensions={"trace": trace})
+        # What client.build_request makes of this request, without merging an empty base
+        # URL, query, cookie jar and header update into copies of the client's for each one.
+        request = httpx.Request("GET", target, headers=client.headers, extensions={
+            "trace": trace, "timeout": client.timeout.as_dict()})
         if jar:  # cookielib is slow even with nothing to add
             jar.set_cookie_header(request)
         outcome: _Outcome | None = None
@@ -703,6 +717,12 @@ class Fetcher:
 
 # ── helpers ─────────────────────────────────────────────────────────────────
 
+# ``httpx.URL(url)``, remembered for the last URLs: one URL is read by the pre-check of
+# ``_fetchable``, the host gate, the proxy rule and the request (httpx's parser looks at every
+# character in Python). URL objects never change; a URL httpx refuses raises every time.
+_parse: Callable[[str], httpx.URL] = functools.lru_cache(maxsize=512)(httpx.URL)
+
+
 
 def _hop_deadline(gate: _HostGate, budget: _Budget) -> float:
     """The retry loop's deadline: the URL's, or "now" once the host is given up (a URL being
@@ -718,7 +738,7 @@ def gate_key(url: str) -> str:
     """The key of ``url``'s politeness gate (its host and port), or ``""`` for a URL that
     does not parse: what ``archiver.shards`` splits a run's URLs by."""
     try:
-        return _gate_key(httpx.URL(url))
+        return _gate_key(_parse(url))
     except (httpx.InvalidURL, ValueError, TypeError):
         return ""
 
@@ -735,7 +755,7 @@ def proxy_for(url: str, proxies: dict[str, str] | None = None) -> str | None:
     if not proxies:
         return None
     try:
-        scheme = httpx.URL(url).scheme
+        scheme = _parse(url).scheme
         if not (proxies.get(scheme) or proxies.get("all")):
             return None
         parsed = parse_host(url_host(url))
@@ -768,7 +788,7 @@ def _parsed(url: str) -> tuple[httpx.URL | None, str | None]:
     if any(c in url for c in "\r\n\t "):
         return None, f"{url!r}: contains whitespace"
     try:
-        parsed = httpx.URL(url)
+        parsed = _parse(url)
         # The host is decoded (IDNA) when read, and that can fail too (``xn--localhost``).
         scheme, host = parsed.scheme, parsed.host
     except (httpx.InvalidURL, ValueError, TypeError) as exc:  # UnicodeError is a ValueError
@@ -1039,6 +1059,16 @@ def decode_body(raw: IO[bytes], content_encoding: str | None, cap: int) -> bytes
     ``b""`` (nothing can be judged); a corrupt or cut stream gives what decoded before the
     damage.
     """
+    if cap >= 0 and (not content_encoding or content_encoding.strip().lower() == "identity"):
+        # Nothing to undo: the bytes as they are, read at once rather than piece by piece.
+        try:
+            raw.seek(0)
+            return raw.read(cap)
+        except Exception as exc:  # as decoded_chunks does: what could be read (nothing)
+            log.debug("reading the body stopped: %s", exc)
+            return b""
+        finally:
+            raw.seek(0)
     out = bytearray()
     for piece in decoded_chunks(raw, content_encoding):
         out += piece[: cap - len(out)]

@@ -343,6 +343,19 @@ def test_decode_body_bounds_a_brotli_bomb() -> None:
     assert decode_body(io.BytesIO(zlib.compress(b"raw?")[2:-4]), "deflate", 100) == b"raw?"
 
 
+@pytest.mark.parametrize("coding", [None, "", "identity", " Identity ", "identity, identity"])
+@pytest.mark.parametrize("cap", [0, 5, 70_000, 200_000])
+def test_decode_body_of_an_uncoded_body_is_its_head_and_leaves_it_at_the_start(
+        coding: str | None, cap: int) -> None:
+    import io
+
+    body = bytes(range(256)) * 600  # 153,600 bytes: more than one piece of the decoder's
+    raw = io.BytesIO(body)
+    raw.seek(1234)
+    assert decode_body(raw, coding, cap) == body[:cap]
+    assert raw.tell() == 0
+
+
 # ── failures that are not retried ───────────────────────────────────────────
 
 

@@ -223,3 +223,33 @@ def test_utf8_page_whose_meta_names_another_charset_is_read_as_the_header_says()
     assert page.title == "Суд отложил дело"
     assert page.text == "Суд отложил рассмотрение дела — café, 20 мая."
     assert extract(body, "text/html; charset=windows-1251").title != page.title
+
+
+def test_the_byte_patterns_of_wide_spaces_are_the_characters_str_split_takes() -> None:
+    """Page text is collapsed as UTF-8 bytes; every character ``str.split`` splits on that
+    ``bytes.split`` does not is made a space first, and nothing else is."""
+    from archiver.pagetext import _WIDE_SPACE_BYTES
+
+    ascii_spaces = set(b" \t\n\r\x0b\x0c")
+    wide = {c for c in range(0x110000) if chr(c).isspace() and c not in ascii_spaces}
+    found = set()
+    for c in range(0x110000):
+        if 0xD800 <= c < 0xE000:
+            continue
+        encoded = chr(c).encode()
+        for lead, pattern in _WIDE_SPACE_BYTES:
+            if encoded.startswith(lead) and pattern.fullmatch(encoded):
+                found.add(c)
+    assert found == wide
+
+
+def test_every_kind_of_whitespace_between_words_collapses_to_one_space() -> None:
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    # Written as they are (controls among them are blanked before parsing), and as character
+    # references (but for C1 ones, which HTML reads as windows-1252: &#133; is "…").
+    written = spaces + [f"&#{ord(s)};" for s in spaces if s.isprintable() or s in "\t\n\r"]
+    words = [f"w{n}«б»—" for n in range(len(written) + 1)]
+    markup = "".join(w + s for w, s in zip(words, written, strict=False)) + words[-1]
+    html = f"<html><body><p>{markup}</p><div>\u00a0 \u3000</div><p>x\u2003<br>\u2009y</p>"
+    page = extract((html + "</body></html>").encode(), "text/html")
+    assert page.text == " ".join(words) + "\nx\ny"
