@@ -333,6 +333,7 @@ class Fetcher:
         self._proxies = urllib.request.getproxies_environment()
         # (host, port) → until when its last pre-check resolution stands (see _precheck).
         self._resolved: dict[tuple[str, int], float] = {}
+        self._aiohttp: Any = None  # archiver.aiotransport.AiohttpPool, made when first used
 
     async def __aenter__(self) -> Fetcher:
         self._ssl_context = shared_ssl_context()
@@ -346,6 +347,26 @@ class Fetcher:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
+        pool, self._aiohttp = self._aiohttp, None
+        if pool is not None:
+            await pool.aclose()
+
+    def _aiohttp_route(self, scheme: str, proxy: str | None) -> httpx.AsyncBaseTransport | None:
+        """The aiohttp transport for ``scheme`` URLs (through ``proxy``, when the environment
+        names one), or ``None`` where httpcore carries them: the setting says so, HTTP/2 may
+        be used (https with ``http2``), or the proxy is not an http:// one (SOCKS)."""
+        if _transport_of(self.settings) != "aiohttp":
+            return None
+        if scheme == "https" and self.settings.http2:
+            return None
+        if proxy is not None and not proxy.lower().startswith("http://"):
+            return None
+        from archiver.aiotransport import AiohttpPool, AiohttpTransport
+
+        if self._aiohttp is None:
+            assert self._ssl_context is not None
+            self._aiohttp = AiohttpPool(self.guard, self._ssl_context)
+        return AiohttpTransport(self._aiohttp, proxy)
 
     def _client_for(self, host: str) -> httpx.AsyncClient:
         """One client (and connection pool) per host.
@@ -369,7 +390,10 @@ class Fetcher:
             mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
             for scheme in ("http", "https"):
                 proxy = proxy_for(f"{scheme}://{host}/", self._proxies)
-                if proxy is not None:
+                aio = self._aiohttp_route(scheme, proxy)
+                if aio is not None:
+                    mounts[f"{scheme}://"] = aio
+                elif proxy is not None:
                     mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
                         proxy=proxy, verify=self._ssl_context, http2=settings.http2,
                         limits=limits)
@@ -701,6 +725,16 @@ class Fetcher:
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+
+#: What ``[fetch] transport = "auto"`` means in this version (see docs/SCALING.md).
+AUTO_TRANSPORT = "aiohttp"
+
+
+def _transport_of(settings: FetchSettings) -> str:
+    """``settings.transport`` with ``"auto"`` resolved: ``"httpcore"`` or ``"aiohttp"``."""
+    transport = settings.transport
+    return AUTO_TRANSPORT if transport == "auto" else transport
 
 
 def _hop_deadline(gate: _HostGate, budget: _Budget) -> float:

@@ -26,6 +26,9 @@ from archiver.warc import WarcWriter
 from tests.test_run import call, make_project, read_back
 from tests.webserver import Reply, WebServer
 
+# Every test runs on both transports under httpx (see conftest.fetch_transport).
+pytestmark = pytest.mark.usefixtures("fetch_transport")
+
 PAGE = b"<html><head><title>Blocked at home</title></head><body><p>Evidence.</p></body></html>"
 
 
