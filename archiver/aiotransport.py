@@ -81,6 +81,7 @@ _DISCONNECTED = "Server disconnected without sending a response."
 # refuses heads beyond ``max_header_bytes`` itself.
 _MAX_HEAD = 100 * 1024
 _NO_EVENT: dict[str, typing.Any] = {}
+_ALPN = ["http/1.1"]
 
 
 async def _step(event: str) -> None:
@@ -215,6 +216,9 @@ async def _start_tls(loop: asyncio.AbstractEventLoop, transport: asyncio.Transpo
     """``loop.start_tls`` with ``archiver.netstream``'s outcomes: a timeout is
     ``ConnectTimeout``, a TLS failure or the peer's close ``ConnectError``; the connection is
     aborted (not closed gracefully) on any failure, cancellation included."""
+    # The protocols httpcore offers on an HTTP/1.1-only route (it sets them on the shared
+    # context before every handshake too): the same ClientHello on either transport.
+    context.set_alpn_protocols(_ALPN)
     try:
         async with asyncio.timeout(limit):
             tls = await loop.start_tls(
