@@ -373,7 +373,7 @@ class AiohttpPool:
                 auto_decompress=False,
                 max_line_size=_MAX_HEAD,
                 max_field_size=_MAX_HEAD,
-                max_headers=1024,
+                max_headers=_MAX_HEAD // 4,  # as many as fit in that many bytes
                 timeout=aiohttp.ClientTimeout(total=None),
             )
             # Retries are the fetcher's, counted and logged.
@@ -401,15 +401,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, pool: AiohttpPool, proxy: str | None = None) -> None:
         self._pool = pool
-        self._proxy = proxy
+        self._proxy: URL | None = None
+        self._proxy_auth: str | None = None
+        if proxy is not None:
+            # Credentials in the proxy's URL are sent to it, as httpx sends them (aiohttp
+            # reads them only from the environment).
+            url = URL(proxy)
+            if url.user is not None or url.password is not None:
+                auth = aiohttp.BasicAuth(url.user or "", url.password or "")
+                self._proxy_auth = auth.encode()
+                url = url.with_user(None)
+            self._proxy = url
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pool = self._pool
-        session = pool.session(self._proxy)
+        session = pool.session(None if self._proxy is None else str(self._proxy))
         timeouts = request.extensions.get("timeout") or {}
         timeout = pool.timeout(timeouts.get("connect"), timeouts.get("read"))
         headers = [(name.decode("latin-1"), value.decode("latin-1"))
                    for name, value in request.headers.raw]
+        proxy_headers = None
+        if self._proxy_auth is not None:
+            if request.url.scheme == "https":  # for the CONNECT request
+                proxy_headers = {"Proxy-Authorization": self._proxy_auth}
+            else:  # a forwarded request carries it itself
+                headers.append(("Proxy-Authorization", self._proxy_auth))
         data = await request.aread() if request.method not in ("GET", "HEAD") else None
         trace = request.extensions.get("trace")
         exchange = _Exchange(trace)
@@ -418,7 +434,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response = await session.request(
                 request.method, URL(str(request.url), encoded=True), headers=headers,
                 data=data or None, allow_redirects=False, timeout=timeout,
-                proxy=self._proxy)
+                proxy=self._proxy, proxy_headers=proxy_headers)
         except Exception as exc:
             mapped = _mapped(exc)
             if mapped is exc:

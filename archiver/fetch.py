@@ -1,7 +1,10 @@
 """The only network code: fetch cited URLs politely, within bounds, into the WARC writer.
 
 ``Fetcher`` wraps one ``httpx.AsyncClient`` (HTTP/1.1, and HTTP/2 where the server offers it;
-TLS trust and proxies from the environment as httpx does by default). For each URL it:
+TLS trust and proxies from the environment as httpx does by default). Under httpx, routes
+where HTTP/2 cannot be used may be carried by aiohttp instead of httpcore (``[fetch]
+transport``, ``archiver.aiotransport``): the same guard, phases, failures and records. For
+each URL it:
 
 * refuses what is not an http(s) URL (``invalid_url``) and, unless private networks are
   allowed, any host that resolves to a loopback/private/link-local/... address

@@ -9,6 +9,7 @@ Real loopback proxies: a forwarding HTTP proxy and a CONNECT tunnel for HTTPS.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
@@ -24,7 +25,7 @@ from archiver.fetch import Fetcher
 from archiver.models import Capture, FetchFailure, Verdict
 from archiver.warc import WarcWriter
 from tests.test_run import call, make_project, read_back
-from tests.webserver import Reply, WebServer
+from tests.webserver import Reply, Request, WebServer
 
 # Every test runs on both transports under httpx (see conftest.fetch_transport).
 pytestmark = pytest.mark.usefixtures("fetch_transport")
@@ -98,6 +99,27 @@ def fetch(url: str, tmp_path: Path, **settings: object) -> Capture | FetchFailur
                 return await fetcher.fetch(url)
 
     return asyncio.run(go())
+
+
+def test_proxy_credentials_in_its_url_are_sent_to_the_proxy(http_proxy: WebServer,
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             ) -> None:
+    seen: list[dict[str, str]] = []
+    answer = http_proxy.fallback
+    assert answer is not None
+
+    def record(req: Request) -> Reply | None:
+        seen.append(req.headers)
+        return answer(req)
+
+    http_proxy.fallback = record
+    monkeypatch.setenv("HTTP_PROXY", http_proxy.origin.replace("://", "://reader:s%40cret@"))
+    result = fetch("http://news.example.invalid/story", tmp_path)
+    assert isinstance(result, Capture) and result.content == PAGE, result
+    (headers,) = seen
+    expected = "Basic " + base64.b64encode(b"reader:s@cret").decode()
+    assert {k.lower(): v for k, v in headers.items()}["proxy-authorization"] == expected
 
 
 def test_http_proxy_reaches_a_name_only_the_proxy_can_resolve(http_proxy: WebServer,
