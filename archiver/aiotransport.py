@@ -182,7 +182,11 @@ class _Connector(aiohttp.TCPConnector):
         except OSError as exc:
             raise httpx.ConnectError(str(exc)) from exc
         factory = args[0]
-        transport, protocol = await self._loop.create_connection(factory, sock=sock)
+        try:
+            transport, protocol = await self._loop.create_connection(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         context = kwargs.get("ssl")
         if not context:
             return transport, protocol
