@@ -49,6 +49,7 @@ class ConnectProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.tunnels: list[str] = []
+        self.heads: list[bytes] = []  # each CONNECT request's head, as received
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -70,6 +71,7 @@ class ConnectProxy:
                 return
             head += chunk
         self.tunnels.append(head.split(b"\r\n", 1)[0].decode())
+        self.heads.append(head)
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
@@ -151,7 +153,31 @@ def test_https_through_a_connect_tunnel(tls_ca, tmp_path: Path,
     assert isinstance(result, Capture), result
     assert result.status == 200 and result.content == PAGE
     assert proxy.tunnels == [f"CONNECT evidence.example.invalid:{site.port} HTTP/1.1"]
+    assert b"proxy-authorization" not in proxy.heads[0].lower()
     read_back(tmp_path)
+
+
+def test_proxy_credentials_go_with_the_connect_request(tls_ca, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("evidence.example.invalid").configure_cert(ctx)
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    with WebServer(ssl_context=ctx) as site:
+        site.route("/page", Reply(200, PAGE, {"Content-Type": "text/html"}))
+        proxy = ConnectProxy(site.port)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://reader:s%40cret@127.0.0.1:{proxy.port}")
+        try:
+            result = fetch(f"https://evidence.example.invalid:{site.port}/page", tmp_path,
+                           http2=False)
+        finally:
+            proxy.close()
+    assert isinstance(result, Capture) and result.content == PAGE, result
+    expected = b"Basic " + base64.b64encode(b"reader:s@cret")
+    (head,) = proxy.heads
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    assert {k.lower(): v for k, v in fields.items()}[b"proxy-authorization"] == expected
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1/admin", "http://169.254.169.254/latest/",
