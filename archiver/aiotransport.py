@@ -412,8 +412,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # reads them only from the environment).
             url = URL(proxy)
             if url.user is not None or url.password is not None:
-                auth = aiohttp.BasicAuth(url.user or "", url.password or "")
-                self._proxy_auth = auth.encode()
+                self._proxy_auth = aiohttp.encode_basic_auth(url.user or "",
+                                                             url.password or "")
                 url = url.with_user(None)
             self._proxy = url
 
