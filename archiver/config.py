@@ -45,6 +45,10 @@ def default_user_agent() -> str:
     return f"archiver/{__version__} (citation archiver; +{PROJECT_URL})"
 
 
+#: The values of ``[fetch] transport``.
+TRANSPORTS = ("auto", "httpcore", "aiohttp")
+
+
 @dataclass(frozen=True)
 class FetchSettings:
     """How the fetcher behaves; the ``[fetch]`` table.
@@ -57,7 +61,11 @@ class FetchSettings:
     host timed out, the host's remaining URLs are not fetched this run (0: never give up).
     ``workers``: processes that fetch and judge, each owning a share of the hosts
     (``archiver.shards``); 0 means one per core for runs of 256 URLs or more, 1 means the
-    run's own process only.
+    run's own process only. ``transport``: what carries HTTP/1.1 under httpx: ``"httpcore"``
+    (httpcore's pool over ``archiver.netstream``), ``"aiohttp"`` (``archiver.aiotransport``,
+    for routes where HTTP/2 cannot be used: http:// URLs, or any URL with ``http2`` false,
+    direct or through an http:// proxy; other routes stay on httpcore), or ``"auto"`` (the
+    one this version measured faster; see ``archiver.fetch``).
     """
 
     timeout: float = 30.0
@@ -76,6 +84,7 @@ class FetchSettings:
     backoff_base: float = 1.0
     backoff_max: float = 30.0
     http2: bool = True
+    transport: str = "auto"
     run_deadline: float = 3600.0
     host_give_up: int = 3
     workers: int = 0
@@ -349,6 +358,9 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path}: [fetch] workers must be 0 (one per core) to 64")
     if fetch.timeout <= 0:
         raise ConfigError(f"{path}: [fetch] timeout must be more than 0 seconds")
+    if fetch.transport not in TRANSPORTS:
+        raise ConfigError(f"{path}: [fetch] transport must be one of "
+                          f"{', '.join(map(repr, TRANSPORTS))}, got {fetch.transport!r}")
 
     archive_table = data.get("archive") or {}
     if not isinstance(archive_table, dict):

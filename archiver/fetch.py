@@ -1,7 +1,10 @@
 """The only network code: fetch cited URLs politely, within bounds, into the WARC writer.
 
 ``Fetcher`` wraps one ``httpx.AsyncClient`` (HTTP/1.1, and HTTP/2 where the server offers it;
-TLS trust and proxies from the environment as httpx does by default). For each URL it:
+TLS trust and proxies from the environment as httpx does by default). Under httpx, routes
+where HTTP/2 cannot be used may be carried by aiohttp instead of httpcore (``[fetch]
+transport``, ``archiver.aiotransport``): the same guard, phases, failures and records. For
+each URL it:
 
 * refuses what is not an http(s) URL (``invalid_url``) and, unless private networks are
   allowed, any host that resolves to a loopback/private/link-local/... address
@@ -344,6 +347,7 @@ class Fetcher:
         self._proxies = urllib.request.getproxies_environment()
         # (host, port) → until when its last pre-check resolution stands (see _precheck).
         self._resolved: dict[tuple[str, int], float] = {}
+        self._aiohttp: Any = None  # archiver.aiotransport.AiohttpPool, made when first used
 
     async def __aenter__(self) -> Fetcher:
         self._ssl_context = shared_ssl_context()
@@ -357,6 +361,26 @@ class Fetcher:
         clients, self._clients = self._clients, {}
         for client in clients.values():
             await client.aclose()
+        pool, self._aiohttp = self._aiohttp, None
+        if pool is not None:
+            await pool.aclose()
+
+    def _aiohttp_route(self, scheme: str, proxy: str | None) -> httpx.AsyncBaseTransport | None:
+        """The aiohttp transport for ``scheme`` URLs (through ``proxy``, when the environment
+        names one), or ``None`` where httpcore carries them: the setting says so, HTTP/2 may
+        be used (https with ``http2``), or the proxy is not an http:// one (SOCKS)."""
+        if _transport_of(self.settings) != "aiohttp":
+            return None
+        if scheme == "https" and self.settings.http2:
+            return None
+        if proxy is not None and not proxy.lower().startswith("http://"):
+            return None
+        from archiver.aiotransport import AiohttpPool, AiohttpTransport
+
+        if self._aiohttp is None:
+            assert self._ssl_context is not None
+            self._aiohttp = AiohttpPool(self.guard, self._ssl_context)
+        return AiohttpTransport(self._aiohttp, proxy)
 
     def _client_for(self, host: str) -> httpx.AsyncClient:
         """One client (and connection pool) per host.
@@ -380,7 +404,10 @@ class Fetcher:
             mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
             for scheme in ("http", "https"):
                 proxy = proxy_for(f"{scheme}://{host}/", self._proxies)
-                if proxy is not None:
+                aio = self._aiohttp_route(scheme, proxy)
+                if aio is not None:
+                    mounts[f"{scheme}://"] = aio
+                elif proxy is not None:
                     mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
                         proxy=proxy, verify=self._ssl_context, http2=settings.http2,
                         limits=limits)
@@ -722,6 +749,24 @@ class Fetcher:
 # character in Python). URL objects never change; a URL httpx refuses raises every time.
 _parse: Callable[[str], httpx.URL] = functools.lru_cache(maxsize=512)(httpx.URL)
 
+
+
+#: What ``[fetch] transport = "auto"`` means in this version (see docs/SCALING.md).
+AUTO_TRANSPORT = "aiohttp"
+
+
+def preload(settings: FetchSettings) -> None:
+    """Import what the fetcher's transport needs now (before worker processes are forked:
+    aiohttp's import loads two certificate stores, a quarter of a second of CPU, which the
+    workers then share rather than each paying for it)."""
+    if _transport_of(settings) == "aiohttp":
+        import archiver.aiotransport  # noqa: F401
+
+
+def _transport_of(settings: FetchSettings) -> str:
+    """``settings.transport`` with ``"auto"`` resolved: ``"httpcore"`` or ``"aiohttp"``."""
+    transport = settings.transport
+    return AUTO_TRANSPORT if transport == "auto" else transport
 
 
 def _hop_deadline(gate: _HostGate, budget: _Budget) -> float:

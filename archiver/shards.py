@@ -261,7 +261,7 @@ class ProcessShards:
 
     async def start(self) -> None:
         from archiver import capturing, warc
-        from archiver.fetch import shared_ssl_context
+        from archiver.fetch import preload, shared_ssl_context
 
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
@@ -270,6 +270,7 @@ class ProcessShards:
         warc.preload()  # imported once here rather than once in every worker
         capturing.preload()
         shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
+        preload(self.settings.fetch)  # the transport's modules too
         # Objects that exist now are not collected, in a worker or in the run's process, until
         # the workers are gone: a collection writes into every object it scans, and each page
         # it writes to is copied out of those the processes share. (Unfrozen in the run's

@@ -17,6 +17,9 @@ Clients, each run ``--repeat`` times, alternating, medians printed:
 - ``fetcher-stack``: the same client stack the fetcher builds (one ``httpx.AsyncClient`` per
   host, the guarded httpcore pool, the trace extension, the raw-headers hook), called
   directly: ``fetcher`` minus this is the cost of the fetcher's own wrapper;
+- ``fetcher-aiohttp``, ``fetcher-stack-aiohttp``: the same two with ``[fetch] transport =
+  "aiohttp"`` (``archiver.aiotransport`` under httpx instead of the guarded httpcore pool);
+  ``fetcher`` and ``fetcher-stack`` are on ``"httpcore"``;
 - ``fetcher-anyio``, ``fetcher-stack-anyio``: the same two over httpcore's own AnyIO
   network streams instead of ``archiver.netstream`` (the address guard still resolves and
   checks): the difference is what the asyncio streams save;
@@ -167,16 +170,16 @@ def wait_listening(host: str, port: int) -> None:
 # ── the clients ─────────────────────────────────────────────────────────────
 
 
-def settings_for(args: argparse.Namespace) -> FetchSettings:
+def settings_for(args: argparse.Namespace, transport: str = "httpcore") -> FetchSettings:
     return replace(FetchSettings(), per_host=args.concurrency // args.hosts,
                    concurrency=args.concurrency, host_interval=0.0, timeout=30,
-                   deadline=120, retries=1, http2=False)
+                   deadline=120, retries=1, http2=False, transport=transport)
 
 
 @contextlib.asynccontextmanager
-async def fetcher_client(args: argparse.Namespace, port: int):
+async def fetcher_client(args: argparse.Namespace, port: int, transport: str = "httpcore"):
     guard = AddressGuard.allowing((h, port) for h in args.host_list)
-    async with Fetcher(settings_for(args), None, guard=guard) as fetcher:
+    async with Fetcher(settings_for(args, transport), None, guard=guard) as fetcher:
         async def get(url: str) -> int:
             result = await fetcher.fetch(url)
             assert isinstance(result, Capture) and result.status == 200, result
@@ -185,11 +188,12 @@ async def fetcher_client(args: argparse.Namespace, port: int):
 
 
 @contextlib.asynccontextmanager
-async def fetcher_stack_client(args: argparse.Namespace, port: int):
+async def fetcher_stack_client(args: argparse.Namespace, port: int,
+                               transport: str = "httpcore"):
     from archiver.fetch import PhaseTrace
 
     guard = AddressGuard.allowing((h, port) for h in args.host_list)
-    async with Fetcher(settings_for(args), None, guard=guard) as fetcher:
+    async with Fetcher(settings_for(args, transport), None, guard=guard) as fetcher:
         async def get(url: str) -> int:
             client = fetcher._client_for(httpx.URL(url).host)
             request = client.build_request("GET", url, extensions={"trace": PhaseTrace()})
@@ -199,6 +203,18 @@ async def fetcher_stack_client(args: argparse.Namespace, port: int):
                 size += len(chunk)
             await response.aclose()
             return size
+        yield get
+
+
+@contextlib.asynccontextmanager
+async def fetcher_aiohttp_client(args: argparse.Namespace, port: int):
+    async with fetcher_client(args, port, "aiohttp") as get:
+        yield get
+
+
+@contextlib.asynccontextmanager
+async def fetcher_stack_aiohttp_client(args: argparse.Namespace, port: int):
+    async with fetcher_stack_client(args, port, "aiohttp") as get:
         yield get
 
 
@@ -281,6 +297,8 @@ async def aiohttp_client(args: argparse.Namespace, port: int):
 CLIENTS = {
     "fetcher": fetcher_client,
     "fetcher-stack": fetcher_stack_client,
+    "fetcher-aiohttp": fetcher_aiohttp_client,
+    "fetcher-stack-aiohttp": fetcher_stack_aiohttp_client,
     "fetcher-anyio": fetcher_anyio_client,
     "fetcher-stack-anyio": fetcher_stack_anyio_client,
     "httpx": httpx_client,
@@ -290,7 +308,8 @@ CLIENTS = {
 
 
 def available(name: str) -> bool:
-    module = {"httpx-aiohttp": "httpx_aiohttp", "aiohttp": "aiohttp"}.get(name)
+    module = {"httpx-aiohttp": "httpx_aiohttp", "aiohttp": "aiohttp",
+              "fetcher-aiohttp": "aiohttp", "fetcher-stack-aiohttp": "aiohttp"}.get(name)
     if module is None:
         return True
     try:

@@ -6,7 +6,9 @@ import os
 import shutil
 import ssl
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,27 @@ from tests.webserver import WebServer
 REPO = Path(__file__).resolve().parent.parent
 BRIEFING = REPO / "sources" / "kazakhstan-2020.md"
 ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+@pytest.fixture(params=["httpcore", "aiohttp"])
+def fetch_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once on each ``[fetch] transport``: every ``Fetcher`` made during the
+    test gets its settings with ``transport`` set, and on aiohttp with ``http2`` false too,
+    so that https routes are carried by it as well (with HTTP/2 they stay on httpcore).
+    Modules use it with ``pytestmark = pytest.mark.usefixtures("fetch_transport")``."""
+    from archiver import fetch
+
+    transport = request.param
+    original = fetch.Fetcher.__init__
+
+    def init(self: fetch.Fetcher, settings: Any, *args: Any, **kwargs: Any) -> None:
+        changes: dict[str, Any] = {"transport": transport}
+        if transport == "aiohttp":
+            changes["http2"] = False
+        original(self, replace(settings, **changes), *args, **kwargs)
+
+    monkeypatch.setattr(fetch.Fetcher, "__init__", init)
+    return transport
 
 
 @pytest.fixture

@@ -28,6 +28,9 @@ from archiver.warc import WarcWriter, read_record
 from tests.test_warc import assert_valid_warcs, read_warc
 from tests.webserver import Reply, Request, WebServer, drip, hang, redirect, reset
 
+# Every test runs on both transports under httpx (see conftest.fetch_transport).
+pytestmark = pytest.mark.usefixtures("fetch_transport")
+
 FAST = FetchSettings(timeout=2.0, deadline=6.0, retries=2, allow_private_networks=True,
                      host_interval=0.0, backoff_base=0.05, backoff_max=0.1)
 

@@ -34,6 +34,9 @@ from archiver.rescue import LookupResult, Rescuer
 from archiver.warc import WarcWriter
 from tests.test_warc import assert_valid_warcs, read_warc
 
+# Every test runs on both transports under httpx (see conftest.fetch_transport).
+pytestmark = pytest.mark.usefixtures("fetch_transport")
+
 SETTINGS = FetchSettings(timeout=0.5, deadline=10.0, retries=2, allow_private_networks=True,
                          host_interval=0.0, backoff_base=0.01, backoff_max=0.01)
 ATTEMPTS = SETTINGS.retries + 1

@@ -23,6 +23,9 @@ from archiver.guard import (
 from archiver.models import Capture, FetchFailure, Verdict
 from tests.webserver import Reply, WebServer
 
+# Every test runs on both transports under httpx (see conftest.fetch_transport).
+pytestmark = pytest.mark.usefixtures("fetch_transport")
+
 
 @pytest.mark.parametrize(("address", "word"), [
     ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("::1", "loopback"),

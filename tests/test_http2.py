@@ -275,6 +275,22 @@ def test_http2_off_falls_back_to_http11_on_the_same_server(h2_server: H2Server,
     assert payload == PAGE and http.get_statuscode() == "200"
 
 
+@pytest.mark.parametrize("transport", ["auto", "aiohttp"])
+def test_the_aiohttp_transport_leaves_http2_routes_to_httpcore(h2_server: H2Server,
+                                                              tmp_path: Path,
+                                                              transport: str) -> None:
+    """aiohttp speaks HTTP/1.1 only: with ``http2`` on, https URLs stay on httpcore (and
+    HTTP/2) whatever ``transport`` says; with ``http2`` off, aiohttp carries them."""
+    h2_server.routes["/page"] = Answer(200, ((b"content-type", b"text/html"),), PAGE)
+    fetch([h2_server.url("/page")], tmp_path / "h2", replace(FAST, transport=transport))
+    fetch([h2_server.url("/page")], tmp_path / "h1",
+          replace(FAST, transport=transport, http2=False))
+    assert h2_server.served == [("/page", "2"), ("/page", "1.1")]
+    for name in ("h2", "h1"):
+        (_, http, payload), = responses(tmp_path / name).values()
+        assert payload == PAGE and http.get_statuscode() == "200"
+
+
 def test_streamed_body_and_stalled_body_over_http2(h2_server: H2Server, tmp_path: Path) -> None:
     """A body sent in DATA frames with no Content-Length is stored whole; one that stalls is
     cut at the read timeout and archived as truncated, with what arrived."""

@@ -9,6 +9,7 @@ Real loopback proxies: a forwarding HTTP proxy and a CONNECT tunnel for HTTPS.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import socket
@@ -24,7 +25,10 @@ from archiver.fetch import Fetcher
 from archiver.models import Capture, FetchFailure, Verdict
 from archiver.warc import WarcWriter
 from tests.test_run import call, make_project, read_back
-from tests.webserver import Reply, WebServer
+from tests.webserver import Reply, Request, WebServer
+
+# Every test runs on both transports under httpx (see conftest.fetch_transport).
+pytestmark = pytest.mark.usefixtures("fetch_transport")
 
 PAGE = b"<html><head><title>Blocked at home</title></head><body><p>Evidence.</p></body></html>"
 
@@ -45,6 +49,7 @@ class ConnectProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.tunnels: list[str] = []
+        self.heads: list[bytes] = []  # each CONNECT request's head, as received
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -66,6 +71,7 @@ class ConnectProxy:
                 return
             head += chunk
         self.tunnels.append(head.split(b"\r\n", 1)[0].decode())
+        self.heads.append(head)
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
@@ -97,6 +103,27 @@ def fetch(url: str, tmp_path: Path, **settings: object) -> Capture | FetchFailur
     return asyncio.run(go())
 
 
+def test_proxy_credentials_in_its_url_are_sent_to_the_proxy(http_proxy: WebServer,
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             ) -> None:
+    seen: list[dict[str, str]] = []
+    answer = http_proxy.fallback
+    assert answer is not None
+
+    def record(req: Request) -> Reply | None:
+        seen.append(req.headers)
+        return answer(req)
+
+    http_proxy.fallback = record
+    monkeypatch.setenv("HTTP_PROXY", http_proxy.origin.replace("://", "://reader:s%40cret@"))
+    result = fetch("http://news.example.invalid/story", tmp_path)
+    assert isinstance(result, Capture) and result.content == PAGE, result
+    (headers,) = seen
+    expected = "Basic " + base64.b64encode(b"reader:s@cret").decode()
+    assert {k.lower(): v for k, v in headers.items()}["proxy-authorization"] == expected
+
+
 def test_http_proxy_reaches_a_name_only_the_proxy_can_resolve(http_proxy: WebServer,
                                                               tmp_path: Path) -> None:
     result = fetch("http://news.example.invalid/story?id=7", tmp_path)
@@ -126,7 +153,31 @@ def test_https_through_a_connect_tunnel(tls_ca, tmp_path: Path,
     assert isinstance(result, Capture), result
     assert result.status == 200 and result.content == PAGE
     assert proxy.tunnels == [f"CONNECT evidence.example.invalid:{site.port} HTTP/1.1"]
+    assert b"proxy-authorization" not in proxy.heads[0].lower()
     read_back(tmp_path)
+
+
+def test_proxy_credentials_go_with_the_connect_request(tls_ca, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("evidence.example.invalid").configure_cert(ctx)
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    with WebServer(ssl_context=ctx) as site:
+        site.route("/page", Reply(200, PAGE, {"Content-Type": "text/html"}))
+        proxy = ConnectProxy(site.port)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://reader:s%40cret@127.0.0.1:{proxy.port}")
+        try:
+            result = fetch(f"https://evidence.example.invalid:{site.port}/page", tmp_path,
+                           http2=False)
+        finally:
+            proxy.close()
+    assert isinstance(result, Capture) and result.content == PAGE, result
+    expected = b"Basic " + base64.b64encode(b"reader:s@cret")
+    (head,) = proxy.heads
+    fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if b": " in line)
+    assert {k.lower(): v for k, v in fields.items()}[b"proxy-authorization"] == expected
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1/admin", "http://169.254.169.254/latest/",
