@@ -358,6 +358,11 @@ def load_settings(config_path: str | Path, *, overrides: dict[str, Any] | None =
         raise ConfigError(f"{path}: [fetch] workers must be 0 (one per core) to 64")
     if fetch.timeout <= 0:
         raise ConfigError(f"{path}: [fetch] timeout must be more than 0 seconds")
+    if not fetch.user_agent.isascii() or not fetch.user_agent.isprintable():
+        # It goes into every request's head, which HTTP allows only in ASCII without control
+        # characters (httpx refuses anything else at the first request).
+        raise ConfigError(f"{path}: [fetch] user_agent must be printable ASCII (it is sent "
+                          f"in every request's head), got {fetch.user_agent!r}")
     if fetch.transport not in TRANSPORTS:
         raise ConfigError(f"{path}: [fetch] transport must be one of "
                           f"{', '.join(map(repr, TRANSPORTS))}, got {fetch.transport!r}")
