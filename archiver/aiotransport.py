@@ -50,6 +50,9 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.helpers import _EXC_SENTINEL
+from aiohttp.http_exceptions import HttpProcessingError
+from httpcore._utils import is_socket_readable
 from yarl import URL
 
 from archiver import netstream
@@ -65,11 +68,16 @@ class _Exchange:
     it was given (a response whose body came with its head has released it by the time
     aiohttp returns the response)."""
 
-    __slots__ = ("trace", "transport")
+    __slots__ = ("protocol", "trace", "transport", "tunnel_read", "tunnelling")
 
     def __init__(self, trace: Trace | None) -> None:
         self.trace = trace
         self.transport: asyncio.BaseTransport | None = None
+        self.protocol: _Handler | None = None
+        # While a CONNECT tunnel is being opened, and the read timeout for the proxy's
+        # answer (aiohttp reads it without one).
+        self.tunnelling = False
+        self.tunnel_read: float | None = None
 
 
 # The request being sent, seen by the connector (which aiohttp calls without it).
@@ -111,7 +119,39 @@ class _GuardResolver(AbstractResolver):
 class _Handler(ResponseHandler):
     """aiohttp's connection protocol, closing as ``archiver.netstream`` closes: over TLS
     without a ``close_notify`` (a graceful TLS close waits for the peer's, and a peer that
-    stopped answering would keep the socket open), and at once when unsent bytes remain."""
+    stopped answering would keep the socket open), and at once when unsent bytes remain.
+
+    It keeps the error the connection was lost with (``lost``: a reset mid-body is told as
+    the reset, as httpcore tells it), and a body that the parser finds malformed part way
+    (a bad chunk size) fails its reader at once: aiohttp would leave the reader waiting
+    (no read timeout either) until the run's deadline."""
+
+    lost: BaseException | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc
+        super().connection_lost(exc)
+
+    def set_response_params(self, **params: typing.Any) -> None:
+        exchange = _EXCHANGE.get()
+        tunnel = exchange is not None and exchange.tunnelling and \
+            params.get("read_timeout") is None and exchange.tunnel_read is not None
+        if tunnel:
+            assert exchange is not None
+            params["read_timeout"] = exchange.tunnel_read
+        super().set_response_params(**params)
+        if tunnel:  # the CONNECT was sent already: the clock starts now
+            self.start_timeout()
+
+    def set_exception(self, exc: BaseException,
+                      exc_cause: BaseException = _EXC_SENTINEL) -> None:
+        payload = self._payload
+        if isinstance(exc, HttpProcessingError) and payload is not None \
+                and not payload.is_eof() and payload.exception() is None:
+            error = aiohttp.ClientPayloadError(exc.message)
+            error.__cause__ = exc
+            payload.set_exception(error)
+        super().set_exception(exc, exc_cause)
 
     def close(self) -> None:
         transport = self.transport
@@ -140,12 +180,28 @@ class _Connector(aiohttp.TCPConnector):
         self._guard = guard
         self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
 
+    async def _get(self, key: typing.Any, traces: typing.Any) -> typing.Any:
+        # An idle connection with something to read (the server's close that the event loop
+        # has not handled yet, or bytes nobody asked for) is not reused: httpcore's pool
+        # drops it the same way (``netstream``'s ``is_readable``).
+        while True:
+            connection = await super()._get(key, traces)
+            if connection is None:
+                return None
+            transport = connection.transport
+            if transport is not None and not transport.is_closing() and not \
+                    is_socket_readable(transport.get_extra_info("socket")):
+                return connection
+            connection.close()
+
     async def connect(self, req: typing.Any, traces: typing.Any,
                       timeout: aiohttp.ClientTimeout) -> typing.Any:
         connection = await super().connect(req, traces, timeout)
         exchange = _EXCHANGE.get()
         if exchange is not None:
             exchange.transport = connection.transport
+            protocol = connection.protocol
+            exchange.protocol = protocol if isinstance(protocol, _Handler) else None
             if exchange.trace is not None:
                 # aiohttp writes a request without a body at once (into the socket's
                 # buffer): from here on, a failure strikes once the request may have been
@@ -185,12 +241,34 @@ class _Connector(aiohttp.TCPConnector):
         transport, protocol = await self._loop.create_connection(factory, sock=sock)
         context = kwargs.get("ssl")
         if not context:
+            exchange = _EXCHANGE.get()
+            if exchange is not None and exchange.tunnelling:
+                # To a proxy, for a CONNECT: its steps, as httpcore reports them.
+                await _step("http11.send_request_headers.started")
+                await _step("http11.receive_response_headers.started")
             return transport, protocol
         await _step("connection.start_tls.started")
         tls = await _start_tls(self._loop, transport, protocol, context,
                                kwargs.get("server_hostname"), limit)
         protocol.connection_made(tls)
         return tls, protocol
+
+    async def _create_proxy_connection(  # type: ignore[override]
+        self, req: typing.Any, traces: typing.Any, timeout: aiohttp.ClientTimeout,
+    ) -> tuple[asyncio.BaseTransport, ResponseHandler]:
+        exchange = _EXCHANGE.get()
+        if exchange is None or not req.is_ssl():
+            return await super()._create_proxy_connection(req, traces, timeout)
+        # A CONNECT tunnel: the proxy's answer read within the read timeout, refused as
+        # httpcore refuses it.
+        exchange.tunnelling, exchange.tunnel_read = True, timeout.sock_read
+        try:
+            return await super()._create_proxy_connection(req, traces, timeout)
+        except aiohttp.ClientHttpProxyError as exc:
+            await _step("http11.receive_response_headers.complete")
+            raise httpx.ProxyError(f"{exc.status} {exc.message}") from None
+        finally:
+            exchange.tunnelling, exchange.tunnel_read = False, None
 
     async def _start_tls_connection(  # type: ignore[override]
         self,
@@ -200,6 +278,7 @@ class _Connector(aiohttp.TCPConnector):
         client_error: type[Exception] = aiohttp.ClientConnectorError,
     ) -> tuple[asyncio.BaseTransport, ResponseHandler]:
         # TLS to the site through a proxy's CONNECT tunnel.
+        await _step("http11.receive_response_headers.complete")
         await _step("connection.start_tls.started")
         protocol = self._factory()
         context = self._get_ssl_context(req)
@@ -328,8 +407,9 @@ class _NetworkStream:
 class _Body(httpx.AsyncByteStream):
     """The response body as received (Content-Encoding intact), chunk by chunk."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, protocol: _Handler | None) -> None:
         self._response = response
+        self._protocol = protocol
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -340,6 +420,10 @@ class _Body(httpx.AsyncByteStream):
                     return
                 yield chunk
         except Exception as exc:
+            lost = self._protocol.lost if self._protocol is not None else None
+            if isinstance(exc, aiohttp.ClientPayloadError) and isinstance(lost, OSError):
+                # The connection was reset mid-body: told as the reset, as httpcore does.
+                raise httpx.ReadError(str(lost)) from lost
             mapped = _mapped(exc)
             if mapped is exc:
                 raise
@@ -408,8 +492,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             # reads them only from the environment).
             url = URL(proxy)
             if url.user is not None or url.password is not None:
-                auth = aiohttp.BasicAuth(url.user or "", url.password or "")
-                self._proxy_auth = auth.encode()
+                self._proxy_auth = aiohttp.encode_basic_auth(url.user or "", url.password or "")
                 url = url.with_user(None)
             self._proxy = url
 
@@ -448,7 +531,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),
-            stream=_Body(response),
+            stream=_Body(response, exchange.protocol),
             extensions={
                 "http_version": b"HTTP/1.0" if version is not None and version.minor == 0
                 and version.major == 1 else b"HTTP/1.1",
