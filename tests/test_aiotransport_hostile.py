@@ -180,14 +180,18 @@ def _summary(result: FetchResult) -> tuple[Any, ...]:
     if isinstance(result, FetchFailure):
         return ("failure", result.verdict, result.reason, result.attempts, len(result.hops))
     assert isinstance(result, Capture)
+    tls = result.hops[-1].tls
     return ("capture", result.status, result.content, result.truncated, result.attempts,
             result.body_bytes, tuple(hop.headers for hop in result.hops),
-            tuple(hop.status for hop in result.hops), result.hops[-1].remote_ip)
+            tuple(hop.status for hop in result.hops),
+            None if tls is None else (tls.version, tls.cipher, tls.chain),
+            result.hops[-1].remote_ip)
 
 
 def outcome(transport: str, behaviour: Behaviour, tmp_path: Path, paths: tuple[str, ...],
             settings: FetchSettings = SETTINGS, pause: float = 0.0,
-            together: bool = False, proxied: str | None = None) -> dict[str, Any]:
+            together: bool = False, proxied: str | None = None,
+            tls: ssl.SSLContext | None = None) -> dict[str, Any]:
     """Fetch ``paths`` from a fresh server with one fetcher on ``transport`` (one after the
     other, ``pause`` seconds apart, or all at once): what came of it. With ``proxied`` (an
     origin such as ``https://site.invalid``) the server is the proxy the paths of that
@@ -197,7 +201,7 @@ def outcome(transport: str, behaviour: Behaviour, tmp_path: Path, paths: tuple[s
     def record(attempt: Attempt) -> None:
         attempts.append((attempt.url.rsplit("/", 1)[-1], attempt.outcome, attempt.error))
 
-    server = RawServer(behaviour)
+    server = RawServer(behaviour, tls)
     archive = tmp_path / transport
     urls = [server.url(f"/{path}") if proxied is None else f"{proxied}/{path}"
             for path in paths]
@@ -211,13 +215,15 @@ def outcome(transport: str, behaviour: Behaviour, tmp_path: Path, paths: tuple[s
         with WarcWriter(archive, root=tmp_path, run_id="t") as writer:
             async with Fetcher(replace(settings, transport=transport), writer,
                                on_attempt=record) as fetcher:
-                if together:
-                    return list(await asyncio.gather(*(fetcher.fetch(u) for u in urls)))
                 results = []
-                for url in urls:
+                if together:
+                    results = list(await asyncio.gather(*(fetcher.fetch(u) for u in urls)))
+                for url in urls if not together else ():
                     results.append(await fetcher.fetch(url))
                     await asyncio.sleep(pause)
-                return results
+            # Nothing left running once the fetcher is closed.
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            return results
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -302,10 +308,33 @@ SAME: dict[str, Behaviour] = {
 }
 
 
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, str]:
+    """A server context with a certificate for 127.0.0.1, and the CA file trusting it."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    ca_file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return context, str(ca_file)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("name", list(SAME))
-def test_the_same_outcome_on_both_transports(name: str, tmp_path: Path) -> None:
-    one, other = both(SAME[name], tmp_path)
+def test_the_same_outcome_on_both_transports(name: str, scheme: str, tmp_path: Path,
+                                             tls_context: tuple[ssl.SSLContext, str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over plain HTTP and over TLS (``http2 = false``: HTTP/1.1 on both transports; the
+    server closes without a close_notify)."""
+    tls = None
+    if scheme == "https":
+        tls, ca_file = tls_context
+        monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    one, other = both(SAME[name], tmp_path, tls=tls)
     assert one == other
+    if other["results"][0][0] == "capture":  # the TLS session recorded, or none
+        assert (other["results"][0][-2] is not None) == (scheme == "https")
 
 
 def test_a_malformed_chunk_mid_body_is_a_cut_capture_at_once(tmp_path: Path) -> None:
