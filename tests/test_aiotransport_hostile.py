@@ -20,6 +20,7 @@ import gzip
 import os
 import re
 import socket
+import sqlite3
 import ssl
 import struct
 import threading
@@ -572,3 +573,60 @@ def test_proxies_failing_the_same_way(name: str, tmp_path: Path) -> None:
     assert time.monotonic() - started < SETTINGS.deadline
     assert one == other
     assert other["connections"] == 1 + SETTINGS.retries or other["results"][0][0] == "capture"
+
+
+# ── a whole run ─────────────────────────────────────────────────────────────
+
+RUN_PATHS = ["a plain answer", "chunked", "HTTP/1.0, close-delimited", "an empty answer",
+             "reset mid-body", "reset before the answer", "gzip kept raw",
+             "Content-Length longer than the body", "103 Early Hints first",
+             "a head of 90 KB (refused by the fetcher)"]
+
+
+def one_scenario(name: str) -> Behaviour:
+    """``SAME[name]`` for the cited page, a 404 for the soft-404 probe's made-up path
+    (chosen on the request line, peeked: the scenario reads the request itself)."""
+    def behaviour(server: RawServer, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n" not in data:
+            data = conn.recv(4096, socket.MSG_PEEK)
+            if not data:
+                return
+        if data.startswith(b"GET /page "):
+            SAME[name](server, conn)
+        else:
+            answer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")(server, conn)
+    return behaviour
+
+
+def test_a_whole_run_records_the_same_on_both_transports(tmp_path: Path) -> None:
+    """``archiver run`` (worker processes, the catalog, the reports) on each transport
+    against the same hostile server: the same verdicts, reasons and attempts."""
+    from tests.test_run import call, make_project, read_back
+
+    # A server (a host) per scenario: the run fetches a host's links at once, and a
+    # server closing right after its answer races any client reusing the connection.
+    servers = [RawServer(one_scenario(name)) for name in RUN_PATHS]
+    urls = [server.url() for server in servers]
+    recorded = {}
+    try:
+        for transport in TRANSPORTS:
+            root = tmp_path / transport
+            root.mkdir()
+            config = make_project(root, urls,
+                                  fetch=f'transport = "{transport}"\nhttp2 = false\n')
+            code, out, err = call("run", "--config", str(config), "--quiet")
+            assert code in (0, 1), out + err
+            read_back(root)
+            with contextlib.closing(sqlite3.connect(root / "archive" / "catalog.sqlite3")) as db:
+                recorded[transport] = (
+                    db.execute("SELECT url, verdict, reason FROM results ORDER BY url").fetchall(),
+                    db.execute("SELECT url, attempt, outcome, status, error FROM attempts "
+                               "ORDER BY url, attempt").fetchall())
+    finally:
+        for server in servers:
+            server.close()
+    results, attempts = recorded["aiohttp"]
+    assert len(results) == len(urls) and len(attempts) > len(urls)  # some retried
+    assert len({verdict for _, verdict, _ in results}) >= 3
+    assert recorded["httpcore"] == recorded["aiohttp"]
