@@ -630,3 +630,21 @@ def test_a_whole_run_records_the_same_on_both_transports(tmp_path: Path) -> None
     assert len(results) == len(urls) and len(attempts) > len(urls)  # some retried
     assert len({verdict for _, verdict, _ in results}) >= 3
     assert recorded["httpcore"] == recorded["aiohttp"]
+
+
+# ── slowloris: every byte within the read timeout, the whole beyond the deadline ──
+
+SLOW = replace(SETTINGS, deadline=2.0)
+
+
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_a_slowloris_server_meets_the_deadline_alike(where: str, tmp_path: Path) -> None:
+    data = ok(body=BODY * 4)
+    cut = 10 if where == "head" else len(data) - len(BODY * 4) + 10
+    one, other = both(answer(data[:cut], *bytewise(data[cut:], 0.3)), tmp_path, settings=SLOW)
+    assert one == other
+    result = other["results"][0]
+    if where == "head":
+        assert result[:2] == ("failure", "timeout")
+    else:
+        assert result[0] == "capture" and result[3] == "time"
