@@ -31,7 +31,14 @@ stack (``archiver.guard.GuardedBackend`` over ``archiver.netstream``) keeps:
   CONNECT tunnels for https URLs. SOCKS and https:// proxies stay on httpcore.
 
 aiohttp's own retry of an idempotent request on a dropped connection is off: retries are the
-fetcher's (``archiver.retry``), counted and logged.
+fetcher's (``archiver.retry``), counted and logged. A kept connection with something to read
+(the server's close) is not reused, as httpcore's pool drops it.
+
+Answers llhttp refuses before their head is handed out (h11 reads them, or fails them in
+its own words) are fetched again on the route's httpcore transport (``AiohttpTransport``'s
+``fallback``). Where the two still differ (a Transfer-Encoding other than chunked, which
+llhttp reads and h11 refuses; obs-folded values; the wording of a body's parse error; heads
+over 100 KB) is listed, as strict xfails, in ``tests/test_aiotransport_hostile.py``.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.helpers import _EXC_SENTINEL
+from aiohttp.http_exceptions import HttpProcessingError
+from httpcore._utils import is_socket_readable
 from yarl import URL
 
 from archiver import netstream
@@ -65,11 +75,16 @@ class _Exchange:
     it was given (a response whose body came with its head has released it by the time
     aiohttp returns the response)."""
 
-    __slots__ = ("trace", "transport")
+    __slots__ = ("protocol", "trace", "transport", "tunnel_read", "tunnelling")
 
     def __init__(self, trace: Trace | None) -> None:
         self.trace = trace
         self.transport: asyncio.BaseTransport | None = None
+        self.protocol: _Handler | None = None
+        # While a CONNECT tunnel is being opened, and the read timeout for the proxy's
+        # answer (aiohttp reads it without one).
+        self.tunnelling = False
+        self.tunnel_read: float | None = None
 
 
 # The request being sent, seen by the connector (which aiohttp calls without it).
@@ -111,7 +126,39 @@ class _GuardResolver(AbstractResolver):
 class _Handler(ResponseHandler):
     """aiohttp's connection protocol, closing as ``archiver.netstream`` closes: over TLS
     without a ``close_notify`` (a graceful TLS close waits for the peer's, and a peer that
-    stopped answering would keep the socket open), and at once when unsent bytes remain."""
+    stopped answering would keep the socket open), and at once when unsent bytes remain.
+
+    It keeps the error the connection was lost with (``lost``: a reset mid-body is told as
+    the reset, as httpcore tells it), and a body that the parser finds malformed part way
+    (a bad chunk size) fails its reader at once: aiohttp would leave the reader waiting
+    (no read timeout either) until the run's deadline."""
+
+    lost: BaseException | None = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = exc
+        super().connection_lost(exc)
+
+    def set_response_params(self, **params: typing.Any) -> None:
+        exchange = _EXCHANGE.get()
+        tunnel = exchange is not None and exchange.tunnelling and \
+            params.get("read_timeout") is None and exchange.tunnel_read is not None
+        if tunnel:
+            assert exchange is not None
+            params["read_timeout"] = exchange.tunnel_read
+        super().set_response_params(**params)
+        if tunnel:  # the CONNECT was sent already: the clock starts now
+            self.start_timeout()
+
+    def set_exception(self, exc: BaseException,
+                      exc_cause: BaseException = _EXC_SENTINEL) -> None:
+        payload = self._payload
+        if isinstance(exc, HttpProcessingError) and payload is not None \
+                and not payload.is_eof() and payload.exception() is None:
+            error = aiohttp.ClientPayloadError(exc.message)
+            error.__cause__ = exc
+            payload.set_exception(error)
+        super().set_exception(exc, exc_cause)
 
     def close(self) -> None:
         transport = self.transport
@@ -140,12 +187,28 @@ class _Connector(aiohttp.TCPConnector):
         self._guard = guard
         self._factory = functools.partial(_Handler, loop=self._loop)  # type: ignore[assignment]
 
+    async def _get(self, key: typing.Any, traces: typing.Any) -> typing.Any:
+        # An idle connection with something to read (the server's close that the event loop
+        # has not handled yet, or bytes nobody asked for) is not reused: httpcore's pool
+        # drops it the same way (``netstream``'s ``is_readable``).
+        while True:
+            connection = await super()._get(key, traces)
+            if connection is None:
+                return None
+            transport = connection.transport
+            if transport is not None and not transport.is_closing() and not \
+                    is_socket_readable(transport.get_extra_info("socket")):
+                return connection
+            connection.close()
+
     async def connect(self, req: typing.Any, traces: typing.Any,
                       timeout: aiohttp.ClientTimeout) -> typing.Any:
         connection = await super().connect(req, traces, timeout)
         exchange = _EXCHANGE.get()
         if exchange is not None:
             exchange.transport = connection.transport
+            protocol = connection.protocol
+            exchange.protocol = protocol if isinstance(protocol, _Handler) else None
             if exchange.trace is not None:
                 # aiohttp writes a request without a body at once (into the socket's
                 # buffer): from here on, a failure strikes once the request may have been
@@ -189,12 +252,34 @@ class _Connector(aiohttp.TCPConnector):
             raise
         context = kwargs.get("ssl")
         if not context:
+            exchange = _EXCHANGE.get()
+            if exchange is not None and exchange.tunnelling:
+                # To a proxy, for a CONNECT: its steps, as httpcore reports them.
+                await _step("http11.send_request_headers.started")
+                await _step("http11.receive_response_headers.started")
             return transport, protocol
         await _step("connection.start_tls.started")
         tls = await _start_tls(self._loop, transport, protocol, context,
                                kwargs.get("server_hostname"), limit)
         protocol.connection_made(tls)
         return tls, protocol
+
+    async def _create_proxy_connection(  # type: ignore[override]
+        self, req: typing.Any, traces: typing.Any, timeout: aiohttp.ClientTimeout,
+    ) -> tuple[asyncio.BaseTransport, ResponseHandler]:
+        exchange = _EXCHANGE.get()
+        if exchange is None or not req.is_ssl():
+            return await super()._create_proxy_connection(req, traces, timeout)
+        # A CONNECT tunnel: the proxy's answer read within the read timeout, refused as
+        # httpcore refuses it.
+        exchange.tunnelling, exchange.tunnel_read = True, timeout.sock_read
+        try:
+            return await super()._create_proxy_connection(req, traces, timeout)
+        except aiohttp.ClientHttpProxyError as exc:
+            await _step("http11.receive_response_headers.complete")
+            raise httpx.ProxyError(f"{exc.status} {exc.message}") from None
+        finally:
+            exchange.tunnelling, exchange.tunnel_read = False, None
 
     async def _start_tls_connection(  # type: ignore[override]
         self,
@@ -204,6 +289,7 @@ class _Connector(aiohttp.TCPConnector):
         client_error: type[Exception] = aiohttp.ClientConnectorError,
     ) -> tuple[asyncio.BaseTransport, ResponseHandler]:
         # TLS to the site through a proxy's CONNECT tunnel.
+        await _step("http11.receive_response_headers.complete")
         await _step("connection.start_tls.started")
         protocol = self._factory()
         context = self._get_ssl_context(req)
@@ -332,8 +418,10 @@ class _NetworkStream:
 class _Body(httpx.AsyncByteStream):
     """The response body as received (Content-Encoding intact), chunk by chunk."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, protocol: _Handler | None) -> None:
         self._response = response
+        self._protocol = protocol
+        self._read_to_end = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -341,9 +429,14 @@ class _Body(httpx.AsyncByteStream):
             while True:
                 chunk = await content.readany()
                 if not chunk:
+                    self._read_to_end = True
                     return
                 yield chunk
         except Exception as exc:
+            lost = self._protocol.lost if self._protocol is not None else None
+            if isinstance(exc, aiohttp.ClientPayloadError) and isinstance(lost, OSError):
+                # The connection was reset mid-body: told as the reset, as httpcore does.
+                raise httpx.ReadError(str(lost)) from lost
             mapped = _mapped(exc)
             if mapped is exc:
                 raise
@@ -351,10 +444,22 @@ class _Body(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         response = self._response
-        if response.content.at_eof():
+        # Only a body its reader took to the end gives the connection back (``_Response``).
+        if self._read_to_end and response.content.at_eof():
             response.release()  # the connection goes back to the pool
             return
         response.close()  # not read to its end: the connection cannot be reused
+
+
+class _Response(aiohttp.ClientResponse):
+    """aiohttp's response, but its connection goes back to the pool only when ``_Body``
+    says so (the body read to its end), not as soon as the body's last byte arrives:
+    httpcore reuses a connection only once the response on it was read, and a response the
+    fetcher refused (a head too large) on a connection the server is closing would
+    otherwise be followed by a request on it that fails as a reset."""
+
+    def _response_eof(self) -> None:
+        return None
 
 
 class AiohttpPool:
@@ -374,6 +479,7 @@ class AiohttpPool:
             session = aiohttp.ClientSession(
                 connector=connector,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                response_class=_Response,
                 auto_decompress=False,
                 max_line_size=_MAX_HEAD,
                 max_field_size=_MAX_HEAD,
@@ -401,10 +507,26 @@ class AiohttpPool:
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport sending through ``pool``'s session for ``proxy`` (``None``:
-    direct). Closing it closes nothing: the pool is its fetcher's."""
+    direct). Closing it closes nothing of the pool (it is its fetcher's); it closes
+    ``fallback`` when it owns it (``owns_fallback``).
 
-    def __init__(self, pool: AiohttpPool, proxy: str | None = None) -> None:
+    ``fallback`` is the httpcore transport of the same route. aiohttp's parser (llhttp) is
+    stricter than h11 and refuses answers that h11 reads and browsers show: a Content-Length
+    repeated with the same value, a Content-Length beside ``Transfer-Encoding: chunked``,
+    bytes after a complete answer in the same packet (a 204 with a body, a Content-Length
+    shorter than what was sent), a malformed status or header line. A page answered that way
+    is alive, and a verdict of ``connection_error`` would call it dead. So when llhttp
+    refuses an answer before its head is handed out, the request is made again on
+    ``fallback``, whose reading is the reference: the server sees the request twice, and
+    the verdict, reason and records are httpcore's. ``transport`` changes the CPU cost of a
+    run, not its results."""
+
+    def __init__(self, pool: AiohttpPool, proxy: str | None = None, *,
+                 fallback: httpx.AsyncBaseTransport | None = None,
+                 owns_fallback: bool = False) -> None:
         self._pool = pool
+        self._fallback = fallback
+        self._owns_fallback = owns_fallback
         self._proxy: URL | None = None
         self._proxy_auth: str | None = None
         if proxy is not None:
@@ -434,25 +556,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         trace = request.extensions.get("trace")
         exchange = _Exchange(trace)
         token = _EXCHANGE.set(exchange)
+        refused = False
         try:
             response = await session.request(
                 request.method, URL(str(request.url), encoded=True), headers=headers,
                 data=data or None, allow_redirects=False, timeout=timeout,
                 proxy=self._proxy, proxy_headers=proxy_headers)
         except Exception as exc:
-            mapped = _mapped(exc)
-            if mapped is exc:
-                raise
-            raise mapped from _origin(exc)
+            if self._fallback is None or not refused_by_parser(exc):
+                mapped = _mapped(exc)
+                if mapped is exc:
+                    raise
+                raise mapped from _origin(exc)
+            refused = True
         finally:
             _EXCHANGE.reset(token)
+        if refused:
+            assert self._fallback is not None
+            return await self._fallback.handle_async_request(request)
         if trace is not None:
             await trace("http11.receive_response_headers.complete", _NO_EVENT)
         version = response.version
         return httpx.Response(
             status_code=response.status,
             headers=list(response.raw_headers),
-            stream=_Body(response),
+            stream=_Body(response, exchange.protocol),
             extensions={
                 "http_version": b"HTTP/1.0" if version is not None and version.minor == 0
                 and version.major == 1 else b"HTTP/1.1",
@@ -463,4 +591,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
-        return None
+        if self._fallback is not None and self._owns_fallback:
+            await self._fallback.aclose()
+
+
+def refused_by_parser(exc: BaseException) -> bool:
+    """Whether ``exc`` (from sending a request) is llhttp refusing the answer's head (or
+    what came with it in one packet), rather than the network failing."""
+    return isinstance(exc, aiohttp.ClientResponseError) \
+        and isinstance(exc.__cause__, HttpProcessingError)

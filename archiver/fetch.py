@@ -365,10 +365,14 @@ class Fetcher:
         if pool is not None:
             await pool.aclose()
 
-    def _aiohttp_route(self, scheme: str, proxy: str | None) -> httpx.AsyncBaseTransport | None:
+    def _aiohttp_route(self, scheme: str, proxy: str | None,
+                       fallback: httpx.AsyncBaseTransport, *, owns_fallback: bool
+                       ) -> httpx.AsyncBaseTransport | None:
         """The aiohttp transport for ``scheme`` URLs (through ``proxy``, when the environment
         names one), or ``None`` where httpcore carries them: the setting says so, HTTP/2 may
-        be used (https with ``http2``), or the proxy is not an http:// one (SOCKS)."""
+        be used (https with ``http2``), or the proxy is not an http:// one (SOCKS).
+        ``fallback`` is the httpcore transport of the route, for the answers aiohttp's
+        parser refuses (``AiohttpTransport``)."""
         if _transport_of(self.settings) != "aiohttp":
             return None
         if scheme == "https" and self.settings.http2:
@@ -380,7 +384,8 @@ class Fetcher:
         if self._aiohttp is None:
             assert self._ssl_context is not None
             self._aiohttp = AiohttpPool(self.guard, self._ssl_context)
-        return AiohttpTransport(self._aiohttp, proxy)
+        return AiohttpTransport(self._aiohttp, proxy, fallback=fallback,
+                                owns_fallback=owns_fallback)
 
     def _client_for(self, host: str) -> httpx.AsyncClient:
         """One client (and connection pool) per host.
@@ -404,13 +409,15 @@ class Fetcher:
             mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
             for scheme in ("http", "https"):
                 proxy = proxy_for(f"{scheme}://{host}/", self._proxies)
-                aio = self._aiohttp_route(scheme, proxy)
+                route: httpx.AsyncBaseTransport = transport if proxy is None else \
+                    httpx.AsyncHTTPTransport(proxy=proxy, verify=self._ssl_context,
+                                             http2=settings.http2, limits=limits)
+                aio = self._aiohttp_route(scheme, proxy, route,
+                                          owns_fallback=route is not transport)
                 if aio is not None:
                     mounts[f"{scheme}://"] = aio
                 elif proxy is not None:
-                    mounts[f"{scheme}://"] = httpx.AsyncHTTPTransport(
-                        proxy=proxy, verify=self._ssl_context, http2=settings.http2,
-                        limits=limits)
+                    mounts[f"{scheme}://"] = route
             client = self._clients[host] = _Client(
                 transport=transport,
                 mounts=mounts,
