@@ -10,7 +10,6 @@ import asyncio
 import gzip
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from archiver.fetch import Fetcher, shared_ssl_context
 from archiver.guard import AddressGuard, AddressRefused
 from archiver.models import Capture
 from archiver.warc import WarcWriter
+from tests.loopback import ThreadedServer
 from tests.test_warc import assert_valid_warcs
 from tests.webserver import Reply, WebServer
 
@@ -43,34 +43,18 @@ def _no_backoff_sleeps() -> Iterator[None]:
         yield
 
 
-class Recorder:
+class Recorder(ThreadedServer):
     """A keep-alive server answering every request with ``ANSWER``, keeping each request head
     as received."""
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         buffer = b""
         with conn:
-            while True:
-                try:
-                    data = conn.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
+            while data := conn.recv(65536):
                 buffer += data
                 while b"\r\n\r\n" in buffer:
                     head, buffer = buffer.split(b"\r\n\r\n", 1)
@@ -98,9 +82,9 @@ def _heads(archive: Path) -> list[bytes]:
 
 
 def test_the_same_request_bytes_and_warc_records_on_both_transports(tmp_path: Path) -> None:
-    server = Recorder()
-    url = f"http://127.0.0.1:{server.port}/a%20path?q=%41&b"
-    results = {t: _capture(t, url, tmp_path / t) for t in ("httpcore", "aiohttp")}
+    with Recorder() as server:
+        url = f"http://127.0.0.1:{server.port}/a%20path?q=%41&b"
+        results = {t: _capture(t, url, tmp_path / t) for t in ("httpcore", "aiohttp")}
     # What went over the wire, byte for byte.
     assert len(server.heads) == 2 and server.heads[0] == server.heads[1]
     assert server.heads[0].startswith(b"GET /a%20path?q=%41&b HTTP/1.1\r\nHost: 127.0.0.1:")

@@ -26,7 +26,6 @@ import socket
 import sqlite3
 import ssl
 import struct
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from archiver.config import FetchSettings
 from archiver.fetch import Attempt, Fetcher
 from archiver.models import Capture, FetchFailure, FetchResult
 from archiver.warc import WarcWriter
+from tests.loopback import ThreadedServer
 from tests.test_warc import read_warc
 
 SETTINGS = FetchSettings(timeout=1.0, deadline=8.0, retries=1, allow_private_networks=True,
@@ -61,47 +61,20 @@ Piece = bytes | float | str
 Behaviour = Callable[["RawServer", socket.socket], None]
 
 
-class RawServer:
+class RawServer(ThreadedServer):
     """A TCP server on 127.0.0.1, port 0, running ``behaviour(server, conn)`` for each
     connection in its own thread (after a TLS handshake when ``tls`` is given), counting
     connections and keeping every request head it read."""
 
     def __init__(self, behaviour: Behaviour, tls: ssl.SSLContext | None = None) -> None:
-        self.behaviour, self.tls = behaviour, tls
-        self.stop = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
+        self.behaviour = behaviour
         self.requests: list[bytes] = []
-        self.lock = threading.Lock()
         self.active = self.most_active = 0
-        self._conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(tls)
 
-    def url(self, path: str = "/page") -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-                self._conns.append(conn)
-            self.behaviour(self, conn)
-        except OSError:
-            pass
+        self.behaviour(self, conn)
 
     def read_request(self, conn: socket.socket) -> bool:
         data = b""
@@ -113,12 +86,6 @@ class RawServer:
         self.requests.append(data)
         return True
 
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 def _reset(conn: socket.socket) -> None:

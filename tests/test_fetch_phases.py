@@ -11,7 +11,6 @@ about the certificate, the server just did not answer; it is retried.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import socket
@@ -32,6 +31,7 @@ from archiver.fetch import Attempt, Fetcher
 from archiver.models import Capture, FetchFailure, FetchResult, Verdict
 from archiver.rescue import LookupResult, Rescuer
 from archiver.warc import WarcWriter
+from tests.loopback import ThreadedServer
 from tests.test_warc import assert_valid_warcs, read_warc
 
 # Every test runs on both transports under httpx (see conftest.fetch_transport).
@@ -56,50 +56,17 @@ def _no_backoff_sleeps() -> Iterator[None]:
 Behaviour = Callable[[socket.socket, threading.Event], None]
 
 
-class RawServer:
+class RawServer(ThreadedServer):
     """A TCP server on 127.0.0.1, port 0, that runs ``behaviour(conn, stop)`` for each
     connection in its own thread, after a TLS handshake when ``tls`` is given. Stalling
     behaviours wait on ``stop``, which is set when the server closes."""
 
     def __init__(self, behaviour: Behaviour, tls: ssl.SSLContext | None = None) -> None:
-        self.behaviour, self.tls = behaviour, tls
-        self.stop = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._conns: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        self.behaviour = behaviour
+        super().__init__(tls)
 
-    def url(self, path: str = "/page") -> str:
-        scheme = "https" if self.tls is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-                self._conns.append(conn)
-            self.behaviour(conn, self.stop)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.close()
+    def serve(self, conn: socket.socket) -> None:
+        self.behaviour(conn, self.stop)
 
 
 def read_request(conn: socket.socket) -> None:

@@ -20,6 +20,7 @@ import httpcore
 import pytest
 
 from archiver import netstream
+from tests.loopback import ThreadedServer
 
 trustme = pytest.importorskip("trustme")
 
@@ -43,41 +44,17 @@ def causes(exc: BaseException) -> list[BaseException]:
     return chain
 
 
-class Server:
+class Server(ThreadedServer):
     """A TCP server on 127.0.0.1 that runs ``behaviour(conn)`` for each connection in a
     thread (after a TLS handshake when ``tls`` is given); ``stop`` releases waiting ones."""
 
     def __init__(self, behaviour: Callable[[socket.socket, threading.Event], None],
                  tls: ssl.SSLContext | None = None) -> None:
-        self.behaviour, self.tls = behaviour, tls
-        self.stop = threading.Event()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.behaviour = behaviour
+        super().__init__(tls)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError, ssl.SSLError):
-            if self.tls is not None:
-                conn = self.tls.wrap_socket(conn, server_side=True)
-                self.conns.append(conn)
-            self.behaviour(conn, self.stop)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.close()
+    def serve(self, conn: socket.socket) -> None:
+        self.behaviour(conn, self.stop)
 
 
 @contextlib.contextmanager

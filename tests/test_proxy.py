@@ -24,6 +24,7 @@ from archiver.config import FetchSettings
 from archiver.fetch import Fetcher
 from archiver.models import Capture, FetchFailure, Verdict
 from archiver.warc import WarcWriter
+from tests.loopback import ThreadedServer
 from tests.test_run import call, make_project, read_back
 from tests.webserver import Reply, Request, WebServer
 
@@ -43,24 +44,17 @@ def http_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebServer]:
         yield proxy
 
 
-class ConnectProxy:
+class ConnectProxy(ThreadedServer):
     """A CONNECT tunnel to ``target_port`` on loopback, whatever host the client names."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.tunnels: list[str] = []
         self.heads: list[bytes] = []  # each CONNECT request's head, as received
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+    def serve(self, conn: socket.socket) -> None:
+        self._tunnel(conn)
 
     def _tunnel(self, client: socket.socket) -> None:
         head = b""
@@ -88,9 +82,6 @@ class ConnectProxy:
 
         threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
         pipe(client, upstream)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def fetch(url: str, tmp_path: Path, **settings: object) -> Capture | FetchFailure:
@@ -134,45 +125,39 @@ def test_http_proxy_reaches_a_name_only_the_proxy_can_resolve(http_proxy: WebSer
     assert ("response", "http://news.example.invalid/story?id=7") in records
 
 
-def test_https_through_a_connect_tunnel(tls_ca, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def _through_connect_proxy(tls_ca, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           credentials: str = "") -> tuple[Capture | FetchFailure,
+                                                           ConnectProxy, int]:
+    """Fetch a page of an https site through a CONNECT proxy named in ``HTTPS_PROXY`` (with
+    ``credentials``, ``user:password@``, in its URL): the result, the proxy, the site's
+    port."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls_ca.issue_cert("evidence.example.invalid").configure_cert(ctx)
     ca_file = tmp_path / "ca.pem"
     tls_ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    with WebServer(ssl_context=ctx) as site:
+    with WebServer(ssl_context=ctx) as site, ConnectProxy(site.port) as proxy:
         site.route("/page", Reply(200, PAGE, {"Content-Type": "text/html"}))
-        proxy = ConnectProxy(site.port)
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
-        try:
-            result = fetch(f"https://evidence.example.invalid:{site.port}/page", tmp_path,
-                           http2=False)
-        finally:
-            proxy.close()
+        monkeypatch.setenv("HTTPS_PROXY", f"http://{credentials}127.0.0.1:{proxy.port}")
+        result = fetch(f"https://evidence.example.invalid:{site.port}/page", tmp_path,
+                       http2=False)
+    return result, proxy, site.port
+
+
+def test_https_through_a_connect_tunnel(tls_ca, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    result, proxy, port = _through_connect_proxy(tls_ca, tmp_path, monkeypatch)
     assert isinstance(result, Capture), result
     assert result.status == 200 and result.content == PAGE
-    assert proxy.tunnels == [f"CONNECT evidence.example.invalid:{site.port} HTTP/1.1"]
+    assert proxy.tunnels == [f"CONNECT evidence.example.invalid:{port} HTTP/1.1"]
     assert b"proxy-authorization" not in proxy.heads[0].lower()
     read_back(tmp_path)
 
 
 def test_proxy_credentials_go_with_the_connect_request(tls_ca, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls_ca.issue_cert("evidence.example.invalid").configure_cert(ctx)
-    ca_file = tmp_path / "ca.pem"
-    tls_ca.cert_pem.write_to_path(str(ca_file))
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
-    with WebServer(ssl_context=ctx) as site:
-        site.route("/page", Reply(200, PAGE, {"Content-Type": "text/html"}))
-        proxy = ConnectProxy(site.port)
-        monkeypatch.setenv("HTTPS_PROXY", f"http://reader:s%40cret@127.0.0.1:{proxy.port}")
-        try:
-            result = fetch(f"https://evidence.example.invalid:{site.port}/page", tmp_path,
-                           http2=False)
-        finally:
-            proxy.close()
+    result, proxy, _ = _through_connect_proxy(tls_ca, tmp_path, monkeypatch,
+                                              credentials="reader:s%40cret@")
     assert isinstance(result, Capture) and result.content == PAGE, result
     expected = b"Basic " + base64.b64encode(b"reader:s@cret")
     (head,) = proxy.heads
