@@ -27,7 +27,8 @@ class ThreadedServer:
         self._conns: list[socket.socket] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def url(self, path: str = "/page") -> str:
         scheme = "https" if self.tls is not None else "http"
@@ -58,6 +59,13 @@ class ThreadedServer:
 
     def close(self) -> None:
         self.stop.set()
+        # Closing a listening socket does not wake a thread blocked in accept() on Linux:
+        # the thread would keep the port listening, and once the descriptor's number is
+        # reused by another test's server, its next accept() would take that server's
+        # connections. shutdown() wakes it (EINVAL); it ends before the socket is closed.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(timeout=5)
         self.sock.close()
         for conn in self._conns:
             with contextlib.suppress(OSError):
