@@ -54,6 +54,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohappyeyeballs
 import aiohttp
+import httpcore
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
@@ -303,35 +304,18 @@ class _Connector(aiohttp.TCPConnector):
 async def _start_tls(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport,
                      protocol: asyncio.BaseProtocol, context: ssl.SSLContext,
                      server_hostname: str | None, limit: float | None) -> asyncio.Transport:
-    """``loop.start_tls`` with ``archiver.netstream``'s outcomes: a timeout is
-    ``ConnectTimeout``, a TLS failure or the peer's close ``ConnectError``; the connection is
-    aborted (not closed gracefully) on any failure, cancellation included."""
+    """``archiver.netstream.handshake`` with its outcomes as httpx's exceptions (a timeout
+    ``ConnectTimeout``, a TLS failure or the peer's close ``ConnectError``)."""
     # The protocols httpcore offers on an HTTP/1.1-only route (it sets them on the shared
     # context before every handshake too): the same ClientHello on either transport.
     context.set_alpn_protocols(_ALPN)
     try:
-        async with asyncio.timeout(limit):
-            tls = await loop.start_tls(
-                transport, protocol, context, server_hostname=server_hostname,
-                ssl_handshake_timeout=None if limit is None else limit + 1.0)
-    except TimeoutError as exc:
-        transport.abort()
-        raise httpx.ConnectTimeout(str(exc)) from exc
-    except ConnectionResetError as exc:
-        transport.abort()
-        error: Exception = exc if exc.args else netstream.EndOfStream()
-        raise httpx.ConnectError(str(error)) from error
-    except (OSError, ssl.SSLError) as exc:
-        transport.abort()
-        raise httpx.ConnectError(str(exc)) from exc
-    except BaseException:
-        transport.abort()
-        raise
-    if tls is None:
-        transport.abort()
-        error = ConnectionResetError("the connection closed before TLS started")
-        raise httpx.ConnectError(str(error)) from error
-    return typing.cast(asyncio.Transport, tls)
+        return await netstream.handshake(loop, transport, protocol, context, server_hostname,
+                                         limit)
+    except httpcore.ConnectTimeout as exc:
+        raise httpx.ConnectTimeout(str(exc)) from exc.__cause__
+    except httpcore.ConnectError as exc:
+        raise httpx.ConnectError(str(exc)) from exc.__cause__
 
 
 def _mapped(exc: Exception) -> Exception:
@@ -402,17 +386,7 @@ class _NetworkStream:
 
     def get_extra_info(self, info: str) -> typing.Any:
         transport = self._transport
-        if transport is None:
-            return None
-        if info == "ssl_object":
-            return transport.get_extra_info("ssl_object")
-        if info == "server_addr":
-            return netstream._address(transport.get_extra_info("peername"))
-        if info == "client_addr":
-            return netstream._address(transport.get_extra_info("sockname"))
-        if info == "socket":
-            return transport.get_extra_info("socket")
-        return None
+        return None if transport is None else netstream.transport_info(transport, info)
 
 
 class _Body(httpx.AsyncByteStream):

@@ -757,7 +757,6 @@ class Fetcher:
 _parse: Callable[[str], httpx.URL] = functools.lru_cache(maxsize=512)(httpx.URL)
 
 
-
 #: What ``[fetch] transport = "auto"`` means in this version (see docs/SCALING.md).
 AUTO_TRANSPORT = "aiohttp"
 

@@ -216,51 +216,67 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         protocol = self._protocol
-        try:
-            async with asyncio.timeout(timeout):
-                # The handshake timeout is a backstop behind the deadline above, which
-                # expires first and reads as a timeout (asyncio's own reads as an abort).
-                tls = await loop.start_tls(
-                    self._transport, protocol, ssl_context, server_hostname=server_hostname,
-                    ssl_handshake_timeout=None if timeout is None else timeout + 1.0)
-        except TimeoutError as exc:
-            self._transport.abort()
-            raise httpcore.ConnectTimeout(exc) from exc
-        except ConnectionResetError as exc:
-            self._transport.abort()
-            # asyncio's word for "the peer closed in the middle of the handshake" is a bare
-            # ConnectionResetError; a reset proper carries its errno and message.
-            error: Exception = exc if exc.args else EndOfStream()
-            raise httpcore.ConnectError(error) from error
-        except (OSError, ssl.SSLError) as exc:
-            self._transport.abort()
-            raise httpcore.ConnectError(exc) from exc
-        except BaseException:
-            self._transport.abort()
-            raise
-        if tls is None:  # the transport was closing: not expected after a connect
-            self._transport.abort()
-            error = ConnectionResetError("the connection closed before TLS started")
-            raise httpcore.ConnectError(error) from error
-        tls = typing.cast(asyncio.Transport, tls)
+        tls = await handshake(loop, self._transport, protocol, ssl_context, server_hostname,
+                              timeout)
         protocol.transport = tls
         return AsyncioStream(tls, protocol, raw=self._transport)
 
     def get_extra_info(self, info: str) -> typing.Any:
-        if info == "ssl_object":
-            return self._transport.get_extra_info("ssl_object")
-        if info == "client_addr":
-            return _address(self._transport.get_extra_info("sockname"))
-        if info == "server_addr":
-            return _address(self._transport.get_extra_info("peername"))
-        if info == "socket":
-            return self._transport.get_extra_info("socket")
         if info == "is_readable":
             protocol = self._protocol
             if protocol.chunks or protocol.eof or protocol.lost:
                 return True
             return is_socket_readable(self._transport.get_extra_info("socket"))
-        return None
+        return transport_info(self._transport, info)
+
+
+async def handshake(loop: asyncio.AbstractEventLoop, transport: asyncio.Transport,
+                    protocol: asyncio.BaseProtocol, ssl_context: ssl.SSLContext,
+                    server_hostname: str | None, timeout: float | None) -> asyncio.Transport:
+    """TLS over the connected ``transport`` within ``timeout``: the TLS transport, or
+    httpcore's ``ConnectTimeout`` / ``ConnectError`` (from what happened); the connection is
+    aborted (not closed gracefully) on any failure, cancellation included."""
+    try:
+        async with asyncio.timeout(timeout):
+            # The handshake timeout is a backstop behind the deadline above, which
+            # expires first and reads as a timeout (asyncio's own reads as an abort).
+            tls = await loop.start_tls(
+                transport, protocol, ssl_context, server_hostname=server_hostname,
+                ssl_handshake_timeout=None if timeout is None else timeout + 1.0)
+    except TimeoutError as exc:
+        transport.abort()
+        raise httpcore.ConnectTimeout(exc) from exc
+    except ConnectionResetError as exc:
+        transport.abort()
+        # asyncio's word for "the peer closed in the middle of the handshake" is a bare
+        # ConnectionResetError; a reset proper carries its errno and message.
+        error: Exception = exc if exc.args else EndOfStream()
+        raise httpcore.ConnectError(error) from error
+    except (OSError, ssl.SSLError) as exc:
+        transport.abort()
+        raise httpcore.ConnectError(exc) from exc
+    except BaseException:
+        transport.abort()
+        raise
+    if tls is None:  # the transport was closing: not expected after a connect
+        transport.abort()
+        error = ConnectionResetError("the connection closed before TLS started")
+        raise httpcore.ConnectError(error) from error
+    return typing.cast(asyncio.Transport, tls)
+
+
+def transport_info(transport: asyncio.BaseTransport, info: str) -> typing.Any:
+    """What a ``network_stream`` extension answers about the connection ``transport``
+    carries (``ssl_object``, ``client_addr``, ``server_addr``, ``socket``), or ``None``."""
+    if info == "ssl_object":
+        return transport.get_extra_info("ssl_object")
+    if info == "client_addr":
+        return _address(transport.get_extra_info("sockname"))
+    if info == "server_addr":
+        return _address(transport.get_extra_info("peername"))
+    if info == "socket":
+        return transport.get_extra_info("socket")
+    return None
 
 
 def _address(sockaddr: typing.Any) -> typing.Any:
