@@ -1115,6 +1115,10 @@ class Catalog:
         )
 
     # The original of a revisit: the oldest response record with the same payload.
+    # ``revisit = 0``, not ``NOT revisit``: only an equality lets SQLite seek
+    # ``captures_by_digest`` (payload_digest, revisit, captured_at) to the oldest original;
+    # ``NOT revisit`` read and sorted every capture of the payload for each row, quadratic
+    # where thousands of pages share one (an error page served for every missing URL).
     _CAPTURE_SELECT = """
         SELECT c.*, t.text AS text_blob,
                o.warc_path AS o_path, o.warc_offset AS o_offset, o.warc_length AS o_length,
@@ -1123,7 +1127,7 @@ class Catalog:
         LEFT JOIN texts t ON t.digest = c.payload_digest
         LEFT JOIN captures o ON c.revisit AND o.id = (
             SELECT id FROM captures
-            WHERE payload_digest = c.payload_digest AND NOT revisit AND record_id IS NOT NULL
+            WHERE payload_digest = c.payload_digest AND revisit = 0 AND record_id IS NOT NULL
             ORDER BY captured_at, id LIMIT 1)
     """
 
@@ -1260,7 +1264,7 @@ class Catalog:
         # payload written, quadratic in the size of the archive.
         rows = self._read(
             "SELECT c.record_id, c.final_url, c.captured_at FROM captures c"
-            " WHERE c.payload_digest = ? AND NOT c.revisit AND c.record_id IS NOT NULL"
+            " WHERE c.payload_digest = ? AND c.revisit = 0 AND c.record_id IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM provenance p WHERE p.record_id = c.record_id"
             "  AND json_extract(p.document, '$.kind') = 'rescued')"
             " ORDER BY c.captured_at, c.id LIMIT 1",

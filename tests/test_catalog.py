@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -839,3 +839,55 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
     versions = [row[0] for row in db.execute("SELECT version FROM schema_version")]
     db.close()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def _steps(catalog: Catalog, read: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps (in hundreds) that ``read`` costs."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    catalog._db.set_progress_handler(count, 100)
+    try:
+        read()
+    finally:
+        catalog._db.set_progress_handler(None, 100)
+    return steps
+
+
+def test_reading_revisits_of_a_shared_payload_does_not_grow_with_their_number(
+        tmp_path: Path) -> None:
+    """One error page served for every missing URL is one payload with thousands of
+    revisits. Finding each revisit's original (the oldest response with the payload) seeks
+    the digest index; it read and sorted every capture of the payload for each row, so
+    reading 100 such links cost ten times more at 1,000 revisits than at 100."""
+    costs = []
+    urls = [f"{URL}/{n}" for n in range(1, 101)]
+    for revisits in (100, 1_000):
+        with Catalog.open(tmp_path / f"a{revisits}") as catalog:
+            run_id = catalog.begin_run("run", [])
+            catalog.record_capture(run_id, make_capture(f"{URL}/0", record="<urn:uuid:0>"),
+                                   text="gone", title="Not found")
+            for n in range(1, revisits + 1):
+                catalog.record_capture(
+                    run_id, make_capture(f"{URL}/{n}", record=f"<urn:uuid:{n}>",
+                                         offset=n * 1000, at=T0 + timedelta(seconds=n),
+                                         revisit=True),
+                    text="gone", title="Not found")
+            found = catalog.latest_captures(urls)
+            assert all(found[u][0].payload.record_id == "<urn:uuid:0>" for u in urls)
+            facts = catalog.link_facts(urls)
+            assert all(facts[u].capture.payload.record_id == "<urn:uuid:0>" for u in urls)
+            assert catalog.find_payload("sha1:AAAA").record_id == "<urn:uuid:0>"
+            costs.append((
+                _steps(catalog, lambda: catalog.latest_captures(urls)),
+                _steps(catalog, lambda: catalog.link_facts(urls)),
+                _steps(catalog, lambda: [catalog.latest_capture(u) for u in urls[:10]]),
+                _steps(catalog, lambda: [catalog.find_payload("sha1:AAAA") for _ in range(10)]),
+            ))
+    small, large = costs
+    for few, many in zip(small, large, strict=True):
+        assert many < 2 * few + 20, costs
