@@ -28,7 +28,8 @@ def looks_like(text: str) -> bool:
 
 
 class _Numbers:
-    """Label → footnote number."""
+    """Label → footnote number. A label's number is one ``int`` object however often the
+    label is used: a footnote's number and its markers' claims share it."""
 
     def __init__(self, labels: list[str]) -> None:
         numeric = [int(label) for label in labels if label.isdigit()]
@@ -36,12 +37,15 @@ class _Numbers:
         self.map: dict[str, int] = {}
 
     def __call__(self, label: str) -> int:
-        if label.isdigit():
-            return int(label)
-        if label not in self.map:
-            self.map[label] = self.next
-            self.next += 1
-        return self.map[label]
+        number = self.map.get(label)
+        if number is None:
+            if label.isdigit():
+                number = int(label)
+            else:
+                number = self.next
+                self.next += 1
+            self.map[label] = number
+        return number
 
 
 def read(text: str) -> Draft:
