@@ -260,7 +260,33 @@ def _login_note(host: str, path: str) -> str | None:
     return None
 
 
+# A URL of the plainest shape: a lower-case http or https scheme, a host part without user
+# info or brackets, a path or nothing, no query, no fragment, no white space. Whether such a
+# URL is malformed (and why), whether its host is private and its host name depend on the
+# part before its path alone, so they are judged once per host, not once per URL: a
+# document cites thousands of pages of a few hosts.
+_PLAIN = re.compile(r"(https?)://([^/?#@\[\]\\\s]*)(/[^?#\s]*)?")
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain_host(head: str) -> tuple[str | None, str | None, str]:
+    """``(problem, private-address message, host name)`` shared by the plain URLs that
+    start with ``head`` (``scheme://host:port``): what :func:`_url_findings` would find."""
+    problem = _malformed(head)
+    if problem is not None:
+        return problem, None, ""
+    return None, _private_message(url_host(head)), urlsplit(head).hostname or ""
+
+
+@functools.lru_cache(maxsize=16)
+def _login_message(note: str) -> str:
+    return f"{note}; cite an archived copy too"
+
+
 def _url_findings(number: int, line: int, url: str) -> list[Finding]:
+    plain = _PLAIN.fullmatch(url)
+    if plain is not None:
+        return _plain_findings(number, line, url, plain)
     problem = _malformed(url)
     if problem is not None:
         return [_make("malformed-url", f"{url} {problem}", number, line, url)]
@@ -289,11 +315,32 @@ def _url_findings(number: int, line: int, url: str) -> list[Finding]:
         found.append(_make("private-address", private, number, line, url))
     note = _login_note(parts.hostname or "", parts.path)
     if note:
-        found.append(_make("login-only", f"{note}; cite an archived copy too", number, line,
-                           url))
+        found.append(_make("login-only", _login_message(note), number, line, url))
     if parts.scheme.lower() == "http":
-        found.append(_make("plain-http", "plain http link; check whether https works",
-                           number, line, url, "https://" + url[len("http://"):]))
+        found.append(_make("plain-http", _PLAIN_HTTP, number, line, url,
+                           "https://" + url[len("http://"):]))
+    return found
+
+
+_PLAIN_HTTP = "plain http link; check whether https works"
+
+
+def _plain_findings(number: int, line: int, url: str, plain: re.Match[str]) -> list[Finding]:
+    """:func:`_url_findings` of a URL of the plain shape (``_PLAIN``): the same findings,
+    with what depends on the host judged once per host. Without a query or fragment, such a
+    URL has no tracking parameter and no empty text fragment."""
+    problem, private, hostname = _plain_host(url[:plain.end(2)])
+    if problem is not None:
+        return [_make("malformed-url", f"{url} {problem}", number, line, url)]
+    found = []
+    if private:
+        found.append(_make("private-address", private, number, line, url))
+    note = _login_note(hostname, plain.group(3) or "")
+    if note:
+        found.append(_make("login-only", _login_message(note), number, line, url))
+    if plain.group(1) == "http":
+        found.append(_make("plain-http", _PLAIN_HTTP, number, line, url,
+                           "https://" + url[len("http://"):]))
     return found
 
 

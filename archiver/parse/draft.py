@@ -18,7 +18,7 @@ from archiver.parse.sentences import claim_span, ends_open, normalise_space, sen
 __all__ = ["Draft", "Marker", "NoteDraft", "Unit", "assemble"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Marker:
     """A footnote marker in the body: its number, offset in the unit's plain text, line."""
 
@@ -27,7 +27,7 @@ class Marker:
     line: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     """A block of body text (a paragraph, list item or heading) as plain text with markers.
 
@@ -40,7 +40,7 @@ class Unit:
     markers: list[Marker] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class NoteDraft:
     """A footnote definition: number, plain text, URLs in order, line of the definition."""
 
