@@ -140,10 +140,10 @@ def structure_findings(markers: Sequence[tuple[int, int]],
             findings.append(_make(
                 "orphan-footnote", f"footnote {number} is not cited by any marker",
                 number, line))
-    every = set(defined) | set(cited)
-    if every:
-        for number in range(1, max(every)):
-            if number not in every and number > 0:
+    if defined or cited:
+        highest_number = max(max(defined, default=0), max(cited, default=0))
+        for number in range(1, highest_number):
+            if number not in defined and number not in cited:
                 findings.append(_make(
                     "numbering-gap", f"footnote numbering skips {number}", None, None))
     previous = None
@@ -365,8 +365,18 @@ def lint(doc: Document) -> tuple[Finding, ...]:
     return tuple(findings)
 
 
+_NEGATIVE_RANK = {severity: -severity.rank for severity in Severity}
+
+
 def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
-    """Document order: by line (whole-document findings first), then severity, then code."""
-    return tuple(sorted(findings, key=lambda f: (
-        f.line if f.line is not None else -1, -f.severity.rank, f.code, f.footnote or 0,
-        f.url or "")))
+    """Document order: by line (whole-document findings first), then severity, then code
+    (then footnote and URL)."""
+    # One stable sort per key, least significant first: the same order as one sort by the
+    # tuple of keys, without a key tuple per finding alive at once (18 MB at 200,000).
+    ordered = list(findings)
+    ordered.sort(key=lambda f: f.url or "")
+    ordered.sort(key=lambda f: f.footnote or 0)
+    ordered.sort(key=lambda f: f.code)
+    ordered.sort(key=lambda f: _NEGATIVE_RANK[f.severity])
+    ordered.sort(key=lambda f: -1 if f.line is None else f.line)
+    return tuple(ordered)

@@ -155,12 +155,12 @@ def _structure(draft: Draft, markers: list[Marker]) -> list[Finding]:
     return found
 
 
-def assemble(draft: Draft, path: str) -> Document:
-    """Turn a reader's draft into the Document: claims per marker, structural findings, URL
-    findings. Never raises on content; every oddity becomes a finding."""
+def _claims(units: list[Unit], markers: list[Marker]) -> dict[int, list[Claim]]:
+    """Each footnote number's claims, in marker order; every marker is added to
+    ``markers``. (A function of its own: the sentence spans of the last unit are freed when
+    it returns, not kept to the end of :func:`assemble`.)"""
     claims: dict[int, list[Claim]] = {}
-    markers: list[Marker] = []
-    for unit in join_units(draft.units):
+    for unit in join_units(units):
         spans = sentence_spans(unit.text)
         sentences: dict[tuple[int, int], str] = {}  # markers in one sentence share its text
         for marker in unit.markers:
@@ -170,7 +170,14 @@ def assemble(draft: Draft, path: str) -> Document:
             if text is None:
                 text = sentences[span] = normalise_space(unit.text[span[0]:span[1]])
             claims.setdefault(marker.number, []).append(Claim(marker.number, text, marker.line))
+    return claims
 
+
+def assemble(draft: Draft, path: str) -> Document:
+    """Turn a reader's draft into the Document: claims per marker, structural findings, URL
+    findings. Never raises on content; every oddity becomes a finding."""
+    markers: list[Marker] = []
+    claims = _claims(draft.units, markers)
     footnotes: list[Footnote] = []
     seen: set[int] = set()
     for note in draft.notes:
@@ -187,6 +194,7 @@ def assemble(draft: Draft, path: str) -> Document:
                 claims=tuple(claims.get(note.number, ())),
             )
         )
+    del claims  # what follows peaks with the draft, the Document and its findings alive
     structural = _structure(draft, markers)
     doc = Document(path=path, format=draft.format, footnotes=tuple(footnotes), title=draft.title)
     findings = [*draft.findings, *structural, *lint.lint(doc)]
