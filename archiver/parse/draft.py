@@ -175,9 +175,13 @@ def _claims(units: list[Unit], markers: list[Marker]) -> dict[int, list[Claim]]:
 
 def assemble(draft: Draft, path: str) -> Document:
     """Turn a reader's draft into the Document: claims per marker, structural findings, URL
-    findings. Never raises on content; every oddity becomes a finding."""
+    findings. Never raises on content; every oddity becomes a finding.
+
+    The draft is used up: its units and notes are emptied once turned into claims and
+    footnotes, so that a long document's draft is not kept alongside its Document."""
     markers: list[Marker] = []
     claims = _claims(draft.units, markers)
+    draft.units = []
     footnotes: list[Footnote] = []
     seen: set[int] = set()
     for note in draft.notes:
@@ -194,8 +198,11 @@ def assemble(draft: Draft, path: str) -> Document:
                 claims=tuple(claims.get(note.number, ())),
             )
         )
-    del claims  # what follows peaks with the draft, the Document and its findings alive
+    # What follows peaks with the Document and its findings alive: what made them goes.
+    del claims, seen
     structural = _structure(draft, markers)
+    del markers
+    draft.notes = []
     doc = Document(path=path, format=draft.format, footnotes=tuple(footnotes), title=draft.title)
     findings = [*draft.findings, *structural, *lint.lint(doc)]
     return Document(
