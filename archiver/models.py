@@ -90,7 +90,7 @@ class Severity(enum.StrEnum):
         return {"error": 2, "warning": 1, "info": 0}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """Something an editor should hear about a document.
 
@@ -108,7 +108,7 @@ class Finding:
     suggestion: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Claim:
     """The body text that carries one footnote marker.
 
@@ -121,7 +121,7 @@ class Claim:
     line: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Footnote:
     """One footnote: its number, plain text, URLs in the order written, and its markers' claims.
 

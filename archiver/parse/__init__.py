@@ -92,6 +92,7 @@ def parse_bytes(data: bytes, name: str) -> Document:
         else:
             text = _decode(data) or ""
             draft = mdfoot.read(text) if kind == mdfoot.FORMAT else pdfmd.read(text)
+            del text  # not needed by assemble, which peaks with the Document and the draft
         return assemble(draft, name)
     except DocumentError:
         raise

@@ -18,7 +18,7 @@ from archiver.parse.sentences import claim_span, ends_open, normalise_space, sen
 __all__ = ["Draft", "Marker", "NoteDraft", "Unit", "assemble"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Marker:
     """A footnote marker in the body: its number, offset in the unit's plain text, line."""
 
@@ -27,7 +27,7 @@ class Marker:
     line: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Unit:
     """A block of body text (a paragraph, list item or heading) as plain text with markers.
 
@@ -40,7 +40,7 @@ class Unit:
     markers: list[Marker] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class NoteDraft:
     """A footnote definition: number, plain text, URLs in order, line of the definition."""
 
@@ -155,12 +155,12 @@ def _structure(draft: Draft, markers: list[Marker]) -> list[Finding]:
     return found
 
 
-def assemble(draft: Draft, path: str) -> Document:
-    """Turn a reader's draft into the Document: claims per marker, structural findings, URL
-    findings. Never raises on content; every oddity becomes a finding."""
+def _claims(units: list[Unit], markers: list[Marker]) -> dict[int, list[Claim]]:
+    """Each footnote number's claims, in marker order; every marker is added to
+    ``markers``. (A function of its own: the sentence spans of the last unit are freed when
+    it returns, not kept to the end of :func:`assemble`.)"""
     claims: dict[int, list[Claim]] = {}
-    markers: list[Marker] = []
-    for unit in join_units(draft.units):
+    for unit in join_units(units):
         spans = sentence_spans(unit.text)
         sentences: dict[tuple[int, int], str] = {}  # markers in one sentence share its text
         for marker in unit.markers:
@@ -170,7 +170,18 @@ def assemble(draft: Draft, path: str) -> Document:
             if text is None:
                 text = sentences[span] = normalise_space(unit.text[span[0]:span[1]])
             claims.setdefault(marker.number, []).append(Claim(marker.number, text, marker.line))
+    return claims
 
+
+def assemble(draft: Draft, path: str) -> Document:
+    """Turn a reader's draft into the Document: claims per marker, structural findings, URL
+    findings. Never raises on content; every oddity becomes a finding.
+
+    The draft is used up: its units and notes are emptied once turned into claims and
+    footnotes, so that a long document's draft is not kept alongside its Document."""
+    markers: list[Marker] = []
+    claims = _claims(draft.units, markers)
+    draft.units = []
     footnotes: list[Footnote] = []
     seen: set[int] = set()
     for note in draft.notes:
@@ -187,7 +198,11 @@ def assemble(draft: Draft, path: str) -> Document:
                 claims=tuple(claims.get(note.number, ())),
             )
         )
+    # What follows peaks with the Document and its findings alive: what made them goes.
+    del claims, seen
     structural = _structure(draft, markers)
+    del markers
+    draft.notes = []
     doc = Document(path=path, format=draft.format, footnotes=tuple(footnotes), title=draft.title)
     findings = [*draft.findings, *structural, *lint.lint(doc)]
     return Document(

@@ -10,6 +10,8 @@ numeric label, as renderers display them. Returns a :class:`~archiver.parse.draf
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 from archiver.parse.draft import Draft, Marker, NoteDraft, Unit
 from archiver.parse.markdown import CARET_MARKER, Line, classify_lines, inline
@@ -18,6 +20,7 @@ from archiver.parse.urls import urls_from_segments
 __all__ = ["looks_like", "read"]
 
 FORMAT = "markdown-footnotes"
+_T = TypeVar("_T")
 _DEFINITION = re.compile(r"^\s{0,3}\[\^([^\]\s]{1,40})\]:[ \t]?(.*)$")
 
 
@@ -28,20 +31,30 @@ def looks_like(text: str) -> bool:
 
 
 class _Numbers:
-    """Label → footnote number."""
+    """Label → footnote number. A number is one ``int`` object however often it is used: a
+    footnote's number and its markers' claims share it."""
 
-    def __init__(self, labels: list[str]) -> None:
-        numeric = [int(label) for label in labels if label.isdigit()]
-        self.next = max(numeric, default=0) + 1
+    def __init__(self, labels: Iterable[str]) -> None:
+        self.next = max((int(label) for label in labels if label.isdigit()), default=0) + 1
         self.map: dict[str, int] = {}
+        self.numbers: dict[int, int] = {}
 
     def __call__(self, label: str) -> int:
         if label.isdigit():
-            return int(label)
+            number = int(label)
+            return self.numbers.setdefault(number, number)
         if label not in self.map:
             self.map[label] = self.next
             self.next += 1
         return self.map[label]
+
+
+def _drain(blocks: list[_T]) -> Iterator[_T]:
+    """The blocks in order, each released from the list once taken: the lines of a long
+    document's blocks are freed as its units and notes are made, not kept to the end."""
+    blocks.reverse()
+    while blocks:
+        yield blocks.pop()
 
 
 def read(text: str) -> Draft:
@@ -82,9 +95,10 @@ def read(text: str) -> Draft:
         else:
             current[1].append(line)
 
-    labels = [m.group(1) for m in re.finditer(CARET_MARKER.replace("?P<caret>", ""), text)]
-    number = _Numbers(labels)
-    for kind, block in body:
+    del lines, current
+    labels = re.finditer(CARET_MARKER.replace("?P<caret>", ""), text)
+    number = _Numbers(m.group(1) for m in labels)
+    for kind, block in _drain(body):
         parts: list[str] = []
         markers: list[Marker] = []
         offset = 0
@@ -101,7 +115,7 @@ def read(text: str) -> Draft:
         draft.units.append(Unit("".join(parts), block[0].number, kind, markers))
         if kind == "heading" and draft.title is None and block[0].raw.lstrip().startswith("# "):
             draft.title = draft.units[-1].text.strip()
-    for kind, block in notes:
+    for kind, block in _drain(notes):
         first = _DEFINITION.match(block[0].raw)
         assert first is not None
         source = " ".join([first.group(2), *(line.raw.strip() for line in block[1:])])

@@ -29,8 +29,15 @@ _SPACE = re.compile(r"\s+")
 _OPEN_END = re.compile(r"[.!?\u2026:;][\"'\u201d\u2019)\]*_]*\s*$")
 
 
+# White space that normalise_space would change inside a text: a run of two or more, or one
+# that is not a plain space (a no-break space, a tab, a newline, ...).
+_UNUSUAL_SPACE = re.compile(r"\s\s|[^\S ]")
+
+
 def normalise_space(text: str) -> str:
     """Collapse runs of white space (including no-break spaces) to one space, trimmed."""
+    if _UNUSUAL_SPACE.search(text) is None:
+        return text.strip()  # single plain spaces only: nothing to collapse
     return _SPACE.sub(" ", text.replace("\u00a0", " ")).strip()
 
 
