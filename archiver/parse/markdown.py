@@ -188,7 +188,9 @@ def inline(source: str, marker: str | None = None) -> Inline:
                 length += 1
             pos = match.end()
         elif kind == "esc":
-            text = match.group(0).lstrip("\\")[-1]
+            # A run of backslashes escapes the character after it (PDF conversions double
+            # them): that character, a backslash itself when the run is all backslashes.
+            text = match.group(0)[-1]
             parts.append(text)
             pending.append(text)
             length += 1
