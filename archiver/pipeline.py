@@ -1000,8 +1000,11 @@ class _Links:
         self.records: Spool[LinkRecord] = Spool()
         self.verdicts: Counter[str] = Counter()
         listed = []
+        self.screenshots: list[LinkRecord] = []  # browser captures, for write_screenshots
         for link in records:
             self.records.append(link)
+            if link.screenshot is not None:
+                self.screenshots.append(link)
             self.verdicts[link.verdict.value if link.verdict else "unchecked"] += 1
             if (link.verdict is not None and not link.verdict.healthy) \
                     or (link.state is not None and link.state is not LinkState.OK) \
@@ -1065,8 +1068,9 @@ def _write_reports(
         folder = settings.archive.reports_dir / outcome.source.id
         supports = (support or {}).get(outcome.source.id)
         if supports is None:
-            supports = Spool(claim_support.each_support(
-                outcome.document, claim_support.LazyTexts(catalog, settings.root, links)))
+            texts = claim_support.LazyTexts(catalog, settings.root, links,
+                                            urls=outcome.document.urls)
+            supports = Spool(claim_support.each_support(outcome.document, texts))
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1080,7 +1084,7 @@ def _write_reports(
             support=supports,
         )
         write_reports(report, folder)
-        write_screenshots(links, folder, settings.root)  # browser captures, for report.html
+        write_screenshots(made.screenshots, folder, settings.root)  # for report.html
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder,
                                      made.listed, made.verdicts))
     return written
@@ -1100,8 +1104,9 @@ def _assess_support(
         if outcome.document is None:
             continue
         links = links_of[outcome.source.id].records
-        supports = Spool(claim_support.each_support(
-            outcome.document, claim_support.LazyTexts(catalog, settings.root, links)))
+        texts = claim_support.LazyTexts(catalog, settings.root, links,
+                                        urls=outcome.document.urls)
+        supports = Spool(claim_support.each_support(outcome.document, texts))
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
                                               compare=compare,
                                               verdicts=_Verdicts(links, outcome.document))

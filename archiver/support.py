@@ -237,12 +237,14 @@ class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
     """
 
     def __init__(self, catalog: Catalog, root: Path, links: Sequence[LinkRecord],
-                 kept: int = _INDEXES_KEPT) -> None:
+                 kept: int = _INDEXES_KEPT, *, urls: Sequence[str] | None = None) -> None:
         self._catalog, self._root, self._kept = catalog, root, kept
         # Positions, not the records: ``links`` may be a ``Spool`` on disk (read in order,
-        # a chunk at a time). A URL listed twice is its last record's.
+        # a chunk at a time). A URL listed twice is its last record's. ``urls``: each link's
+        # URL, in order, when the caller has them (a pass over the spool saved).
         self._links = links
-        self._position = {link.url: n for n, link in enumerate(links)}
+        self._position = {url: n for n, url in enumerate(
+            urls if urls is not None else (link.url for link in links))}
         # Half the texts kept, so that a batch read does not push out the ones in use.
         self._batch = max(1, kept // 2)
         self._recent: OrderedDict[str, EvidenceText | None] = OrderedDict()
