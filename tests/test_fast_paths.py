@@ -270,7 +270,7 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
         every = support.evidence_texts(catalog, settings.root, links)
         # Read one link at a time, a few at a time, and all in one batch; from the records
         # held whole and spooled in chunks of 3 (their URLs given, as the pipeline does).
-        spooled = Spool(links, chunk=3, kept=1)
+        spooled = Spool(links, chunk=3, kept=1, held=0)
         for kept in (2, 6, 256):
             lazy = support.LazyTexts(catalog, settings.root, links, kept=kept)
             assert dict(lazy) == every

@@ -27,7 +27,7 @@ SIZES = (1, 2, 3, 7)
 def test_a_spool_is_the_sequence_of_its_items(chunk: int, count: int) -> None:
     items = [LinkRecord(url=f"https://example.org/{n}", footnotes=(n,), verdict=Verdict.OK,
                         reason="ä" * n) for n in range(count)]
-    spool: Spool[LinkRecord] = Spool(items, chunk=chunk, kept=1)
+    spool: Spool[LinkRecord] = Spool(items, chunk=chunk, kept=1, held=0)
     assert len(spool) == count
     assert list(spool) == items
     assert [spool[n] for n in range(count)] == items  # read out of the cache each chunk
@@ -47,17 +47,29 @@ def test_a_spool_is_the_sequence_of_its_items(chunk: int, count: int) -> None:
 
 
 def test_a_spool_writes_its_full_chunks_to_disk() -> None:
-    spool = Spool(range(10), chunk=4)
+    spool = Spool(range(10), chunk=4, held=0)
     assert "2 chunk(s) on disk" in repr(spool)
     assert spool._pending == [8, 9]
     with pytest.raises(ValueError):
         Spool(chunk=0)
 
 
+@pytest.mark.parametrize("held", [0, 5, 8, 9, 30])
+def test_a_spool_holds_its_first_items_in_memory(held: int) -> None:
+    """Up to ``held`` items stay in memory; past that every whole chunk goes to disk."""
+    spool = Spool(range(10), chunk=4, held=held)
+    on_disk = 0 if held >= 10 else 2
+    assert f"{on_disk} chunk(s) on disk" in repr(spool)
+    assert list(spool) == list(range(10))
+    assert [spool[n] for n in range(-10, 10)] == [*range(10), *range(10)]
+    spool.extend(range(10, 13))
+    assert list(spool) == list(range(13)) and len(spool) == 13
+
+
 def _spooled(report: Report, chunk: int) -> Report:
     """``report`` built again from its links and claim support in spools of ``chunk``."""
-    links = Spool(report.links, chunk=chunk, kept=1)
-    support = Spool(report.support, chunk=chunk, kept=1)
+    links = Spool(report.links, chunk=chunk, kept=1, held=0)
+    support = Spool(report.support, chunk=chunk, kept=1, held=0)
     spooled = build_report(report.source, report.document, links,
                            generated_at=report.generated_at, changes=report.changes,
                            notes=report.notes, run=report.run, support=support)
@@ -130,11 +142,12 @@ def test_links_out_of_the_document_order_are_held_whole() -> None:
     """A spool whose records are not the document's URLs in order (a record missing, or
     one without footnotes) gives the report the whole-list path builds."""
     whole = sample_report()
-    shuffled = Spool(reversed(whole.links), chunk=2)
+    shuffled = Spool(reversed(whole.links), chunk=2, held=0)
     report = build_report(whole.source, whole.document, shuffled,
                           generated_at=whole.generated_at)
     assert isinstance(report.links, tuple)
     assert report.links == whole.links
-    bare = Spool((replace(link, footnotes=()) for link in whole.links), chunk=2)
+    bare = Spool((replace(link, footnotes=()) for link in whole.links), chunk=2,
+                 held=0)
     report = build_report(whole.source, whole.document, bare, generated_at=whole.generated_at)
     assert isinstance(report.links, tuple) and report.links == whole.links
