@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import time
 from collections import Counter
@@ -1225,71 +1226,74 @@ def _execute(
     # Claim support: judged on this run's texts, stored per run; a check reports a drop.
     # Built once for claim support and the reports (again only if Save Page Now adds
     # copies in between).
-    links_of = {o.source.id: _Links(link_records(settings, catalog, o.source.id, o.document,
-                                                 utcnow(), rescue=rescue,
-                                                 not_fetched=fetched.not_fetched),
-                                    fetched.not_fetched)
-                for o in outcomes if o.document is not None}
-    support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
-                                 compare=options.kind == "check" and not outage)
-    changes.extend(c for per_source in support_of.values() for c in per_source[1])
+    # Millions of short-lived objects from here on (records spooled and read back, report
+    # pieces), none in a cycle: the collector is off (_collector_off).
+    with _collector_off():
+        links_of = {o.source.id: _Links(link_records(settings, catalog, o.source.id, o.document,
+                                                     utcnow(), rescue=rescue,
+                                                     not_fetched=fetched.not_fetched),
+                                        fetched.not_fetched)
+                    for o in outcomes if o.document is not None}
+        support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
+                                     compare=options.kind == "check" and not outage)
+        changes.extend(c for per_source in support_of.values() for c in per_source[1])
 
-    # Offline, the "No network" note says it all (the lookups failed for the same reason).
-    notes = list(recovery_notes)
-    if lookup_note and not offline:
-        notes.append(lookup_note)
-    notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
-    saved = 0
-    if settings.rescue.save_page_now and not offline:
-        live = [t.url for t in targets
-                if (last := catalog.last_result(t.url)) is not None
-                and last.verdict.healthy]
-        saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
-                                                  breaker))
-        if save_note:
-            notes.append(save_note)
-    # Network failures that are news (the URL did not fail at network level last time):
-    # only those could have been an outage.
-    network_failures = sum(
-        1 for url, v in verdicts.items() if v.network_level
-        and not ((p := previous.get(url)) is not None and p.verdict.network_level))
-    refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
-    if offline:
-        notes.append(OFFLINE_NOTE)
-    elif outage:
-        notes.append(OUTAGE_NOTE)
-    elif network_failures and tested < min_hosts:
-        notes.append(
-            f"Outage test not applied: only {tested} host(s) tested (it needs {min_hosts}), "
-            f"so the {network_failures} network failure(s) count as the links' own results.")
-    counts = Counter(j.verdict.value for j in fetched.judgements.values())
-    outcome = RunOutcome(
-        run_id=run_id,
-        kind=options.kind,
-        sources=(),
-        # Judged over the network in this run: an offline or outage run judges nothing.
-        fetched=0 if outage else len(verdicts) - refused,
-        reused=len(targets) - len(todo),
-        verdicts={},
-        offline=offline,
-        outage=outage,
-        changes=tuple(changes),
-        rescued=rescued,
-        saved=saved,
-        this_run=dict(counts),
-        notes=tuple(notes),
-        started_at=started,
-        reached=fetched.reached,
-        refused=refused,
-        not_fetched=dict(fetched.not_fetched),
-        tested_hosts=tested,
-        min_hosts=min_hosts,
-        network_failures=network_failures,
-    )
-    context = _RunContext.of(run_id, options.kind, started, outcome.summary())
-    written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
-                             rescue=rescue, support={k: v[0] for k, v in support_of.items()},
-                             links_of=links_of if not saved else None)
+        # Offline, the "No network" note says it all (the lookups failed for the same reason).
+        notes = list(recovery_notes)
+        if lookup_note and not offline:
+            notes.append(lookup_note)
+        notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
+        saved = 0
+        if settings.rescue.save_page_now and not offline:
+            live = [t.url for t in targets
+                    if (last := catalog.last_result(t.url)) is not None
+                    and last.verdict.healthy]
+            saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
+                                                      breaker))
+            if save_note:
+                notes.append(save_note)
+        # Network failures that are news (the URL did not fail at network level last time):
+        # only those could have been an outage.
+        network_failures = sum(
+            1 for url, v in verdicts.items() if v.network_level
+            and not ((p := previous.get(url)) is not None and p.verdict.network_level))
+        refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
+        if offline:
+            notes.append(OFFLINE_NOTE)
+        elif outage:
+            notes.append(OUTAGE_NOTE)
+        elif network_failures and tested < min_hosts:
+            notes.append(
+                f"Outage test not applied: only {tested} host(s) tested (it needs {min_hosts}), "
+                f"so the {network_failures} network failure(s) count as the links' own results.")
+        counts = Counter(j.verdict.value for j in fetched.judgements.values())
+        outcome = RunOutcome(
+            run_id=run_id,
+            kind=options.kind,
+            sources=(),
+            # Judged over the network in this run: an offline or outage run judges nothing.
+            fetched=0 if outage else len(verdicts) - refused,
+            reused=len(targets) - len(todo),
+            verdicts={},
+            offline=offline,
+            outage=outage,
+            changes=tuple(changes),
+            rescued=rescued,
+            saved=saved,
+            this_run=dict(counts),
+            notes=tuple(notes),
+            started_at=started,
+            reached=fetched.reached,
+            refused=refused,
+            not_fetched=dict(fetched.not_fetched),
+            tested_hosts=tested,
+            min_hosts=min_hosts,
+            network_failures=network_failures,
+        )
+        context = _RunContext.of(run_id, options.kind, started, outcome.summary())
+        written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
+                                 rescue=rescue, support={k: v[0] for k, v in support_of.items()},
+                                 links_of=links_of if not saved else None)
     all_counts: Counter[str] = Counter()
     for o in written:
         all_counts.update(o.verdicts)
@@ -1347,8 +1351,25 @@ def rebuild(settings: Settings, source_ids: Sequence[str] | None) -> list[Source
     """Rebuild the reports from the catalog without fetching anything: each with the notes
     (and URLs not fetched) of the newest finished run or check that covered its source."""
     outcomes = _read_sources(settings, source_ids)
-    with Catalog.open(settings.archive.dir) as catalog:
+    with Catalog.open(settings.archive.dir) as catalog, _collector_off():
         return _write_reports(settings, catalog, outcomes)
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """The cyclic garbage collector off until exit (then one collection of the young
+    generation): the tail makes and drops millions of objects (each spooled record read back,
+    each report piece), none in a cycle, and each of the collector's passes they set off went
+    over the parsed documents and every record in memory too."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(0)
 
 
 def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:
