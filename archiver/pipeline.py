@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,7 @@ from archiver.models import (
     isoformat,
     utcnow,
 )
+from archiver.spool import Spool
 
 if TYPE_CHECKING:
     from archiver.capturing import Finished
@@ -104,7 +106,11 @@ class SourceOutcome:
     document: Document | None
     error: str | None = None
     report_dir: Path | None = None
+    # The links the terminal lists (not healthy, failing or dead, or not fetched), not every
+    # link: a document of 100,000 URLs would hold them all (``verdicts`` counts them all).
     links: tuple[LinkRecord, ...] = ()
+    # Its links by verdict ("unchecked" for a link not checked yet), in the order met.
+    verdicts: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,7 +159,16 @@ class RunOutcome:
                 "min_hosts": self.min_hosts, "network_failures": self.network_failures}
 
     @property
+    def link_count(self) -> int:
+        """Distinct cited URLs in the sources read."""
+        documents = [o.document for o in self.sources if o.document is not None]
+        if len(documents) == 1:
+            return len(documents[0].urls)
+        return len({url for doc in documents for url in doc.urls})
+
+    @property
     def links(self) -> tuple[LinkRecord, ...]:
+        """The links the terminal lists (``SourceOutcome.links``), each URL once."""
         seen: dict[str, LinkRecord] = {}
         for outcome in self.sources:
             for link in outcome.links:
@@ -818,7 +833,17 @@ def build_link_records(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
 ) -> tuple[LinkRecord, ...]:
-    """One ``LinkRecord`` per distinct URL of ``doc``, from what the catalog knows.
+    """``link_records`` in a tuple."""
+    return tuple(link_records(settings, catalog, source_id, doc, now, rescue=rescue,
+                              not_fetched=not_fetched))
+
+
+def link_records(
+    settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
+    *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
+) -> Iterator[LinkRecord]:
+    """One ``LinkRecord`` per distinct URL of ``doc``, in its order, from what the catalog
+    knows (read ``_FACTS_CHUNK`` URLs at a time, made as they are asked for).
     ``rescue`` says whether this run looked failing links up (default: ``[rescue] enabled``);
     a failing link with no cached answer gets ``not_looked_up``: why it was not asked.
     ``not_fetched`` (URL → reason) marks the URLs the run did not fetch: they keep their
@@ -826,7 +851,6 @@ def build_link_records(
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
-    records = []
     published = settings.source(source_id).published
     for url, facts in _link_facts(catalog, doc.urls, near=published):
         footnotes = doc.citing[url]
@@ -842,39 +866,36 @@ def build_link_records(
         if memento is not None and memento.raw_url:
             rescued_capture = catalog.latest_capture(memento.raw_url)
             rescued = rescued_capture.warc if rescued_capture is not None else None
-        records.append(
-            LinkRecord(
-                url=url,
-                footnotes=footnotes,
-                verdict=last.verdict if last else None,
-                reason=_reason(last, not_fetched.get(url)),
-                http_status=last.http_status if last else None,
-                final_url=last.final_url if last else None,
-                attempts=last.attempts if last else 0,
-                # The record of this URL's fetch, not the record it deduplicates against
-                # (which may be another URL's response of another date).
-                capture=stored.warc if stored else None,
-                capture_payload=stored.payload if stored else None,
-                captured_at=stored.captured_at if stored else None,
-                memento=memento if not (last and last.verdict.healthy) else None,
-                state=status.state if last else None,
-                failing_since=status.failing_since,
-                title=stored.title if stored else None,
-                excerpt=_excerpt(facts.text),
-                provenance=_glance(stored, facts.provenance),
-                checked_at=last.checked_at if last else None,
-                rescued=rescued,
-                not_looked_up=not_looked_up,
-                payload_digest=stored.payload_digest if stored else None,
-                truncated=stored.truncated if stored else None,
-                capture_mode=(("browser" if browser and browser.mode == "browser" else "http")
-                              if stored else None),
-                screenshot=browser.screenshot if browser else None,
-                profile=bool(browser and browser.profile),
-                browser_lost=browser.lost if browser and browser.mode == "http" else None,
-            )
+        yield LinkRecord(
+            url=url,
+            footnotes=footnotes,
+            verdict=last.verdict if last else None,
+            reason=_reason(last, not_fetched.get(url)),
+            http_status=last.http_status if last else None,
+            final_url=last.final_url if last else None,
+            attempts=last.attempts if last else 0,
+            # The record of this URL's fetch, not the record it deduplicates against
+            # (which may be another URL's response of another date).
+            capture=stored.warc if stored else None,
+            capture_payload=stored.payload if stored else None,
+            captured_at=stored.captured_at if stored else None,
+            memento=memento if not (last and last.verdict.healthy) else None,
+            state=status.state if last else None,
+            failing_since=status.failing_since,
+            title=stored.title if stored else None,
+            excerpt=_excerpt(facts.text),
+            provenance=_glance(stored, facts.provenance),
+            checked_at=last.checked_at if last else None,
+            rescued=rescued,
+            not_looked_up=not_looked_up,
+            payload_digest=stored.payload_digest if stored else None,
+            truncated=stored.truncated if stored else None,
+            capture_mode=(("browser" if browser and browser.mode == "browser" else "http")
+                          if stored else None),
+            screenshot=browser.screenshot if browser else None,
+            profile=bool(browser and browser.profile),
+            browser_lost=browser.lost if browser and browser.mode == "http" else None,
         )
-    return tuple(records)
 
 
 #: URLs per bulk read of the catalog: few queries, and only this many page texts in memory.
@@ -971,6 +992,48 @@ class _RunContext:
         return (*self.notes, *extra)
 
 
+class _Links:
+    """A source's link records, spooled to disk as they are made (``Spool``), and what the
+    terminal needs of them kept in memory: the count by verdict, in the order met, and the
+    links it lists (not healthy, failing or dead, or not fetched: ``not_fetched``)."""
+
+    def __init__(self, records: Iterable[LinkRecord], not_fetched: Mapping[str, str]) -> None:
+        self.records: Spool[LinkRecord] = Spool()
+        self.verdicts: Counter[str] = Counter()
+        listed = []
+        self.screenshots: list[LinkRecord] = []  # browser captures, for write_screenshots
+        for link in records:
+            self.records.append(link)
+            if link.screenshot is not None:
+                self.screenshots.append(link)
+            self.verdicts[link.verdict.value if link.verdict else "unchecked"] += 1
+            if (link.verdict is not None and not link.verdict.healthy) \
+                    or (link.state is not None and link.state is not LinkState.OK) \
+                    or link.url in not_fetched:
+                listed.append(link)
+        self.listed = tuple(listed)
+
+
+class _Verdicts(Mapping[str, "Verdict | None"]):
+    """Each URL's verdict, read from link records (possibly on disk) when asked for."""
+
+    def __init__(self, links: Sequence[LinkRecord], doc: Document) -> None:
+        self._links, self._doc = links, doc
+
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        return {url: n for n, url in enumerate(self._doc.urls)}
+
+    def __getitem__(self, url: str) -> Verdict | None:
+        return self._links[self._positions[url]].verdict
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._doc.urls)
+
+    def __len__(self) -> int:
+        return len(self._doc.urls)
+
+
 def _write_reports(
     settings: Settings,
     catalog: Catalog,
@@ -979,8 +1042,8 @@ def _write_reports(
     changes: Sequence[Change] = (),
     context: _RunContext | None = None,
     rescue: bool | None = None,
-    support: Mapping[str, tuple[Support, ...]] | None = None,
-    links_of: Mapping[str, tuple[LinkRecord, ...]] | None = None,
+    support: Mapping[str, Sequence[Support]] | None = None,
+    links_of: Mapping[str, _Links] | None = None,
 ) -> list[SourceOutcome]:
     """Build and write each readable source's reports from the catalog. ``context``: the
     run's notes and summary; ``None`` (``archiver report``) reads each source's from the
@@ -998,15 +1061,17 @@ def _write_reports(
             written.append(outcome)
             continue
         run = context or _RunContext.stored(catalog, outcome.source.id)
-        links = (links_of or {}).get(outcome.source.id) or build_link_records(
-            settings, catalog, outcome.source.id, outcome.document, now, rescue=rescue,
-            not_fetched=run.not_fetched)
+        made = (links_of or {}).get(outcome.source.id) or _Links(
+            link_records(settings, catalog, outcome.source.id, outcome.document, now,
+                         rescue=rescue, not_fetched=run.not_fetched), run.not_fetched)
+        links = made.records
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
         supports = (support or {}).get(outcome.source.id)
         if supports is None:
-            supports = claim_support.assess_document(
-                outcome.document, claim_support.LazyTexts(catalog, settings.root, links))
+            texts = claim_support.LazyTexts(catalog, settings.root, links,
+                                            urls=outcome.document.urls)
+            supports = Spool(claim_support.each_support(outcome.document, texts))
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1020,30 +1085,32 @@ def _write_reports(
             support=supports,
         )
         write_reports(report, folder)
-        write_screenshots(links, folder, settings.root)  # browser captures, for report.html
-        written.append(SourceOutcome(outcome.source, outcome.document, None, folder, links))
+        write_screenshots(made.screenshots, folder, settings.root)  # for report.html
+        written.append(SourceOutcome(outcome.source, outcome.document, None, folder,
+                                     made.listed, made.verdicts))
     return written
 
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    links_of: Mapping[str, tuple[LinkRecord, ...]], *, compare: bool,
-) -> dict[str, tuple[tuple[Support, ...], list[Change]]]:
+    links_of: Mapping[str, _Links], *, compare: bool,
+) -> dict[str, tuple[Spool[Support], list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
     (``links_of``, by source id), stored under ``run_id``; with ``compare``, the drops since
     the previous run as changes."""
     from archiver import support as claim_support
 
-    out: dict[str, tuple[tuple[Support, ...], list[Change]]] = {}
+    out: dict[str, tuple[Spool[Support], list[Change]]] = {}
     for outcome in outcomes:
         if outcome.document is None:
             continue
-        links = links_of[outcome.source.id]
-        supports = claim_support.assess_document(
-            outcome.document, claim_support.LazyTexts(catalog, settings.root, links))
+        links = links_of[outcome.source.id].records
+        texts = claim_support.LazyTexts(catalog, settings.root, links,
+                                        urls=outcome.document.urls)
+        supports = Spool(claim_support.each_support(outcome.document, texts))
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
                                               compare=compare,
-                                              verdicts={k.url: k.verdict for k in links})
+                                              verdicts=_Verdicts(links, outcome.document))
         out[outcome.source.id] = (supports, dropped)
     return out
 
@@ -1159,74 +1226,77 @@ def _execute(
     # Claim support: judged on this run's texts, stored per run; a check reports a drop.
     # Built once for claim support and the reports (again only if Save Page Now adds
     # copies in between).
-    links_of = {o.source.id: build_link_records(settings, catalog, o.source.id, o.document,
-                                                utcnow(), rescue=rescue,
-                                                not_fetched=fetched.not_fetched)
-                for o in outcomes if o.document is not None}
-    support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
-                                 compare=options.kind == "check" and not outage)
-    changes.extend(c for per_source in support_of.values() for c in per_source[1])
+    # Millions of short-lived objects from here on (records spooled and read back, report
+    # pieces), none in a cycle: the collector is off (_collector_off).
+    with _collector_off():
+        links_of = {o.source.id: _Links(link_records(settings, catalog, o.source.id, o.document,
+                                                     utcnow(), rescue=rescue,
+                                                     not_fetched=fetched.not_fetched),
+                                        fetched.not_fetched)
+                    for o in outcomes if o.document is not None}
+        support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
+                                     compare=options.kind == "check" and not outage)
+        changes.extend(c for per_source in support_of.values() for c in per_source[1])
 
-    # Offline, the "No network" note says it all (the lookups failed for the same reason).
-    notes = list(recovery_notes)
-    if lookup_note and not offline:
-        notes.append(lookup_note)
-    notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
-    saved = 0
-    if settings.rescue.save_page_now and not offline:
-        live = [t.url for t in targets
-                if (last := catalog.last_result(t.url)) is not None
-                and last.verdict.healthy]
-        saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
-                                                  breaker))
-        if save_note:
-            notes.append(save_note)
-    # Network failures that are news (the URL did not fail at network level last time):
-    # only those could have been an outage.
-    network_failures = sum(
-        1 for url, v in verdicts.items() if v.network_level
-        and not ((p := previous.get(url)) is not None and p.verdict.network_level))
-    refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
-    if offline:
-        notes.append(OFFLINE_NOTE)
-    elif outage:
-        notes.append(OUTAGE_NOTE)
-    elif network_failures and tested < min_hosts:
-        notes.append(
-            f"Outage test not applied: only {tested} host(s) tested (it needs {min_hosts}), "
-            f"so the {network_failures} network failure(s) count as the links' own results.")
-    counts = Counter(j.verdict.value for j in fetched.judgements.values())
-    outcome = RunOutcome(
-        run_id=run_id,
-        kind=options.kind,
-        sources=(),
-        # Judged over the network in this run: an offline or outage run judges nothing.
-        fetched=0 if outage else len(verdicts) - refused,
-        reused=len(targets) - len(todo),
-        verdicts={},
-        offline=offline,
-        outage=outage,
-        changes=tuple(changes),
-        rescued=rescued,
-        saved=saved,
-        this_run=dict(counts),
-        notes=tuple(notes),
-        started_at=started,
-        reached=fetched.reached,
-        refused=refused,
-        not_fetched=dict(fetched.not_fetched),
-        tested_hosts=tested,
-        min_hosts=min_hosts,
-        network_failures=network_failures,
-    )
-    context = _RunContext.of(run_id, options.kind, started, outcome.summary())
-    written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
-                             rescue=rescue, support={k: v[0] for k, v in support_of.items()},
-                             links_of=links_of if not saved else None)
-    all_counts = Counter(
-        link.verdict.value if link.verdict else "unchecked"
-        for o in written for link in o.links
-    )
+        # Offline, the "No network" note says it all (the lookups failed for the same reason).
+        notes = list(recovery_notes)
+        if lookup_note and not offline:
+            notes.append(lookup_note)
+        notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
+        saved = 0
+        if settings.rescue.save_page_now and not offline:
+            live = [t.url for t in targets
+                    if (last := catalog.last_result(t.url)) is not None
+                    and last.verdict.healthy]
+            saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
+                                                      breaker))
+            if save_note:
+                notes.append(save_note)
+        # Network failures that are news (the URL did not fail at network level last time):
+        # only those could have been an outage.
+        network_failures = sum(
+            1 for url, v in verdicts.items() if v.network_level
+            and not ((p := previous.get(url)) is not None and p.verdict.network_level))
+        refused = sum(1 for v in verdicts.values() if v in history.NOT_A_NETWORK_TEST)
+        if offline:
+            notes.append(OFFLINE_NOTE)
+        elif outage:
+            notes.append(OUTAGE_NOTE)
+        elif network_failures and tested < min_hosts:
+            notes.append(
+                f"Outage test not applied: only {tested} host(s) tested (it needs {min_hosts}), "
+                f"so the {network_failures} network failure(s) count as the links' own results.")
+        counts = Counter(j.verdict.value for j in fetched.judgements.values())
+        outcome = RunOutcome(
+            run_id=run_id,
+            kind=options.kind,
+            sources=(),
+            # Judged over the network in this run: an offline or outage run judges nothing.
+            fetched=0 if outage else len(verdicts) - refused,
+            reused=len(targets) - len(todo),
+            verdicts={},
+            offline=offline,
+            outage=outage,
+            changes=tuple(changes),
+            rescued=rescued,
+            saved=saved,
+            this_run=dict(counts),
+            notes=tuple(notes),
+            started_at=started,
+            reached=fetched.reached,
+            refused=refused,
+            not_fetched=dict(fetched.not_fetched),
+            tested_hosts=tested,
+            min_hosts=min_hosts,
+            network_failures=network_failures,
+        )
+        context = _RunContext.of(run_id, options.kind, started, outcome.summary())
+        written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
+                                 rescue=rescue, support={k: v[0] for k, v in support_of.items()},
+                                 links_of=links_of if not saved else None)
+    all_counts: Counter[str] = Counter()
+    for o in written:
+        all_counts.update(o.verdicts)
     return replace(outcome, sources=tuple(written), verdicts=dict(all_counts),
                    finished_at=utcnow())
 
@@ -1281,8 +1351,25 @@ def rebuild(settings: Settings, source_ids: Sequence[str] | None) -> list[Source
     """Rebuild the reports from the catalog without fetching anything: each with the notes
     (and URLs not fetched) of the newest finished run or check that covered its source."""
     outcomes = _read_sources(settings, source_ids)
-    with Catalog.open(settings.archive.dir) as catalog:
+    with Catalog.open(settings.archive.dir) as catalog, _collector_off():
         return _write_reports(settings, catalog, outcomes)
+
+
+@contextlib.contextmanager
+def _collector_off() -> Iterator[None]:
+    """The cyclic garbage collector off until exit (then one collection of the young
+    generation): the tail makes and drops millions of objects (each spooled record read back,
+    each report piece), none in a cycle, and each of the collector's passes they set off went
+    over the parsed documents and every record in memory too."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.collect(0)
 
 
 def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:

@@ -2,6 +2,7 @@
 
     evidence_texts(catalog, root, links) -> {url: EvidenceText | None}      (reads; the edge)
     assess_document(document, links, texts) -> tuple[Support, ...]         (pure)
+    each_support(document, texts) -> Iterator[Support]                      (the same, lazily)
     assess(footnote, url, claims, evidence) -> Support                     (pure)
     level_of(checks, evidence) -> (level, reason)                          (pure)
     record_levels(catalog, run_id, source_id, supports, compare) -> [Change]
@@ -62,6 +63,7 @@ __all__ = [
     "Support",
     "assess",
     "assess_document",
+    "each_support",
     "evidence_texts",
     "level_of",
     "record_levels",
@@ -181,7 +183,13 @@ def assess_document(document: Document,
     written. ``texts`` gives the evidence by URL, or by (footnote, URL) where one footnote's
     text differs (the pair wins). A footnote no claim cites is left out (there is nothing to
     support)."""
-    out = []
+    return tuple(each_support(document, texts))
+
+
+def each_support(document: Document,
+                 texts: Mapping[str | tuple[int, str], EvidenceText | None]
+                 ) -> Iterator[Support]:
+    """``assess_document``'s supports, made one at a time as they are asked for."""
     # One index per URL, however many footnotes cite it; the most recently used ones only, so
     # that a document of many thousand URLs does not hold every page's index at once (the
     # footnotes citing one URL are mostly near each other; a miss only builds it again).
@@ -203,8 +211,7 @@ def assess_document(document: Document,
                         indexes.popitem(last=False)
                 else:
                     indexes.move_to_end(key)
-            out.append(assess(footnote.number, url, claims, evidence, index=index))
-    return tuple(out)
+            yield assess(footnote.number, url, claims, evidence, index=index)
 
 
 TextsBy = dict[str | tuple[int, str], EvidenceText | None]
@@ -230,25 +237,32 @@ class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
     """
 
     def __init__(self, catalog: Catalog, root: Path, links: Sequence[LinkRecord],
-                 kept: int = _INDEXES_KEPT) -> None:
+                 kept: int = _INDEXES_KEPT, *, urls: Sequence[str] | None = None) -> None:
         self._catalog, self._root, self._kept = catalog, root, kept
-        self._links = {link.url: link for link in links}
-        self._order = list(self._links)
-        self._position = {url: n for n, url in enumerate(self._order)}
+        # Positions, not the records: ``links`` may be a ``Spool`` on disk (read in order,
+        # a chunk at a time). A URL listed twice is its last record's. ``urls``: each link's
+        # URL, in order, when the caller has them (a pass over the spool saved).
+        self._links = links
+        self._position = {url: n for n, url in enumerate(
+            urls if urls is not None else (link.url for link in links))}
         # Half the texts kept, so that a batch read does not push out the ones in use.
         self._batch = max(1, kept // 2)
         self._recent: OrderedDict[str, EvidenceText | None] = OrderedDict()
 
     def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
-        if not isinstance(key, str) or key not in self._links:
+        if not isinstance(key, str) or key not in self._position:
             raise KeyError(key)
         recent = self._recent
         if key in recent:
             recent.move_to_end(key)
             return recent[key]
         start = self._position[key]
-        batch = [self._links[url] for url in self._order[start:start + self._batch]
-                 if url == key or url not in recent]
+        links, position = self._links, self._position
+        batch = []
+        for n in range(start, min(start + self._batch, len(links))):
+            link = links[n]
+            if position[link.url] == n and (link.url == key or link.url not in recent):
+                batch.append(link)
         texts = _evidence_many(self._catalog, self._root, batch)
         for link in reversed(batch):  # the one asked for last: the most recently used
             recent[link.url] = texts[link.url]
@@ -258,13 +272,13 @@ class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         return recent[key]
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key in self._links
+        return isinstance(key, str) and key in self._position
 
     def __iter__(self) -> Iterator[str | tuple[int, str]]:
-        return iter(self._links)
+        return iter(self._position)
 
     def __len__(self) -> int:
-        return len(self._links)
+        return len(self._position)
 
 
 def _evidence_many(catalog: Catalog, root: Path, links: Sequence[LinkRecord],

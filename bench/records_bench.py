@@ -13,8 +13,9 @@ a temporary folder first and never written. In that copy, in CPU seconds of one 
   cited URL's last verdict, as ``pipeline`` runs them after fetching;
 - ``link records``: ``pipeline.build_link_records`` of the first source's document.
 
-Then ``archiver report`` in a child process, R times: its whole CPU time (``getrusage``)
-and the part after its last ``atexit`` handler (the interpreter's shutdown).
+Then ``archiver report`` in a child process, R times: its whole CPU time (``getrusage``),
+the part after its last ``atexit`` handler (the interpreter's shutdown) and its peak
+resident memory (``ru_maxrss``: the document, and what the tail holds on top of it).
 
 ``--baseline CHECKOUT`` measures another checkout of the archiver (an earlier commit, e.g.
 ``git worktree add /tmp/base HEAD~3``) the same way, in turn with this one, on its own copy
@@ -81,10 +82,13 @@ print(json.dumps({"times": times, "links": len(links), "urls": len(verdicts),
                   "records": [repr(link) for link in links]}))
 '''
 
-# ``python -m archiver`` with the CPU time at the last atexit handler printed on stderr.
+# ``python -m archiver`` with the CPU time at the last atexit handler and the process's peak
+# resident memory (KiB) printed on stderr.
 _REPORT = r'''
-import atexit, runpy, sys, time
-atexit.register(lambda: print("ATEXIT", time.process_time(), file=sys.stderr, flush=True))
+import atexit, resource, runpy, sys, time
+atexit.register(lambda: print("ATEXIT", time.process_time(),
+                              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                              file=sys.stderr, flush=True))
 sys.argv = ["archiver"] + sys.argv[1:]
 runpy.run_module("archiver", run_name="__main__")
 '''
@@ -100,16 +104,17 @@ def phases(checkout: Path, config: Path, repeat: int) -> dict:
     return json.loads(done.stdout)
 
 
-def report(checkout: Path, project: Path) -> tuple[float, float]:
-    """``archiver report`` in ``project``: (whole CPU, CPU after the last atexit handler)."""
+def report(checkout: Path, project: Path) -> tuple[float, float, int]:
+    """``archiver report`` in ``project``: (whole CPU, CPU after the last atexit handler,
+    peak resident memory in KiB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-c", _REPORT, "report", "--config",
                            str(project / "sources.toml")], env=_env(checkout), cwd=project,
                           capture_output=True, text=True, check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    at_exit = float(re.findall(r"ATEXIT (\S+)", done.stderr)[-1])
-    return total, total - at_exit
+    at_exit, peak = re.findall(r"ATEXIT (\S+) (\d+)", done.stderr)[-1]
+    return total, total - float(at_exit), int(peak)
 
 
 def _masked(path: Path) -> str:
@@ -139,13 +144,15 @@ def main() -> int:
     for name in checkouts:
         copies[name] = work / name
         shutil.copytree(args.project, copies[name])
-    results: dict[str, dict] = {name: {"report": [], "shutdown": []} for name in checkouts}
+    results: dict[str, dict] = {name: {"report": [], "shutdown": [], "peak": []}
+                                for name in checkouts}
     # In turn, so that the machine's load falls on both alike.
     for _ in range(args.repeat):
         for name, checkout in checkouts.items():
-            total, shutdown = report(checkout, copies[name])
+            total, shutdown, peak = report(checkout, copies[name])
             results[name]["report"].append(total)
             results[name]["shutdown"].append(shutdown)
+            results[name]["peak"].append(peak)
     for name, checkout in checkouts.items():
         results[name].update(phases(checkout, copies[name] / "sources.toml", args.repeat))
     for name, result in results.items():
@@ -156,6 +163,8 @@ def main() -> int:
             print(_line(phase, values, links))
         print(_line("archiver report", result["report"], links))
         print(_line("  its shutdown", result["shutdown"], links))
+        print(f"  {'  its peak RSS':<16} max {max(result['peak']) / 1024:8.1f} MB  "
+              f"min {min(result['peak']) / 1024:8.1f} MB")
     if args.baseline:
         same = results["this"]["records"] == results["baseline"]["records"]
         print(f"link records identical: {same}")

@@ -240,6 +240,7 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     from archiver.config import load_settings
     from archiver.models import utcnow
     from archiver.parse import read_document
+    from archiver.spool import Spool
     from tests.test_run import call, make_project
     from tests.webserver import Reply, WebServer
 
@@ -267,13 +268,19 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     with Catalog.open(settings.archive.dir) as catalog:
         links = pipeline.build_link_records(settings, catalog, source.id, document, utcnow())
         every = support.evidence_texts(catalog, settings.root, links)
-        # Read one link at a time, a few at a time, and all in one batch.
+        # Read one link at a time, a few at a time, and all in one batch; from the records
+        # held whole and spooled in chunks of 3 (their URLs given, as the pipeline does).
+        spooled = Spool(links, chunk=3, kept=1, held=0)
         for kept in (2, 6, 256):
             lazy = support.LazyTexts(catalog, settings.root, links, kept=kept)
             assert dict(lazy) == every
             lazy = support.LazyTexts(catalog, settings.root, links, kept=kept)
             assert support.assess_document(document, lazy) == \
                 support.assess_document(document, every)
+            lazy = support.LazyTexts(catalog, settings.root, spooled, kept=kept,
+                                     urls=document.urls)
+            assert list(support.each_support(document, lazy)) == \
+                list(support.assess_document(document, every))
     judged = support.assess_document(document, every)
     # Not a comparison of empty answers: every footnote's evidence was read and its facts
     # looked for.

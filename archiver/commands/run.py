@@ -109,7 +109,7 @@ def _refused_text(outcome: RunOutcome) -> str:
 
 
 def _summary_run(outcome: RunOutcome) -> str:
-    links = len(outcome.links)
+    links = outcome.link_count
     sources = len(outcome.sources)
     if outcome.offline:
         return (f"No network: nothing could be reached; {links - outcome.refused} link(s) "
@@ -245,7 +245,7 @@ def run(config: Path, *, sources: list[str] | None, refresh: bool, rescue: bool,
 
 
 def _summary_check(outcome: RunOutcome) -> str:
-    links = len(outcome.links)
+    links = outcome.link_count
     if outcome.offline:
         return (f"archiver check: no network, nothing could be reached; "
                 f"{links - outcome.refused} link(s) keep the state they had"

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path, PurePath
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from archiver.models import (
     Change,
@@ -34,6 +35,7 @@ from archiver.models import (
     WarcRef,
     isoformat,
 )
+from archiver.spool import Spool
 from archiver.support import Support
 
 __all__ = [
@@ -309,8 +311,8 @@ class Report:
     source: Source
     source_path: str
     document: Document
-    links: tuple[LinkRecord, ...]
-    entries: tuple[Entry, ...]
+    links: Sequence[LinkRecord]
+    entries: Sequence[Entry]
     summary: Summary
     generated_at: datetime
     changes: tuple[Change, ...] = ()
@@ -318,34 +320,63 @@ class Report:
     run: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     archive_base: str = "../../"
     # Claim support per (footnote, URL), from ``archiver.support`` (empty: not judged).
-    support: tuple[Support, ...] = ()
+    support: Sequence[Support] = ()
 
     @property
     def title(self) -> str:
         return self.source.title or self.document.title or self.source.id
 
     def link(self, url: str) -> LinkRecord | None:
-        return self._links_by_url.get(url)
+        at = self._link_positions.get(url)
+        return None if at is None else self.links[at]
 
     def support_for(self, footnote: int) -> list[Support]:
         """The claim support of footnote ``footnote``, one per cited URL, in order."""
-        return self._support_by_footnote.get(footnote, [])
+        at = self._support_positions[0].get(footnote)
+        if at is None:
+            return []
+        support = self.support
+        return [support[n] for n in at]
+
+    @property
+    def support_counts(self) -> Mapping[str, int]:
+        """How many (footnote, URL) pairs have each support level (levels that occur)."""
+        return self._support_positions[1]
 
     # Indexes built once: the renderers look up every entry's links and support, and a scan
-    # per entry would make a report of N footnotes cost N².
+    # per entry would make a report of N footnotes cost N². Positions, not the records: the
+    # records may be in a ``Spool`` on disk.
     @functools.cached_property
-    def _links_by_url(self) -> dict[str, LinkRecord]:
-        found: dict[str, LinkRecord] = {}
-        for link in self.links:
-            found.setdefault(link.url, link)
+    def _link_positions(self) -> dict[str, int]:
+        if self._document_order:
+            return {url: n for n, url in enumerate(self.document.urls)}
+        found: dict[str, int] = {}
+        for n, link in enumerate(self.links):
+            found.setdefault(link.url, n)
         return found
 
     @functools.cached_property
-    def _support_by_footnote(self) -> dict[int, list[Support]]:
-        found: dict[int, list[Support]] = {}
-        for support in self.support:
-            found.setdefault(support.footnote, []).append(support)
-        return found
+    def _document_order(self) -> bool:
+        """``links`` are the document's URLs in order, one each (as ``build_report`` makes
+        them from a ``Spool``): the document's own URL list then indexes them."""
+        return isinstance(self.links, Spool)
+
+    @functools.cached_property
+    def _support_positions(self) -> tuple[dict[int, range | list[int]], Counter[str]]:
+        """Each footnote number's supports (their positions: a range when they follow each
+        other, as ``assess_document`` makes them) and the count of each level, in one pass."""
+        found: dict[int, range | list[int]] = {}
+        counts: Counter[str] = Counter()
+        for n, support in enumerate(self.support):
+            counts[support.level] += 1
+            at = found.get(support.footnote)
+            if at is None:
+                found[support.footnote] = range(n, n + 1)
+            elif isinstance(at, range) and at.stop == n:
+                found[support.footnote] = range(at.start, n + 1)
+            else:
+                found[support.footnote] = [*at, n]
+        return found, counts
 
 
 def build_report(
@@ -375,6 +406,54 @@ def build_report(
     Pure: paths are compared lexically (no symlink resolution, no file access); raises
     nothing for well-typed input.
     """
+    summary = None
+    link_seq: Sequence[LinkRecord]
+    if isinstance(links, Spool):
+        # Streamed (``archiver run`` and ``report``): the records stay on disk when they are
+        # the document's URLs in order, each with its footnotes, as the pipeline makes them.
+        counts = _Counts()
+        in_order = len(links) == len(document.urls)
+        if in_order:
+            for link, url in zip(links, document.urls, strict=True):
+                if link.url != url or not link.footnotes:
+                    in_order = False
+                    break
+                counts.add(link, keep=True)
+        if in_order:
+            link_seq = links
+            summary = _summary(document, counts)
+    if summary is None:
+        link_seq = _ordered(document, links)
+        counts = _Counts()
+        for link in link_seq:
+            counts.add(link)
+        summary = _summary(document, counts)
+    if isinstance(link_seq, Spool):
+        entries: Sequence[Entry] = _Entries(
+            document, link_seq, {url: n for n, url in enumerate(document.urls)},
+            counts.kept)
+    else:
+        entries = tuple(_Entries(document, link_seq,
+                                 {link.url: n for n, link in enumerate(link_seq)}))
+    return Report(
+        source=source,
+        source_path=_relative(source.path, root),
+        document=document,
+        links=link_seq,
+        entries=entries,
+        summary=summary,
+        generated_at=generated_at,
+        changes=tuple(changes),
+        notes=tuple(note for note in notes if note.strip()),
+        run=MappingProxyType({str(k): _json_safe(v) for k, v in (run or {}).items()}),
+        archive_base=_archive_base(root, report_dir),
+        support=support if isinstance(support, Spool) else tuple(support),
+    )
+
+
+def _ordered(document: Document, links: Sequence[LinkRecord]) -> tuple[LinkRecord, ...]:
+    """One record per URL of ``document`` in its order (the given one, its footnotes filled
+    in, or a record not checked yet), then the records of URLs it does not cite."""
     by_url: dict[str, LinkRecord] = {}
     for link in links:
         by_url.setdefault(link.url, link)
@@ -388,68 +467,147 @@ def build_report(
             given = replace(given, footnotes=citing)
         ordered.append(given)
     ordered.extend(by_url.values())
-    link_tuple = tuple(ordered)
-    lookup = {link.url: link for link in link_tuple}
-
-    entries = _entries(document, lookup)
-    return Report(
-        source=source,
-        source_path=_relative(source.path, root),
-        document=document,
-        links=link_tuple,
-        entries=entries,
-        summary=_summary(document, link_tuple, entries),
-        generated_at=generated_at,
-        changes=tuple(changes),
-        notes=tuple(note for note in notes if note.strip()),
-        run=MappingProxyType({str(k): _json_safe(v) for k, v in (run or {}).items()}),
-        archive_base=_archive_base(root, report_dir),
-        support=tuple(support),
-    )
+    return tuple(ordered)
 
 
-def _entries(document: Document, lookup: Mapping[str, LinkRecord]) -> tuple[Entry, ...]:
-    used: dict[str, int] = {}
-    entries = []
-    for note in document.footnotes:
-        anchor = f"fn-{note.number}"
-        used[anchor] = used.get(anchor, 0) + 1
-        if used[anchor] > 1:
-            anchor = f"{anchor}-{used[anchor]}"
-        line = min((c.line for c in note.claims), default=note.line)
-        entries.append(Entry(footnote=note, links=tuple(lookup[u] for u in note.urls),
-                             anchor=anchor, line=line))
-    # Document order is the order a reader meets the claims; ties (a footnote cited twice on
-    # one line) keep the footnotes' own order because sorted() is stable.
-    return tuple(sorted(entries, key=lambda e: e.line))
+class _Entries(Sequence[Entry]):
+    """The report's entries in document order, each made when asked for: an ``Entry`` holds
+    its links, which a report of a ``Spool`` of links keeps on disk. ``where`` maps each URL
+    to the position of its record in ``links``."""
+
+    def __init__(self, document: Document, links: Sequence[LinkRecord],
+                 where: Mapping[str, int], keys: bytearray | None = None) -> None:
+        self._footnotes = document.footnotes
+        self._links, self._where = links, where
+        # Each link's verdict key (its index in VERDICT_ORDER), by position: an entry's keys
+        # without reading its links.
+        self._keys = keys
+        # Anchors of repeated numbers only (fn-N-2, ...): the others are fn-N.
+        used: dict[int, int] = {}
+        self._anchors: dict[int, str] = {}
+        lines = []
+        for n, note in enumerate(self._footnotes):
+            used[note.number] = used.get(note.number, 0) + 1
+            if used[note.number] > 1:
+                self._anchors[n] = f"fn-{note.number}-{used[note.number]}"
+            lines.append(_line(note))
+        # Document order is the order a reader meets the claims; ties (a footnote cited twice
+        # on one line) keep the footnotes' own order because sorted() is stable.
+        self._order = sorted(range(len(lines)), key=lines.__getitem__)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _entry(self, n: int) -> Entry:
+        note = self._footnotes[n]
+        where, links = self._where, self._links
+        return Entry(footnote=note, links=tuple(links[where[u]] for u in note.urls),
+                     anchor=self._anchors.get(n) or f"fn-{note.number}", line=_line(note))
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | Sequence[Entry]:
+        if isinstance(index, slice):
+            return [self._entry(n) for n in self._order[index]]
+        return self._entry(self._order[index])
+
+    def __iter__(self) -> Iterator[Entry]:
+        for n in self._order:
+            yield self._entry(n)
+
+    def footnotes(self) -> Iterator[Footnote]:
+        """Each entry's footnote, in the entries' order."""
+        footnotes = self._footnotes
+        for n in self._order:
+            yield footnotes[n]
+
+    def keys(self) -> Iterator[tuple[str, ...]]:
+        """Each entry's ``Entry.keys``, in order."""
+        if self._keys is None:
+            for entry in self:
+                yield entry.keys
+            return
+        codes, where = self._keys, self._where
+        for note in self.footnotes():
+            if not note.urls:
+                yield (UNSUPPORTED,)
+            else:
+                yield tuple(dict.fromkeys(VERDICT_ORDER[codes[where[u]]] for u in note.urls))
 
 
-def _summary(document: Document, links: tuple[LinkRecord, ...],
-             entries: tuple[Entry, ...]) -> Summary:
-    counts: dict[str, int] = {}
-    for link in links:
+def entry_footnotes(report: Report) -> Iterator[Footnote]:
+    """The footnote of each of ``report``'s entries, in order, without making the entries
+    (and reading their links)."""
+    if isinstance(report.entries, _Entries):
+        return report.entries.footnotes()
+    return (entry.footnote for entry in report.entries)
+
+
+def entry_keys(report: Report) -> Iterator[tuple[str, ...]]:
+    """``Entry.keys`` of each of ``report``'s entries, in order, from the links' verdicts
+    noted when the report was built where it can."""
+    if isinstance(report.entries, _Entries):
+        return report.entries.keys()
+    return (entry.keys for entry in report.entries)
+
+
+def _line(note: Footnote) -> int:
+    return min((c.line for c in note.claims), default=note.line)
+
+
+class _Counts:
+    """The figures of the summary that come from the links, counted in one pass."""
+
+    def __init__(self) -> None:
+        self.urls = self.healthy = self.captured = self.mementos = self.rescued = 0
+        self.verdicts: dict[str, int] = {}
+        self.evidence: dict[str | None, int] = {}
+        self.kept = bytearray()  # with ``keep``: each link's verdict key, as its index
+
+    def add(self, link: LinkRecord, *, keep: bool = False) -> None:
+        self.urls += 1
         key = verdict_key(link)
-        counts[key] = counts.get(key, 0) + 1
-    healthy = sum(1 for link in links if link.verdict is not None and link.verdict.healthy)
-    unchecked = counts.get(UNCHECKED, 0)
-    kinds = [evidence_kind(link) for link in links]
+        if keep:
+            self.kept.append(_KEY_INDEX[key])
+        self.verdicts[key] = self.verdicts.get(key, 0) + 1
+        if link.verdict is not None and link.verdict.healthy:
+            self.healthy += 1
+        self.captured += link.capture is not None
+        self.mementos += link.memento is not None
+        self.rescued += link.rescued is not None
+        kind = evidence_kind(link)
+        self.evidence[kind] = self.evidence.get(kind, 0) + 1
+
+
+_KEY_INDEX = {key: n for n, key in enumerate(VERDICT_ORDER)}
+
+
+def _summary(document: Document, counts: _Counts) -> Summary:
+    footnotes = document.footnotes
+    unchecked = counts.verdicts.get(UNCHECKED, 0)
     return Summary(
         claims=len(document.claims),
-        footnotes=len(document.footnotes),
-        urls=len(links),
-        citations=sum(len(e.footnote.urls) for e in entries),
-        healthy=healthy,
-        failing=len(links) - healthy - unchecked,
+        footnotes=len(footnotes),
+        urls=counts.urls,
+        citations=sum(len(note.urls) for note in footnotes),
+        healthy=counts.healthy,
+        failing=counts.urls - counts.healthy - unchecked,
         unchecked=unchecked,
-        captured=sum(1 for link in links if link.capture is not None),
-        mementos=sum(1 for link in links if link.memento is not None),
-        rescued=sum(1 for link in links if link.rescued is not None),
-        no_copy=kinds.count(EVIDENCE_NONE),
-        unsupported_claims=sum(len(e.claims) for e in entries if e.unsupported),
-        unsupported_footnotes=sum(1 for e in entries if e.unsupported),
-        orphan_footnotes=sum(1 for e in entries if e.orphan),
-        by_verdict=tuple((k, counts[k]) for k in VERDICT_ORDER if k in counts),
-        evidence=tuple((k, kinds.count(k)) for k in EVIDENCE_KINDS),
+        captured=counts.captured,
+        mementos=counts.mementos,
+        rescued=counts.rescued,
+        no_copy=counts.evidence.get(EVIDENCE_NONE, 0),
+        # An entry is unsupported when its footnote cites no URL, an orphan when no marker
+        # cites it: the entries are the footnotes in another order.
+        unsupported_claims=sum(len(note.claims) for note in footnotes if not note.urls),
+        unsupported_footnotes=sum(1 for note in footnotes if not note.urls),
+        orphan_footnotes=sum(1 for note in footnotes if not note.claims),
+        by_verdict=tuple((k, counts.verdicts[k]) for k in VERDICT_ORDER if k in counts.verdicts),
+        evidence=tuple((k, counts.evidence.get(k, 0)) for k in EVIDENCE_KINDS),
     )
 
 

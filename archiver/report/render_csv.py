@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -63,12 +64,12 @@ def render_csv_chunks(report: Report) -> Iterator[str]:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    lookup = {link.url: link for link in report.links}
     source = safe_cell(report.source.id)
     published = report.source.published
     # The cells that depend on the link alone, made once per link (a URL several footnotes
-    # cite gives several rows).
-    made: dict[str, tuple[tuple[str, ...], tuple[str, str]]] = {}
+    # cite gives several rows), for the most recent links only: the footnotes citing one URL
+    # are mostly near each other, and a miss only makes them again.
+    made: OrderedDict[str, tuple[tuple[str, ...], tuple[str, str]]] = OrderedDict()
     rows = 0
     for entry in report.entries:
         claim = " / ".join(c.text for c in entry.claims)
@@ -76,10 +77,12 @@ def render_csv_chunks(report: Report) -> Iterator[str]:
             claim = claim[: _CLAIM_CHARS - 1].rstrip() + "…"
         claim_cell = _text_cell(claim)
         number = safe_cell(entry.number)
-        for url in entry.footnote.urls:
+        for url, link in zip(entry.footnote.urls, entry.links, strict=True):
             cells = made.get(url)
             if cells is None:
-                cells = made[url] = _link_cells(lookup[url], published)
+                cells = made[url] = _link_cells(link, published)
+                if len(made) > _CELLS_KEPT:
+                    made.popitem(last=False)
             writer.writerow((source, number, *cells[0], claim_cell, *cells[1]))
             rows += 1
             if rows % _CHUNK_ROWS == 0:
@@ -90,6 +93,8 @@ def render_csv_chunks(report: Report) -> Iterator[str]:
 
 
 _CHUNK_ROWS = 256
+#: Links whose cells ``render_csv_chunks`` keeps made.
+_CELLS_KEPT = 4096
 
 
 def _link_cells(link: LinkRecord, published: date | None) -> tuple[tuple[str, ...],

@@ -45,6 +45,7 @@ from archiver.report.model import (
     UNSUPPORTED,
     Entry,
     Report,
+    entry_keys,
     evidence_kind,
     evidence_text,
     iso,
@@ -287,8 +288,8 @@ def _change_row(change: Change) -> str:
 
 def _claims(report: Report) -> Iterator[str]:
     entry_counts: dict[str, int] = {}
-    for entry in report.entries:
-        for key in entry.keys:
+    for keys in entry_keys(report):
+        for key in keys:
             entry_counts[key] = entry_counts.get(key, 0) + 1
     order = [k for k, _ in report.summary.by_verdict]
     if entry_counts.get(UNSUPPORTED):

@@ -33,7 +33,13 @@ from archiver.models import (
     isoformat,
 )
 from archiver.parse.render import finding_json
-from archiver.report.model import Report, evidence_kind, iso, memento_offset_days
+from archiver.report.model import (
+    Report,
+    entry_footnotes,
+    evidence_kind,
+    iso,
+    memento_offset_days,
+)
 from archiver.safetext import json_escaped
 from archiver.support import LEVEL_RULE, LEVELS, support_json
 
@@ -241,15 +247,14 @@ def _report_items(report: Report) -> Iterator[tuple[str, Any]]:
         "orphan_footnotes": summary.orphan_footnotes,
         "by_verdict": dict(summary.by_verdict),
         "evidence": dict(summary.evidence),
-        "support": {level: sum(1 for s in report.support if s.level == level)
-                    for level in LEVELS},
+        "support": {level: report.support_counts.get(level, 0) for level in LEVELS},
     }
     yield "notes", list(report.notes)
     yield "footnotes", _Items(lambda: (footnote_dict(n) for n in report.document.footnotes))
     yield "findings", _Items(lambda: (finding_dict(f) for f in report.document.findings))
     yield "unsupported", _Items(lambda: (
-        {"footnote": e.number, "text": claim.text, "line": claim.line}
-        for e in report.entries if e.unsupported for claim in e.claims))
+        {"footnote": note.number, "text": claim.text, "line": claim.line}
+        for note in entry_footnotes(report) if not note.urls for claim in note.claims))
     yield "links", _Items(lambda: (_link(link, report) for link in report.links))
     yield "changes", _Items(lambda: (_change(change) for change in report.changes))
     yield "support", _Items(lambda: (support_json(support) for support in report.support))

@@ -147,11 +147,13 @@ def _md_pieces(report: Report) -> Iterator[list[str]]:
                 lines.append(_change_line(change))
         lines.append("")
 
-    attention = [link for link in report.links if needs_rescue(link)]
-    if attention:
+    # s.failing: the links that need rescue (checked, not healthy), listed as they come.
+    if s.failing:
         lines.append("## Links that need attention")
         lines.append("")
-        for link in attention:
+        for link in report.links:
+            if not needs_rescue(link):
+                continue
             notes = ", ".join(str(n) for n in link.footnotes)
             lines.append(f"- {_md_url(link.url)} (footnote {notes}): {_verdict(link)}; "
                          + _copies(link, report) + "; " + _evidence(link, report))

@@ -12,7 +12,6 @@ holds.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from archiver.report.escape import esc, esc_often
@@ -39,7 +38,7 @@ def support_section(report: Report) -> str:
     Empty when the report has no claim support."""
     if not report.support:
         return ""
-    counts = Counter(s.level for s in report.support)
+    counts = report.support_counts
     items = "".join(
         f'<li><span class="badge s-{level}">{_LABELS[level]}</span> '
         f'<span class="n">{counts.get(level, 0)}</span></li>' for level in LEVELS)
@@ -162,7 +161,7 @@ def _support_md_lines(report: Report) -> Iterator[str]:
 
     if not report.support:
         return
-    counts = Counter(s.level for s in report.support)
+    counts = report.support_counts
     yield from ["## Claim support", "",
                 " · ".join(f"{_LABELS[level]}: {counts.get(level, 0)}" for level in LEVELS), "",
                 _md(LEVEL_RULE), "", _md(LIMITS), ""]

@@ -60,7 +60,7 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
 THUMBNAIL_ROWS = 1200
 
 
-def write_screenshots(links: list[LinkRecord] | tuple[LinkRecord, ...], folder: Path,
+def write_screenshots(links: Iterable[LinkRecord], folder: Path,
                       root: Path) -> list[Path]:
     """Write each browser capture's screenshot (read from its WARC record under ``root``)
     and its top as a thumbnail into ``folder/screenshots/``, where ``report.html`` shows

@@ -1,0 +1,153 @@
+"""The spool of long record lists (``archiver.spool``) and the reports written from spooled
+link records and claim support: the same bytes as from the records held whole."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+
+import pytest
+
+from archiver.models import LinkRecord, Verdict
+from archiver.report import build_report, render_csv, render_html, render_json, render_md
+from archiver.report.model import Report
+from archiver.spool import Spool
+from tests.report_samples import (
+    evidence_report,
+    long_strings_report,
+    sample_links,
+    sample_report,
+)
+
+SIZES = (1, 2, 3, 7)
+
+
+@pytest.mark.parametrize("chunk", SIZES)
+@pytest.mark.parametrize("count", [0, 1, 6, 7, 8, 22])
+def test_a_spool_is_the_sequence_of_its_items(chunk: int, count: int) -> None:
+    items = [LinkRecord(url=f"https://example.org/{n}", footnotes=(n,), verdict=Verdict.OK,
+                        reason="ä" * n) for n in range(count)]
+    spool: Spool[LinkRecord] = Spool(items, chunk=chunk, kept=1, held=0)
+    assert len(spool) == count
+    assert list(spool) == items
+    assert [spool[n] for n in range(count)] == items  # read out of the cache each chunk
+    assert [spool[-n] for n in range(1, count + 1)] == [items[-n] for n in range(1, count + 1)]
+    assert [spool[n] for n in reversed(range(count))] == items[::-1]
+    assert spool[1:5:2] == items[1:5:2]
+    assert bool(spool) is bool(items)
+    with pytest.raises(IndexError):
+        spool[count]
+    with pytest.raises(IndexError):
+        spool[-count - 1]
+    more = LinkRecord(url="https://example.org/more", footnotes=(99,), verdict=None)
+    spool.append(more)  # appending after reading
+    assert list(spool) == [*items, more]
+    spool.close()
+    assert len(spool) == 0 and list(spool) == []
+
+
+def test_a_spool_writes_its_full_chunks_to_disk() -> None:
+    spool = Spool(range(10), chunk=4, held=0)
+    assert "2 chunk(s) on disk" in repr(spool)
+    assert spool._pending == [8, 9]
+    with pytest.raises(ValueError):
+        Spool(chunk=0)
+
+
+@pytest.mark.parametrize("held", [0, 5, 8, 9, 30])
+def test_a_spool_holds_its_first_items_in_memory(held: int) -> None:
+    """Up to ``held`` items stay in memory; past that every whole chunk goes to disk."""
+    spool = Spool(range(10), chunk=4, held=held)
+    on_disk = 0 if held >= 10 else 2
+    assert f"{on_disk} chunk(s) on disk" in repr(spool)
+    assert list(spool) == list(range(10))
+    assert [spool[n] for n in range(-10, 10)] == [*range(10), *range(10)]
+    spool.extend(range(10, 13))
+    assert list(spool) == list(range(13)) and len(spool) == 13
+
+
+def _spooled(report: Report, chunk: int) -> Report:
+    """``report`` built again from its links and claim support in spools of ``chunk``."""
+    links = Spool(report.links, chunk=chunk, kept=1, held=0)
+    support = Spool(report.support, chunk=chunk, kept=1, held=0)
+    spooled = build_report(report.source, report.document, links,
+                           generated_at=report.generated_at, changes=report.changes,
+                           notes=report.notes, run=report.run, support=support)
+    # The paths as the sample made them (from its root and folder).
+    return replace(spooled, source_path=report.source_path, archive_base=report.archive_base)
+
+
+def _supported() -> Report:
+    from archiver.support import EvidenceText, assess
+
+    report = sample_report()
+    supports = []
+    for entry in report.entries:
+        claims = tuple(c.text for c in entry.claims)
+        for i, link in enumerate(entry.links):
+            text = "Статья 274. Распространение заведомо ложной информации" * (i == 0)
+            supports.append(assess(entry.number, link.url, claims,
+                                   EvidenceText(text, "html", "ours") if text else None))
+    return replace(report, support=tuple(supports))
+
+
+def _backwards() -> Report:
+    """The supported sample with its footnotes listed last to first: its URLs (and so its
+    links) in that order, its entries in the order of the claims, from the last link back."""
+    supported = _supported()
+    document = replace(supported.document,
+                       footnotes=tuple(reversed(supported.document.footnotes)))
+    report = build_report(supported.source, document, sample_links(document),
+                          generated_at=supported.generated_at, support=supported.support)
+    return replace(report, source_path=supported.source_path)
+
+
+def _reports() -> list[Report]:
+    return [sample_report(), sample_report(notes=(), changes=False), evidence_report(),
+            long_strings_report(), _supported(), _backwards()]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_reports_of_spooled_records_are_the_same_bytes(
+        index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Link records and claim support in spools of 1, 2, 3 and 7 items per chunk (one chunk
+    kept in memory: the entries and the support of each footnote read them out of order)
+    give the same four files as the records held whole; the report keeps them on disk."""
+    from archiver.report import render_csv as csv_module
+
+    whole = _reports()[index]
+    texts = [render(whole) for render in (render_json, render_html, render_md, render_csv)]
+    # The cells of the CSV made again for a link met again after others.
+    monkeypatch.setattr(sys.modules[csv_module.__module__], "_CELLS_KEPT", 1)
+    for chunk in SIZES:
+        spooled = _spooled(whole, chunk)
+        assert isinstance(spooled.links, Spool)
+        assert spooled.summary == whole.summary
+        assert list(spooled.entries) == list(whole.entries)
+        assert [render(spooled) for render in (render_json, render_html, render_md,
+                                               render_csv)] == texts
+
+
+def test_the_reports_compared_have_what_the_streamed_path_reads() -> None:
+    """The reports above cite URLs from several footnotes, have footnotes without URLs and
+    footnotes whose entry order differs from their own, and claim support."""
+    reports = _reports()
+    assert any(len(link.footnotes) > 1 for r in reports for link in r.links)
+    assert any(not e.footnote.urls for r in reports for e in r.entries)
+    assert any([e.footnote for e in r.entries] != list(r.document.footnotes) for r in reports)
+    assert any(r.support for r in reports)
+
+
+def test_links_out_of_the_document_order_are_held_whole() -> None:
+    """A spool whose records are not the document's URLs in order (a record missing, or
+    one without footnotes) gives the report the whole-list path builds."""
+    whole = sample_report()
+    shuffled = Spool(reversed(whole.links), chunk=2, held=0)
+    report = build_report(whole.source, whole.document, shuffled,
+                          generated_at=whole.generated_at)
+    assert isinstance(report.links, tuple)
+    assert report.links == whole.links
+    bare = Spool((replace(link, footnotes=()) for link in whole.links), chunk=2,
+                 held=0)
+    report = build_report(whole.source, whole.document, bare, generated_at=whole.generated_at)
+    assert isinstance(report.links, tuple) and report.links == whole.links
