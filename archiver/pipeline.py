@@ -997,8 +997,10 @@ class _Links:
     terminal needs of them kept in memory: the count by verdict, in the order met, and the
     links it lists (not healthy, failing or dead, or not fetched: ``not_fetched``)."""
 
-    def __init__(self, records: Iterable[LinkRecord], not_fetched: Mapping[str, str]) -> None:
-        self.records: Spool[LinkRecord] = Spool()
+    def __init__(self, records: Iterable[LinkRecord], not_fetched: Mapping[str, str],
+                 directory: Path) -> None:
+        # Spooled under ``directory`` (the reports folder, which the run writes anyway).
+        self.records: Spool[LinkRecord] = Spool(directory=directory)
         self.verdicts: Counter[str] = Counter()
         listed = []
         self.screenshots: list[LinkRecord] = []  # browser captures, for write_screenshots
@@ -1063,7 +1065,8 @@ def _write_reports(
         run = context or _RunContext.stored(catalog, outcome.source.id)
         made = (links_of or {}).get(outcome.source.id) or _Links(
             link_records(settings, catalog, outcome.source.id, outcome.document, now,
-                         rescue=rescue, not_fetched=run.not_fetched), run.not_fetched)
+                         rescue=rescue, not_fetched=run.not_fetched), run.not_fetched,
+            settings.archive.reports_dir)
         links = made.records
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
@@ -1071,7 +1074,8 @@ def _write_reports(
         if supports is None:
             texts = claim_support.LazyTexts(catalog, settings.root, links,
                                             urls=outcome.document.urls)
-            supports = Spool(claim_support.each_support(outcome.document, texts))
+            supports = Spool(claim_support.each_support(outcome.document, texts),
+                             directory=settings.archive.reports_dir)
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1107,7 +1111,8 @@ def _assess_support(
         links = links_of[outcome.source.id].records
         texts = claim_support.LazyTexts(catalog, settings.root, links,
                                         urls=outcome.document.urls)
-        supports = Spool(claim_support.each_support(outcome.document, texts))
+        supports = Spool(claim_support.each_support(outcome.document, texts),
+                             directory=settings.archive.reports_dir)
         dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
                                               compare=compare,
                                               verdicts=_Verdicts(links, outcome.document))
@@ -1232,7 +1237,7 @@ def _execute(
         links_of = {o.source.id: _Links(link_records(settings, catalog, o.source.id, o.document,
                                                      utcnow(), rescue=rescue,
                                                      not_fetched=fetched.not_fetched),
-                                        fetched.not_fetched)
+                                        fetched.not_fetched, settings.archive.reports_dir)
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
                                      compare=options.kind == "check" and not outage)
@@ -1248,8 +1253,9 @@ def _execute(
             live = [t.url for t in targets
                     if (last := catalog.last_result(t.url)) is not None
                     and last.verdict.healthy]
-            saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
-                                                      breaker))
+            with _collector(True):
+                saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
+                                                          breaker))
             if save_note:
                 notes.append(save_note)
         # Network failures that are news (the URL did not fail at network level last time):
@@ -1356,20 +1362,31 @@ def rebuild(settings: Settings, source_ids: Sequence[str] | None) -> list[Source
 
 
 @contextlib.contextmanager
-def _collector_off() -> Iterator[None]:
-    """The cyclic garbage collector off until exit (then one collection of the young
-    generation): the tail makes and drops millions of objects (each spooled record read back,
-    each report piece), none in a cycle, and each of the collector's passes they set off went
-    over the parsed documents and every record in memory too."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+def _collector(enabled: bool) -> Iterator[None]:
+    """The cyclic garbage collector on or off until exit, then as it was (and, when it was
+    on, one collection of the young generation)."""
+    was = gc.isenabled()
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
     try:
         yield
     finally:
-        gc.enable()
-        gc.collect(0)
+        if was:
+            gc.enable()
+            gc.collect(0)
+        else:
+            gc.disable()
+
+
+def _collector_off() -> contextlib.AbstractContextManager[None]:
+    """The cyclic garbage collector off for the tail: it makes and drops millions of objects
+    (each spooled record read back, each report piece), none in a cycle, and each of the
+    collector's passes they set off went over the parsed documents and every record in
+    memory too. Network work inside it (Save Page Now: asyncio makes cycles) turns it back
+    on with ``_collector(True)``."""
+    return _collector(False)
 
 
 def failing_at(outcome: RunOutcome, level: str) -> list[LinkRecord | Change]:

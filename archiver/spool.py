@@ -18,7 +18,10 @@ import pickle
 import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, TypeVar, overload
+
+from archiver.errors import ArchiveError
 
 __all__ = ["CHUNK", "HELD", "Spool"]
 
@@ -39,13 +42,18 @@ class Spool(Sequence[T]):
     them."""
 
     def __init__(self, items: Iterable[T] = (), *, chunk: int | None = None,
-                 kept: int = 4, held: int | None = None) -> None:
+                 kept: int = 4, held: int | None = None,
+                 directory: Path | None = None) -> None:
         # Defaults read when made: tests make them small.
         chunk = CHUNK if chunk is None else chunk
         held = HELD if held is None else held
         if chunk < 1 or kept < 1 or held < 0:
             raise ValueError("chunk and kept must be at least 1, held at least 0")
         self._chunk, self._kept, self._held = chunk, kept, max(held, chunk)
+        # Where the file goes (default: the system's temporary folder). The run passes its
+        # reports folder: a disk it must be able to write, where a RAM-backed /tmp would
+        # hold the "spooled" records in memory after all.
+        self._directory = directory
         self._file: IO[bytes] | None = None
         self._spans: list[tuple[int, int]] = []  # each written chunk's (offset, length)
         self._pending: list[T] = []  # the items not written (the last chunk, once any is)
@@ -62,16 +70,28 @@ class Spool(Sequence[T]):
             self.append(item)
 
     def _flush(self) -> None:
-        if self._file is None:
-            # Held open for the spool's life (closed by close() or when collected).
-            self._file = tempfile.TemporaryFile(prefix="archiver-spool-")  # noqa: SIM115
-        self._file.seek(0, 2)
-        pending, size = self._pending, self._chunk
-        whole = len(pending) - len(pending) % size
-        for start in range(0, whole, size):
-            blob = pickle.dumps(pending[start:start + size], pickle.HIGHEST_PROTOCOL)
-            self._spans.append((self._file.tell(), len(blob)))
-            self._file.write(blob)
+        """Write the pending items' whole chunks. Raises ``ArchiveError`` naming the folder
+        when the file cannot be made or written (a full disk)."""
+        try:
+            if self._file is None:
+                if self._directory is not None:
+                    self._directory.mkdir(parents=True, exist_ok=True)
+                # Held open for the spool's life (closed by close() or when collected).
+                self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                    prefix=".archiver-spool-", dir=self._directory)
+            self._file.seek(0, 2)
+            pending, size = self._pending, self._chunk
+            whole = len(pending) - len(pending) % size
+            for start in range(0, whole, size):
+                blob = pickle.dumps(pending[start:start + size], pickle.HIGHEST_PROTOCOL)
+                offset = self._file.tell()
+                self._file.write(blob)
+                self._spans.append((offset, len(blob)))
+            self._file.flush()
+        except OSError as exc:
+            where = self._directory or Path(tempfile.gettempdir())
+            raise ArchiveError(f"{where}: cannot write the run's temporary records: "
+                               f"{exc.strerror or exc}") from exc
         self._pending = pending[whole:]
 
     def _read(self, number: int) -> list[T]:

@@ -3,11 +3,15 @@ link records and claim support: the same bytes as from the records held whole.""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from archiver.errors import ArchiveError
 from archiver.models import LinkRecord, Verdict
 from archiver.report import build_report, render_csv, render_html, render_json, render_md
 from archiver.report.model import Report
@@ -151,3 +155,44 @@ def test_links_out_of_the_document_order_are_held_whole() -> None:
                  held=0)
     report = build_report(whole.source, whole.document, bare, generated_at=whole.generated_at)
     assert isinstance(report.links, tuple) and report.links == whole.links
+
+
+def _spooled_items(count: int) -> list[LinkRecord]:
+    return [LinkRecord(url=f"https://example.org/{n}", footnotes=(n,), verdict=Verdict.OK,
+                       reason="x" * 200) for n in range(count)]
+
+
+def test_a_spool_writes_its_file_in_the_folder_it_is_given(tmp_path: Path) -> None:
+    """The run spools into its reports folder (a disk it writes anyway), not the system's
+    temporary folder, which may be RAM: records "spooled" there would stay in memory."""
+    folder = tmp_path / "reports"
+    spool: Spool[LinkRecord] = Spool(_spooled_items(10), chunk=2, held=0, directory=folder)
+    assert spool._file is not None
+    where = os.readlink(f"/proc/self/fd/{spool._file.fileno()}")
+    assert where.startswith(f"{folder}/"), where
+    assert list(spool) == _spooled_items(10)
+    spool.close()
+
+
+def test_a_full_disk_under_a_spool_is_an_archive_error_naming_the_folder(
+        tmp_path: Path) -> None:
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        with pytest.raises(ArchiveError, match="cannot write the run's temporary records") as err:
+            Spool(_spooled_items(2_000), chunk=16, held=0, directory=mount / "reports")
+        assert str(mount / "reports") in str(err.value)
+        assert "space" in str(err.value).lower()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_folder_that_cannot_be_made_is_an_archive_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ArchiveError, match="cannot write the run's temporary records"):
+        Spool(_spooled_items(10), chunk=2, held=0, directory=blocker / "reports")
