@@ -531,9 +531,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         exchange = _Exchange(trace)
         token = _EXCHANGE.set(exchange)
         refused = False
+        target = URL(str(request.url), encoded=True)
+        if request.url.userinfo:
+            # Credentials in the URL reach the server as httpx's client sent them (its
+            # Authorization header), never from the URL, as over httpcore: aiohttp refuses
+            # a URL with credentials beside an Authorization header.
+            target = target.with_user(None)
         try:
             response = await session.request(
-                request.method, URL(str(request.url), encoded=True), headers=headers,
+                request.method, target, headers=headers,
                 data=data or None, allow_redirects=False, timeout=timeout,
                 proxy=self._proxy, proxy_headers=proxy_headers)
         except Exception as exc:

@@ -58,7 +58,7 @@ import tempfile
 import time
 import urllib.request
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -209,9 +209,13 @@ class _HostGate:
         elif counts:
             self._timed_out.add(url)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        async with self._slots:
+    def slot(self) -> _Slot:
+        """``async with gate.slot():`` one request's turn to this host."""
+        return _Slot(self)
+
+    async def _enter(self) -> None:
+        await self._slots.acquire()
+        try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
             if self._interval > 0:
@@ -220,7 +224,25 @@ class _HostGate:
                     if self._next_start > now:
                         await asyncio.sleep(self._next_start - now)
                     self._next_start = max(now, self._next_start) + self._interval
-            yield
+        except BaseException:
+            self._slots.release()
+            raise
+
+
+class _Slot:
+    """A host gate's slot as a plain async context manager (a generator-based one costs
+    four times as much per request)."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: _HostGate) -> None:
+        self._gate = gate
+
+    async def __aenter__(self) -> None:
+        await self._gate._enter()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._gate._slots.release()
 
 
 class _Pool(httpcore.AsyncConnectionPool):

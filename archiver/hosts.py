@@ -27,6 +27,7 @@ Failure raises :class:`HostError` (a ``ValueError``) with a short reason.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -201,6 +202,12 @@ def url_host(url: str) -> str:
     return hostport.partition(":")[0]
 
 
+# ``parse_host`` remembered for the hosts of the last URLs: a run's URLs share a few hosts,
+# and every URL fetched is made canonical first. ``Host`` values never change; a host that
+# raises ``HostError`` is parsed (and raises) again every time.
+_parse_host_cached = functools.lru_cache(maxsize=1024)(parse_host)
+
+
 def canonical_url(url: str) -> str:
     """``url`` with its host replaced by the parsed form (``http://0x7f.1:8080/a`` →
     ``http://127.0.0.1:8080/a``); everything else is left as written. Raises ``HostError``
@@ -208,7 +215,7 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url)
     userinfo, at, hostport = parts.netloc.rpartition("@")
     raw = url_host(url)
-    host = parse_host(raw)
+    host = _parse_host_cached(raw)
     netloc = userinfo + at + host.text + hostport[len(raw):]
     if netloc == parts.netloc:
         return url

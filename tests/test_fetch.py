@@ -4,6 +4,7 @@ politeness, the guard, TLS, and what reaches the WARC files (always read back an
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import hashlib
 import os
@@ -154,6 +155,25 @@ def test_cookies_follow_redirects_but_are_redacted_in_the_warc(web: WebServer,
     raw = b"".join(gzip.decompress(p.read_bytes())
                    for p in (tmp_path / "archive").glob("*.warc.gz"))
     assert raw.count(b"TOPSECRET") == 2  # the Set-Cookie response header and the page body
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_redacted_in_the_warc(
+        web: WebServer, tmp_path: Path) -> None:
+    web.route("/private", lambda req: Reply(
+        200, b"auth=" + req.headers.get("Authorization", "").encode()))
+    web.route("/public", lambda req: Reply(
+        200, b"auth=" + req.headers.get("Authorization", "").encode()))
+    with_credentials = web.url("/private").replace("://", "://reader:s3cret@", 1)
+    results, _ = run(FAST, [with_credentials, web.url("/public")], tmp_path / "archive")
+    expected = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    private, public = results[with_credentials], results[web.url("/public")]
+    assert isinstance(private, Capture) and private.content == b"auth=" + expected.encode()
+    assert isinstance(public, Capture) and public.content == b"auth="
+    assert_valid_warcs(tmp_path / "archive")
+    requests = {r[1]["WARC-Target-URI"]: r[2] for p in (tmp_path / "archive").glob("*.warc.gz")
+                for r in read_warc(p) if r[0] == "request"}
+    assert requests[with_credentials].get_header("Authorization") == "[redacted]"
+    assert requests[web.url("/public")].get_header("Authorization") is None
 
 
 # ── retries ─────────────────────────────────────────────────────────────────
