@@ -323,3 +323,19 @@ def long_strings_report() -> Report:
                     published=date(2020, 11, 1))
     return build_report(source, document, links, generated_at=GENERATED, changes=changes,
                         notes=(_long("Note:"),), run={"run_id": 7, "detail": _long("run:")})
+
+
+def supported_report() -> Report:
+    """The sample report with claim support on every claimed (footnote, URL): some
+    unsupported (no text), some with text that misses the claims' facts."""
+    from archiver.support import EvidenceText, assess
+
+    report = sample_report()
+    supports = []
+    for entry in report.entries:
+        claims = tuple(c.text for c in entry.claims)
+        for i, link in enumerate(entry.links):
+            text = "Статья 274. Распространение заведомо ложной информации" * (i == 0)
+            supports.append(assess(entry.number, link.url, claims,
+                                   EvidenceText(text, "html", "ours") if text else None))
+    return replace(report, support=tuple(supports))

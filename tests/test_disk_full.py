@@ -7,27 +7,20 @@ the reason otherwise), and the pages are incompressible, so the disk fills part-
 from __future__ import annotations
 
 import os
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.test_run import call, make_project, read_back
+from tests.tmpfs import small_tmpfs
 from tests.webserver import Reply, WebServer
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):
-    mount = tmp_path / "archive"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with small_tmpfs(tmp_path / "archive") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_full_disk_stops_the_run_with_exit_3(tmp_path: Path, tiny_disk: Path,

@@ -48,6 +48,7 @@ from tests.report_samples import (
     evidence_report,
     long_strings_report,
     sample_report,
+    supported_report,
 )
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -631,22 +632,6 @@ def test_csv_in_pieces_is_the_whole_table(index: int) -> None:
 
 
 
-def _supported_report() -> Report:
-    """The sample report with claim support on every claimed (footnote, URL): some
-    unsupported (no text), some with text that misses the claims' facts."""
-    from dataclasses import replace
-
-    from archiver.support import EvidenceText, assess
-
-    report = sample_report()
-    supports = []
-    for entry in report.entries:
-        claims = tuple(c.text for c in entry.claims)
-        for i, link in enumerate(entry.links):
-            text = "Статья 274. Распространение заведомо ложной информации" * (i == 0)
-            supports.append(assess(entry.number, link.url, claims,
-                                   EvidenceText(text, "html", "ours") if text else None))
-    return replace(report, support=tuple(supports))
 
 
 @pytest.mark.parametrize("index", range(6))
@@ -660,7 +645,7 @@ def test_sections_written_in_pieces_do_not_depend_on_the_piece_size(
     from archiver.report import render_support
 
     html_module = sys.modules["archiver.report.render_html"]
-    report = [*_reports(), _supported_report()][index]
+    report = [*_reports(), supported_report()][index]
     whole_md, whole_html = render_md(report), render_html(report)
     for size in (1, 2, 3, 7):
         monkeypatch.setattr(render_support, "_MD_PIECE_LINES", size)
@@ -674,5 +659,5 @@ def test_the_piece_test_cuts_support_lines_and_findings() -> None:
     smallest piece sizes, so it cuts them at many boundaries."""
     from archiver.report.render_support import support_md_pieces
 
-    assert sum(map(len, support_md_pieces(_supported_report()))) > 20
+    assert sum(map(len, support_md_pieces(supported_report()))) > 20
     assert any(len(r.document.findings) > 7 for r in _reports())

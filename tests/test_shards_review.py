@@ -17,6 +17,7 @@ import pytest
 from tests.test_run import ARTICLE, call, make_project, read_back
 from tests.test_run_limits import silent_server
 from tests.test_shards import HTML, _alive, hosts, workers_of
+from tests.tmpfs import small_tmpfs
 from tests.webserver import Reply, Request, WebServer
 
 
@@ -103,31 +104,22 @@ def test_per_host_holds_with_workers(tmp_path: Path) -> None:
 
 
 def test_full_disk_in_a_worker_stops_the_run_with_exit_3(tmp_path: Path) -> None:
-    mount = tmp_path / "archive"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        with WebServer() as a, WebServer() as b:
-            urls = []
-            for web in (a, b):
-                for i in range(20):
-                    web.route(f"/big/{i}", Reply(200, os.urandom(48 * 1024),
-                                                 {"Content-Type": "application/octet-stream"}))
-                    urls.append(web.url(f"/big/{i}"))
-            config = make_project(tmp_path, urls, fetch="workers = 2\n")
-            code, out, err = call("run", "--config", str(config))
-            assert code == 3, out + err
-            assert "Traceback" not in err
-            assert "error:" in err and str(mount) in err
-            subprocess.run(["umount", "-l", str(mount)], check=False)
-            code, out, err = call("run", "--config", str(config))
-            assert code == 0, out + err
-            read_back(tmp_path)
-    finally:
+    with small_tmpfs(tmp_path / "archive") as mount, WebServer() as a, WebServer() as b:
+        urls = []
+        for web in (a, b):
+            for i in range(20):
+                web.route(f"/big/{i}", Reply(200, os.urandom(48 * 1024),
+                                             {"Content-Type": "application/octet-stream"}))
+                urls.append(web.url(f"/big/{i}"))
+        config = make_project(tmp_path, urls, fetch="workers = 2\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 3, out + err
+        assert "Traceback" not in err
+        assert "error:" in err and str(mount) in err
         subprocess.run(["umount", "-l", str(mount)], check=False)
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        read_back(tmp_path)
 
 
 def test_ctrl_c_with_workers(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ link records and claim support: the same bytes as from the records held whole.""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,9 @@ from tests.report_samples import (
     long_strings_report,
     sample_links,
     sample_report,
+    supported_report,
 )
+from tests.tmpfs import small_tmpfs
 
 SIZES = (1, 2, 3, 7)
 
@@ -81,24 +82,12 @@ def _spooled(report: Report, chunk: int) -> Report:
     return replace(spooled, source_path=report.source_path, archive_base=report.archive_base)
 
 
-def _supported() -> Report:
-    from archiver.support import EvidenceText, assess
-
-    report = sample_report()
-    supports = []
-    for entry in report.entries:
-        claims = tuple(c.text for c in entry.claims)
-        for i, link in enumerate(entry.links):
-            text = "Статья 274. Распространение заведомо ложной информации" * (i == 0)
-            supports.append(assess(entry.number, link.url, claims,
-                                   EvidenceText(text, "html", "ours") if text else None))
-    return replace(report, support=tuple(supports))
 
 
 def _backwards() -> Report:
     """The supported sample with its footnotes listed last to first: its URLs (and so its
     links) in that order, its entries in the order of the claims, from the last link back."""
-    supported = _supported()
+    supported = supported_report()
     document = replace(supported.document,
                        footnotes=tuple(reversed(supported.document.footnotes)))
     report = build_report(supported.source, document, sample_links(document),
@@ -108,7 +97,7 @@ def _backwards() -> Report:
 
 def _reports() -> list[Report]:
     return [sample_report(), sample_report(notes=(), changes=False), evidence_report(),
-            long_strings_report(), _supported(), _backwards()]
+            long_strings_report(), supported_report(), _backwards()]
 
 
 @pytest.mark.parametrize("index", range(6))
@@ -176,19 +165,11 @@ def test_a_spool_writes_its_file_in_the_folder_it_is_given(tmp_path: Path) -> No
 
 def test_a_full_disk_under_a_spool_is_an_archive_error_naming_the_folder(
         tmp_path: Path) -> None:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with small_tmpfs(tmp_path / "tiny", "64k") as mount:
         with pytest.raises(ArchiveError, match="cannot write the run's temporary records") as err:
             Spool(_spooled_items(2_000), chunk=16, held=0, directory=mount / "reports")
         assert str(mount / "reports") in str(err.value)
         assert "space" in str(err.value).lower()
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_folder_that_cannot_be_made_is_an_archive_error(tmp_path: Path) -> None:
