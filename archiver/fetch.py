@@ -722,6 +722,12 @@ class Fetcher:
                     else "disconnect"
                 outcome.reason = failure.reason if not deadline.expired() else (
                     f"the body did not finish within the deadline of {budget.seconds:g}s")
+            except BaseException:
+                # Cancelled (the run's deadline, Ctrl-C) after the head: nobody will read
+                # the body spooled so far; its file is closed now, not by the collector.
+                if outcome is not None:
+                    outcome.discard()
+                raise
             finally:
                 if response is not None:
                     with contextlib.suppress(Exception):
