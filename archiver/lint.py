@@ -114,6 +114,10 @@ def _make(code: str, message: str, footnote: int | None, line: int | None,
     return Finding(code, SEVERITY[code], message, footnote, line, url, suggestion)
 
 
+#: The most numbers a gap in the numbering lists one by one; a longer run is one finding.
+GAP_RUN = 1000
+
+
 def structure_findings(markers: Sequence[tuple[int, int]],
                        notes: Sequence[tuple[int, int]]) -> list[Finding]:
     """Numbering findings from ``markers`` and ``notes``, each a ``(number, line)`` pair in
@@ -140,12 +144,19 @@ def structure_findings(markers: Sequence[tuple[int, int]],
             findings.append(_make(
                 "orphan-footnote", f"footnote {number} is not cited by any marker",
                 number, line))
-    if defined or cited:
-        highest_number = max(max(defined, default=0), max(cited, default=0))
-        for number in range(1, highest_number):
-            if number not in defined and number not in cited:
+    # The numbers between those used, from 1: each skipped one, or a long run as one (a
+    # label such as [^20201028] skips twenty million numbers).
+    previous_number = 0
+    for number in sorted({*defined, *cited}):
+        if number > previous_number + 1 + GAP_RUN:
+            findings.append(_make(
+                "numbering-gap", f"footnote numbering skips {previous_number + 1} to "
+                f"{number - 1} ({number - 1 - previous_number} numbers)", None, None))
+        else:
+            for skipped in range(previous_number + 1, number):
                 findings.append(_make(
-                    "numbering-gap", f"footnote numbering skips {number}", None, None))
+                    "numbering-gap", f"footnote numbering skips {skipped}", None, None))
+        previous_number = max(previous_number, number)
     previous = None
     for number, line in notes:
         if previous is not None and number < previous:
