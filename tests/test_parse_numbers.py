@@ -1,7 +1,10 @@
-"""Footnote numbers as written: a number far past the others is a finding, not a document
-read for minutes into millions of findings."""
+"""Footnote numbers as written: a label that is a digit but not a decimal number, and a
+number far past the others, are findings, not a document that cannot be read or read at all.
+"""
 
 from __future__ import annotations
+
+import pytest
 
 from archiver import lint
 from archiver.parse import parse_bytes
@@ -39,3 +42,22 @@ def test_a_document_citing_a_date_as_a_footnote_label_has_one_gap() -> None:
     assert [f.number for f in doc.footnotes] == [1, 20201028]
     gaps = [f.message for f in doc.findings if f.code == "numbering-gap"]
     assert gaps == ["footnote numbering skips 2 to 20201027 (20201026 numbers)"]
+
+
+@pytest.mark.parametrize("label", ["²", "³", "①", "1²"])
+def test_a_label_of_digits_that_are_not_a_number_is_a_label(label: str) -> None:
+    """``str.isdigit`` holds for superscript and circled digits, which ``int`` refuses: the
+    whole document could not be read (ValueError). Such a label is a name, numbered after
+    the highest number."""
+    source = (f"# T\n\nA claim.[^4] Another.[^{label}]\n\n[^4]: See <https://example.org/a>.\n"
+              f"[^{label}]: See <https://example.org/b>.\n").encode()
+    doc = parse_bytes(source, "d.md")
+    assert [(f.number, f.urls) for f in doc.footnotes] == [
+        (4, ("https://example.org/a",)), (5, ("https://example.org/b",))]
+    assert [c.text for f in doc.footnotes for c in f.claims] == ["A claim.", "Another."]
+
+
+def test_a_label_of_decimal_digits_of_another_script_is_its_number() -> None:
+    source = ("# T\n\nA claim.[^٣]\n\n[^٣]: See <https://example.org/a>.\n").encode()
+    doc = parse_bytes(source, "d.md")
+    assert [f.number for f in doc.footnotes] == [3]

@@ -35,12 +35,12 @@ class _Numbers:
     footnote's number and its markers' claims share it."""
 
     def __init__(self, labels: Iterable[str]) -> None:
-        self.next = max((int(label) for label in labels if label.isdigit()), default=0) + 1
+        self.next = max((int(label) for label in labels if label.isdecimal()), default=0) + 1
         self.map: dict[str, int] = {}
         self.numbers: dict[int, int] = {}
 
     def __call__(self, label: str) -> int:
-        if label.isdigit():
+        if label.isdecimal():
             number = int(label)
             return self.numbers.setdefault(number, number)
         if label not in self.map:
