@@ -499,7 +499,9 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII digits only (RFC 9110's DIGIT): str.isdigit holds for '²' too, which float
+    # refuses; such a value falls through to the date, which it is not either.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -94,7 +94,9 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    # ASCII digits only (RFC 9110's DIGIT): str.isdigit holds for '²' too, which float
+    # refuses; such a value falls through to the date, which it is not either.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
