@@ -1,6 +1,7 @@
-"""Footnote numbers as written: a label that is a digit but not a decimal number, and a
-number far past the others, are findings, not a document that cannot be read or read at all.
-"""
+"""Numbers as documents write them: a footnote label, a list start or an ODT attribute of
+digits that are not a decimal number ('²': ``str.isdigit`` holds, ``int`` refuses) and a
+number far past the others are read or are findings, not a document that cannot be read or
+is read for minutes into millions of findings."""
 
 from __future__ import annotations
 
@@ -61,3 +62,51 @@ def test_a_label_of_decimal_digits_of_another_script_is_its_number() -> None:
     source = ("# T\n\nA claim.[^٣]\n\n[^٣]: See <https://example.org/a>.\n").encode()
     doc = parse_bytes(source, "d.md")
     assert [f.number for f in doc.footnotes] == [3]
+
+
+def _odt(space_count: str, position: str) -> bytes:
+    """An ODT of one claim citing one note, with a ``text:s`` of ``space_count`` spaces and
+    a text style at ``position``."""
+    import io
+    import zipfile
+
+    content = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<office:document-content'
+        ' xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+        ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+        ' xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" office:version="1.2">'
+        '<office:automatic-styles><style:style style:name="T1" style:family="text">'
+        f'<style:text-properties style:text-position="{position}"/></style:style>'
+        "</office:automatic-styles><office:body><office:text>"
+        f'<text:p>A claim<text:s text:c="{space_count}"/>stands.'
+        '<text:note text:id="ftn1" text:note-class="footnote">'
+        "<text:note-citation>1</text:note-citation><text:note-body>"
+        "<text:p>See https://example.org/a</text:p></text:note-body></text:note></text:p>"
+        "</office:text></office:body></office:document-content>")
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        archive.writestr("content.xml", content)
+    return data.getvalue()
+
+
+@pytest.mark.parametrize(("count", "position"), [("2", "super 58%"), ("²", "super 58%"),
+                                                 ("2", "²%")])
+def test_odt_attributes_of_digits_that_are_not_a_number_are_read(count: str,
+                                                                 position: str) -> None:
+    """A space count or a text position of such digits made the ODT 'a broken container'."""
+    doc = parse_bytes(_odt(count, position), "d.odt")
+    assert [(f.number, f.urls) for f in doc.footnotes] == [(1, ("https://example.org/a",))]
+    assert [c.text for c in doc.footnotes[0].claims] == ["A claim stands."]
+
+
+@pytest.mark.parametrize("start", ["²", "1"])
+def test_html_notes_list_starting_at_digits_that_are_not_a_number_is_read(start: str) -> None:
+    """``<ol start="²">``: the whole document could not be read (ValueError)."""
+    source = (f'<html><body><h1>T</h1><p>A claim.<sup>1</sup> Another.<sup>2</sup></p>'
+              f'<ol start="{start}"><li>See https://example.org/a</li>'
+              f'<li>See https://example.org/b</li></ol></body></html>').encode()
+    doc = parse_bytes(source, "d.html")
+    assert [(f.number, f.urls) for f in doc.footnotes] == [
+        (1, ("https://example.org/a",)), (2, ("https://example.org/b",))]

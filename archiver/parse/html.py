@@ -451,7 +451,7 @@ def _read_plain_notes(soup: BeautifulSoup, title: str | None, source: str) -> Dr
         # The items of the final list are the notes whatever their text says (a superscript
         # date in one is text), numbered as the list shows them.
         begin = ol.get("start")
-        first = int(begin) if isinstance(begin, str) and begin.strip().isdigit() else 1
+        first = int(begin) if isinstance(begin, str) and begin.strip().isdecimal() else 1
         for index, item in enumerate(items):
             parsed = inline(" ".join(_markdown(item, whole=True).split()))
             note = NoteDraft(first + index, parsed.text, urls_from_segments(parsed.segments),

@@ -397,7 +397,7 @@ class _OdtText:
                 self.pending = []  # the link's text is the link's, not plain text too
             elif tag == f"{{{TEXT}}}s":
                 count = child.get(f"{{{TEXT}}}c", "1")
-                self.text(" " * (int(count) if count.isdigit() and int(count) < 100 else 1))
+                self.text(" " * (int(count) if count.isdecimal() and int(count) < 100 else 1))
             elif tag in (f"{{{TEXT}}}tab", f"{{{TEXT}}}line-break"):
                 self.text(" ")
             elif tag == f"{{{TEXT}}}span" and child.get(f"{{{TEXT}}}style-name") in self.sup_styles:
@@ -427,7 +427,7 @@ def _superscript_styles(*roots: etree._Element | None) -> set[str]:
             position = props.get(f"{{{STYLE}}}text-position", "") if props is not None else ""
             first = position.split()[0] if position.split() else ""
             raised = first.rstrip("%").lstrip("+")
-            if first == "super" or (raised.isdigit() and int(raised) > 0):
+            if first == "super" or (raised.isdecimal() and int(raised) > 0):
                 names.add(style.get(f"{{{STYLE}}}name", ""))
     return names
 
