@@ -68,6 +68,7 @@ import httpcore
 import httpx
 
 from archiver.config import FetchSettings
+from archiver.errors import ArchiveError
 from archiver.guard import (
     AddressGuard,
     AddressRefused,
@@ -710,6 +711,11 @@ class Fetcher:
                         if "set-cookie" in response.headers:
                             jar.extract_cookies(response)
                         await self._read_body(response, outcome)
+            except ArchiveError:
+                # Our disk, not the URL's failure: it stops the run.
+                if outcome is not None:
+                    outcome.discard()
+                raise
             except Exception as exc:  # a URL's failure is a value
                 limit = (f"the deadline of {budget.seconds:g}s" if deadline.expired()
                          else f"{self.settings.timeout:g}s")
@@ -768,16 +774,27 @@ class Fetcher:
         room = self.settings.max_body
         async for chunk in response.aiter_raw():
             if len(chunk) > room:
-                body.write(chunk[:room])
+                _spool(body, chunk[:room])
                 sha256.update(chunk[:room])
                 outcome.truncated = "length"
                 return
-            body.write(chunk)
+            _spool(body, chunk)
             sha256.update(chunk)
             room -= len(chunk)
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+def _spool(body: IO[bytes], data: bytes) -> None:
+    """``body.write(data)``; a body past ``_SPOOL_IN_MEMORY`` goes to the system's temporary
+    folder, and that folder full is ``ArchiveError`` naming it (our disk, not the URL's
+    failure: read as one, it made every long page "cut (connection closed)")."""
+    try:
+        body.write(data)
+    except OSError as exc:
+        raise ArchiveError(f"{tempfile.gettempdir()}: cannot hold a page's body while it is "
+                           f"read: {exc.strerror or exc}") from exc
+
 
 # ``httpx.URL(url)``, remembered for the last URLs: one URL is read by the pre-check of
 # ``_fetchable``, the host gate, the proxy rule and the request (httpx's parser looks at every
