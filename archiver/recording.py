@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -125,8 +126,7 @@ class Recorder:
         try:
             await asyncio.shield(asyncio.wrap_future(job))
         except asyncio.CancelledError:
-            with contextlib.suppress(BaseException):
-                job.result()  # the thread goes on with the batch: it counts once written
+            futures.wait([job])  # the thread goes on with the batch: it counts once written
             self._error = job.exception()
             if self._error is None:
                 self._recorded(queued)
