@@ -434,7 +434,7 @@ async def _fetch_and_judge(
             watch.outcome(target.url, "response" if isinstance(finished.result, Capture)
                           else finished.result.verdict.value)
             network_news()
-            recorder.add(finished)
+            await recorder.put(finished)
 
         probes_started = False
 

@@ -7,16 +7,25 @@ the URL is finished, then records attempts, captures, provenance and verdict of 
 URLs in one transaction, appends their custody entries with one fsync, and only then reports
 them done (``on_recorded``: progress, the rescue's lookup queue, the run's summary).
 
+While fetching (``run``), the transaction and the custody append are made in a thread of
+their own: committing (a WAL checkpoint now and then) and the custody ``fsync`` mostly wait
+for the disk, and the event loop meanwhile hands out targets and takes results in. One batch
+is written at a time, in the order the URLs finished; the next one gathers meanwhile.
+
 Crash safety: a URL counts as captured only once its catalog rows are committed, and its
 WARC records were written before it reached the recorder. A run killed at any moment leaves
-at most one batch (``batch`` URLs or ``interval`` seconds of work) recorded in WARCs but not
-in the catalog; the next run fetches those URLs again.
+at most the batch being written and the one gathering (each at most ``batch`` URLs or
+``interval`` seconds of work: a full batch waits for the one being written) recorded in
+WARCs but not in the catalog; the next run fetches those URLs again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from archiver.catalog import AttemptRow, CaptureIn, Catalog, ResultIn
@@ -38,8 +47,9 @@ class Recorder:
     """Records ``Finished`` URLs of run ``run_id`` in ``catalog``, ``batch`` at a time.
 
     ``attempt`` keeps an attempt until its URL is recorded; ``add`` queues a finished URL and
-    commits when the batch is full; ``flush`` commits what is queued (``run`` does it every
-    ``interval`` seconds until cancelled, and the caller once at the end). With
+    commits when the batch is full; ``flush`` commits what is queued (``run`` does it in a
+    thread every ``interval`` seconds or as soon as a batch is full, until cancelled; ``put``
+    is ``add`` while ``run`` runs; the caller flushes once at the end). With
     ``compare_text``, ``similarity[url]`` is how much of the previous capture's text the new
     one keeps (``None`` when not comparable).
     """
@@ -57,6 +67,12 @@ class Recorder:
         self.similarity: dict[str, float | None] = {}
         self._attempts: dict[str, list[Attempt]] = {}
         self._queued: list[Finished] = []
+        # While ``run`` runs: set to have the queue written now (a full batch); set when the
+        # writer has taken the queue (a full batch's ``put`` waits for it); the first error
+        # of the writer (raised by ``put`` and ``flush`` from then on).
+        self._wake: asyncio.Event | None = None
+        self._taken: asyncio.Event | None = None
+        self._error: BaseException | None = None
 
     def attempt(self, attempt: Attempt) -> None:
         self._attempts.setdefault(attempt.url, []).append(attempt)
@@ -64,28 +80,93 @@ class Recorder:
     def add(self, finished: Finished) -> None:
         self._queued.append(finished)
         if len(self._queued) >= self.batch:
-            self.flush()
+            if self._wake is not None:
+                self._wake.set()
+            else:
+                self.flush()
+
+    async def put(self, finished: Finished) -> None:
+        """``add``, while ``run`` runs: a full batch wakes the writer, and waits while the
+        writer is still busy with the one before (so no more than two batches are ever
+        captured but not recorded). Raises the writer's error."""
+        if self._error is not None:
+            raise self._error
+        self.add(finished)
+        while self._taken is not None and len(self._queued) >= self.batch:
+            await self._taken.wait()
+        if self._error is not None:
+            raise self._error
 
     async def run(self) -> None:
-        """Commit what is queued every ``interval`` seconds; runs until cancelled."""
-        while True:
-            await asyncio.sleep(self.interval)
-            self.flush()
+        """Commit what is queued, in a thread, every ``interval`` seconds or as soon as a
+        batch is full; runs until cancelled (or until a batch cannot be written: the error is
+        then raised by ``put`` and ``flush`` too). Cancelled while a batch is being written,
+        it waits for that batch (it counts once written) and reports it first."""
+        self._wake, self._taken = asyncio.Event(), asyncio.Event()
+        writer = ThreadPoolExecutor(1, thread_name_prefix="recorder")
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                self._wake.clear()
+                await self._write_in(writer)
+        finally:
+            taken, self._wake, self._taken = self._taken, None, None
+            taken.set()
+            writer.shutdown(wait=True)
+
+    async def _write_in(self, writer: ThreadPoolExecutor) -> None:
+        queued, attempts = self._take()
+        assert self._taken is not None
+        taken, self._taken = self._taken, asyncio.Event()
+        taken.set()
+        if not queued:
+            return
+        job = writer.submit(self._write, queued, attempts)
+        try:
+            await asyncio.shield(asyncio.wrap_future(job))
+        except asyncio.CancelledError:
+            futures.wait([job])  # the thread goes on with the batch: it counts once written
+            self._error = job.exception()
+            if self._error is None:
+                self._recorded(queued)
+            raise
+        except BaseException as exc:
+            self._error = exc
+            raise
+        self._recorded(queued)
 
     def flush(self) -> None:
         """Record every queued URL in one transaction, then their custody entries, then tell
         ``on_recorded``. Raises ``ArchiveError`` when the catalog or the custody log cannot
         be written (nothing of the batch then counts as done)."""
-        queued, self._queued = self._queued, []
+        if self._error is not None:
+            raise self._error
+        queued, attempts = self._take()
         if not queued:
             return
+        self._write(queued, attempts)
+        self._recorded(queued)
+
+    def _take(self) -> tuple[list[Finished], list[list[Attempt]]]:
+        """The queued URLs and, for each, the attempts of it and its hops (taken here, in the
+        event loop's thread, where attempts arrive)."""
+        queued, self._queued = self._queued, []
         if self.compare_text:
             for finished in queued:
                 self._compare(finished)
+        pop = self._attempts.pop
+        attempts = [[attempt for hop_url in (finished.url, *finished.hop_urls)
+                     for attempt in pop(hop_url, ())] for finished in queued]
+        return queued, attempts
+
+    def _write(self, queued: list[Finished], attempts: list[list[Attempt]]) -> None:
         with self.catalog.transaction():
-            custody = self._record(queued)
+            custody = self._record(queued, attempts)
         if custody:
             log_custody(self.settings, "capture", custody)
+
+    def _recorded(self, queued: list[Finished]) -> None:
         for finished in queued:
             self.on_recorded(finished)
 
@@ -95,23 +176,23 @@ class Recorder:
         if finished.compared and finished.fingerprint is not None:
             self.similarity[finished.url] = finished.similarity
 
-    def _record(self, queued: list[Finished]) -> list[provenance.Kept]:
+    def _record(self, queued: list[Finished], tried: list[list[Attempt]],
+                ) -> list[provenance.Kept]:
         """The catalog rows of the URLs of ``queued`` (inside the batch's transaction), a
-        statement per table for all of them, rows in the order the URLs finished; returns the
-        provenance records whose custody entries are due."""
+        statement per table for all of them, rows in the order the URLs finished (``tried``:
+        each URL's attempts); returns the provenance records whose custody entries are due."""
         catalog, run_id = self.catalog, self.run_id
         attempts: list[AttemptRow] = []
         captures: list[CaptureIn] = []
         browsers: list[tuple[int, Browsed]] = []  # (index in captures, outcome)
         kept: list[provenance.Kept] = []
         results: list[ResultIn] = []
-        for finished in queued:
+        for finished, its_attempts in zip(queued, tried, strict=True):
             url = finished.url
-            for hop_url in (url, *finished.hop_urls):
-                attempts.extend(
-                    AttemptRow(run_id, attempt.url, attempt.number, attempt.outcome,
-                               attempt.status, attempt.error, attempt.waited, attempt.at)
-                    for attempt in self._attempts.pop(hop_url, ()))
+            attempts.extend(
+                AttemptRow(run_id, attempt.url, attempt.number, attempt.outcome,
+                           attempt.status, attempt.error, attempt.waited, attempt.at)
+                for attempt in its_attempts)
             if finished.http is not None:
                 # The HTTP exchange stays in the catalog too (a browser document that is a
                 # revisit of it needs its original), before the browser capture.

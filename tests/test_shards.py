@@ -108,6 +108,32 @@ def test_a_host_belongs_to_one_worker() -> None:
     assert shards.host_key("http://[::1]:99999/") == ""
 
 
+def test_host_key_reads_plain_urls_as_urlsplit_does() -> None:
+    """The regex read of the common spelling gives urlsplit's key for every URL."""
+    import random
+
+    rng = random.Random(14)
+    pieces = ["http", "https", "HTTP", "Https", "ftp", "://", ":", "/", "//", "?", "#", "@",
+              "[", "]", "::1", "%41", "\t", "\n", " ", "example.org", "Example.ORG", "a-b.c",
+              "127.0.0.1", "xn--80ak6aa92e.com", "пример.рф", "host", ".", "-", "_", "~",
+              "0", "80", "443", "8080", "080", "65535", "65536", "99999", "user", "p/q"]
+    urls = [
+        "http://example.org", "http://example.org/", "http://example.org:", "http://Ex.org:/a",
+        "https://example.org:443", "https://example.org:0443/", "http://example.org:443/",
+        "http://example.org:65535/", "http://example.org:65536/", "http://example.org:8x/",
+        "http://exa_mple.org/", "http://ex%41mple.org/", "http://ex\tample.org/",
+        "http://user@example.org/", "http://[::1]:8080/", "http://:80/", "http:///a",
+        "http://example.org?q", "http://example.org#f", " http://example.org/",
+        "http://example.org\n/", "http://пример.рф/", "http://a..b:00/", "HTTP://A.B/",
+    ]
+    for _ in range(20000):
+        urls.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))))
+        urls.append(rng.choice(["http://", "https://"]) + "".join(
+            rng.choice(pieces[5:]) for _ in range(rng.randint(1, 6))))
+    for url in urls:
+        assert shards.host_key(url) == shards._host_key_parsed(url), url
+
+
 def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
     with hosts(6, 40, missing=4) as (servers, urls):
         config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 16\n")
