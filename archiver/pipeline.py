@@ -1085,14 +1085,17 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
             raise KeyError(key)
         recent = self._recent
         if key not in recent:
-            while (made := self._links.pull()) is not None:
+            # Up to the one asked for, then a batch more (each made alongside the others,
+            # not alternating with the matching), their texts still packed.
+            ahead = -1
+            while ahead < self._kept // 2 and (made := self._links.pull()) is not None:
                 link, facts = made
                 recent[link.url] = _text_source(link, facts)
                 recent.move_to_end(link.url)
                 if len(recent) > self._kept:
                     recent.popitem(last=False)
-                if link.url == key:
-                    break
+                if ahead >= 0 or link.url == key:
+                    ahead += 1
         source = recent.get(key, _UNKNOWN)
         if source is None or isinstance(source, EvidenceText):
             return source
