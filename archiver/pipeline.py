@@ -19,12 +19,12 @@ import functools
 import gc
 import itertools
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, overload
 from urllib.parse import urlsplit
 
 from archiver import history
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from archiver.capturing import Finished
     from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
-    from archiver.support import Support
+    from archiver.support import EvidenceText, Support
 
 __all__ = [
     "Progress",
@@ -848,6 +848,16 @@ def link_records(
     a failing link with no cached answer gets ``not_looked_up``: why it was not asked.
     ``not_fetched`` (URL → reason) marks the URLs the run did not fetch: they keep their
     previous verdict and state, and their reason says why and when that result is from."""
+    for link, _ in _records_and_facts(settings, catalog, source_id, doc, now, rescue=rescue,
+                                      not_fetched=not_fetched):
+        yield link
+
+
+def _records_and_facts(
+    settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
+    *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
+) -> Iterator[tuple[LinkRecord, LinkFacts]]:
+    """``link_records``, each with the catalog's facts it was made from."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
@@ -895,7 +905,7 @@ def link_records(
             screenshot=browser.screenshot if browser else None,
             profile=bool(browser and browser.profile),
             browser_lost=browser.lost if browser and browser.mode == "http" else None,
-        )
+        ), facts
 
 
 #: URLs per bulk read of the catalog: few queries, and only this many page texts in memory.
@@ -995,45 +1005,218 @@ class _RunContext:
 class _Links:
     """A source's link records, spooled to disk as they are made (``Spool``), and what the
     terminal needs of them kept in memory: the count by verdict, in the order met, and the
-    links it lists (not healthy, failing or dead, or not fetched: ``not_fetched``)."""
+    links it lists (not healthy, failing or dead, or not fetched: ``not_fetched``). Counted
+    as they are made, so that nothing reads the spool back for it: the report's figures
+    (``tally``) and, by position, each link's verdict and its rescued copy (``glimpses``:
+    what claim support reads of a link to find its text).
 
-    def __init__(self, records: Iterable[LinkRecord], not_fetched: Mapping[str, str],
-                 directory: Path) -> None:
+    Made as they are asked for: ``pull`` makes the next (claim support asks for them as it
+    reaches their footnotes, ``_FedTexts``), ``finish`` the rest; ``listed`` is set then."""
+
+    def __init__(self, records: Iterable[tuple[LinkRecord, LinkFacts | None]],
+                 not_fetched: Mapping[str, str], directory: Path, document: Document) -> None:
+        from archiver.report.model import Tally
+
+        self._records = iter(records)
+        self._not_fetched = not_fetched
         # Spooled under ``directory`` (the reports folder, which the run writes anyway).
         self.records: Spool[LinkRecord] = Spool(directory=directory)
+        self.tally = Tally(document)
         self.verdicts: Counter[str] = Counter()
-        listed = []
+        self._listed: list[LinkRecord] = []
+        self.listed: tuple[LinkRecord, ...] = ()
         self.screenshots: list[LinkRecord] = []  # browser captures, for write_screenshots
-        for link in records:
-            self.records.append(link)
-            if link.screenshot is not None:
-                self.screenshots.append(link)
-            self.verdicts[link.verdict.value if link.verdict else "unchecked"] += 1
-            if (link.verdict is not None and not link.verdict.healthy) \
-                    or (link.state is not None and link.state is not LinkState.OK) \
-                    or link.url in not_fetched:
-                listed.append(link)
-        self.listed = tuple(listed)
+        self._verdict_at: list[Verdict | None] = []
+        self._rescued_at: dict[int, LinkRecord] = {}
+        self.glimpses = _Glimpses(document.urls, self._verdict_at, self._rescued_at)
+
+    def pull(self) -> tuple[LinkRecord, LinkFacts | None] | None:
+        """The next link record, made and counted, with the facts it was made from
+        (``None`` when all are made)."""
+        made = next(self._records, None)
+        if made is None:
+            return None
+        link = made[0]
+        self.records.append(link)
+        self.tally.add(link)
+        if link.rescued is not None:
+            self._rescued_at[len(self._verdict_at)] = link
+        self._verdict_at.append(link.verdict)
+        if link.screenshot is not None:
+            self.screenshots.append(link)
+        self.verdicts[link.verdict.value if link.verdict else "unchecked"] += 1
+        if (link.verdict is not None and not link.verdict.healthy) \
+                or (link.state is not None and link.state is not LinkState.OK) \
+                or link.url in self._not_fetched:
+            self._listed.append(link)
+        return made
+
+    def finish(self) -> _Links:
+        """Make the records not made yet; sets ``listed``."""
+        while self.pull() is not None:
+            pass
+        self.listed = tuple(self._listed)
+        return self
+
+
+#: A text ``_FedTexts`` cannot tell from a link's facts: read from the catalog instead.
+_UNKNOWN = object()
+
+
+class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
+    """``support.LazyTexts``'s answers (the text each link's claim support reads) taken from
+    the catalog facts its link record is made from, as ``links`` makes them: each page text
+    read from the catalog once, for its record and its claim support. A text the facts do
+    not settle (a browser capture, a rescued copy, a text not stored), or one no longer
+    among the ``kept`` most recent, is ``LazyTexts``'s."""
+
+    def __init__(self, links: _Links, catalog: Catalog, root: Path, document: Document,
+                 kept: int = 256) -> None:
+        from archiver import support
+
+        self._links, self._kept = links, kept
+        self._fallback = support.LazyTexts(catalog, root, links.glimpses, urls=document.urls)
+        self._recent: OrderedDict[str, object] = OrderedDict()
+
+    def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
+        from archiver.support import EvidenceText
+
+        if not isinstance(key, str) or key not in self._fallback:
+            raise KeyError(key)
+        recent = self._recent
+        if key not in recent:
+            # Up to the one asked for, then a batch more (each made alongside the others,
+            # not alternating with the matching), their texts still packed.
+            ahead = -1
+            while ahead < self._kept // 2 and (made := self._links.pull()) is not None:
+                link, facts = made
+                recent[link.url] = _text_source(link, facts)
+                recent.move_to_end(link.url)
+                if len(recent) > self._kept:
+                    recent.popitem(last=False)
+                if ahead >= 0 or link.url == key:
+                    ahead += 1
+        source = recent.get(key, _UNKNOWN)
+        if source is None or isinstance(source, EvidenceText):
+            return source
+        if source is _UNKNOWN:
+            return self._fallback[key]
+        assert isinstance(source, tuple)
+        packed, kind = source
+        recent[key] = text = EvidenceText(packed.text(), kind, "ours")
+        return text
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fallback
+
+    def __iter__(self) -> Iterator[str | tuple[int, str]]:
+        return iter(self._fallback)
+
+    def __len__(self) -> int:
+        return len(self._fallback)
+
+
+def _text_source(link: LinkRecord, facts: LinkFacts | None) -> object:
+    """Where ``link``'s claim support text is, from its facts (as ``support._evidence_many``
+    finds it): ``None`` (no text), its packed text and kind, or ``_UNKNOWN``."""
+    from archiver.support import text_kind
+
+    if facts is None:
+        return _UNKNOWN
+    if link.verdict is not None and link.verdict.healthy:
+        if facts.capture is None:
+            return None
+        # With a browser row the text may be the rendered one; without a stored text it is
+        # read from the WARC: both as support reads them.
+        if facts.browser is not None or facts.text is None:
+            return _UNKNOWN
+        return facts.text, text_kind(facts.capture.content_type)
+    if link.rescued is not None and link.memento is not None and link.memento.raw_url:
+        return _UNKNOWN
+    return None
+
+
+class _Glimpses(Sequence[LinkRecord]):
+    """Stand-ins for spooled link records, by position, holding what claim support reads of
+    them (``support.LazyTexts``: the URL, the verdict, the rescued copy and its memento),
+    made from what ``_Links`` kept instead of read back from disk."""
+
+    def __init__(self, urls: Sequence[str], verdicts: list[Verdict | None],
+                 rescued: Mapping[int, LinkRecord]) -> None:
+        # A rescued link is kept whole (it is a failing link: ``_Links.listed`` holds it).
+        self.urls, self.verdicts, self._rescued = urls, verdicts, rescued
+
+    def __len__(self) -> int:
+        return len(self.verdicts)
+
+    def _glimpse(self, n: int) -> LinkRecord:
+        link = self._rescued.get(n)
+        if link is not None:
+            return link
+        return LinkRecord(url=self.urls[n], footnotes=(), verdict=self.verdicts[n])
+
+    @overload
+    def __getitem__(self, index: int) -> LinkRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[LinkRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> LinkRecord | Sequence[LinkRecord]:
+        if isinstance(index, slice):
+            return [self._glimpse(n) for n in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("link index out of range")
+        return self._glimpse(index)
 
 
 class _Verdicts(Mapping[str, "Verdict | None"]):
-    """Each URL's verdict, read from link records (possibly on disk) when asked for."""
+    """Each URL's verdict, from the verdicts of ``_Links`` by position."""
 
-    def __init__(self, links: Sequence[LinkRecord], doc: Document) -> None:
-        self._links, self._doc = links, doc
+    def __init__(self, verdicts: Sequence[Verdict | None], doc: Document) -> None:
+        self._verdicts, self._doc = verdicts, doc
 
     @functools.cached_property
     def _positions(self) -> dict[str, int]:
         return {url: n for n, url in enumerate(self._doc.urls)}
 
     def __getitem__(self, url: str) -> Verdict | None:
-        return self._links[self._positions[url]].verdict
+        return self._verdicts[self._positions[url]]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._doc.urls)
 
     def __len__(self) -> int:
         return len(self._doc.urls)
+
+
+class _Judged:
+    """A source's claim support, spooled to disk as it is judged, and indexed (footnote
+    positions, counts by level) on the way, for the report."""
+
+    def __init__(self, directory: Path) -> None:
+        from archiver.report.model import SupportIndex
+
+        self.records: Spool[Support] = Spool(directory=directory)
+        self.index = SupportIndex()
+
+    def take(self, supports: Iterable[Support]) -> Iterator[Support]:
+        """``supports``, each spooled and indexed as it passes."""
+        records, add = self.records, self.index.add
+        for support in supports:
+            records.append(support)
+            add(support)
+            yield support
+
+    def judge(self, settings: Settings, catalog: Catalog, document: Document,
+              links: _Links) -> Iterator[Support]:
+        """Judge ``document``'s claims against the texts of ``links`` (``take``n), making
+        the link records as the claims reach them."""
+        from archiver import support as claim_support
+
+        texts = _FedTexts(links, catalog, settings.root, document)
+        return self.take(claim_support.each_support(document, texts))
 
 
 def _write_reports(
@@ -1044,7 +1227,7 @@ def _write_reports(
     changes: Sequence[Change] = (),
     context: _RunContext | None = None,
     rescue: bool | None = None,
-    support: Mapping[str, Sequence[Support]] | None = None,
+    support: Mapping[str, _Judged] | None = None,
     links_of: Mapping[str, _Links] | None = None,
 ) -> list[SourceOutcome]:
     """Build and write each readable source's reports from the catalog. ``context``: the
@@ -1052,7 +1235,6 @@ def _write_reports(
     catalog. ``support``: claim support already judged in this run, by source id; a source
     without it is judged here (``archiver report``). ``links_of``: link records already
     built in this run, by source id."""
-    from archiver import support as claim_support
     from archiver.report import build_report, write_reports
     from archiver.report.write import write_screenshots
 
@@ -1064,18 +1246,18 @@ def _write_reports(
             continue
         run = context or _RunContext.stored(catalog, outcome.source.id)
         made = (links_of or {}).get(outcome.source.id) or _Links(
-            link_records(settings, catalog, outcome.source.id, outcome.document, now,
-                         rescue=rescue, not_fetched=run.not_fetched), run.not_fetched,
-            settings.archive.reports_dir)
-        links = made.records
+            _records_and_facts(settings, catalog, outcome.source.id, outcome.document, now,
+                               rescue=rescue, not_fetched=run.not_fetched), run.not_fetched,
+            settings.archive.reports_dir, outcome.document)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
-        supports = (support or {}).get(outcome.source.id)
-        if supports is None:
-            texts = claim_support.LazyTexts(catalog, settings.root, links,
-                                            urls=outcome.document.urls)
-            supports = Spool(claim_support.each_support(outcome.document, texts),
-                             directory=settings.archive.reports_dir)
+        judged = (support or {}).get(outcome.source.id)
+        if judged is None:
+            judged = _Judged(settings.archive.reports_dir)
+            for _ in judged.judge(settings, catalog, outcome.document, made):
+                pass
+        made.finish()
+        links = made.records
         report = build_report(
             outcome.source,
             outcome.document,
@@ -1086,7 +1268,9 @@ def _write_reports(
             run=run.info,
             root=settings.root,
             report_dir=folder,
-            support=supports,
+            support=judged.records,
+            tally=made.tally,
+            support_index=judged.index,
         )
         write_reports(report, folder)
         write_screenshots(made.screenshots, folder, settings.root)  # for report.html
@@ -1098,25 +1282,24 @@ def _write_reports(
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
     links_of: Mapping[str, _Links], *, compare: bool,
-) -> dict[str, tuple[Spool[Support], list[Change]]]:
+) -> dict[str, tuple[_Judged, list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
-    (``links_of``, by source id), stored under ``run_id``; with ``compare``, the drops since
-    the previous run as changes."""
+    (``links_of``, by source id), stored under ``run_id`` as it is judged; with ``compare``,
+    the drops since the previous run as changes."""
     from archiver import support as claim_support
 
-    out: dict[str, tuple[Spool[Support], list[Change]]] = {}
+    out: dict[str, tuple[_Judged, list[Change]]] = {}
     for outcome in outcomes:
         if outcome.document is None:
             continue
-        links = links_of[outcome.source.id].records
-        texts = claim_support.LazyTexts(catalog, settings.root, links,
-                                        urls=outcome.document.urls)
-        supports = Spool(claim_support.each_support(outcome.document, texts),
-                             directory=settings.archive.reports_dir)
-        dropped = claim_support.record_levels(catalog, run_id, outcome.source.id, supports,
-                                              compare=compare,
-                                              verdicts=_Verdicts(links, outcome.document))
-        out[outcome.source.id] = (supports, dropped)
+        links = links_of[outcome.source.id]
+        judged = _Judged(settings.archive.reports_dir)
+        dropped = claim_support.record_levels(
+            catalog, run_id, outcome.source.id,
+            judged.judge(settings, catalog, outcome.document, links), compare=compare,
+            verdicts=_Verdicts(links.glimpses.verdicts, outcome.document))
+        links.finish()
+        out[outcome.source.id] = (judged, dropped)
     return out
 
 
@@ -1234,10 +1417,12 @@ def _execute(
     # Millions of short-lived objects from here on (records spooled and read back, report
     # pieces), none in a cycle: the collector is off (_collector_off).
     with _collector_off():
-        links_of = {o.source.id: _Links(link_records(settings, catalog, o.source.id, o.document,
-                                                     utcnow(), rescue=rescue,
-                                                     not_fetched=fetched.not_fetched),
-                                        fetched.not_fetched, settings.archive.reports_dir)
+        # Made as claim support reaches them (``_Links``), finished by _assess_support.
+        links_of = {o.source.id: _Links(_records_and_facts(settings, catalog, o.source.id,
+                                                           o.document, utcnow(), rescue=rescue,
+                                                           not_fetched=fetched.not_fetched),
+                                        fetched.not_fetched, settings.archive.reports_dir,
+                                        o.document)
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
                                      compare=options.kind == "check" and not outage)

@@ -58,6 +58,9 @@ class Spool(Sequence[T]):
         self._spans: list[tuple[int, int]] = []  # each written chunk's (offset, length)
         self._pending: list[T] = []  # the items not written (the last chunk, once any is)
         self._cache: OrderedDict[int, list[T]] = OrderedDict()
+        #: The number of the chunk last read from the file or the cache (-1: none yet), for a
+        #: caller that moves several readers along together (``report.write``).
+        self.last_read = -1
         self.extend(items)
 
     def append(self, item: T) -> None:
@@ -96,6 +99,7 @@ class Spool(Sequence[T]):
 
     def _read(self, number: int) -> list[T]:
         """Chunk ``number`` (written), from the cache or the file."""
+        self.last_read = number
         cache = self._cache
         items = cache.get(number)
         if items is not None:

@@ -43,7 +43,7 @@ import io
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -332,9 +332,14 @@ def _rendered_text(catalog: Catalog, stored: StoredCapture | None) -> str | None
     return browser.text
 
 
+def text_kind(content_type: str | None) -> str:
+    """The ``EvidenceText.kind`` of a capture's stored text, by its content type."""
+    content_type = (content_type or "").lower()
+    return "pdf" if "pdf" in content_type else "html" if "html" in content_type else "text"
+
+
 def _text_of(stored: StoredCapture, root: Path, origin: str) -> EvidenceText | None:
-    content_type = (stored.content_type or "").lower()
-    kind = "pdf" if "pdf" in content_type else "html" if "html" in content_type else "text"
+    kind = text_kind(stored.content_type)
     if stored.text is not None:
         return EvidenceText(stored.text, kind, origin)
     ref = stored.payload or stored.warc
@@ -359,7 +364,7 @@ def _text_of(stored: StoredCapture, root: Path, origin: str) -> EvidenceText | N
 
 
 def record_levels(catalog: Catalog, run_id: int, source_id: str,
-                  supports: Sequence[Support], *, compare: bool,
+                  supports: Iterable[Support], *, compare: bool,
                   verdicts: Mapping[str, Verdict | None] | None = None) -> list[Change]:
     """Store this run's levels; with ``compare``, a ``support_dropped`` change for every
     (footnote, URL) whose level is lower than at the last run that judged it, naming the

@@ -1,6 +1,6 @@
 """What writing a source's reports costs: report.json, report.html, report.md and links.csv.
 
-Run: ``.venv/bin/python bench/report_bench.py [--links N ...] [--repeat R]
+Run: ``.venv/bin/python bench/report_bench.py [--links N ...] [--repeat R] [--spooled]
 [--baseline CHECKOUT]``.
 
 Builds one synthetic report per size N (default 2,000 and 20,000 links) with
@@ -12,6 +12,11 @@ facts (found with a passage, or missing), a few changes and findings. Then times
 seconds of this process (``time.process_time``), each renderer alone (text in memory) and
 ``write_reports`` (the four files written atomically into a temporary folder, with their
 fsyncs), R times each; prints the best and the median, and ms per link.
+
+``--spooled``: the report's link records and claim support spooled to disk as the pipeline
+keeps a source of over 4,096 links (``archiver.spool``, every chunk written), counted and
+indexed as they are spooled where the checkout can; times ``build_report`` and
+``write_reports`` and counts the chunks each reads back from disk.
 
 ``--baseline CHECKOUT`` runs the same measurement on another checkout of the archiver (an
 earlier commit, e.g. ``git worktree add /tmp/base HEAD~3``) in a child process, on the same
@@ -151,8 +156,33 @@ def build(n: int) -> Any:
                         root=Path("/bench"), support=support)
 
 
-def measure(n: int, repeat: int, out: Path | None) -> dict[str, Any]:
-    """CPU seconds of each renderer and of ``write_reports`` on a report of ``n`` links."""
+def spooled(report: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """``report``'s link records and claim support as the pipeline keeps a large source's:
+    in spools on disk (every chunk written: ``held=0``), counted and indexed as they were
+    spooled when the checkout can (``Tally``, ``SupportIndex``: ``build_report``'s extra
+    arguments, returned third)."""
+    from archiver.report import model
+    from archiver.spool import Spool
+
+    links: Any = Spool(held=0)
+    support: Any = Spool(held=0)
+    tally = model.Tally(report.document) if hasattr(model, "Tally") else None
+    index = model.SupportIndex() if hasattr(model, "SupportIndex") else None
+    for link in report.links:
+        links.append(link)
+        if tally is not None:
+            tally.add(link)
+    for item in report.support:
+        support.append(item)
+        if index is not None:
+            index.add(item)
+    return links, support, ({"tally": tally, "support_index": index} if tally else {})
+
+
+def measure(n: int, repeat: int, out: Path | None, on_disk: bool = False) -> dict[str, Any]:
+    """CPU seconds of each renderer and of ``write_reports`` on a report of ``n`` links;
+    ``on_disk``: of ``build_report`` and ``write_reports`` on its records spooled to disk
+    (``spooled``), with the chunks read from disk by each."""
     from archiver.report.render_csv import render_csv
     from archiver.report.render_html import render_html_chunks
     from archiver.report.render_json import render_json_chunks
@@ -160,6 +190,8 @@ def measure(n: int, repeat: int, out: Path | None) -> dict[str, Any]:
     from archiver.report.write import write_reports
 
     report = build(n)
+    if on_disk:
+        return _measure_on_disk(report, repeat, out)
     steps = {
         "report.json": lambda: "".join(render_json_chunks(report)),
         "report.html": lambda: "".join(render_html_chunks(report)),
@@ -180,11 +212,48 @@ def measure(n: int, repeat: int, out: Path | None) -> dict[str, Any]:
     return {"links": len(report.links), "times": times}
 
 
-def _child(checkout: Path, n: int, repeat: int, out: Path) -> dict[str, Any]:
+def _measure_on_disk(report: Any, repeat: int, out: Path | None) -> dict[str, Any]:
+    from archiver.report import build_report
+    from archiver.report.write import write_reports
+    from archiver.spool import Spool
+
+    read = Spool._read
+    reads = [0]
+
+    def counted(self: Any, number: int) -> Any:
+        if number not in self._cache:
+            reads[0] += 1
+        return read(self, number)
+
+    Spool._read = counted  # type: ignore[method-assign]
+    times: dict[str, list[float]] = {"build_report": [], "write_reports": []}
+    chunks: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
+        folder = out or Path(tmp)
+        for _ in range(repeat):
+            links, support, extra = spooled(report)  # fresh spools: nothing cached
+            reads[0] = 0
+            began = time.process_time()
+            made = build_report(report.source, report.document, links,
+                                generated_at=report.generated_at, changes=report.changes,
+                                notes=report.notes, run=report.run, root=Path("/bench"),
+                                support=support, **extra)
+            times["build_report"].append(time.process_time() - began)
+            chunks["read by build_report"] = reads[0]
+            began = time.process_time()
+            write_reports(made, folder)
+            times["write_reports"].append(time.process_time() - began)
+            chunks["read by write_reports"] = reads[0] - chunks["read by build_report"]
+            chunks["links"], chunks["support"] = len(links._spans), len(support._spans)
+    return {"links": len(report.links), "times": times, "chunks": chunks}
+
+
+def _child(checkout: Path, n: int, repeat: int, out: Path,
+           on_disk: bool = False) -> dict[str, Any]:
     code = (f"import sys, json; sys.path[:0] = [{str(checkout)!r}, {str(ROOT / 'bench')!r}]\n"
             "import report_bench\n"
             f"print(json.dumps(report_bench.measure({n}, {repeat}, __import__('pathlib')"
-            f".Path({str(out)!r}))))")
+            f".Path({str(out)!r}), {on_disk!r})))")
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                           capture_output=True, text=True)
@@ -206,20 +275,29 @@ def main() -> int:
                         help="another checkout of the archiver, measured beside this one")
     parser.add_argument("--no-check", action="store_true",
                         help="with --baseline: do not compare the files written")
+    parser.add_argument("--spooled", action="store_true",
+                        help="the records spooled to disk, as a source of over 4,096 links "
+                             "has them: build_report and write_reports, and chunks read")
     args = parser.parse_args()
     for n in args.links:
         with tempfile.TemporaryDirectory(prefix="report-bench-") as tmp:
             ours_dir, base_dir = Path(tmp, "this"), Path(tmp, "baseline")
             ours_dir.mkdir()
             base_dir.mkdir()
-            runs = {"this": _child(ROOT, n, args.repeat, ours_dir)}
+            runs = {"this": _child(ROOT, n, args.repeat, ours_dir, args.spooled)}
             if args.baseline:
-                runs["baseline"] = _child(args.baseline.resolve(), n, args.repeat, base_dir)
+                runs["baseline"] = _child(args.baseline.resolve(), n, args.repeat, base_dir,
+                                          args.spooled)
             print(f"{runs['this']['links']} links ({n} footnotes), {args.repeat} runs each, "
-                  "CPU time:")
-            for name in (*FILES, "write_reports"):
+                  + ("records spooled to disk, " if args.spooled else "") + "CPU time:")
+            for name in (("build_report", "write_reports") if args.spooled
+                         else (*FILES, "write_reports")):
                 for label, figures in runs.items():
                     print(_row(label, figures, name))
+            for label, figures in runs.items():
+                if "chunks" in figures:
+                    print(f"  {label:<10} chunks: " + ", ".join(
+                        f"{key} {value}" for key, value in figures["chunks"].items()))
             if args.baseline and not args.no_check:
                 same = [name for name in FILES
                         if filecmp.cmp(ours_dir / name, base_dir / name, shallow=False)]

@@ -290,6 +290,66 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     assert "supported" in levels and levels != {"supported"}, levels
 
 
+def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
+        tmp_path) -> None:
+    """The run's claim support reads each page text from the facts its link record is made
+    from (``pipeline._FedTexts``), the records made as the claims reach them: the same texts
+    and supports as ``evidence_texts`` gives, for pages found, pages missing (no text), a
+    page whose text is not stored (read from its WARC) and footnotes no claim cites, with
+    few or many texts kept; and the same link records, made in the same order."""
+    from archiver import pipeline, support
+    from archiver.catalog import Catalog
+    from archiver.config import load_settings
+    from archiver.models import utcnow
+    from archiver.parse import read_document
+    from tests.test_run import call, make_project
+    from tests.webserver import Reply, WebServer
+
+    with WebServer() as web:
+        urls = []
+        for i in range(9):
+            body = (f"<html><body><main><p>In 20{10 + i} the court fined {i * 1000} tenge "
+                    f"and {i} people were detained in Almaty.</p></main></body></html>")
+            web.route(f"/p/{i}", Reply(200, body.encode(),
+                                       {"Content-Type": "text/html; charset=utf-8"}))
+            urls.append(web.url(f"/p/{i}"))
+        urls[3] = web.url("/missing/3")  # 404: no text
+        urls[6] = web.url("/missing/6")
+        cited = urls + urls[:3]
+        config = make_project(tmp_path, cited)
+        claims = " ".join(f"In 20{10 + i % 9} the court fined {(i % 9) * 1000} tenge in "
+                          f"Almaty.[^{n}]" for n, i in enumerate(range(len(cited) - 2), 1))
+        notes = "\n".join(f"[^{n}]: See <{url}>." for n, url in enumerate(cited, 1))
+        (tmp_path / "sources" / "brief.md").write_text(f"# A briefing\n\n{claims}\n\n{notes}\n",
+                                                      encoding="utf-8")
+        assert call("run", "--config", str(config))[0] == 0
+    settings = load_settings(config)
+    source = settings.sources[0]
+    document = read_document(settings.root / source.path)
+    now = utcnow()
+    with Catalog.open(settings.archive.dir) as catalog:
+        # One capture's text forgotten: read again from its WARC.
+        catalog._db.execute("DELETE FROM texts WHERE digest IN (SELECT payload_digest FROM "
+                            "captures WHERE url = ?)", (urls[1],))
+        catalog._db.commit()
+        links = pipeline.build_link_records(settings, catalog, source.id, document, now)
+        every = support.evidence_texts(catalog, settings.root, links)
+        assert sum(text is None for text in every.values()) == 2
+        expected = list(support.assess_document(document, every))
+        for kept in (1, 3, 256):
+            def made() -> pipeline._Links:
+                return pipeline._Links(
+                    pipeline._records_and_facts(settings, catalog, source.id, document, now),
+                    {}, tmp_path / "spool", document)
+            links_made = made()
+            fed = pipeline._FedTexts(links_made, catalog, settings.root, document, kept=kept)
+            assert list(support.each_support(document, fed)) == expected
+            assert links_made.finish().listed and list(links_made.records) == list(links)
+            fed = pipeline._FedTexts(made(), catalog, settings.root, document, kept=kept)
+            assert dict(fed) == every
+    assert {s.level for s in expected} >= {"supported", "unknown"}
+
+
 def test_report_json_written_in_pieces_equals_the_whole_dump() -> None:
     from archiver.models import Document, Source
     from archiver.report import build_report

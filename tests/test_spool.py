@@ -3,6 +3,7 @@ link records and claim support: the same bytes as from the records held whole.""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from dataclasses import replace
@@ -12,8 +13,15 @@ import pytest
 
 from archiver.errors import ArchiveError
 from archiver.models import LinkRecord, Verdict
-from archiver.report import build_report, render_csv, render_html, render_json, render_md
-from archiver.report.model import Report
+from archiver.report import (
+    build_report,
+    render_csv,
+    render_html,
+    render_json,
+    render_md,
+    render_support,
+)
+from archiver.report.model import Report, SupportIndex, Tally, needs_rescue
 from archiver.spool import Spool
 from tests.report_samples import (
     evidence_report,
@@ -71,13 +79,23 @@ def test_a_spool_holds_its_first_items_in_memory(held: int) -> None:
     assert list(spool) == list(range(13)) and len(spool) == 13
 
 
-def _spooled(report: Report, chunk: int) -> Report:
-    """``report`` built again from its links and claim support in spools of ``chunk``."""
-    links = Spool(report.links, chunk=chunk, kept=1, held=0)
-    support = Spool(report.support, chunk=chunk, kept=1, held=0)
+def _spooled(report: Report, chunk: int, *, counted: bool = False) -> Report:
+    """``report`` built again from its links and claim support in spools of ``chunk``;
+    with ``counted``, both counted and indexed as they are spooled (as the pipeline does:
+    ``Tally``, ``SupportIndex``)."""
+    tally = Tally(report.document) if counted else None
+    index = SupportIndex() if counted else None
+    links: Spool[LinkRecord] = Spool(chunk=chunk, kept=1, held=0)
+    for link in report.links:
+        links.append(link)
+        if tally is not None:
+            tally.add(link)
+    support = Spool(report.support if index is None else index.each(report.support),
+                    chunk=chunk, kept=1, held=0)
     spooled = build_report(report.source, report.document, links,
                            generated_at=report.generated_at, changes=report.changes,
-                           notes=report.notes, run=report.run, support=support)
+                           notes=report.notes, run=report.run, support=support,
+                           tally=tally, support_index=index)
     # The paths as the sample made them (from its root and folder).
     return replace(spooled, source_path=report.source_path, archive_base=report.archive_base)
 
@@ -112,13 +130,39 @@ def test_reports_of_spooled_records_are_the_same_bytes(
     texts = [render(whole) for render in (render_json, render_html, render_md, render_csv)]
     # The cells of the CSV made again for a link met again after others.
     monkeypatch.setattr(sys.modules[csv_module.__module__], "_CELLS_KEPT", 1)
-    for chunk in SIZES:
-        spooled = _spooled(whole, chunk)
+    # The Markdown claim support section in pieces of a few supports.
+    monkeypatch.setattr(render_support, "_MD_PIECE_SUPPORTS", 3)
+    for chunk, counted in itertools.product(SIZES, (False, True)):
+        spooled = _spooled(whole, chunk, counted=counted)
         assert isinstance(spooled.links, Spool)
         assert spooled.summary == whole.summary
+        assert spooled.support_counts == whole.support_counts
         assert list(spooled.entries) == list(whole.entries)
         assert [render(spooled) for render in (render_json, render_html, render_md,
                                                render_csv)] == texts
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_records_counted_as_they_are_spooled_are_not_read_back_for_the_report(
+        index: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a ``Tally`` of the links and a ``SupportIndex`` of the claim support made as
+    they were spooled, building the report and its summary, its support counts and the
+    links that need attention read no chunk from disk (without them, each is a pass)."""
+    whole = _reports()[index]
+    reads: list[int] = []
+    read = Spool._read
+    monkeypatch.setattr(Spool, "_read", lambda self, n: reads.append(n) or read(self, n))
+    counted = _spooled(whole, 2, counted=True)
+    assert counted.support_counts == whole.support_counts
+    assert counted.attention == tuple(link for link in whole.links if needs_rescue(link))
+    assert reads == []
+    number = whole.entries[0].number
+    assert counted.support_for(number) == whole.support_for(number)
+    reads.clear()
+    uncounted = _spooled(whole, 2)
+    assert uncounted.attention is None
+    assert uncounted.support_counts == whole.support_counts
+    assert len(reads) >= len(whole.links) // 2  # the summary's pass over the links
 
 
 def test_the_reports_compared_have_what_the_streamed_path_reads() -> None:
@@ -144,6 +188,16 @@ def test_links_out_of_the_document_order_are_held_whole() -> None:
                  held=0)
     report = build_report(whole.source, whole.document, bare, generated_at=whole.generated_at)
     assert isinstance(report.links, tuple) and report.links == whole.links
+    # The same with the records counted as they were spooled: the tally says so.
+    for spool in (shuffled, bare):
+        tally = Tally(whole.document)
+        for link in spool:
+            tally.add(link)
+        assert not tally.in_order
+        report = build_report(whole.source, whole.document, spool,
+                              generated_at=whole.generated_at, tally=tally)
+        assert isinstance(report.links, tuple) and report.links == whole.links
+        assert report.summary == whole.summary and report.attention is None
 
 
 def _spooled_items(count: int) -> list[LinkRecord]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import Enum
@@ -50,6 +50,8 @@ __all__ = [
     "Entry",
     "Report",
     "Summary",
+    "SupportIndex",
+    "Tally",
     "build_report",
     "evidence_kind",
     "evidence_text",
@@ -321,6 +323,12 @@ class Report:
     archive_base: str = "../../"
     # Claim support per (footnote, URL), from ``archiver.support`` (empty: not judged).
     support: Sequence[Support] = ()
+    # The links that need rescue (``needs_rescue``), in order, when known without reading
+    # ``links`` again (``build_report`` with a ``Tally``); ``None``: found in ``links``.
+    attention: Sequence[LinkRecord] | None = None
+    # ``support`` indexed as it was made (``build_report``'s ``support_index``): the index
+    # below without a pass over the supports.
+    support_index: SupportIndex | None = field(default=None, compare=False, repr=False)
 
     @property
     def title(self) -> str:
@@ -364,19 +372,69 @@ class Report:
     @functools.cached_property
     def _support_positions(self) -> tuple[dict[int, range | list[int]], Counter[str]]:
         """Each footnote number's supports (their positions: a range when they follow each
-        other, as ``assess_document`` makes them) and the count of each level, in one pass."""
-        found: dict[int, range | list[int]] = {}
-        counts: Counter[str] = Counter()
-        for n, support in enumerate(self.support):
-            counts[support.level] += 1
-            at = found.get(support.footnote)
-            if at is None:
-                found[support.footnote] = range(n, n + 1)
-            elif isinstance(at, range) and at.stop == n:
-                found[support.footnote] = range(at.start, n + 1)
-            else:
-                found[support.footnote] = [*at, n]
-        return found, counts
+        other, as ``assess_document`` makes them) and the count of each level, in one pass
+        (none when a ``SupportIndex`` was made with them)."""
+        index = self.support_index
+        if index is not None and index.size == len(self.support):
+            return index.found, index.counts
+        index = SupportIndex()
+        for support in self.support:
+            index.add(support)
+        return index.found, index.counts
+
+
+class SupportIndex:
+    """``Report``'s index of its claim support, made one support at a time as they are
+    judged (``add`` each in order, or pass them through ``each``), so that a report of
+    spooled supports need not read them all back for it: each footnote number's positions
+    and the count of each level."""
+
+    def __init__(self) -> None:
+        self.found: dict[int, range | list[int]] = {}
+        self.counts: Counter[str] = Counter()
+        self.size = 0
+
+    def add(self, support: Support) -> None:
+        n = self.size
+        self.size = n + 1
+        self.counts[support.level] += 1
+        found = self.found
+        at = found.get(support.footnote)
+        if at is None:
+            found[support.footnote] = range(n, n + 1)
+        elif isinstance(at, range) and at.stop == n:
+            found[support.footnote] = range(at.start, n + 1)
+        else:
+            found[support.footnote] = [*at, n]
+
+    def each(self, supports: Iterable[Support]) -> Iterator[Support]:
+        """``supports``, each added as it passes."""
+        for support in supports:
+            self.add(support)
+            yield support
+
+
+class Tally:
+    """What ``build_report`` reads from a ``Spool`` of link records, counted as the records
+    are made (``add`` each, in order) so that it need not read them back: the summary's
+    figures, whether they are ``document``'s URLs in order (each with its footnotes), and
+    the links that need rescue (kept: the caller holds them anyway, e.g. for the terminal)."""
+
+    def __init__(self, document: Document) -> None:
+        self._urls = document.urls
+        self.counts = _Counts()
+        self.in_order = True
+        self.attention: list[LinkRecord] = []
+
+    def add(self, link: LinkRecord) -> None:
+        counts = self.counts
+        if self.in_order:
+            n = counts.urls
+            if n >= len(self._urls) or link.url != self._urls[n] or not link.footnotes:
+                self.in_order = False
+        counts.add(link, keep=True)
+        if needs_rescue(link):
+            self.attention.append(link)
 
 
 def build_report(
@@ -391,6 +449,8 @@ def build_report(
     root: Path | None = None,
     report_dir: Path | None = None,
     support: Sequence[Support] = (),
+    tally: Tally | None = None,
+    support_index: SupportIndex | None = None,
 ) -> Report:
     """Join a parsed document and its link records into a ``Report``.
 
@@ -404,11 +464,20 @@ def build_report(
     HTML links to captures resolve (default ``../../``, right for ``reports/SOURCE_ID/``).
     ``run`` values are made JSON-safe (dates as ISO strings, other objects as ``str``).
     Pure: paths are compared lexically (no symlink resolution, no file access); raises
-    nothing for well-typed input.
+    nothing for well-typed input. ``tally``: ``links`` (a ``Spool``) counted as they were
+    made, and ``support_index``: ``support`` indexed as it was made; either spares a pass
+    over records on disk (the same report either way).
     """
     summary = None
+    attention = None
     link_seq: Sequence[LinkRecord]
-    if isinstance(links, Spool):
+    if isinstance(links, Spool) and tally is not None and tally.in_order \
+            and tally.counts.urls == len(links) == len(document.urls):
+        counts = tally.counts
+        link_seq = links
+        summary = _summary(document, counts)
+        attention = tuple(tally.attention)
+    elif isinstance(links, Spool):
         # Streamed (``archiver run`` and ``report``): the records stay on disk when they are
         # the document's URLs in order, each with its footnotes, as the pipeline makes them.
         counts = _Counts()
@@ -448,6 +517,8 @@ def build_report(
         run=MappingProxyType({str(k): _json_safe(v) for k, v in (run or {}).items()}),
         archive_base=_archive_base(root, report_dir),
         support=support if isinstance(support, Spool) else tuple(support),
+        attention=attention,
+        support_index=support_index,
     )
 
 

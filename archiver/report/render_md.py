@@ -151,9 +151,10 @@ def _md_pieces(report: Report) -> Iterator[list[str]]:
     if s.failing:
         lines.append("## Links that need attention")
         lines.append("")
-        for link in report.links:
-            if not needs_rescue(link):
-                continue
+        # Known without reading the links again when the report was built from a tally.
+        attention = (report.attention if report.attention is not None
+                     else (link for link in report.links if needs_rescue(link)))
+        for link in attention:
             notes = ", ".join(str(n) for n in link.footnotes)
             lines.append(f"- {_md_url(link.url)} (footnote {notes}): {_verdict(link)}; "
                          + _copies(link, report) + "; " + _evidence(link, report))

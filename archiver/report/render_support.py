@@ -141,7 +141,12 @@ def support_md_pieces(report: Report) -> Iterator[list[str]]:
     piece: list[str] = []
     blank: list[str] = []  # whitespace-only lines: kept only if a line with text follows
     for line in _support_md_lines(report):
-        if line.strip():
+        if line is None:  # another _MD_PIECE_SUPPORTS supports read: a piece ends here
+            if len(piece) > 1:
+                last = piece.pop()
+                yield piece
+                piece = [last]
+        elif line.strip():
             piece += blank
             blank = []
             piece.append(line)
@@ -156,7 +161,14 @@ def support_md_pieces(report: Report) -> Iterator[list[str]]:
         yield piece
 
 
-def _support_md_lines(report: Report) -> Iterator[str]:
+#: Supports read per piece of ``support_md_pieces`` at most, however few lines they make:
+#: a piece reads no more than a chunk or so of supports spooled to disk (``report.write``
+#: moves the renderers along together by the chunks they read).
+_MD_PIECE_SUPPORTS = 128
+
+
+def _support_md_lines(report: Report) -> Iterator[str | None]:
+    """The section's lines, and ``None`` after every ``_MD_PIECE_SUPPORTS`` supports read."""
     from archiver.report.render_md import md_text as _md
 
     if not report.support:
@@ -165,7 +177,9 @@ def _support_md_lines(report: Report) -> Iterator[str]:
     yield from ["## Claim support", "",
                 " · ".join(f"{_LABELS[level]}: {counts.get(level, 0)}" for level in LEVELS), "",
                 _md(LEVEL_RULE), "", _md(LIMITS), ""]
-    for support in report.support:
+    for n, support in enumerate(report.support, 1):
+        if n % _MD_PIECE_SUPPORTS == 0:
+            yield None
         if support.level == "supported":
             continue
         missing = ", ".join(c.fact.text for c in support.missing)

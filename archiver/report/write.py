@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from archiver.errors import ArchiveError
 from archiver.models import LinkRecord
@@ -20,6 +21,7 @@ from archiver.report.render_csv import render_csv_chunks
 from archiver.report.render_html import render_html_chunks
 from archiver.report.render_json import render_json_chunks
 from archiver.report.render_md import render_md_chunks
+from archiver.spool import Spool
 
 __all__ = ["REPORT_FILES", "write_reports", "write_screenshots"]
 
@@ -33,9 +35,16 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     Returns the paths written, in that order. Raises ``ArchiveError`` naming the file when
     the folder cannot be created or a file cannot be written; files already replaced stay
     complete.
+
+    The four are rendered side by side, each into its temporary file as its pieces come, so
+    that only a piece of each is in memory at once; when the report's link records or claim
+    support are spooled to disk (``Spool``), the renderer that has read least of them goes
+    next, so that they all read a chunk while it is still in the spool's memory: a chunk
+    is read from disk about once per pass over the records a file's sections make (JSON
+    reads the claim support after the links, Markdown the links after the claim support:
+    two passes over each), rather than once per file and pass.
     """
     folder = Path(folder)
-    # Rendered one at a time, so that only one file's text is in memory at once.
     renderers = (
         ("report.json", render_json_chunks),
         ("report.html", render_html_chunks),
@@ -48,12 +57,58 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     except OSError as exc:
         raise ArchiveError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") \
             from exc
-    written = []
-    for name, render in renderers:
-        target = folder / name
-        _write_atomic(target, render(report))
-        written.append(target)
-    return written
+    targets = [folder / name for name, _ in renderers]
+    _write_side_by_side(targets, [render(report) for _, render in renderers],
+                        [s for s in (report.links, report.support) if isinstance(s, Spool)])
+    return targets
+
+
+def _write_side_by_side(targets: list[Path], texts: list[Iterator[str]],
+                        spools: list[Spool[Any]]) -> None:
+    """Write each of ``texts`` (pieces, in order) to its target in ``targets`` atomically,
+    taking the next piece from the text whose last read of ``spools`` is furthest behind
+    (the first one left, when none reads them); then move the files into place in order."""
+    tmps: list[IO[str]] = []
+    moved = 0
+    current = targets[0]
+    try:
+        for target in targets:
+            current = target
+            tmps.append(tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below)
+                "w", encoding="utf-8", newline="", dir=target.parent,
+                prefix=f".{target.name}.", suffix=".tmp", delete=False))
+        position = [-1] * len(texts)
+        left = list(range(len(texts)))
+        while left:
+            at = min(left, key=position.__getitem__) if spools else left[0]
+            for spool in spools:
+                spool.last_read = -1
+            piece = next(texts[at], None)
+            if piece is None:
+                left.remove(at)
+                continue
+            current = targets[at]
+            tmps[at].write(piece)
+            read = max(spool.last_read for spool in spools) if spools else -1
+            if read >= 0:
+                position[at] = read
+        for target, tmp in zip(targets, tmps, strict=True):
+            current = target
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            tmp.close()
+            os.chmod(tmp.name, 0o644)
+            os.replace(tmp.name, target)
+            moved += 1
+    except OSError as exc:
+        raise ArchiveError(f"{current}: cannot write the report: {exc.strerror or exc}") \
+            from exc
+    finally:
+        for tmp in tmps[moved:]:  # not moved into place: an error stopped the writing
+            with contextlib.suppress(OSError):
+                tmp.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp.name)
 
 
 # The thumbnail is the top of the page, this many pixels tall (a screen and a bit).
