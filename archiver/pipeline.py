@@ -111,6 +111,9 @@ class SourceOutcome:
     links: tuple[LinkRecord, ...] = ()
     # Its links by verdict ("unchecked" for a link not checked yet), in the order met.
     verdicts: Mapping[str, int] = field(default_factory=dict)
+    # Each of its document's URLs' verdict, by position (``document.urls``): a URL that
+    # several sources cite is counted once in the run's ``verdicts`` (``_distinct_counts``).
+    url_verdicts: Sequence[Verdict | None] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class RunOutcome:
     sources: tuple[SourceOutcome, ...]
     fetched: int
     reused: int
+    # Distinct cited URLs by verdict, over every source read.
     verdicts: Mapping[str, int]
     offline: bool = False
     outage: bool = False
@@ -1275,8 +1279,26 @@ def _write_reports(
         write_reports(report, folder)
         write_screenshots(made.screenshots, folder, settings.root)  # for report.html
         written.append(SourceOutcome(outcome.source, outcome.document, None, folder,
-                                     made.listed, made.verdicts))
+                                     made.listed, made.verdicts, made.glimpses.verdicts))
     return written
+
+
+def _distinct_counts(sources: Sequence[SourceOutcome]) -> dict[str, int]:
+    """The sources' links by verdict, a URL that several of them cite counted once (as
+    ``RunOutcome.link_count`` counts it): summed per source, such a URL was counted once per
+    source citing it, so counts and link total disagreed."""
+    read = [o for o in sources if o.document is not None]
+    if len(read) == 1:
+        return dict(read[0].verdicts)
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()
+    for o in read:
+        assert o.document is not None
+        for url, verdict in zip(o.document.urls, o.url_verdicts, strict=True):
+            if url not in seen:
+                seen.add(url)
+                counts[verdict.value if verdict else "unchecked"] += 1
+    return dict(counts)
 
 
 def _assess_support(
@@ -1485,10 +1507,7 @@ def _execute(
         written = _write_reports(settings, catalog, outcomes, changes=changes, context=context,
                                  rescue=rescue, support={k: v[0] for k, v in support_of.items()},
                                  links_of=links_of if not saved else None)
-    all_counts: Counter[str] = Counter()
-    for o in written:
-        all_counts.update(o.verdicts)
-    return replace(outcome, sources=tuple(written), verdicts=dict(all_counts),
+    return replace(outcome, sources=tuple(written), verdicts=_distinct_counts(written),
                    finished_at=utcnow())
 
 

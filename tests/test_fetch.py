@@ -7,6 +7,7 @@ import asyncio
 import base64
 import gzip
 import hashlib
+import itertools
 import os
 import resource
 import threading
@@ -549,7 +550,7 @@ def test_host_gate_spaces_its_entries_by_the_interval() -> None:
         await asyncio.gather(*(request() for _ in range(4)))
 
     asyncio.run(go())
-    gaps = [b - a for a, b in zip(entered, entered[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(entered)]
     assert len(gaps) == 3 and min(gaps) >= 0.195, gaps
 
 

@@ -366,6 +366,30 @@ def test_unreadable_source_is_named_and_others_still_run(tmp_path: Path,
     assert (tmp_path / "reports" / "brief" / "report.json").exists()
 
 
+def test_a_url_two_sources_cite_is_counted_once_in_the_run_summary(
+        tmp_path: Path, site: WebServer) -> None:
+    """The summary line and ``--format json`` count distinct cited URLs: a URL cited by two
+    sources is one link with one verdict (summed per source it was two verdicts beside a
+    link count of one)."""
+    config = make_project(tmp_path, [site.url("/article")])
+    (tmp_path / "sources" / "second.md").write_text(
+        "# Second\n\nA claim.[^1] Another.[^2]\n\n"
+        f"[^1]: See <{site.url('/article')}>.\n[^2]: See <{site.url('/gone')}>.\n",
+        encoding="utf-8")
+    config.write_text(config.read_text().replace(
+        "[fetch]", '[[sources]]\nid = "second"\npath = "sources/second.md"\n\n[fetch]'))
+    code, out, err = call("run", "--config", str(config))
+    assert code == 0, err
+    assert "2 cited URL(s) in 2 source(s): 1 ok, 1 gone" in out, out
+    code, out, err = call("run", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["verdicts"] == {"ok": 1, "gone": 1}, summary
+    # Each source's own report still counts every link it cites.
+    second = json.loads((tmp_path / "reports" / "second" / "report.json").read_text())
+    assert len(second["links"]) == 2
+
+
 def test_quiet_run_still_says_what_needs_attention_in_its_notes(tmp_path: Path,
                                                                site: WebServer) -> None:
     """With the Internet Archive out of reach, the note that lookups could not be made needs
