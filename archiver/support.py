@@ -1,7 +1,7 @@
 """Claim support: does the cited page say what the claim says?
 
     evidence_texts(catalog, root, links) -> {url: EvidenceText | None}      (reads; the edge)
-    assess_document(document, links, texts) -> tuple[Support, ...]         (pure)
+    assess_document(document, texts) -> tuple[Support, ...]                (pure)
     each_support(document, texts) -> Iterator[Support]                      (the same, lazily)
     assess(footnote, url, claims, evidence) -> Support                     (pure)
     level_of(checks, evidence) -> (level, reason)                          (pure)

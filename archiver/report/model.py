@@ -2,8 +2,9 @@
 
 ``build_report`` joins what the other stages produced (the parsed ``Document``, one
 ``LinkRecord`` per distinct cited URL, the changes a scheduled check found, run-level notes)
-into a ``Report`` that the renderers turn into JSON, HTML, Markdown and CSV. It does no I/O:
-paths are only computed, never touched.
+into a ``Report`` that the renderers turn into JSON, HTML, Markdown and CSV. Paths are only
+computed, never touched; the one read is of link records or claim support handed over as a
+``Spool`` (a large source's, kept on disk), read back as the renderers walk them.
 
 The report is organised the way a reader checks a briefing: one ``Entry`` per footnote, in
 document order (the line of the first marker that cites it), each with the claims that cite
@@ -302,7 +303,8 @@ class Summary:
 
 @dataclass(frozen=True)
 class Report:
-    """Everything the renderers need about one source, frozen.
+    """Everything the renderers need about one source, frozen (``links`` and ``support``
+    may be a ``Spool``: read from its file, which must stay open while the report is used).
 
     ``source_path`` is the document's path relative to the config's folder (``/``
     separators). ``archive_base`` is the relative path from the report's folder back to the
@@ -463,10 +465,11 @@ def build_report(
     the report files will be written to; with ``root`` it sets ``archive_base`` so that the
     HTML links to captures resolve (default ``../../``, right for ``reports/SOURCE_ID/``).
     ``run`` values are made JSON-safe (dates as ISO strings, other objects as ``str``).
-    Pure: paths are compared lexically (no symlink resolution, no file access); raises
-    nothing for well-typed input. ``tally``: ``links`` (a ``Spool``) counted as they were
-    made, and ``support_index``: ``support`` indexed as it was made; either spares a pass
-    over records on disk (the same report either way).
+    Paths are compared lexically (no symlink resolution, no file access); the only reads are
+    of ``links`` or ``support`` given as a ``Spool``; raises nothing for well-typed input.
+    ``tally``: ``links`` (a ``Spool``) counted as they were made, and ``support_index``:
+    ``support`` indexed as it was made; either spares a pass over records on disk (the same
+    report either way).
     """
     summary = None
     attention = None

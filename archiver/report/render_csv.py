@@ -67,8 +67,9 @@ def render_csv_chunks(report: Report) -> Iterator[str]:
     source = safe_cell(report.source.id)
     published = report.source.published
     # The cells that depend on the link alone, made once per link (a URL several footnotes
-    # cite gives several rows), for the most recent links only: the footnotes citing one URL
-    # are mostly near each other, and a miss only makes them again.
+    # cite gives several rows), for the links made last only (first made, first dropped):
+    # the footnotes citing one URL are mostly near each other, and a miss only makes them
+    # again.
     made: OrderedDict[str, tuple[tuple[str, ...], tuple[str, str]]] = OrderedDict()
     rows = 0
     for entry in report.entries:
