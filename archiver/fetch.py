@@ -296,11 +296,37 @@ class _NoCookies(httpx.Cookies):
 
 
 class _Client(httpx.AsyncClient):
-    """httpx's client whose own cookies are always ``_NoCookies``."""
+    """httpx's client whose own cookies are always ``_NoCookies``, and that sends the
+    fetcher's requests straight to their route's transport (``send_direct``)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._no_cookies = _NoCookies()
+        self._routes: dict[str, httpx.AsyncBaseTransport] = {}
+
+    async def send_direct(self, request: httpx.Request) -> httpx.Response:
+        """What ``send(request, stream=True)`` does for a fetcher's request, without the
+        layers that do nothing for it: no auth flow (unless the URL carries credentials:
+        those take httpx's own path, which sends them), no redirect loop (the fetcher
+        follows redirects itself, from the raw headers read here instead of by a hook), no
+        timing wrapper around the body. The transport is the one ``send`` would choose (the
+        mounts depend only on the scheme: the client serves one host). Errors carry their
+        request, and the request is logged, as ``send`` does."""
+        url = request.url
+        if url.userinfo:
+            return await self.send(request, stream=True)
+        transport = self._routes.get(url.scheme)
+        if transport is None:
+            transport = self._routes[url.scheme] = self._transport_for_url(url)
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.RequestError as exc:
+            exc.request = request
+            raise
+        response.request = request
+        _HTTPX_LOG.info('HTTP Request: %s %s "%s %d %s"', request.method, url,
+                        response.http_version, response.status_code, response.reason_phrase)
+        return response
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -311,6 +337,7 @@ class _Client(httpx.AsyncClient):
         raise TypeError("the fetcher's clients keep no cookies: they live per fetch")
 
 
+_HTTPX_LOG = logging.getLogger("httpx")  # where httpx's client logs each request
 _SSL_CONTEXTS: dict[tuple[object, ...], ssl.SSLContext] = {}
 
 
@@ -362,7 +389,7 @@ class Fetcher:
         )
         self._hosts: dict[str, _HostGate] = {}
         self._global: asyncio.Semaphore | None = None
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[str, _Client] = {}
         self._ssl_context: ssl.SSLContext | None = None
         # The environment's proxies, read once: scanning os.environ for every request costs
         # more than the rest of the pre-check.
@@ -409,7 +436,7 @@ class Fetcher:
         return AiohttpTransport(self._aiohttp, proxy, fallback=fallback,
                                 owns_fallback=owns_fallback)
 
-    def _client_for(self, host: str) -> httpx.AsyncClient:
+    def _client_for(self, host: str) -> _Client:
         """One client (and connection pool) per host.
 
         httpcore's pool rescans every connection for every queued request; one shared pool
@@ -704,7 +731,7 @@ class Fetcher:
             deadline = asyncio.timeout(remaining)
             try:
                 async with deadline:
-                    response = await client.send(request, stream=True)
+                    response = await client.send_direct(request)
                     outcome = self._begin(request, response)
                     if outcome.kind == "response":
                         if "set-cookie" in response.headers:
@@ -729,7 +756,7 @@ class Fetcher:
                     outcome.discard()
                 raise
             finally:
-                if response is not None:
+                if response is not None and not response.is_closed:
                     with contextlib.suppress(Exception):
                         async with asyncio.timeout(5):
                             await response.aclose()
@@ -766,15 +793,23 @@ class Fetcher:
         assert outcome.body is not None
         body, sha256 = outcome.body, outcome.sha256  # hashed as written: read once
         room = self.settings.max_body
-        async for chunk in response.aiter_raw():
-            if len(chunk) > room:
-                body.write(chunk[:room])
-                sha256.update(chunk[:room])
-                outcome.truncated = "length"
-                return
-            body.write(chunk)
-            sha256.update(chunk)
-            room -= len(chunk)
+        # The transport's stream as ``aiter_raw`` reads it (the chunks as they came; a
+        # failure carries its request), closed at the end as ``aiter_raw`` closes it.
+        response.is_stream_consumed = True
+        try:
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                if len(chunk) > room:
+                    body.write(chunk[:room])
+                    sha256.update(chunk[:room])
+                    outcome.truncated = "length"
+                    return
+                body.write(chunk)
+                sha256.update(chunk)
+                room -= len(chunk)
+        except httpx.RequestError as exc:
+            exc.request = response.request
+            raise
+        await response.aclose()
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
