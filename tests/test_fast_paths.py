@@ -194,6 +194,32 @@ def test_link_record_excerpts_read_the_packed_text_as_the_whole_one() -> None:
     assert _excerpt(None) is None
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["zlib", "isal"])
+def test_page_texts_packed_in_a_worker_read_back_as_the_catalogs_own(monkeypatch,
+                                                                       fast: bool) -> None:
+    """A worker packs page texts with ISA-L where isal is importable: other bytes than
+    ``pack_text``'s, the same zlib stream to read (whole, and the excerpt's head)."""
+    import zlib
+
+    from archiver import capturing, warc
+    from archiver.catalog import PackedText, pack_text
+    from archiver.pipeline import _excerpt
+
+    monkeypatch.setattr(warc, "_FAST_DEFLATE",
+                        pytest.importorskip("isal.isal_zlib") if fast else None)
+    for text in [*texts(50), "", "Объём инвестиций вырос " * 900, "\U0001f600x " * 900]:
+        packed = capturing.pack(text)
+        assert packed is not None
+        assert zlib.decompress(packed).decode("utf-8") == text
+        assert PackedText(packed).text() == text
+        assert _excerpt(PackedText(packed)) == (pagetext.excerpt(text) if text else None)
+        if not fast:
+            assert packed == pack_text(text)
+    assert capturing.pack(None) is None
+    if fast:
+        assert capturing.pack("Объём " * 500) != pack_text("Объём " * 500)
+
+
 def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
     long_text = "Evidence of the event in the city. " * 40
     cases = [
