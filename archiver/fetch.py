@@ -303,6 +303,23 @@ class _Client(httpx.AsyncClient):
         super().__init__(**kwargs)
         self._no_cookies = _NoCookies()
         self._routes: dict[str, httpx.AsyncBaseTransport] = {}
+        self._heads: dict[bytes, httpx.Headers] = {}
+
+    def get_request(self, url: httpx.URL, extensions: dict[str, Any]) -> httpx.Request:
+        """``httpx.Request("GET", url, headers=self.headers, extensions=extensions)``: the
+        same request (``Host`` first, then the client's headers, an empty body read), from
+        the headers prepared once per host and port rather than normalised and copied twice
+        for every request (a fifth of the request's own CPU before it is sent)."""
+        netloc = url.netloc
+        head = self._heads.get(netloc)
+        if head is None:
+            if "host" in self.headers:  # httpx keeps a Host given, where it was given
+                return httpx.Request("GET", url, headers=self.headers, extensions=extensions)
+            head = self._heads[netloc] = httpx.Headers([(b"Host", netloc), *self.headers.raw])
+        request = httpx.Request("GET", url, headers=head, stream=httpx.ByteStream(b""),
+                                extensions=extensions)
+        request.read()
+        return request
 
     async def send_direct(self, request: httpx.Request) -> httpx.Response:
         """What ``send(request, stream=True)`` does for a fetcher's request, without the
@@ -716,8 +733,8 @@ class Fetcher:
         trace = PhaseTrace()
         # What client.build_request makes of this request, without merging an empty base
         # URL, query, cookie jar and header update into copies of the client's for each one.
-        request = httpx.Request("GET", target, headers=client.headers, extensions={
-            "trace": trace, "timeout": client.timeout.as_dict()})
+        request = client.get_request(target, {"trace": trace,
+                                              "timeout": client.timeout.as_dict()})
         if jar:  # cookielib is slow even with nothing to add
             jar.set_cookie_header(request)
         outcome: _Outcome | None = None
@@ -779,7 +796,9 @@ class Fetcher:
             "response",
             url=url,
             status=response.status_code,
-            retry_after=response.headers.get("retry-after"),
+            # httpx's lookup decodes every header to choose an encoding: only when needed.
+            retry_after=response.headers.get("retry-after")
+            if any(k.lower() == "retry-after" for k, _ in headers) else None,
             request_head=_request_head(request),
             response_head=head,
             headers=headers,

@@ -351,3 +351,30 @@ def test_the_currency_shortcut_misses_no_case_blind_match() -> None:
         if "ſ" not in claim:  # "uſd" matches the pattern but names no known currency
             assert support_facts.claim_facts(claim)
     assert not support_facts._may_hold_a_sum("no sum here, 5 people")
+
+
+def test_fetcher_requests_are_the_ones_httpx_builds() -> None:
+    """``_Client.get_request`` (headers prepared once per host and port) gives the request
+    ``httpx.Request`` builds from the client's headers: method, URL, headers in order, empty
+    body; a request's later header change (a cookie) does not reach the next one."""
+    import httpx
+
+    from archiver.fetch import _Client
+
+    client = _Client(headers={"User-Agent": "archiver-test/1"})
+    urls = ["http://example.org/a", "https://example.org:8443/b?q=1", "http://127.0.0.1:80/",
+            "http://user:pw@example.org/c", "http://[::1]:8080/d", "http://xn--e1afmkfd.xn--p1ai/",
+            "http://пример.рф/путь"]
+    for _ in range(2):
+        for url in map(httpx.URL, urls):
+            ext = {"timeout": client.timeout.as_dict()}
+            plain = httpx.Request("GET", url, headers=client.headers, extensions=dict(ext))
+            fast = client.get_request(url, dict(ext))
+            assert (fast.method, fast.url, fast.headers.raw, fast.content, fast.extensions) \
+                == (plain.method, plain.url, plain.headers.raw, plain.content, plain.extensions)
+            assert type(fast.stream) is type(plain.stream)
+            fast.headers["Cookie"] = "a=b"
+    given = _Client(headers={"Host": "elsewhere.example", "User-Agent": "x"})
+    url = httpx.URL("http://example.org/")
+    assert given.get_request(url, {}).headers.raw \
+        == httpx.Request("GET", url, headers=given.headers).headers.raw
