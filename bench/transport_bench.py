@@ -15,8 +15,9 @@ Clients, each run ``--repeat`` times, alternating, medians printed:
   per-host gates, retries, phase trace, cookies, raw heads, body spool, digest, decoding),
   without a WARC writer;
 - ``fetcher-stack``: the same client stack the fetcher builds (one ``httpx.AsyncClient`` per
-  host, the guarded httpcore pool, the trace extension, the raw-headers hook), called
-  directly: ``fetcher`` minus this is the cost of the fetcher's own wrapper;
+  host, the guarded httpcore pool, the trace extension), called directly as the fetcher
+  calls it (``send_direct``; ``send`` in an older checkout): ``fetcher`` minus this is the
+  cost of the fetcher's own wrapper;
 - ``fetcher-aiohttp``, ``fetcher-stack-aiohttp``: the same two with ``[fetch] transport =
   "aiohttp"`` (``archiver.aiotransport`` under httpx instead of the guarded httpcore pool);
   ``fetcher`` and ``fetcher-stack`` are on ``"httpcore"``;
@@ -197,7 +198,11 @@ async def fetcher_stack_client(args: argparse.Namespace, port: int,
         async def get(url: str) -> int:
             client = fetcher._client_for(httpx.URL(url).host)
             request = client.build_request("GET", url, extensions={"trace": PhaseTrace()})
-            response = await client.send(request, stream=True)
+            # The fetcher's way in to its client (``send_direct``), or ``send`` in a checkout
+            # that predates it.
+            direct = getattr(client, "send_direct", None)
+            response = await (direct(request) if direct is not None
+                              else client.send(request, stream=True))
             size = 0
             async for chunk in response.aiter_raw():
                 size += len(chunk)

@@ -163,7 +163,15 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500, help="pages (default 500)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--out", type=Path, help="keep the outputs here (pinned IDs)")
+    parser.add_argument("--zlib", action="store_true",
+                        help="gzip with zlib even where isal is importable (the bytes of a "
+                             "checkout without it, for --out comparisons)")
     args = parser.parse_args()
+    gzip = getattr(warc_module, "_FAST_DEFLATE", None)
+    if args.zlib:
+        warc_module._FAST_DEFLATE = None  # type: ignore[attr-defined]
+    elif gzip is not None:
+        print(f"gzip: {gzip.__name__} at the writer's level (--zlib for zlib's bytes)")
     corpus = pages(args.count)
     best: dict[str, float] = {}
     results: list[dict[str, object]] = []

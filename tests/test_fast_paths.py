@@ -194,6 +194,32 @@ def test_link_record_excerpts_read_the_packed_text_as_the_whole_one() -> None:
     assert _excerpt(None) is None
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["zlib", "isal"])
+def test_page_texts_packed_in_a_worker_read_back_as_the_catalogs_own(monkeypatch,
+                                                                       fast: bool) -> None:
+    """A worker packs page texts with ISA-L where isal is importable: other bytes than
+    ``pack_text``'s, the same zlib stream to read (whole, and the excerpt's head)."""
+    import zlib
+
+    from archiver import capturing, warc
+    from archiver.catalog import PackedText, pack_text
+    from archiver.pipeline import _excerpt
+
+    monkeypatch.setattr(warc, "_FAST_DEFLATE",
+                        pytest.importorskip("isal.isal_zlib") if fast else None)
+    for text in [*texts(50), "", "Объём инвестиций вырос " * 900, "\U0001f600x " * 900]:
+        packed = capturing.pack(text)
+        assert packed is not None
+        assert zlib.decompress(packed).decode("utf-8") == text
+        assert PackedText(packed).text() == text
+        assert _excerpt(PackedText(packed)) == (pagetext.excerpt(text) if text else None)
+        if not fast:
+            assert packed == pack_text(text)
+    assert capturing.pack(None) is None
+    if fast:
+        assert capturing.pack("Объём " * 500) != pack_text("Объём " * 500)
+
+
 def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
     long_text = "Evidence of the event in the city. " * 40
     cases = [
@@ -385,3 +411,30 @@ def test_the_currency_shortcut_misses_no_case_blind_match() -> None:
         if "ſ" not in claim:  # "uſd" matches the pattern but names no known currency
             assert support_facts.claim_facts(claim)
     assert not support_facts._may_hold_a_sum("no sum here, 5 people")
+
+
+def test_fetcher_requests_are_the_ones_httpx_builds() -> None:
+    """``_Client.get_request`` (headers prepared once per host and port) gives the request
+    ``httpx.Request`` builds from the client's headers: method, URL, headers in order, empty
+    body; a request's later header change (a cookie) does not reach the next one."""
+    import httpx
+
+    from archiver.fetch import _Client
+
+    client = _Client(headers={"User-Agent": "archiver-test/1"})
+    urls = ["http://example.org/a", "https://example.org:8443/b?q=1", "http://127.0.0.1:80/",
+            "http://user:pw@example.org/c", "http://[::1]:8080/d", "http://xn--e1afmkfd.xn--p1ai/",
+            "http://пример.рф/путь"]
+    for _ in range(2):
+        for url in map(httpx.URL, urls):
+            ext = {"timeout": client.timeout.as_dict()}
+            plain = httpx.Request("GET", url, headers=client.headers, extensions=dict(ext))
+            fast = client.get_request(url, dict(ext))
+            assert (fast.method, fast.url, fast.headers.raw, fast.content, fast.extensions) \
+                == (plain.method, plain.url, plain.headers.raw, plain.content, plain.extensions)
+            assert type(fast.stream) is type(plain.stream)
+            fast.headers["Cookie"] = "a=b"
+    given = _Client(headers={"Host": "elsewhere.example", "User-Agent": "x"})
+    url = httpx.URL("http://example.org/")
+    assert given.get_request(url, {}).headers.raw \
+        == httpx.Request("GET", url, headers=given.headers).headers.raw

@@ -695,3 +695,48 @@ def test_payload_digest_given_by_the_caller_writes_the_same_records(
     given = sorted((tmp_path / "given").glob("*.warc.gz"))
     assert [p.read_bytes() for p in computed] == [p.read_bytes() for p in given]
     assert_valid_warcs(tmp_path / "given")
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["zlib", "isal"])
+def test_members_are_the_same_records_with_or_without_isal(tmp_path: Path, monkeypatch,
+                                                           fast: bool) -> None:
+    """With ``isal`` importable the writer's members at its level are ISA-L's deflate: other
+    compressed bytes than zlib's, the same records inflated (any gzip reader), and the
+    stored members of compressed bodies unchanged. Without it, zlib's bytes."""
+    import itertools
+    import zlib
+
+    import archiver.warc as warc_module
+
+    if fast:
+        isal_zlib = pytest.importorskip("isal.isal_zlib")
+    files = {}
+    page = b"<html><body>" + "Свидетельство по делу № 14. ".encode() * 300 + b"</body></html>"
+    encoded = gzip.compress(page)
+    for name, deflate in (("zlib", None), ("fast", isal_zlib if fast else None)):
+        ids = itertools.count()
+        monkeypatch.setattr(warc_module, "_record_id",
+                            lambda ids=ids: f"<urn:uuid:00000000-0000-0000-0000-{next(ids):012d}>")
+        monkeypatch.setattr(warc_module, "_FAST_DEFLATE", deflate)
+        archive = tmp_path / name / "archive"
+        with WarcWriter(archive, root=tmp_path / name, run_id="gz", clock=lambda: WHEN) as w:
+            exchange = write(w, "http://example.org/page", page)
+            packed = write(w, "http://example.org/packed", encoded,
+                           head=response_head(encoded, b"Content-Encoding: gzip\r\n"))
+            w.write_metadata(url="http://example.org/page",
+                             concurrent_to=exchange.response.record_id,
+                             fields=[("cited-by", "doc#1")], captured_at=WHEN)
+        (path,) = assert_valid_warcs(archive)
+        data = path.read_bytes()
+        member = data[exchange.response.offset:exchange.response.offset
+                      + exchange.response.length]
+        stored = data[packed.response.offset:packed.response.offset + packed.response.length]
+        # From the first exchange on (the warcinfo record has an ID of its own).
+        files[name] = (gzip.decompress(data[exchange.request.offset:]), member, stored)
+        assert read_record(tmp_path / name, exchange.response).payload == page
+    assert files["zlib"][0] == files["fast"][0]  # the same records
+    assert files["zlib"][2] == files["fast"][2]  # a compressed body's member: zlib's, stored
+    deflate = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+    inflated = gzip.decompress(files["zlib"][1])
+    assert files["zlib"][1] == deflate.compress(inflated) + deflate.flush()
+    assert (files["fast"][1] != files["zlib"][1]) is fast
