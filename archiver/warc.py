@@ -110,11 +110,11 @@ GZIP_LEVEL = 1
 # same bytes as zlib's: a WARC written with isal has other compressed bytes, record offsets
 # and lengths in the index, and member SHA-256s in provenance records than one written
 # without it, for the same records. Other levels (0, stored, for compressed bodies) are zlib's.
+_FAST_DEFLATE: Any  # isal's zlib module, or None: zlib for every level (worker_bench --zlib)
 try:
-    from isal import isal_zlib as _isal_zlib
+    from isal import isal_zlib as _FAST_DEFLATE
 except ImportError:  # pragma: no cover - depends on the environment
-    _isal_zlib = None
-_FAST_DEFLATE: Any = _isal_zlib  # None: zlib for every level (bench/worker_bench.py --zlib)
+    _FAST_DEFLATE = None
 
 
 def _deflater(level: int) -> Any:
