@@ -260,6 +260,21 @@ def test_claim_at_by_bisection_equals_the_scan() -> None:
             assert sentences.claim_at(text, offset, spans) == scanned(text, offset, spans)
 
 
+def court_pages(web, count: int) -> list[str]:
+    """``count`` pages on ``web`` (``/p/0`` ...), page ``i`` stating the year 20(10+i), a
+    fine of i × 1,000 tenge and i people detained in Almaty: facts claim support looks for."""
+    from tests.webserver import Reply
+
+    urls = []
+    for i in range(count):
+        body = (f"<html><body><main><p>In 20{10 + i} the court fined {i * 1000} tenge "
+                f"and {i} people were detained in Almaty.</p></main></body></html>")
+        web.route(f"/p/{i}", Reply(200, body.encode(),
+                                   {"Content-Type": "text/html; charset=utf-8"}))
+        urls.append(web.url(f"/p/{i}"))
+    return urls
+
+
 def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -> None:
     from archiver import pipeline, support
     from archiver.catalog import Catalog
@@ -268,16 +283,10 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     from archiver.parse import read_document
     from archiver.spool import Spool
     from tests.test_run import call, make_project
-    from tests.webserver import Reply, WebServer
+    from tests.webserver import WebServer
 
     with WebServer() as web:
-        urls = []
-        for i in range(12):
-            body = (f"<html><body><main><p>In 20{10 + i} the court fined {i * 1000} tenge "
-                    f"and {i} people were detained in Almaty.</p></main></body></html>")
-            web.route(f"/p/{i}", Reply(200, body.encode(),
-                                       {"Content-Type": "text/html; charset=utf-8"}))
-            urls.append(web.url(f"/p/{i}"))
+        urls = court_pages(web, 12)
         cited = urls + urls[:4]  # some URLs cited twice
         config = make_project(tmp_path, cited)
         # Every other claim names a sum the page does not give.
@@ -329,16 +338,10 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
     from archiver.models import utcnow
     from archiver.parse import read_document
     from tests.test_run import call, make_project
-    from tests.webserver import Reply, WebServer
+    from tests.webserver import WebServer
 
     with WebServer() as web:
-        urls = []
-        for i in range(9):
-            body = (f"<html><body><main><p>In 20{10 + i} the court fined {i * 1000} tenge "
-                    f"and {i} people were detained in Almaty.</p></main></body></html>")
-            web.route(f"/p/{i}", Reply(200, body.encode(),
-                                       {"Content-Type": "text/html; charset=utf-8"}))
-            urls.append(web.url(f"/p/{i}"))
+        urls = court_pages(web, 9)
         urls[3] = web.url("/missing/3")  # 404: no text
         urls[6] = web.url("/missing/6")
         cited = urls + urls[:3]

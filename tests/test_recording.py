@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -78,6 +79,25 @@ def committed(settings: Settings, run_id: int) -> set[str]:
         return {r.url for r in reader.run_results(run_id)}
 
 
+async def until_committed(settings: Settings, run_id: int, urls: set[str]) -> None:
+    """Wait (on the loop, so the recorder's thread goes on) until exactly ``urls`` of
+    ``run_id`` are committed; a busy machine may take a while, a broken recorder forever."""
+    deadline = time.monotonic() + 20
+    while (seen := committed(settings, run_id)) != urls:
+        assert time.monotonic() < deadline, f"committed {sorted(seen)}, not {sorted(urls)}"
+        await asyncio.sleep(0.01)
+
+
+def listing_recorder(settings: Settings, catalog: Catalog, run_id: int, batch: int,
+                     ) -> tuple[Recorder, list[str]]:
+    """A recorder of ``run_id`` that writes only full batches (or when flushed) and the URLs
+    it reports, in order."""
+    reported: list[str] = []
+    recorder = Recorder(settings, catalog, run_id, on_recorded=lambda f: reported.append(
+        f.url), batch=batch, interval=30.0)
+    return recorder, reported
+
+
 def test_batches_are_written_in_a_thread_and_reported_once_committed(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     items = [finished(n) for n in range(40)]
@@ -122,18 +142,17 @@ def test_a_full_batch_waits_for_the_one_being_written(tmp_path: Path) -> None:
     held = HeldCustody(settings.archive.dir)
     with Catalog.open(settings.archive.dir) as catalog:
         run_id = catalog.begin_run("run", ["s"])
-        reported: list[str] = []
-        recorder = Recorder(settings, catalog, run_id, on_recorded=lambda f: reported.append(
-            f.url), batch=2, interval=30.0)
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
 
         async def main() -> None:
             writer = asyncio.ensure_future(recorder.run())
             await asyncio.sleep(0)  # the writer has started
             await recorder.put(items[0][1])
             await recorder.put(items[1][1])  # full: the writer takes it at once
-            await asyncio.sleep(0.2)  # the writer is now held by the custody lock
-            assert committed(settings, run_id) == {items[0][1].url, items[1][1].url}
-            assert reported == []  # committed, but its custody entries are not written yet
+            # Committed, then held by the custody lock: not reported, its custody entries
+            # are not written yet.
+            await until_committed(settings, run_id, {items[0][1].url, items[1][1].url})
+            assert reported == []
             await recorder.put(items[2][1])
             fourth = asyncio.ensure_future(recorder.put(items[3][1]))
             await asyncio.sleep(0.2)
@@ -157,16 +176,15 @@ def test_cancelled_while_writing_it_waits_for_the_batch_and_reports_it(tmp_path:
     held = HeldCustody(settings.archive.dir)
     with Catalog.open(settings.archive.dir) as catalog:
         run_id = catalog.begin_run("run", ["s"])
-        reported: list[str] = []
-        recorder = Recorder(settings, catalog, run_id, on_recorded=lambda f: reported.append(
-            f.url), batch=3, interval=30.0)
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=3)
 
         async def main() -> None:
             writer = asyncio.ensure_future(recorder.run())
             await asyncio.sleep(0)  # the writer has started
             for _, done in items:
                 await recorder.put(done)
-            await asyncio.sleep(0.2)  # being written: held by the custody lock
+            # Being written: committed, held by the custody lock.
+            await until_committed(settings, run_id, {done.url for _, done in items})
             threading.Timer(0.3, held.release).start()
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
@@ -183,9 +201,7 @@ def test_a_batch_that_cannot_be_written_stops_the_run(tmp_path: Path) -> None:
     (settings.archive.dir / CUSTODY_NAME).mkdir(parents=True)  # the log cannot be opened
     with Catalog.open(settings.archive.dir) as catalog:
         run_id = catalog.begin_run("run", ["s"])
-        reported: list[str] = []
-        recorder = Recorder(settings, catalog, run_id, on_recorded=lambda f: reported.append(
-            f.url), batch=2, interval=30.0)
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
 
         async def main() -> None:
             writer = asyncio.ensure_future(recorder.run())
