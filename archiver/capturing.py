@@ -104,9 +104,7 @@ def pack(text: str | None) -> bytes | None:
     if text is None:
         return None
     fast = warc._FAST_DEFLATE
-    if fast is not None:
-        return bytes(fast.compress(text.encode("utf-8"), 1))
-    return pack_text(text)
+    return pack_text(text, fast) if fast is not None else pack_text(text)
 
 
 def _bodiless(result: FetchResult) -> FetchResult:

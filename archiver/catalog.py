@@ -375,10 +375,11 @@ class StoredResult:
     outage: bool = False
 
 
-def pack_text(text: str) -> bytes:
+def pack_text(text: str, deflate: Any = zlib) -> bytes:
     """A page text as the ``texts`` table keeps it: UTF-8, zlib level 1 (fast; page texts
-    shrink to about a third)."""
-    return zlib.compress(text.encode("utf-8"), 1)
+    shrink to about a third). ``deflate``: the module that compresses (``zlib``, or isal's
+    ``isal_zlib``: the same format in other bytes)."""
+    return bytes(deflate.compress(text.encode("utf-8"), 1))
 
 
 @dataclass(frozen=True)

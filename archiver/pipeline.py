@@ -1457,9 +1457,12 @@ def _execute(
         notes.extend(fetched.notes)  # the browser stage: unavailable, links that lost it
         saved = 0
         if settings.rescue.save_page_now and not offline:
+            # Each link's last verdict, from its link record (not a catalog query per URL).
+            verdict_in = {o.source.id: _Verdicts(links_of[o.source.id].glimpses.verdicts,
+                                                 o.document)
+                          for o in outcomes if o.document is not None}
             live = [t.url for t in targets
-                    if (last := catalog.last_result(t.url)) is not None
-                    and last.verdict.healthy]
+                    if (v := verdict_in[t.cited_by[0].source][t.url]) is not None and v.healthy]
             with _collector(True):
                 saved, save_note = asyncio.run(_save_live(settings, catalog, live, progress,
                                                           breaker))
