@@ -63,6 +63,7 @@ from archiver.fetch import (
     _remote_ip,
     _request_head,
     _response_head,
+    _spool,
     decode_body,
     network_failure,
 )
@@ -695,10 +696,10 @@ class Browser:
                             try:
                                 async for chunk in response.aiter_raw():
                                     if len(chunk) > room:
-                                        spool.write(chunk[:room])
+                                        _spool(spool, chunk[:room])
                                         truncated = "length"
                                         break
-                                    spool.write(chunk)
+                                    _spool(spool, chunk)
                                     room -= len(chunk)
                             except httpx.TimeoutException:
                                 truncated = "time"
@@ -709,6 +710,8 @@ class Browser:
                                 await response.aclose()
                 except TimeoutError:
                     return f"{url}: no answer within the page's deadline"
+                except ArchiveError:
+                    raise  # our temporary folder full: the run stops (see ``_handle``)
                 except Exception as exc:
                     limit = f"{self.fetch.timeout:g}s"
                     return network_failure(exc, trace.phase, limit=limit).reason

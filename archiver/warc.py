@@ -506,13 +506,16 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _new_out(size: int = 0) -> _MemberOut:
+def _new_out(size: int = 0, spill: Path | None = None) -> _MemberOut:
     """Where records of about ``size`` bytes are gzipped: memory for those that stay well
     below ``_SPOOL_IN_MEMORY`` compressed (a SpooledTemporaryFile costs several times more
-    per write, and would not spill them either), else a spool that may spill to disk."""
+    per write, and would not spill them either), else a spool that may spill to disk, in
+    ``spill``: the archive's folder, where the bytes are going anyway (a small system
+    temporary folder, common in containers, would stop a run the archive had room for)."""
     if size < _SPOOL_IN_MEMORY // 2:
         return _MemberOut(io.BytesIO())
-    return _MemberOut(tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY))
+    return _MemberOut(tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY,
+                                                    dir=None if spill is None else str(spill)))
 
 
 def _warcio_writer(out: _MemberOut) -> WARCWriter:
@@ -867,7 +870,7 @@ class WarcWriter:
             self._finish()
         if self._sink is None:
             self._start_file()
-        return _new_out(size)
+        return _new_out(size, self.archive_dir)
 
     def _append(self, out: _MemberOut, records: Sequence[ArcWarcRecord | _Record],
                 levels: Sequence[int] = ()) -> list[tuple[int, int]]:
@@ -877,19 +880,21 @@ class WarcWriter:
         base = self._sink.size
         spans: list[tuple[int, int]] = []
         with out.spool as spool:
-            for i, record in enumerate(records):
-                start = spool.tell()
-                out.start(levels[i] if i < len(levels) else self.gzip_level)
-                if isinstance(record, _Record):
-                    record.write(out)
-                else:
-                    _warcio_writer(out).write_record(record)
-                spans.append((base + start, spool.tell() - start))
-            # The SHA-256 of each gzip member exactly as stored, for provenance records.
-            self.member_sha256 = out.member_sha256
             try:
+                for i, record in enumerate(records):
+                    start = spool.tell()
+                    out.start(levels[i] if i < len(levels) else self.gzip_level)
+                    if isinstance(record, _Record):
+                        record.write(out)
+                    else:
+                        _warcio_writer(out).write_record(record)
+                    spans.append((base + start, spool.tell() - start))
+                # The SHA-256 of each gzip member exactly as stored, for provenance records.
+                self.member_sha256 = out.member_sha256
                 self._sink.append(spool)
             except OSError as exc:
+                # The spool of a large record spills into the archive's folder: either
+                # write failing is the archive's disk (nothing appended yet, or cut back).
                 self._fail(base, exc)
         self._note_index(records, spans)
         return spans
@@ -1476,12 +1481,18 @@ def _index_lock(archive_dir: Path) -> Iterator[None]:
 def _write_index(archive_dir: Path, lines: Iterable[str]) -> Path:
     target = archive_dir / INDEX_NAME
     tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for line in lines:
+                fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        # A full disk leaves the old index whole; the part written would only hold space.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     return target
 
 

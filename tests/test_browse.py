@@ -277,6 +277,26 @@ def test_an_archive_that_cannot_be_written_stops_the_capture(tmp_path: Path,
         asyncio.run(go())
 
 
+@pytest.mark.browser
+@needs_chromium
+def test_a_full_temporary_folder_stops_the_capture_not_the_page(
+        tmp_path: Path, web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's body past 256 KiB is spooled to the system's temporary folder as the HTTP
+    path spools it; that folder full stops the run (``ArchiveError`` naming it), as there.
+    It was taken for the page's network failure: the page failed and the run went on."""
+    import tempfile
+
+    from archiver.errors import ArchiveError
+    from tests.tmpfs import small_tmpfs
+
+    page = b"<html><body>" + b"<p>A paragraph of a long report.</p>" * 20_000 + b"</body></html>"
+    web.route("/long", Reply(200, page, {"Content-Type": "text/html"}))
+    with small_tmpfs(tmp_path / "tmp", "64k") as tiny:
+        monkeypatch.setattr(tempfile, "tempdir", str(tiny))
+        with pytest.raises(ArchiveError, match=f"{tiny}: cannot hold a page's body"):
+            capture_one(tmp_path, web.url("/long"))
+
+
 # ── choosing the browser ─────────────────────────────────────────────────────
 
 

@@ -39,3 +39,19 @@ def test_full_disk_stops_the_run_with_exit_3(tmp_path: Path, tiny_disk: Path,
     assert closed, "the disk filled before any WARC file was closed"
     records = read_back(tmp_path)
     assert any(kind == "response" for kind, _ in records)
+
+
+def test_an_index_that_cannot_be_rewritten_leaves_the_old_one_and_no_partial_file(
+        tiny_disk: Path) -> None:
+    from archiver.errors import ArchiveError
+    from archiver.warc import INDEX_NAME, _add_to_index
+
+    old = "org,example)/ 20260101000000 {}\n"
+    (tiny_disk / INDEX_NAME).write_text(old)
+    (tiny_disk / "filler").write_bytes(b"\0" * (400 * 1024))
+    noted = [f"org,example)/{i:06d} 20260101000000 {{}}" for i in range(20_000)]
+    warc = tiny_disk / "a.warc.gz"
+    with pytest.raises(ArchiveError, match=f"{INDEX_NAME}: cannot update index"):
+        _add_to_index(tiny_disk, [warc], {warc: noted})
+    assert (tiny_disk / INDEX_NAME).read_text() == old
+    assert not (tiny_disk / (INDEX_NAME + ".tmp")).exists()
