@@ -16,9 +16,9 @@ returns into the run's code: it serves, then leaves with ``os._exit``.
 The two sides speak over a socket pair: length-prefixed pickles of message lists, batched
 per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/``close``; a worker
 answers with ``attempt`` (as each request attempt ends: the network watch needs them early),
-``done`` (a ``Finished`` record), ``failed``/``gave_up`` and ``closed``. Workers die with the
-run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and a worker whose socket
-closes stops at once.
+``done`` (a ``Finished`` record, without what only the worker reads: ``_for_intake``),
+``failed``/``gave_up`` and ``closed``. Workers die with the run: Linux kills them when the
+parent dies (``PR_SET_PDEATHSIG``), and a worker whose socket closes stops at once.
 
 ``LocalShard`` is the same interface in the run's own process, for small runs and one core.
 """
@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copyreg
 import ctypes
 import ctypes.util
+import functools
 import gc
+import io
 import logging
 import os
 import pickle
@@ -195,6 +198,46 @@ def _frame(messages: list[tuple[Any, ...]]) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
+def _frame_for_run(messages: list[tuple[Any, ...]]) -> bytes:
+    """``_frame`` of a worker's messages, its ``Finished`` records without what only the
+    worker reads (``_for_intake``)."""
+    out = io.BytesIO()
+    out.write(_HEADER.pack(0))
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _for_intake()
+    pickler.dump(messages)
+    data = out.getbuffer()
+    _HEADER.pack_into(data, 0, len(data) - _HEADER.size)
+    return bytes(data)
+
+
+@functools.cache
+def _for_intake() -> dict[type, Any]:
+    """How a worker pickles a ``Finished`` record for the run's process: as the default
+    pickling does (the same opcodes, the same objects unpickled), but with no ``target`` (the
+    run's process sets its own, ``ProcessShards.capture``) and its hops without the headers,
+    server address, TLS session and record digest that the worker's verdict and provenance
+    record were made from. The run's process records none of them; they were most of its
+    unpickling per URL."""
+    from archiver.capturing import Finished
+    from archiver.models import Hop
+
+    newobj = copyreg.__newobj__  # type: ignore[attr-defined]
+
+    def finished(record: Finished) -> tuple[Any, ...]:
+        return newobj, (Finished,), {**record.__dict__, "target": None}
+
+    def hop(record: Hop) -> tuple[Any, ...]:
+        return newobj, (Hop,), {**record.__dict__, **_HOP_INTAKE}
+
+    return {**copyreg.dispatch_table, Finished: finished, Hop: hop}
+
+
+# The fields of a ``Hop`` that cross to the run's process as their defaults.
+_HOP_INTAKE: dict[str, Any] = {"headers": (), "remote_ip": None, "tls": None,
+                               "request_headers": (), "record_sha256": None}
+
+
 async def _read_frame(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | None:
     """The next message list, or ``None`` at the end of the stream (the peer closed it,
     or a write to the peer failed because it is gone: the stream then ends in that error)."""
@@ -208,8 +251,10 @@ async def _read_frame(reader: asyncio.StreamReader) -> list[tuple[Any, ...]] | N
 class _Outbox:
     """Messages to one peer, sent as one frame per event-loop turn."""
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    def __init__(self, write: Callable[[bytes], None],
+                 frame: Callable[[list[tuple[Any, ...]]], bytes] = _frame) -> None:
         self._write = write
+        self._frame = frame
         self._pending: list[tuple[Any, ...]] = []
         self.closed = False
 
@@ -223,7 +268,7 @@ class _Outbox:
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         if pending and not self.closed:
-            self._write(_frame(pending))
+            self._write(self._frame(pending))
 
 
 @dataclass
@@ -464,7 +509,7 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
 
     settings, run_id, archive_dir, concurrency, pages, compare_text = init
     reader, writer = await asyncio.open_connection(sock=sock)
-    outbox = _Outbox(writer.write)
+    outbox = _Outbox(writer.write, _frame_for_run)
     catalog = Catalog.open_reader(archive_dir)
     tasks: dict[int, asyncio.Task[None]] = {}
 

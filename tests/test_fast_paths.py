@@ -441,3 +441,25 @@ def test_fetcher_requests_are_the_ones_httpx_builds() -> None:
     url = httpx.URL("http://example.org/")
     assert given.get_request(url, {}).headers.raw \
         == httpx.Request("GET", url, headers=given.headers).headers.raw
+
+
+def test_a_bodiless_capture_is_the_capture_replaced_without_its_content() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from archiver.capturing import _bodiless
+    from archiver.models import Capture, FetchFailure, Hop, Verdict
+
+    capture = Capture(url="http://a.example/", final_url="http://a.example/b", status=200,
+                      hops=(Hop("http://a.example/", 301, (("Location", "/b"),)),
+                            Hop("http://a.example/b", 200, ())),
+                      content=b"<html>page</html>", content_type="text/html",
+                      payload_digest="sha256:00", captured_at=datetime(2026, 11, 30, tzinfo=UTC),
+                      attempts=2, truncated="time", elapsed=0.5, body_bytes=17)
+    bare = _bodiless(capture)
+    assert type(bare) is Capture and bare is not capture
+    assert bare == replace(capture, content=b"")
+    assert bare.__dict__ == replace(capture, content=b"").__dict__
+    assert capture.content == b"<html>page</html>"  # the original keeps its body
+    failure = FetchFailure(url="http://a.example/", verdict=Verdict.TIMEOUT, reason="slow")
+    assert _bodiless(failure) is failure

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -167,6 +168,7 @@ def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
 def test_results_match_a_single_process_run(tmp_path: Path) -> None:
     with hosts(4, 12, missing=2) as (_, urls):
         verdicts = {}
+        rows = {}
         for workers in (1, 2):
             root = tmp_path / f"w{workers}"
             root.mkdir()
@@ -176,7 +178,16 @@ def test_results_match_a_single_process_run(tmp_path: Path) -> None:
             report = json.loads((root / "reports" / "brief" / "report.json").read_text())
             verdicts[workers] = [(link["url"], link["verdict"], link["state"])
                                  for link in report["links"]]
+            # What the catalog recorded of each capture (as the workers sent it, with two);
+            # which of the equal 404 pages are revisits depends on the order and the worker.
+            with contextlib.closing(sqlite3.connect(root / "archive" / "catalog.sqlite3")) as db:
+                rows[workers] = db.execute(
+                    "SELECT url, final_url, status, payload_digest, content_type, title,"
+                    " truncated, attempts, fingerprint, record_id IS NOT NULL,"
+                    " (SELECT count(*) FROM provenance p WHERE p.record_id = c.record_id)"
+                    " FROM captures c ORDER BY url").fetchall()
     assert verdicts[1] == verdicts[2]
+    assert rows[1] == rows[2] and len(rows[1]) == len(urls)
 
 
 def _children(pid: int) -> list[int]:
@@ -275,3 +286,79 @@ def test_a_worker_that_dies_loses_only_its_urls_in_flight(tmp_path: Path) -> Non
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
     assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
     read_back(tmp_path)
+
+
+def test_a_finished_record_reaches_the_run_without_what_only_the_worker_reads() -> None:
+    # What the catalog records of a URL crosses unchanged; the target (the run's process
+    # sets its own) and the hops' headers, address, TLS session and record digest (the
+    # worker's verdict and provenance record were made from them) do not.
+    import pickle
+    from datetime import UTC, datetime
+
+    from archiver import provenance
+    from archiver.capturing import Finished
+    from archiver.fetch import Attempt
+    from archiver.models import (
+        Capture,
+        FootnoteRef,
+        Hop,
+        Judgement,
+        Target,
+        TlsSession,
+        Verdict,
+        WarcRef,
+    )
+
+    def hop(url: str, status: int, revisit: bool) -> Hop:
+        return Hop(url=url, status=status, headers=(("Server", "nginx"), ("Location", "/b")),
+                   warc=WarcRef("archive/a.warc.gz", 120 * status, 900, f"<urn:{status}>"),
+                   revisit=revisit, remote_ip="127.0.0.1",
+                   tls=TlsSession(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256",
+                                  chain=()),
+                   request_headers=(("Host", "a.example"), ("Accept", "*/*")),
+                   record_sha256="ab" * 32)
+
+    at = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    capture = Capture(url="http://a.example/a", final_url="http://a.example/b", status=200,
+                      hops=(hop("http://a.example/a", 301, False),
+                            hop("http://a.example/b", 200, True)),
+                      content=b"", content_type="text/html", payload_digest="sha256:00",
+                      captured_at=at, attempts=2, truncated="length", body_bytes=20)
+    kept = provenance.Kept(record_id="<urn:200>", cited_url="http://a.example/a", text="{}",
+                           sha256="cd" * 32, metadata_id="<urn:m>",
+                           payload_digest="sha256:00", warc_path="archive/a.warc.gz")
+    finished = Finished(target=Target("http://a.example/a", (FootnoteRef("brief", 3),)),
+                        result=capture, judgement=Judgement(Verdict.REDIRECTED, "moved"),
+                        text=b"packed", title="B", hop_urls=("http://a.example/b",),
+                        http=capture, http_text=b"t", kept=kept)
+    attempt = Attempt(url="http://a.example/a", number=1, outcome="response", status=301,
+                      at=at)
+    error = RuntimeError("worker: boom")
+    frame = shards._frame_for_run([("attempt", attempt), ("done", 7, finished),
+                                   ("failed", 8, error)])
+    size = shards._HEADER.size
+    assert shards._HEADER.unpack(frame[:size])[0] == len(frame) - size
+    (kind_a, got_attempt), (kind, key, got), (_, _, got_error) = pickle.loads(frame[size:])
+    assert (kind_a, got_attempt) == ("attempt", attempt)
+    assert (kind, key) == ("done", 7)
+    assert isinstance(got_error, RuntimeError) and got_error.args == error.args
+
+    assert got.target is None
+    bare = tuple(
+        Hop(url=h.url, status=h.status, headers=(), warc=h.warc, revisit=h.revisit)
+        for h in capture.hops)
+    for received in (got.result, got.http):
+        assert isinstance(received, Capture)
+        assert received.hops == bare
+        assert received == Capture(**{**capture.__dict__, "hops": bare})
+        assert received.warc == capture.warc
+    assert isinstance(got.result, Capture) and got.result.hops[-1].revisit
+    assert (got.judgement, got.text, got.title, got.hop_urls, got.http_text, got.kept) == \
+        (finished.judgement, finished.text, finished.title, finished.hop_urls,
+         finished.http_text, finished.kept)
+    # The worker's own record is left as it was.
+    assert finished.result.hops[0].headers == (("Server", "nginx"), ("Location", "/b"))
+    assert finished.target.url == "http://a.example/a"
+    # The run's own frames (targets to the workers) are pickled as they are.
+    assert pickle.loads(shards._frame([("capture", 1, finished.target)])[size:]) == \
+        [("capture", 1, finished.target)]
