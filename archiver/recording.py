@@ -88,7 +88,8 @@ class Recorder:
     async def put(self, finished: Finished) -> None:
         """``add``, while ``run`` runs: a full batch wakes the writer, and waits while the
         writer is still busy with the one before (so no more than two batches are ever
-        captured but not recorded). Raises the writer's error."""
+        captured but not recorded). Raises the writer's error. Cancelled while it waits,
+        ``finished`` stays queued: the last ``flush`` records it."""
         if self._error is not None:
             raise self._error
         self.add(finished)
