@@ -217,3 +217,40 @@ def test_a_batch_that_cannot_be_written_stops_the_run(tmp_path: Path) -> None:
 
         asyncio.run(main())
         assert reported == []  # nothing of the batch counts as done
+
+
+def test_urls_waiting_for_a_batch_that_cannot_be_written_get_its_error(tmp_path: Path,
+                                                                       ) -> None:
+    """A full batch waits while the one before is written; that write failing stops the
+    run: the waiting URL gets the writer's error at once rather than waiting for ever."""
+    settings = settings_in(tmp_path)
+    items = [finished(n) for n in range(4)]
+    # The custody log is a pipe: the append waits for the lock held here, then its fsync
+    # fails (the catalog rows are committed by then).
+    settings.archive.dir.mkdir(parents=True)
+    os.mkfifo(settings.archive.dir / CUSTODY_NAME)
+    held = HeldCustody(settings.archive.dir)
+    with Catalog.open(settings.archive.dir) as catalog:
+        run_id = catalog.begin_run("run", ["s"])
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
+
+        async def main() -> None:
+            writer = asyncio.ensure_future(recorder.run())
+            await asyncio.sleep(0)  # the writer has started
+            await recorder.put(items[0][1])
+            await recorder.put(items[1][1])  # full: the writer takes it at once
+            await until_committed(settings, run_id, {items[0][1].url, items[1][1].url})
+            await recorder.put(items[2][1])
+            fourth = asyncio.ensure_future(recorder.put(items[3][1]))
+            await asyncio.sleep(0.2)
+            assert not fourth.done(), "a second full batch did not wait"
+            held.release()
+            with pytest.raises(ArchiveError, match="custody"):
+                await asyncio.wait_for(fourth, 10)
+            with pytest.raises(ArchiveError, match="custody"):
+                await asyncio.wait_for(writer, 10)
+            with pytest.raises(ArchiveError, match="custody"):
+                recorder.flush()
+
+        asyncio.run(main())
+        assert reported == []
