@@ -235,8 +235,10 @@ def test_one_url_keeps_all_its_retries_on_a_silent_host(tmp_path: Path) -> None:
 
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "2-workers"])
 def test_a_url_finished_before_the_deadline_is_judged_or_not_fetched_never_both(
-        tmp_path: Path, web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, web: WebServer, monkeypatch: pytest.MonkeyPatch, workers: int,
+        ) -> None:
     """URLs finished while the catalog's writer is busy wait for it (at most two batches
     captured but unrecorded); a deadline reached then stops their wait, not their result:
     they are recorded by the run's last flush, so they are judged in this run and not also
@@ -254,7 +256,8 @@ def test_a_url_finished_before_the_deadline_is_judged_or_not_fetched_never_both(
     urls = [web.url(f"/p/{i}") for i in range(40)]
     with silent_server() as (port, _held):
         silent = [f"http://127.0.0.1:{port}/page/{i}" for i in range(4)]
-        config = make_project(tmp_path, [*urls, *silent], fetch="per_host = 16")
+        config = make_project(tmp_path, [*urls, *silent],
+                              fetch=f"per_host = 16\nworkers = {workers}")
         config.write_text(config.read_text().replace("timeout = 5", "timeout = 30")
                           .replace("deadline = 20", "deadline = 120"))
         # The custody log held by another lock holder: the first batch is committed, then
