@@ -107,8 +107,11 @@ class Recorder:
         writer = ThreadPoolExecutor(1, thread_name_prefix="recorder")
         try:
             while True:
+                # Not asyncio.wait_for: in Python 3.11 it swallows a cancellation that comes
+                # just after the wake (a full batch), and the writer would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
                 self._wake.clear()
                 await self._write_in(writer)
         finally:
