@@ -438,7 +438,10 @@ async def _fetch_and_judge(
             watch.outcome(target.url, "response" if isinstance(finished.result, Capture)
                           else finished.result.verdict.value)
             network_news()
-            await recorder.put(finished)
+            # Stopped while waiting for the writer, the URL is queued already and the last
+            # flush records it: it is judged in this run, not "not fetched".
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder.put(finished)
 
         probes_started = False
 

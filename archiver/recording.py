@@ -88,7 +88,8 @@ class Recorder:
     async def put(self, finished: Finished) -> None:
         """``add``, while ``run`` runs: a full batch wakes the writer, and waits while the
         writer is still busy with the one before (so no more than two batches are ever
-        captured but not recorded). Raises the writer's error."""
+        captured but not recorded). Raises the writer's error. Cancelled while it waits,
+        ``finished`` stays queued: the last ``flush`` records it."""
         if self._error is not None:
             raise self._error
         self.add(finished)
@@ -106,8 +107,11 @@ class Recorder:
         writer = ThreadPoolExecutor(1, thread_name_prefix="recorder")
         try:
             while True:
+                # Not asyncio.wait_for: in Python 3.11 it swallows a cancellation that comes
+                # just after the wake (a full batch), and the writer would never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.interval)
+                    async with asyncio.timeout(self.interval):
+                        await self._wake.wait()
                 self._wake.clear()
                 await self._write_in(writer)
         finally:

@@ -217,3 +217,70 @@ def test_a_batch_that_cannot_be_written_stops_the_run(tmp_path: Path) -> None:
 
         asyncio.run(main())
         assert reported == []  # nothing of the batch counts as done
+
+
+def test_urls_waiting_for_a_batch_that_cannot_be_written_get_its_error(tmp_path: Path,
+                                                                       ) -> None:
+    """A full batch waits while the one before is written; that write failing stops the
+    run: the waiting URL gets the writer's error at once rather than waiting for ever."""
+    settings = settings_in(tmp_path)
+    items = [finished(n) for n in range(4)]
+    # The custody log is a pipe: the append waits for the lock held here, then its fsync
+    # fails (the catalog rows are committed by then).
+    settings.archive.dir.mkdir(parents=True)
+    os.mkfifo(settings.archive.dir / CUSTODY_NAME)
+    held = HeldCustody(settings.archive.dir)
+    with Catalog.open(settings.archive.dir) as catalog:
+        run_id = catalog.begin_run("run", ["s"])
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
+
+        async def main() -> None:
+            writer = asyncio.ensure_future(recorder.run())
+            await asyncio.sleep(0)  # the writer has started
+            await recorder.put(items[0][1])
+            await recorder.put(items[1][1])  # full: the writer takes it at once
+            await until_committed(settings, run_id, {items[0][1].url, items[1][1].url})
+            await recorder.put(items[2][1])
+            fourth = asyncio.ensure_future(recorder.put(items[3][1]))
+            await asyncio.sleep(0.2)
+            assert not fourth.done(), "a second full batch did not wait"
+            held.release()
+            with pytest.raises(ArchiveError, match="custody"):
+                await asyncio.wait_for(fourth, 10)
+            with pytest.raises(ArchiveError, match="custody"):
+                await asyncio.wait_for(writer, 10)
+            with pytest.raises(ArchiveError, match="custody"):
+                recorder.flush()
+
+        asyncio.run(main())
+        assert reported == []
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+def test_cancelled_just_as_a_full_batch_wakes_it_the_writer_stops(tmp_path: Path,
+                                                                  turns: int) -> None:
+    """The run cancels the writer once every URL is in; a full batch that woke it a loop
+    turn or two before must not swallow that cancellation (the run would wait for the
+    writer for ever). The batch is recorded by the last flush."""
+    settings = settings_in(tmp_path)
+    items = [finished(n) for n in range(2)]
+    with Catalog.open(settings.archive.dir) as catalog:
+        run_id = catalog.begin_run("run", ["s"])
+        recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
+
+        async def main() -> None:
+            writer = asyncio.ensure_future(recorder.run())
+            await asyncio.sleep(0)  # the writer has started
+            for _, done in items:
+                recorder.add(done)  # the second one fills the batch: the writer wakes
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            writer.cancel()
+            done, _ = await asyncio.wait([writer], timeout=10)
+            assert done, "the writer went on after it was cancelled"
+            assert writer.cancelled()
+            recorder.flush()
+
+        asyncio.run(main())
+        assert reported == [done.url for _, done in items]
+        assert len(catalog.run_results(run_id)) == 2

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,51 @@ def test_one_url_keeps_all_its_retries_on_a_silent_host(tmp_path: Path) -> None:
         assert [a.attempt for a in catalog.attempts(url)] == [1, 2, 3, 4]
     [link] = report_of(tmp_path)["links"]
     assert link["verdict"] == "timeout" and link["attempts"] == 4
+
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "2-workers"])
+def test_a_url_finished_before_the_deadline_is_judged_or_not_fetched_never_both(
+        tmp_path: Path, web: WebServer, monkeypatch: pytest.MonkeyPatch, workers: int,
+        ) -> None:
+    """URLs finished while the catalog's writer is busy wait for it (at most two batches
+    captured but unrecorded); a deadline reached then stops their wait, not their result:
+    they are recorded by the run's last flush, so they are judged in this run and not also
+    listed as not fetched."""
+    from archiver import recording
+    from tests.test_recording import HeldCustody
+
+    class FourAtATime(recording.Recorder):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "batch": 4})
+
+    monkeypatch.setattr(recording, "Recorder", FourAtATime)
+    for i in range(40):
+        web.route(f"/p/{i}", Reply(200, ARTICLE, {"Content-Type": "text/html"}))
+    urls = [web.url(f"/p/{i}") for i in range(40)]
+    with silent_server() as (port, _held):
+        silent = [f"http://127.0.0.1:{port}/page/{i}" for i in range(4)]
+        config = make_project(tmp_path, [*urls, *silent],
+                              fetch=f"per_host = 16\nworkers = {workers}")
+        config.write_text(config.read_text().replace("timeout = 5", "timeout = 30")
+                          .replace("deadline = 20", "deadline = 120"))
+        # The custody log held by another lock holder: the first batch is committed, then
+        # its writer waits; the URLs finishing after it fill the next batch and wait for
+        # the writer until the deadline.
+        held = HeldCustody(tmp_path / "archive")
+        threading.Timer(8, held.release).start()
+        code, out, err = call("run", "--config", str(config), "--deadline", "5",
+                              "--format", "json")
+        held.release()
+    assert code == 0, out + err
+    skipped = {item["url"] for item in json.loads(out)["not_fetched"]}
+    with Catalog.open(tmp_path / "archive") as catalog:
+        [run] = catalog.runs(limit=1)
+        judged = {r.url for r in catalog.run_results(run.id)}
+    assert len(judged) >= 8, "no batch waited for the writer: the test proves nothing"
+    assert set(silent) <= skipped
+    assert not judged & skipped, sorted(judged & skipped)
+    assert judged | skipped == {*urls, *silent}
+    links = {link["url"]: link for link in report_of(tmp_path)["links"]}
+    assert all(links[url]["verdict"] is None for url in skipped)
+    assert all(links[url]["verdict"] == "ok" for url in judged)
