@@ -424,9 +424,11 @@ class Browser:
             except Exception as exc:  # Chromium gone, a storage state it cannot read
                 return BrowserFailure(url, f"no browser context: {_first_line(str(exc))}")
             try:
-                made: BrowserCapture | BrowserFailure = await asyncio.wait_for(
-                    self._capture_in(context, url, state, profile is not None, started),
-                    timeout=max(1.0, self.settings.deadline + 15.0))
+                # A timeout scope, not asyncio.wait_for: in Python 3.11 that drops a
+                # cancellation arriving as the page finishes, and a stopped run went on.
+                async with asyncio.timeout(max(1.0, self.settings.deadline + 15.0)):
+                    made: BrowserCapture | BrowserFailure = await self._capture_in(
+                        context, url, state, profile is not None, started)
             except TimeoutError:
                 made = BrowserFailure(url, f"no page within the deadline of "
                                            f"{self.settings.deadline:g}s")
@@ -436,7 +438,8 @@ class Browser:
                 made = BrowserFailure(url, f"the browser failed: {_first_line(str(exc))}")
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(context.close(), timeout=10)
+                    async with asyncio.timeout(10):
+                        await context.close()
             if state.archive_error is not None:
                 # Raised inside Playwright's route callback, where it would be lost: the
                 # archive cannot be written, which stops the run.

@@ -512,7 +512,7 @@ def _read_holder(path: Path) -> tuple[int | None, str]:
         words = path.read_text(encoding="utf-8").split()
     except OSError:
         return None, "?"
-    pid = int(words[0]) if words and words[0].isdigit() else None
+    pid = int(words[0]) if words and words[0].isascii() and words[0].isdigit() else None
     started = words[1] if len(words) > 1 else "?"
     return pid, started
 

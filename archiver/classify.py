@@ -302,7 +302,8 @@ def _incomplete(c: Capture) -> str | None:
     got = c.body_bytes
     announced = c.header("content-length")
     size = f"{got} bytes"
-    if announced is not None and announced.strip().isdigit() and int(announced) > got:
+    if announced is not None and announced.strip().isascii() \
+            and announced.strip().isdigit() and int(announced) > got:
         size = f"{got} of {int(announced)} bytes"
     return f"body cut at {size} ({_CUT_BY.get(c.truncated, c.truncated)})"
 

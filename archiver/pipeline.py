@@ -376,7 +376,8 @@ async def _fetch_and_judge(
     (``archiver.recording``) writes them to the catalog in batches. A URL counts as done only
     once its catalog rows are committed, and its WARC records are written before that, so a
     run killed at any moment resumes where it stopped: what has a verdict has its capture,
-    and at most one batch of captured URLs is fetched again.
+    and at most two batches of captured URLs (``archiver.recording`` says how large) are
+    fetched again.
 
     Some URLs may end up not fetched (``_Fetched.not_fetched``, with the reason), never
     judged: those still queued or in flight when ``deadline_at`` (a ``time.monotonic()``

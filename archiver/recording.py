@@ -14,9 +14,11 @@ is written at a time, in the order the URLs finished; the next one gathers meanw
 
 Crash safety: a URL counts as captured only once its catalog rows are committed, and its
 WARC records were written before it reached the recorder. A run killed at any moment leaves
-at most the batch being written and the one gathering (each at most ``batch`` URLs or
-``interval`` seconds of work: a full batch waits for the one being written) recorded in
-WARCs but not in the catalog; the next run fetches those URLs again.
+recorded in WARCs but not in the catalog at most the batch being written and the one
+gathering, and the URLs in flight. A batch is full at ``batch`` URLs, but each of the run's
+fetching tasks (``pool`` of them) adds its URL before it waits for the writer, so a batch
+can reach ``batch + pool - 1`` URLs; it also gathers for as long as the write before it
+takes. The next run fetches those URLs again; nothing recorded is fetched again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -87,9 +88,10 @@ class Recorder:
 
     async def put(self, finished: Finished) -> None:
         """``add``, while ``run`` runs: a full batch wakes the writer, and waits while the
-        writer is still busy with the one before (so no more than two batches are ever
-        captured but not recorded). Raises the writer's error. Cancelled while it waits,
-        ``finished`` stays queued: the last ``flush`` records it."""
+        writer is still busy with the one before (so no more than two batches, see the
+        module's text for their size, are ever captured but not recorded). Raises the
+        writer's error. Cancelled while it waits, ``finished`` stays queued: the last
+        ``flush`` records it."""
         if self._error is not None:
             raise self._error
         self.add(finished)
@@ -114,6 +116,13 @@ class Recorder:
                         await self._wake.wait()
                 self._wake.clear()
                 await self._write_in(writer)
+        except Exception as exc:
+            # Reporting a written batch failed (``on_recorded``): the run's own fault, raised
+            # by ``put`` and ``flush`` as a write error is; the task's own exception is only
+            # seen by whoever awaits it, and the run gathers it with the rest.
+            if self._error is None:
+                self._error = exc
+            raise
         finally:
             taken, self._wake, self._taken = self._taken, None, None
             taken.set()
@@ -130,7 +139,7 @@ class Recorder:
         try:
             await asyncio.shield(asyncio.wrap_future(job))
         except asyncio.CancelledError:
-            futures.wait([job])  # the thread goes on with the batch: it counts once written
+            # The thread goes on with the batch (it counts once written): wait for it.
             self._error = job.exception()
             if self._error is None:
                 self._recorded(queued)

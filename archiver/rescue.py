@@ -148,7 +148,7 @@ def parse_timestamp(timestamp: str) -> datetime:
     """A Wayback timestamp ``YYYYMMDDhhmmss`` (UTC) as an aware ``datetime``.
 
     Raises ``ValueError`` for anything that is not 14 digits forming a real date and time."""
-    if len(timestamp) != 14 or not timestamp.isdigit():
+    if len(timestamp) != 14 or not (timestamp.isascii() and timestamp.isdigit()):
         raise ValueError(f"not a 14-digit Wayback timestamp: {timestamp!r}")
     return datetime.strptime(timestamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
 
@@ -941,6 +941,12 @@ def _save_result(url: str, answer: _Answer, error: str | None,
 
 
 
+def _status(text: str) -> int | None:
+    """An answer's status code, or ``None`` when the row's is not one (``str.isdigit``
+    alone takes "²" for a digit, and ``int`` then fails on the whole answer)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _parse_cdx(body: bytes) -> list[Snapshot]:
     """Rows of a CDX ``output=json`` answer: a header row of field names, then one row per
     capture. An empty body or ``[]`` means no captures. Raises ``ValueError`` if malformed."""
@@ -965,7 +971,7 @@ def _parse_cdx(body: bytes) -> list[Snapshot]:
         snapshots.append(Snapshot(
             timestamp=str(cells["timestamp"]),
             original=str(cells["original"]),
-            status=int(status) if status.isdigit() else None,
+            status=_status(status),
             mimetype=cells.get("mimetype"),
             digest=cells.get("digest"),
         ))
@@ -995,4 +1001,4 @@ def _parse_availability(body: bytes, variant: str) -> Snapshot | None:
     replay = str(closest.get("url", ""))
     if timestamp and marker in replay:
         original = replay.split(marker, 1)[1] or variant
-    return Snapshot(timestamp, original, int(status) if status.isdigit() else None)
+    return Snapshot(timestamp, original, _status(status))

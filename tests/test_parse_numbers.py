@@ -110,3 +110,31 @@ def test_html_notes_list_starting_at_digits_that_are_not_a_number_is_read(start:
     doc = parse_bytes(source, "d.html")
     assert [(f.number, f.urls) for f in doc.footnotes] == [
         (1, ("https://example.org/a",)), (2, ("https://example.org/b",))]
+
+
+def test_a_content_length_of_digits_that_are_not_a_number_names_no_announced_size() -> None:
+    """A cut capture's reason gives the announced size when there is one; a header "²"
+    is none (``int`` refused it, and the verdict crashed)."""
+    from archiver.classify import _incomplete
+    from archiver.models import Capture, Hop, utcnow
+
+    def cut(length: str) -> str | None:
+        headers = (("Content-Type", "text/html"), ("Content-Length", length))
+        url = "http://example.org/cut"
+        return _incomplete(Capture(
+            url=url, final_url=url, status=200, hops=(Hop(url, 200, headers),),
+            content=b"x" * 100, content_type="text/html", payload_digest="sha1:X",
+            captured_at=utcnow(), truncated="disconnect", body_bytes=100))
+
+    assert cut("1000") == "body cut at 100 of 1000 bytes (connection closed)"
+    assert cut("²") == "body cut at 100 bytes (connection closed)"
+
+
+def test_a_lock_file_naming_digits_that_are_not_a_number_has_no_pid(tmp_path) -> None:
+    from archiver.catalog import _read_holder
+
+    lock = tmp_path / "lock"
+    lock.write_text("4242 2026-12-01T00:00:00Z\n")
+    assert _read_holder(lock) == (4242, "2026-12-01T00:00:00Z")
+    lock.write_text("²³ 2026-12-01T00:00:00Z\n")
+    assert _read_holder(lock) == (None, "2026-12-01T00:00:00Z")

@@ -284,3 +284,35 @@ def test_cancelled_just_as_a_full_batch_wakes_it_the_writer_stops(tmp_path: Path
         asyncio.run(main())
         assert reported == [done.url for _, done in items]
         assert len(catalog.run_results(run_id)) == 2
+
+
+def test_a_report_that_fails_after_a_write_stops_the_run_too(tmp_path: Path) -> None:
+    """``on_recorded`` failing (the run's own fault, not the disk's) ended the writer task
+    with an exception only whoever awaits it sees, and the run gathers it with the rest:
+    the batch's other URLs were committed but never reported, later ones recorded only by
+    the last flush. It is raised by ``put`` and ``flush`` as a write error is."""
+    settings = settings_in(tmp_path)
+    items = [finished(n) for n in range(6)]
+    with Catalog.open(settings.archive.dir) as catalog:
+        run_id = catalog.begin_run("run", ["s"])
+
+        def on_recorded(done: Finished) -> None:
+            raise RuntimeError(f"cannot report {done.url}")
+
+        recorder = Recorder(settings, catalog, run_id, on_recorded=on_recorded, batch=2,
+                            interval=30.0)
+
+        async def main() -> None:
+            writer = asyncio.ensure_future(recorder.run())
+            await asyncio.sleep(0)  # the writer has started
+            await recorder.put(items[0][1])
+            await recorder.put(items[1][1])
+            with pytest.raises(RuntimeError, match="cannot report"):
+                await asyncio.wait_for(writer, 10)
+            with pytest.raises(RuntimeError, match="cannot report"):
+                await recorder.put(items[2][1])
+            with pytest.raises(RuntimeError, match="cannot report"):
+                recorder.flush()
+
+        asyncio.run(main())
+        assert committed(settings, run_id) == {items[0][1].url, items[1][1].url}

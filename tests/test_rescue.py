@@ -297,6 +297,19 @@ def test_non_200_captures_are_skipped(wb, honour_filter):
     assert result.memento.datetime.date() == date(2020, 9, 1) and result.memento.status == 200
 
 
+def test_a_status_of_digits_that_are_not_a_number_skips_that_capture_only(wb):
+    """A row whose status is "²" (``str.isdigit`` holds, ``int`` refuses) made the whole
+    answer malformed, of either API: it is a capture without a status, skipped as non-200."""
+    url = "https://example.org/odd"
+    wb.honour_filter = False
+    wb.add(url, "20201031000000", "²")  # type: ignore[arg-type]
+    wb.add(url, "20200901000000", 200)
+    result = lookup(wb.settings(), url)
+    assert result.error is None, result.error
+    assert result.memento.datetime.date() == date(2020, 9, 1) and result.memento.status == 200
+    assert wb.calls("available") == []
+
+
 def test_an_empty_answer_is_no_copy_and_no_error(wb):
     url = "https://example.org/never-archived?fbclid=X"
     result = lookup(wb.settings(), url)
