@@ -275,3 +275,76 @@ def test_a_worker_that_dies_loses_only_its_urls_in_flight(tmp_path: Path) -> Non
     report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
     assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
     read_back(tmp_path)
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
+def _open_files(pid: int) -> set[str]:
+    names = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                names.add(os.readlink(fd))
+    return names
+
+
+@pytest.mark.timeout(180)
+def test_workers_forked_by_the_fork_server_are_the_runs_children(tmp_path: Path) -> None:
+    """The fork server forks the workers and leaves: they are the run's own children (the
+    run reaps them, they die with it) and, forked before the run opened its archive, they
+    hold none of its descriptors (the archive's lock among them)."""
+    with hosts(4, 15, delay=0.2) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        workers = workers_of(proc)
+        assert len(workers) == 2, "the run did not start two worker processes"
+        lock = str((tmp_path / "archive" / ".lock").resolve())
+        held = {w: lock in _open_files(w) for w in workers}
+        assert lock in _open_files(proc.pid)  # the run holds it
+        # Every process of the run's group is the run or one of its two workers: the
+        # server has left.
+        assert set(_group(proc.pid)) <= {proc.pid, *workers}
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert held == dict.fromkeys(workers, False)
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_of_the_run_during_its_start_leaves_no_process(tmp_path: Path) -> None:
+    """Killed while the fork server prepares the workers, forks them, or they start, the
+    run leaves nothing running: the server and the workers die with it, and the next run
+    resumes."""
+    with hosts(4, 40, delay=0.05) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet"]
+        for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            # Until the run has forked (the fork server, or the workers), then ``delay``.
+            deadline = time.monotonic() + 30
+            while len(_group(proc.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)  # the run's process only, not its group
+            proc.wait(timeout=10)
+            end = time.monotonic() + 10
+            while _group(proc.pid) and time.monotonic() < end:
+                time.sleep(0.05)
+            assert _group(proc.pid) == [], f"killed {delay} s in, a process outlived the run"
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+    read_back(tmp_path)
