@@ -320,6 +320,8 @@ class ProcessShards:
             if pids is None:  # no server (or it failed): fork them here
                 for mine, _ in pairs:
                     mine.close()
+                if server is not None:
+                    _preload(self.settings.fetch)
                 forked = self._fork_here(init)
             else:
                 forked = list(zip(pids, [mine for mine, _ in pairs], strict=True))

@@ -164,6 +164,33 @@ def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
     assert call("verify", "--config", str(config))[0] == 0
 
 
+def test_a_fork_server_that_fails_leaves_the_forking_to_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fork server dies when asked for the workers: the run forks them itself."""
+    servers_seen: list[int] = []
+    start = shards.ForkServer.start.__func__  # type: ignore[attr-defined]
+
+    def started(cls: type[shards.ForkServer], settings: object) -> shards.ForkServer | None:
+        server = start(cls, settings)
+        if server is not None:
+            servers_seen.append(server.pid)
+        return server
+
+    monkeypatch.setattr(shards.ForkServer, "start", classmethod(started))
+    # Inherited by the server (forked from this process): it ends instead of forking.
+    monkeypatch.setattr(shards, "_fork_on_request", lambda control, parent: os._exit(3))
+    with hosts(4, 20) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        counts = fetches(servers)
+    assert len(servers_seen) == 1
+    assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
+    files = responses_by_file(tmp_path)
+    assert len([f for f, uris in files.items() if uris]) == 2, files.keys()
+    read_back(tmp_path)
+
+
 def test_results_match_a_single_process_run(tmp_path: Path) -> None:
     with hosts(4, 12, missing=2) as (_, urls):
         verdicts = {}
