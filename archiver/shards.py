@@ -463,6 +463,8 @@ def _preload(fetch: FetchSettings) -> None:
     preload(fetch)  # the transport's modules too
 
 
+#: Seconds the run's process waits for the fork server's workers before forking them itself.
+_SERVER_PATIENCE = 60.0
 #: The run's fork server, from ``forking_ahead`` until ``ProcessShards.start`` takes it.
 _server: ForkServer | None = None
 
@@ -510,6 +512,9 @@ class ForkServer:
             self.close()
             return None
         try:
+            # A server still importing on a busy machine takes a few seconds; one that hangs
+            # (forked while another thread of this process held a lock it needs) is let go.
+            self.control.settimeout(_SERVER_PATIENCE)
             socket.send_fds(self.control, [_HEADER.pack(len(data)) + data],
                             [sock.fileno() for sock in socks])
             reply = _recv_exactly(self.control, _HEADER.size)

@@ -164,9 +164,19 @@ def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
     assert call("verify", "--config", str(config))[0] == 0
 
 
+def _server_dies(control: object, parent: int) -> None:
+    os._exit(3)
+
+
+def _server_hangs(control: object, parent: int) -> None:
+    time.sleep(3600)
+
+
+@pytest.mark.parametrize("failure", [_server_dies, _server_hangs])
 def test_a_fork_server_that_fails_leaves_the_forking_to_the_run(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fork server dies when asked for the workers: the run forks them itself."""
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: object) -> None:
+    """The fork server dies when asked for the workers, or does not answer: the run forks
+    them itself (after ``_SERVER_PATIENCE`` seconds, for one that does not answer)."""
     servers_seen: list[int] = []
     start = shards.ForkServer.start.__func__  # type: ignore[attr-defined]
 
@@ -177,14 +187,16 @@ def test_a_fork_server_that_fails_leaves_the_forking_to_the_run(
         return server
 
     monkeypatch.setattr(shards.ForkServer, "start", classmethod(started))
-    # Inherited by the server (forked from this process): it ends instead of forking.
-    monkeypatch.setattr(shards, "_fork_on_request", lambda control, parent: os._exit(3))
+    # Inherited by the server (forked from this process): it fails instead of forking.
+    monkeypatch.setattr(shards, "_fork_on_request", failure)
+    monkeypatch.setattr(shards, "_SERVER_PATIENCE", 2.0)
     with hosts(4, 20) as (servers, urls):
         config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
         code, out, err = call("run", "--config", str(config))
         assert code == 0, out + err
         counts = fetches(servers)
     assert len(servers_seen) == 1
+    assert not _alive(servers_seen[0])  # ended and reaped
     assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
     files = responses_by_file(tmp_path)
     assert len([f for f, uris in files.items() if uris]) == 2, files.keys()
