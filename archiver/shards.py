@@ -69,9 +69,11 @@ _HEADER = struct.Struct(">I")
 _HIGH_WATER = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
-#: Sources smaller than this (in all) cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
-#: server is started for them (it would import the workers' modules for nothing).
+#: A compressed source smaller than this cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
+#: server is started for it (it would import the workers' modules for nothing); a text
+#: source is judged by the URLs it may spell, one larger than ``_LARGE_SOURCE`` by its size.
 _SMALL_SOURCES = 4096
+_LARGE_SOURCE = 16 * 1024 * 1024
 
 
 class ShardLost(ArchiverError):
@@ -547,16 +549,32 @@ class ForkServer:
 
 def _may_fork(settings: Settings) -> bool:
     """Whether a run of ``settings`` may well capture in worker processes: a fork server is
-    worth starting."""
+    worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
+    encoding, an upper bound of the URLs it spells (a run of fewer than
+    ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess is wrong, the workers are
+    forked from the run's process as without a server."""
     if worker_count(settings, 1 << 30) == 0:
         return False
     if settings.fetch.workers > 1:
         return True
-    size = 0
+    urls = 0
     for source in settings.sources:
-        with contextlib.suppress(OSError):
-            size += os.stat(source.path).st_size
-    return size >= _SMALL_SOURCES
+        try:
+            if os.stat(source.path).st_size > _LARGE_SOURCE:
+                return True
+            with open(source.path, "rb") as fh:
+                data = fh.read(_LARGE_SOURCE + 1)
+        except OSError:
+            continue  # the run reports it
+        if data[:4] == b"PK\x03\x04" or b"\x00" in data[:4096]:
+            # A .docx or .odt (compressed), or text in UTF-16: by its size.
+            urls += MIN_URLS_FOR_WORKERS if len(data) >= _SMALL_SOURCES else 0
+        else:  # every URL a reader finds has ":/" or "//" (mangled ones too) or a "www"
+            low = data.lower()
+            urls += low.count(b":/") + low.count(b"//") + low.count(b"www")
+        if urls >= MIN_URLS_FOR_WORKERS:
+            return True
+    return False
 
 
 @contextlib.contextmanager

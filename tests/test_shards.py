@@ -91,6 +91,28 @@ def test_worker_count_follows_the_setting_and_the_run_size(tmp_path: Path) -> No
     assert shards.worker_count(load_settings(config, overrides={"workers": 1}), 5000) == 0
 
 
+def test_a_fork_server_is_started_only_for_runs_that_may_use_workers(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    small = make_project(tmp_path, [f"http://example.org/{i}" for i in range(40)])
+    brief = tmp_path / "sources" / "brief.md"
+    brief.write_text(brief.read_text() + "\nLong prose without addresses. " * 2000)
+    assert brief.stat().st_size > 16 * 1024
+    assert not shards._may_fork(load_settings(small))  # 40 URLs: one process
+    assert shards._may_fork(load_settings(small, overrides={"workers": 2}))
+    # Every spelling the readers take counts: mangled schemes and "www" addresses too.
+    brief.write_text("\n".join(f"[^{i}]: <www{i % 3}.example.org/{i}> http:/x{i} https//y{i}"
+                                for i in range(90)))
+    assert shards._may_fork(load_settings(small)) == (cores > 1)
+    large = make_project(tmp_path, [f"http://example.org/{i}" for i in range(300)])
+    assert shards._may_fork(load_settings(large)) == (cores > 1)
+    assert not shards._may_fork(load_settings(large, overrides={"workers": 1}))
+    # A compressed document (.docx) is judged by its size.
+    brief.write_bytes(b"PK\x03\x04" + bytes(8000))
+    assert shards._may_fork(load_settings(large)) == (cores > 1)
+    brief.write_bytes(b"PK\x03\x04" + bytes(1000))
+    assert not shards._may_fork(load_settings(large))
+
+
 def test_a_host_belongs_to_one_worker() -> None:
     urls = [f"http://host{h}.example/p/{i}" for h in range(20) for i in range(10)]
     owners: dict[str, set[int]] = {}
