@@ -71,9 +71,9 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 #: A compressed source smaller than this cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
 #: server is started for it (it would import the workers' modules for nothing); a text
-#: source is judged by the URLs it may spell, one larger than ``_LARGE_SOURCE`` by its size.
+#: source is judged by the URLs it may spell.
 _SMALL_SOURCES = 4096
-_LARGE_SOURCE = 16 * 1024 * 1024
+_WINDOW = 64 * 1024
 
 
 class ShardLost(ArchiverError):
@@ -559,22 +559,31 @@ def _may_fork(settings: Settings) -> bool:
         return True
     urls = 0
     for source in settings.sources:
-        try:
-            if os.stat(source.path).st_size > _LARGE_SOURCE:
-                return True
-            with open(source.path, "rb") as fh:
-                data = fh.read(_LARGE_SOURCE + 1)
-        except OSError:
-            continue  # the run reports it
-        if data[:4] == b"PK\x03\x04" or b"\x00" in data[:4096]:
-            # A .docx or .odt (compressed), or text in UTF-16: by its size.
-            urls += MIN_URLS_FOR_WORKERS if len(data) >= _SMALL_SOURCES else 0
-        else:  # every URL a reader finds has ":/" or "//" (mangled ones too) or a "www"
-            low = data.lower()
-            urls += low.count(b":/") + low.count(b"//") + low.count(b"www")
+        with contextlib.suppress(OSError):  # an unreadable source: the run reports it
+            urls += _urls_spelled(source.path, MIN_URLS_FOR_WORKERS - urls)
         if urls >= MIN_URLS_FOR_WORKERS:
             return True
     return False
+
+
+def _urls_spelled(path: os.PathLike[str] | str, enough: int) -> int:
+    """At least as many as the URLs the text at ``path`` spells (in an ASCII-compatible
+    encoding), counted until ``enough``; for a compressed file (.docx, .odt) or UTF-16
+    text, ``enough`` if it has 4 KB or more (it may well), else 0."""
+    with open(path, "rb") as fh:
+        head = fh.read(_WINDOW)
+        if head[:4] == b"PK\x03\x04" or b"\x00" in head[:4096]:
+            return enough if len(head) >= _SMALL_SOURCES else 0
+        count, chunk, carry = 0, head, b""
+        while chunk:
+            # every URL a reader finds has ":/" or "//" (mangled ones too) or a "www"; the
+            # two bytes carried over count what a window's edge splits (twice, at worst)
+            low = (carry + chunk).lower()
+            count += low.count(b":/") + low.count(b"//") + low.count(b"www")
+            if count >= enough:
+                break
+            carry, chunk = low[-2:], fh.read(_WINDOW)
+        return count
 
 
 @contextlib.contextmanager
