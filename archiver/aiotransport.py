@@ -3,7 +3,7 @@
 httpx stays the client API (requests, responses, hooks, cookies); this transport replaces
 what lies under it for routes where HTTP/2 cannot be used (http:// URLs, or ``http2 =
 false``), as ``[fetch] transport`` chooses (``archiver.fetch``). It keeps what the httpcore
-stack (``archiver.guard.GuardedBackend`` over ``archiver.netstream``) keeps:
+stack (``archiver.netstream.GuardedBackend`` and its streams) keeps:
 
 * **the address guard on every connection**, redirects included: names are resolved by
   ``AddressGuard.resolve`` (refused or unresolvable names raise its exceptions), and every

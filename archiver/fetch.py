@@ -52,6 +52,7 @@ import http.cookiejar
 import ipaddress
 import logging
 import os
+import re
 import socket
 import ssl
 import tempfile
@@ -72,7 +73,6 @@ from archiver.errors import ArchiveError
 from archiver.guard import (
     AddressGuard,
     AddressRefused,
-    GuardedBackend,
     NameNotResolved,
     refusal_without_dns,
 )
@@ -87,6 +87,7 @@ from archiver.models import (
     WarcRef,
     utcnow,
 )
+from archiver.netstream import GuardedBackend
 from archiver.provenance import request_headers, tls_session
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
@@ -710,14 +711,16 @@ class Fetcher:
     def decided_offline(self, url: str) -> bool:
         """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,
         or a host the guard refuses by its literal address or loopback name."""
-        parsed, problem = _parsed(url)
-        if problem is not None:
-            return True
+        plain = plain_host_port(url)
+        if plain is None:
+            parsed, problem = _parsed(url)
+            if problem is not None:
+                return True
+            assert parsed is not None
+            plain = parsed.host, parsed.port or (443 if parsed.scheme == "https" else 80)
         if self.guard.allow_private:
             return False
-        assert parsed is not None
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        return refusal_without_dns(self.guard, parsed.host, port) is not None
+        return refusal_without_dns(self.guard, *plain) is not None
 
     def gave_up(self, url: str) -> bool:
         """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
@@ -929,6 +932,44 @@ def proxy_for(url: str, proxies: dict[str, str] | None = None) -> str | None:
 def _invalid(url: str) -> str | None:
     """Why ``url`` is not a fetchable http(s) URL, or ``None``."""
     return _parsed(url)[1]
+
+
+# The common spelling of a URL: "http" or "https" in lower case, a host of ASCII letters,
+# digits, dots and hyphens, an optional port, then nothing but unreserved characters,
+# sub-delimiters, "%", ":", "@", "/", "?" and "#". httpx parses such a URL without complaint
+# (but for the cases ``plain_host_port`` leaves to it), to the same scheme, the host in
+# lower case and the same port; tests/test_fetch_offline.py compares the two.
+_PLAIN_URL = re.compile(r"(https?)://([A-Za-z0-9.\-]+)(?::([0-9]{1,5}))?"
+                        r"(?:[/?#][A-Za-z0-9\-._~!$&'()*+,;=%:@/?#]*)?")
+_IPV4_STYLE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_MAX_PLAIN = 4096
+
+
+def plain_host_port(url: str) -> tuple[str, int] | None:
+    """``url``'s host (lower case) and port (the scheme's default if none) as httpx would
+    parse them, read without httpx when ``url`` is spelled the common way (an http(s) URL
+    that httpx parses); ``None`` for any other spelling (then ask httpx: ``_parsed``)."""
+    if len(url) > _MAX_PLAIN:
+        return None
+    match = _PLAIN_URL.fullmatch(url)
+    if match is None:
+        return None
+    scheme, host, digits = match.groups()
+    host = host.lower()
+    if "xn--" in host:  # httpx decodes IDNA labels (and may refuse them)
+        return None
+    if _IPV4_STYLE.fullmatch(host):  # httpx checks an address of this shape
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return None
+    default = 443 if scheme == "https" else 80
+    if not digits:
+        return host, default
+    port = int(digits)
+    if port > 65535:
+        return None
+    return host, port or default
 
 
 def _parsed(url: str) -> tuple[httpx.URL | None, str | None]:

@@ -10,10 +10,12 @@ unspecified. The check happens twice:
   read it (``archiver.hosts``: ``2130706433``, ``0x7f.1``, ``127.0.0.1.`` and fullwidth digits
   are all 127.0.0.1), and the fetcher sends the request to that form, so a proxy is never
   handed a spelling it might read differently; and
-* at connection time, inside the network backend (``GuardedBackend``): the host is resolved
-  once, every address is checked, and the socket connects to the checked address itself. A
-  DNS answer that changes between the check and the connection (DNS rebinding) cannot slip
-  through, while TLS still uses the host name for SNI and certificate checks.
+* at connection time, inside the network backend (``GuardedBackend``, defined in
+  ``archiver.netstream`` so that reading a document, which checks hosts, imports no HTTP
+  stack): the host is resolved once, every address is checked, and the socket connects to
+  the checked address itself. A DNS answer that changes between the check and the
+  connection (DNS rebinding) cannot slip through, while TLS still uses the host name for SNI
+  and certificate checks.
 
 ``AddressGuard(allow_private=True)`` turns the address rules off (tests, intranets); it still
 resolves names so that a name that does not resolve is reported as such. ``allow`` lists exact
@@ -27,19 +29,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-import httpcore
-
-from archiver import netstream
 from archiver.hosts import HostError, address_of, parse_host
 
 __all__ = [
     "AddressGuard",
     "AddressRefused",
-    "GuardedBackend",
+    "GuardedBackend",  # noqa: F822 (from archiver.netstream, by __getattr__)
     "NameNotResolved",
     "forbidden_reason",
     "refusal_without_dns",
@@ -252,45 +251,11 @@ def _literal(host: str) -> str | None:
     return None if address is None else str(address)
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that resolves, checks, then connects to the checked address.
+def __getattr__(name: str) -> Any:
+    """``GuardedBackend``, from ``archiver.netstream`` (imported on first use: it brings
+    httpcore, which the readers of documents never need)."""
+    if name == "GuardedBackend":
+        from archiver.netstream import GuardedBackend
 
-    httpcore hands ``connect_tcp`` the URL's host; the TLS layer later receives the same host
-    for SNI, so pinning the address here keeps certificate checks on the name. The streams
-    are ``archiver.netstream``'s (plain asyncio, httpcore's AnyIO backend's exceptions).
-    """
-
-    def __init__(self, guard: AddressGuard) -> None:
-        self._guard = guard
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._guard.resolve(host, port)
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await netstream.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address,
-                    socket_options=socket_options,
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise AddressRefused(f"{path}: unix sockets are not fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await netstream.sleep(seconds)
+        return GuardedBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -42,6 +42,8 @@ import typing
 import httpcore
 from httpcore._utils import is_socket_readable
 
+from archiver.guard import AddressGuard, AddressRefused
+
 __all__ = ["AsyncioStream", "EndOfStream", "connect_tcp", "sleep"]
 
 # Stop reading from the socket while this much is held unread; resume below it.
@@ -315,3 +317,47 @@ async def connect_tcp(
 
 async def sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """An httpcore network backend that resolves, checks, then connects to the checked address.
+
+    httpcore hands ``connect_tcp`` the URL's host; the TLS layer later receives the same host
+    for SNI, so pinning the address here keeps certificate checks on the name. The streams
+    are ``archiver.netstream``'s (plain asyncio, httpcore's AnyIO backend's exceptions).
+    """
+
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._guard.resolve(host, port)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await connect_tcp(
+                    address, port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused(f"{path}: unix sockets are not fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await sleep(seconds)

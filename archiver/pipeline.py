@@ -1341,15 +1341,33 @@ def execute(
     """Run or check: fetch, judge, record, rescue, report. Raises ``ArchiveError`` (exit 3)
     when the archive cannot be written and ``ArchiveLockedError`` when another run holds it;
     a failing URL is a verdict, never an exception."""
+    from archiver import shards
+
     progress = progress or SilentProgress()
     started = utcnow()
     # The run's deadline counts from its start: reading the sources is part of the run.
     deadline_at = (time.monotonic() + settings.fetch.run_deadline
                    if settings.fetch.run_deadline > 0 else None)
-    outcomes = _read_sources(settings, source_ids)
-    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
-    targets = plan_targets(documents)
+    # Worker processes, if the run uses them, are prepared (their modules imported) on
+    # another core while this process reads the sources and the catalog.
+    with shards.forking_ahead(settings):
+        outcomes = _read_sources(settings, source_ids)
+        documents = {o.source.id: o.document for o in outcomes if o.document is not None}
+        targets = plan_targets(documents)
+        return _execute_locked(settings, options, progress, started, deadline_at, outcomes,
+                               targets)
 
+
+def _execute_locked(
+    settings: Settings,
+    options: RunOptions,
+    progress: Progress,
+    started: datetime,
+    deadline_at: float | None,
+    outcomes: list[SourceOutcome],
+    targets: list[Target],
+) -> RunOutcome:
+    """``execute`` once the sources are read: under the archive lock, in a new run."""
     with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
         run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
         try:

@@ -7,11 +7,16 @@ has its own event loop, fetcher, WARC writer (its own files) and browser stage, 
 read-only view of the catalog for revisit records. The run's own process stays the only
 catalog writer (``archiver.recording``).
 
-Workers are forked from the run's process when fetching starts: they begin at once, with
-every module already imported, and share the run's memory pages until they write to them
-(``gc.freeze``, until the workers end, keeps the collector of every process from touching
-the objects they share). A worker never
-returns into the run's code: it serves, then leaves with ``os._exit``.
+Workers start with every module they need already imported. On Linux a fork server
+(``ForkServer``, started with the run by ``forking_ahead``) imports them on another core
+while the run's process reads its documents and the catalog, and forks the workers when
+fetching starts; the server then leaves, and its workers become the run's own children (the
+run's process is their "subreaper" for that moment), reaped and watched as before.
+Elsewhere, or without a server, the workers are forked from the run's process itself, which
+imports their modules first. Either way the workers share the pages of the process they were
+forked from until they write to them (``gc.freeze`` keeps the collector from touching the
+objects they share). A worker never returns into the run's code: it serves, then leaves
+with ``os._exit``.
 
 The two sides speak over a socket pair: length-prefixed pickles of message lists, batched
 per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/``close``; a worker
@@ -41,13 +46,14 @@ import signal
 import socket
 import struct
 import sys
+import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
-from archiver.config import Settings
+from archiver.config import FetchSettings, Settings
 from archiver.errors import ArchiverError
 from archiver.models import Target
 
@@ -65,6 +71,12 @@ _HEADER = struct.Struct(">I")
 #: Bytes a worker may have queued for the run's process before it waits for them to go.
 _HIGH_WATER = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+#: A compressed source smaller than this cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
+#: server is started for it (it would import the workers' modules for nothing); a text
+#: source is judged by the URLs it may spell.
+_SMALL_SOURCES = 4096
+_WINDOW = 64 * 1024
 
 
 class ShardLost(ArchiverError):
@@ -175,6 +187,7 @@ async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers
     from archiver.capturing import open_stage
 
     if workers <= 0:
+        _drop_server()  # nothing to fork
         async with open_stage(settings, run_id, find_payload=catalog.find_payload,
                               on_attempt=on_attempt,
                               previous=catalog.comparable_text if compare_text else None,
@@ -326,33 +339,40 @@ class ProcessShards:
         self._frozen = False
 
     async def start(self) -> None:
-        from archiver import capturing, warc
-        from archiver.fetch import preload, shared_ssl_context
-
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
                 _share(self.settings.browser.pages, self.count), self.compare_text)
-        ours: list[socket.socket] = []
-        warc.preload()  # imported once here rather than once in every worker
-        capturing.preload()
-        shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
-        preload(self.settings.fetch)  # the transport's modules too
+        server = _take_server()
+        if server is not None and server.fetch != self.settings.fetch:
+            server.close()  # not prepared for these settings
+            server = None
+        if server is None:
+            _preload(self.settings.fetch)  # imported here, once, not once in every worker
         # Objects that exist now are not collected, in a worker or in the run's process, until
         # the workers are gone: a collection writes into every object it scans, and each page
         # it writes to is copied out of those the processes share. (Unfrozen in the run's
         # process as soon as the workers started, its first full collection copied most of
-        # them: 10-15 MB.)
+        # them: 10-15 MB.) With a fork server the workers share the server's pages, frozen
+        # there; the run's process freezes its own all the same (its full collections then
+        # pass over the run's documents and modules no more).
         gc.freeze()
         self._frozen = True
         started = False
         try:
-            for index in range(self.count):
-                mine, theirs = socket.socketpair()
-                pid = os.fork()
-                if pid == 0:  # the worker: never returns
-                    _child(theirs, init, [mine, *ours])
+            pairs = [socket.socketpair() for _ in range(self.count)]
+            pids = server.fork_workers(init, [theirs for _, theirs in pairs]) \
+                if server is not None else None
+            for _, theirs in pairs:
                 theirs.close()
-                ours.append(mine)
+            if pids is None:  # no server (or it failed): fork them here
+                for mine, _ in pairs:
+                    mine.close()
+                if server is not None:
+                    _preload(self.settings.fetch)
+                forked = self._fork_here(init)
+            else:
+                forked = list(zip(pids, [mine for mine, _ in pairs], strict=True))
+            for index, (pid, mine) in enumerate(forked):
                 reader, writer = await asyncio.open_connection(sock=mine)
                 worker = _Worker(index, pid, writer, _Outbox(writer.write), reader)
                 worker.closed = asyncio.get_running_loop().create_future()
@@ -362,6 +382,21 @@ class ProcessShards:
         finally:
             if not started:
                 self._unfreeze()
+
+    def _fork_here(self, init: tuple[Any, ...]) -> list[tuple[int, socket.socket]]:
+        """Fork the workers from this process: each worker's pid and this end of its socket."""
+        ours: list[socket.socket] = []
+        pids = []
+        parent = os.getpid()
+        for _ in range(self.count):
+            mine, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                _child(theirs, init, [mine, *ours], parent)
+            theirs.close()
+            ours.append(mine)
+            pids.append(pid)
+        return list(zip(pids, ours, strict=True))
 
     def _unfreeze(self) -> None:
         if self._frozen:
@@ -443,7 +478,9 @@ class ProcessShards:
         for worker in self._workers:
             try:
                 assert worker.closed is not None
-                self.notes.extend(await asyncio.wait_for(asyncio.shield(worker.closed), 60))
+                async with asyncio.timeout(60):  # a scope: wait_for may drop a cancellation
+                    notes = await asyncio.shield(worker.closed)
+                self.notes.extend(notes)
             except (TimeoutError, asyncio.CancelledError):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signal.SIGKILL)
@@ -460,24 +497,256 @@ class ProcessShards:
                 raise worker.error
 
 
+# ── the fork server ──────────────────────────────────────────────────────────
+
+
+def _preload(fetch: FetchSettings) -> None:
+    """Import what a worker needs before it is forked (once, not once per worker)."""
+    from archiver import capturing, warc
+    from archiver.catalog import Catalog  # noqa: F401  (each worker's read-only view)
+    from archiver.fetch import preload, shared_ssl_context
+
+    warc.preload()
+    capturing.preload()
+    shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
+    preload(fetch)  # the transport's modules too
+
+
+#: Seconds the run's process waits for the fork server's workers before forking them itself.
+_SERVER_PATIENCE = 60.0
+#: The run's fork server, from ``forking_ahead`` until ``ProcessShards.start`` takes it.
+_server: ForkServer | None = None
+
+
+class ForkServer:
+    """A process forked at the start of a run, before the run reads its documents: it
+    imports what the capture workers need (``_preload``: some 0.8 s of CPU), on another
+    core while the run's process works, then waits. ``fork_workers`` has it fork the
+    workers and leave; the run's process, a "child subreaper" (Linux) meanwhile, adopts
+    them, so they are its children as if it had forked them itself (it reaps them, they die
+    with it). Like a worker, the server ignores Ctrl-C (the run's to handle) and dies with
+    the run; ``close`` ends it unused."""
+
+    def __init__(self, pid: int, control: socket.socket, fetch: FetchSettings) -> None:
+        self.pid = pid
+        self.control = control
+        self.fetch = fetch
+        self._reaped = False
+
+    @classmethod
+    def start(cls, settings: Settings) -> ForkServer | None:
+        """The server, forked now; ``None`` where workers cannot be adopted (not Linux)."""
+        if not sys.platform.startswith("linux"):
+            return None
+        parent = os.getpid()
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the server: never returns
+            mine.close()
+            _serve_forks(theirs, parent, settings.fetch)
+        theirs.close()
+        return cls(pid, mine, settings.fetch)
+
+    def fork_workers(self, init: tuple[Any, ...], socks: Sequence[socket.socket]
+                     ) -> list[int] | None:
+        """Fork one worker per socket of ``socks`` (the workers' ends), made with ``init``;
+        their pids once they are this process's children, or ``None`` if the server could
+        not do it (it is gone then, and any worker it forked ends at once: fork here)."""
+        try:
+            data = pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # a setting that does not pickle: fork here
+            self.close()
+            return None
+        if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
+            self.close()
+            return None
+        try:
+            # A server still importing on a busy machine takes a few seconds; one that hangs
+            # (forked while another thread of this process held a lock it needs) is let go.
+            self.control.settimeout(_SERVER_PATIENCE)
+            socket.send_fds(self.control, [_HEADER.pack(len(data)) + data],
+                            [sock.fileno() for sock in socks])
+            reply = _recv_exactly(self.control, _HEADER.size)
+            pids: list[int] = pickle.loads(
+                _recv_exactly(self.control, _HEADER.unpack(reply)[0]))
+            self._reap()  # the server has left: its workers are now this process's children
+        except (OSError, pickle.UnpicklingError, EOFError, struct.error):
+            pids = []
+        finally:
+            _prctl(_PR_SET_CHILD_SUBREAPER, 0)
+            self.close()
+        if len(pids) != len(socks):
+            return None
+        return pids
+
+    def _reap(self) -> None:
+        if not self._reaped:
+            self._reaped = True
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+
+    def close(self) -> None:
+        """End the server (if it has not left) and reap it."""
+        self.control.close()
+        if not self._reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap()
+
+
+def _may_fork(settings: Settings) -> bool:
+    """Whether a run of ``settings`` may well capture in worker processes: a fork server is
+    worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
+    encoding, an upper bound of the URLs it spells (a run of fewer than
+    ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess is wrong, the workers are
+    forked from the run's process as without a server."""
+    if worker_count(settings, 1 << 30) == 0:
+        return False
+    if settings.fetch.workers > 1:
+        return True
+    urls = 0
+    for source in settings.sources:
+        with contextlib.suppress(OSError):  # an unreadable source: the run reports it
+            urls += _urls_spelled(source.path, MIN_URLS_FOR_WORKERS - urls)
+        if urls >= MIN_URLS_FOR_WORKERS:
+            return True
+    return False
+
+
+def _urls_spelled(path: os.PathLike[str] | str, enough: int) -> int:
+    """At least as many as the URLs the text at ``path`` spells (in an ASCII-compatible
+    encoding), counted until ``enough``; for a compressed file (.docx, .odt) or UTF-16
+    text, ``enough`` if it has 4 KB or more (it may well), else 0."""
+    with open(path, "rb") as fh:
+        head = fh.read(_WINDOW)
+        if head[:4] == b"PK\x03\x04" or b"\x00" in head[:4096]:
+            return enough if len(head) >= _SMALL_SOURCES else 0
+        count, chunk, carry = 0, head, b""
+        while chunk:
+            # every URL a reader finds has ":/" or "//" (mangled ones too) or a "www"; the
+            # two bytes carried over count what a window's edge splits (twice, at worst)
+            low = (carry + chunk).lower()
+            count += low.count(b":/") + low.count(b"//") + low.count(b"www")
+            if count >= enough:
+                break
+            carry, chunk = low[-2:], fh.read(_WINDOW)
+        return count
+
+
+@contextlib.contextmanager
+def forking_ahead(settings: Settings) -> Iterator[None]:
+    """A run's start to its end: a fork server (``ForkServer``) prepares the workers while
+    the run reads its documents, when the run may need workers; ended unused otherwise."""
+    global _server
+    server = ForkServer.start(settings) if _may_fork(settings) else None
+    _drop_server()
+    _server = server
+    try:
+        yield
+    finally:
+        if _server is server:
+            _drop_server()
+        elif server is not None:
+            server.close()
+
+
+def _fork_on_request(control: socket.socket, parent: int) -> None:
+    """The server's one request: fork a worker per socket received, reply their pids."""
+    data, fds, _flags, _address = socket.recv_fds(control, _HEADER.size, 64)
+    if not data:  # the run needs no workers (it closed the socket)
+        return
+    data += _recv_exactly(control, _HEADER.size - len(data))
+    init = pickle.loads(_recv_exactly(control, _HEADER.unpack(data)[0]))
+    socks = [socket.socket(fileno=fd) for fd in fds]
+    me = os.getpid()
+    pids = []
+    for index, sock in enumerate(socks):
+        pid = os.fork()
+        if pid == 0:  # a worker: never returns
+            _child(sock, init, [control, *socks[:index], *socks[index + 1:]], parent, me)
+        pids.append(pid)
+    for sock in socks:
+        sock.close()
+    reply = pickle.dumps(pids)
+    control.sendall(_HEADER.pack(len(reply)) + reply)
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the other side closed the socket")
+        data += chunk
+    return data
+
+
+def _take_server() -> ForkServer | None:
+    global _server
+    server, _server = _server, None
+    return server
+
+
+def _drop_server() -> None:
+    server = _take_server()
+    if server is not None:
+        server.close()
+
+
+def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> NoReturn:
+    """The fork server, just forked: import, wait for the run's request, fork the workers
+    it asks for, send their pids and leave."""
+    code = 0
+    try:
+        _die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        _preload(fetch)
+        gc.freeze()  # see ProcessShards.start: the workers share these pages
+        _fork_on_request(control, parent)
+    except BaseException:  # nothing may unwind into the run's code
+        log.exception("fork server failed")
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
 # ── the worker process itself ────────────────────────────────────────────────
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this process when the run's process dies, and stop at once if it
-    died before the request was made."""
-    name = ctypes.util.find_library("c")
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(name, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _prctl(option: int, value: int) -> bool:
+    """Linux's ``prctl(option, value)``; whether it was done."""
+    try:
+        return bool(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0)
+    except (OSError, AttributeError):  # not Linux, or no prctl in this C library
+        with contextlib.suppress(OSError, AttributeError):
+            name = ctypes.util.find_library("c")
+            return bool(ctypes.CDLL(name, use_errno=True).prctl(option, value, 0, 0, 0) == 0)
+        return False
+
+
+def _die_with_parent(parent: int, server: int | None = None) -> None:
+    """Ask Linux to kill this process when the run's process (``parent``) dies, and stop
+    at once if it died before the request was made. A worker forked by the fork server
+    (``server``) first waits for the server to leave, which makes it the run's child."""
+    if server is not None:
+        while os.getppid() == server:
+            time.sleep(0.0005)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
 
 
-def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.socket]) -> NoReturn:
+def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.socket],
+           parent: int, server: int | None = None) -> NoReturn:
     """The worker, just forked: serve on ``sock`` until told to close, then leave."""
     code = 0
     try:
-        _die_with_parent(os.getppid())
+        _die_with_parent(parent, server)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with contextlib.suppress(ValueError):

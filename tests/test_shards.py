@@ -92,6 +92,28 @@ def test_worker_count_follows_the_setting_and_the_run_size(tmp_path: Path) -> No
     assert shards.worker_count(load_settings(config, overrides={"workers": 1}), 5000) == 0
 
 
+def test_a_fork_server_is_started_only_for_runs_that_may_use_workers(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    small = make_project(tmp_path, [f"http://example.org/{i}" for i in range(40)])
+    brief = tmp_path / "sources" / "brief.md"
+    brief.write_text(brief.read_text() + "\nLong prose without addresses. " * 2000)
+    assert brief.stat().st_size > 16 * 1024
+    assert not shards._may_fork(load_settings(small))  # 40 URLs: one process
+    assert shards._may_fork(load_settings(small, overrides={"workers": 2}))
+    # Every spelling the readers take counts: mangled schemes and "www" addresses too.
+    brief.write_text("\n".join(f"[^{i}]: <www{i % 3}.example.org/{i}> http:/x{i} https//y{i}"
+                                for i in range(90)))
+    assert shards._may_fork(load_settings(small)) == (cores > 1)
+    large = make_project(tmp_path, [f"http://example.org/{i}" for i in range(300)])
+    assert shards._may_fork(load_settings(large)) == (cores > 1)
+    assert not shards._may_fork(load_settings(large, overrides={"workers": 1}))
+    # A compressed document (.docx) is judged by its size.
+    brief.write_bytes(b"PK\x03\x04" + bytes(8000))
+    assert shards._may_fork(load_settings(large)) == (cores > 1)
+    brief.write_bytes(b"PK\x03\x04" + bytes(1000))
+    assert not shards._may_fork(load_settings(large))
+
+
 def test_a_host_belongs_to_one_worker() -> None:
     urls = [f"http://host{h}.example/p/{i}" for h in range(20) for i in range(10)]
     owners: dict[str, set[int]] = {}
@@ -163,6 +185,45 @@ def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
     custody = (tmp_path / "archive" / "custody.jsonl").read_text().splitlines()
     assert len(custody) == len(urls)
     assert call("verify", "--config", str(config))[0] == 0
+
+
+def _server_dies(control: object, parent: int) -> None:
+    os._exit(3)
+
+
+def _server_hangs(control: object, parent: int) -> None:
+    time.sleep(3600)
+
+
+@pytest.mark.parametrize("failure", [_server_dies, _server_hangs])
+def test_a_fork_server_that_fails_leaves_the_forking_to_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: object) -> None:
+    """The fork server dies when asked for the workers, or does not answer: the run forks
+    them itself (after ``_SERVER_PATIENCE`` seconds, for one that does not answer)."""
+    servers_seen: list[int] = []
+    start = shards.ForkServer.start.__func__  # type: ignore[attr-defined]
+
+    def started(cls: type[shards.ForkServer], settings: object) -> shards.ForkServer | None:
+        server = start(cls, settings)
+        if server is not None:
+            servers_seen.append(server.pid)
+        return server
+
+    monkeypatch.setattr(shards.ForkServer, "start", classmethod(started))
+    # Inherited by the server (forked from this process): it fails instead of forking.
+    monkeypatch.setattr(shards, "_fork_on_request", failure)
+    monkeypatch.setattr(shards, "_SERVER_PATIENCE", 2.0)
+    with hosts(4, 20) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        counts = fetches(servers)
+    assert len(servers_seen) == 1
+    assert not _alive(servers_seen[0])  # ended and reaped
+    assert sorted(counts) == sorted(urls) and set(counts.values()) == {1}
+    files = responses_by_file(tmp_path)
+    assert len([f for f, uris in files.items() if uris]) == 2, files.keys()
+    read_back(tmp_path)
 
 
 def test_results_match_a_single_process_run(tmp_path: Path) -> None:
@@ -362,3 +423,76 @@ def test_a_finished_record_reaches_the_run_without_what_only_the_worker_reads() 
     # The run's own frames (targets to the workers) are pickled as they are.
     assert pickle.loads(shards._frame([("capture", 1, finished.target)])[size:]) == \
         [("capture", 1, finished.target)]
+
+
+def _group(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
+def _open_files(pid: int) -> set[str]:
+    names = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                names.add(os.readlink(fd))
+    return names
+
+
+@pytest.mark.timeout(180)
+def test_workers_forked_by_the_fork_server_are_the_runs_children(tmp_path: Path) -> None:
+    """The fork server forks the workers and leaves: they are the run's own children (the
+    run reaps them, they die with it) and, forked before the run opened its archive, they
+    hold none of its descriptors (the archive's lock among them)."""
+    with hosts(4, 15, delay=0.2) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        workers = workers_of(proc)
+        assert len(workers) == 2, "the run did not start two worker processes"
+        lock = str((tmp_path / "archive" / ".lock").resolve())
+        held = {w: lock in _open_files(w) for w in workers}
+        assert lock in _open_files(proc.pid)  # the run holds it
+        # Every process of the run's group is the run or one of its two workers: the
+        # server has left.
+        assert set(_group(proc.pid)) <= {proc.pid, *workers}
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        assert held == dict.fromkeys(workers, False)
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert [link["verdict"] for link in report["links"]] == ["ok"] * len(urls)
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_of_the_run_during_its_start_leaves_no_process(tmp_path: Path) -> None:
+    """Killed while the fork server prepares the workers, forks them, or they start, the
+    run leaves nothing running: the server and the workers die with it, and the next run
+    resumes."""
+    with hosts(4, 40, delay=0.05) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet"]
+        for delay in (0.0, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0):
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    start_new_session=True)
+            # Until the run has forked (the fork server, or the workers), then ``delay``.
+            deadline = time.monotonic() + 30
+            while len(_group(proc.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(delay)
+            os.kill(proc.pid, signal.SIGKILL)  # the run's process only, not its group
+            proc.wait(timeout=10)
+            end = time.monotonic() + 10
+            while _group(proc.pid) and time.monotonic() < end:
+                time.sleep(0.05)
+            assert _group(proc.pid) == [], f"killed {delay} s in, a process outlived the run"
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+    read_back(tmp_path)
