@@ -1059,6 +1059,11 @@ class _Links:
             self._listed.append(link)
         return made
 
+    @property
+    def made(self) -> int:
+        """How many records are made so far (those of the first ``made`` URLs)."""
+        return len(self._verdict_at)
+
     def finish(self) -> _Links:
         """Make the records not made yet; sets ``listed``."""
         while self.pull() is not None:
@@ -1092,7 +1097,9 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         if not isinstance(key, str) or key not in self._fallback:
             raise KeyError(key)
         recent = self._recent
-        if key not in recent:
+        # A record made already and no longer kept (a URL cited again far on) is the
+        # fallback's: pulling on for it would make every record left, none of them its.
+        if key not in recent and self._fallback.position(key) >= self._links.made:
             # Up to the one asked for, then a batch more (each made alongside the others,
             # not alternating with the matching), their texts still packed.
             ahead = -1

@@ -271,6 +271,10 @@ class LazyTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
             recent.popitem(last=False)
         return recent[key]
 
+    def position(self, url: str) -> int:
+        """The position of ``url``'s link (its last, if listed twice); ``KeyError`` if none."""
+        return self._position[url]
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key in self._position
 

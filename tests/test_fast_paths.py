@@ -376,6 +376,13 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
             assert links_made.finish().listed and list(links_made.records) == list(links)
             fed = pipeline._FedTexts(made(), catalog, settings.root, document, kept=kept)
             assert dict(fed) == every
+        # A text asked for again once its record is made and no longer kept is read from
+        # the catalog: the records are not all made for it (none of them is its).
+        links_made = made()
+        fed = pipeline._FedTexts(links_made, catalog, settings.root, document, kept=1)
+        assert fed[urls[0]] == every[urls[0]] and links_made.made == 1
+        assert fed[urls[4]] == every[urls[4]] and links_made.made == 5
+        assert fed[urls[0]] == every[urls[0]] and links_made.made == 5
     assert {s.level for s in expected} >= {"supported", "unknown"}
 
 
