@@ -197,6 +197,11 @@ def plan_targets(documents: Mapping[str, Document]) -> list[Target]:
     return [Target(url, tuple(refs)) for url, refs in cited.items()]
 
 
+#: A run with more distinct URLs than this keeps its parsed documents on disk while it
+#: fetches (``archiver.docshelf``); as many as the tail holds in memory (``spool.HELD``).
+SHELVE_AT = 4096
+
+
 def _read_sources(settings: Settings, ids: Sequence[str] | None) -> list[SourceOutcome]:
     from archiver.parse import read_document
 
@@ -1343,13 +1348,13 @@ def execute(
     deadline_at = (time.monotonic() + settings.fetch.run_deadline
                    if settings.fetch.run_deadline > 0 else None)
     outcomes = _read_sources(settings, source_ids)
-    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
-    targets = plan_targets(documents)
 
     with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
         run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
         try:
-            outcome = _execute(settings, catalog, run_id, options, outcomes, targets,
+            # The targets are planned there: a large run's documents and targets are held
+            # only by ``outcomes`` and ``_execute`` (``docshelf``).
+            outcome = _execute(settings, catalog, run_id, options, outcomes,
                                progress, started, deadline_at)
         except BaseException as exc:
             status = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -1366,8 +1371,7 @@ def _execute(
     catalog: Catalog,
     run_id: int,
     options: RunOptions,
-    outcomes: Sequence[SourceOutcome],
-    targets: Sequence[Target],
+    outcomes: list[SourceOutcome],
     progress: Progress,
     started: datetime,
     deadline_at: float | None = None,
@@ -1376,13 +1380,24 @@ def _execute(
 
     # Before anything reads the catalog: a crash may have left WARC files to repair.
     recovery_notes = _recover_archive(settings, catalog)
-    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
+    # No local name is left holding a document or a target made from it (see below).
+    targets = plan_targets({o.source.id: o.document for o in outcomes if o.document is not None})
+    for source_id, footnotes in [(o.source.id, o.document.footnotes) for o in outcomes
+                                 if o.document is not None]:
+        catalog.record_citations(source_id, footnotes)
+    footnotes = ()
+    # A large run's documents wait on disk while it fetches (``docshelf``): the workers
+    # are forked from a process that no longer holds them.
+    shelf = None
+    if len(targets) > SHELVE_AT:
+        from archiver.docshelf import Shelf
+
+        shelf = Shelf(settings.archive.reports_dir)
+        targets = shelf.put(outcomes, targets)
     source_of = {}
     for target in targets:
         first = target.cited_by[0].source
         source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
-    for source_id, doc in documents.items():
-        catalog.record_citations(source_id, doc.footnotes)
     refresh = options.refresh or options.kind == "check"
     captured = set() if refresh else catalog.captured([t.url for t in targets])
     todo = [t for t in targets if t.url not in captured]
@@ -1405,6 +1420,8 @@ def _execute(
         compare_text=options.kind == "check", rescue=rescue,
         capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
         previous=previous, deadline_at=deadline_at))
+    if shelf is not None:
+        shelf.restore(outcomes)
 
     verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
     min_hosts = settings.check.outage_min_hosts
