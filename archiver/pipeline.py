@@ -425,16 +425,15 @@ async def _fetch_and_judge(
     # URL (the order, the network watch's sample), answered once.
     offline = functools.cache(Fetcher(settings.fetch, None).decided_offline)
     ordered = _fetch_order(targets, offline, previous)
+    sample = _first_per_host(
+        [t.url for t in ordered if not offline(t.url)
+         and not ((p := previous.get(t.url)) is not None and p.verdict.network_level)],
+        settings.check.outage_min_hosts)
+    offline.cache_clear()  # an answer per URL, not asked again: freed before the fork
     workers = shards.worker_count(settings, len(ordered))
     async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
                                   on_attempt=on_attempt) as stage:
-        watch = _NetworkWatch(
-            _first_per_host(
-                [t.url for t in ordered if not offline(t.url)
-                 and not ((p := previous.get(t.url)) is not None
-                          and p.verdict.network_level)],
-                settings.check.outage_min_hosts),
-            settings.check.outage_min_hosts)
+        watch = _NetworkWatch(sample, settings.check.outage_min_hosts)
         shown = _HeldProgress(progress, held=watch.enabled)
         shown.stage("fetch", len(targets))
 
@@ -1394,19 +1393,24 @@ def _execute(
 
         shelf = Shelf(settings.archive.reports_dir)
         targets = shelf.put(outcomes, targets)
-    source_of = {}
-    for target in targets:
-        first = target.cited_by[0].source
-        source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
     refresh = options.refresh or options.kind == "check"
     captured = set() if refresh else catalog.captured([t.url for t in targets])
     todo = [t for t in targets if t.url not in captured]
+    del captured  # the catalog's copy of every URL captured before: not read again
     newest = catalog.last_results([t.url for t in targets])
-    previous = {t.url: newest.get(t.url) for t in targets}
+    # Read with ``.get`` only: a URL never checked is left out (as many as the targets on a
+    # first run), and the keys are the targets' own strings, not the catalog rows' copies.
+    previous = {t.url: result for t in targets if (result := newest.get(t.url)) is not None}
+    del newest
     # Only a check reports what changed; its "newly dead" needs each link's state before.
     before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
               if options.kind == "check" else {})
     rescue = options.rescue and settings.rescue.enabled
+    # Each URL's first citing source, for the rescue's lookups (only they read it).
+    source_of = {}
+    for target in targets if rescue else ():
+        first = target.cited_by[0].source
+        source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
     # One per run, shared by the lookups and Save Page Now: a host down for one is down.
     # Imported only for them (``archiver.rescue`` brings httpx and the fetcher: 0.1-0.2 s
     # that a run with nothing to fetch and no Internet Archive to ask has no use for).

@@ -299,6 +299,7 @@ class ProcessShards:
         # them: 10-15 MB.)
         gc.freeze()
         self._frozen = True
+        _give_back_freed()  # before the fork: what the workers would inherit and never use
         started = False
         try:
             for index in range(self.count):
@@ -413,6 +414,15 @@ class ProcessShards:
         for worker in self._workers:
             if worker.error is not None:  # a WARC file that could not be finished
                 raise worker.error
+
+
+def _give_back_freed() -> None:
+    """Return the C allocator's free pages to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). Freed memory it keeps is inherited by every worker, resident, then copied by
+    whichever process writes into it first: about 20 MB just before the fork of a run of
+    100,000 URLs (what reading the document and the catalog's answers left)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 # ── the worker process itself ────────────────────────────────────────────────
