@@ -837,11 +837,12 @@ class Catalog:
             db.executemany(
                 "INSERT OR IGNORE INTO citations (source_id, footnote, position, url)"
                 " VALUES (?, ?, ?, ?)",
-                [
+                # A generator: a list would hold a row per URL at once (10 MB at 100,000).
+                (
                     (source_id, note.number, position, url)
                     for note in footnotes
                     for position, url in enumerate(note.urls)
-                ],
+                ),
             )
 
     def citations(self, source_id: str | None = None) -> list[CitationRow]:

@@ -197,6 +197,11 @@ def plan_targets(documents: Mapping[str, Document]) -> list[Target]:
     return [Target(url, tuple(refs)) for url, refs in cited.items()]
 
 
+#: A run with more distinct URLs than this keeps its parsed documents on disk while it
+#: fetches (``archiver.docshelf``); as many as the tail holds in memory (``spool.HELD``).
+SHELVE_AT = 4096
+
+
 def _read_sources(settings: Settings, ids: Sequence[str] | None) -> list[SourceOutcome]:
     from archiver.parse import read_document
 
@@ -421,16 +426,15 @@ async def _fetch_and_judge(
     # URL (the order, the network watch's sample), answered once.
     offline = functools.cache(Fetcher(settings.fetch, None).decided_offline)
     ordered = _fetch_order(targets, offline, previous)
+    sample = _first_per_host(
+        [t.url for t in ordered if not offline(t.url)
+         and not ((p := previous.get(t.url)) is not None and p.verdict.network_level)],
+        settings.check.outage_min_hosts)
+    offline.cache_clear()  # an answer per URL, not asked again: freed before the fork
     workers = shards.worker_count(settings, len(ordered))
     async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
                                   on_attempt=on_attempt) as stage:
-        watch = _NetworkWatch(
-            _first_per_host(
-                [t.url for t in ordered if not offline(t.url)
-                 and not ((p := previous.get(t.url)) is not None
-                          and p.verdict.network_level)],
-                settings.check.outage_min_hosts),
-            settings.check.outage_min_hosts)
+        watch = _NetworkWatch(sample, settings.check.outage_min_hosts)
         shown = _HeldProgress(progress, held=watch.enabled)
         shown.stage("fetch", len(targets))
 
@@ -1359,10 +1363,7 @@ def execute(
     # another core while this process reads the sources and the catalog.
     with shards.forking_ahead(settings):
         outcomes = _read_sources(settings, source_ids)
-        documents = {o.source.id: o.document for o in outcomes if o.document is not None}
-        targets = plan_targets(documents)
-        return _execute_locked(settings, options, progress, started, deadline_at, outcomes,
-                               targets)
+        return _execute_locked(settings, options, progress, started, deadline_at, outcomes)
 
 
 def _execute_locked(
@@ -1372,13 +1373,14 @@ def _execute_locked(
     started: datetime,
     deadline_at: float | None,
     outcomes: list[SourceOutcome],
-    targets: list[Target],
 ) -> RunOutcome:
     """``execute`` once the sources are read: under the archive lock, in a new run."""
     with Catalog.open(settings.archive.dir) as catalog, catalog.lock():
         run_id = catalog.begin_run(options.kind, [o.source.id for o in outcomes])
         try:
-            outcome = _execute(settings, catalog, run_id, options, outcomes, targets,
+            # The targets are planned there: a large run's documents and targets are held
+            # only by ``outcomes`` and ``_execute`` (``docshelf``).
+            outcome = _execute(settings, catalog, run_id, options, outcomes,
                                progress, started, deadline_at)
         except BaseException as exc:
             status = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -1395,8 +1397,7 @@ def _execute(
     catalog: Catalog,
     run_id: int,
     options: RunOptions,
-    outcomes: Sequence[SourceOutcome],
-    targets: Sequence[Target],
+    outcomes: list[SourceOutcome],
     progress: Progress,
     started: datetime,
     deadline_at: float | None = None,
@@ -1405,22 +1406,39 @@ def _execute(
 
     # Before anything reads the catalog: a crash may have left WARC files to repair.
     recovery_notes = _recover_archive(settings, catalog)
-    documents = {o.source.id: o.document for o in outcomes if o.document is not None}
-    source_of = {}
-    for target in targets:
-        first = target.cited_by[0].source
-        source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
-    for source_id, doc in documents.items():
-        catalog.record_citations(source_id, doc.footnotes)
+    # No local name is left holding a document or a target made from it (see below).
+    targets = plan_targets({o.source.id: o.document for o in outcomes if o.document is not None})
+    for source_id, footnotes in [(o.source.id, o.document.footnotes) for o in outcomes
+                                 if o.document is not None]:
+        catalog.record_citations(source_id, footnotes)
+    footnotes = ()
+    # A large run's documents wait on disk while it fetches (``docshelf``): this process
+    # holds no parse while it fetches (and workers forked here, without a fork server, do
+    # not inherit one).
+    shelf = None
+    if len(targets) > SHELVE_AT:
+        from archiver.docshelf import Shelf
+
+        shelf = Shelf(settings.archive.reports_dir)
+        targets = shelf.put(outcomes, targets)
     refresh = options.refresh or options.kind == "check"
     captured = set() if refresh else catalog.captured([t.url for t in targets])
     todo = [t for t in targets if t.url not in captured]
+    del captured  # the catalog's copy of every URL captured before: not read again
     newest = catalog.last_results([t.url for t in targets])
-    previous = {t.url: newest.get(t.url) for t in targets}
+    # Read with ``.get`` only: a URL never checked is left out (as many as the targets on a
+    # first run), and the keys are the targets' own strings, not the catalog rows' copies.
+    previous = {t.url: result for t in targets if (result := newest.get(t.url)) is not None}
+    del newest
     # Only a check reports what changed; its "newly dead" needs each link's state before.
     before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
               if options.kind == "check" else {})
     rescue = options.rescue and settings.rescue.enabled
+    # Each URL's first citing source, for the rescue's lookups (only they read it).
+    source_of = {}
+    for target in targets if rescue else ():
+        first = target.cited_by[0].source
+        source_of[target.url] = next(o.source for o in outcomes if o.source.id == first)
     # One per run, shared by the lookups and Save Page Now: a host down for one is down.
     # Imported only for them (``archiver.rescue`` brings httpx and the fetcher: 0.1-0.2 s
     # that a run with nothing to fetch and no Internet Archive to ask has no use for).
@@ -1434,6 +1452,8 @@ def _execute(
         compare_text=options.kind == "check", rescue=rescue,
         capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
         previous=previous, deadline_at=deadline_at))
+    if shelf is not None:
+        shelf.restore(outcomes)
 
     verdicts = {url: j.verdict for url, j in fetched.judgements.items()}
     min_hosts = settings.check.outage_min_hosts

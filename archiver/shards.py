@@ -357,6 +357,7 @@ class ProcessShards:
         # pass over the run's documents and modules no more).
         gc.freeze()
         self._frozen = True
+        _give_back_freed()  # before the fork: what the workers would inherit and never use
         started = False
         try:
             pairs = [socket.socketpair() for _ in range(self.count)]
@@ -713,6 +714,15 @@ def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> N
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(code)
+
+
+def _give_back_freed() -> None:
+    """Return the C allocator's free pages to the system (glibc's ``malloc_trim``; nothing
+    elsewhere). Freed memory it keeps is inherited by every worker, resident, then copied by
+    whichever process writes into it first: about 20 MB just before the fork of a run of
+    100,000 URLs (what reading the document and the catalog's answers left)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 # ── the worker process itself ────────────────────────────────────────────────
