@@ -72,6 +72,7 @@ _HEADER = struct.Struct(">I")
 _HIGH_WATER = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 #: A compressed source smaller than this cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
 #: server is started for it (it would import the workers' modules for nothing); a text
 #: source is judged by the URLs it may spell.
@@ -557,6 +558,8 @@ class ForkServer:
         except Exception:  # a setting that does not pickle: fork here
             self.close()
             return None
+        # A caller that is a subreaper already (a supervisor) stays one after the workers.
+        was_subreaper = _is_subreaper()
         if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
             self.close()
             return None
@@ -573,7 +576,7 @@ class ForkServer:
         except (OSError, pickle.UnpicklingError, EOFError, struct.error):
             pids = []
         finally:
-            _prctl(_PR_SET_CHILD_SUBREAPER, 0)
+            _prctl(_PR_SET_CHILD_SUBREAPER, int(was_subreaper))
             self.close()
         if len(pids) != len(socks):
             return None
@@ -727,6 +730,15 @@ def _prctl(option: int, value: int) -> bool:
             name = ctypes.util.find_library("c")
             return bool(ctypes.CDLL(name, use_errno=True).prctl(option, value, 0, 0, 0) == 0)
         return False
+
+
+def _is_subreaper() -> bool:
+    """Whether this process is a child subreaper (``PR_GET_CHILD_SUBREAPER``)."""
+    value = ctypes.c_int(0)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value),
+                                                0, 0, 0)
+    return value.value != 0
 
 
 def _die_with_parent(parent: int, server: int | None = None) -> None:

@@ -1,0 +1,41 @@
+"""The fork server (``archiver.shards.ForkServer``) seen from the process that runs: what it
+changes in that process is put back, and it does not outlive its use."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import pytest
+
+from archiver import shards
+from tests.test_run import call, make_project, read_back
+from tests.test_shards import _children, fetches, hosts
+
+_PR_GET_CHILD_SUBREAPER = 37
+
+
+def _subreaper() -> int:
+    value = ctypes.c_int(-1)
+    assert ctypes.CDLL(None, use_errno=True).prctl(
+        _PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) == 0
+    return value.value
+
+
+@pytest.mark.timeout(180)
+def test_a_run_leaves_the_callers_subreaper_setting_as_it_found_it(tmp_path: Path) -> None:
+    """A program that is a child subreaper itself (a supervisor, a container's init) and
+    runs the archiver in-process is one still when the run has adopted its workers."""
+    before = _subreaper()
+    assert shards._prctl(shards._PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        with hosts(4, 20) as (servers, urls):
+            config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+            code, out, err = call("run", "--config", str(config))
+            assert code == 0, out + err
+            assert set(fetches(servers).values()) == {1}
+        assert _subreaper() == 1
+    finally:
+        shards._prctl(shards._PR_SET_CHILD_SUBREAPER, before)
+    read_back(tmp_path)
