@@ -1408,6 +1408,10 @@ def _execute(
     refresh = options.refresh or options.kind == "check"
     captured = set() if refresh else catalog.captured([t.url for t in targets])
     todo = [t for t in targets if t.url not in captured]
+    if not todo:  # no worker will be forked: the fork server's memory is not kept for the tail
+        from archiver import shards
+
+        shards.drop_fork_server()
     newest = catalog.last_results([t.url for t in targets])
     previous = {t.url: newest.get(t.url) for t in targets}
     # Only a check reports what changed; its "newly dead" needs each link's state before.

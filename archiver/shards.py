@@ -696,6 +696,12 @@ def _drop_server() -> None:
         server.close()
 
 
+def drop_fork_server() -> None:
+    """End the run's fork server, if it has one: the run will fork no worker (it has
+    nothing to fetch)."""
+    _drop_server()
+
+
 def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> NoReturn:
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""

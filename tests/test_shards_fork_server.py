@@ -39,3 +39,31 @@ def test_a_run_leaves_the_callers_subreaper_setting_as_it_found_it(tmp_path: Pat
     finally:
         shards._prctl(shards._PR_SET_CHILD_SUBREAPER, before)
     read_back(tmp_path)
+
+
+@pytest.mark.timeout(180)
+def test_a_run_with_nothing_to_fetch_ends_its_fork_server_before_the_tail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every link was checked recently: no worker will be forked, and the fork server (its
+    memory, the workers' modules) is ended as soon as that is known, not kept through the
+    link records, claim support and reports."""
+    from archiver import pipeline
+
+    with hosts(4, 20) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        children_then: list[list[int]] = []
+        write_reports = pipeline._write_reports
+
+        def writing(*args: object, **kwargs: object) -> object:
+            children_then.append(_children(os.getpid()))
+            return write_reports(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(pipeline, "_write_reports", writing)
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        assert "fetched 0" in out
+        assert set(fetches(servers).values()) == {1}  # nothing fetched twice
+    assert children_then == [[]]
+    read_back(tmp_path)
