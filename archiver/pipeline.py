@@ -1350,7 +1350,7 @@ def execute(
                    if settings.fetch.run_deadline > 0 else None)
     # Worker processes, if the run uses them, are prepared (their modules imported) on
     # another core while this process reads the sources and the catalog.
-    with shards.forking_ahead(settings):
+    with shards.forking_ahead(settings, source_ids):
         outcomes = _read_sources(settings, source_ids)
         documents = {o.source.id: o.document for o in outcomes if o.document is not None}
         targets = plan_targets(documents)

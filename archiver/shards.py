@@ -597,9 +597,9 @@ class ForkServer:
             self._reap()
 
 
-def _may_fork(settings: Settings) -> bool:
-    """Whether a run of ``settings`` may well capture in worker processes: a fork server is
-    worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
+def _may_fork(settings: Settings, source_ids: Sequence[str] | None = None) -> bool:
+    """Whether a run of ``settings`` (of its sources ``source_ids``, or all of them) may well
+    capture in worker processes: a fork server is worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
     encoding, an upper bound of the URLs it spells (a run of fewer than
     ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess is wrong, the workers are
     forked from the run's process as without a server."""
@@ -608,7 +608,10 @@ def _may_fork(settings: Settings) -> bool:
     if settings.fetch.workers > 1:
         return True
     urls = 0
+    chosen = set(source_ids or ())
     for source in settings.sources:
+        if chosen and source.id not in chosen:
+            continue
         with contextlib.suppress(OSError):  # an unreadable source: the run reports it
             urls += _urls_spelled(source.path, MIN_URLS_FOR_WORKERS - urls)
         if urls >= MIN_URLS_FOR_WORKERS:
@@ -637,11 +640,13 @@ def _urls_spelled(path: os.PathLike[str] | str, enough: int) -> int:
 
 
 @contextlib.contextmanager
-def forking_ahead(settings: Settings) -> Iterator[None]:
-    """A run's start to its end: a fork server (``ForkServer``) prepares the workers while
-    the run reads its documents, when the run may need workers; ended unused otherwise."""
+def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
+                  ) -> Iterator[None]:
+    """A run's start to its end (of the sources ``source_ids``, or all): a fork server
+    (``ForkServer``) prepares the workers while the run reads its documents, when the run
+    may need workers; ended unused otherwise."""
     global _server
-    server = ForkServer.start(settings) if _may_fork(settings) else None
+    server = ForkServer.start(settings) if _may_fork(settings, source_ids) else None
     _drop_server()
     _server = server
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from archiver import shards
+from archiver.config import load_settings
 from tests.test_run import call, make_project, read_back
 from tests.test_shards import _children, fetches, hosts
 
@@ -67,3 +68,30 @@ def test_a_run_with_nothing_to_fetch_ends_its_fork_server_before_the_tail(
         assert set(fetches(servers).values()) == {1}  # nothing fetched twice
     assert children_then == [[]]
     read_back(tmp_path)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_of_one_small_source_starts_no_fork_server_for_the_others(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run --source small``: the project's large source, which this run does not read,
+    does not make it start a fork server (the workers' imports, for nothing)."""
+    config = make_project(tmp_path, [f"http://127.0.0.1:9/large/{i}" for i in range(400)])
+    (tmp_path / "sources" / "small.md").write_text(
+        "# Small\n\nA claim.[^1]\n\n[^1]: See <http://127.0.0.1:9/small>.\n", encoding="utf-8")
+    config.write_text('[[sources]]\nid = "small"\npath = "sources/small.md"\n'
+                      'title = "Small"\npublished = 2020-11-01\n\n' + config.read_text(),
+                      encoding="utf-8")
+    started: list[object] = []
+    start = shards.ForkServer.start.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[shards.ForkServer], settings: object) -> shards.ForkServer | None:
+        started.append(settings)
+        return start(cls, settings)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(shards.ForkServer, "start", classmethod(counted))
+    code, out, err = call("run", "--config", str(config), "--source", "small")
+    assert code in (0, 1), out + err  # the one link is dead: a finding, not a failure
+    assert "1 cited URL(s) in 1 source(s)" in out
+    assert started == []
+    # The whole project, its large source read too, may use workers: a server is worth it.
+    assert shards._may_fork(load_settings(config)) == (len(os.sched_getaffinity(0)) > 1)
