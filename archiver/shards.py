@@ -599,10 +599,10 @@ class ForkServer:
 
 def _may_fork(settings: Settings, source_ids: Sequence[str] | None = None) -> bool:
     """Whether a run of ``settings`` (of its sources ``source_ids``, or all of them) may well
-    capture in worker processes: a fork server is worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
-    encoding, an upper bound of the URLs it spells (a run of fewer than
-    ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess is wrong, the workers are
-    forked from the run's process as without a server."""
+    capture in worker processes: a fork server is worth starting. A guess from the
+    sources' bytes: for text in an ASCII-compatible encoding, an upper bound of the URLs it
+    spells (a run of fewer than ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess
+    is wrong, the workers are forked from the run's process as without a server."""
     if worker_count(settings, 1 << 30) == 0:
         return False
     if settings.fetch.workers > 1:
