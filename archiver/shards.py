@@ -541,10 +541,20 @@ class ForkServer:
             return None
         parent = os.getpid()
         mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:  # the server: never returns
-            mine.close()
-            _serve_forks(theirs, parent, settings.fetch)
+        # Ctrl-C reaches the terminal's whole group: held across the fork, so that the
+        # server ignores it from its first line (caught there, it would unwind the run's
+        # code in the server); the run gets a held one as the fork returns.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid == 0:  # the server: never returns
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                mine.close()
+                _serve_forks(theirs, parent, settings.fetch)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         theirs.close()
         return cls(pid, mine, settings.fetch)
 

@@ -95,3 +95,46 @@ def test_a_run_of_one_small_source_starts_no_fork_server_for_the_others(
     assert started == []
     # The whole project, its large source read too, may use workers: a server is worth it.
     assert shards._may_fork(load_settings(config)) == (len(os.sched_getaffinity(0)) > 1)
+
+
+_SLOW_START = """
+import sys, time
+from archiver import shards, cli
+serve = shards._serve_forks
+
+def slow(*args):  # the moment between the server's fork and its first line, widened
+    time.sleep(1.5)
+    serve(*args)
+
+shards._serve_forks = slow
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_as_the_fork_server_starts_does_not_run_the_runs_code_in_it(
+        tmp_path: Path) -> None:
+    """Ctrl-C reaches every process of the terminal's group: one that reaches the fork
+    server just after its fork, before it ignores Ctrl-C, does not unwind through the run's
+    code in the server (a second "interrupted" run, its cleanups twice)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with hosts(4, 20) as (servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SLOW_START, "run", "--config", str(config), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not (server := _children(proc.pid)) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server, "no fork server was started"
+        time.sleep(0.3)
+        os.kill(server[0], signal.SIGINT)  # the server only: the run goes on
+        _out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 0, err.decode()
+        assert b"interrupted" not in err
+        assert set(fetches(servers).values()) == {1}
+    read_back(tmp_path)
