@@ -1361,7 +1361,7 @@ def execute(
                    if settings.fetch.run_deadline > 0 else None)
     # Worker processes, if the run uses them, are prepared (their modules imported) on
     # another core while this process reads the sources and the catalog.
-    with shards.forking_ahead(settings):
+    with shards.forking_ahead(settings, source_ids):
         outcomes = _read_sources(settings, source_ids)
         return _execute_locked(settings, options, progress, started, deadline_at, outcomes)
 
@@ -1425,6 +1425,10 @@ def _execute(
     captured = set() if refresh else catalog.captured([t.url for t in targets])
     todo = [t for t in targets if t.url not in captured]
     del captured  # the catalog's copy of every URL captured before: not read again
+    if not todo:  # no worker will be forked: the fork server's memory is not kept for the tail
+        from archiver import shards
+
+        shards.drop_fork_server()
     newest = catalog.last_results([t.url for t in targets])
     # Read with ``.get`` only: a URL never checked is left out (as many as the targets on a
     # first run), and the keys are the targets' own strings, not the catalog rows' copies.

@@ -72,6 +72,7 @@ _HEADER = struct.Struct(">I")
 _HIGH_WATER = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 #: A compressed source smaller than this cannot cite ``MIN_URLS_FOR_WORKERS`` URLs: no fork
 #: server is started for it (it would import the workers' modules for nothing); a text
 #: source is judged by the URLs it may spell.
@@ -541,10 +542,20 @@ class ForkServer:
             return None
         parent = os.getpid()
         mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:  # the server: never returns
-            mine.close()
-            _serve_forks(theirs, parent, settings.fetch)
+        # Ctrl-C reaches the terminal's whole group: held across the fork, so that the
+        # server ignores it from its first line (caught there, it would unwind the run's
+        # code in the server); the run gets a held one as the fork returns.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pid = os.fork()
+            if pid == 0:  # the server: never returns
+                with contextlib.suppress(ValueError):
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                mine.close()
+                _serve_forks(theirs, parent, settings.fetch)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         theirs.close()
         return cls(pid, mine, settings.fetch)
 
@@ -558,6 +569,8 @@ class ForkServer:
         except Exception:  # a setting that does not pickle: fork here
             self.close()
             return None
+        # A caller that is a subreaper already (a supervisor) stays one after the workers.
+        was_subreaper = _is_subreaper()
         if not _prctl(_PR_SET_CHILD_SUBREAPER, 1):
             self.close()
             return None
@@ -574,7 +587,7 @@ class ForkServer:
         except (OSError, pickle.UnpicklingError, EOFError, struct.error):
             pids = []
         finally:
-            _prctl(_PR_SET_CHILD_SUBREAPER, 0)
+            _prctl(_PR_SET_CHILD_SUBREAPER, int(was_subreaper))
             self.close()
         if len(pids) != len(socks):
             return None
@@ -595,18 +608,21 @@ class ForkServer:
             self._reap()
 
 
-def _may_fork(settings: Settings) -> bool:
-    """Whether a run of ``settings`` may well capture in worker processes: a fork server is
-    worth starting. A guess from the sources' bytes: for text in an ASCII-compatible
-    encoding, an upper bound of the URLs it spells (a run of fewer than
-    ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess is wrong, the workers are
-    forked from the run's process as without a server."""
+def _may_fork(settings: Settings, source_ids: Sequence[str] | None = None) -> bool:
+    """Whether a run of ``settings`` (of its sources ``source_ids``, or all of them) may well
+    capture in worker processes: a fork server is worth starting. A guess from the
+    sources' bytes: for text in an ASCII-compatible encoding, an upper bound of the URLs it
+    spells (a run of fewer than ``MIN_URLS_FOR_WORKERS`` uses no workers); when the guess
+    is wrong, the workers are forked from the run's process as without a server."""
     if worker_count(settings, 1 << 30) == 0:
         return False
     if settings.fetch.workers > 1:
         return True
     urls = 0
+    chosen = set(source_ids or ())
     for source in settings.sources:
+        if chosen and source.id not in chosen:
+            continue
         with contextlib.suppress(OSError):  # an unreadable source: the run reports it
             urls += _urls_spelled(source.path, MIN_URLS_FOR_WORKERS - urls)
         if urls >= MIN_URLS_FOR_WORKERS:
@@ -635,11 +651,13 @@ def _urls_spelled(path: os.PathLike[str] | str, enough: int) -> int:
 
 
 @contextlib.contextmanager
-def forking_ahead(settings: Settings) -> Iterator[None]:
-    """A run's start to its end: a fork server (``ForkServer``) prepares the workers while
-    the run reads its documents, when the run may need workers; ended unused otherwise."""
+def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
+                  ) -> Iterator[None]:
+    """A run's start to its end (of the sources ``source_ids``, or all): a fork server
+    (``ForkServer``) prepares the workers while the run reads its documents, when the run
+    may need workers; ended unused otherwise."""
     global _server
-    server = ForkServer.start(settings) if _may_fork(settings) else None
+    server = ForkServer.start(settings) if _may_fork(settings, source_ids) else None
     _drop_server()
     _server = server
     try:
@@ -694,6 +712,12 @@ def _drop_server() -> None:
         server.close()
 
 
+def drop_fork_server() -> None:
+    """End the run's fork server, if it has one: the run will fork no worker (it has
+    nothing to fetch)."""
+    _drop_server()
+
+
 def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> NoReturn:
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""
@@ -737,6 +761,15 @@ def _prctl(option: int, value: int) -> bool:
             name = ctypes.util.find_library("c")
             return bool(ctypes.CDLL(name, use_errno=True).prctl(option, value, 0, 0, 0) == 0)
         return False
+
+
+def _is_subreaper() -> bool:
+    """Whether this process is a child subreaper (``PR_GET_CHILD_SUBREAPER``)."""
+    value = ctypes.c_int(0)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value),
+                                                0, 0, 0)
+    return value.value != 0
 
 
 def _die_with_parent(parent: int, server: int | None = None) -> None:
