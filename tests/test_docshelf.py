@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import gc
 import shutil
-import sys
 import weakref
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from archiver import docshelf, models, pipeline
+from archiver import docshelf, pipeline
 from archiver.models import Source
 from archiver.parse import read_document
 from tests.test_run import call
-from tests.test_spool_run import _project, _reports
+from tests.test_spool_run import _project, _reports, frozen_clock
 from tests.webserver import WebServer
 
 BRIEF = """# A briefing
@@ -96,12 +94,7 @@ def test_a_run_writes_the_same_with_its_documents_shelved_or_not(
 
     # The same project twice, its tail at one frozen moment (every link was just checked,
     # so nothing is fetched: what is written comes from the catalog and the documents).
-    now = datetime.now(UTC).replace(microsecond=0)
-    clock = models.utcnow
-    for module in list(sys.modules.values()):
-        if module is not None and module.__name__.startswith("archiver") \
-                and getattr(module, "utcnow", None) is clock:
-            monkeypatch.setattr(module, "utcnow", lambda: now)
+    frozen_clock(monkeypatch)
     written = {}
     for name, at in (("held", 1_000_000), ("shelved", 0)):
         root = tmp_path / name

@@ -71,6 +71,18 @@ class _NotASpool:
     is built from the records as a whole list (the path of records given as a tuple)."""
 
 
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Every archiver module's ``utcnow`` answers this moment (returned) until the test
+    ends: the same run twice writes the same bytes."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    clock = models.utcnow
+    for module in list(sys.modules.values()):
+        if module is not None and module.__name__.startswith("archiver") \
+                and getattr(module, "utcnow", None) is clock:
+            monkeypatch.setattr(module, "utcnow", lambda: now)
+    return now
+
+
 def _spooled(monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     """Every record on disk in chunks of 3 (``disk``), every record in memory
     (``memory``), or in memory and the report built from a list of them (``whole``)."""
@@ -92,12 +104,7 @@ def test_the_tail_writes_the_same_with_its_records_on_disk_or_in_memory(
 
     # The same project three times, its tail run at one frozen moment: fetching nothing
     # again (every link was just checked), so everything written comes from the catalog.
-    now = datetime.now(UTC).replace(microsecond=0)
-    clock = models.utcnow
-    for module in list(sys.modules.values()):
-        if module is not None and module.__name__.startswith("archiver") \
-                and getattr(module, "utcnow", None) is clock:
-            monkeypatch.setattr(module, "utcnow", lambda: now)
+    frozen_clock(monkeypatch)
     written: dict[str, tuple[dict[str, bytes], list[tuple[int, str, str]]]] = {}
     for name in ("whole", "memory", "disk"):
         on_disk = name == "disk"
