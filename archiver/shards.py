@@ -188,7 +188,7 @@ async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers
     from archiver.capturing import open_stage
 
     if workers <= 0:
-        _drop_server()  # nothing to fork
+        drop_fork_server()  # nothing to fork
         async with open_stage(settings, run_id, find_payload=catalog.find_payload,
                               on_attempt=on_attempt,
                               previous=catalog.comparable_text if compare_text else None,
@@ -658,13 +658,13 @@ def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
     may need workers; ended unused otherwise."""
     global _server
     server = ForkServer.start(settings) if _may_fork(settings, source_ids) else None
-    _drop_server()
+    drop_fork_server()
     _server = server
     try:
         yield
     finally:
         if _server is server:
-            _drop_server()
+            drop_fork_server()
         elif server is not None:
             server.close()
 
@@ -706,33 +706,40 @@ def _take_server() -> ForkServer | None:
     return server
 
 
-def _drop_server() -> None:
+def drop_fork_server() -> None:
+    """End the run's fork server, if it has one (the run will fork no worker, or a new
+    run starts)."""
     server = _take_server()
     if server is not None:
         server.close()
 
 
-def drop_fork_server() -> None:
-    """End the run's fork server, if it has one: the run will fork no worker (it has
-    nothing to fetch)."""
-    _drop_server()
-
-
 def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> NoReturn:
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""
+    def serve() -> None:
+        _preload(fetch)
+        gc.freeze()  # see ProcessShards.start: the workers share these pages
+        _fork_on_request(control, parent)
+
+    _forked("fork server", parent, None, serve)
+
+
+def _forked(what: str, parent: int, server: int | None, body: Callable[[], None]) -> NoReturn:
+    """The life of a process forked for the run (``what``: a worker, the fork server): it
+    dies with the run's process ``parent`` (see ``_die_with_parent``), leaves Ctrl-C to the
+    run, runs ``body`` and leaves, with exit 1 if ``body`` failed; nothing it raises
+    unwinds into the run's code, which this process shares."""
     code = 0
     try:
-        _die_with_parent(parent)
+        _die_with_parent(parent, server)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
             signal.set_wakeup_fd(-1)
-        _preload(fetch)
-        gc.freeze()  # see ProcessShards.start: the workers share these pages
-        _fork_on_request(control, parent)
+        body()
     except BaseException:  # nothing may unwind into the run's code
-        log.exception("fork server failed")
+        log.exception("%s failed", what)
         code = 1
     finally:
         with contextlib.suppress(Exception):
@@ -787,13 +794,8 @@ def _die_with_parent(parent: int, server: int | None = None) -> None:
 def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.socket],
            parent: int, server: int | None = None) -> NoReturn:
     """The worker, just forked: serve on ``sock`` until told to close, then leave."""
-    code = 0
-    try:
-        _die_with_parent(parent, server)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        with contextlib.suppress(ValueError):
-            signal.set_wakeup_fd(-1)
+
+    def serve() -> None:
         for other in inherited:  # the run's ends of this and earlier workers' sockets
             other.close()
         profile_dir = os.environ.get("ARCHIVER_PROFILE_WORKERS")
@@ -805,13 +807,8 @@ def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.so
             profile.dump_stats(os.path.join(profile_dir, f"worker-{os.getpid()}.prof"))
         else:
             asyncio.run(_serve(sock, init))
-    except BaseException:  # nothing may unwind into the run's code
-        log.exception("worker process failed")
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        os._exit(code)
+
+    _forked("worker process", parent, server, serve)
 
 
 async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:

@@ -275,6 +275,19 @@ def court_pages(web, count: int) -> list[str]:
     return urls
 
 
+def run_briefing(tmp_path, cited: list[str], claims: str):
+    """A project whose briefing makes ``claims`` and cites ``cited`` (footnote n the n-th
+    URL), run once (exit 0); its sources.toml."""
+    from tests.test_run import call, make_project
+
+    config = make_project(tmp_path, cited)
+    notes = "\n".join(f"[^{n}]: See <{url}>." for n, url in enumerate(cited, 1))
+    (tmp_path / "sources" / "brief.md").write_text(f"# A briefing\n\n{claims}\n\n{notes}\n",
+                                                  encoding="utf-8")
+    assert call("run", "--config", str(config))[0] == 0
+    return config
+
+
 def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -> None:
     from archiver import pipeline, support
     from archiver.catalog import Catalog
@@ -282,21 +295,16 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     from archiver.models import utcnow
     from archiver.parse import read_document
     from archiver.spool import Spool
-    from tests.test_run import call, make_project
     from tests.webserver import WebServer
 
     with WebServer() as web:
         urls = court_pages(web, 12)
         cited = urls + urls[:4]  # some URLs cited twice
-        config = make_project(tmp_path, cited)
         # Every other claim names a sum the page does not give.
-        claims = " ".join(f"In 20{10 + i % 12} the court fined "
-                          f"{(i % 12) * 1000 + (7 if n % 2 else 0)} tenge in Almaty.[^{n}]"
-                          for n, i in enumerate(range(len(cited)), 1))
-        notes = "\n".join(f"[^{n}]: See <{url}>." for n, url in enumerate(cited, 1))
-        (tmp_path / "sources" / "brief.md").write_text(f"# A briefing\n\n{claims}\n\n{notes}\n",
-                                                      encoding="utf-8")
-        assert call("run", "--config", str(config))[0] == 0
+        config = run_briefing(tmp_path, cited, " ".join(
+            f"In 20{10 + i % 12} the court fined "
+            f"{(i % 12) * 1000 + (7 if n % 2 else 0)} tenge in Almaty.[^{n}]"
+            for n, i in enumerate(range(len(cited)), 1)))
     settings = load_settings(config)
     source = settings.sources[0]
     document = read_document(settings.root / source.path)
@@ -337,7 +345,6 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
     from archiver.config import load_settings
     from archiver.models import utcnow
     from archiver.parse import read_document
-    from tests.test_run import call, make_project
     from tests.webserver import WebServer
 
     with WebServer() as web:
@@ -345,13 +352,9 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
         urls[3] = web.url("/missing/3")  # 404: no text
         urls[6] = web.url("/missing/6")
         cited = urls + urls[:3]
-        config = make_project(tmp_path, cited)
-        claims = " ".join(f"In 20{10 + i % 9} the court fined {(i % 9) * 1000} tenge in "
-                          f"Almaty.[^{n}]" for n, i in enumerate(range(len(cited) - 2), 1))
-        notes = "\n".join(f"[^{n}]: See <{url}>." for n, url in enumerate(cited, 1))
-        (tmp_path / "sources" / "brief.md").write_text(f"# A briefing\n\n{claims}\n\n{notes}\n",
-                                                      encoding="utf-8")
-        assert call("run", "--config", str(config))[0] == 0
+        config = run_briefing(tmp_path, cited, " ".join(
+            f"In 20{10 + i % 9} the court fined {(i % 9) * 1000} tenge in Almaty.[^{n}]"
+            for n, i in enumerate(range(len(cited) - 2), 1)))
     settings = load_settings(config)
     source = settings.sources[0]
     document = read_document(settings.root / source.path)

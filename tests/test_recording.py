@@ -98,6 +98,22 @@ def listing_recorder(settings: Settings, catalog: Catalog, run_id: int, batch: i
     return recorder, reported
 
 
+async def a_full_batch_fails(recorder: Recorder, items: list[tuple[Attempt, Finished]],
+                             error: type[BaseException], match: str) -> None:
+    """Run ``recorder``'s writer (batches of 2), fill a batch from ``items`` and check that
+    its failure ``error`` ends the writer and is raised by the next ``put`` and ``flush``."""
+    writer = asyncio.ensure_future(recorder.run())
+    await asyncio.sleep(0)  # the writer has started
+    await recorder.put(items[0][1])
+    await recorder.put(items[1][1])
+    with pytest.raises(error, match=match):
+        await asyncio.wait_for(writer, 10)
+    with pytest.raises(error, match=match):
+        await recorder.put(items[2][1])
+    with pytest.raises(error, match=match):
+        recorder.flush()
+
+
 def test_batches_are_written_in_a_thread_and_reported_once_committed(tmp_path: Path) -> None:
     settings = settings_in(tmp_path)
     items = [finished(n) for n in range(40)]
@@ -203,19 +219,7 @@ def test_a_batch_that_cannot_be_written_stops_the_run(tmp_path: Path) -> None:
         run_id = catalog.begin_run("run", ["s"])
         recorder, reported = listing_recorder(settings, catalog, run_id, batch=2)
 
-        async def main() -> None:
-            writer = asyncio.ensure_future(recorder.run())
-            await asyncio.sleep(0)  # the writer has started
-            await recorder.put(items[0][1])
-            await recorder.put(items[1][1])
-            with pytest.raises(ArchiveError, match="custody"):
-                await asyncio.wait_for(writer, 10)
-            with pytest.raises(ArchiveError, match="custody"):
-                await recorder.put(items[2][1])
-            with pytest.raises(ArchiveError, match="custody"):
-                recorder.flush()
-
-        asyncio.run(main())
+        asyncio.run(a_full_batch_fails(recorder, items, ArchiveError, "custody"))
         assert reported == []  # nothing of the batch counts as done
 
 
@@ -302,17 +306,5 @@ def test_a_report_that_fails_after_a_write_stops_the_run_too(tmp_path: Path) -> 
         recorder = Recorder(settings, catalog, run_id, on_recorded=on_recorded, batch=2,
                             interval=30.0)
 
-        async def main() -> None:
-            writer = asyncio.ensure_future(recorder.run())
-            await asyncio.sleep(0)  # the writer has started
-            await recorder.put(items[0][1])
-            await recorder.put(items[1][1])
-            with pytest.raises(RuntimeError, match="cannot report"):
-                await asyncio.wait_for(writer, 10)
-            with pytest.raises(RuntimeError, match="cannot report"):
-                await recorder.put(items[2][1])
-            with pytest.raises(RuntimeError, match="cannot report"):
-                recorder.flush()
-
-        asyncio.run(main())
+        asyncio.run(a_full_batch_fails(recorder, items, RuntimeError, "cannot report"))
         assert committed(settings, run_id) == {items[0][1].url, items[1][1].url}
