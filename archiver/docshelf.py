@@ -79,9 +79,19 @@ class Shelf:
         return offset, len(blob)
 
     def _read(self, span: tuple[int, int]) -> Any:
+        """The items written at ``span``. Raises ``ArchiveError`` naming the folder when
+        they cannot be read back whole (an I/O error, or the file cut short or changed)."""
         assert self._file is not None
-        self._file.seek(span[0])
-        return pickle.loads(self._file.read(span[1]))
+        try:
+            self._file.seek(span[0])
+            blob = self._file.read(span[1])
+            if len(blob) != span[1]:
+                raise EOFError(f"{len(blob)} of {span[1]} bytes at offset {span[0]}")
+            return pickle.loads(blob)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ArchiveError(f"{self._directory}: cannot read the run's temporary "
+                               f"records: {detail}") from exc
 
     def put(self, outcomes: MutableSequence[SourceOutcome],
             targets: list[Target]) -> list[Target]:
@@ -113,8 +123,12 @@ class Shelf:
                                f"records: {exc.strerror or exc}") from exc
         targets.clear()
         _give_back()
-        return [Target(url, tuple(FootnoteRef(*r) for r in cited_by))
-                for span in spans for url, cited_by in self._read(span)]
+        try:
+            return [Target(url, tuple(FootnoteRef(*r) for r in cited_by))
+                    for span in spans for url, cited_by in self._read(span)]
+        except ArchiveError:
+            self.close()
+            raise
 
     def restore(self, outcomes: MutableSequence[SourceOutcome]) -> None:
         """Put each document back into ``outcomes`` (equal to the one shelved), and close
@@ -127,9 +141,6 @@ class Shelf:
                 found = tuple(Finding(*f) for span in findings for f in self._read(span))
                 outcomes[index] = replace(outcomes[index], document=Document(
                     path, fmt, footnotes, found, title))
-        except OSError as exc:
-            raise ArchiveError(f"{self._directory}: cannot read the run's temporary "
-                               f"records: {exc.strerror or exc}") from exc
         finally:
             self.close()
 

@@ -92,13 +92,19 @@ class Spool(Sequence[T]):
                 self._spans.append((offset, len(blob)))
             self._file.flush()
         except OSError as exc:
-            where = self._directory or Path(tempfile.gettempdir())
-            raise ArchiveError(f"{where}: cannot write the run's temporary records: "
+            raise ArchiveError(f"{self._where()}: cannot write the run's temporary records: "
                                f"{exc.strerror or exc}") from exc
         self._pending = pending[whole:]
 
+    def _where(self) -> Path:
+        """The folder the spool's file is in, for error messages."""
+        return self._directory or Path(tempfile.gettempdir())
+
     def _read(self, number: int) -> list[T]:
-        """Chunk ``number`` (written), from the cache or the file."""
+        """Chunk ``number`` (written), from the cache or the file. Raises ``ArchiveError``
+        naming the folder when the file cannot be read back whole (an I/O error, or the file
+        cut short or changed under the run): the records are lost, and nothing built from
+        them would be complete."""
         self.last_read = number
         cache = self._cache
         items = cache.get(number)
@@ -107,8 +113,16 @@ class Spool(Sequence[T]):
             return items
         assert self._file is not None
         offset, length = self._spans[number]
-        self._file.seek(offset)
-        items = pickle.loads(self._file.read(length))
+        try:
+            self._file.seek(offset)
+            blob = self._file.read(length)
+            if len(blob) != length:
+                raise EOFError(f"chunk {number}: {len(blob)} of {length} bytes")
+            items = pickle.loads(blob)
+        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ArchiveError(f"{self._where()}: cannot read the run's temporary records "
+                               f"back: {detail}") from exc
         cache[number] = items
         if len(cache) > self._kept:
             cache.popitem(last=False)

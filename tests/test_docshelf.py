@@ -79,6 +79,27 @@ def test_a_folder_that_cannot_be_written_is_an_archive_error(tmp_path: Path) -> 
         docshelf.Shelf(tmp_path / "reports").put(outcomes, [])
 
 
+@pytest.mark.parametrize("cut", [0, 40])
+def test_a_shelf_that_cannot_be_read_back_is_an_archive_error(
+        tmp_path: Path, cut: int) -> None:
+    """The shelf's file cut short under the run (emptied, or cut inside a chunk): reading
+    the documents back is an ``ArchiveError`` naming the folder, and the file is closed."""
+    import os
+
+    outcomes = _outcomes(tmp_path)
+    targets = pipeline.plan_targets({o.source.id: o.document for o in outcomes
+                                     if o.document is not None})
+    shelf = docshelf.Shelf(tmp_path / "reports")
+    shelf.put(outcomes, targets)
+    assert shelf._file is not None
+    os.ftruncate(shelf._file.fileno(), cut)
+    with pytest.raises(docshelf.ArchiveError,
+                       match="cannot read the run's temporary records") as err:
+        shelf.restore(outcomes)
+    assert str(tmp_path / "reports") in str(err.value)
+    assert shelf._file is None
+
+
 def test_a_run_writes_the_same_with_its_documents_shelved_or_not(
         tmp_path: Path, web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
     first = tmp_path / "first"

@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from archiver.report import (
     render_support,
 )
 from archiver.report.model import Report, SupportIndex, Tally, needs_rescue
+from archiver.report.write import write_reports
 from archiver.spool import Spool
 from tests.report_samples import (
     evidence_report,
@@ -231,3 +233,44 @@ def test_a_folder_that_cannot_be_made_is_an_archive_error(tmp_path: Path) -> Non
     blocker.write_text("not a folder")
     with pytest.raises(ArchiveError, match="cannot write the run's temporary records"):
         Spool(_spooled_items(10), chunk=2, held=0, directory=blocker / "reports")
+
+
+def _cut_short(spool: Spool[LinkRecord]) -> None:
+    """Truncate the spool's file through its descriptor, as a disk fault or another program
+    might: what was written is no longer there to read back."""
+    assert spool._file is not None
+    os.ftruncate(spool._file.fileno(), 10)
+
+
+def _unreadable(spool: Spool[LinkRecord]) -> None:
+    """Put a write-only descriptor in place of the spool's file: every read fails (EBADF)."""
+    assert spool._file is not None
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, spool._file.fileno())
+    os.close(fd)
+
+
+@pytest.mark.parametrize("damage", [_cut_short, _unreadable])
+def test_a_spool_that_cannot_be_read_back_is_an_archive_error_naming_the_folder(
+        tmp_path: Path, damage: Any) -> None:
+    folder = tmp_path / "reports"
+    spool: Spool[LinkRecord] = Spool(_spooled_items(10), chunk=2, held=0, kept=1,
+                                     directory=folder)
+    damage(spool)
+    with pytest.raises(ArchiveError, match="cannot read the run's temporary records back") \
+            as err:
+        list(spool)
+    assert str(folder) in str(err.value)
+
+
+def test_reports_whose_spool_fails_name_the_spool_and_leave_no_file(tmp_path: Path) -> None:
+    """A spool that fails while the four files are written stops the writing with the
+    spool's error (not a report file's), and no report file or temporary file is left."""
+    whole = sample_report()
+    spooled = _spooled(whole, 1)
+    assert isinstance(spooled.links, Spool)
+    _unreadable(spooled.links)
+    out = tmp_path / "out"
+    with pytest.raises(ArchiveError, match="cannot read the run's temporary records back"):
+        write_reports(spooled, out)
+    assert sorted(p.name for p in out.iterdir()) == []

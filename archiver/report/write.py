@@ -83,11 +83,13 @@ def _write_side_by_side(targets: list[Path], texts: list[Iterator[str]],
             at = min(left, key=position.__getitem__) if spools else left[0]
             for spool in spools:
                 spool.last_read = -1
+            # The file a failure is named by: the one this piece is for (a spool's own read
+            # failure is an ArchiveError naming the spool's folder, and passes unchanged).
+            current = targets[at]
             piece = next(texts[at], None)
             if piece is None:
                 left.remove(at)
                 continue
-            current = targets[at]
             tmps[at].write(piece)
             read = max(spool.last_read for spool in spools) if spools else -1
             if read >= 0:
