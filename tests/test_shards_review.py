@@ -416,3 +416,44 @@ def test_a_redirect_into_an_ended_workers_host_is_still_fetched(tmp_path: Path) 
     assert [hop.status for hop in finished.result.hops] == [302, 200]
     assert target.hits["/q"] == 1
     assert leases == {}
+
+
+def test_a_lease_given_up_while_waiting_is_released() -> None:
+    """A request cancelled while it waits for a turn of another worker's gate (the run's
+    deadline) gives the turn back, granted or not yet; a turn granted and used is given back
+    once; the owner's "gave up" is the fetcher's ``HostGaveUp``."""
+    import asyncio
+    import pickle
+
+    from archiver import shards
+    from archiver.fetch import HostGaveUp
+
+    sent: list[tuple[object, ...]] = []
+
+    def write(frame: bytes) -> None:
+        sent.extend(pickle.loads(frame[shards._HEADER.size:]))
+
+    async def go() -> None:
+        leases = shards._Leases(0, 2, shards._Outbox(write))
+        waiting = asyncio.ensure_future(leases.acquire(1, "b.example"))
+        await asyncio.sleep(0.01)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        leases.answer("granted", 1)  # too late: ignored
+        granted = asyncio.ensure_future(leases.acquire(1, "b.example"))
+        await asyncio.sleep(0.01)
+        leases.answer("granted", 2)
+        assert await granted == 2
+        leases.release(1, 2)
+        refused = asyncio.ensure_future(leases.acquire(1, "b.example"))
+        await asyncio.sleep(0.01)
+        leases.answer("lease_gave_up", 3, ("b.example", 3))
+        with pytest.raises(HostGaveUp):
+            await refused
+        await asyncio.sleep(0.01)
+
+    asyncio.run(go())
+    assert sent == [("lease", 1, 1, "b.example"), ("release", 1, 1),
+                    ("lease", 2, 1, "b.example"), ("release", 2, 1),
+                    ("lease", 3, 1, "b.example")]
