@@ -63,7 +63,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import IO, Any, ClassVar, cast
+from typing import IO, Any, ClassVar, Protocol, cast
 
 import httpcore
 import httpx
@@ -92,8 +92,8 @@ from archiver.provenance import request_headers, tls_session
 from archiver.retry import RetryPolicy, run_with_retries
 from archiver.warc import WarcWriter
 
-__all__ = ["Attempt", "Fetcher", "HostGaveUp", "NetworkFailure", "Phase", "PhaseTrace",
-           "decode_body", "network_failure"]
+__all__ = ["Attempt", "Fetcher", "GateLeases", "HostGaveUp", "NetworkFailure", "Phase",
+           "PhaseTrace", "decode_body", "network_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -220,15 +220,71 @@ class _HostGate:
         try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
-            if self._interval > 0:
-                async with self._lock:
-                    now = time.monotonic()
-                    if self._next_start > now:
-                        await asyncio.sleep(self._next_start - now)
-                    self._next_start = max(now, self._next_start) + self._interval
+            await self._space()
         except BaseException:
             self._slots.release()
             raise
+
+    async def _space(self) -> None:
+        """Wait for this request's start, ``interval`` after the one before."""
+        if self._interval > 0:
+            async with self._lock:
+                now = time.monotonic()
+                if self._next_start > now:
+                    await asyncio.sleep(self._next_start - now)
+                self._next_start = max(now, self._next_start) + self._interval
+
+
+class GateLeases(Protocol):
+    """The host gates of other processes, for a fetch worker (``archiver.shards``): each
+    worker owns a share of the run's hosts, and a redirect can lead a worker to a host
+    another one owns. Its requests there take their turns from the owner's gate, so that
+    ``per_host`` and ``host_interval`` hold for the run, not once per worker."""
+
+    def owner(self, url: str) -> int | None:
+        """The process that owns ``url``'s host; ``None`` for this one's own."""
+
+    async def acquire(self, owner: int, host: str) -> int | None:
+        """A turn of ``host``'s gate in ``owner``, held until ``release`` (a lease); raises
+        ``HostGaveUp`` when the owner gave the host up, and returns ``None`` when the owner
+        has ended (this process is then the only one left to fetch from the host)."""
+
+    def release(self, owner: int, lease: int) -> None:
+        """Give back the lease ``acquire`` returned."""
+
+
+class _LeasedGate(_HostGate):
+    """The gate of a host another worker owns (``GateLeases``): a request's turn is its own
+    slot here (no more than ``per_host`` from this process either), then a lease of the
+    owner's gate, which spaces the starts; with the owner gone, this gate spaces them. A
+    timeout counts towards giving the host up here, as for any host (the owner counts its
+    own requests)."""
+
+    def __init__(self, per_host: int, interval: float, host: str, give_up: int,
+                 leases: GateLeases, owner: int) -> None:
+        super().__init__(per_host, interval, host, give_up)
+        self._leases, self._owner = leases, owner
+
+    def slot(self) -> _LeasedSlot:  # type: ignore[override]
+        return _LeasedSlot(self)
+
+    async def _enter_leased(self) -> int | None:
+        await self._slots.acquire()
+        try:
+            if self.given_up:
+                raise HostGaveUp(self._host, self._give_up)
+            lease = await self._leases.acquire(self._owner, self._host)
+            if lease is None:
+                await self._space()
+            return lease
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def _leave_leased(self, lease: int | None) -> None:
+        if lease is not None:
+            self._leases.release(self._owner, lease)
+        self._slots.release()
 
 
 class _Slot:
@@ -245,6 +301,22 @@ class _Slot:
 
     async def __aexit__(self, *exc: object) -> None:
         self._gate._slots.release()
+
+
+class _LeasedSlot:
+    """A turn of a ``_LeasedGate``: its own slot and the owner's lease."""
+
+    __slots__ = ("_gate", "_lease")
+
+    def __init__(self, gate: _LeasedGate) -> None:
+        self._gate = gate
+        self._lease: int | None = None
+
+    async def __aenter__(self) -> None:
+        self._lease = await self._gate._enter_leased()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._gate._leave_leased(self._lease)
 
 
 class _Pool(httpcore.AsyncConnectionPool):
@@ -399,6 +471,8 @@ class Fetcher:
         self.settings = settings
         self.writer = writer
         self.on_attempt = on_attempt
+        #: Set in a fetch worker: the gates of the hosts other workers own.
+        self.leases: GateLeases | None = None
         self.guard = guard or AddressGuard(allow_private=settings.allow_private_networks)
         self._policy = RetryPolicy(
             retries=settings.retries,
@@ -557,7 +631,7 @@ class Fetcher:
         attempts = 0
         while True:
             parsed = _parse(current)  # for the guard, gate and request
-            gate = self._gate(_gate_key(parsed))
+            gate = self._gate(_gate_key(parsed), current)
             refusal = await self._precheck(current, parsed)
             if refusal is not None:
                 verdict, reason = refusal
@@ -698,15 +772,33 @@ class Fetcher:
 
     # ── one attempt ──────────────────────────────────────────────────────────
 
-    def _gate(self, host: str) -> _HostGate:
+    def _gate(self, host: str, url: str) -> _HostGate:
         """The gate of ``host`` (a name, with ``:port`` when the URL names one: servers on one
-        address are told apart, as outage detection does)."""
+        address are told apart, as outage detection does), the host of ``url``; leased from
+        the worker that owns it, if another does (``leases``)."""
+        gate = self._hosts.get(host)
+        if gate is None:
+            settings = self.settings
+            owner = self.leases.owner(url) if self.leases is not None else None
+            if owner is None:
+                gate = _HostGate(settings.per_host, settings.host_interval, host,
+                                 settings.host_give_up)
+            else:
+                assert self.leases is not None
+                gate = _LeasedGate(settings.per_host, settings.host_interval, host,
+                                   settings.host_give_up, self.leases, owner)
+            self._hosts[host] = gate
+        return gate
+
+    def lend(self, host: str) -> _Slot:
+        """A turn of the gate of ``host``, one of this process's own hosts, for a request
+        another worker makes (``GateLeases.acquire``)."""
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = _HostGate(self.settings.per_host,
                                                  self.settings.host_interval, host,
                                                  self.settings.host_give_up)
-        return gate
+        return gate.slot()
 
     def decided_offline(self, url: str) -> bool:
         """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,
@@ -725,7 +817,7 @@ class Fetcher:
     def gave_up(self, url: str) -> bool:
         """True when ``url``'s host was given up for this run (see ``HostGaveUp``)."""
         try:
-            return self._gate(_gate_key(_parse(url))).given_up
+            return self._gate(_gate_key(_parse(url)), url).given_up
         except (httpx.InvalidURL, ValueError, TypeError):
             return False
 

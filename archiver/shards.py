@@ -19,11 +19,21 @@ objects they share). A worker never returns into the run's code: it serves, then
 with ``os._exit``.
 
 The two sides speak over a socket pair: length-prefixed pickles of message lists, batched
-per event-loop turn. The parent sends ``capture``/``cancel``/``probes``/``close``; a worker
-answers with ``attempt`` (as each request attempt ends: the network watch needs them early),
-``done`` (a ``Finished`` record, without what only the worker reads: ``_for_intake``),
-``failed``/``gave_up`` and ``closed``. Workers die with the run: Linux kills them when the
-parent dies (``PR_SET_PDEATHSIG``), and a worker whose socket closes stops at once.
+per event-loop turn. The parent sends ``shard`` (the worker's number and the count, first),
+``capture``/``cancel``/``probes``/``close``; a worker answers with ``attempt`` (as each
+request attempt ends: the network watch needs them early), ``done`` (a ``Finished`` record,
+without what only the worker reads: ``_for_intake``), ``failed``/``gave_up`` and ``closed``.
+
+A redirect can lead a worker to a host another worker owns. Its requests there take turns
+of the owner's gate (``fetch.GateLeases``), relayed by the run's process: the worker asks
+``lease`` (its key, the owner, the host), the owner takes a turn of its gate as for a request
+of its own and answers ``granted`` (or ``lease_gave_up``: the host was given up), held until
+the worker's ``release``. The run's process forwards each message, remembers the leases it
+relayed, and when a worker ends, releases those it held and answers ``lease_lost`` for those
+it was asked: the asking worker then spaces its requests itself.
+
+Workers die with the run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and
+a worker whose socket closes stops at once.
 
 ``LocalShard`` is the same interface in the run's own process, for small runs and one core.
 """
@@ -78,6 +88,10 @@ _PR_GET_CHILD_SUBREAPER = 37
 #: source is judged by the URLs it may spell.
 _SMALL_SOURCES = 4096
 _WINDOW = 64 * 1024
+
+
+#: The messages of gate leases, relayed by the run's process (see the module's docstring).
+_LEASE_MESSAGES = frozenset({"lease", "release", "granted", "lease_gave_up"})
 
 
 class ShardLost(ArchiverError):
@@ -320,7 +334,8 @@ class ProcessShards:
     """``workers`` worker processes sharing the run's hosts (see the module's docstring).
 
     ``concurrency`` and the browser's ``pages`` are split between the workers; ``per_host``
-    holds as it is, each host being one worker's. A worker that dies loses only its URLs in
+    holds as it is, each host being one worker's (a redirect into another worker's host
+    takes turns of that worker's gate: ``_relay``). A worker that dies loses only its URLs in
     flight (``ShardLost``: not fetched this run); a worker's ``ArchiveError`` (disk full)
     is raised here for the URL that met it.
     """
@@ -338,6 +353,8 @@ class ProcessShards:
         self._workers: list[_Worker] = []
         self._keys = 0
         self._frozen = False
+        # The gate leases relayed and not yet released: (asking worker, its key) → owner.
+        self._leases: dict[tuple[int, int], int] = {}
 
     async def start(self) -> None:
         init = (self.settings, self.run_id, str(self.archive_dir),
@@ -377,6 +394,7 @@ class ProcessShards:
             for index, (pid, mine) in enumerate(forked):
                 reader, writer = await asyncio.open_connection(sock=mine)
                 worker = _Worker(index, pid, writer, _Outbox(writer.write), reader)
+                worker.outbox.put("shard", index, self.count)
                 worker.closed = asyncio.get_running_loop().create_future()
                 worker.listening = asyncio.ensure_future(self._listen(worker))
                 self._workers.append(worker)
@@ -456,12 +474,15 @@ class ProcessShards:
                     error = HostGaveUp(*message[2]) if kind == "gave_up" else message[2]
                     if future is not None and not future.done():
                         future.set_exception(error)
+                elif kind in _LEASE_MESSAGES:
+                    self._relay(worker, message)
                 elif kind == "closed" and worker.closed is not None \
                         and not worker.closed.done():
                     worker.error = worker.error or message[2]
                     worker.closed.set_result(message[1])
         # The worker's socket closed: it ended, on its own or killed.
         worker.outbox.closed = True  # nothing more to send it
+        self._forget_leases(worker.index)
         code = await worker.wait()
         if worker.closed is not None and not worker.closed.done():
             worker.lost = f"not fetched: worker process {worker.index + 1} ended (exit {code})"
@@ -471,6 +492,43 @@ class ProcessShards:
                 future.set_exception(worker.error
                                      or ShardLost(worker.lost or "worker process ended"))
         worker.waiting.clear()
+
+    def _relay(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        """Pass a gate lease message on (see the module's docstring)."""
+        kind = message[0]
+        if kind == "lease":  # from the asking worker: (key, owner, host)
+            _, key, owner, host = message
+            if self._workers[owner].outbox.closed:
+                worker.outbox.put("lease_lost", key)
+                return
+            self._leases[(worker.index, key)] = owner
+            self._workers[owner].outbox.put("lease", worker.index, key, host)
+        elif kind == "release":  # from the asking worker: (key, owner)
+            _, key, owner = message
+            if self._leases.pop((worker.index, key), None) is not None:
+                self._workers[owner].outbox.put("release", worker.index, key)
+        else:  # from the owner: granted (asker, key) or lease_gave_up (asker, key, why)
+            asker, key = message[1], message[2]
+            if (asker, key) not in self._leases:
+                return  # released, or its worker has ended, before the answer came
+            if self._workers[asker].outbox.closed:
+                self._leases.pop((asker, key))
+                worker.outbox.put("release", asker, key)
+                return
+            if kind == "lease_gave_up":
+                self._leases.pop((asker, key))
+            self._workers[asker].outbox.put(kind, key, *message[3:])
+
+    def _forget_leases(self, ended: int) -> None:
+        """A worker has ended: give back the leases it held or asked for, and tell the
+        workers waiting for one of its hosts' turns that they will not come."""
+        for (asker, key), owner in list(self._leases.items()):
+            if asker == ended:
+                del self._leases[(asker, key)]
+                self._workers[owner].outbox.put("release", asker, key)
+            elif owner == ended:
+                del self._leases[(asker, key)]
+                self._workers[asker].outbox.put("lease_lost", key)
 
     async def close(self) -> None:
         """Ask every worker to finish (close its WARC file) and wait for it; a worker that
@@ -811,6 +869,55 @@ def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.so
     _forked("worker process", parent, server, serve)
 
 
+class _Leases:
+    """A worker's ``fetch.GateLeases``: turns of the gates of the hosts other workers own,
+    asked through the run's process (see the module's docstring)."""
+
+    def __init__(self, index: int, count: int, outbox: _Outbox) -> None:
+        self._index, self._count, self._outbox = index, count, outbox
+        self._keys = 0
+        self._waiting: dict[int, asyncio.Future[int | None]] = {}
+
+    def owner(self, url: str) -> int | None:
+        shard = shard_of(url, self._count)
+        return None if shard == self._index else shard
+
+    async def acquire(self, owner: int, host: str) -> int | None:
+        from archiver.fetch import HostGaveUp
+
+        self._keys += 1
+        key = self._keys
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        self._outbox.put("lease", key, owner, host)
+        try:
+            answer = await future
+        except HostGaveUp:
+            raise
+        except BaseException:  # cancelled: the turn, granted or not yet, is not wanted
+            self._waiting.pop(key, None)
+            self._outbox.put("release", key, owner)
+            raise
+        return answer
+
+    def release(self, owner: int, lease: int) -> None:
+        self._outbox.put("release", lease, owner)
+
+    def answer(self, kind: str, key: int, *detail: Any) -> None:
+        """The run's process relayed the owner's answer to lease ``key``."""
+        from archiver.fetch import HostGaveUp
+
+        future = self._waiting.pop(key, None)
+        if future is None or future.done():
+            return
+        if kind == "granted":
+            future.set_result(key)
+        elif kind == "lease_lost":
+            future.set_result(None)
+        else:
+            future.set_exception(HostGaveUp(*detail[0]))
+
+
 async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     from archiver.capturing import open_stage
     from archiver.catalog import Catalog
@@ -840,6 +947,20 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
         if writer.transport.get_write_buffer_size() > _HIGH_WATER:
             await writer.drain()  # the run's process is behind: wait for it
 
+    leases: _Leases | None = None
+    lent: dict[tuple[int, int], asyncio.Task[None]] = {}
+
+    async def lend(stage: CaptureStage, asker: int, key: int, host: str) -> None:
+        """Hold a turn of ``host``'s gate for worker ``asker`` until it releases it."""
+        try:
+            async with stage.fetcher.lend(host):
+                outbox.put("granted", asker, key)
+                await asyncio.get_running_loop().create_future()  # until cancelled
+        except HostGaveUp as exc:
+            outbox.put("lease_gave_up", asker, key, (exc.host, exc.timeouts))
+        finally:
+            lent.pop((asker, key), None)
+
     notes: list[str] = []
     error: ArchiverError | None = None
     try:
@@ -863,6 +984,19 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
                                 task.cancel()
                         elif kind == "probes":
                             stage.start_probes(message[1])
+                        elif kind in ("granted", "lease_gave_up", "lease_lost"):
+                            if leases is not None:
+                                leases.answer(kind, message[1], *message[2:])
+                        elif kind == "lease":
+                            lent[(message[1], message[2])] = asyncio.ensure_future(
+                                lend(stage, message[1], message[2], message[3]))
+                        elif kind == "release":
+                            task = lent.pop((message[1], message[2]), None)
+                            if task is not None:
+                                task.cancel()
+                        elif kind == "shard":
+                            leases = _Leases(message[1], message[2], outbox)
+                            stage.fetcher.leases = leases
                         elif kind == "close":
                             closing = True
                     if closing:
