@@ -530,9 +530,13 @@ _NF_PHRASE = re.compile(
 # "404", "Error 404", "Ошибка 404", "404 қате", "HTTP 404": the number with its error word.
 _NF_CODE = re.compile(
     r"(?:(?:http|error|ошибка|қате)\s*)?(?<!\d)404(?!\d)(?:\s*(?:error|ошибка|қате))?", re.I)
-# Every alternative of _NF_PHRASE holds one of these words (its English ones; "404" is
-# _NF_CODE's): a lowercased ASCII label without any of them cannot announce an error page.
-_NF_WORDS = ("found", "exist", "find", "available", "removed", "404")
+# Every alternative of _NF_PHRASE holds one of these words ("404" is _NF_CODE's): a
+# lowercased label without any of them cannot announce an error page, unless it holds one of
+# the lowercase letters re.I takes for another letter of the words (dotless i, long s, the
+# narrow forms of Cyrillic д, о, с, т; tests check the list against re.I itself).
+_NF_WORDS = ("found", "exist", "find", "available", "removed", "страница", "найден",
+             "недоступен", "табылмады", "404")
+_NF_ODD_CASE = re.compile("[\u0131\u017f\u1c81-\u1c85]")
 _TITLE_SEPARATORS = re.compile(r"\s+[|·•»«–—-]+\s+|\s*::\s*|\s*\|\s*")
 _SEGMENT_TRIM = " \t.!?:;,()[]\"'«»“”-–—"
 # In a short page's text, only unambiguous sentences count.
@@ -551,9 +555,8 @@ def _says_not_found(label: str) -> bool:
     title must be nothing but not-found wording and/or "404", so "Article 404 of the
     Criminal Code" or "Bodies not found, says prosecutor" do not count."""
     low = label.strip().lower()
-    # Most labels hold none of the words: they are not split and matched. Only for ASCII
-    # text, where re.I is plain lowercasing and the Russian and Kazakh phrases cannot match.
-    if low.isascii() and not any(word in low for word in _NF_WORDS):
+    # Most labels hold none of the words: they are not split and matched.
+    if not any(word in low for word in _NF_WORDS) and _NF_ODD_CASE.search(low) is None:
         return False
     for segment in _TITLE_SEPARATORS.split(low):
         segment = segment.strip(_SEGMENT_TRIM)

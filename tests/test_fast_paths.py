@@ -247,7 +247,9 @@ def label_cases(seed: int = 3) -> list[str]:
     found = ["Page not found", "404", "Ошибка 404", "Not Found | Site", "Buy this domain",
              "This web page is parked", "DOMAIN FOR SALE", "Домен продается", "News of x",
              "Bodies not found, says prosecutor", "Article 404 of the Criminal Code",
-             "PAGE NOT FOUND", "Page Not Fou\u212ad", "page not ſound", ""]
+             "PAGE NOT FOUND", "Page Not Fou\u212ad", "page not ſound", "",
+             "Страница не най\u1c81ена", "ничего не най\u1c81ено", "can't fınd that page",
+             "Page doesn't exiſt | Site", "Бет табылмады", "ҚАТЕ 404"]
     for _ in range(4000):
         found.append(" ".join(rng.choice(words) for _ in range(rng.randrange(1, 8))))
     return found
@@ -276,6 +278,19 @@ def test_not_found_wording_pretest_misses_no_label() -> None:
     assert sum(map(full, labels)) > 50  # the cases do include error pages
     for label in labels:
         assert classify._says_not_found(label) == full(label), label
+
+
+def test_not_found_words_odd_case_letters_are_those_of_re_ignorecase() -> None:
+    """The letters a lowercased label may hold that re.I matches with a letter of
+    ``_NF_WORDS`` other than themselves: exactly those ``_NF_ODD_CASE`` lists."""
+    from archiver import classify
+
+    letters = set("".join(classify._NF_WORDS))
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    matched = set(re.compile("[" + re.escape("".join(sorted(letters))) + "]", re.I)
+                  .findall(every))
+    odd = {c for c in matched - letters if c.lower() == c}
+    assert odd == set(classify._NF_ODD_CASE.findall(every))
 
 
 def test_parked_pretest_misses_no_title() -> None:
