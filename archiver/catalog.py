@@ -1256,6 +1256,12 @@ class Catalog:
         return (rows[0]["document"], rows[0]["sha256"], rows[0]["metadata_id"]) if rows \
             else None
 
+    def has_payloads(self) -> bool:
+        """Whether any response record is catalogued: a payload ``find_payload`` could find
+        (an archive's first run starts with none)."""
+        return bool(self._read(
+            "SELECT 1 FROM captures WHERE revisit = 0 AND record_id IS NOT NULL LIMIT 1"))
+
     def find_payload(self, digest: str) -> PayloadSeen | None:
         """The first response record that archived a payload with ``digest`` (for writing a
         revisit); ``None`` if the payload was never archived. Copies from another archive

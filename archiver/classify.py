@@ -163,7 +163,7 @@ class _Reading:
             return None
         title = self.page.title or ""
         size = len(self.page.text)
-        in_title = _PARKED_PHRASE.search(title)
+        in_title = _PARKED_PHRASE.search(title) if _may_say_parked(title) else None
         # A parking page has next to no text of its own; an article may quote the phrases.
         in_text = _PARKED_PHRASE.search(self.page.text) if size < _SHORT_PAGE else None
         found = in_title or in_text
@@ -193,10 +193,13 @@ class _Reading:
         if not page.html:
             return None
         size = len(page.text)
-        login_titled = bool(_LOGIN_WORDING.search(page.title or "")) or bool(
-            _LOGIN_WORDING.search(page.heading or ""))
-        if page.password_fields and (size < _SHORT_PAGE
-                                     or (login_titled and size < 3 * _SHORT_PAGE)):
+        # The title and heading are searched for login wording only on a page with a
+        # password field that is not short already (most pages have none).
+        if page.password_fields and (
+                size < _SHORT_PAGE
+                or (size < 3 * _SHORT_PAGE and (
+                    _LOGIN_WORDING.search(page.title or "") is not None
+                    or _LOGIN_WORDING.search(page.heading or "") is not None))):
             return Judgement(Verdict.LOGIN_WALL,
                              "the page is a login form instead of the content")
         # Script-rendered walls (Facebook, Instagram) send no form to a robot, only the words.
@@ -410,6 +413,20 @@ _PARKED_PHRASE = re.compile(
     r"домен\s+припаркован|домен\s+сатылады",
     re.I,
 )
+# Every alternative of _PARKED_PHRASE holds one of these words: a title without them (most
+# titles) is not searched with the whole pattern. The same flags, so that the hint matches
+# wherever the phrase would; an ASCII title, where re.I is plain lowercasing, needs no regex.
+_PARKED_HINT = re.compile("domain|parked|домен", re.I)
+
+
+def _may_say_parked(title: str) -> bool:
+    """False when ``_PARKED_PHRASE`` cannot match in ``title``."""
+    if title.isascii():
+        low = title.lower()
+        return "domain" in low or "parked" in low
+    return _PARKED_HINT.search(title) is not None
+
+
 # Scripts, images and links of parking services: they betray a parking page in its markup.
 _PARKING_SERVICES = (
     "sedoparking.com", "parkingcrew.net", "bodis.com", "dan.com/buy-domain", "afternic.com",
@@ -513,6 +530,13 @@ _NF_PHRASE = re.compile(
 # "404", "Error 404", "Ошибка 404", "404 қате", "HTTP 404": the number with its error word.
 _NF_CODE = re.compile(
     r"(?:(?:http|error|ошибка|қате)\s*)?(?<!\d)404(?!\d)(?:\s*(?:error|ошибка|қате))?", re.I)
+# Every alternative of _NF_PHRASE holds one of these words ("404" is _NF_CODE's): a
+# lowercased label without any of them cannot announce an error page, unless it holds one of
+# the lowercase letters re.I takes for another letter of the words (dotless i, long s, the
+# narrow forms of Cyrillic д, о, с, т; tests check the list against re.I itself).
+_NF_WORDS = ("found", "exist", "find", "available", "removed", "страница", "найден",
+             "недоступен", "табылмады", "404")
+_NF_ODD_CASE = re.compile("[\u0131\u017f\u1c81-\u1c85]")
 _TITLE_SEPARATORS = re.compile(r"\s+[|·•»«–—-]+\s+|\s*::\s*|\s*\|\s*")
 _SEGMENT_TRIM = " \t.!?:;,()[]\"'«»“”-–—"
 # In a short page's text, only unambiguous sentences count.
@@ -530,7 +554,11 @@ def _says_not_found(label: str) -> bool:
     """Whether a title or heading announces an error page. Some part of a "Part | Site"
     title must be nothing but not-found wording and/or "404", so "Article 404 of the
     Criminal Code" or "Bodies not found, says prosecutor" do not count."""
-    for segment in _TITLE_SEPARATORS.split(label.strip().lower()):
+    low = label.strip().lower()
+    # Most labels hold none of the words: they are not split and matched.
+    if not any(word in low for word in _NF_WORDS) and _NF_ODD_CASE.search(low) is None:
+        return False
+    for segment in _TITLE_SEPARATORS.split(low):
         segment = segment.strip(_SEGMENT_TRIM)
         if not segment:
             continue

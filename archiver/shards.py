@@ -927,6 +927,13 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     reader, writer = await asyncio.open_connection(sock=sock)
     outbox = _Outbox(writer.write, _frame_for_run)
     catalog = Catalog.open_reader(archive_dir)
+    # The writer asks the catalog about the payloads of earlier runs (its own are in its
+    # memory). An archive that held none when the worker started (its first run) would
+    # answer "never" to a query per response written: not asked then.
+    try:
+        find_payload = catalog.find_payload if catalog.has_payloads() else None
+    except ArchiverError:  # asked as before: each write then says what is wrong
+        find_payload = catalog.find_payload
     tasks: dict[int, asyncio.Task[None]] = {}
 
     async def capture(stage: CaptureStage, key: int, target: Target) -> None:
@@ -965,7 +972,7 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     error: ArchiverError | None = None
     try:
         try:
-            async with open_stage(settings, run_id, find_payload=catalog.find_payload,
+            async with open_stage(settings, run_id, find_payload=find_payload,
                                   on_attempt=lambda a: outbox.put("attempt", a),
                                   concurrency=concurrency, browser_pages=pages,
                                   recover=False,

@@ -235,6 +235,77 @@ def test_app_shell_shortcut_agrees_with_the_full_check() -> None:
         assert browse.app_shell_reason(html, text) == expected
 
 
+def label_cases(seed: int = 3) -> list[str]:
+    """Titles and headings, error pages' and others', in several scripts and cases, with
+    the characters re.I takes for ASCII letters (dotless i, long s, Kelvin sign, dotted I)."""
+    rng = random.Random(seed)
+    words = ["Page", "not", "FOUND", "Not Found", "404", "Error", "|", "-", "::", "News",
+             "domain", "DOMAIN", "Domaın", "is", "for", "sale", "parked", "This", "Parked",
+             "Страница", "не", "найдена", "НАЙДЕНО", "Домен", "продается", "табылмады",
+             "doesn't", "exist", "EXIST", "exiſt", "can't", "find", "that", "page",
+             "unavailable", "removed", "available", "Kelvin\u212a", "İ", "Article", "the"]
+    found = ["Page not found", "404", "Ошибка 404", "Not Found | Site", "Buy this domain",
+             "This web page is parked", "DOMAIN FOR SALE", "Домен продается", "News of x",
+             "Bodies not found, says prosecutor", "Article 404 of the Criminal Code",
+             "PAGE NOT FOUND", "Page Not Fou\u212ad", "page not ſound", "",
+             "Страница не най\u1c81ена", "ничего не най\u1c81ено", "can't fınd that page",
+             "Page doesn't exiſt | Site", "Бет табылмады", "ҚАТЕ 404"]
+    for _ in range(4000):
+        found.append(" ".join(rng.choice(words) for _ in range(rng.randrange(1, 8))))
+    return found
+
+
+def test_not_found_wording_pretest_misses_no_label() -> None:
+    from archiver import classify
+
+    def full(label: str) -> bool:  # _says_not_found without its word pre-test
+        for segment in classify._TITLE_SEPARATORS.split(label.strip().lower()):
+            segment = segment.strip(classify._SEGMENT_TRIM)
+            if not segment:
+                continue
+            has_code = bool(classify._NF_CODE.search(segment))
+            rest = " ".join((classify._NF_CODE.sub(" ", segment) if has_code else segment)
+                            .split()).strip(classify._SEGMENT_TRIM)
+            if not rest:
+                if has_code:
+                    return True
+                continue
+            if classify._NF_PHRASE.fullmatch(rest):
+                return True
+        return False
+
+    labels = label_cases()
+    assert sum(map(full, labels)) > 50  # the cases do include error pages
+    for label in labels:
+        assert classify._says_not_found(label) == full(label), label
+
+
+def test_not_found_words_odd_case_letters_are_those_of_re_ignorecase() -> None:
+    """The letters a lowercased label may hold that re.I matches with a letter of
+    ``_NF_WORDS`` other than themselves: exactly those ``_NF_ODD_CASE`` lists."""
+    from archiver import classify
+
+    letters = set("".join(classify._NF_WORDS))
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    matched = set(re.compile("[" + re.escape("".join(sorted(letters))) + "]", re.I)
+                  .findall(every))
+    odd = {c for c in matched - letters if c.lower() == c}
+    assert odd == set(classify._NF_ODD_CASE.findall(every))
+
+
+def test_parked_pretest_misses_no_title() -> None:
+    from archiver import classify
+
+    titles = [*label_cases(9), "Domaın is for sale", "BUY THIS DOMAİN", "domain for ſale",
+              "ДОМЕН ПРОДАЁТСЯ | Site", "Этот домен припаркован",
+              "Domain name x.kz may be for sale"]
+    assert sum(classify._PARKED_PHRASE.search(t) is not None for t in titles) > 20
+    assert not classify._may_say_parked("Researchers published the data | News")
+    for title in titles:
+        if classify._PARKED_PHRASE.search(title) is not None:
+            assert classify._may_say_parked(title), title
+
+
 def test_claim_at_by_bisection_equals_the_scan() -> None:
     from archiver.parse import sentences
 

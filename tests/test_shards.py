@@ -187,6 +187,33 @@ def test_two_workers_capture_every_url_exactly_once(tmp_path: Path) -> None:
     assert call("verify", "--config", str(config))[0] == 0
 
 
+def revisits_by_target(root: Path) -> dict[str, list[str]]:
+    """Target URI → the WARC-Refers-To-Target-URI of each of its revisit records."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((root / "archive").glob("*.warc.gz")):
+        with path.open("rb") as fh:
+            for r in ArchiveIterator(fh):
+                if r.rec_type == "revisit":
+                    found.setdefault(r.rec_headers.get_header("WARC-Target-URI"), []).append(
+                        r.rec_headers.get_header("WARC-Refers-To-Target-URI"))
+    return found
+
+
+def test_workers_of_a_later_run_store_the_payloads_of_earlier_runs_as_revisits(
+        tmp_path: Path) -> None:
+    """The first run's workers ask the catalog nothing (it held no payload when they
+    started); a later run's workers find every unchanged page there."""
+    with hosts(4, 12) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+        assert revisits_by_target(tmp_path) == {}  # distinct pages: nothing to point at
+        code, out, err = call("run", "--config", str(config), "--refresh")
+        assert code == 0, out + err
+    assert revisits_by_target(tmp_path) == {url: [url] for url in urls}
+    read_back(tmp_path)
+
+
 def _server_dies(control: object, parent: int) -> None:
     os._exit(3)
 
