@@ -1,7 +1,8 @@
 """What a run imports before its workers are forked (``archiver.shards._preload``, the fork
 server's work), in a fresh interpreter each: ``surt`` without ``tldextract``, aiohttp without
 reading the CA store for its own default TLS contexts, and https still verified, against the
-certificates the environment names, on the transport that import made."""
+certificates the environment names, on the transport that import made; the certificate
+parser imported by the fork server only for a run that cites https URLs (or while it waits)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,40 @@ def test_https_is_still_refused_when_the_certificate_is_not_trusted(
     assert got["environment kept"] is True
     assert got["content"] == "" and got["error"] is not None
     assert "certificate" in str(got["error"]).lower()
+
+
+# A fork server asked for one worker at once (while it still imports), with the request's
+# ``tls``; the worker reports whether the certificate parser is imported, and leaves.
+_SERVER = r"""
+import os, socket, sys
+from pathlib import Path
+from archiver import shards
+from archiver.config import load_settings
+
+def child(sock, init, inherited, parent, server=None):
+    sock.sendall(b"1" if "cryptography.x509" in sys.modules else b"0")
+    os._exit(0)
+
+shards._child = child
+assert "cryptography.x509" not in sys.modules
+settings = load_settings(Path(sys.argv[1]))
+server = shards.ForkServer.start(settings)
+mine, theirs = socket.socketpair()
+pids = server.fork_workers((), [theirs], tls=sys.argv[2] == "https")
+theirs.close()
+print(mine.recv(1).decode(), len(pids or ()))
+os.waitpid(pids[0], 0)
+"""
+
+
+def test_the_fork_server_imports_the_certificate_parser_only_for_a_run_citing_https(
+        tmp_path: Path) -> None:
+    config = tmp_path / "sources.toml"
+    config.write_text('[[sources]]\nid = "a"\npath = "a.md"\n\n[fetch]\nworkers = 2\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    seen = {}
+    for kind in ("http", "https"):
+        done = subprocess.run([sys.executable, "-c", _SERVER, str(config), kind], env=env,
+                              capture_output=True, text=True, timeout=60, check=True)
+        seen[kind] = done.stdout.split()
+    assert seen == {"http": ["0", "1"], "https": ["1", "1"]}
