@@ -529,12 +529,13 @@ _server: ForkServer | None = None
 
 class ForkServer:
     """A process forked at the start of a run, before the run reads its documents: it
-    imports what the capture workers need (``_preload``: some 0.8 s of CPU), on another
-    core while the run's process works, then waits. ``fork_workers`` has it fork the
-    workers and leave; the run's process, a "child subreaper" (Linux) meanwhile, adopts
-    them, so they are its children as if it had forked them itself (it reaps them, they die
-    with it). Like a worker, the server ignores Ctrl-C (the run's to handle) and dies with
-    the run; ``close`` ends it unused."""
+    imports what the capture workers need (``_preload``: some 0.3 s of CPU, the fetcher's
+    module being imported before the fork), on another core while the run's process works,
+    then waits (importing what only https needs meanwhile: ``_fork_on_request``).
+    ``fork_workers`` has it fork the workers and leave; the run's process, a "child
+    subreaper" (Linux) meanwhile, adopts them, so they are its children as if it had
+    forked them itself (it reaps them, they die with it). Like a worker, the server ignores
+    Ctrl-C (the run's to handle) and dies with the run; ``close`` ends it unused."""
 
     def __init__(self, pid: int, control: socket.socket, fetch: FetchSettings) -> None:
         self.pid = pid
