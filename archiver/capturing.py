@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -303,17 +304,36 @@ def write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult
                             memento=facts)
 
 
-def preload() -> None:
+def preload(*, tls: bool = True) -> None:
     """Import what capturing a page needs beyond the fetcher and the WARC writer (the verdict,
-    the browser stage's page checks, the HTTP client's async backend, the TLS certificate
-    parser), ahead of forking worker processes: imported once here, their pages are shared
-    with every worker rather than each worker importing its own copy on its first URL."""
-    import importlib
-
+    the browser stage's page checks, the HTTP client's async backend and, with ``tls``, the
+    TLS certificate parser: ``preload_tls``), ahead of forking worker processes: imported
+    once here, their pages are shared with every worker rather than each worker importing
+    its own copy on its first URL."""
     from archiver import browse, classify  # noqa: F401
 
-    for name in ("lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
-                 "anyio.to_thread", "cryptography.x509"):
+    _import_each("lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
+                 "anyio.to_thread")
+    if tls:
+        preload_tls()
+
+
+def preload_tls() -> None:
+    """Import what only https needs beyond ``preload``: the certificate parser that a
+    capture's provenance reads the server's chain with (``cryptography.x509``, 0.05-0.08 s of
+    CPU). Without it, it is imported on the first certificate read."""
+    _import_each("cryptography.x509")
+
+
+def tls_preloaded() -> bool:
+    """Whether ``preload_tls`` has nothing left to import."""
+    return "cryptography.x509" in sys.modules
+
+
+def _import_each(*names: str) -> None:
+    import importlib
+
+    for name in names:
         with contextlib.suppress(ImportError):  # another version may not have it: imported
             importlib.import_module(name)       # later then, as without this
 

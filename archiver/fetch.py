@@ -55,7 +55,9 @@ import os
 import re
 import socket
 import ssl
+import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import zlib
@@ -521,6 +523,7 @@ class Fetcher:
             return None
         if proxy is not None and not proxy.lower().startswith("http://"):
             return None
+        _import_aiohttp()
         from archiver.aiotransport import AiohttpPool, AiohttpTransport
 
         if self._aiohttp is None:
@@ -960,7 +963,38 @@ def preload(settings: FetchSettings) -> None:
     aiohttp's import loads two certificate stores, a quarter of a second of CPU, which the
     workers then share rather than each paying for it)."""
     if _transport_of(settings) == "aiohttp":
+        _import_aiohttp()
         import archiver.aiotransport  # noqa: F401
+
+
+#: A CA file and folder that cannot exist (``/dev/null`` is no folder): no certificate read.
+_NO_CA_STORE = os.path.join(os.devnull, "none")
+
+
+def _import_aiohttp() -> None:
+    """Import aiohttp without reading the CA store for its own two default TLS contexts.
+
+    ``aiohttp.connector`` makes them at its import, each loading the system's certificates
+    (0.1 s of CPU in all, on the fork server's way to forking the workers). The fetcher never
+    uses them: its ``AiohttpPool`` hands its connector ``shared_ssl_context()``, which every
+    connection then takes (aiohttp falls back to its defaults only for a request made with
+    ``ssl=True``/``False`` on a connector made without a context). Imported with the OpenSSL
+    variables naming no store, those defaults trust no certificate: if anything ever used
+    the verifying one, its handshakes would fail, never pass unchecked. The environment is
+    the process's: changed only while this is the process's one thread (else imported as
+    is)."""
+    if "aiohttp.connector" in sys.modules or threading.active_count() > 1:
+        return
+    saved = {name: os.environ.get(name) for name in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    try:
+        os.environ.update(dict.fromkeys(saved, _NO_CA_STORE))
+        import aiohttp.connector  # noqa: F401
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _transport_of(settings: FetchSettings) -> str:

@@ -432,8 +432,10 @@ async def _fetch_and_judge(
         settings.check.outage_min_hosts)
     offline.cache_clear()  # an answer per URL, not asked again: freed before the fork
     workers = shards.worker_count(settings, len(ordered))
+    # Workers for http:// URLs alone are forked without what only https needs.
+    tls = any(t.url[:6].lower() == "https:" for t in ordered)
     async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
-                                  on_attempt=on_attempt) as stage:
+                                  on_attempt=on_attempt, tls=tls) as stage:
         watch = _NetworkWatch(sample, settings.check.outage_min_hosts)
         shown = _HeldProgress(progress, held=watch.enabled)
         shown.stage("fetch", len(targets))

@@ -52,6 +52,7 @@ import logging
 import os
 import pickle
 import re
+import select
 import signal
 import socket
 import struct
@@ -194,11 +195,14 @@ class LocalShard:
 @contextlib.asynccontextmanager
 async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers: int, *,
                       on_attempt: Callable[[Attempt], None],
-                      compare_text: bool = False) -> AsyncIterator[Shards]:
+                      compare_text: bool = False, tls: bool = True) -> AsyncIterator[Shards]:
     """``workers`` worker processes (``ProcessShards``), or with 0 the capture stage in
     this process (``LocalShard``); closed, with their WARC files finished, on exit. With
     ``compare_text``, each page is compared with its URL's previous capture
-    (``Finished.similarity``)."""
+    (``Finished.similarity``). ``tls`` false says that no target is an https URL: the
+    workers are then forked without what only https needs, if it is not imported yet
+    (``capturing.preload_tls``; a redirect to https imports it in the worker that meets
+    it)."""
     from archiver.capturing import open_stage
 
     if workers <= 0:
@@ -210,7 +214,7 @@ async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers
             yield LocalShard(stage)
         return
     pool = ProcessShards(settings, catalog.dir, run_id, workers, on_attempt=on_attempt,
-                         compare_text=compare_text)
+                         compare_text=compare_text, tls=tls)
     try:
         await pool.start()
         yield pool
@@ -342,9 +346,10 @@ class ProcessShards:
 
     def __init__(self, settings: Settings, archive_dir: os.PathLike[str] | str, run_id: int,
                  workers: int, *, on_attempt: Callable[[Attempt], None],
-                 compare_text: bool = False) -> None:
+                 compare_text: bool = False, tls: bool = True) -> None:
         self.settings = settings
         self.compare_text = compare_text
+        self.tls = tls
         self.archive_dir = archive_dir
         self.run_id = run_id
         self.count = workers
@@ -365,7 +370,8 @@ class ProcessShards:
             server.close()  # not prepared for these settings
             server = None
         if server is None:
-            _preload(self.settings.fetch)  # imported here, once, not once in every worker
+            # imported here, once, not once in every worker
+            _preload(self.settings.fetch, tls=self.tls)
         # Objects that exist now are not collected, in a worker or in the run's process, until
         # the workers are gone: a collection writes into every object it scans, and each page
         # it writes to is copied out of those the processes share. (Unfrozen in the run's
@@ -379,7 +385,7 @@ class ProcessShards:
         started = False
         try:
             pairs = [socket.socketpair() for _ in range(self.count)]
-            pids = server.fork_workers(init, [theirs for _, theirs in pairs]) \
+            pids = server.fork_workers(init, [theirs for _, theirs in pairs], tls=self.tls) \
                 if server is not None else None
             for _, theirs in pairs:
                 theirs.close()
@@ -387,7 +393,7 @@ class ProcessShards:
                 for mine, _ in pairs:
                     mine.close()
                 if server is not None:
-                    _preload(self.settings.fetch)
+                    _preload(self.settings.fetch, tls=self.tls)
                 forked = self._fork_here(init)
             else:
                 forked = list(zip(pids, [mine for mine, _ in pairs], strict=True))
@@ -560,14 +566,15 @@ class ProcessShards:
 # ── the fork server ──────────────────────────────────────────────────────────
 
 
-def _preload(fetch: FetchSettings) -> None:
-    """Import what a worker needs before it is forked (once, not once per worker)."""
+def _preload(fetch: FetchSettings, *, tls: bool = True) -> None:
+    """Import what a worker needs before it is forked (once, not once per worker); with
+    ``tls``, what only https needs too (``capturing.preload_tls``)."""
     from archiver import capturing, warc
     from archiver.catalog import Catalog  # noqa: F401  (each worker's read-only view)
     from archiver.fetch import preload, shared_ssl_context
 
     warc.preload()
-    capturing.preload()
+    capturing.preload(tls=tls)
     shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
     preload(fetch)  # the transport's modules too
 
@@ -580,12 +587,13 @@ _server: ForkServer | None = None
 
 class ForkServer:
     """A process forked at the start of a run, before the run reads its documents: it
-    imports what the capture workers need (``_preload``: some 0.8 s of CPU), on another
-    core while the run's process works, then waits. ``fork_workers`` has it fork the
-    workers and leave; the run's process, a "child subreaper" (Linux) meanwhile, adopts
-    them, so they are its children as if it had forked them itself (it reaps them, they die
-    with it). Like a worker, the server ignores Ctrl-C (the run's to handle) and dies with
-    the run; ``close`` ends it unused."""
+    imports what the capture workers need (``_preload``: some 0.3 s of CPU, the fetcher's
+    module being imported before the fork), on another core while the run's process works,
+    then waits (importing what only https needs meanwhile: ``_fork_on_request``).
+    ``fork_workers`` has it fork the workers and leave; the run's process, a "child
+    subreaper" (Linux) meanwhile, adopts them, so they are its children as if it had
+    forked them itself (it reaps them, they die with it). Like a worker, the server ignores
+    Ctrl-C (the run's to handle) and dies with the run; ``close`` ends it unused."""
 
     def __init__(self, pid: int, control: socket.socket, fetch: FetchSettings) -> None:
         self.pid = pid
@@ -617,13 +625,14 @@ class ForkServer:
         theirs.close()
         return cls(pid, mine, settings.fetch)
 
-    def fork_workers(self, init: tuple[Any, ...], socks: Sequence[socket.socket]
-                     ) -> list[int] | None:
-        """Fork one worker per socket of ``socks`` (the workers' ends), made with ``init``;
-        their pids once they are this process's children, or ``None`` if the server could
-        not do it (it is gone then, and any worker it forked ends at once: fork here)."""
+    def fork_workers(self, init: tuple[Any, ...], socks: Sequence[socket.socket], *,
+                     tls: bool = True) -> list[int] | None:
+        """Fork one worker per socket of ``socks`` (the workers' ends), made with ``init``,
+        with what only https needs imported if ``tls`` (``_fork_on_request``); their pids
+        once they are this process's children, or ``None`` if the server could not do it
+        (it is gone then, and any worker it forked ends at once: fork here)."""
         try:
-            data = pickle.dumps(init, protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((init, tls), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # a setting that does not pickle: fork here
             self.close()
             return None
@@ -715,7 +724,15 @@ def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
     (``ForkServer``) prepares the workers while the run reads its documents, when the run
     may need workers; ended unused otherwise."""
     global _server
-    server = ForkServer.start(settings) if _may_fork(settings, source_ids) else None
+    server = None
+    if _may_fork(settings, source_ids):
+        # The fetcher's module (httpx, httpcore and their own: 0.12 s of CPU) is imported
+        # before the fork, once: the run's process imports it anyway before it asks for the
+        # workers (its offline decisions; claim support later), and the server inherits it
+        # instead of importing it again on the other core.
+        import archiver.fetch  # noqa: F401
+
+        server = ForkServer.start(settings)
     drop_fork_server()
     _server = server
     try:
@@ -728,13 +745,24 @@ def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
 
 
 def _fork_on_request(control: socket.socket, parent: int) -> None:
-    """The server's one request: fork a worker per socket received, reply their pids."""
+    """The server's one request: fork a worker per socket received, reply their pids.
+
+    What only https needs (``capturing.preload_tls``) is imported while the server waits
+    for the request, or once the request says the run has https URLs; a run without one
+    that asks while the server is still importing the rest gets its workers without it."""
+    from archiver import capturing
+
+    if not capturing.tls_preloaded() and not _readable(control):
+        capturing.preload_tls()  # the run is not ready yet: done while waiting for it
     data, fds, _flags, _address = socket.recv_fds(control, _HEADER.size, 64)
     if not data:  # the run needs no workers (it closed the socket)
         return
     data += _recv_exactly(control, _HEADER.size - len(data))
-    init = pickle.loads(_recv_exactly(control, _HEADER.unpack(data)[0]))
+    init, tls = pickle.loads(_recv_exactly(control, _HEADER.unpack(data)[0]))
     socks = [socket.socket(fileno=fd) for fd in fds]
+    if tls and not capturing.tls_preloaded():
+        capturing.preload_tls()
+    gc.freeze()  # see ProcessShards.start: the workers share these pages
     me = os.getpid()
     pids = []
     for index, sock in enumerate(socks):
@@ -746,6 +774,11 @@ def _fork_on_request(control: socket.socket, parent: int) -> None:
         sock.close()
     reply = pickle.dumps(pids)
     control.sendall(_HEADER.pack(len(reply)) + reply)
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` has something to read (or its peer closed it), without waiting."""
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -776,8 +809,7 @@ def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> N
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""
     def serve() -> None:
-        _preload(fetch)
-        gc.freeze()  # see ProcessShards.start: the workers share these pages
+        _preload(fetch, tls=False)  # the rest as the request allows (_fork_on_request)
         _fork_on_request(control, parent)
 
     _forked("fork server", parent, None, serve)

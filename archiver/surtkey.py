@@ -29,7 +29,10 @@ happens once per host rather than once per URL.
 from __future__ import annotations
 
 import functools
+import importlib
 import re
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +53,7 @@ class _Steps:
     """The canonicalisation steps of the ``surt`` package that ``surt.surt`` applies."""
 
     def __init__(self) -> None:
+        _import_surt()
         import surt
         import surt.GoogleURLCanonicalizer as google
         import surt.IAURLCanonicalizer as ia
@@ -63,6 +67,38 @@ class _Steps:
         self.strip_path_session: Callable[[bytes], bytes] = transform.stripPathSessionID
         self.strip_query_session: Callable[[bytes], bytes] = transform.stripQuerySessionID
         self.reorder_query: Callable[[bytes], bytes] = ia.alphaReorderQuery
+
+
+class _Deferred(types.ModuleType):
+    """Stands for a module not imported yet: imported (for real, into ``sys.modules``) when
+    an attribute of it is first read, and the attribute read from it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # the import system's questions: not a use of the module
+            raise AttributeError(name)
+        module = importlib.import_module(self.__name__)
+        if module is self:  # read while ``_import_surt`` still imports ``surt``
+            raise AttributeError(name)
+        return getattr(module, name)
+
+
+def _import_surt() -> None:
+    """``import surt``, without importing ``tldextract``: ``surt.handyurl`` imports it at
+    its top, for two methods of its own (the public suffix and subdomain of a host) that
+    neither ``surt.surt`` nor the steps above call, and ``tldextract`` brings ``requests``,
+    ``urllib3``, ``filelock`` and more: 0.15 s of CPU, most of ``surt``'s import, on the fork
+    server's way to forking the workers (``archiver.shards``). ``surt.handyurl`` gets a
+    ``_Deferred`` module instead, which imports the real one if those methods are ever
+    called."""
+    if "surt.handyurl" in sys.modules or "tldextract" in sys.modules:
+        return  # imported already, or nothing to spare
+    stand_in = _Deferred("tldextract")
+    sys.modules["tldextract"] = stand_in
+    try:
+        import surt  # noqa: F401
+    finally:
+        if sys.modules.get("tldextract") is stand_in:
+            del sys.modules["tldextract"]  # the next ``import tldextract`` is the real one
 
 
 @functools.cache
