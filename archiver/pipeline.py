@@ -946,7 +946,7 @@ def _read_whole(facts: LinkFacts) -> bool:
 
 #: Links per batch of texts inflated in ``_unpacking``'s thread, and batches inflated ahead
 #: of the one read: a few MB of inflated text at most, however many links.
-_UNPACK_BATCH = 64
+_UNPACK_BATCH = 32
 _UNPACK_AHEAD = 2
 
 
@@ -977,9 +977,12 @@ def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, Lin
         while pending:
             batch, job = pending.popleft()
             ahead()
-            for (url, facts), raw in zip(batch, job.result(), strict=True):
+            raws = job.result()
+            for n, (url, facts) in enumerate(batch):
+                raw, raws[n] = raws[n], None  # each inflated text let go once decoded
                 if raw is not None and facts.text is not None:
                     facts = replace(facts, text=_Unpacked(facts.text.blob, raw.decode("utf-8")))
+                    del raw
                 yield url, facts
 
 
