@@ -19,7 +19,8 @@ import functools
 import gc
 import itertools
 import time
-from collections import Counter, OrderedDict
+import zlib
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -875,15 +876,20 @@ def link_records(
 def _records_and_facts(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
+    unpack: bool = False,
 ) -> Iterator[tuple[LinkRecord, LinkFacts]]:
-    """``link_records``, each with the catalog's facts it was made from."""
+    """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
+    page text claim support reads of a link (``_text_source``) is unpacked whole once, for
+    the record's excerpt and for claim support (``_Unpacked``), rather than its head for the
+    one and all of it again for the other."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
-    for url, facts in _link_facts(catalog, doc.urls, near=published):
+    each = _link_facts(catalog, doc.urls, near=published)
+    for url, facts in _unpacking(each) if unpack else each:
         footnotes = doc.citing[url]
-        last = next((r for r in reversed(facts.results) if not r.outage), None)
+        last = _last_result(facts)
         stored, browser = facts.capture, facts.browser
         status = link_status([r for r in facts.results if r.checked_at <= now], settings.check)
         cached = facts.lookup
@@ -931,6 +937,75 @@ def _records_and_facts(
 _FACTS_CHUNK = 512
 
 
+def _last_result(facts: LinkFacts) -> StoredResult | None:
+    """A link's newest result that is not an outage's (its verdict), if any."""
+    return next((r for r in reversed(facts.results) if not r.outage), None)
+
+
+def _read_whole(facts: LinkFacts) -> bool:
+    """Whether claim support reads a link's packed text whole (``_text_source``): a
+    healthy link's capture, not a browser's, whose text the catalog holds."""
+    if facts.text is None or facts.browser is not None or facts.capture is None:
+        return False
+    last = _last_result(facts)
+    return last is not None and last.verdict.healthy
+
+
+#: Links per batch of texts inflated in ``_unpacking``'s thread, and batches inflated ahead
+#: of the one read: a few MB of inflated text at most, however many links.
+_UNPACK_BATCH = 32
+_UNPACK_AHEAD = 2
+
+
+def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, LinkFacts]]:
+    """``each`` link's facts, the text claim support reads (``_read_whole``) unpacked whole
+    (``_Unpacked``). The inflating (zlib, which lets go of the GIL) is done in a thread a
+    few batches ahead of the caller, on the machine's other core; the decoding here. Reads
+    ``each`` in this thread only (it reads the catalog). Raises what ``PackedText.text``
+    raises for a damaged text, when that link's turn comes."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def inflate(blobs: list[bytes | None]) -> list[bytes | None]:
+        return [None if blob is None else zlib.decompress(blob) for blob in blobs]
+
+    with ThreadPoolExecutor(1, thread_name_prefix="archiver-unpack") as pool:
+        pending: deque[tuple[list[tuple[str, LinkFacts]], Future[list[bytes | None]]]] = \
+            deque()
+
+        def ahead() -> None:
+            batch = list(itertools.islice(each, _UNPACK_BATCH))
+            if batch:
+                pending.append((batch, pool.submit(inflate, [
+                    facts.text.blob if facts.text is not None and _read_whole(facts) else None
+                    for _, facts in batch])))
+
+        for _ in range(_UNPACK_AHEAD):
+            ahead()
+        while pending:
+            batch, job = pending.popleft()
+            ahead()
+            raws = job.result()
+            for n, (url, facts) in enumerate(batch):
+                raw, raws[n] = raws[n], None  # each inflated text let go once decoded
+                if raw is not None and facts.text is not None:
+                    facts = replace(facts, text=_Unpacked(facts.text.blob, raw.decode("utf-8")))
+                    del raw
+                yield url, facts
+
+
+@dataclass(frozen=True)
+class _Unpacked(PackedText):
+    """A ``PackedText`` unpacked already: ``whole`` is its text."""
+
+    whole: str = ""
+
+    def text(self) -> str:
+        return self.whole
+
+    def head(self, chars: int) -> tuple[str, bool]:
+        return self.whole[:max(chars, 0)], len(self.whole) <= chars
+
+
 def _excerpt(text: PackedText | None) -> str | None:
     """``pagetext.excerpt`` of a link's text, unpacking only its head unless the head is
     mostly whitespace; ``None`` for no text or an empty one."""
@@ -938,6 +1013,8 @@ def _excerpt(text: PackedText | None) -> str | None:
 
     if text is None:
         return None
+    if isinstance(text, _Unpacked):  # the head is a slice: the excerpt of the whole text
+        return excerpt(text.whole) if text.whole else None
     head, complete = text.head(excerpt_head())
     if complete:
         return excerpt(head) if head else None
@@ -1271,13 +1348,14 @@ def _write_reports(
             written.append(outcome)
             continue
         run = context or _RunContext.stored(catalog, outcome.source.id)
+        judged = (support or {}).get(outcome.source.id)
         made = (links_of or {}).get(outcome.source.id) or _Links(
             _records_and_facts(settings, catalog, outcome.source.id, outcome.document, now,
-                               rescue=rescue, not_fetched=run.not_fetched), run.not_fetched,
-            settings.archive.reports_dir, outcome.document)
+                               rescue=rescue, not_fetched=run.not_fetched,
+                               unpack=judged is None),  # judged below, on these texts
+            run.not_fetched, settings.archive.reports_dir, outcome.document)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
-        judged = (support or {}).get(outcome.source.id)
         if judged is None:
             judged = _Judged(settings.archive.reports_dir)
             for _ in judged.judge(settings, catalog, outcome.document, made):
@@ -1502,7 +1580,8 @@ def _execute(
         # Made as claim support reaches them (``_Links``), finished by _assess_support.
         links_of = {o.source.id: _Links(_records_and_facts(settings, catalog, o.source.id,
                                                            o.document, utcnow(), rescue=rescue,
-                                                           not_fetched=fetched.not_fetched),
+                                                           not_fetched=fetched.not_fetched,
+                                                           unpack=True),
                                         fetched.not_fetched, settings.archive.reports_dir,
                                         o.document)
                     for o in outcomes if o.document is not None}

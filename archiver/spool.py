@@ -14,6 +14,7 @@ back equal, not identical (frozen records, so nothing can tell them apart but ``
 
 from __future__ import annotations
 
+import os
 import pickle
 import tempfile
 from collections import OrderedDict
@@ -33,6 +34,9 @@ CHUNK = 512
 #: Items held in memory before any is written: a spool of a few thousand costs nothing more
 #: than a list (pickled and read back, each item costs some 20-50 µs more per reading).
 HELD = 4096
+
+#: ``os.pread`` where the system has it (not Windows).
+_pread = getattr(os, "pread", None)
 
 
 class Spool(Sequence[T]):
@@ -114,8 +118,13 @@ class Spool(Sequence[T]):
         assert self._file is not None
         offset, length = self._spans[number]
         try:
-            self._file.seek(offset)
-            blob = self._file.read(length)
+            if _pread is not None:
+                # At its offset, leaving the file's position alone: a process forked to read
+                # the spool too (``report.write``) shares that position with this one.
+                blob = _pread(self._file.fileno(), length, offset)
+            else:
+                self._file.seek(offset)
+                blob = self._file.read(length)
             if len(blob) != length:
                 raise EOFError(f"chunk {number}: {len(blob)} of {length} bytes")
             items = pickle.loads(blob)

@@ -183,7 +183,7 @@ def test_link_record_excerpts_read_the_packed_text_as_the_whole_one() -> None:
     """The link records' excerpt, from the head of a packed text, is the excerpt of the
     whole text: texts of one, two, three and four bytes a character, whitespace heads."""
     from archiver.catalog import PackedText, pack_text
-    from archiver.pipeline import _excerpt
+    from archiver.pipeline import _excerpt, _Unpacked
 
     samples = [*texts(100), "", "   ", "word " * 2000, " " * 5000 + "late text " * 50,
                "Объём инвестиций вырос " * 300, "€ " * 2000, "\U0001f600x " * 900,
@@ -191,6 +191,11 @@ def test_link_record_excerpts_read_the_packed_text_as_the_whole_one() -> None:
     for text in samples:
         expected = pagetext.excerpt(text) if text else None
         assert _excerpt(PackedText(pack_text(text))) == expected
+        # Unpacked whole already (for claim support too): the same excerpt and head.
+        unpacked = _Unpacked(pack_text(text), text)
+        assert _excerpt(unpacked) == expected
+        for chars in (0, 1, 280, len(text), len(text) + 1):
+            assert unpacked.head(chars) == PackedText(pack_text(text)).head(chars)
     assert _excerpt(None) is None
 
 
@@ -404,13 +409,17 @@ def test_claim_support_from_lazy_texts_equals_support_from_all_texts(tmp_path) -
     assert "supported" in levels and levels != {"supported"}, levels
 
 
+@pytest.mark.parametrize("unpack,batch", [(False, 0), (True, 64), (True, 2)],
+                         ids=["packed", "unpacked", "unpacked-in-batches-of-2"])
 def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
-        tmp_path) -> None:
+        tmp_path, monkeypatch, unpack: bool, batch: int) -> None:
     """The run's claim support reads each page text from the facts its link record is made
     from (``pipeline._FedTexts``), the records made as the claims reach them: the same texts
     and supports as ``evidence_texts`` gives, for pages found, pages missing (no text), a
     page whose text is not stored (read from its WARC) and footnotes no claim cites, with
-    few or many texts kept; and the same link records, made in the same order."""
+    few or many texts kept; and the same link records, made in the same order. ``unpack``:
+    each text unpacked once as its record is made, for its excerpt and claim support, inflated
+    in a thread ``batch`` links at a time (``pipeline._unpacking``)."""
     from archiver import pipeline, support
     from archiver.catalog import Catalog
     from archiver.config import load_settings
@@ -418,6 +427,8 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
     from archiver.parse import read_document
     from tests.webserver import WebServer
 
+    if batch:
+        monkeypatch.setattr(pipeline, "_UNPACK_BATCH", batch)
     with WebServer() as web:
         urls = court_pages(web, 9)
         urls[3] = web.url("/missing/3")  # 404: no text
@@ -442,7 +453,8 @@ def test_claim_support_fed_by_the_link_records_equals_support_from_all_texts(
         for kept in (1, 3, 256):
             def made() -> pipeline._Links:
                 return pipeline._Links(
-                    pipeline._records_and_facts(settings, catalog, source.id, document, now),
+                    pipeline._records_and_facts(settings, catalog, source.id, document, now,
+                                                unpack=unpack),
                     {}, tmp_path / "spool", document)
             links_made = made()
             fed = pipeline._FedTexts(links_made, catalog, settings.root, document, kept=kept)
@@ -544,3 +556,52 @@ def test_a_bodiless_capture_is_the_capture_replaced_without_its_content() -> Non
     assert capture.content == b"<html>page</html>"  # the original keeps its body
     failure = FetchFailure(url="http://a.example/", verdict=Verdict.TIMEOUT, reason="slow")
     assert _bodiless(failure) is failure
+
+
+def test_unpacking_inflates_the_texts_support_reads_and_fails_on_a_damaged_one(
+        monkeypatch) -> None:
+    """``pipeline._unpacking`` unpacks, batch by batch, the texts of healthy links' captures
+    and only those (a failing link's, a browser capture's stay packed), keeps the order, and
+    a damaged text raises ``zlib.error`` as ``PackedText.text`` does."""
+    import zlib
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from archiver import pipeline
+    from archiver.catalog import (
+        LinkFacts,
+        PackedText,
+        StoredBrowser,
+        StoredCapture,
+        StoredResult,
+        pack_text,
+    )
+    from archiver.models import Verdict
+
+    monkeypatch.setattr(pipeline, "_UNPACK_BATCH", 3)
+    when = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def facts(n: int, verdict: Verdict, *, browser: bool = False) -> tuple[str, LinkFacts]:
+        url = f"https://example.org/{n}"
+        result = StoredResult(1, url, verdict, "", 200, url, 1, when)
+        capture = StoredCapture(n, 1, url, url, 200, None, None, "d", when, "text/html",
+                                False, None, None, None, 1)
+        return url, LinkFacts(
+            results=(result,), capture=capture,
+            browser=StoredBrowser(n, "browser", "app shell", None, False, None, None, None)
+            if browser else None, text=PackedText(pack_text(f"Page {n} " * 50)))
+
+    made = [facts(n, Verdict.NOT_FOUND if n % 4 == 1 else Verdict.OK, browser=n == 6)
+            for n in range(11)]
+    got = list(pipeline._unpacking(iter(made)))
+    assert [url for url, _ in got] == [url for url, _ in made]
+    for (_, before), (_, after) in zip(made, got, strict=True):
+        unpacked = isinstance(after.text, pipeline._Unpacked)
+        assert unpacked == pipeline._read_whole(before)
+        assert after.text is not None and before.text is not None
+        assert after.text.text() == before.text.text()
+        assert after == before or unpacked
+    assert sum(isinstance(f.text, pipeline._Unpacked) for _, f in got) == 7
+    damaged = [*made[:4], (made[4][0], replace(made[4][1], text=PackedText(b"not zlib")))]
+    with pytest.raises(zlib.error):
+        list(pipeline._unpacking(iter(damaged)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -21,11 +22,13 @@ from archiver.report import (
     write_reports,
 )
 from archiver.report.model import (
+    Report,
     evidence_kind,
     evidence_text,
     memento_offset_days,
     offset_phrase,
 )
+from archiver.report.write import REPORT_FILES
 from tests.report_samples import (
     BRIEFING,
     EVIDENCE_PUBLISHED,
@@ -279,3 +282,84 @@ def test_summary_counts_evidence() -> None:
     assert s.evidence_count("none") == s.no_copy
     assert s.evidence_count("ours") == sum(
         1 for x in report.links if x.rescued and x.verdict and not x.verdict.healthy) > 0
+
+
+# ── write_reports in two processes ───────────────────────────────────────────
+
+
+def _written(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+def _counting_forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every ``os.fork`` from now on, counted (in this process: the child's count is its)."""
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork)
+    return forks
+
+
+def test_files_written_by_two_processes_are_those_written_by_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archiver.report import write as write_module
+
+    report = sample_report()
+    monkeypatch.setattr(write_module, "TWO_AT", len(report.links) + 1)
+    forks = _counting_forks(monkeypatch)
+    write_reports(report, tmp_path / "one")
+    assert forks == []
+    monkeypatch.setattr(write_module, "TWO_AT", 1)
+    write_reports(report, tmp_path / "two")
+    assert len(forks) == 1 and forks[0] > 0
+    assert _written(tmp_path / "two") == _written(tmp_path / "one")  # no temp file left
+    assert list(_written(tmp_path / "two")) == sorted(REPORT_FILES)
+    # Past TWO_UP_TO links, one process again.
+    monkeypatch.setattr(write_module, "TWO_UP_TO", len(report.links) - 1)
+    write_reports(report, tmp_path / "three")
+    assert len(forks) == 1 and _written(tmp_path / "three") == _written(tmp_path / "one")
+
+
+def test_files_the_forked_process_fails_to_write_are_written_by_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that fails (here: its HTML renderer raises in any process but this one)
+    exits 1 and leaves its files to this process, which renders them again: the same files,
+    no temp file left."""
+    from archiver.report import write as write_module
+
+    report = sample_report()
+    write_reports(report, tmp_path / "one")
+    this = os.getpid()
+    renderers = dict(write_module._RENDERERS)
+
+    def html_here_only(report: Report) -> Iterator[str]:
+        if os.getpid() != this:
+            raise RuntimeError("the forked process fails")
+        return renderers["report.html"](report)
+
+    monkeypatch.setattr(write_module, "_RENDERERS", tuple(
+        (name, html_here_only if name == "report.html" else render)
+        for name, render in write_module._RENDERERS))
+    monkeypatch.setattr(write_module, "TWO_AT", 1)
+    forks = _counting_forks(monkeypatch)
+    write_reports(report, tmp_path / "two")
+    assert len(forks) == 1
+    assert _written(tmp_path / "two") == _written(tmp_path / "one")
+
+
+def test_a_failed_replace_after_two_processes_leaves_no_temp_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archiver.report import write as write_module
+
+    monkeypatch.setattr(write_module, "TWO_AT", 1)
+    folder = tmp_path / "reports"
+    (folder / "report.html").mkdir(parents=True)  # the forked process's file: not moved
+    with pytest.raises(ArchiveError, match=r"report\.html"):
+        write_reports(sample_report(), folder)
+    assert sorted(os.listdir(folder)) == ["report.html", "report.json"]
+    assert (folder / "report.html").is_dir()

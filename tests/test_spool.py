@@ -274,3 +274,22 @@ def test_reports_whose_spool_fails_name_the_spool_and_leave_no_file(tmp_path: Pa
     with pytest.raises(ArchiveError, match="cannot read the run's temporary records back"):
         write_reports(spooled, out)
     assert sorted(p.name for p in out.iterdir()) == []
+
+
+def test_two_processes_reading_one_spool_write_the_same_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's files rendered by two processes at once (``report.write``), both reading
+    the spools' one file, each at its own offsets: the same files as from records held
+    whole."""
+    from archiver.report import write as write_module
+    from archiver.report import write_reports
+
+    whole = supported_report()
+    write_reports(whole, tmp_path / "whole")
+    monkeypatch.setattr(write_module, "TWO_AT", 1)
+    for chunk in (1, 3):
+        spooled = _spooled(whole, chunk, counted=True)
+        write_reports(spooled, tmp_path / f"two-{chunk}")
+        for name in write_module.REPORT_FILES:
+            assert (tmp_path / f"two-{chunk}" / name).read_bytes() == \
+                (tmp_path / "whole" / name).read_bytes()
