@@ -817,12 +817,12 @@ def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> N
 
 def _forked(what: str, parent: int, server: int | None, body: Callable[[], None]) -> NoReturn:
     """The life of a process forked for the run (``what``: a worker, the fork server): it
-    dies with the run's process ``parent`` (see ``_die_with_parent``), leaves Ctrl-C to the
+    dies with the run's process ``parent`` (see ``die_with_parent``), leaves Ctrl-C to the
     run, runs ``body`` and leaves, with exit 1 if ``body`` failed; nothing it raises
     unwinds into the run's code, which this process shares."""
     code = 0
     try:
-        _die_with_parent(parent, server)
+        die_with_parent(parent, server)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's to handle
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         with contextlib.suppress(ValueError):
@@ -869,7 +869,7 @@ def _is_subreaper() -> bool:
     return value.value != 0
 
 
-def _die_with_parent(parent: int, server: int | None = None) -> None:
+def die_with_parent(parent: int, server: int | None = None) -> None:
     """Ask Linux to kill this process when the run's process (``parent``) dies, and stop
     at once if it died before the request was made. A worker forked by the fork server
     (``server``) first waits for the server to leave, which makes it the run's child."""

@@ -135,11 +135,15 @@ def _write_in_two(report: Report, targets: list[Path], tmps: list[IO[str]],
     without the fork. Raises ``_Failed`` as ``_write_side_by_side`` does."""
     import signal
 
+    from archiver.shards import die_with_parent
+
     ours = [n for n in range(len(targets)) if n not in _FORKED]
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: nothing it raises may unwind into the caller's code
         code = 1
         try:
+            die_with_parent(parent)  # a run killed (kill -9) takes its renderer with it
             with contextlib.suppress(ValueError):  # (only the main thread may set them)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
