@@ -961,6 +961,38 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
         finally:
             lent.pop((asker, key), None)
 
+    def handle(stage: CaptureStage, messages: list[tuple[Any, ...]]) -> bool:
+        """Act on the run's process's messages; true when they say "close"."""
+        nonlocal leases
+        closing = False
+        for message in messages:
+            kind = message[0]
+            if kind == "capture":
+                tasks[message[1]] = asyncio.ensure_future(
+                    capture(stage, message[1], message[2]))
+            elif kind == "cancel":
+                task = tasks.pop(message[1], None)
+                if task is not None:
+                    task.cancel()
+            elif kind == "probes":
+                stage.start_probes(message[1])
+            elif kind in ("granted", "lease_gave_up", "lease_lost"):
+                if leases is not None:
+                    leases.answer(kind, message[1], *message[2:])
+            elif kind == "lease":
+                lent[(message[1], message[2])] = asyncio.ensure_future(
+                    lend(stage, message[1], message[2], message[3]))
+            elif kind == "release":
+                lending = lent.pop((message[1], message[2]), None)
+                if lending is not None:
+                    lending.cancel()
+            elif kind == "shard":
+                leases = _Leases(message[1], message[2], outbox)
+                stage.fetcher.leases = leases
+            elif kind == "close":
+                closing = True
+        return closing
+
     notes: list[str] = []
     error: ArchiverError | None = None
     try:
@@ -972,41 +1004,31 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
                                   previous=catalog.comparable_text if compare_text else None,
                                   ) as stage:
                 while (messages := await _read_frame(reader)) is not None:
-                    closing = False
-                    for message in messages:
-                        kind = message[0]
-                        if kind == "capture":
-                            tasks[message[1]] = asyncio.ensure_future(
-                                capture(stage, message[1], message[2]))
-                        elif kind == "cancel":
-                            task = tasks.pop(message[1], None)
-                            if task is not None:
-                                task.cancel()
-                        elif kind == "probes":
-                            stage.start_probes(message[1])
-                        elif kind in ("granted", "lease_gave_up", "lease_lost"):
-                            if leases is not None:
-                                leases.answer(kind, message[1], *message[2:])
-                        elif kind == "lease":
-                            lent[(message[1], message[2])] = asyncio.ensure_future(
-                                lend(stage, message[1], message[2], message[3]))
-                        elif kind == "release":
-                            task = lent.pop((message[1], message[2]), None)
-                            if task is not None:
-                                task.cancel()
-                        elif kind == "shard":
-                            leases = _Leases(message[1], message[2], outbox)
-                            stage.fetcher.leases = leases
-                        elif kind == "close":
-                            closing = True
-                    if closing:
+                    if handle(stage, messages):
                         break
                 else:
                     # The socket closed without "close": the run is gone; stop now.
                     for task in tasks.values():
                         task.cancel()
                     return
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                # Closing: this worker's captures end as they would, the messages still
+                # read meanwhile. One may wait for a turn of another worker's gate, or that
+                # worker for a turn of this one's (its own captures behind it): a worker
+                # that stopped reading would leave them both waiting.
+                finishing = asyncio.ensure_future(
+                    asyncio.gather(*tasks.values(), return_exceptions=True))
+                while not finishing.done():
+                    reading = asyncio.ensure_future(_read_frame(reader))
+                    await asyncio.wait((reading, finishing),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not reading.done():
+                        reading.cancel()  # the stream is not read again
+                    elif (messages := reading.result()) is not None:
+                        handle(stage, messages)
+                    else:  # the run is gone: stop now, as above
+                        for task in tasks.values():
+                            task.cancel()
+                        return
                 notes = stage.browsing.notes
         except ArchiverError as exc:
             # The WARC file could not be created or finished: the run's process raises it

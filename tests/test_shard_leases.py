@@ -341,3 +341,46 @@ def test_the_run_deadline_ends_redirects_into_another_workers_silent_host(
     assert results[1] == results[2]
     assert len(results[2]) == 16
 
+
+def test_workers_told_to_close_still_answer_each_others_leases(tmp_path: Path) -> None:
+    """Both workers are told to close while one's capture waits for a turn of the other's
+    gate, behind the other's own request (per_host 1): each finishes its captures, the
+    leases between them still answered, and neither is killed after the minute a closing
+    worker is given (before, each waited for an answer the other no longer read)."""
+    from archiver import shards
+    from archiver.models import Target
+
+    gate, arrived = threading.Event(), threading.Event()
+    with two_hosts() as (target, source):
+        target.route("/hang", held(gate, arrived))
+        target.route("/q", Reply(200, ARTICLE, HTML))
+        source.route("/r", redirect(target.url("/q")))
+
+        async def body(pool: shards.ProcessShards) -> tuple[float, list[Any]]:
+            own = asyncio.ensure_future(pool.capture(Target(url=target.url("/hang"),
+                                                            cited_by=())))
+            await wait_for(arrived)
+            asking = asyncio.ensure_future(pool.capture(Target(url=source.url("/r"),
+                                                               cited_by=())))
+            deadline = time.monotonic() + 10
+            while not pool._leases:  # the lease is on its way to the owner
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.5, gate.set)
+            # Not the minute close() gives each worker: stop a test that fails sooner.
+            watchdog = loop.call_later(15, lambda: [os.kill(w.pid, signal.SIGKILL)
+                                                    for w in pool._workers])
+            started = time.monotonic()
+            try:
+                await pool.close()
+            finally:
+                watchdog.cancel()
+            took = time.monotonic() - started
+            return took, await asyncio.gather(own, asking, return_exceptions=True)
+
+        took, (own, asking) = with_shards(tmp_path, "per_host = 1\n", body)
+    assert took < 10, took
+    assert own.result.status == 200, own
+    assert [hop.status for hop in asking.result.hops] == [302, 200], asking
