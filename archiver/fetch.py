@@ -252,18 +252,32 @@ class GateLeases(Protocol):
     def release(self, owner: int, lease: int) -> None:
         """Give back the lease ``acquire`` returned."""
 
+    def record(self, owner: int, host: str, kind: str, url: str, counts: bool) -> None:
+        """Tell ``owner`` how a request to ``host`` ended (``_HostGate.record``): its gate
+        counts it towards giving the host up, as it counts its own."""
+
 
 class _LeasedGate(_HostGate):
     """The gate of a host another worker owns (``GateLeases``): a request's turn is its own
     slot here (no more than ``per_host`` from this process either), then a lease of the
-    owner's gate, which spaces the starts; with the owner gone, this gate spaces them. A
-    timeout counts towards giving the host up here, as for any host (the owner counts its
-    own requests)."""
+    owner's gate, which spaces the starts; with the owner gone, this gate spaces them.
+    Each request's outcome is counted here and by the owner's gate, so that the host is
+    given up after ``give_up`` timeouts in the run (the owner refuses its turns then, and
+    this gate from the first refusal), or in this process once the owner has ended."""
 
     def __init__(self, per_host: int, interval: float, host: str, give_up: int,
                  leases: GateLeases, owner: int) -> None:
         super().__init__(per_host, interval, host, give_up)
         self._leases, self._owner = leases, owner
+        self._refused = False  # the owner gave the host up
+
+    @property
+    def given_up(self) -> bool:
+        return self._refused or super().given_up
+
+    def record(self, kind: str, url: str, *, counts: bool = True) -> None:
+        super().record(kind, url, counts=counts)
+        self._leases.record(self._owner, self._host, kind, url, counts)
 
     def slot(self) -> _LeasedSlot:  # type: ignore[override]
         return _LeasedSlot(self)
@@ -273,7 +287,11 @@ class _LeasedGate(_HostGate):
         try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
-            lease = await self._leases.acquire(self._owner, self._host)
+            try:
+                lease = await self._leases.acquire(self._owner, self._host)
+            except HostGaveUp:
+                self._refused = True
+                raise
             if lease is None:
                 await self._space()
             return lease
@@ -799,6 +817,13 @@ class Fetcher:
                                                  self.settings.host_interval, host,
                                                  self.settings.host_give_up)
         return gate.slot()
+
+    def record_lent(self, host: str, kind: str, url: str, counts: bool) -> None:
+        """Count how a request another worker made with a turn of ``host``'s gate (``lend``)
+        ended, as for a request of this process's own (``GateLeases.record``)."""
+        gate = self._hosts.get(host)
+        if gate is not None:
+            gate.record(kind, url, counts=counts)
 
     def decided_offline(self, url: str) -> bool:
         """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,

@@ -28,9 +28,12 @@ A redirect can lead a worker to a host another worker owns. Its requests there t
 of the owner's gate (``fetch.GateLeases``), relayed by the run's process: the worker asks
 ``lease`` (its key, the owner, the host), the owner takes a turn of its gate as for a request
 of its own and answers ``granted`` (or ``lease_gave_up``: the host was given up), held until
-the worker's ``release``. The run's process forwards each message, remembers the leases it
-relayed, and when a worker ends, releases those it held and answers ``lease_lost`` for those
-it was asked: the asking worker then spaces its requests itself.
+the worker's ``release``; the worker's ``outcome`` of each request there is counted by the
+owner's gate as its own (``host_give_up``). The run's process forwards each message,
+remembers the leases it relayed, and when a worker ends, releases those it held and answers
+``lease_lost`` for those it was asked: the asking worker then spaces its requests itself. A
+worker told to ``close`` still reads its messages until its captures end (they may wait for
+another worker's turns, or that worker for this one's).
 
 Workers die with the run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and
 a worker whose socket closes stops at once.
@@ -91,7 +94,7 @@ _WINDOW = 64 * 1024
 
 
 #: The messages of gate leases, relayed by the run's process (see the module's docstring).
-_LEASE_MESSAGES = frozenset({"lease", "release", "granted", "lease_gave_up"})
+_LEASE_MESSAGES = frozenset({"lease", "release", "outcome", "granted", "lease_gave_up"})
 
 
 class ShardLost(ArchiverError):
@@ -507,6 +510,8 @@ class ProcessShards:
             _, key, owner = message
             if self._leases.pop((worker.index, key), None) is not None:
                 self._workers[owner].outbox.put("release", worker.index, key)
+        elif kind == "outcome":  # from the asking worker: (owner, host, kind, url, counts)
+            self._workers[message[1]].outbox.put("outcome", *message[2:])
         else:  # from the owner: granted (asker, key) or lease_gave_up (asker, key, why)
             asker, key = message[1], message[2]
             if (asker, key) not in self._leases:
@@ -903,6 +908,9 @@ class _Leases:
     def release(self, owner: int, lease: int) -> None:
         self._outbox.put("release", lease, owner)
 
+    def record(self, owner: int, host: str, kind: str, url: str, counts: bool) -> None:
+        self._outbox.put("outcome", owner, host, kind, url, counts)
+
     def answer(self, kind: str, key: int, *detail: Any) -> None:
         """The run's process relayed the owner's answer to lease ``key``."""
         from archiver.fetch import HostGaveUp
@@ -986,6 +994,8 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
                 lending = lent.pop((message[1], message[2]), None)
                 if lending is not None:
                     lending.cancel()
+            elif kind == "outcome":
+                stage.fetcher.record_lent(*message[1:])
             elif kind == "shard":
                 leases = _Leases(message[1], message[2], outbox)
                 stage.fetcher.leases = leases
