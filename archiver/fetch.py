@@ -261,23 +261,27 @@ class _LeasedGate(_HostGate):
     """The gate of a host another worker owns (``GateLeases``): a request's turn is its own
     slot here (no more than ``per_host`` from this process either), then a lease of the
     owner's gate, which spaces the starts; with the owner gone, this gate spaces them.
-    Each request's outcome is counted here and by the owner's gate, so that the host is
-    given up after ``give_up`` timeouts in the run (the owner refuses its turns then, and
-    this gate from the first refusal), or in this process once the owner has ended."""
+    The owner's gate counts each request's outcome towards giving the host up, with its
+    own, so that the host is given up after ``give_up`` timeouts in a row in the run, as in
+    one process (the owner refuses its turns then, and this gate from the first refusal);
+    this gate counts them once the owner has ended."""
 
     def __init__(self, per_host: int, interval: float, host: str, give_up: int,
                  leases: GateLeases, owner: int) -> None:
         super().__init__(per_host, interval, host, give_up)
         self._leases, self._owner = leases, owner
         self._refused = False  # the owner gave the host up
+        self._alone = False  # the owner has ended
 
     @property
     def given_up(self) -> bool:
         return self._refused or super().given_up
 
     def record(self, kind: str, url: str, *, counts: bool = True) -> None:
-        super().record(kind, url, counts=counts)
-        self._leases.record(self._owner, self._host, kind, url, counts)
+        if self._alone:
+            super().record(kind, url, counts=counts)
+        else:
+            self._leases.record(self._owner, self._host, kind, url, counts)
 
     def slot(self) -> _LeasedSlot:  # type: ignore[override]
         return _LeasedSlot(self)
@@ -293,6 +297,7 @@ class _LeasedGate(_HostGate):
                 self._refused = True
                 raise
             if lease is None:
+                self._alone = True
                 await self._space()
             return lease
         except BaseException:
