@@ -16,20 +16,16 @@ from typing import Any
 
 from tests.test_run import ARTICLE, make_project
 from tests.test_shards import HTML
+from tests.test_shards_review import other_shard
 from tests.webserver import Reply, Request, WebServer, redirect
 
 
 @contextmanager
 def two_hosts() -> Iterator[tuple[WebServer, WebServer]]:
     """A target server and a source server whose hosts the two workers own apart."""
-    from archiver import shards
-
-    servers = [WebServer() for _ in range(6)]
+    servers = [WebServer() for _ in range(2)]
     try:
-        target = servers[0]
-        source = next(s for s in servers[1:]
-                      if shards.shard_of(s.url("/"), 2) != shards.shard_of(target.url("/"), 2))
-        yield target, source
+        yield servers[0], other_shard(servers, servers[0].url("/"))
     finally:
         for s in servers:
             s.close()
@@ -308,16 +304,14 @@ def test_the_run_deadline_ends_redirects_into_another_workers_silent_host(
     deadline as one process does, naming every URL not fetched."""
     import json
 
-    from archiver import shards
     from tests.test_run import call
     from tests.test_run_limits import silent_server
 
     with silent_server() as (port, _held):
         silent = f"http://127.0.0.1:{port}"
-        servers = [WebServer() for _ in range(6)]
+        servers: list[WebServer] = []
         try:
-            source = next(s for s in servers if shards.shard_of(s.url("/"), 2)
-                          != shards.shard_of(silent + "/", 2))
+            source = other_shard(servers, silent + "/")
             for i in range(8):
                 source.route(f"/r/{i}", redirect(f"{silent}/q/{i}"))
             urls = [u for i in range(8) for u in (f"{silent}/p/{i}", source.url(f"/r/{i}"))]
@@ -392,16 +386,14 @@ def test_host_give_up_counts_the_redirects_of_every_worker(tmp_path: Path) -> No
     process (before, each worker counted its own: two and two never reached three)."""
     import json
 
-    from archiver import shards
     from tests.test_run import call
     from tests.test_run_limits import silent_server
 
     with silent_server() as (port, _held):
         silent = f"http://127.0.0.1:{port}"
-        servers = [WebServer() for _ in range(6)]
+        servers: list[WebServer] = []
         try:
-            source = next(s for s in servers if shards.shard_of(s.url("/"), 2)
-                          != shards.shard_of(silent + "/", 2))
+            source = other_shard(servers, silent + "/")
             for i in range(2):
                 source.route(f"/r/{i}", redirect(f"{silent}/q/{i}"))
             urls = [u for i in range(2) for u in (f"{silent}/p/{i}", source.url(f"/r/{i}"))]
