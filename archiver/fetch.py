@@ -239,7 +239,8 @@ class GateLeases(Protocol):
     """The host gates of other processes, for a fetch worker (``archiver.shards``): each
     worker owns a share of the run's hosts, and a redirect can lead a worker to a host
     another one owns. Its requests there take their turns from the owner's gate, so that
-    ``per_host`` and ``host_interval`` hold for the run, not once per worker."""
+    ``per_host``, ``host_interval`` and ``host_give_up`` hold for the run, not once per
+    worker."""
 
     def owner(self, url: str) -> int | None:
         """The process that owns ``url``'s host; ``None`` for this one's own."""

@@ -460,9 +460,17 @@ def test_a_lease_given_up_while_waiting_is_released() -> None:
         leases.answer("lease_gave_up", 3, ("b.example", 3))
         with pytest.raises(HostGaveUp):
             await refused
+        # Granted, then cancelled before the request could go: the turn is given back.
+        late = asyncio.ensure_future(leases.acquire(1, "b.example"))
+        await asyncio.sleep(0.01)
+        leases.answer("granted", 4)
+        late.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await late
         await asyncio.sleep(0.01)
 
     asyncio.run(go())
     assert sent == [("lease", 1, 1, "b.example"), ("release", 1, 1),
                     ("lease", 2, 1, "b.example"), ("release", 2, 1),
-                    ("lease", 3, 1, "b.example")]
+                    ("lease", 3, 1, "b.example"),
+                    ("lease", 4, 1, "b.example"), ("release", 4, 1)]
