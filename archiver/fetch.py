@@ -241,7 +241,8 @@ class GateLeases(Protocol):
     """The host gates of other processes, for a fetch worker (``archiver.shards``): each
     worker owns a share of the run's hosts, and a redirect can lead a worker to a host
     another one owns. Its requests there take their turns from the owner's gate, so that
-    ``per_host`` and ``host_interval`` hold for the run, not once per worker."""
+    ``per_host``, ``host_interval`` and ``host_give_up`` hold for the run, not once per
+    worker."""
 
     def owner(self, url: str) -> int | None:
         """The process that owns ``url``'s host; ``None`` for this one's own."""
@@ -254,18 +255,36 @@ class GateLeases(Protocol):
     def release(self, owner: int, lease: int) -> None:
         """Give back the lease ``acquire`` returned."""
 
+    def record(self, owner: int, host: str, kind: str, url: str, counts: bool) -> None:
+        """Tell ``owner`` how a request to ``host`` ended (``_HostGate.record``): its gate
+        counts it towards giving the host up, as it counts its own."""
+
 
 class _LeasedGate(_HostGate):
     """The gate of a host another worker owns (``GateLeases``): a request's turn is its own
     slot here (no more than ``per_host`` from this process either), then a lease of the
-    owner's gate, which spaces the starts; with the owner gone, this gate spaces them. A
-    timeout counts towards giving the host up here, as for any host (the owner counts its
-    own requests)."""
+    owner's gate, which spaces the starts; with the owner gone, this gate spaces them.
+    The owner's gate counts each request's outcome towards giving the host up, with its
+    own, so that the host is given up after ``give_up`` timeouts in a row in the run, as in
+    one process (the owner refuses its turns then, and this gate from the first refusal);
+    this gate counts them once the owner has ended."""
 
     def __init__(self, per_host: int, interval: float, host: str, give_up: int,
                  leases: GateLeases, owner: int) -> None:
         super().__init__(per_host, interval, host, give_up)
         self._leases, self._owner = leases, owner
+        self._refused = False  # the owner gave the host up
+        self._alone = False  # the owner has ended
+
+    @property
+    def given_up(self) -> bool:
+        return self._refused or super().given_up
+
+    def record(self, kind: str, url: str, *, counts: bool = True) -> None:
+        if self._alone:
+            super().record(kind, url, counts=counts)
+        else:
+            self._leases.record(self._owner, self._host, kind, url, counts)
 
     def slot(self) -> _LeasedSlot:  # type: ignore[override]
         return _LeasedSlot(self)
@@ -275,8 +294,13 @@ class _LeasedGate(_HostGate):
         try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
-            lease = await self._leases.acquire(self._owner, self._host)
+            try:
+                lease = await self._leases.acquire(self._owner, self._host)
+            except HostGaveUp:
+                self._refused = True
+                raise
             if lease is None:
+                self._alone = True
                 await self._space()
             return lease
         except BaseException:
@@ -802,6 +826,13 @@ class Fetcher:
                                                  self.settings.host_interval, host,
                                                  self.settings.host_give_up)
         return gate.slot()
+
+    def record_lent(self, host: str, kind: str, url: str, counts: bool) -> None:
+        """Count how a request another worker made with a turn of ``host``'s gate (``lend``)
+        ended, as for a request of this process's own (``GateLeases.record``)."""
+        gate = self._hosts.get(host)
+        if gate is not None:
+            gate.record(kind, url, counts=counts)
 
     def decided_offline(self, url: str) -> bool:
         """True when ``fetch(url)`` ends before any network use: not a fetchable http(s) URL,

@@ -28,9 +28,12 @@ A redirect can lead a worker to a host another worker owns. Its requests there t
 of the owner's gate (``fetch.GateLeases``), relayed by the run's process: the worker asks
 ``lease`` (its key, the owner, the host), the owner takes a turn of its gate as for a request
 of its own and answers ``granted`` (or ``lease_gave_up``: the host was given up), held until
-the worker's ``release``. The run's process forwards each message, remembers the leases it
-relayed, and when a worker ends, releases those it held and answers ``lease_lost`` for those
-it was asked: the asking worker then spaces its requests itself.
+the worker's ``release``; the worker's ``outcome`` of each request there is counted by the
+owner's gate as its own (``host_give_up``). The run's process forwards each message,
+remembers the leases it relayed, and when a worker ends, releases those it held and answers
+``lease_lost`` for those it was asked: the asking worker then spaces its requests itself. A
+worker told to ``close`` still reads its messages until its captures end (they may wait for
+another worker's turns, or that worker for this one's).
 
 Workers die with the run: Linux kills them when the parent dies (``PR_SET_PDEATHSIG``), and
 a worker whose socket closes stops at once.
@@ -92,7 +95,7 @@ _WINDOW = 64 * 1024
 
 
 #: The messages of gate leases, relayed by the run's process (see the module's docstring).
-_LEASE_MESSAGES = frozenset({"lease", "release", "granted", "lease_gave_up"})
+_LEASE_MESSAGES = frozenset({"lease", "release", "outcome", "granted", "lease_gave_up"})
 
 
 class ShardLost(ArchiverError):
@@ -513,6 +516,8 @@ class ProcessShards:
             _, key, owner = message
             if self._leases.pop((worker.index, key), None) is not None:
                 self._workers[owner].outbox.put("release", worker.index, key)
+        elif kind == "outcome":  # from the asking worker: (owner, host, kind, url, counts)
+            self._workers[message[1]].outbox.put("outcome", *message[2:])
         else:  # from the owner: granted (asker, key) or lease_gave_up (asker, key, why)
             asker, key = message[1], message[2]
             if (asker, key) not in self._leases:
@@ -935,6 +940,9 @@ class _Leases:
     def release(self, owner: int, lease: int) -> None:
         self._outbox.put("release", lease, owner)
 
+    def record(self, owner: int, host: str, kind: str, url: str, counts: bool) -> None:
+        self._outbox.put("outcome", owner, host, kind, url, counts)
+
     def answer(self, kind: str, key: int, *detail: Any) -> None:
         """The run's process relayed the owner's answer to lease ``key``."""
         from archiver.fetch import HostGaveUp
@@ -1000,6 +1008,40 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
         finally:
             lent.pop((asker, key), None)
 
+    def handle(stage: CaptureStage, messages: list[tuple[Any, ...]]) -> bool:
+        """Act on the run's process's messages; true when they say "close"."""
+        nonlocal leases
+        closing = False
+        for message in messages:
+            kind = message[0]
+            if kind == "capture":
+                tasks[message[1]] = asyncio.ensure_future(
+                    capture(stage, message[1], message[2]))
+            elif kind == "cancel":
+                task = tasks.pop(message[1], None)
+                if task is not None:
+                    task.cancel()
+            elif kind == "probes":
+                stage.start_probes(message[1])
+            elif kind in ("granted", "lease_gave_up", "lease_lost"):
+                if leases is not None:
+                    leases.answer(kind, message[1], *message[2:])
+            elif kind == "lease":
+                lent[(message[1], message[2])] = asyncio.ensure_future(
+                    lend(stage, message[1], message[2], message[3]))
+            elif kind == "release":
+                lending = lent.pop((message[1], message[2]), None)
+                if lending is not None:
+                    lending.cancel()
+            elif kind == "outcome":
+                stage.fetcher.record_lent(*message[1:])
+            elif kind == "shard":
+                leases = _Leases(message[1], message[2], outbox)
+                stage.fetcher.leases = leases
+            elif kind == "close":
+                closing = True
+        return closing
+
     notes: list[str] = []
     error: ArchiverError | None = None
     try:
@@ -1011,41 +1053,31 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
                                   previous=catalog.comparable_text if compare_text else None,
                                   ) as stage:
                 while (messages := await _read_frame(reader)) is not None:
-                    closing = False
-                    for message in messages:
-                        kind = message[0]
-                        if kind == "capture":
-                            tasks[message[1]] = asyncio.ensure_future(
-                                capture(stage, message[1], message[2]))
-                        elif kind == "cancel":
-                            task = tasks.pop(message[1], None)
-                            if task is not None:
-                                task.cancel()
-                        elif kind == "probes":
-                            stage.start_probes(message[1])
-                        elif kind in ("granted", "lease_gave_up", "lease_lost"):
-                            if leases is not None:
-                                leases.answer(kind, message[1], *message[2:])
-                        elif kind == "lease":
-                            lent[(message[1], message[2])] = asyncio.ensure_future(
-                                lend(stage, message[1], message[2], message[3]))
-                        elif kind == "release":
-                            task = lent.pop((message[1], message[2]), None)
-                            if task is not None:
-                                task.cancel()
-                        elif kind == "shard":
-                            leases = _Leases(message[1], message[2], outbox)
-                            stage.fetcher.leases = leases
-                        elif kind == "close":
-                            closing = True
-                    if closing:
+                    if handle(stage, messages):
                         break
                 else:
                     # The socket closed without "close": the run is gone; stop now.
                     for task in tasks.values():
                         task.cancel()
                     return
-                await asyncio.gather(*tasks.values(), return_exceptions=True)
+                # Closing: this worker's captures end as they would, the messages still
+                # read meanwhile. One may wait for a turn of another worker's gate, or that
+                # worker for a turn of this one's (its own captures behind it): a worker
+                # that stopped reading would leave them both waiting.
+                finishing = asyncio.ensure_future(
+                    asyncio.gather(*tasks.values(), return_exceptions=True))
+                while not finishing.done():
+                    reading = asyncio.ensure_future(_read_frame(reader))
+                    await asyncio.wait((reading, finishing),
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    if not reading.done():
+                        reading.cancel()  # the stream is not read again
+                    elif (messages := reading.result()) is not None:
+                        handle(stage, messages)
+                    else:  # the run is gone: stop now, as above
+                        for task in tasks.values():
+                            task.cancel()
+                        return
                 notes = stage.browsing.notes
         except ArchiverError as exc:
             # The WARC file could not be created or finished: the run's process raises it

@@ -237,15 +237,12 @@ def test_redirects_across_workers_and_revisits_verify(tmp_path: Path) -> None:
 def test_per_host_holds_for_redirects_into_another_workers_host(tmp_path: Path) -> None:
     """A redirect hop is fetched by the worker of the cited URL's host: its requests to a
     host another worker owns take turns of the owner's gate, so per_host holds per run."""
-    from archiver import shards
     from tests.webserver import redirect
     now, slow = counting(0.1)
 
     servers = [WebServer() for _ in range(6)]
     try:
-        target = servers[0]
-        source = next(s for s in servers[1:]
-                      if shards.shard_of(s.url("/"), 2) != shards.shard_of(target.url("/"), 2))
+        target, source = _across_shards(servers)
         target.fallback = slow
         urls = [target.url(f"/p/{i}") for i in range(16)]
         for i in range(16):
@@ -322,14 +319,26 @@ def test_a_write_to_a_dead_worker_reads_as_its_end() -> None:
     assert asyncio.run(run()) is None
 
 
-def _across_shards(servers: list[WebServer]) -> tuple[WebServer, WebServer]:
-    """A target server and a source server whose hosts two workers own apart."""
+def other_shard(servers: list[WebServer], url: str) -> WebServer:
+    """A server of ``servers`` whose host the other of two workers owns than ``url``'s; more
+    are started (added to ``servers``, for the caller to close) until one is: each port is
+    either worker's at even odds, and a few fixed servers can all be on one side."""
     from archiver import shards
 
-    target = servers[0]
-    source = next(s for s in servers[1:]
-                  if shards.shard_of(s.url("/"), 2) != shards.shard_of(target.url("/"), 2))
-    return target, source
+    owner = shards.shard_of(url, 2)
+    for server in servers:
+        if server.url("/") != url and shards.shard_of(server.url("/"), 2) != owner:
+            return server
+    while True:
+        server = WebServer()
+        servers.append(server)
+        if shards.shard_of(server.url("/"), 2) != owner:
+            return server
+
+
+def _across_shards(servers: list[WebServer]) -> tuple[WebServer, WebServer]:
+    """A target server and a source server whose hosts two workers own apart."""
+    return servers[0], other_shard(servers, servers[0].url("/"))
 
 
 def test_host_interval_holds_for_redirects_into_another_workers_host(tmp_path: Path) -> None:
@@ -451,9 +460,17 @@ def test_a_lease_given_up_while_waiting_is_released() -> None:
         leases.answer("lease_gave_up", 3, ("b.example", 3))
         with pytest.raises(HostGaveUp):
             await refused
+        # Granted, then cancelled before the request could go: the turn is given back.
+        late = asyncio.ensure_future(leases.acquire(1, "b.example"))
+        await asyncio.sleep(0.01)
+        leases.answer("granted", 4)
+        late.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await late
         await asyncio.sleep(0.01)
 
     asyncio.run(go())
     assert sent == [("lease", 1, 1, "b.example"), ("release", 1, 1),
                     ("lease", 2, 1, "b.example"), ("release", 2, 1),
-                    ("lease", 3, 1, "b.example")]
+                    ("lease", 3, 1, "b.example"),
+                    ("lease", 4, 1, "b.example"), ("release", 4, 1)]
