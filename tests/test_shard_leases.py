@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.test_run import ARTICLE, make_project
 from tests.test_shards import HTML
-from tests.test_shards_review import other_shard
+from tests.test_shards_review import counting, other_shard
 from tests.webserver import Reply, Request, WebServer, redirect
 
 
@@ -180,23 +180,6 @@ def test_the_owner_killed_while_lending_leaves_the_redirects_fetched(tmp_path: P
         first, second = with_shards(tmp_path, "per_host = 1\n", body)
     assert [hop.status for hop in first.result.hops] == [302, 200]
     assert [hop.status for hop in second.result.hops] == [302, 200]
-
-
-def counting(delay: float) -> tuple[dict[str, int], Callable[[Request], Reply]]:
-    lock = threading.Lock()
-    now = {"n": 0, "max": 0, "all": 0}
-
-    def slow(req: Request) -> Reply:
-        with lock:
-            now["n"] += 1
-            now["all"] += 1
-            now["max"] = max(now["max"], now["n"])
-        time.sleep(delay)
-        with lock:
-            now["n"] -= 1
-        return Reply(200, ARTICLE, HTML)
-
-    return now, slow
 
 
 def test_redirects_bouncing_between_two_workers_hosts_all_end(tmp_path: Path) -> None:

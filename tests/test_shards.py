@@ -353,7 +353,8 @@ def test_kill_9_of_the_run_stops_its_workers_and_the_next_run_resumes(tmp_path: 
 
 
 def test_a_worker_that_dies_loses_only_its_urls_in_flight(tmp_path: Path) -> None:
-    with hosts(4, 20, delay=0.2) as (_, urls):
+    # 10 rounds of 0.4 s per host: the worker is killed 1 s in, with most of its URLs to go.
+    with hosts(4, 20, delay=0.4) as (_, urls):
         config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
         cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config), "--quiet",
                "--format", "json"]

@@ -73,14 +73,15 @@ def test_host_give_up_with_workers_matches_one_process(tmp_path: Path, web: WebS
 
 
 def counting(delay: float) -> tuple[dict[str, int], Callable[[Request], Reply]]:
-    """A handler that answers after ``delay`` seconds, and ``{"n", "max"}``: the requests it
-    is answering now and the most it answered at once."""
+    """A handler that answers after ``delay`` seconds, and ``{"n", "max", "all"}``: the
+    requests it is answering now, the most it answered at once, and how many it answered."""
     lock = threading.Lock()
-    now = {"n": 0, "max": 0}
+    now = {"n": 0, "max": 0, "all": 0}
 
     def slow(req: Request) -> Reply:
         with lock:
             now["n"] += 1
+            now["all"] += 1
             now["max"] = max(now["max"], now["n"])
         time.sleep(delay)
         with lock:
@@ -146,14 +147,22 @@ def test_ctrl_c_with_workers(tmp_path: Path) -> None:
 
 
 def test_archive_error_in_a_worker(tmp_path: Path) -> None:
-    with hosts(4, 30, delay=0.1) as (_servers, urls):
-        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n",
+    # 30 rounds of 0.3 s per host: the run is still fetching (and starting new WARC files,
+    # 20 KB each) for seconds after its first file appears, however fast it starts.
+    with hosts(4, 30, delay=0.3) as (_servers, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n"
+                              "per_host = 1\n",
                               extra="\n[archive]\nwarc_max_size = 20000\n")
         cmd = [sys.executable, "-m", "archiver", "run", "--config", str(config)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         archive = tmp_path / "archive"
-        time.sleep(3)
+        give_up = time.monotonic() + 60
+        while not list(archive.glob("*.warc.gz*")) and time.monotonic() < give_up \
+                and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)  # a few URLs in: some recorded, most still to come
+        assert proc.poll() is None, "the run ended before the archive could be frozen"
         if subprocess.run(["chattr", "+i", str(archive)]).returncode != 0:
             proc.kill()
             proc.wait()
