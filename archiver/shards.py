@@ -166,9 +166,23 @@ def _host_key_parsed(url: str) -> str:
         host, port = parts.hostname or "", parts.port
     except ValueError:
         return ""
+    if not host.isascii():
+        host = _idna(host)
     if port is None or port == _DEFAULT_PORTS.get(parts.scheme.lower()):
         return host
     return f"{host}:{port}"
+
+
+def _idna(host: str) -> str:
+    """``host``, a name in another script, in its IDNA (``xn--``) spelling, as the fetcher
+    (httpx) encodes it: the two spellings are one host, and one worker must own both.
+    Unchanged where IDNA refuses it (the fetcher refuses the URL then too)."""
+    import idna
+
+    try:
+        return str(idna.encode(host).decode("ascii"))
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return host
 
 
 def _share(total: int, shards: int) -> int:

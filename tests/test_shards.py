@@ -131,6 +131,21 @@ def test_a_host_belongs_to_one_worker() -> None:
     assert shards.host_key("http://[::1]:99999/") == ""
 
 
+def test_a_host_in_another_script_is_one_host_with_its_idna_spelling() -> None:
+    """A name in another script and its ``xn--`` spelling are one host to the fetcher (one
+    gate): one worker owns both, so per_host holds for a host cited both ways."""
+    from archiver.fetch import gate_key
+
+    for unicode, ascii_ in [("http://bücher.example/a", "http://xn--bcher-kva.example/b"),
+                            ("https://ПРИМЕР.рф:8443/", "https://xn--e1afmkfd.xn--p1ai:8443/x"),
+                            ("http://user@қазақстан.kz/", "http://xn--80aaa0a6awh12ed.kz/")]:
+        assert shards.host_key(unicode) == shards.host_key(ascii_), (unicode, ascii_)
+        assert shards.host_key(unicode).isascii()
+        assert gate_key(unicode) == gate_key(ascii_)
+        assert all(shards.shard_of(unicode, n) == shards.shard_of(ascii_, n)
+                   for n in range(2, 9))
+
+
 def test_host_key_reads_plain_urls_as_urlsplit_does() -> None:
     """The regex read of the common spelling gives urlsplit's key for every URL."""
     import random
