@@ -393,7 +393,12 @@ class PackedText:
     def text(self) -> str:
         """The whole text. Raises ``zlib.error`` or ``UnicodeDecodeError`` for a damaged
         blob."""
-        return zlib.decompress(self.blob).decode("utf-8")
+        return self.inflated().decode("utf-8")
+
+    def inflated(self) -> bytes:
+        """The whole text's UTF-8 bytes (zlib lets go of the GIL meanwhile: a thread may do
+        it). Raises ``zlib.error`` for a damaged blob."""
+        return zlib.decompress(self.blob)
 
     def head(self, chars: int) -> tuple[str, bool]:
         """The text's first ``chars`` characters (all of it when shorter) and whether that

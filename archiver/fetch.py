@@ -805,27 +805,29 @@ class Fetcher:
         the worker that owns it, if another does (``leases``)."""
         gate = self._hosts.get(host)
         if gate is None:
-            settings = self.settings
             owner = self.leases.owner(url) if self.leases is not None else None
             if owner is None:
-                gate = _HostGate(settings.per_host, settings.host_interval, host,
-                                 settings.host_give_up)
-            else:
-                assert self.leases is not None
-                gate = _LeasedGate(settings.per_host, settings.host_interval, host,
-                                   settings.host_give_up, self.leases, owner)
-            self._hosts[host] = gate
+                return self._own_gate(host)
+            assert self.leases is not None
+            settings = self.settings
+            gate = self._hosts[host] = _LeasedGate(settings.per_host, settings.host_interval,
+                                                   host, settings.host_give_up, self.leases,
+                                                   owner)
         return gate
 
-    def lend(self, host: str) -> _Slot:
-        """A turn of the gate of ``host``, one of this process's own hosts, for a request
-        another worker makes (``GateLeases.acquire``)."""
+    def _own_gate(self, host: str) -> _HostGate:
+        """The gate of ``host``, one of this process's own hosts (made when first asked)."""
         gate = self._hosts.get(host)
         if gate is None:
             gate = self._hosts[host] = _HostGate(self.settings.per_host,
                                                  self.settings.host_interval, host,
                                                  self.settings.host_give_up)
-        return gate.slot()
+        return gate
+
+    def lend(self, host: str) -> _Slot:
+        """A turn of the gate of ``host``, one of this process's own hosts, for a request
+        another worker makes (``GateLeases.acquire``)."""
+        return self._own_gate(host).slot()
 
     def record_lent(self, host: str, kind: str, url: str, counts: bool) -> None:
         """Count how a request another worker made with a turn of ``host``'s gate (``lend``)

@@ -19,7 +19,6 @@ import functools
 import gc
 import itertools
 import time
-import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -965,8 +964,8 @@ def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, Lin
     raises for a damaged text, when that link's turn comes."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    def inflate(blobs: list[bytes | None]) -> list[bytes | None]:
-        return [None if blob is None else zlib.decompress(blob) for blob in blobs]
+    def inflate(texts: list[PackedText | None]) -> list[bytes | None]:
+        return [None if text is None else text.inflated() for text in texts]
 
     with ThreadPoolExecutor(1, thread_name_prefix="archiver-unpack") as pool:
         pending: deque[tuple[list[tuple[str, LinkFacts]], Future[list[bytes | None]]]] = \
@@ -976,8 +975,7 @@ def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, Lin
             batch = list(itertools.islice(each, _UNPACK_BATCH))
             if batch:
                 pending.append((batch, pool.submit(inflate, [
-                    facts.text.blob if facts.text is not None and _read_whole(facts) else None
-                    for _, facts in batch])))
+                    facts.text if _read_whole(facts) else None for _, facts in batch])))
 
         for _ in range(_UNPACK_AHEAD):
             ahead()
