@@ -16,7 +16,7 @@ from typing import Any
 
 from tests.test_run import ARTICLE, make_project
 from tests.test_shards import HTML
-from tests.test_shards_review import counting, other_shard
+from tests.test_shards_review import counting, other_shard, runs_with_one_and_two_workers
 from tests.webserver import Reply, Request, WebServer, redirect
 
 
@@ -84,6 +84,25 @@ async def _kill(worker: Any) -> None:
     await worker.listening  # the run's process has seen it end
 
 
+async def waiting_behind_the_owner(pool: Any, target: WebServer, source: WebServer,
+                                   arrived: threading.Event) -> tuple[Any, Any]:
+    """Capture the target's ``/hang`` (its worker's own request, held at the server until
+    ``arrived`` is set), then the source's ``/r``, which redirects into the target's host: its
+    lease is relayed to the target's worker and waits there behind the held request. The two
+    captures, still running."""
+    from archiver.models import Target
+
+    own = asyncio.ensure_future(pool.capture(Target(url=target.url("/hang"), cited_by=())))
+    await wait_for(arrived)
+    asking = asyncio.ensure_future(pool.capture(Target(url=source.url("/r"), cited_by=())))
+    deadline = time.monotonic() + 10
+    while not pool._leases:  # the lease is on its way to the owner
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    return own, asking
+
+
 def test_a_worker_killed_holding_a_lease_gives_the_owners_turn_back(tmp_path: Path) -> None:
     """The asking worker dies during its request on the owner's host (per_host 1): the
     owner's turn comes back, and the owner's own URLs there are fetched."""
@@ -128,16 +147,7 @@ def test_a_worker_killed_waiting_for_a_lease_takes_no_turn(tmp_path: Path) -> No
         source.route("/r", redirect(target.url("/q")))
 
         async def body(pool: shards.ProcessShards) -> object:
-            own = asyncio.ensure_future(pool.capture(Target(url=target.url("/hang"),
-                                                            cited_by=())))
-            await wait_for(arrived)
-            asking = asyncio.ensure_future(pool.capture(Target(url=source.url("/r"),
-                                                               cited_by=())))
-            deadline = time.monotonic() + 10
-            while not pool._leases:  # the lease is on its way to the owner
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)
+            own, asking = await waiting_behind_the_owner(pool, target, source, arrived)
             await _kill(_owner_of(pool, source.url("/")))
             gate.set()
             await asyncio.gather(asking, return_exceptions=True)
@@ -281,13 +291,10 @@ def test_a_capture_cancelled_mid_lease_gives_the_turn_back(tmp_path: Path) -> No
     assert target.hits["/q"] == 0
 
 
-def test_the_run_deadline_ends_redirects_into_another_workers_silent_host(
-        tmp_path: Path) -> None:
-    """A run whose URLs redirect into a silent host another worker owns ends at its
-    deadline as one process does, naming every URL not fetched."""
-    import json
-
-    from tests.test_run import call
+@contextmanager
+def redirects_into_a_silent_host(count: int) -> Iterator[list[str]]:
+    """``count`` URLs of a host that never answers and ``count`` URLs of a host the other
+    worker owns that redirect into it, interleaved; the servers close on exit."""
     from tests.test_run_limits import silent_server
 
     with silent_server() as (port, _held):
@@ -295,26 +302,24 @@ def test_the_run_deadline_ends_redirects_into_another_workers_silent_host(
         servers: list[WebServer] = []
         try:
             source = other_shard(servers, silent + "/")
-            for i in range(8):
+            for i in range(count):
                 source.route(f"/r/{i}", redirect(f"{silent}/q/{i}"))
-            urls = [u for i in range(8) for u in (f"{silent}/p/{i}", source.url(f"/r/{i}"))]
-            results = {}
-            for workers in (1, 2):
-                root = tmp_path / f"w{workers}"
-                root.mkdir()
-                config = make_project(root, urls, fetch=f"workers = {workers}\n")
-                config.write_text(config.read_text().replace("timeout = 5", "timeout = 30"))
-                started = time.monotonic()
-                code, out, err = call("run", "--config", str(config), "--format", "json",
-                                      "--deadline", "2")
-                took = time.monotonic() - started
-                assert code == 0, out + err
-                data = json.loads(out)
-                results[workers] = sorted((i["url"], i["reason"]) for i in data["not_fetched"])
-                assert took < 15, (workers, took)
+            yield [u for i in range(count) for u in (f"{silent}/p/{i}", source.url(f"/r/{i}"))]
         finally:
             for s in servers:
                 s.close()
+
+
+def test_the_run_deadline_ends_redirects_into_another_workers_silent_host(
+        tmp_path: Path) -> None:
+    """A run whose URLs redirect into a silent host another worker owns ends at its
+    deadline as one process does, naming every URL not fetched."""
+    with redirects_into_a_silent_host(8) as urls:
+        results = {}
+        for workers, (_root, data, took) in runs_with_one_and_two_workers(
+                tmp_path, urls, timeout=30, args=("--deadline", "2")).items():
+            results[workers] = sorted((i["url"], i["reason"]) for i in data["not_fetched"])
+            assert took < 15, (workers, took)
     assert results[1] == results[2]
     assert len(results[2]) == 16
 
@@ -325,7 +330,6 @@ def test_workers_told_to_close_still_answer_each_others_leases(tmp_path: Path) -
     leases between them still answered, and neither is killed after the minute a closing
     worker is given (before, each waited for an answer the other no longer read)."""
     from archiver import shards
-    from archiver.models import Target
 
     gate, arrived = threading.Event(), threading.Event()
     with two_hosts() as (target, source):
@@ -334,16 +338,7 @@ def test_workers_told_to_close_still_answer_each_others_leases(tmp_path: Path) -
         source.route("/r", redirect(target.url("/q")))
 
         async def body(pool: shards.ProcessShards) -> tuple[float, list[Any]]:
-            own = asyncio.ensure_future(pool.capture(Target(url=target.url("/hang"),
-                                                            cited_by=())))
-            await wait_for(arrived)
-            asking = asyncio.ensure_future(pool.capture(Target(url=source.url("/r"),
-                                                               cited_by=())))
-            deadline = time.monotonic() + 10
-            while not pool._leases:  # the lease is on its way to the owner
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.2)
+            own, asking = await waiting_behind_the_owner(pool, target, source, arrived)
             loop = asyncio.get_running_loop()
             loop.call_later(0.5, gate.set)
             # Not the minute close() gives each worker: stop a test that fails sooner.
@@ -367,34 +362,13 @@ def test_host_give_up_counts_the_redirects_of_every_worker(tmp_path: Path) -> No
     """A silent host's own URLs (one worker's) and redirects into it from another worker's
     host: the host is given up after ``host_give_up`` timeouts among all of them, as in one
     process (before, each worker counted its own: two and two never reached three)."""
-    import json
-
-    from tests.test_run import call
-    from tests.test_run_limits import silent_server
-
-    with silent_server() as (port, _held):
-        silent = f"http://127.0.0.1:{port}"
-        servers: list[WebServer] = []
-        try:
-            source = other_shard(servers, silent + "/")
-            for i in range(2):
-                source.route(f"/r/{i}", redirect(f"{silent}/q/{i}"))
-            urls = [u for i in range(2) for u in (f"{silent}/p/{i}", source.url(f"/r/{i}"))]
-            skipped = {}
-            for workers in (1, 2):
-                root = tmp_path / f"w{workers}"
-                root.mkdir()
-                config = make_project(root, urls, fetch=f"workers = {workers}\nper_host = 1\n")
-                config.write_text(config.read_text().replace("timeout = 5", "timeout = 0.5"))
-                code, out, err = call("run", "--config", str(config), "--format", "json")
-                assert code == 0, out + err
-                data = json.loads(out)
-                assert {i["reason"] for i in data["not_fetched"]} <= \
-                    {"not fetched: host gave up after 3 timeouts"}
-                skipped[workers] = len(data["not_fetched"])
-        finally:
-            for s in servers:
-                s.close()
+    with redirects_into_a_silent_host(2) as urls:
+        skipped = {}
+        for workers, (_root, data, _took) in runs_with_one_and_two_workers(
+                tmp_path, urls, fetch="per_host = 1\n", timeout=0.5).items():
+            assert {i["reason"] for i in data["not_fetched"]} <= \
+                {"not fetched: host gave up after 3 timeouts"}
+            skipped[workers] = len(data["not_fetched"])
     # Given up after the third URL's timeout: what is not fetched then depends on which
     # URLs were waiting for a retry (they are not fetched either), in one process as here.
     assert skipped[1] >= 1 and skipped[2] >= 1, skipped

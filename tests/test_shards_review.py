@@ -10,8 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,20 +45,36 @@ def test_deadline_with_workers_names_every_url_not_fetched(tmp_path: Path, web: 
     assert len(results[2]) == 24
 
 
+def runs_with_one_and_two_workers(tmp_path: Path, urls: list[str], *, fetch: str = "",
+                                  timeout: float | None = None, args: tuple[str, ...] = ()
+                                  ) -> dict[int, tuple[Path, dict[str, Any], float]]:
+    """``archiver run --format json`` of a project citing ``urls``, once with one process
+    and once with two workers (``fetch`` added to its ``[fetch]`` table, its ``timeout``
+    replaced, ``args`` added to the command): per worker count, the project's folder, the
+    JSON printed and the seconds the run took. Each run must exit 0."""
+    results = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        root.mkdir()
+        config = make_project(root, urls, fetch=f"workers = {workers}\n{fetch}")
+        if timeout is not None:
+            config.write_text(config.read_text().replace("timeout = 5", f"timeout = {timeout}"))
+        started = time.monotonic()
+        code, out, err = call("run", "--config", str(config), "--format", "json", *args)
+        took = time.monotonic() - started
+        assert code == 0, out + err
+        results[workers] = (root, json.loads(out), took)
+    return results
+
+
 def test_host_give_up_with_workers_matches_one_process(tmp_path: Path, web: WebServer) -> None:
     web.route("/article", Reply(200, ARTICLE, HTML))
     with silent_server() as (port, _held):
         silent = [f"http://127.0.0.1:{port}/page/{i}" for i in range(20)]
         urls = [web.url("/article"), *silent]
         results = {}
-        for workers in (1, 2):
-            root = tmp_path / f"w{workers}"
-            root.mkdir()
-            config = make_project(root, urls, fetch=f"workers = {workers}\n")
-            config.write_text(config.read_text().replace("timeout = 5", "timeout = 0.5"))
-            code, out, err = call("run", "--config", str(config), "--format", "json")
-            assert code == 0, out + err
-            data = json.loads(out)
+        for workers, (root, data, _took) in runs_with_one_and_two_workers(
+                tmp_path, urls, timeout=0.5).items():
             report = json.loads((root / "reports" / "brief" / "report.json").read_text())
             verdicts = {link["url"]: link["verdict"] for link in report["links"]}
             skipped = {i["url"]: i["reason"] for i in data["not_fetched"]}
@@ -246,24 +264,10 @@ def test_redirects_across_workers_and_revisits_verify(tmp_path: Path) -> None:
 def test_per_host_holds_for_redirects_into_another_workers_host(tmp_path: Path) -> None:
     """A redirect hop is fetched by the worker of the cited URL's host: its requests to a
     host another worker owns take turns of the owner's gate, so per_host holds per run."""
-    from tests.webserver import redirect
     now, slow = counting(0.1)
-
-    servers = [WebServer() for _ in range(6)]
-    try:
-        target, source = _across_shards(servers)
-        target.fallback = slow
-        urls = [target.url(f"/p/{i}") for i in range(16)]
-        for i in range(16):
-            source.route(f"/r/{i}", redirect(target.url(f"/q/{i}")))
-            urls.append(source.url(f"/r/{i}"))
-        interleaved = [u for pair in zip(urls[:16], urls[16:], strict=True) for u in pair]
-        config = make_project(tmp_path, interleaved, fetch="workers = 2\nper_host = 1\n")
+    with redirected_project(tmp_path, 16, slow, "workers = 2\nper_host = 1\n") as config:
         code, out, err = call("run", "--config", str(config))
         assert code == 0, out + err
-    finally:
-        for s in servers:
-            s.close()
     assert now["max"] <= 1, now
 
 
@@ -350,11 +354,33 @@ def _across_shards(servers: list[WebServer]) -> tuple[WebServer, WebServer]:
     return servers[0], other_shard(servers, servers[0].url("/"))
 
 
+@contextmanager
+def redirected_project(tmp_path: Path, count: int, answer: Callable[[Request], Reply],
+                       fetch: str) -> Iterator[Path]:
+    """A project citing ``count`` pages of a target server (answered by ``answer``) and
+    ``count`` URLs of a source server, on the other worker's side, that redirect into it,
+    interleaved; ``fetch`` adds to its ``[fetch]`` table. The servers close on exit."""
+    from tests.webserver import redirect
+
+    servers = [WebServer() for _ in range(6)]
+    try:
+        target, source = _across_shards(servers)
+        target.fallback = answer
+        urls = [target.url(f"/p/{i}") for i in range(count)]
+        for i in range(count):
+            source.route(f"/r/{i}", redirect(target.url(f"/q/{i}")))
+            urls.append(source.url(f"/r/{i}"))
+        interleaved = [u for pair in zip(urls[:count], urls[count:], strict=True)
+                       for u in pair]
+        yield make_project(tmp_path, interleaved, fetch=fetch)
+    finally:
+        for s in servers:
+            s.close()
+
+
 def test_host_interval_holds_for_redirects_into_another_workers_host(tmp_path: Path) -> None:
     """The owner of a host spaces the starts of the requests another worker makes there
     through redirects, with its own: host_interval holds per run."""
-    from tests.webserver import redirect
-
     starts: list[float] = []
     lock = threading.Lock()
 
@@ -363,23 +389,11 @@ def test_host_interval_holds_for_redirects_into_another_workers_host(tmp_path: P
             starts.append(time.monotonic())
         return Reply(200, ARTICLE, HTML)
 
-    servers = [WebServer() for _ in range(6)]
-    try:
-        target, source = _across_shards(servers)
-        target.fallback = stamp
-        urls = [target.url(f"/p/{i}") for i in range(4)]
-        for i in range(4):
-            source.route(f"/r/{i}", redirect(target.url(f"/q/{i}")))
-            urls.append(source.url(f"/r/{i}"))
-        interleaved = [u for pair in zip(urls[:4], urls[4:], strict=True) for u in pair]
-        config = make_project(tmp_path, interleaved, fetch="workers = 2\nper_host = 2\n")
+    with redirected_project(tmp_path, 4, stamp, "workers = 2\nper_host = 2\n") as config:
         config.write_text(config.read_text().replace("host_interval = 0\n",
                                                      "host_interval = 0.3\n"))
         code, out, err = call("run", "--config", str(config))
         assert code == 0, out + err
-    finally:
-        for s in servers:
-            s.close()
     # The 4 cited pages, the 4 redirect targets and the owner's soft-404 probes, one start
     # every 0.3 s (without the owner's gate, two workers' starts every 0.3 s each: about
     # half as long in all). The arrivals here jitter by the messages a lease takes on a
