@@ -306,13 +306,15 @@ def write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult
 
 def preload(*, tls: bool = True) -> None:
     """Import what capturing a page needs beyond the fetcher and the WARC writer (the verdict,
-    the browser stage's page checks, the HTTP client's async backend and, with ``tls``, the
+    the browser stage's page checks, the catalog's text packing (``pack``: some 20 ms of
+    import, which each worker paid on its first answer, while the next requests waited), the
+    HTTP client's async backend and, with ``tls``, the
     TLS certificate parser: ``preload_tls``), ahead of forking worker processes: imported
     once here, their pages are shared with every worker rather than each worker importing
     its own copy on its first URL."""
     from archiver import browse, classify  # noqa: F401
 
-    _import_each("lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
+    _import_each("archiver.catalog", "lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
                  "anyio.to_thread")
     if tls:
         preload_tls()

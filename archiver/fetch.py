@@ -61,6 +61,7 @@ import threading
 import time
 import urllib.request
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -191,7 +192,7 @@ class _HostGate:
     """
 
     def __init__(self, per_host: int, interval: float, host: str = "", give_up: int = 0) -> None:
-        self._slots = asyncio.Semaphore(per_host)
+        self._slots = _Turns(per_host)
         self._lock = asyncio.Lock()
         self._interval = interval
         self._next_start = 0.0
@@ -213,12 +214,13 @@ class _HostGate:
         elif counts:
             self._timed_out.add(url)
 
-    def slot(self) -> _Slot:
-        """``async with gate.slot():`` one request's turn to this host."""
-        return _Slot(self)
+    def slot(self, *, first: bool = False) -> _Slot:
+        """``async with gate.slot():`` one request's turn to this host; with ``first``, the
+        turn comes before those of the requests already waiting (a soft-404 probe)."""
+        return _Slot(self, first)
 
-    async def _enter(self) -> None:
-        await self._slots.acquire()
+    async def _enter(self, first: bool = False) -> None:
+        await self._slots.acquire(first)
         try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
@@ -286,11 +288,13 @@ class _LeasedGate(_HostGate):
         else:
             self._leases.record(self._owner, self._host, kind, url, counts)
 
-    def slot(self) -> _LeasedSlot:  # type: ignore[override]
-        return _LeasedSlot(self)
+    def slot(self, *, first: bool = False) -> _LeasedSlot:  # type: ignore[override]
+        return _LeasedSlot(self, first)
 
-    async def _enter_leased(self) -> int | None:
-        await self._slots.acquire()
+    async def _enter_leased(self, first: bool = False) -> int | None:
+        # ``first`` orders this process's own waiting requests only: the owner's gate serves
+        # its leases in the order they are asked for.
+        await self._slots.acquire(first)
         try:
             if self.given_up:
                 raise HostGaveUp(self._host, self._give_up)
@@ -313,17 +317,61 @@ class _LeasedGate(_HostGate):
         self._slots.release()
 
 
+class _Turns:
+    """``count`` turns, handed out in the order they are asked for, except that a turn asked
+    for ``first`` goes before every ordinary one waiting (``asyncio.Semaphore`` has no such
+    order). A released turn passes straight to the next waiter."""
+
+    __slots__ = ("_first", "_free", "_waiting")
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._first: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self, first: bool = False) -> None:
+        if self._free > 0 and not self._waiting and not self._first:
+            self._free -= 1
+            return
+        queue = self._first if first else self._waiting
+        turn = asyncio.get_running_loop().create_future()
+        queue.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release()  # given as it was cancelled: the next waiter's now
+            else:
+                with contextlib.suppress(ValueError):
+                    queue.remove(turn)
+            raise
+
+    def release(self) -> None:
+        for queue in (self._first, self._waiting):
+            while queue:
+                turn = queue.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        self._free += 1
+
+    @property
+    def waiting(self) -> int:
+        """How many asks wait for a turn."""
+        return len(self._waiting) + len(self._first)
+
+
 class _Slot:
     """A host gate's slot as a plain async context manager (a generator-based one costs
     four times as much per request)."""
 
-    __slots__ = ("_gate",)
+    __slots__ = ("_first", "_gate")
 
-    def __init__(self, gate: _HostGate) -> None:
-        self._gate = gate
+    def __init__(self, gate: _HostGate, first: bool = False) -> None:
+        self._gate, self._first = gate, first
 
     async def __aenter__(self) -> None:
-        await self._gate._enter()
+        await self._gate._enter(self._first)
 
     async def __aexit__(self, *exc: object) -> None:
         self._gate._slots.release()
@@ -332,14 +380,14 @@ class _Slot:
 class _LeasedSlot:
     """A turn of a ``_LeasedGate``: its own slot and the owner's lease."""
 
-    __slots__ = ("_gate", "_lease")
+    __slots__ = ("_first", "_gate", "_lease")
 
-    def __init__(self, gate: _LeasedGate) -> None:
-        self._gate = gate
+    def __init__(self, gate: _LeasedGate, first: bool = False) -> None:
+        self._gate, self._first = gate, first
         self._lease: int | None = None
 
     async def __aenter__(self) -> None:
-        self._lease = await self._gate._enter_leased()
+        self._lease = await self._gate._enter_leased(self._first)
 
     async def __aexit__(self, *exc: object) -> None:
         self._gate._leave_leased(self._lease)
@@ -610,7 +658,9 @@ class Fetcher:
         return await self._fetch(url, archive=True, policy=self._policy)
 
     async def probe(self, url: str) -> FetchResult:
-        """Like ``fetch`` with the same bounds and guard, but not archived and not retried."""
+        """Like ``fetch`` with the same bounds and guard, but not archived and not retried,
+        and ahead of the fetches waiting for the host: every page of its directory fetched
+        already waits for its answer to be judged."""
         return await self._fetch(url, archive=False, policy=replace(self._policy, retries=0))
 
     async def fetch_all(
@@ -667,7 +717,7 @@ class Fetcher:
 
             def attempt(number: int, target: str = current, parsed: httpx.URL = parsed,
                         gate: _HostGate = gate) -> Any:
-                return self._attempt(target, parsed, gate, jar, budget)
+                return self._attempt(target, parsed, gate, jar, budget, first=not archive)
 
             def report(number: int, outcome: _Outcome, waited: float,
                        target: str = current, gate: _HostGate = gate) -> None:
@@ -688,6 +738,12 @@ class Fetcher:
                 return FetchFailure(url, Verdict(outcome.kind), outcome.reason,
                                     attempts=attempts, hops=tuple(hops))
             try:
+                # The turn this request gave back may have gone to a request waiting for
+                # the host: let it be sent before this answer is archived and judged (a
+                # millisecond of CPU or more on the event loop). When many answers come at
+                # once, each next request would otherwise wait for all of them.
+                for _ in range(_TURNS_TO_SEND):
+                    await asyncio.sleep(0)
                 hop = await self._archive(outcome) if archive else _hop(outcome, None, False)
                 hops.append(hop)
                 location = dict((k.lower(), v) for k, v in outcome.headers).get("location")
@@ -858,8 +914,9 @@ class Fetcher:
             return False
 
     async def _attempt(self, url: str, target: httpx.URL, gate: _HostGate, jar: httpx.Cookies,
-                       budget: _Budget) -> _Outcome:
-        """One request for ``url`` (``target`` is it parsed) through ``gate``."""
+                       budget: _Budget, *, first: bool = False) -> _Outcome:
+        """One request for ``url`` (``target`` is it parsed) through ``gate`` (``first``:
+        ahead of the requests waiting there, ``_HostGate.slot``)."""
         assert self._global is not None, "use 'async with Fetcher'"
         client = self._client_for(target.host)
         trace = PhaseTrace()
@@ -871,7 +928,7 @@ class Fetcher:
             jar.set_cookie_header(request)
         outcome: _Outcome | None = None
         response: httpx.Response | None = None
-        async with gate.slot(), self._global:
+        async with gate.slot(first=first), self._global:
             budget.start()
             remaining = budget.remaining()
             if remaining <= 0:
@@ -969,6 +1026,14 @@ class Fetcher:
 
 
 # ── helpers ─────────────────────────────────────────────────────────────────
+
+#: Turns of the event loop an answer waits, once its request has given back its turn of the
+#: host's gate, before it is archived and judged: what the request that takes the turn needs
+#: to be written to its socket (the gate, the connection pool, the transport's writer). The
+#: speed benchmark's nginx log (2,000 URLs at 100 ms): each host's requests took 2.41 s with
+#: none, 2.23 with two, 2.19 with four, 2.20 with six (the limit is 2.1).
+_TURNS_TO_SEND = 4
+
 
 def _spool(body: IO[bytes], data: bytes) -> None:
     """``body.write(data)``; a body past ``_SPOOL_IN_MEMORY`` goes to the system's temporary

@@ -22,7 +22,7 @@ import zstandard
 
 from archiver import retry
 from archiver.config import FetchSettings
-from archiver.fetch import Attempt, Fetcher, _HostGate, decode_body
+from archiver.fetch import Attempt, Fetcher, _HostGate, _Turns, decode_body
 from archiver.guard import AddressGuard
 from archiver.models import Capture, FetchFailure, FetchResult, Verdict
 from archiver.warc import WarcWriter, read_record
@@ -557,6 +557,125 @@ def test_host_gate_spaces_its_entries_by_the_interval() -> None:
     assert all(at - asked[0] >= 0.2 * n - 0.005 for n, at in enumerate(entered)), \
         [at - asked[0] for at in entered]
     assert entered[-1] - asked[0] < 0.6 + 2.0  # spaced, not stalled
+
+
+def test_turns_go_to_first_asks_before_the_others_waiting() -> None:
+    """A turn asked for ``first`` (a soft-404 probe) goes before the ordinary asks already
+    waiting; among each kind, first come first served."""
+    order: list[str] = []
+
+    async def go() -> None:
+        turns = _Turns(1)
+        await turns.acquire()  # the one turn, held
+
+        async def ask(name: str, first: bool = False) -> None:
+            await turns.acquire(first)
+            order.append(name)
+            turns.release()
+
+        tasks = [asyncio.ensure_future(ask(name)) for name in ("a", "b")]
+        await asyncio.sleep(0)
+        tasks += [asyncio.ensure_future(ask(name, first=True)) for name in ("p1", "p2")]
+        await asyncio.sleep(0)
+        assert turns.waiting == 4
+        turns.release()
+        await asyncio.wait_for(asyncio.gather(*tasks), 5)
+
+    asyncio.run(go())
+    assert order == ["p1", "p2", "a", "b"]
+
+
+def test_a_cancelled_ask_loses_no_turn() -> None:
+    """An ask cancelled while it waits leaves the queue (the next ask is served at once
+    when a turn is free), and one cancelled after its turn was given, before it ran, passes
+    the turn on to the next waiter: the count of turns never shrinks."""
+
+    async def go() -> None:
+        turns = _Turns(1)
+        await turns.acquire()
+        waiting = asyncio.ensure_future(turns.acquire())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert turns.waiting == 0
+        turns.release()
+        await asyncio.wait_for(turns.acquire(), 1)  # free: taken without waiting
+
+        given = asyncio.ensure_future(turns.acquire())
+        behind = asyncio.ensure_future(turns.acquire(first=True))
+        await asyncio.sleep(0)
+        turns.release()  # to ``behind`` (first), then ``given`` waits
+        behind.cancel()  # given its turn, cancelled before it ran
+        await asyncio.gather(behind, return_exceptions=True)
+        await asyncio.wait_for(given, 1)  # the turn passed on
+        turns.release()
+        await asyncio.wait_for(turns.acquire(), 1)
+
+    asyncio.run(go())
+
+
+def test_a_probe_goes_before_the_pages_waiting_for_its_host(web: WebServer) -> None:
+    """A soft-404 probe asked for while pages of its host wait for their turn is sent at
+    the next turn, not behind them: every page of its directory fetched before it waits for
+    its answer to be judged. Read from the order the server saw the requests in."""
+    arrived: list[str] = []
+
+    def slow(req: Request) -> Reply:
+        arrived.append(req.path)
+        return Reply(200, b"ok", delay=0.2)
+
+    web.route("/p", slow)
+    web.route("/probe", slow)
+    settings = replace(FAST, per_host=1, concurrency=8)
+
+    async def go() -> None:
+        async with Fetcher(settings, None) as fetcher:
+            pages = [asyncio.ensure_future(fetcher.fetch(web.url(f"/p?{n}"))) for n in range(4)]
+            while not arrived:  # the first page holds the host's one turn
+                await asyncio.sleep(0.01)
+            probe = asyncio.ensure_future(fetcher.probe(web.url("/probe")))
+            await asyncio.wait_for(asyncio.gather(*pages, probe), 10)
+
+    asyncio.run(go())
+    assert arrived == ["/p?0", "/probe", "/p?1", "/p?2", "/p?3"]
+
+
+def test_the_next_request_to_a_host_goes_before_an_answer_is_archived(
+        web: WebServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer gives its host's turn to the request waiting for it, and that request is
+    on its way before the answer is written to the WARC (and judged, after that): the CPU an
+    answer costs does not hold the host's next request back. Read from how many requests
+    had entered the host's gate when each answer's exchange was written (with one turn per
+    host, one at a time without this: 1, 2, 3)."""
+    web.route("/p", Reply(200, b"ok"))
+    entered = 0
+    seen_at_write: list[int] = []
+    enter = _HostGate._enter
+
+    async def counted(gate: _HostGate, first: bool = False) -> None:
+        nonlocal entered
+        await enter(gate, first)
+        entered += 1
+
+    monkeypatch.setattr(_HostGate, "_enter", counted)
+    settings = replace(FAST, per_host=1, concurrency=8)
+
+    async def go() -> None:
+        with WarcWriter(tmp_path / "archive", root=tmp_path, run_id="test") as writer:
+            write = writer.write_exchange
+
+            def watched(**kwargs):  # type: ignore[no-untyped-def]
+                seen_at_write.append(entered)
+                return write(**kwargs)
+
+            writer.write_exchange = watched  # type: ignore[method-assign]
+            async with Fetcher(settings, writer) as fetcher:
+                await asyncio.wait_for(fetcher.fetch_all(
+                    [web.url(f"/p?{n}") for n in range(3)]), 10)
+
+    asyncio.run(go())
+    assert seen_at_write == [2, 3, 3], seen_at_write
+    assert len(response_records(tmp_path / "archive")) == 3
 
 
 def test_global_concurrency_limit(web: WebServer) -> None:
