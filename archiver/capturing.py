@@ -314,8 +314,8 @@ def preload(*, tls: bool = True) -> None:
     its own copy on its first URL."""
     from archiver import browse, classify  # noqa: F401
 
-    _import_each("archiver.catalog", "lxml.html", "sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
-                 "anyio.to_thread")
+    _import_each("archiver.catalog", "lxml.html", "sniffio", "anyio._backends._asyncio",
+                 "anyio.streams.tls", "anyio.to_thread")
     if tls:
         preload_tls()
 
