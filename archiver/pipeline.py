@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hashlib
 import itertools
 import time
+import zlib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -375,10 +377,13 @@ async def _fetch_and_judge(
     on_judged: Callable[[str, Judgement], None] | None = None,
     previous: Mapping[str, StoredResult | None] | None = None,
     deadline_at: float | None = None,
+    prejudged: _Prejudged | None = None,
 ) -> _Fetched:
     """Fetch, probe, judge and record every target; with ``compare_text``, also measure how
     far each page's text drifted from its previous capture. ``on_judged(url, judgement)`` is
     called as soon as a URL is finished and committed (the rescue queues its lookup there).
+    ``prejudged`` judges the claim support of each URL's capture once it is queued for the
+    catalog (``_Prejudged.take``).
 
     The stages: this coroutine hands targets out (interleaved by host, bounded in number),
     the capture stage (``archiver.capturing``; in worker processes sharded by host,
@@ -454,6 +459,8 @@ async def _fetch_and_judge(
             # flush records it: it is judged in this run, not "not fetched".
             with contextlib.suppress(asyncio.CancelledError):
                 await recorder.put(finished)
+            if prejudged is not None:
+                prejudged.take(finished)
 
         probes_started = False
 
@@ -716,18 +723,19 @@ async def _fetch_and_rescue(
     breaker: Breaker | None,
     previous: Mapping[str, StoredResult | None],
     deadline_at: float | None,
+    prejudged: _Prejudged | None = None,
 ) -> tuple[_Fetched, int, str | None]:
     """Fetch and judge ``todo`` and, with ``rescue``, look every failing link of ``targets``
     up in the web archive meanwhile (``_Lookups``); with ``capture``, then copy the mementos
     into our WARCs. Returns what was fetched, how many failing links have a memento (0
     without ``rescue``) and a note when some lookups could not be made. ``breaker`` is the
-    run's: a host given up on is not asked again. ``previous`` and ``deadline_at`` are
-    ``_fetch_and_judge``'s. Offline, the lookups still waiting are dropped: they would only
-    fail the same way, and their links stay "not looked up"."""
+    run's: a host given up on is not asked again. ``previous``, ``deadline_at`` and
+    ``prejudged`` are ``_fetch_and_judge``'s. Offline, the lookups still waiting are
+    dropped: they would only fail the same way, and their links stay "not looked up"."""
     if not rescue:
         return (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
                                        compare_text=compare_text, previous=previous,
-                                       deadline_at=deadline_at)
+                                       deadline_at=deadline_at, prejudged=prejudged)
                 if todo else _Fetched()), 0, None
     from archiver.rescue import Rescuer
 
@@ -749,7 +757,8 @@ async def _fetch_and_rescue(
 
             fetched = (await _fetch_and_judge(settings, catalog, run_id, todo, progress,
                                               compare_text=compare_text, on_judged=judged,
-                                              previous=previous, deadline_at=deadline_at)
+                                              previous=previous, deadline_at=deadline_at,
+                                              prejudged=prejudged)
                        if todo else _Fetched())
             if fetched.offline:
                 await lookups.cancel()
@@ -875,18 +884,19 @@ def link_records(
 def _records_and_facts(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
-    unpack: bool = False,
+    unpack: bool = False, judged: Container[str] = (),
 ) -> Iterator[tuple[LinkRecord, LinkFacts]]:
     """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
     page text claim support reads of a link (``_text_source``) is unpacked whole once, for
     the record's excerpt and for claim support (``_Unpacked``), rather than its head for the
-    one and all of it again for the other."""
+    one and all of it again for the other; not for the URLs of ``judged``, whose claim
+    support is judged already (``_Prejudged``): the excerpt needs only its head."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
     each = _link_facts(catalog, doc.urls, near=published)
-    for url, facts in _unpacking(each) if unpack else each:
+    for url, facts in _unpacking(each, judged) if unpack else each:
         footnotes = doc.citing[url]
         last = _last_result(facts)
         stored, browser = facts.capture, facts.browser
@@ -956,12 +966,14 @@ _UNPACK_BATCH = 32
 _UNPACK_AHEAD = 2
 
 
-def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, LinkFacts]]:
+def _unpacking(each: Iterator[tuple[str, LinkFacts]], judged: Container[str] = (),
+               ) -> Iterator[tuple[str, LinkFacts]]:
     """``each`` link's facts, the text claim support reads (``_read_whole``) unpacked whole
-    (``_Unpacked``). The inflating (zlib, which lets go of the GIL) is done in a thread a
-    few batches ahead of the caller, on the machine's other core; the decoding here. Reads
-    ``each`` in this thread only (it reads the catalog). Raises what ``PackedText.text``
-    raises for a damaged text, when that link's turn comes."""
+    (``_Unpacked``) unless its URL's claim support is ``judged`` already. The inflating
+    (zlib, which lets go of the GIL) is done in a thread a few batches ahead of the caller,
+    on the machine's other core; the decoding here. Reads ``each`` in this thread only (it
+    reads the catalog). Raises what ``PackedText.text`` raises for a damaged text, when that
+    link's turn comes."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     def inflate(texts: list[PackedText | None]) -> list[bytes | None]:
@@ -975,7 +987,8 @@ def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, Lin
             batch = list(itertools.islice(each, _UNPACK_BATCH))
             if batch:
                 pending.append((batch, pool.submit(inflate, [
-                    facts.text if _read_whole(facts) else None for _, facts in batch])))
+                    facts.text if _read_whole(facts) and url not in judged else None
+                    for url, facts in batch])))
 
         for _ in range(_UNPACK_AHEAD):
             ahead()
@@ -1158,6 +1171,83 @@ class _Links:
         return self
 
 
+class _Prejudged:
+    """Claim support judged during the fetch, as each URL's capture arrives (``take``), on
+    the page text the capture stage packed for the catalog: the run's process has CPU to
+    spare while it waits on the network, and none in the tail, where ``_FedTexts.judged``
+    uses these instead of judging again.
+
+    Only a healthy HTTP capture's own text is judged (a browser's capture, a failing link's
+    rescued copy, a capture without text are left to the tail), for every footnote with
+    claims that cites the URL, and kept with the text's digest and kind: the tail uses a
+    support only when the link's text it would read has both the same (the same text gives
+    the same support: ``support.assess`` is pure). Held in memory, the supports of at most
+    ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it has none)."""
+
+    def __init__(self, documents: Mapping[str, Document]) -> None:
+        self._documents = documents
+        self._footnotes: dict[str, dict[int, tuple[str, ...]]] = {}
+        # URL -> (text digest, kind, {(source, footnote): support})
+        self._judged: dict[str, tuple[bytes, str, dict[tuple[str, int], Support]]] = {}
+
+    def _claims(self, source: str, number: int) -> tuple[str, ...]:
+        """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
+        reads them), each footnote's made once."""
+        claims = self._footnotes.get(source)
+        if claims is None:
+            document = self._documents.get(source)
+            claims = self._footnotes[source] = {} if document is None else {
+                note.number: tuple(dict.fromkeys(c.text for c in note.claims))
+                for note in document.footnotes}
+        return claims.get(number, ())
+
+    def take(self, finished: Finished) -> None:
+        """Judge the claims citing ``finished``'s URL on its text, if it is one the tail
+        would read as ours (see the class). Never raises for a damaged text: it is left
+        to the tail, which says what is wrong with it."""
+        from archiver.support import EvidenceText, assess, text_kind
+        from archiver.support_match import Evidence
+
+        result = finished.result
+        if finished.text is None or finished.browser is not None \
+                or not isinstance(result, Capture) or not finished.judgement.verdict.healthy:
+            return
+        wanted = [(ref.source, ref.number, claims) for ref in finished.target.cited_by
+                  if (claims := self._claims(ref.source, ref.number))]
+        if not wanted:
+            return
+        try:
+            text = PackedText(finished.text).text()
+        except (zlib.error, UnicodeDecodeError):
+            return
+        url, kind = finished.url, text_kind(result.content_type)
+        evidence = EvidenceText(text, kind, "ours")
+        index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
+        self._judged[url] = (_digest(finished.text), kind, {
+            (source, number): assess(number, url, claims, evidence, index=index)
+            for source, number, claims in wanted})
+
+    def get(self, source: str, number: int, url: str, text: PackedText, kind: str,
+            ) -> Support | None:
+        """The support of footnote ``number`` of ``source`` for ``url`` judged on ``text``
+        of ``kind``, if it was (else ``None``)."""
+        judged = self._judged.get(url)
+        if judged is None or judged[1] != kind:
+            return None
+        support = judged[2].get((source, number))
+        if support is None or judged[0] != _digest(text.blob):
+            return None
+        return support
+
+    def __contains__(self, url: object) -> bool:
+        return url in self._judged
+
+
+def _digest(blob: bytes) -> bytes:
+    """What tells one packed text from another: its BLAKE2b digest."""
+    return hashlib.blake2b(blob, digest_size=16).digest()
+
+
 #: A text ``_FedTexts`` cannot tell from a link's facts: read from the catalog instead.
 _UNKNOWN = object()
 
@@ -1167,21 +1257,54 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
     the catalog facts its link record is made from, as ``links`` makes them: each page text
     read from the catalog once, for its record and its claim support. A text the facts do
     not settle (a browser capture, a rescued copy, a text not stored), or one no longer
-    among the ``kept`` most recent, is ``LazyTexts``'s."""
+    among the ``kept`` most recent, is ``LazyTexts``'s.
+
+    ``judged`` answers ``each_support``'s question for the supports ``prejudged`` holds of
+    source ``source``: those made on the very text this mapping would give."""
 
     def __init__(self, links: _Links, catalog: Catalog, root: Path, document: Document,
-                 kept: int = 256) -> None:
+                 kept: int = 256, *, source: str = "", prejudged: _Prejudged | None = None,
+                 ) -> None:
         from archiver import support
 
         self._links, self._kept = links, kept
         self._fallback = support.LazyTexts(catalog, root, links.glimpses, urls=document.urls)
         self._recent: OrderedDict[str, object] = OrderedDict()
+        self._source, self._prejudged = source, prejudged
+
+    def judged(self, footnote: int, url: str) -> Support | None:
+        """The support ``prejudged`` made of (``footnote``, ``url``) on the text this
+        mapping gives ``url``: our capture's own packed text, of the same kind and digest;
+        else ``None``."""
+        if self._prejudged is None or url not in self._prejudged \
+                or url not in self._fallback:
+            return None
+        source = self._source_of(url)
+        if not isinstance(source, tuple):
+            return None
+        packed, kind = source
+        return self._prejudged.get(self._source, footnote, url, packed, kind)
 
     def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
         from archiver.support import EvidenceText
 
         if not isinstance(key, str) or key not in self._fallback:
             raise KeyError(key)
+        recent = self._recent
+        source = self._source_of(key)
+        if source is None or isinstance(source, EvidenceText):
+            return source
+        if source is _UNKNOWN:
+            return self._fallback[key]
+        assert isinstance(source, tuple)
+        packed, kind = source
+        recent[key] = text = EvidenceText(packed.text(), kind, "ours")
+        return text
+
+    def _source_of(self, key: str) -> object:
+        """Where ``key``'s text is (``_text_source``, or its ``EvidenceText`` once read), the
+        link records made up to ``key``'s and a batch more if not made yet; ``_UNKNOWN``
+        for a record made already and no longer kept."""
         recent = self._recent
         # A record made already and no longer kept (a URL cited again far on) is the
         # fallback's: pulling on for it would make every record left, none of them its.
@@ -1197,15 +1320,7 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
                     recent.popitem(last=False)
                 if ahead >= 0 or link.url == key:
                     ahead += 1
-        source = recent.get(key, _UNKNOWN)
-        if source is None or isinstance(source, EvidenceText):
-            return source
-        if source is _UNKNOWN:
-            return self._fallback[key]
-        assert isinstance(source, tuple)
-        packed, kind = source
-        recent[key] = text = EvidenceText(packed.text(), kind, "ours")
-        return text
+        return recent.get(key, _UNKNOWN)
 
     def __contains__(self, key: object) -> bool:
         return key in self._fallback
@@ -1311,13 +1426,17 @@ class _Judged:
             yield support
 
     def judge(self, settings: Settings, catalog: Catalog, document: Document,
-              links: _Links) -> Iterator[Support]:
+              links: _Links, *, source: str = "", prejudged: _Prejudged | None = None,
+              ) -> Iterator[Support]:
         """Judge ``document``'s claims against the texts of ``links`` (``take``n), making
-        the link records as the claims reach them."""
+        the link records as the claims reach them; those of source ``source`` that
+        ``prejudged`` holds on the same texts are taken from it."""
         from archiver import support as claim_support
 
-        texts = _FedTexts(links, catalog, settings.root, document)
-        return self.take(claim_support.each_support(document, texts))
+        texts = _FedTexts(links, catalog, settings.root, document, source=source,
+                          prejudged=prejudged)
+        return self.take(claim_support.each_support(
+            document, texts, judged=texts.judged if prejudged is not None else None))
 
 
 def _write_reports(
@@ -1401,11 +1520,12 @@ def _distinct_counts(sources: Sequence[SourceOutcome]) -> dict[str, int]:
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    links_of: Mapping[str, _Links], *, compare: bool,
+    links_of: Mapping[str, _Links], *, compare: bool, prejudged: _Prejudged | None = None,
 ) -> dict[str, tuple[_Judged, list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
     (``links_of``, by source id), stored under ``run_id`` as it is judged; with ``compare``,
-    the drops since the previous run as changes."""
+    the drops since the previous run as changes. What ``prejudged`` judged during the fetch
+    on the same texts is taken from it."""
     from archiver import support as claim_support
 
     out: dict[str, tuple[_Judged, list[Change]]] = {}
@@ -1416,7 +1536,8 @@ def _assess_support(
         judged = _Judged(settings.archive.reports_dir)
         dropped = claim_support.record_levels(
             catalog, run_id, outcome.source.id,
-            judged.judge(settings, catalog, outcome.document, links), compare=compare,
+            judged.judge(settings, catalog, outcome.document, links,
+                         source=outcome.source.id, prejudged=prejudged), compare=compare,
             verdicts=_Verdicts(links.glimpses.verdicts, outcome.document))
         links.finish()
         out[outcome.source.id] = (judged, dropped)
@@ -1534,11 +1655,15 @@ def _execute(
         from archiver.rescue import Breaker
 
         breaker = Breaker(settings.rescue.breaker_after)
+    # Claim support judged as the captures arrive, while the run waits on the network: not
+    # for a run whose documents are shelved (nor for its many URLs' supports in memory).
+    prejudged = _Prejudged({o.source.id: o.document for o in outcomes
+                            if o.document is not None}) if shelf is None and todo else None
     fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
         settings, catalog, run_id, todo, targets, source_of, progress,
         compare_text=options.kind == "check", rescue=rescue,
         capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
-        previous=previous, deadline_at=deadline_at))
+        previous=previous, deadline_at=deadline_at, prejudged=prejudged))
     if shelf is not None:
         shelf.restore(outcomes)
 
@@ -1579,12 +1704,15 @@ def _execute(
         links_of = {o.source.id: _Links(_records_and_facts(settings, catalog, o.source.id,
                                                            o.document, utcnow(), rescue=rescue,
                                                            not_fetched=fetched.not_fetched,
-                                                           unpack=True),
+                                                           unpack=True,
+                                                           judged=prejudged or ()),
                                         fetched.not_fetched, settings.archive.reports_dir,
                                         o.document)
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
-                                     compare=options.kind == "check" and not outage)
+                                     compare=options.kind == "check" and not outage,
+                                     prejudged=prejudged)
+        del prejudged  # its supports are spooled with the rest now
         changes.extend(c for per_source in support_of.values() for c in per_source[1])
 
         # Offline, the "No network" note says it all (the lookups failed for the same reason).

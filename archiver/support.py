@@ -43,7 +43,7 @@ import io
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -187,9 +187,13 @@ def assess_document(document: Document,
 
 
 def each_support(document: Document,
-                 texts: Mapping[str | tuple[int, str], EvidenceText | None]
+                 texts: Mapping[str | tuple[int, str], EvidenceText | None],
+                 *, judged: Callable[[int, str], Support | None] | None = None,
                  ) -> Iterator[Support]:
-    """``assess_document``'s supports, made one at a time as they are asked for."""
+    """``assess_document``'s supports, made one at a time as they are asked for.
+    ``judged(footnote, url)``: the support of that pair ``assess`` made already on the very
+    text ``texts`` gives it (the caller vouches for that), else ``None``: it is used as is,
+    its text not asked for."""
     # One index per URL, however many footnotes cite it; the most recently used ones only, so
     # that a document of many thousand URLs does not hold every page's index at once (the
     # footnotes citing one URL are mostly near each other; a miss only builds it again).
@@ -199,6 +203,9 @@ def each_support(document: Document,
         if not claims:
             continue
         for url in footnote.urls:
+            if judged is not None and (done := judged(footnote.number, url)) is not None:
+                yield done
+                continue
             pair = (footnote.number, url)
             evidence = texts[pair] if pair in texts else texts.get(url)
             index = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import sys
@@ -605,3 +606,120 @@ def test_unpacking_inflates_the_texts_support_reads_and_fails_on_a_damaged_one(
     damaged = [*made[:4], (made[4][0], replace(made[4][1], text=PackedText(b"not zlib")))]
     with pytest.raises(zlib.error):
         list(pipeline._unpacking(iter(damaged)))
+
+
+def _finished(url: str, refs, text: bytes | None, content_type: str = "text/html",
+              verdict=None, browser=None):
+    """A ``Finished`` record of an HTTP capture of ``url`` cited by ``refs`` (footnote
+    numbers of source ``brief``) whose page text is ``text``, packed as the catalog keeps it."""
+    from datetime import UTC, datetime
+
+    from archiver.capturing import Finished
+    from archiver.models import Capture, FootnoteRef, Judgement, Target, Verdict
+
+    capture = Capture(url, url, 200, (), b"", content_type, "sha1:x", datetime.now(UTC))
+    return Finished(Target(url, tuple(FootnoteRef("brief", n) for n in refs)), capture,
+                    Judgement(verdict or Verdict.OK, "ok"),
+                    text=text, browser=browser)
+
+
+def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
+        tmp_path) -> None:
+    """``pipeline._Prejudged`` judges each capture's claims as it arrives; the tail
+    (``_FedTexts.judged``) takes a support from it only when the link's text it would read is
+    the very text judged, of the same kind: a support judged on another text, or on the same
+    text as another kind, is judged again. Either way the supports are those judged on the
+    catalog's texts alone, in the same order, and the link records are the same."""
+    from archiver import pipeline, support
+    from archiver.catalog import Catalog, pack_text
+    from archiver.config import load_settings
+    from archiver.models import Verdict, utcnow
+    from archiver.parse import read_document
+    from tests.webserver import WebServer
+
+    with WebServer() as web:
+        urls = court_pages(web, 8)
+        urls[3] = web.url("/missing/3")  # 404: no text
+        cited = urls + urls[:3]  # footnotes 9-11 cite the first three URLs again
+        config = run_briefing(tmp_path, cited, " ".join(
+            f"In 20{10 + i % 8} the court fined {(i % 8) * 1000} tenge in Almaty.[^{n}]"
+            for n, i in enumerate(range(len(cited) - 1), 1)))  # footnote 11: no claim
+    settings = load_settings(config)
+    source = settings.sources[0]
+    document = read_document(settings.root / source.path)
+    now = utcnow()
+    citing = document.citing
+    with Catalog.open(settings.archive.dir) as catalog:
+        links = pipeline.build_link_records(settings, catalog, source.id, document, now)
+        every = support.evidence_texts(catalog, settings.root, links)
+        expected = list(support.assess_document(document, every))
+        # The texts as the catalog keeps them (packed by the capture stage, in its bytes).
+        texts = {url: facts.text.blob for url, facts in catalog.link_facts(urls).items()
+                 if facts.text is not None}
+        prejudged = pipeline._Prejudged({source.id: document})
+        for url in urls:
+            text = texts.get(url)
+            if url == urls[1]:  # judged on a text the page does not have
+                text = pack_text("In 2099 nothing happened in Almaty. " * 20)
+            prejudged.take(_finished(url, citing[url], text,
+                                     "text/plain" if url == urls[2] else "text/html",
+                                     Verdict.NOT_FOUND if url == urls[3] else None))
+        # Neither the failing link, nor one without text, nor a browser's capture is judged.
+        prejudged.take(_finished(web.url("/other"), [1], None))
+        prejudged.take(_finished(urls[4] + "?b", [1], texts[urls[4]], browser=object()))
+        assert set(urls) - {urls[3]} == {url for url in urls if url in prejudged}
+
+        made = pipeline._Links(
+            pipeline._records_and_facts(settings, catalog, source.id, document, now,
+                                        unpack=True, judged=prejudged),
+            {}, tmp_path / "spool", document)
+        fed = pipeline._FedTexts(made, catalog, settings.root, document, source=source.id,
+                                 prejudged=prejudged)
+        taken = []
+
+        def judged(footnote: int, url: str) -> support.Support | None:
+            found = fed.judged(footnote, url)
+            if found is not None:
+                taken.append((footnote, url))
+            return found
+
+        assert list(support.each_support(document, fed, judged=judged)) == expected
+        assert made.finish().listed and list(made.records) == list(links)
+    # Taken: every footnote with claims citing a page judged on its own text as html.
+    assert taken == [(n, cited[n - 1]) for n in range(1, 11)
+                     if cited[n - 1] not in (urls[1], urls[2], urls[3])]
+    assert {s.level for s in expected} >= {"supported", "unknown"}
+
+
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "two-workers"])
+def test_a_run_reports_the_claim_support_a_rebuild_judges(tmp_path, workers: int) -> None:
+    """The run judges claim support during the fetch (``pipeline._Prejudged``); ``archiver
+    report`` judges it from the catalog alone, after: the same reports, byte for byte but
+    for the time they were made, and the same supports recorded."""
+    from tests.test_run import call
+    from tests.webserver import WebServer
+
+    with WebServer() as web:
+        urls = court_pages(web, 10)
+        urls[4] = web.url("/missing/4")
+        cited = urls + urls[:3]
+        config = run_briefing(tmp_path, cited, " ".join(
+            f"In 20{10 + i % 10} the court fined {(i % 10) * 1000 + (7 if n % 3 else 0)} "
+            f"tenge in Almaty.[^{n}]" for n, i in enumerate(range(len(cited)), 1)))
+        (tmp_path / "sources.toml").write_text(
+            (tmp_path / "sources.toml").read_text().replace(
+                "[fetch]\n", f"[fetch]\nworkers = {workers}\n"), encoding="utf-8")
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+    folder = tmp_path / "reports" / "brief"
+    ran = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert call("report", "--config", str(config))[0] == 0
+    rebuilt = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert ran.keys() == rebuilt.keys() and len(ran) == 4
+
+    def timeless(data: bytes) -> bytes:
+        return re.sub(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", b"T", data)
+
+    for name in ran:
+        assert timeless(ran[name]) == timeless(rebuilt[name]), name
+    report = json.loads(ran["report.json"])
+    assert {s["level"] for s in report["support"]} == {"supported", "unsupported", "unknown"}
