@@ -26,7 +26,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, overload
+from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
 from urllib.parse import urlsplit
 
 from archiver import history
@@ -884,19 +884,19 @@ def link_records(
 def _records_and_facts(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
-    unpack: bool = False, judged: Container[str] = (),
+    unpack: bool = False, prejudged: _Prejudged | None = None,
 ) -> Iterator[tuple[LinkRecord, LinkFacts]]:
     """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
     page text claim support reads of a link (``_text_source``) is unpacked whole once, for
     the record's excerpt and for claim support (``_Unpacked``), rather than its head for the
-    one and all of it again for the other; not for the URLs of ``judged``, whose claim
-    support is judged already (``_Prejudged``): the excerpt needs only its head."""
+    one and all of it again for the other; not for the URLs ``prejudged`` judged during the
+    fetch: their excerpt is its (``_Prejudged.excerpt``), and claim support too."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
     each = _link_facts(catalog, doc.urls, near=published)
-    for url, facts in _unpacking(each, judged) if unpack else each:
+    for url, facts in _unpacking(each, prejudged or ()) if unpack else each:
         footnotes = doc.citing[url]
         last = _last_result(facts)
         stored, browser = facts.capture, facts.browser
@@ -927,7 +927,8 @@ def _records_and_facts(
             state=status.state if last else None,
             failing_since=status.failing_since,
             title=stored.title if stored else None,
-            excerpt=_excerpt(facts.text),
+            excerpt=(_excerpt(facts.text) if prejudged is None
+                     else prejudged.excerpt(url, facts.text)),
             provenance=_glance(stored, facts.provenance),
             checked_at=last.checked_at if last else None,
             rescued=rescued,
@@ -1181,14 +1182,15 @@ class _Prejudged:
     rescued copy, a capture without text are left to the tail), for every footnote with
     claims that cites the URL, and kept with the text's digest and kind: the tail uses a
     support only when the link's text it would read has both the same (the same text gives
-    the same support: ``support.assess`` is pure). Held in memory, the supports of at most
-    ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it has none)."""
+    the same support: ``support.assess`` is pure). The excerpt of the link's record is made
+    here too, from the text at hand (``excerpt``). Held in memory, the supports and excerpts
+    of at most ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it
+    has none)."""
 
     def __init__(self, documents: Mapping[str, Document]) -> None:
         self._documents = documents
         self._footnotes: dict[str, dict[int, tuple[str, ...]]] = {}
-        # URL -> (text digest, kind, {(source, footnote): support})
-        self._judged: dict[str, tuple[bytes, str, dict[tuple[str, int], Support]]] = {}
+        self._judged: dict[str, _Prejudgement] = {}
 
     def _claims(self, source: str, number: int) -> tuple[str, ...]:
         """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
@@ -1205,6 +1207,7 @@ class _Prejudged:
         """Judge the claims citing ``finished``'s URL on its text, if it is one the tail
         would read as ours (see the class). Never raises for a damaged text: it is left
         to the tail, which says what is wrong with it."""
+        from archiver.pagetext import excerpt
         from archiver.support import EvidenceText, assess, text_kind
         from archiver.support_match import Evidence
 
@@ -1223,24 +1226,43 @@ class _Prejudged:
         url, kind = finished.url, text_kind(result.content_type)
         evidence = EvidenceText(text, kind, "ours")
         index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
-        self._judged[url] = (_digest(finished.text), kind, {
-            (source, number): assess(number, url, claims, evidence, index=index)
-            for source, number, claims in wanted})
+        self._judged[url] = _Prejudgement(
+            _digest(finished.text), kind, excerpt(text) if text else None,
+            {(source, number): assess(number, url, claims, evidence, index=index)
+             for source, number, claims in wanted})
 
     def get(self, source: str, number: int, url: str, text: PackedText, kind: str,
             ) -> Support | None:
         """The support of footnote ``number`` of ``source`` for ``url`` judged on ``text``
         of ``kind``, if it was (else ``None``)."""
         judged = self._judged.get(url)
-        if judged is None or judged[1] != kind:
+        if judged is None or judged.kind != kind:
             return None
-        support = judged[2].get((source, number))
-        if support is None or judged[0] != _digest(text.blob):
+        support = judged.supports.get((source, number))
+        if support is None or judged.digest != _digest(text.blob):
             return None
         return support
 
+    def excerpt(self, url: str, text: PackedText | None) -> str | None:
+        """``_excerpt(text)``, ``url``'s link record's excerpt: the one made here when
+        ``text`` is the text judged here."""
+        judged = self._judged.get(url)
+        if judged is None or text is None or judged.digest != _digest(text.blob):
+            return _excerpt(text)
+        return judged.excerpt
+
     def __contains__(self, url: object) -> bool:
         return url in self._judged
+
+
+class _Prejudgement(NamedTuple):
+    """What ``_Prejudged`` keeps of a URL: its text's digest and kind, the excerpt of its
+    link record, the supports of the footnotes citing it by (source, footnote)."""
+
+    digest: bytes
+    kind: str
+    excerpt: str | None
+    supports: dict[tuple[str, int], Support]
 
 
 def _digest(blob: bytes) -> bytes:
@@ -1705,7 +1727,7 @@ def _execute(
                                                            o.document, utcnow(), rescue=rescue,
                                                            not_fetched=fetched.not_fetched,
                                                            unpack=True,
-                                                           judged=prejudged or ()),
+                                                           prejudged=prejudged),
                                         fetched.not_fetched, settings.archive.reports_dir,
                                         o.document)
                     for o in outcomes if o.document is not None}
