@@ -22,7 +22,7 @@ import itertools
 import time
 import zlib
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -889,14 +889,16 @@ def _records_and_facts(
     """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
     page text claim support reads of a link (``_text_source``) is unpacked whole once, for
     the record's excerpt and for claim support (``_Unpacked``), rather than its head for the
-    one and all of it again for the other; not for the URLs ``prejudged`` judged during the
-    fetch: their excerpt is its (``_Prejudged.excerpt``), and claim support too."""
+    one and all of it again for the other; not for the texts ``prejudged`` judged during
+    the fetch (``_Prejudged.vouch``): their excerpt is made already, and claim support."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
     each = _link_facts(catalog, doc.urls, near=published)
-    for url, facts in _unpacking(each, prejudged or ()) if unpack else each:
+    if prejudged is not None:
+        each = prejudged.vouch(each)
+    for url, facts in _unpacking(each) if unpack else each:
         footnotes = doc.citing[url]
         last = _last_result(facts)
         stored, browser = facts.capture, facts.browser
@@ -927,8 +929,7 @@ def _records_and_facts(
             state=status.state if last else None,
             failing_since=status.failing_since,
             title=stored.title if stored else None,
-            excerpt=(_excerpt(facts.text) if prejudged is None
-                     else prejudged.excerpt(url, facts.text)),
+            excerpt=_excerpt(facts.text),
             provenance=_glance(stored, facts.provenance),
             checked_at=last.checked_at if last else None,
             rescued=rescued,
@@ -954,8 +955,10 @@ def _last_result(facts: LinkFacts) -> StoredResult | None:
 
 def _read_whole(facts: LinkFacts) -> bool:
     """Whether claim support reads a link's packed text whole (``_text_source``): a
-    healthy link's capture, not a browser's, whose text the catalog holds."""
-    if facts.text is None or facts.browser is not None or facts.capture is None:
+    healthy link's capture, not a browser's, whose text the catalog holds and which was
+    not judged during the fetch (``_Vouched``)."""
+    if facts.text is None or facts.browser is not None or facts.capture is None \
+            or isinstance(facts.text, _Vouched):
         return False
     last = _last_result(facts)
     return last is not None and last.verdict.healthy
@@ -967,10 +970,9 @@ _UNPACK_BATCH = 32
 _UNPACK_AHEAD = 2
 
 
-def _unpacking(each: Iterator[tuple[str, LinkFacts]], judged: Container[str] = (),
-               ) -> Iterator[tuple[str, LinkFacts]]:
+def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, LinkFacts]]:
     """``each`` link's facts, the text claim support reads (``_read_whole``) unpacked whole
-    (``_Unpacked``) unless its URL's claim support is ``judged`` already. The inflating
+    (``_Unpacked``). The inflating
     (zlib, which lets go of the GIL) is done in a thread a few batches ahead of the caller,
     on the machine's other core; the decoding here. Reads ``each`` in this thread only (it
     reads the catalog). Raises what ``PackedText.text`` raises for a damaged text, when that
@@ -988,8 +990,7 @@ def _unpacking(each: Iterator[tuple[str, LinkFacts]], judged: Container[str] = (
             batch = list(itertools.islice(each, _UNPACK_BATCH))
             if batch:
                 pending.append((batch, pool.submit(inflate, [
-                    facts.text if _read_whole(facts) and url not in judged else None
-                    for url, facts in batch])))
+                    facts.text if _read_whole(facts) else None for _, facts in batch])))
 
         for _ in range(_UNPACK_AHEAD):
             ahead()
@@ -1025,6 +1026,8 @@ def _excerpt(text: PackedText | None) -> str | None:
 
     if text is None:
         return None
+    if isinstance(text, _Vouched) and text.judged is not None:  # made during the fetch
+        return text.judged.excerpt
     if isinstance(text, _Unpacked):  # the head is a slice: the excerpt of the whole text
         return excerpt(text.whole) if text.whole else None
     head, complete = text.head(excerpt_head())
@@ -1180,12 +1183,13 @@ class _Prejudged:
 
     Only a healthy HTTP capture's own text is judged (a browser's capture, a failing link's
     rescued copy, a capture without text are left to the tail), for every footnote with
-    claims that cites the URL, and kept with the text's digest and kind: the tail uses a
-    support only when the link's text it would read has both the same (the same text gives
-    the same support: ``support.assess`` is pure). The excerpt of the link's record is made
-    here too, from the text at hand (``excerpt``). Held in memory, the supports and excerpts
-    of at most ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it
-    has none)."""
+    claims that cites the URL, and kept with the text's digest and kind. The excerpt of the
+    link's record is made here too, from the whole text at hand. The tail (``vouch``) marks
+    a link's text that is the very text judged here (``_Vouched``: the same digest): its
+    record takes this excerpt, and its claim support these supports where it reads the text
+    as the same kind (the same text gives the same support: ``support.assess`` is pure).
+    Held in memory, the supports and excerpts of at most ``SHELVE_AT`` URLs (a larger run
+    shelves its documents while it fetches: it has none)."""
 
     def __init__(self, documents: Mapping[str, Document]) -> None:
         self._documents = documents
@@ -1231,25 +1235,15 @@ class _Prejudged:
             {(source, number): assess(number, url, claims, evidence, index=index)
              for source, number, claims in wanted})
 
-    def get(self, source: str, number: int, url: str, text: PackedText, kind: str,
-            ) -> Support | None:
-        """The support of footnote ``number`` of ``source`` for ``url`` judged on ``text``
-        of ``kind``, if it was (else ``None``)."""
-        judged = self._judged.get(url)
-        if judged is None or judged.kind != kind:
-            return None
-        support = judged.supports.get((source, number))
-        if support is None or judged.digest != _digest(text.blob):
-            return None
-        return support
-
-    def excerpt(self, url: str, text: PackedText | None) -> str | None:
-        """``_excerpt(text)``, ``url``'s link record's excerpt: the one made here when
-        ``text`` is the text judged here."""
-        judged = self._judged.get(url)
-        if judged is None or text is None or judged.digest != _digest(text.blob):
-            return _excerpt(text)
-        return judged.excerpt
+    def vouch(self, each: Iterable[tuple[str, LinkFacts]],
+              ) -> Iterator[tuple[str, LinkFacts]]:
+        """``each`` link's facts, its text ``_Vouched`` for when it is the text judged here."""
+        judged = self._judged
+        for url, facts in each:
+            text, done = facts.text, judged.get(url)
+            if done is not None and text is not None and done.digest == _digest(text.blob):
+                facts = replace(facts, text=_Vouched(text.blob, done))
+            yield url, facts
 
     def __contains__(self, url: object) -> bool:
         return url in self._judged
@@ -1270,6 +1264,14 @@ def _digest(blob: bytes) -> bytes:
     return hashlib.blake2b(blob, digest_size=16).digest()
 
 
+@dataclass(frozen=True)
+class _Vouched(PackedText):
+    """A link's packed text that ``_Prejudged`` judged during the fetch (the same bytes),
+    with what was made of it then (``judged``): not unpacked in the tail."""
+
+    judged: _Prejudgement | None = None
+
+
 #: A text ``_FedTexts`` cannot tell from a link's facts: read from the catalog instead.
 _UNKNOWN = object()
 
@@ -1281,31 +1283,32 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
     not settle (a browser capture, a rescued copy, a text not stored), or one no longer
     among the ``kept`` most recent, is ``LazyTexts``'s.
 
-    ``judged`` answers ``each_support``'s question for the supports ``prejudged`` holds of
-    source ``source``: those made on the very text this mapping would give."""
+    ``judged`` answers ``each_support``'s question for document ``source``: the supports
+    judged during the fetch on the very text this mapping gives (``_Vouched``)."""
 
     def __init__(self, links: _Links, catalog: Catalog, root: Path, document: Document,
-                 kept: int = 256, *, source: str = "", prejudged: _Prejudged | None = None,
-                 ) -> None:
+                 kept: int = 256, *, source: str = "") -> None:
         from archiver import support
 
         self._links, self._kept = links, kept
         self._fallback = support.LazyTexts(catalog, root, links.glimpses, urls=document.urls)
         self._recent: OrderedDict[str, object] = OrderedDict()
-        self._source, self._prejudged = source, prejudged
+        self._source = source
 
     def judged(self, footnote: int, url: str) -> Support | None:
-        """The support ``prejudged`` made of (``footnote``, ``url``) on the text this
-        mapping gives ``url``: our capture's own packed text, of the same kind and digest;
-        else ``None``."""
-        if self._prejudged is None or url not in self._prejudged \
-                or url not in self._fallback:
+        """The support of (``footnote``, ``url``) judged during the fetch on the text this
+        mapping gives ``url`` (our capture's own, ``_Vouched``) read as the same kind; else
+        ``None``."""
+        if url not in self._fallback:
             return None
         source = self._source_of(url)
         if not isinstance(source, tuple):
             return None
         packed, kind = source
-        return self._prejudged.get(self._source, footnote, url, packed, kind)
+        if not isinstance(packed, _Vouched) or packed.judged is None \
+                or packed.judged.kind != kind:
+            return None
+        return packed.judged.supports.get((self._source, footnote))
 
     def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
         from archiver.support import EvidenceText
@@ -1448,17 +1451,16 @@ class _Judged:
             yield support
 
     def judge(self, settings: Settings, catalog: Catalog, document: Document,
-              links: _Links, *, source: str = "", prejudged: _Prejudged | None = None,
-              ) -> Iterator[Support]:
+              links: _Links, *, source: str | None = None) -> Iterator[Support]:
         """Judge ``document``'s claims against the texts of ``links`` (``take``n), making
-        the link records as the claims reach them; those of source ``source`` that
-        ``prejudged`` holds on the same texts are taken from it."""
+        the link records as the claims reach them. ``source``: ``document``'s source id,
+        when ``links`` may carry supports judged during the fetch (``_Vouched``): those
+        are taken as they are."""
         from archiver import support as claim_support
 
-        texts = _FedTexts(links, catalog, settings.root, document, source=source,
-                          prejudged=prejudged)
+        texts = _FedTexts(links, catalog, settings.root, document, source=source or "")
         return self.take(claim_support.each_support(
-            document, texts, judged=texts.judged if prejudged is not None else None))
+            document, texts, judged=texts.judged if source is not None else None))
 
 
 def _write_reports(
@@ -1542,12 +1544,12 @@ def _distinct_counts(sources: Sequence[SourceOutcome]) -> dict[str, int]:
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    links_of: Mapping[str, _Links], *, compare: bool, prejudged: _Prejudged | None = None,
+    links_of: Mapping[str, _Links], *, compare: bool, prejudged: bool = False,
 ) -> dict[str, tuple[_Judged, list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
     (``links_of``, by source id), stored under ``run_id`` as it is judged; with ``compare``,
-    the drops since the previous run as changes. What ``prejudged`` judged during the fetch
-    on the same texts is taken from it."""
+    the drops since the previous run as changes. ``prejudged``: the link records were made
+    with a ``_Prejudged`` (``_records_and_facts``), whose supports are taken as they are."""
     from archiver import support as claim_support
 
     out: dict[str, tuple[_Judged, list[Change]]] = {}
@@ -1559,7 +1561,7 @@ def _assess_support(
         dropped = claim_support.record_levels(
             catalog, run_id, outcome.source.id,
             judged.judge(settings, catalog, outcome.document, links,
-                         source=outcome.source.id, prejudged=prejudged), compare=compare,
+                         source=outcome.source.id if prejudged else None), compare=compare,
             verdicts=_Verdicts(links.glimpses.verdicts, outcome.document))
         links.finish()
         out[outcome.source.id] = (judged, dropped)
@@ -1733,7 +1735,7 @@ def _execute(
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
                                      compare=options.kind == "check" and not outage,
-                                     prejudged=prejudged)
+                                     prejudged=prejudged is not None)
         del prejudged  # its supports are spooled with the rest now
         changes.extend(c for per_source in support_of.values() for c in per_source[1])
 

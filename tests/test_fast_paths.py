@@ -627,9 +627,10 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
         tmp_path) -> None:
     """``pipeline._Prejudged`` judges each capture's claims as it arrives; the tail
     (``_FedTexts.judged``) takes a support from it only when the link's text it would read is
-    the very text judged, of the same kind: a support judged on another text, or on the same
-    text as another kind, is judged again. Either way the supports are those judged on the
-    catalog's texts alone, in the same order, and the link records are the same."""
+    the very text judged (``_Prejudged.vouch``), of the same kind: a support judged on
+    another text, or on the same text as another kind, is judged again. Either way the
+    supports are those judged on the catalog's texts alone, in the same order, and the link
+    records (their excerpts made during the fetch) are the same."""
     from archiver import pipeline, support
     from archiver.catalog import Catalog, pack_text
     from archiver.config import load_settings
@@ -673,8 +674,7 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
             pipeline._records_and_facts(settings, catalog, source.id, document, now,
                                         unpack=True, prejudged=prejudged),
             {}, tmp_path / "spool", document)
-        fed = pipeline._FedTexts(made, catalog, settings.root, document, source=source.id,
-                                 prejudged=prejudged)
+        fed = pipeline._FedTexts(made, catalog, settings.root, document, source=source.id)
         taken = []
 
         def judged(footnote: int, url: str) -> support.Support | None:
