@@ -20,7 +20,6 @@ import gc
 import hashlib
 import itertools
 import time
-import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1189,7 +1188,11 @@ class _Prejudged:
     record takes this excerpt, and its claim support these supports where it reads the text
     as the same kind (the same text gives the same support: ``support.assess`` is pure).
     Held in memory, the supports and excerpts of at most ``SHELVE_AT`` URLs (a larger run
-    shelves its documents while it fetches: it has none)."""
+    shelves its documents while it fetches: it has none).
+
+    Judged in the event loop that takes the captures in: a text of more than
+    ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's) is left to the tail, so that no page
+    holds the loop up for long."""
 
     def __init__(self, documents: Mapping[str, Document]) -> None:
         self._documents = documents
@@ -1209,31 +1212,34 @@ class _Prejudged:
 
     def take(self, finished: Finished) -> None:
         """Judge the claims citing ``finished``'s URL on its text, if it is one the tail
-        would read as ours (see the class). Never raises for a damaged text: it is left
-        to the tail, which says what is wrong with it."""
+        would read as ours (see the class). Never raises: what it cannot judge (a damaged
+        text) is left to the tail."""
         from archiver.pagetext import excerpt
         from archiver.support import EvidenceText, assess, text_kind
         from archiver.support_match import Evidence
 
         result = finished.result
-        if finished.text is None or finished.browser is not None \
-                or not isinstance(result, Capture) or not finished.judgement.verdict.healthy:
+        if finished.text is None or len(finished.text) > _PREJUDGE_UP_TO \
+                or finished.browser is not None or not isinstance(result, Capture) \
+                or not finished.judgement.verdict.healthy:
             return
         wanted = [(ref.source, ref.number, claims) for ref in finished.target.cited_by
                   if (claims := self._claims(ref.source, ref.number))]
         if not wanted:
             return
+        url, kind = finished.url, text_kind(result.content_type)
         try:
             text = PackedText(finished.text).text()
-        except (zlib.error, UnicodeDecodeError):
+            evidence = EvidenceText(text, kind, "ours")
+            index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
+            self._judged[url] = _Prejudgement(
+                _digest(finished.text), kind, excerpt(text) if text else None,
+                {(source, number): assess(number, url, claims, evidence, index=index)
+                 for source, number, claims in wanted})
+        except Exception:
+            # Neither a damaged text nor a fault of claim support stops the fetch: the tail
+            # judges the page again, and says what is wrong with it.
             return
-        url, kind = finished.url, text_kind(result.content_type)
-        evidence = EvidenceText(text, kind, "ours")
-        index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
-        self._judged[url] = _Prejudgement(
-            _digest(finished.text), kind, excerpt(text) if text else None,
-            {(source, number): assess(number, url, claims, evidence, index=index)
-             for source, number, claims in wanted})
 
     def vouch(self, each: Iterable[tuple[str, LinkFacts]],
               ) -> Iterator[tuple[str, LinkFacts]]:
@@ -1247,6 +1253,10 @@ class _Prejudged:
 
     def __contains__(self, url: object) -> bool:
         return url in self._judged
+
+
+#: Packed bytes of the largest page text ``_Prejudged`` judges (some 200,000 characters).
+_PREJUDGE_UP_TO = 64 * 1024
 
 
 class _Prejudgement(NamedTuple):

@@ -665,10 +665,16 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
             prejudged.take(_finished(url, citing[url], text,
                                      "text/plain" if url == urls[2] else "text/html",
                                      Verdict.NOT_FOUND if url == urls[3] else None))
-        # Neither the failing link, nor one without text, nor a browser's capture is judged.
+        # Neither the failing link, nor one without text, a damaged text, a text too long to
+        # judge in the event loop, nor a browser's capture is judged.
         prejudged.take(_finished(web.url("/other"), [1], None))
+        prejudged.take(_finished(web.url("/damaged"), [1], b"not zlib"))
+        prejudged.take(_finished(web.url("/long"), [1], pack_text(
+            "".join(f"{n} tenge. " for n in range(pipeline._PREJUDGE_UP_TO)))))
         prejudged.take(_finished(urls[4] + "?b", [1], texts[urls[4]], browser=object()))
         assert set(urls) - {urls[3]} == {url for url in urls if url in prejudged}
+        assert not any(url in prejudged for url in (
+            web.url("/other"), web.url("/damaged"), web.url("/long"), urls[4] + "?b"))
 
         made = pipeline._Links(
             pipeline._records_and_facts(settings, catalog, source.id, document, now,
