@@ -701,7 +701,8 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
 def test_a_run_reports_the_claim_support_a_rebuild_judges(tmp_path, workers: int) -> None:
     """The run judges claim support during the fetch (``pipeline._Prejudged``); ``archiver
     report`` judges it from the catalog alone, after: the same reports, byte for byte but
-    for the time they were made, and the same supports recorded."""
+    for the time they were made. A second source cites the same pages in footnotes of the
+    same numbers with other claims: each source's reports have their own supports."""
     from tests.test_run import call
     from tests.webserver import WebServer
 
@@ -712,20 +713,33 @@ def test_a_run_reports_the_claim_support_a_rebuild_judges(tmp_path, workers: int
         config = run_briefing(tmp_path, cited, " ".join(
             f"In 20{10 + i % 10} the court fined {(i % 10) * 1000 + (7 if n % 3 else 0)} "
             f"tenge in Almaty.[^{n}]" for n, i in enumerate(range(len(cited)), 1)))
+        second = [urls[n] for n in (0, 5, 2, 1)]  # footnotes 1 and 3 cite as the first's
+        (tmp_path / "sources" / "second.md").write_text(
+            "# Second\n\n" + " ".join(
+                f"{n * 1000} people were detained in Almaty in 20{10 + n}.[^{i}]"
+                for i, n in enumerate((3, 1, 2, 1), 1)) + "\n\n"
+            + "\n".join(f"[^{i}]: See <{url}>." for i, url in enumerate(second, 1)) + "\n",
+            encoding="utf-8")
         (tmp_path / "sources.toml").write_text(
             (tmp_path / "sources.toml").read_text().replace(
-                "[fetch]\n", f"[fetch]\nworkers = {workers}\n"), encoding="utf-8")
+                "[fetch]\n", '[[sources]]\nid = "second"\npath = "sources/second.md"\n\n'
+                f"[fetch]\nworkers = {workers}\n"), encoding="utf-8")
         assert call("run", "--config", str(config), "--refresh")[0] == 0
-    folder = tmp_path / "reports" / "brief"
-    ran = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    folders = [tmp_path / "reports" / "brief", tmp_path / "reports" / "second"]
+    ran = {p: p.read_bytes() for folder in folders for p in folder.iterdir() if p.is_file()}
     assert call("report", "--config", str(config))[0] == 0
-    rebuilt = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    assert ran.keys() == rebuilt.keys() and len(ran) == 4
+    rebuilt = {p: p.read_bytes() for folder in folders for p in folder.iterdir()
+               if p.is_file()}
+    assert ran.keys() == rebuilt.keys() and len(ran) == 8
 
     def timeless(data: bytes) -> bytes:
         return re.sub(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z| UTC)", b"T", data)
 
-    for name in ran:
-        assert timeless(ran[name]) == timeless(rebuilt[name]), name
-    report = json.loads(ran["report.json"])
+    for path in ran:
+        assert timeless(ran[path]) == timeless(rebuilt[path]), path
+    report = json.loads(ran[folders[0] / "report.json"])
     assert {s["level"] for s in report["support"]} == {"supported", "unsupported", "unknown"}
+    other = json.loads(ran[folders[1] / "report.json"])["support"]
+    assert [(s["level"], [f["text"] for f in s["facts"]]) for s in other] == [
+        ("unsupported", ["3000", "Almaty", "2013"]), ("unsupported", ["1000", "Almaty", "2011"]),
+        ("unknown", ["2000", "Almaty", "2012"]), ("supported", ["1000", "Almaty", "2011"])]
