@@ -929,7 +929,7 @@ def _records_and_facts(
             failing_since=status.failing_since,
             title=stored.title if stored else None,
             excerpt=_excerpt(facts.text),
-            provenance=_glance(stored, facts.provenance),
+            provenance=_glance(stored, facts.provenance, facts.text),
             checked_at=last.checked_at if last else None,
             rescued=rescued,
             not_looked_up=not_looked_up,
@@ -1183,12 +1183,13 @@ class _Prejudged:
     Only a healthy HTTP capture's own text is judged (a browser's capture, a failing link's
     rescued copy, a capture without text are left to the tail), for every footnote with
     claims that cites the URL, and kept with the text's digest and kind. The excerpt of the
-    link's record is made here too, from the whole text at hand. The tail (``vouch``) marks
-    a link's text that is the very text judged here (``_Vouched``: the same digest): its
-    record takes this excerpt, and its claim support these supports where it reads the text
-    as the same kind (the same text gives the same support: ``support.assess`` is pure).
-    Held in memory, the supports and excerpts of at most ``SHELVE_AT`` URLs (a larger run
-    shelves its documents while it fetches: it has none).
+    link's record is made here too, from the whole text at hand, and the glance of its
+    provenance document (``_glance``). The tail (``vouch``) marks a link's text that is the
+    very text judged here (``_Vouched``: the same digest): its record takes this excerpt
+    (and this glance, if its provenance document has the same SHA-256), and its claim
+    support these supports where it reads the text as the same kind (the same text gives
+    the same support: ``support.assess`` is pure). Held in memory, what is made of at most
+    ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it has none).
 
     Judged in the event loop that takes the captures in: a text of more than
     ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's) is left to the tail, so that no page
@@ -1232,10 +1233,12 @@ class _Prejudged:
             text = PackedText(finished.text).text()
             evidence = EvidenceText(text, kind, "ours")
             index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
+            kept = finished.kept
             self._judged[url] = _Prejudgement(
                 _digest(finished.text), kind, excerpt(text) if text else None,
                 {(source, number): assess(number, url, claims, evidence, index=index)
-                 for source, number, claims in wanted})
+                 for source, number, claims in wanted},
+                None if kept is None else (kept.sha256, _glance_of(kept.text)))
         except Exception:
             # Neither a damaged text nor a fault of claim support stops the fetch: the tail
             # judges the page again, and says what is wrong with it.
@@ -1261,12 +1264,14 @@ _PREJUDGE_UP_TO = 64 * 1024
 
 class _Prejudgement(NamedTuple):
     """What ``_Prejudged`` keeps of a URL: its text's digest and kind, the excerpt of its
-    link record, the supports of the footnotes citing it by (source, footnote)."""
+    link record, the supports of the footnotes citing it by (source, footnote), and the
+    SHA-256 of its capture's provenance document with its glance (``_glance_of``)."""
 
     digest: bytes
     kind: str
     excerpt: str | None
     supports: dict[tuple[str, int], Support]
+    glance: tuple[str, tuple[tuple[str, str | None], ...]] | None
 
 
 def _digest(blob: bytes) -> bytes:
@@ -1917,18 +1922,30 @@ def _memento_origin(url: str, head: bytes, *, replay_base: str) -> tuple[str, da
 
 
 def _glance(stored: StoredCapture | None, row: tuple[str, str, str | None] | None,
-            ) -> tuple[tuple[str, str | None], ...]:
+            text: PackedText | None = None) -> tuple[tuple[str, str | None], ...]:
     """The provenance at a glance of ``stored`` (``row``: its ``Catalog.provenance``) for the
-    report; its payload digest alone when it was captured before provenance was recorded."""
+    report; its payload digest alone when it was captured before provenance was recorded.
+    ``text``: the link's text, whose judgement during the fetch (``_Vouched``) may hold the
+    glance of that very provenance document (the same SHA-256) already."""
+    if stored is None or stored.warc is None:
+        return ()
+    payload = _shared_pair("payload_digest", stored.payload_digest)
+    judged = text.judged if isinstance(text, _Vouched) else None
+    if row is not None and judged is not None and judged.glance is not None \
+            and judged.glance[0] == row[1]:
+        return (*judged.glance[1], payload)
+    return (*(_glance_of(row[0]) if row is not None else ()), payload)
+
+
+def _glance_of(document: str) -> tuple[tuple[str, str | None], ...]:
+    """The facts ``provenance.glance`` gives of a provenance ``document`` (its JSON), as
+    (name, value) pairs for a link record."""
     import json
 
     from archiver import provenance
 
-    if stored is None or stored.warc is None:
-        return ()
-    facts = provenance.glance(json.loads(row[0])) if row is not None else {}
-    facts["payload_digest"] = stored.payload_digest
-    return tuple(_shared_pair(k, None if v is None else str(v)) for k, v in facts.items())
+    return tuple(_shared_pair(k, None if v is None else str(v))
+                 for k, v in provenance.glance(json.loads(document)).items())
 
 
 #: Provenance facts that many links share (a host's address and certificate, a missing
