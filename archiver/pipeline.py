@@ -971,11 +971,10 @@ _UNPACK_AHEAD = 2
 
 def _unpacking(each: Iterator[tuple[str, LinkFacts]]) -> Iterator[tuple[str, LinkFacts]]:
     """``each`` link's facts, the text claim support reads (``_read_whole``) unpacked whole
-    (``_Unpacked``). The inflating
-    (zlib, which lets go of the GIL) is done in a thread a few batches ahead of the caller,
-    on the machine's other core; the decoding here. Reads ``each`` in this thread only (it
-    reads the catalog). Raises what ``PackedText.text`` raises for a damaged text, when that
-    link's turn comes."""
+    (``_Unpacked``). The inflating (zlib, which lets go of the GIL) is done in a thread a
+    few batches ahead of the caller, on the machine's other core; the decoding here. Reads
+    ``each`` in this thread only (it reads the catalog). Raises what ``PackedText.text``
+    raises for a damaged text, when that link's turn comes."""
     from concurrent.futures import Future, ThreadPoolExecutor
 
     def inflate(texts: list[PackedText | None]) -> list[bytes | None]:
