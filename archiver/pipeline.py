@@ -1192,12 +1192,15 @@ class _Prejudged:
 
     Judged in the event loop that takes the captures in: a text of more than
     ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's) is left to the tail, so that no page
-    holds the loop up for long."""
+    holds the loop up for long, and so are the captures that come in once the judging has
+    taken its share of the fetch's time (``take``)."""
 
     def __init__(self, documents: Mapping[str, Document]) -> None:
         self._documents = documents
         self._footnotes: dict[str, dict[int, tuple[str, ...]]] = {}
         self._judged: dict[str, _Prejudgement] = {}
+        self._since: float | None = None  # when the first capture came in
+        self._spent = 0.0  # seconds spent judging since
 
     def _claims(self, source: str, number: int) -> tuple[str, ...]:
         """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
@@ -1212,12 +1215,9 @@ class _Prejudged:
 
     def take(self, finished: Finished) -> None:
         """Judge the claims citing ``finished``'s URL on its text, if it is one the tail
-        would read as ours (see the class). Never raises: what it cannot judge (a damaged
-        text) is left to the tail."""
-        from archiver.pagetext import excerpt
-        from archiver.support import EvidenceText, assess, text_kind
-        from archiver.support_match import Evidence
-
+        would read as ours (see the class) and the judging so far is within its share of
+        the time since the first capture came in (``_PREJUDGE_SHARE``). Never raises: what
+        it cannot judge (a damaged text) is left to the tail."""
         result = finished.result
         if finished.text is None or len(finished.text) > _PREJUDGE_UP_TO \
                 or finished.browser is not None or not isinstance(result, Capture) \
@@ -1227,6 +1227,28 @@ class _Prejudged:
                   if (claims := self._claims(ref.source, ref.number))]
         if not wanted:
             return
+        # Within its share of the fetch's time: the loop hands out targets and takes results
+        # in for the workers; judging more would keep them waiting (what is left over is
+        # judged in the tail, as before).
+        start = time.perf_counter()
+        if self._since is None:
+            self._since = start
+        if self._spent >= _PREJUDGE_SHARE * (start - self._since) + _PREJUDGE_ALLOWANCE:
+            return
+        try:
+            self._judge(finished, result, wanted)
+        finally:
+            self._spent += time.perf_counter() - start
+
+    def _judge(self, finished: Finished, result: Capture,
+               wanted: list[tuple[str, int, tuple[str, ...]]]) -> None:
+        """``take``'s judging of ``finished`` (its ``result``) for the footnotes ``wanted``
+        (source, number, claims)."""
+        from archiver.pagetext import excerpt
+        from archiver.support import EvidenceText, assess, text_kind
+        from archiver.support_match import Evidence
+
+        assert finished.text is not None
         url, kind = finished.url, text_kind(result.content_type)
         try:
             text = PackedText(finished.text).text()
@@ -1259,6 +1281,11 @@ class _Prejudged:
 
 #: Packed bytes of the largest page text ``_Prejudged`` judges (some 200,000 characters).
 _PREJUDGE_UP_TO = 64 * 1024
+#: The share of the fetch's time ``_Prejudged`` may spend judging (after a first
+#: ``_PREJUDGE_ALLOWANCE`` seconds): about what the run's process has spare while its workers
+#: fetch; the captures that come in past it are judged in the tail.
+_PREJUDGE_SHARE = 0.25
+_PREJUDGE_ALLOWANCE = 0.05
 
 
 class _Prejudgement(NamedTuple):

@@ -624,7 +624,7 @@ def _finished(url: str, refs, text: bytes | None, content_type: str = "text/html
 
 
 def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
-        tmp_path) -> None:
+        tmp_path, monkeypatch) -> None:
     """``pipeline._Prejudged`` judges each capture's claims as it arrives; the tail
     (``_FedTexts.judged``) takes a support from it only when the link's text it would read is
     the very text judged (``_Prejudged.vouch``), of the same kind: a support judged on
@@ -658,6 +658,7 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
         texts = {url: facts.text.blob for url, facts in catalog.link_facts(urls).items()
                  if facts.text is not None}
         prejudged = pipeline._Prejudged({source.id: document})
+        prejudged._since = -1e9  # as if the fetch had lasted long: time to judge them all
         for url in urls:
             text = texts.get(url)
             if url == urls[1]:  # judged on a text the page does not have
@@ -675,6 +676,13 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
         assert set(urls) - {urls[3]} == {url for url in urls if url in prejudged}
         assert not any(url in prejudged for url in (
             web.url("/other"), web.url("/damaged"), web.url("/long"), urls[4] + "?b"))
+        # Past its share of the fetch's time, nothing more is judged: the tail will.
+        monkeypatch.setattr(pipeline, "_PREJUDGE_SHARE", 0.0)
+        monkeypatch.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 0.0)
+        late = pipeline._Prejudged({source.id: document})
+        late.take(_finished(urls[0], citing[urls[0]], texts[urls[0]]))
+        assert urls[0] not in late
+        monkeypatch.undo()
 
         made = pipeline._Links(
             pipeline._records_and_facts(settings, catalog, source.id, document, now,
@@ -697,14 +705,22 @@ def test_claim_support_judged_during_the_fetch_is_used_only_on_the_same_text(
     assert {s.level for s in expected} >= {"supported", "unknown"}
 
 
-@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "two-workers"])
-def test_a_run_reports_the_claim_support_a_rebuild_judges(tmp_path, workers: int) -> None:
-    """The run judges claim support during the fetch (``pipeline._Prejudged``); ``archiver
-    report`` judges it from the catalog alone, after: the same reports, byte for byte but
-    for the time they were made. A second source cites the same pages in footnotes of the
-    same numbers with other claims: each source's reports have their own supports."""
+@pytest.mark.parametrize("workers,share", [(0, None), (2, None), (0, 0.0)],
+                         ids=["in-process", "two-workers", "no-time-to-judge"])
+def test_a_run_reports_the_claim_support_a_rebuild_judges(tmp_path, monkeypatch, workers: int,
+                                                          share: float | None) -> None:
+    """The run judges claim support during the fetch (``pipeline._Prejudged``), within a
+    share of its time (``share`` 0: none, all is judged in the tail); ``archiver report``
+    judges it from the catalog alone, after: the same reports, byte for byte but for the
+    time they were made. A second source cites the same pages in footnotes of the same
+    numbers with other claims: each source's reports have their own supports."""
+    from archiver import pipeline
     from tests.test_run import call
     from tests.webserver import WebServer
+
+    if share is not None:
+        monkeypatch.setattr(pipeline, "_PREJUDGE_SHARE", share)
+        monkeypatch.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 0.0)
 
     with WebServer() as web:
         urls = court_pages(web, 10)
