@@ -253,3 +253,17 @@ def test_every_kind_of_whitespace_between_words_collapses_to_one_space() -> None
     html = f"<html><body><p>{markup}</p><div>\u00a0 \u3000</div><p>x\u2003<br>\u2009y</p>"
     page = extract((html + "</body></html>").encode(), "text/html")
     assert page.text == " ".join(words) + "\nx\ny"
+
+
+def test_runs_of_whitespace_of_any_length_collapse_to_one_space() -> None:
+    """Runs of mixed whitespace, short and long, inside a line and at its ends, leave one
+    space between words and none at a line's ends (as ``" ".join(line.split())``)."""
+    mix = " \t\n\r\x0b\x0c\u00a0\u2003"
+    runs = ["".join(mix[(n * 7 + k) % len(mix)] for k in range(n)) for n in range(1, 41)]
+    words = [f"w{n}ж" for n in range(len(runs) + 1)]
+    line = "".join(w + r for w, r in zip(words, runs, strict=False)) + words[-1]
+    html = (f"<html><body>{runs[-1]}<p>{runs[5]}{line}{runs[30]}</p>{runs[2]}"
+            f"<div>  a  <span> b </span>  </div>   <p>{runs[39]}</p><p>c{runs[1]}</p>"
+            "</body></html>")
+    page = extract(html.encode(), "text/html")
+    assert page.text == " ".join(words) + "\na b\nc"
