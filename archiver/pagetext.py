@@ -224,8 +224,9 @@ def _decoded(content: bytes, content_type: str | None) -> tuple[str, int]:
         else:
             text = content.decode(declared, errors="replace")
         # A wrong declaration (cp1251 bytes labelled utf-8 is common) shows as a mass of
-        # replacement characters; only then second-guess it.
-        if text.count("\ufffd") * 100 <= len(text):
+        # replacement characters; only then second-guess it. (Most texts have none: looking
+        # for one is several times faster than counting them.)
+        if "\ufffd" not in text or text.count("\ufffd") * 100 <= len(text):
             return text, how
         guessed = _detect(content)
         if guessed is not None and guessed.count("\ufffd") < text.count("\ufffd"):
@@ -469,7 +470,11 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
         return PageText(title=None, text=flat, kind="html")
     string = tools.string
     odd = False
-    if "&#" in markup or _SENTINEL in markup:
+    # "&" is looked for first: a search for one character runs several times faster than
+    # one for two, and many pages have no "&" at all (the search for "&#" starts at the
+    # first "&").
+    amp = markup.find("&")
+    if (amp >= 0 and markup.find("&#", amp) >= 0) or _SENTINEL in markup:
         # Character references can put into the tree what the markup's own control
         # characters were blanked for, or the line marker of ``_block_text``.
         whole = string(doc)

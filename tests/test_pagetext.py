@@ -172,6 +172,21 @@ def test_character_reference_to_a_control_character_is_blanked() -> None:
     assert page.text == "before after\nsecond line"
 
 
+def test_character_reference_after_other_ampersands_is_blanked() -> None:
+    # Other "&"s (entities, a query string) before the first reference.
+    html = (b'<html><head><title>A &amp; B</title></head><body><p><a href="/x?a=1&b=2">'
+            b"a&amp;b</a> &lt;x&gt; before&#1;after</p></body></html>")
+    page = extract(html, "text/html")
+    assert page.title == "A & B"
+    assert page.text == "a&b <x> before after"
+
+
+def test_declared_utf8_with_a_few_replacement_characters_is_read_as_declared() -> None:
+    text = "Суд отложил рассмотрение дела до осени. " * 20 + "\ufffd"
+    body = f'<html><head><meta charset="utf-8"></head><body><p>{text}</p></body></html>'
+    assert extract(body.encode(), "text/html").text == text.strip()
+
+
 @pytest.mark.parametrize("marker", ["\ufdd0", "&#xFDD0;", "&#64976;"])
 def test_page_holding_unusual_characters_keeps_its_lines(marker: str) -> None:
     html = (f"<html><body><p>a{marker}b\n  c</p><div>d<br>e</div>"
