@@ -474,13 +474,15 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     # one for two, and many pages have no "&" at all (the search for "&#" starts at the
     # first "&").
     amp = markup.find("&")
-    if (amp >= 0 and markup.find("&#", amp) >= 0) or _SENTINEL in markup:
+    if amp >= 0 and markup.find("&#", amp) >= 0:
         # Character references can put into the tree what the markup's own control
-        # characters were blanked for, or the line marker of ``_block_text``.
+        # characters were blanked for, or the line marker of ``_block_text`` (&#13;).
         whole = string(doc)
         if _UNSAFE.search(whole):
             _blank_controls(doc)
-        odd = _SENTINEL in whole
+        odd = _MARK in whole
+    if not tools.marks_unseen and _MARK in markup:  # a parser that keeps raw CRs
+        odd = True
 
     title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
@@ -524,10 +526,13 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PASSWORD_CASE = str.maketrans("PASWORD", "pasword")
 # What _CONTROL blanks, and what XML cannot hold (lxml refuses to set such text).
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-# Marks the line breaks in ``_block_text``'s output: a noncharacter, which no text should
-# hold; a page that does is read by the slower transform that needs no marker.
-_SENTINEL = "\ufdd0"
-_SENTINEL_UTF8 = _SENTINEL.encode("utf-8")
+# Marks the line breaks in ``_block_text``'s output: a carriage return, which the parser
+# makes a line feed wherever the markup has one (HTML's newline normalisation: text and
+# attributes hold none), so that only a character reference (&#13;) puts one in the tree;
+# a page whose tree holds one is read by the slower transform that needs no marker. One
+# byte, which bytes.split finds several times faster than a longer marker.
+_MARK = "\r"
+_MARK_UTF8 = _MARK.encode("utf-8")
 # The characters str.split() takes for whitespace that bytes.split() does not (U+001C-U+001F,
 # NEL, NBSP, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), in UTF-8, as
 # (first byte, pattern of the whole characters); tests check the list against str.isspace.
@@ -542,7 +547,7 @@ _WIDE_SPACE_BYTES = (
     (b"\xe3", re.compile(rb"\xe3\x80\x80")),
 )
 # bytes.split()'s whitespace but the space, made spaces; then runs of spaces, made one.
-_ASCII_SPACES = bytes.maketrans(b"\t\n\r\x0b\x0c", b"     ")
+_ASCII_SPACES = bytes.maketrans(b"\t\n\x0b\x0c", b"    ")  # _MARK ("\r") left
 _SPACE_RUN = re.compile(b"  +")
 _LINE_BREAK_CHARS = "&#10;&#13;&#133;&#8232;&#8233;"  # those of str.splitlines XML can hold
 
@@ -589,11 +594,15 @@ class _Tools(threading.local):
         # class, id and role values in document order, each knowing its element
         self.chrome_attrs = etree.XPath(
             "descendant::*/@*[name()='class' or name()='id' or name()='role']")
-        # Block elements start and end a line, <br> ends one: marked with _SENTINEL here;
+        # Block elements start and end a line, <br> ends one: marked with _MARK here;
         # whitespace is collapsed afterwards, in Python, at C speed. Text is copied by XSLT's
         # built-in rule (the same output as a template of our own, a third faster).
-        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_SENTINEL)};", "")))
-        # For pages holding _SENTINEL: mark with "\n" and turn the source's line breaks into
+        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_MARK)};", "")))
+        # Whether the parser keeps _MARK out of the tree (it normalises the markup's own
+        # CRs, as libxml2 does); if not, pages whose markup holds one take the slow path.
+        probe = etree.fromstring(b"<p>a\rb\r\nc</p>", self.utf8_parser)
+        self.marks_unseen = _MARK not in self.string(probe)
+        # For pages holding _MARK: mark with "\n" and turn the source's line breaks into
         # spaces first (ten times slower, exact).
         self.newlines = etree.XSLT(etree.XML(_block_xslt(
             "&#10;",
@@ -765,16 +774,16 @@ def _block_text(root, tools: _Tools, odd: bool) -> str:  # type: ignore[no-untyp
     # It is done on the transform's UTF-8 bytes, which know only the ASCII whitespace of
     # " \t\n\r\v\f": every other character str.split() takes for whitespace is first
     # made a space (a byte pattern per first byte, tried only where that byte occurs).
-    # The collapse is that of b" ".join(raw.split()) without a bytes object per word: the
-    # whitespace made spaces (translate), then runs of spaces made one (a search for two
-    # spaces, a literal the regex engine scans for quickly); bytes.strip takes the space
-    # a line may keep at either end. Two to three times faster on a page.
+    # The collapse is that of " ".join(text.split()) between the marks, without a bytes
+    # object per word: the whitespace but the mark made spaces (translate), then runs of
+    # spaces made one (a search for two spaces, a literal the regex engine scans for
+    # quickly); bytes.strip takes the space a line may keep at either end.
     raw = bytes(tools.marked(root))
     for lead, wide in _WIDE_SPACE_BYTES:
         if lead in raw:
             raw = wide.sub(b" ", raw)
     flat = _SPACE_RUN.sub(b" ", raw.translate(_ASCII_SPACES))
-    return b"\n".join(filter(None, map(bytes.strip, flat.split(_SENTINEL_UTF8)))).decode()
+    return b"\n".join(filter(None, map(bytes.strip, flat.split(_MARK_UTF8)))).decode()
 
 
 def _tidy(text: str) -> str:

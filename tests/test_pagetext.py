@@ -194,6 +194,17 @@ def test_page_holding_unusual_characters_keeps_its_lines(marker: str) -> None:
     assert extract(html, "text/html").text == "a\ufdd0b c\nd\ne\nf g h"
 
 
+@pytest.mark.parametrize("cr", ["\r", "\r\n", "&#13;", "&#xD;", "&#x0d;\r\n"])
+def test_carriage_returns_in_text_are_spaces_not_line_breaks(cr: str) -> None:
+    """Block text marks its lines with CRs, which the parser keeps out of the tree but for
+    character references: a CR of the page, written either way, is whitespace as any."""
+    html = (f"<html><head><title>T{cr}itle</title></head><body><p>a{cr}b {cr} c{cr}</p>"
+            f"{cr}<div>{cr}d<br>{cr}e{cr}</div><p>\ufdd0{cr}f</p></body></html>").encode()
+    page = extract(html, "text/html")
+    assert page.title == "T itle"
+    assert page.text == "a b c\nd\ne\n\ufdd0 f"
+
+
 def test_extract_from_several_threads_at_once() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
