@@ -468,7 +468,6 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     except (etree.ParserError, ValueError, TypeError):
         flat = _tidy(re.sub(r"<[^>]*>", " ", markup))
         return PageText(title=None, text=flat, kind="html")
-    string = tools.string
     odd = False
     # "&" is looked for first: a search for one character runs several times faster than
     # one for two, and many pages have no "&" at all (the search for "&#" starts at the
@@ -477,14 +476,14 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     if amp >= 0 and markup.find("&#", amp) >= 0:
         # Character references can put into the tree what the markup's own control
         # characters were blanked for, or the line marker of ``_block_text`` (&#13;).
-        whole = string(doc)
+        whole = tools.string(doc)
         if _UNSAFE.search(whole):
             _blank_controls(doc)
         odd = _MARK in whole
     if not tools.marks_unseen and _MARK in markup:  # a parser that keeps raw CRs
         odd = True
 
-    title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
+    title = _first_text(doc, "title", tools) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
     # Password fields (counted before anything is dropped) and hidden elements, found in one
     # walk of the tree. Hidden elements inside what strip_elements drops are then dropped
@@ -502,7 +501,7 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     for el in hidden:
         _drop(el)
 
-    heading = _first_text(doc, "h1", string) or _first_text(doc, "h2", string)
+    heading = _first_text(doc, "h1", tools) or _first_text(doc, "h2", tools)
     body = doc.find("body")
     if body is None:
         body = doc
@@ -584,6 +583,9 @@ class _Tools(threading.local):
             "//@hidden/.. | //@aria-hidden[.='true']/.. | "
             "//input[translate(@type,'PASWORD','pasword')='password']")
         self.og_title = etree.XPath("//meta[@property=$p or @name=$p]")
+        # The first element of a name in document order, the context included (_first_text).
+        self.first = {tag: etree.XPath(f"descendant-or-self::{tag}[1]")
+                      for tag in ("title", "h1", "h2")}
         # <main>, role=main and <article> elements below the context, in document order.
         self.landmarks = etree.XPath(
             "descendant::main | descendant::article | descendant::*/@role[.='main']/..")
@@ -642,9 +644,19 @@ def _drop(el) -> None:  # type: ignore[no-untyped-def]
     parent.remove(el)
 
 
-def _first_text(doc, tag: str, string) -> str | None:  # type: ignore[no-untyped-def]
+def _first_text(doc, tag: str, tools: _Tools) -> str | None:  # type: ignore[no-untyped-def]
+    """The text, whitespace collapsed, of the first ``tag`` element of ``doc`` (itself
+    included) whose text is not blank; ``None`` if there is none."""
+    # The first is found by XPath, which stops there: iter(tag) looks ahead for the next
+    # match as it yields one, a walk of the whole tree. Most pages' first one has text.
+    first = tools.first[tag](doc)
+    if not first:
+        return None
+    value = " ".join(tools.string(first[0]).split())
+    if value:
+        return value
     for el in doc.iter(tag):
-        value = " ".join(string(el).split())
+        value = " ".join(tools.string(el).split())
         if value:
             return value
     return None

@@ -293,3 +293,21 @@ def test_runs_of_whitespace_of_any_length_collapse_to_one_space() -> None:
             "</body></html>")
     page = extract(html.encode(), "text/html")
     assert page.text == " ".join(words) + "\na b\nc"
+
+
+@pytest.mark.parametrize(("markup", "title", "heading"), [
+    # the first of each has text
+    ("<title>T</title><h2>Sub</h2><h1>Main</h1><h1>Other</h1>", "T", "Main"),
+    # the first is blank (or only markup): the next with text
+    ("<title> </title><title>T2</title><h1><img src=x></h1><h1>\u00a0Second </h1>",
+     "T2", "Second"),
+    # no <h1> with text: the first <h2> with text; a dropped <h1> does not count
+    ("<title></title><script><h1>x</h1></script><div hidden><h1>Hidden</h1></div>"
+     "<h2></h2><h2>Sub  two</h2>", None, "Sub two"),
+    # none at all
+    ("<p>text</p>", None, None),
+])
+def test_title_and_heading_are_the_first_with_text(markup: str, title: str | None,
+                                                   heading: str | None) -> None:
+    page = extract(f"<html><body>{markup}</body></html>".encode(), "text/html")
+    assert (page.title, page.heading) == (title, heading)
