@@ -688,22 +688,56 @@ def _text_len(el) -> int:  # type: ignore[no-untyped-def]
     """How many characters of ``el``'s text (``string(el)``) are not whitespace, as
     ``len("".join(text.split()))`` counts them, without making a string of every word: the
     text is counted as UTF-8 bytes (several times faster on a page)."""
-    from lxml import etree
+    return _Length(el).exact()
 
-    raw = etree.tostring(el, method="text", encoding="utf-8", with_tail=False)
-    kept = raw.translate(None, _NOT_COUNTED)
-    size = len(kept)
-    for lead, spaces in _WIDE_SPACES.items():
-        if lead in kept:  # rare but for NBSP (and U+00A9 and friends share its first byte)
-            size -= sum(map(raw.count, spaces))
-    return size
+
+class _Length:
+    """``_text_len`` of an element as it is now, counted only as far as the questions asked
+    need: whether a main element holds 140 characters, or a page more than twice an aside's,
+    is told by the first few hundred bytes of its text, and the rest is then never counted.
+    The text is counted in prefixes that end between two characters."""
+
+    __slots__ = ("_counted", "_raw", "_size")
+
+    def __init__(self, el) -> None:  # type: ignore[no-untyped-def]
+        from lxml import etree
+
+        self._raw = etree.tostring(el, method="text", encoding="utf-8", with_tail=False)
+        self._counted = 0  # bytes of _raw counted so far, into _size
+        self._size = 0
+
+    def exceeds(self, n: int) -> bool:
+        """Whether the length is more than ``n``."""
+        raw = self._raw
+        while self._size <= n and self._counted < len(raw):
+            end = min(len(raw), max(2 * self._counted, 1024))
+            while end < len(raw) and 0x80 <= raw[end] < 0xC0:  # not inside a character
+                end += 1
+            self._add(raw[self._counted:end])
+            self._counted = end
+        return self._size > n
+
+    def exact(self) -> int:
+        """The whole length."""
+        if self._counted < len(self._raw):
+            self._add(self._raw[self._counted:])
+            self._counted = len(self._raw)
+        return self._size
+
+    def _add(self, part: bytes) -> None:
+        kept = part.translate(None, _NOT_COUNTED)
+        size = len(kept)
+        for lead, spaces in _WIDE_SPACES.items():
+            if lead in kept:  # rare but for NBSP (and U+00A9 and friends share its first byte)
+                size -= sum(map(part.count, spaces))
+        self._size += size
 
 
 def _main_element(body):  # type: ignore[no-untyped-def]
     """``<main>`` if it holds a fair share of the page's text, else the largest ``<article>``
-    that does, else ``body``; with its text length (``_text_len``), ``None`` where no rule
-    needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
-    article sits elsewhere."""
+    that does, else ``body``; with its text length (``_text_len``, or a ``_Length`` counted
+    as far as a rule needed it), ``None`` where no rule needed it. "Fair share" guards
+    against a ``<main>`` that wraps only a teaser while the article sits elsewhere."""
     tools = _tools()
     found = tools.landmarks(body)
     mains = [el for el in found if el.tag == "main" or el.get("role") == "main"]
@@ -720,9 +754,10 @@ def _main_element(body):  # type: ignore[no-untyped-def]
         return measured[0]
 
     for el in mains:
-        size = _text_len(el)
-        if size >= 140:
-            return el, size
+        length = _Length(el)
+        if length.exceeds(139):
+            return el, length
+        size = length.exact()
         if total() == 0:
             return body, 0
         if size * 3 >= total():
@@ -740,8 +775,8 @@ def _main_element(body):  # type: ignore[no-untyped-def]
     return body, total()
 
 
-def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-untyped-def]
-                  page_level: bool) -> None:
+def _strip_chrome(  # type: ignore[no-untyped-def]
+        root, total: int | _Length | None, tools: _Tools, *, page_level: bool) -> None:
     """Drop the navigation, asides, banners and other chrome inside ``root``, whose text
     length is ``total`` (``None``: not measured yet)."""
     # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
@@ -765,12 +800,14 @@ def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-
                 last = el
     if not doomed:
         return
-    if total is None:
-        total = _text_len(root)
+    # Made before anything is dropped: a _Length counts the text it was made from.
+    length = _Length(root) if total is None else total
     for el in doomed:
         # Never drop an element that holds most of the text: a "content has-sidebar" wrapper
         # named after chrome would otherwise take the article with it.
-        if _text_len(el) * 2 > total:
+        size = _text_len(el)
+        if not (length.exceeds(2 * size - 1) if isinstance(length, _Length)
+                else length >= 2 * size):
             continue
         _drop(el)
 

@@ -311,3 +311,35 @@ def test_title_and_heading_are_the_first_with_text(markup: str, title: str | Non
                                                    heading: str | None) -> None:
     page = extract(f"<html><body>{markup}</body></html>".encode(), "text/html")
     assert (page.title, page.heading) == (title, heading)
+
+
+def test_text_length_counted_in_parts_is_the_whole_count() -> None:
+    """An element's text length (non-whitespace characters, as str.split sees them) asked
+    as "more than n?" counts only a prefix of the text; the answers, and the whole count,
+    are those of the whole text, wherever a prefix ends (inside a character of two, three
+    or four bytes, among wide spaces)."""
+    from lxml import etree
+
+    from archiver.pagetext import _Length, _text_len
+
+    pieces = ["word ", "слово ", "€\u00a0", "\U0001f600\u2003", "\u3000x ", "  \n\t", "ж"]
+    for shift in range(9):
+        text = "a" * shift + "".join(pieces[(n * 5 + shift) % len(pieces)] for n in range(900))
+        el = etree.fromstring(f"<div><p>{text}</p><p>tail\u00a0end</p></div>".encode(),
+                              etree.HTMLParser(encoding="utf-8")).find(".//div")
+        expected = len("".join((text + "tail\u00a0end").split()))
+        assert _text_len(el) == expected
+        for n in (-1, 0, 139, 500, 1000, expected - 1, expected, expected + 5):
+            length = _Length(el)
+            assert length.exceeds(n) == (expected > n), (shift, n)
+            assert length.exact() == expected
+
+
+def test_chrome_holding_most_of_a_long_main_is_kept_and_a_small_one_dropped() -> None:
+    article = "<p>" + "Суд отложил рассмотрение дела до осени. " * 60 + "</p>"
+    html = (f"<html><body><main><div class='content has-sidebar'>{article}</div>"
+            "<aside>Related stories</aside><div class='share'>Share this</div></main>"
+            "</body></html>")
+    page = extract(html.encode(), "text/html")
+    assert "Суд отложил" in page.text
+    assert "Related stories" not in page.text and "Share this" not in page.text
