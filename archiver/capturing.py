@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -198,10 +199,14 @@ class CaptureStage:
     async def _read(self, capture: Capture) -> PageText:
         from archiver import pagetext
 
+        # Read once here and handed on (to the verdict, the browser stage, the catalog):
+        # no cache entry, which would cost a hash of the whole body.
         if len(capture.content) >= OFF_LOOP_BYTES or b"%PDF-" in capture.content[:1024]:
-            return await asyncio.to_thread(pagetext.extract, capture.content,
-                                           capture.content_type, capture.final_url)
-        return pagetext.extract(capture.content, capture.content_type, capture.final_url)
+            return await asyncio.to_thread(functools.partial(
+                pagetext.extract, capture.content, capture.content_type, capture.final_url,
+                cache=False))
+        return pagetext.extract(capture.content, capture.content_type, capture.final_url,
+                                cache=False)
 
     def _compare(self, url: str, text: str) -> tuple[str, float | None]:
         """A healthy page's text fingerprint, and how much of the previous capture's text it

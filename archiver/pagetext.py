@@ -95,17 +95,23 @@ class PageText:
         return self.kind == "html"
 
 
-def extract(content: bytes, content_type: str | None, url: str | None = None) -> PageText:
+def extract(content: bytes, content_type: str | None, url: str | None = None, *,
+            cache: bool = True) -> PageText:
     """Read ``content`` (a decoded HTTP body) as a page: title, main text, heading, language.
 
     ``content_type`` is the Content-Type header value (charset included) or ``None``; the body
     is sniffed too, because servers mislabel. ``url`` is accepted for context and not fetched.
     Never raises: an unreadable body gives ``PageText(title=None, text="")``.
+
+    ``cache``: keep the page for the next reading of the same bytes (the last few are
+    kept). A caller that reads each body once and hands the page on (the capture stage)
+    leaves it out: the cache hashes the whole body, a twentieth of the cost of reading it.
     """
     if not isinstance(content, bytes | bytearray | memoryview):
         return PageText(title=None, text="", kind="binary")
     try:
-        return _extract_cached(bytes(content), content_type or "")
+        read = _extract_cached if cache else _extract
+        return read(bytes(content), content_type or "")
     except Exception:  # the contract is "never raises"; a bad page is no text
         return PageText(title=None, text="", kind="binary")
 
@@ -296,12 +302,8 @@ def _blank(text: str, raw: bytes | None = None) -> str:
     return _CONTROL.sub(" ", text)
 
 
-# Small on purpose: each entry holds a whole body (up to the fetcher's decoded cap); the
-# cache only saves the second parse when one capture is judged and then reported.
-@functools.lru_cache(maxsize=8)
-def _extract_cached(content: bytes, content_type: str) -> PageText:
-    # Cached because classify, the soft-404 probe and the report all read the same bodies;
-    # bytes cache their own hash, so a hit costs almost nothing.
+def _extract(content: bytes, content_type: str) -> PageText:
+    """``extract`` of bytes (``content_type`` a string), uncached; may raise."""
     kind = _kind(content, content_type)
     if kind == "pdf":
         return _from_pdf(content)
@@ -315,6 +317,13 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
     # Valid UTF-8 that needed no blanking is parsed as the bytes it came as: the same tree,
     # without lxml converting the text back to UTF-8 first.
     return _from_html(text, head if how == _VALID_UTF8 and text is decoded else None)
+
+
+# Cached because classify, the soft-404 probe and the report all read the same bodies;
+# bytes cache their own hash, so a hit costs almost nothing. Small on purpose: each entry
+# holds a whole body (up to the fetcher's decoded cap); the cache only saves the second
+# parse when one capture is judged and then reported.
+_extract_cached = functools.lru_cache(maxsize=8)(_extract)
 
 
 # ── PDF ──────────────────────────────────────────────────────────────────────

@@ -343,3 +343,14 @@ def test_chrome_holding_most_of_a_long_main_is_kept_and_a_small_one_dropped() ->
     page = extract(html.encode(), "text/html")
     assert "Суд отложил" in page.text
     assert "Related stories" not in page.text and "Share this" not in page.text
+
+
+def test_extract_without_the_cache_reads_the_same_and_never_raises() -> None:
+    from archiver import pagetext
+
+    bodies = [ARTICLE.encode(), b"\x00\xff" * 50, b"%PDF-1.4 broken", b"", "<p>й</p>".encode()]
+    for body in bodies:
+        pagetext._extract_cached.cache_clear()
+        assert extract(body, "text/html", cache=False) == extract(body, "text/html")
+    assert pagetext._extract_cached.cache_info().currsize == 1
+    assert extract(None, "text/html", cache=False).text == ""  # type: ignore[arg-type]
