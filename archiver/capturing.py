@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, replace
@@ -97,15 +98,18 @@ class Finished:
 def pack(text: str | None) -> bytes | None:
     """``text`` as the catalog stores it (``Catalog.record_capture``'s ``text``): what
     ``catalog.pack_text`` makes of it, deflated by ISA-L where the WARC writer's gzip is
-    (``isal``, see ``archiver.warc``): the same zlib format at level 1, read back by zlib, in
-    other bytes; about 30 µs instead of 100 µs for a page text of 19 KB."""
+    (``isal``, see ``archiver.warc``): the same zlib format, read back by zlib, in other
+    bytes. ISA-L's level 0 (its fastest, still compressing): for a page text of 19 KB about
+    12 µs against 20 µs at its level 1 and 65-100 µs for zlib's; measured on bench/
+    worker_bench's pages and bench/pagetext_corpus.py's, the texts come out 15% larger and
+    7% smaller respectively than at its level 1."""
     from archiver import warc
     from archiver.catalog import pack_text
 
     if text is None:
         return None
     fast = warc._FAST_DEFLATE
-    return pack_text(text, fast) if fast is not None else pack_text(text)
+    return pack_text(text, fast, 0) if fast is not None else pack_text(text)
 
 
 def _bodiless(result: FetchResult) -> FetchResult:
@@ -195,10 +199,14 @@ class CaptureStage:
     async def _read(self, capture: Capture) -> PageText:
         from archiver import pagetext
 
+        # Read once here and handed on (to the verdict, the browser stage, the catalog):
+        # no cache entry, which would cost a hash of the whole body.
         if len(capture.content) >= OFF_LOOP_BYTES or b"%PDF-" in capture.content[:1024]:
-            return await asyncio.to_thread(pagetext.extract, capture.content,
-                                           capture.content_type, capture.final_url)
-        return pagetext.extract(capture.content, capture.content_type, capture.final_url)
+            return await asyncio.to_thread(functools.partial(
+                pagetext.extract, capture.content, capture.content_type, capture.final_url,
+                cache=False))
+        return pagetext.extract(capture.content, capture.content_type, capture.final_url,
+                                cache=False)
 
     def _compare(self, url: str, text: str) -> tuple[str, float | None]:
         """A healthy page's text fingerprint, and how much of the previous capture's text it

@@ -375,11 +375,11 @@ class StoredResult:
     outage: bool = False
 
 
-def pack_text(text: str, deflate: Any = zlib) -> bytes:
+def pack_text(text: str, deflate: Any = zlib, level: int = 1) -> bytes:
     """A page text as the ``texts`` table keeps it: UTF-8, zlib level 1 (fast; page texts
     shrink to about a third). ``deflate``: the module that compresses (``zlib``, or isal's
-    ``isal_zlib``: the same format in other bytes)."""
-    return bytes(deflate.compress(text.encode("utf-8"), 1))
+    ``isal_zlib``: the same format in other bytes), at ``level`` of that module."""
+    return bytes(deflate.compress(text.encode("utf-8"), level))
 
 
 @dataclass(frozen=True)

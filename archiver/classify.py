@@ -626,15 +626,20 @@ def _is_home(path: str) -> bool:
 
 def _same_address(a: str, b: str) -> bool:
     """Equal but for scheme, ``www.``, default port, a trailing slash and the fragment."""
+    if a == b:
+        return True  # the most common question (a page that was not redirected)
     pa, pb = _parts(a), _parts(b)
     if pa is None or pb is None:
-        return a == b
+        return False
+    # Path and query first: most addresses compared differ there, and the port and the
+    # site take parsing.
+    if _norm_path(pa.path) != _norm_path(pb.path) or pa.query != pb.query:
+        return False
 
-    def key(p) -> tuple[str, int | None, str, str]:  # type: ignore[no-untyped-def]
-        port = p.port if p.port not in (80, 443) else None
-        return (_site(p.hostname or ""), port, _norm_path(p.path), p.query)
+    def port(p) -> int | None:  # type: ignore[no-untyped-def]
+        return p.port if p.port not in (80, 443) else None
 
-    return key(pa) == key(pb)
+    return port(pa) == port(pb) and _site(pa.hostname or "") == _site(pb.hostname or "")
 
 
 def _titles_agree(a: str | None, b: str | None) -> bool:

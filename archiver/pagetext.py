@@ -95,17 +95,23 @@ class PageText:
         return self.kind == "html"
 
 
-def extract(content: bytes, content_type: str | None, url: str | None = None) -> PageText:
+def extract(content: bytes, content_type: str | None, url: str | None = None, *,
+            cache: bool = True) -> PageText:
     """Read ``content`` (a decoded HTTP body) as a page: title, main text, heading, language.
 
     ``content_type`` is the Content-Type header value (charset included) or ``None``; the body
     is sniffed too, because servers mislabel. ``url`` is accepted for context and not fetched.
     Never raises: an unreadable body gives ``PageText(title=None, text="")``.
+
+    ``cache``: keep the page for the next reading of the same bytes (the last few are
+    kept). A caller that reads each body once and hands the page on (the capture stage)
+    leaves it out: the cache hashes the whole body, a twentieth of the cost of reading it.
     """
     if not isinstance(content, bytes | bytearray | memoryview):
         return PageText(title=None, text="", kind="binary")
     try:
-        return _extract_cached(bytes(content), content_type or "")
+        read = _extract_cached if cache else _extract
+        return read(bytes(content), content_type or "")
     except Exception:  # the contract is "never raises"; a bad page is no text
         return PageText(title=None, text="", kind="binary")
 
@@ -224,8 +230,9 @@ def _decoded(content: bytes, content_type: str | None) -> tuple[str, int]:
         else:
             text = content.decode(declared, errors="replace")
         # A wrong declaration (cp1251 bytes labelled utf-8 is common) shows as a mass of
-        # replacement characters; only then second-guess it.
-        if text.count("\ufffd") * 100 <= len(text):
+        # replacement characters; only then second-guess it. (Most texts have none: looking
+        # for one is several times faster than counting them.)
+        if "\ufffd" not in text or text.count("\ufffd") * 100 <= len(text):
             return text, how
         guessed = _detect(content)
         if guessed is not None and guessed.count("\ufffd") < text.count("\ufffd"):
@@ -295,12 +302,8 @@ def _blank(text: str, raw: bytes | None = None) -> str:
     return _CONTROL.sub(" ", text)
 
 
-# Small on purpose: each entry holds a whole body (up to the fetcher's decoded cap); the
-# cache only saves the second parse when one capture is judged and then reported.
-@functools.lru_cache(maxsize=8)
-def _extract_cached(content: bytes, content_type: str) -> PageText:
-    # Cached because classify, the soft-404 probe and the report all read the same bodies;
-    # bytes cache their own hash, so a hit costs almost nothing.
+def _extract(content: bytes, content_type: str) -> PageText:
+    """``extract`` of bytes (``content_type`` a string), uncached; may raise."""
     kind = _kind(content, content_type)
     if kind == "pdf":
         return _from_pdf(content)
@@ -314,6 +317,13 @@ def _extract_cached(content: bytes, content_type: str) -> PageText:
     # Valid UTF-8 that needed no blanking is parsed as the bytes it came as: the same tree,
     # without lxml converting the text back to UTF-8 first.
     return _from_html(text, head if how == _VALID_UTF8 and text is decoded else None)
+
+
+# Cached because classify, the soft-404 probe and the report all read the same bodies;
+# bytes cache their own hash, so a hit costs almost nothing. Small on purpose: each entry
+# holds a whole body (up to the fetcher's decoded cap); the cache only saves the second
+# parse when one capture is judged and then reported.
+_extract_cached = functools.lru_cache(maxsize=8)(_extract)
 
 
 # ── PDF ──────────────────────────────────────────────────────────────────────
@@ -467,17 +477,22 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     except (etree.ParserError, ValueError, TypeError):
         flat = _tidy(re.sub(r"<[^>]*>", " ", markup))
         return PageText(title=None, text=flat, kind="html")
-    string = tools.string
     odd = False
-    if "&#" in markup or _SENTINEL in markup:
+    # "&" is looked for first: a search for one character runs several times faster than
+    # one for two, and many pages have no "&" at all (the search for "&#" starts at the
+    # first "&").
+    amp = markup.find("&")
+    if amp >= 0 and markup.find("&#", amp) >= 0:
         # Character references can put into the tree what the markup's own control
-        # characters were blanked for, or the line marker of ``_block_text``.
-        whole = string(doc)
+        # characters were blanked for, or the line marker of ``_block_text`` (&#13;).
+        whole = tools.string(doc)
         if _UNSAFE.search(whole):
             _blank_controls(doc)
-        odd = _SENTINEL in whole
+        odd = _MARK in whole
+    if not tools.marks_unseen and _MARK in markup:  # a parser that keeps raw CRs
+        odd = True
 
-    title = _first_text(doc, "title", string) or _meta_content(doc, "og:title")
+    title = _first_text(doc, "title", tools) or _meta_content(doc, "og:title")
     language = (doc.get("lang") or doc.get("xml:lang") or "").split("-")[0].strip().lower()
     # Password fields (counted before anything is dropped) and hidden elements, found in one
     # walk of the tree. Hidden elements inside what strip_elements drops are then dropped
@@ -495,7 +510,7 @@ def _from_html(markup: str, utf8: bytes | None = None) -> PageText:
     for el in hidden:
         _drop(el)
 
-    heading = _first_text(doc, "h1", string) or _first_text(doc, "h2", string)
+    heading = _first_text(doc, "h1", tools) or _first_text(doc, "h2", tools)
     body = doc.find("body")
     if body is None:
         body = doc
@@ -519,10 +534,13 @@ _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _PASSWORD_CASE = str.maketrans("PASWORD", "pasword")
 # What _CONTROL blanks, and what XML cannot hold (lxml refuses to set such text).
 _UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-# Marks the line breaks in ``_block_text``'s output: a noncharacter, which no text should
-# hold; a page that does is read by the slower transform that needs no marker.
-_SENTINEL = "\ufdd0"
-_SENTINEL_UTF8 = _SENTINEL.encode("utf-8")
+# Marks the line breaks in ``_block_text``'s output: a carriage return, which the parser
+# makes a line feed wherever the markup has one (HTML's newline normalisation: text and
+# attributes hold none), so that only a character reference (&#13;) puts one in the tree;
+# a page whose tree holds one is read by the slower transform that needs no marker. One
+# byte, which bytes.split finds several times faster than a longer marker.
+_MARK = "\r"
+_MARK_UTF8 = _MARK.encode("utf-8")
 # The characters str.split() takes for whitespace that bytes.split() does not (U+001C-U+001F,
 # NEL, NBSP, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), in UTF-8, as
 # (first byte, pattern of the whole characters); tests check the list against str.isspace.
@@ -536,6 +554,9 @@ _WIDE_SPACE_BYTES = (
     (b"\xe2", re.compile(rb"\xe2(?:\x80[\x80-\x8a\xa8\xa9\xaf]|\x81\x9f)")),
     (b"\xe3", re.compile(rb"\xe3\x80\x80")),
 )
+# bytes.split()'s whitespace but the space, made spaces; then runs of spaces, made one.
+_ASCII_SPACES = bytes.maketrans(b"\t\n\x0b\x0c", b"    ")  # _MARK ("\r") left
+_SPACE_RUN = re.compile(b"   *")  # two spaces as its literal prefix: a third faster than "  +"
 _LINE_BREAK_CHARS = "&#10;&#13;&#133;&#8232;&#8233;"  # those of str.splitlines XML can hold
 
 
@@ -571,6 +592,9 @@ class _Tools(threading.local):
             "//@hidden/.. | //@aria-hidden[.='true']/.. | "
             "//input[translate(@type,'PASWORD','pasword')='password']")
         self.og_title = etree.XPath("//meta[@property=$p or @name=$p]")
+        # The first element of a name in document order, the context included (_first_text).
+        self.first = {tag: etree.XPath(f"descendant-or-self::{tag}[1]")
+                      for tag in ("title", "h1", "h2")}
         # <main>, role=main and <article> elements below the context, in document order.
         self.landmarks = etree.XPath(
             "descendant::main | descendant::article | descendant::*/@role[.='main']/..")
@@ -581,11 +605,15 @@ class _Tools(threading.local):
         # class, id and role values in document order, each knowing its element
         self.chrome_attrs = etree.XPath(
             "descendant::*/@*[name()='class' or name()='id' or name()='role']")
-        # Block elements start and end a line, <br> ends one: marked with _SENTINEL here;
+        # Block elements start and end a line, <br> ends one: marked with _MARK here;
         # whitespace is collapsed afterwards, in Python, at C speed. Text is copied by XSLT's
         # built-in rule (the same output as a template of our own, a third faster).
-        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_SENTINEL)};", "")))
-        # For pages holding _SENTINEL: mark with "\n" and turn the source's line breaks into
+        self.marked = etree.XSLT(etree.XML(_block_xslt(f"&#{ord(_MARK)};", "")))
+        # Whether the parser keeps _MARK out of the tree (it normalises the markup's own
+        # CRs, as libxml2 does); if not, pages whose markup holds one take the slow path.
+        probe = etree.fromstring(b"<p>a\rb\r\nc</p>", self.utf8_parser)
+        self.marks_unseen = _MARK not in self.string(probe)
+        # For pages holding _MARK: mark with "\n" and turn the source's line breaks into
         # spaces first (ten times slower, exact).
         self.newlines = etree.XSLT(etree.XML(_block_xslt(
             "&#10;",
@@ -625,9 +653,19 @@ def _drop(el) -> None:  # type: ignore[no-untyped-def]
     parent.remove(el)
 
 
-def _first_text(doc, tag: str, string) -> str | None:  # type: ignore[no-untyped-def]
+def _first_text(doc, tag: str, tools: _Tools) -> str | None:  # type: ignore[no-untyped-def]
+    """The text, whitespace collapsed, of the first ``tag`` element of ``doc`` (itself
+    included) whose text is not blank; ``None`` if there is none."""
+    # The first is found by XPath, which stops there: iter(tag) looks ahead for the next
+    # match as it yields one, a walk of the whole tree. Most pages' first one has text.
+    first = tools.first[tag](doc)
+    if not first:
+        return None
+    value = " ".join(tools.string(first[0]).split())
+    if value:
+        return value
     for el in doc.iter(tag):
-        value = " ".join(string(el).split())
+        value = " ".join(tools.string(el).split())
         if value:
             return value
     return None
@@ -659,22 +697,56 @@ def _text_len(el) -> int:  # type: ignore[no-untyped-def]
     """How many characters of ``el``'s text (``string(el)``) are not whitespace, as
     ``len("".join(text.split()))`` counts them, without making a string of every word: the
     text is counted as UTF-8 bytes (several times faster on a page)."""
-    from lxml import etree
+    return _Length(el).exact()
 
-    raw = etree.tostring(el, method="text", encoding="utf-8", with_tail=False)
-    kept = raw.translate(None, _NOT_COUNTED)
-    size = len(kept)
-    for lead, spaces in _WIDE_SPACES.items():
-        if lead in kept:  # rare but for NBSP (and U+00A9 and friends share its first byte)
-            size -= sum(map(raw.count, spaces))
-    return size
+
+class _Length:
+    """``_text_len`` of an element as it is now, counted only as far as the questions asked
+    need: whether a main element holds 140 characters, or a page more than twice an aside's,
+    is told by the first few hundred bytes of its text, and the rest is then never counted.
+    The text is counted in prefixes that end between two characters."""
+
+    __slots__ = ("_counted", "_raw", "_size")
+
+    def __init__(self, el) -> None:  # type: ignore[no-untyped-def]
+        from lxml import etree
+
+        self._raw = etree.tostring(el, method="text", encoding="utf-8", with_tail=False)
+        self._counted = 0  # bytes of _raw counted so far, into _size
+        self._size = 0
+
+    def exceeds(self, n: int) -> bool:
+        """Whether the length is more than ``n``."""
+        raw = self._raw
+        while self._size <= n and self._counted < len(raw):
+            end = min(len(raw), max(2 * self._counted, 1024))
+            while end < len(raw) and 0x80 <= raw[end] < 0xC0:  # not inside a character
+                end += 1
+            self._add(raw[self._counted:end])
+            self._counted = end
+        return self._size > n
+
+    def exact(self) -> int:
+        """The whole length."""
+        if self._counted < len(self._raw):
+            self._add(self._raw[self._counted:])
+            self._counted = len(self._raw)
+        return self._size
+
+    def _add(self, part: bytes) -> None:
+        kept = part.translate(None, _NOT_COUNTED)
+        size = len(kept)
+        for lead, spaces in _WIDE_SPACES.items():
+            if lead in kept:  # rare but for NBSP (and U+00A9 and friends share its first byte)
+                size -= sum(map(part.count, spaces))
+        self._size += size
 
 
 def _main_element(body):  # type: ignore[no-untyped-def]
     """``<main>`` if it holds a fair share of the page's text, else the largest ``<article>``
-    that does, else ``body``; with its text length (``_text_len``), ``None`` where no rule
-    needed it. "Fair share" guards against a ``<main>`` that wraps only a teaser while the
-    article sits elsewhere."""
+    that does, else ``body``; with its text length (``_text_len``, or a ``_Length`` counted
+    as far as a rule needed it), ``None`` where no rule needed it. "Fair share" guards
+    against a ``<main>`` that wraps only a teaser while the article sits elsewhere."""
     tools = _tools()
     found = tools.landmarks(body)
     mains = [el for el in found if el.tag == "main" or el.get("role") == "main"]
@@ -691,9 +763,10 @@ def _main_element(body):  # type: ignore[no-untyped-def]
         return measured[0]
 
     for el in mains:
-        size = _text_len(el)
-        if size >= 140:
-            return el, size
+        length = _Length(el)
+        if length.exceeds(139):
+            return el, length
+        size = length.exact()
         if total() == 0:
             return body, 0
         if size * 3 >= total():
@@ -711,8 +784,8 @@ def _main_element(body):  # type: ignore[no-untyped-def]
     return body, total()
 
 
-def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-untyped-def]
-                  page_level: bool) -> None:
+def _strip_chrome(  # type: ignore[no-untyped-def]
+        root, total: int | _Length | None, tools: _Tools, *, page_level: bool) -> None:
     """Drop the navigation, asides, banners and other chrome inside ``root``, whose text
     length is ``total`` (``None``: not measured yet)."""
     # An <article>'s own <header>/<footer> carry its title, byline and date; the page's
@@ -736,12 +809,14 @@ def _strip_chrome(root, total: int | None, tools: _Tools, *,  # type: ignore[no-
                 last = el
     if not doomed:
         return
-    if total is None:
-        total = _text_len(root)
+    # Made before anything is dropped: a _Length counts the text it was made from.
+    length = _Length(root) if total is None else total
     for el in doomed:
         # Never drop an element that holds most of the text: a "content has-sidebar" wrapper
         # named after chrome would otherwise take the article with it.
-        if _text_len(el) * 2 > total:
+        size = _text_len(el)
+        if not (length.exceeds(2 * size - 1) if isinstance(length, _Length)
+                else length >= 2 * size):
             continue
         _drop(el)
 
@@ -754,16 +829,19 @@ def _block_text(root, tools: _Tools, odd: bool) -> str:  # type: ignore[no-untyp
         return _tidy(str(tools.newlines(root)))
     # After the collapse, a line is what lies between two marks, but for a space at either
     # end (the only whitespace left); runs of marks give empty lines, which are left out.
-    # It is done on the transform's UTF-8 bytes, whose split() is several times faster than
-    # str.split() on a page's (mostly non-ASCII) text, but knows only the ASCII whitespace
-    # of " \t\n\r\v\f": every other character str.split() takes for whitespace is first
+    # It is done on the transform's UTF-8 bytes, which know only the ASCII whitespace of
+    # " \t\n\r\v\f": every other character str.split() takes for whitespace is first
     # made a space (a byte pattern per first byte, tried only where that byte occurs).
+    # The collapse is that of " ".join(text.split()) between the marks, without a bytes
+    # object per word: the whitespace but the mark made spaces (translate), then runs of
+    # spaces made one (a search for two spaces, a literal the regex engine scans for
+    # quickly); bytes.strip takes the space a line may keep at either end.
     raw = bytes(tools.marked(root))
     for lead, wide in _WIDE_SPACE_BYTES:
         if lead in raw:
             raw = wide.sub(b" ", raw)
-    flat = b" ".join(raw.split())
-    return b"\n".join(filter(None, map(bytes.strip, flat.split(_SENTINEL_UTF8)))).decode()
+    flat = _SPACE_RUN.sub(b" ", raw.translate(_ASCII_SPACES))
+    return b"\n".join(filter(None, map(bytes.strip, flat.split(_MARK_UTF8)))).decode()
 
 
 def _tidy(text: str) -> str:

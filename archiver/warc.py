@@ -309,28 +309,33 @@ class _Sha256WARCWriter(WARCWriter):
 
 class _MemberOut:
     """Where warcio writes records (its own gzip off): each record becomes one gzip member
-    at the level given to ``start``, appended to ``spool``, its SHA-256 taken from the
-    compressed bytes as they are produced (warcio flushes once at the end of every record)."""
+    at the level given to ``start``, appended to ``spool``, its SHA-256 taken (if asked)
+    from the compressed bytes as they are produced (warcio flushes once at the end of every
+    record)."""
 
     def __init__(self, spool: IO[bytes]) -> None:
         self.spool = spool
-        self.member_sha256: list[str] = []  # one per record written, in order
+        self.member_sha256: list[str] = []  # one per record written, in order ("": not taken)
 
-    def start(self, level: int) -> None:
-        """Begin the next record's member."""
+    def start(self, level: int, hashed: bool = True) -> None:
+        """Begin the next record's member; ``hashed``: take its SHA-256."""
         self._deflate = _deflater(level)
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashed else None
 
     def write(self, data: bytes) -> None:
         out = self._deflate.compress(data)
         if out:
-            self._hash.update(out)
+            if self._hash is not None:
+                self._hash.update(out)
             self.spool.write(out)
 
     def flush(self) -> None:
         out = self._deflate.flush()
-        self._hash.update(out)
         self.spool.write(out)
+        if self._hash is None:
+            self.member_sha256.append("")
+            return
+        self._hash.update(out)
         self.member_sha256.append(self._hash.hexdigest())
 
 
@@ -633,7 +638,7 @@ class WarcWriter:
         self._serial = 0
         self._broken: str | None = None
         self._lock = threading.Lock()
-        self.member_sha256: list[str] = []  # of the records of the last append (under lock)
+        self.member_sha256: list[str] = []  # of the last append's records (under lock; see _append)
         self.gzip_level = gzip_level
         self._index_spill: IO[str] | None = None  # see _start_file
         self._sink_ref = self._sink_name = ""  # the current file's WarcRef.path and name
@@ -788,7 +793,7 @@ class WarcWriter:
             # A body compressed already is stored in the member as is (deflate's stored
             # blocks): deflating it again costs as much CPU as text and saves nothing.
             level = 0 if seen is None and _compressed_already(head) else self.gzip_level
-            offsets = self._append(out, records, [self.gzip_level, level])
+            offsets = self._append(out, records, [self.gzip_level, level], hashed=True)
             request_ref = self._ref(request_id, *offsets[0])
             response_ref = self._ref(response_id, *offsets[1])
             response_sha256 = self.member_sha256[1]
@@ -873,9 +878,11 @@ class WarcWriter:
         return _new_out(size, self.archive_dir)
 
     def _append(self, out: _MemberOut, records: Sequence[ArcWarcRecord | _Record],
-                levels: Sequence[int] = ()) -> list[tuple[int, int]]:
+                levels: Sequence[int] = (), *, hashed: bool = False) -> list[tuple[int, int]]:
         """Gzip ``records`` into the spool (one member each, at ``levels`` or else the
-        writer's level), append them to the file, and note their index lines."""
+        writer's level), append them to the file, and note their index lines. ``hashed``:
+        take each member's SHA-256 (``member_sha256``; only an exchange's response needs
+        it, for its provenance record)."""
         assert self._sink is not None
         base = self._sink.size
         spans: list[tuple[int, int]] = []
@@ -883,7 +890,7 @@ class WarcWriter:
             try:
                 for i, record in enumerate(records):
                     start = spool.tell()
-                    out.start(levels[i] if i < len(levels) else self.gzip_level)
+                    out.start(levels[i] if i < len(levels) else self.gzip_level, hashed)
                     if isinstance(record, _Record):
                         record.write(out)
                     else:

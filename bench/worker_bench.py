@@ -113,11 +113,14 @@ def one_round(work: Path, corpus: list[tuple[str, int, bytes]], *, keep: bool
     # The fetcher hashes a body as it arrives and hands the digest to the writer (when the
     # writer takes it), which then hashes the body once rather than twice.
     given = "payload_sha256" in inspect.signature(WarcWriter.write_exchange).parameters
+    # The capture stage reads each body once, without extract's cache (where it has one).
+    uncached = {"cache": False} if "cache" in inspect.signature(pagetext.extract).parameters \
+        else {}
     for url, status, body in corpus:
         request_head, response_head = heads(url, status, body)
         digest = {"payload_sha256": "sha256:" + hashlib.sha256(body).hexdigest()} if given else {}
         t0 = clock()
-        page = pagetext.extract(body, "text/html", url)
+        page = pagetext.extract(body, "text/html", url, **uncached)
         t1 = clock()
         exchange = writer.write_exchange(
             url=url, request_head=request_head, response_head=response_head,

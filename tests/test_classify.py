@@ -483,3 +483,23 @@ def test_classify_never_raises(status: int, content: bytes, content_type: str | 
     j = classify(capture, probe=probe, cited_url=cited)
     assert isinstance(j.verdict, Verdict)
     assert j.reason
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("http://example.org/a", "http://example.org/a", True),
+    ("http://example.org/a", "https://www.example.org:443/a/#top", True),
+    ("http://EXAMPLE.org:80/a?x=1", "https://example.org/a/?x=1", True),
+    ("http://127.1/a", "http://127.0.0.1/a/", True),
+    ("http://example.org/a", "http://example.org/b", False),
+    ("http://example.org/a?x=1", "http://example.org/a?x=2", False),
+    ("http://example.org:8080/a", "http://example.org/a", False),
+    ("http://example.org/a", "http://example.com/a", False),
+    ("http://example.org:bad/a", "http://example.org:bad/a", True),
+    ("http://example.org:bad/a", "http://example.org/a", False),
+])
+def test_same_address_but_for_scheme_www_default_port_slash_and_fragment(
+        a: str, b: str, same: bool) -> None:
+    from archiver.classify import _same_address
+
+    assert _same_address(a, b) is same
+    assert _same_address(b, a) is same

@@ -219,8 +219,12 @@ def test_page_texts_packed_in_a_worker_read_back_as_the_catalogs_own(monkeypatch
         assert zlib.decompress(packed).decode("utf-8") == text
         assert PackedText(packed).text() == text
         assert _excerpt(PackedText(packed)) == (pagetext.excerpt(text) if text else None)
+        for chars in (1, 280, 5000):
+            assert PackedText(packed).head(chars) == (text[:chars], chars >= len(text))
         if not fast:
             assert packed == pack_text(text)
+        if len(text) > 5000:  # compressed, at whatever level
+            assert len(packed) * 3 < len(text.encode("utf-8"))
     assert capturing.pack(None) is None
     if fast:
         assert capturing.pack("Объём " * 500) != pack_text("Объём " * 500)

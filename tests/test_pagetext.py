@@ -172,11 +172,37 @@ def test_character_reference_to_a_control_character_is_blanked() -> None:
     assert page.text == "before after\nsecond line"
 
 
+def test_character_reference_after_other_ampersands_is_blanked() -> None:
+    # Other "&"s (entities, a query string) before the first reference.
+    html = (b'<html><head><title>A &amp; B</title></head><body><p><a href="/x?a=1&b=2">'
+            b"a&amp;b</a> &lt;x&gt; before&#1;after</p></body></html>")
+    page = extract(html, "text/html")
+    assert page.title == "A & B"
+    assert page.text == "a&b <x> before after"
+
+
+def test_declared_utf8_with_a_few_replacement_characters_is_read_as_declared() -> None:
+    text = "Суд отложил рассмотрение дела до осени. " * 20 + "\ufffd"
+    body = f'<html><head><meta charset="utf-8"></head><body><p>{text}</p></body></html>'
+    assert extract(body.encode(), "text/html").text == text.strip()
+
+
 @pytest.mark.parametrize("marker", ["\ufdd0", "&#xFDD0;", "&#64976;"])
 def test_page_holding_unusual_characters_keeps_its_lines(marker: str) -> None:
     html = (f"<html><body><p>a{marker}b\n  c</p><div>d<br>e</div>"
             "<p>f\u2028g\x85h</p></body></html>").encode()
     assert extract(html, "text/html").text == "a\ufdd0b c\nd\ne\nf g h"
+
+
+@pytest.mark.parametrize("cr", ["\r", "\r\n", "&#13;", "&#xD;", "&#x0d;\r\n"])
+def test_carriage_returns_in_text_are_spaces_not_line_breaks(cr: str) -> None:
+    """Block text marks its lines with CRs, which the parser keeps out of the tree but for
+    character references: a CR of the page, written either way, is whitespace as any."""
+    html = (f"<html><head><title>T{cr}itle</title></head><body><p>a{cr}b {cr} c{cr}</p>"
+            f"{cr}<div>{cr}d<br>{cr}e{cr}</div><p>\ufdd0{cr}f</p></body></html>").encode()
+    page = extract(html, "text/html")
+    assert page.title == "T itle"
+    assert page.text == "a b c\nd\ne\n\ufdd0 f"
 
 
 def test_extract_from_several_threads_at_once() -> None:
@@ -253,3 +279,78 @@ def test_every_kind_of_whitespace_between_words_collapses_to_one_space() -> None
     html = f"<html><body><p>{markup}</p><div>\u00a0 \u3000</div><p>x\u2003<br>\u2009y</p>"
     page = extract((html + "</body></html>").encode(), "text/html")
     assert page.text == " ".join(words) + "\nx\ny"
+
+
+def test_runs_of_whitespace_of_any_length_collapse_to_one_space() -> None:
+    """Runs of mixed whitespace, short and long, inside a line and at its ends, leave one
+    space between words and none at a line's ends (as ``" ".join(line.split())``)."""
+    mix = " \t\n\r\x0b\x0c\u00a0\u2003"
+    runs = ["".join(mix[(n * 7 + k) % len(mix)] for k in range(n)) for n in range(1, 41)]
+    words = [f"w{n}ж" for n in range(len(runs) + 1)]
+    line = "".join(w + r for w, r in zip(words, runs, strict=False)) + words[-1]
+    html = (f"<html><body>{runs[-1]}<p>{runs[5]}{line}{runs[30]}</p>{runs[2]}"
+            f"<div>  a  <span> b </span>  </div>   <p>{runs[39]}</p><p>c{runs[1]}</p>"
+            "</body></html>")
+    page = extract(html.encode(), "text/html")
+    assert page.text == " ".join(words) + "\na b\nc"
+
+
+@pytest.mark.parametrize(("markup", "title", "heading"), [
+    # the first of each has text
+    ("<title>T</title><h2>Sub</h2><h1>Main</h1><h1>Other</h1>", "T", "Main"),
+    # the first is blank (or only markup): the next with text
+    ("<title> </title><title>T2</title><h1><img src=x></h1><h1>\u00a0Second </h1>",
+     "T2", "Second"),
+    # no <h1> with text: the first <h2> with text; a dropped <h1> does not count
+    ("<title></title><script><h1>x</h1></script><div hidden><h1>Hidden</h1></div>"
+     "<h2></h2><h2>Sub  two</h2>", None, "Sub two"),
+    # none at all
+    ("<p>text</p>", None, None),
+])
+def test_title_and_heading_are_the_first_with_text(markup: str, title: str | None,
+                                                   heading: str | None) -> None:
+    page = extract(f"<html><body>{markup}</body></html>".encode(), "text/html")
+    assert (page.title, page.heading) == (title, heading)
+
+
+def test_text_length_counted_in_parts_is_the_whole_count() -> None:
+    """An element's text length (non-whitespace characters, as str.split sees them) asked
+    as "more than n?" counts only a prefix of the text; the answers, and the whole count,
+    are those of the whole text, wherever a prefix ends (inside a character of two, three
+    or four bytes, among wide spaces)."""
+    from lxml import etree
+
+    from archiver.pagetext import _Length, _text_len
+
+    pieces = ["word ", "слово ", "€\u00a0", "\U0001f600\u2003", "\u3000x ", "  \n\t", "ж"]
+    for shift in range(9):
+        text = "a" * shift + "".join(pieces[(n * 5 + shift) % len(pieces)] for n in range(900))
+        el = etree.fromstring(f"<div><p>{text}</p><p>tail\u00a0end</p></div>".encode(),
+                              etree.HTMLParser(encoding="utf-8")).find(".//div")
+        expected = len("".join((text + "tail\u00a0end").split()))
+        assert _text_len(el) == expected
+        for n in (-1, 0, 139, 500, 1000, expected - 1, expected, expected + 5):
+            length = _Length(el)
+            assert length.exceeds(n) == (expected > n), (shift, n)
+            assert length.exact() == expected
+
+
+def test_chrome_holding_most_of_a_long_main_is_kept_and_a_small_one_dropped() -> None:
+    article = "<p>" + "Суд отложил рассмотрение дела до осени. " * 60 + "</p>"
+    html = (f"<html><body><main><div class='content has-sidebar'>{article}</div>"
+            "<aside>Related stories</aside><div class='share'>Share this</div></main>"
+            "</body></html>")
+    page = extract(html.encode(), "text/html")
+    assert "Суд отложил" in page.text
+    assert "Related stories" not in page.text and "Share this" not in page.text
+
+
+def test_extract_without_the_cache_reads_the_same_and_never_raises() -> None:
+    from archiver import pagetext
+
+    bodies = [ARTICLE.encode(), b"\x00\xff" * 50, b"%PDF-1.4 broken", b"", "<p>й</p>".encode()]
+    for body in bodies:
+        pagetext._extract_cached.cache_clear()
+        assert extract(body, "text/html", cache=False) == extract(body, "text/html")
+    assert pagetext._extract_cached.cache_info().currsize == 1
+    assert extract(None, "text/html", cache=False).text == ""  # type: ignore[arg-type]

@@ -238,3 +238,51 @@ def test_a_live_page_is_never_a_revisit_of_a_rescued_copy(tmp_path: Path,
     assert [h["WARC-Type"] for h in mirror] == ["response"]
     code, out, _ = call("verify", "--config", str(config))
     assert code == 0, out
+
+
+@pytest.mark.parametrize("shape", ["http", "https", "rescued"])
+def test_written_provenance_is_the_canonical_encoding_of_its_document(tmp_path: Path,
+                                                                        shape: str) -> None:
+    """The record's bytes (and the catalog's text) are ``encode(document(...))``, sorted
+    keys at every level, for every shape of document: redirects, a TLS chain, a memento."""
+    import io
+    from datetime import UTC, datetime
+
+    from archiver import provenance
+    from archiver.models import Capture, Hop, TlsCertificate, TlsSession
+    from archiver.warc import WarcWriter
+
+    moment = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
+    tls = TlsSession("TLSv1.3", "TLS_AES_128_GCM_SHA256", tuple(
+        TlsCertificate(der=bytes([n]) * 40, sha256=f"{n:02x}" * 32, subject=f"CN=ü{n}",
+                       issuer="CN=Issuer, O=\"Quote\"", not_before=moment,
+                       not_after=datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC))
+        for n in range(2)), chain_complete=False, note="leaf only")
+    url, final = "http://example.org/a?q=ж", "https://example.org/b"
+    with WarcWriter(tmp_path / "archive", root=tmp_path, run_id="1") as writer:
+        exchange = writer.write_exchange(
+            url=final, request_head=b"GET /b HTTP/1.1\r\nHost: example.org\r\n\r\n",
+            response_head=b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n",
+            body=io.BytesIO(b"<p>page</p>"), remote_ip="192.0.2.1", captured_at=moment)
+        hops = (Hop(url=url, status=301, headers=(), remote_ip="192.0.2.1"),
+                Hop(url=final, status=200, headers=(), warc=exchange.response,
+                    remote_ip="192.0.2.2", tls=tls if shape == "https" else None,
+                    request_headers=(("Host", "example.org"), ("Cookie", "[redacted]")),
+                    record_sha256=exchange.response_sha256))
+        capture = Capture(url=url, final_url=final, status=200, hops=hops, content=b"",
+                          content_type="text/html", payload_digest=exchange.payload_digest,
+                          captured_at=moment, body_bytes=11)
+        memento = ((("memento_url", "https://web.archive.org/web/2020/" + url),
+                     ("captured_by", "Internet Archive"), ("archive", "IA"))
+                   if shape == "rescued" else ())
+        settings = provenance.capture_settings("archiver/0.1 (+https://example.org)",
+                                               mode="browser", profile="used")
+        kept = provenance.write(writer, capture, cited_url=url, settings=settings,
+                                memento=memento)
+    doc = provenance.document(provenance.for_capture(capture, cited_url=url,
+                                                     settings=settings, memento=memento))
+    assert kept is not None
+    assert kept.text.encode("utf-8") == provenance.encode(doc)
+    assert kept.sha256 == provenance.document_sha256(json.loads(kept.text))
+    written = records_by_id(tmp_path)[kept.metadata_id][1]
+    assert written == provenance.encode(doc)

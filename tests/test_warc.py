@@ -740,3 +740,31 @@ def test_members_are_the_same_records_with_or_without_isal(tmp_path: Path, monke
     inflated = gzip.decompress(files["zlib"][1])
     assert files["zlib"][1] == deflate.compress(inflated) + deflate.flush()
     assert (files["fast"][1] != files["zlib"][1]) is fast
+
+
+def test_response_record_sha256_is_that_of_its_stored_member(tmp_path: Path) -> None:
+    """An exchange's ``response_sha256`` is the SHA-256 of the response's gzip member as
+    stored, also after metadata records (whose members are not hashed) and for a head
+    warcio reads (no status line)."""
+    import hashlib
+
+    moment = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
+    with WarcWriter(tmp_path / "archive", root=tmp_path, run_id="1") as writer:
+        exchanges = []
+        for n, status_line in enumerate([b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 404 Not Found\r\n",
+                                         b""]):
+            url = f"http://example.org/{n}"
+            exchanges.append(writer.write_exchange(
+                url=url, request_head=b"GET /%d HTTP/1.1\r\nHost: example.org\r\n\r\n" % n,
+                response_head=status_line + b"Content-Type: text/html\r\n\r\n",
+                body=io.BytesIO(b"<p>page %d</p>" % n * 50), remote_ip="192.0.2.1",
+                captured_at=moment))
+            writer.write_metadata(url=url, concurrent_to=exchanges[-1].response.record_id,
+                                  fields=[("cited-by", "doc#1")], captured_at=moment)
+            writer.write_json_metadata(url="urn:provenance:" + url,
+                                       concurrent_to=exchanges[-1].response.record_id,
+                                       block=b'{"n":%d}' % n, captured_at=moment)
+    for exchange in exchanges:
+        ref = exchange.response
+        data = (tmp_path / ref.path).read_bytes()[ref.offset:ref.offset + ref.length]
+        assert exchange.response_sha256 == hashlib.sha256(data).hexdigest()
