@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archiver.models import (
     Claim,
@@ -239,3 +241,21 @@ def test_report_json_escapes_controls_in_every_record() -> None:
     assert text == json_dumps(report_dict(report), indent=2) + "\n"
     for raw in ("\x7f", "\x9b", "\u202e"):
         assert raw not in text
+
+
+_CSV_TEXTS = ["", "plain", "a,b", 'say "hi"', '"', "line\nbreak", "cr\rhere", "crlf\r\n",
+              " leading space", "trailing space ", "tab\there", "'=1+1", "Суд, «тенге»",
+              "\x00 nul", "semi;colon", "#"]
+
+
+@given(st.lists(st.one_of(st.sampled_from(_CSV_TEXTS),
+                          st.text(alphabet=st.sampled_from('ab ,"\r\n\t;\'Ж\x00')))))
+def test_csv_fields_are_written_as_csv_writer_writes_them(cells: list[str]) -> None:
+    import csv
+    import io
+
+    from archiver.report.render_csv import _csv_field
+
+    out = io.StringIO()
+    csv.writer(out).writerow([*cells, "end"])
+    assert ",".join([*map(_csv_field, cells), "end"]) + "\r\n" == out.getvalue()
