@@ -93,7 +93,8 @@ _RENDERERS: tuple[tuple[str, Callable[[Report], Iterator[str]]], ...] = (
     ("report.json", render_json_chunks),
     ("report.html", render_html_chunks),
     ("report.md", render_md_chunks),
-    # The csv module already writes \r\n; newline="" in _temporary keeps it from doubling.
+    # Its rows end in \r\n, as the csv module writes them; newline="" in _temporary keeps
+    # it from doubling.
     ("links.csv", render_csv_chunks),
 )
 
@@ -101,12 +102,15 @@ _RENDERERS: tuple[tuple[str, Callable[[Report], Iterator[str]]], ...] = (
 #: below, a fork (a few ms) costs more than the half of the rendering it saves. Up to
 #: ``TWO_UP_TO``: past it, the run keeps its records on disk to stay small (``Spool``), and a
 #: second process would copy whatever of the first one's memory it reads (the document's
-#: footnotes and claims, tens of MB at 100,000 links).
+#: footnotes and claims, tens of MB at 100,000 links): reading an object writes its
+#: reference count, and a page either process writes to after the fork is then held twice,
+#: whichever of the two renders from it.
 TWO_AT = 256
 TWO_UP_TO = HELD
 #: The files the forked process renders, by position in ``_RENDERERS``: HTML and Markdown,
-#: about as long to render as JSON and CSV (``bench/report_bench.py``: 0.26 s against 0.33 s
-#: at 2,000 links).
+#: about as long to render as JSON and CSV (``bench/report_bench.py`` at 2,000 links: 81 ms
+#: against 82 ms, on a machine where it was 84 against 113 ms before report.json and
+#: links.csv wrote their records field by field).
 _FORKED = (1, 2)
 
 
