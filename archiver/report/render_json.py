@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
@@ -56,9 +56,29 @@ def render_json_chunks(report: Report) -> Iterator[str]:
     lists (footnotes, links, support, ...) are turned into JSON one item at a time, never held
     whole. The text is exactly ``json_dumps(report_dict(report), indent=2)`` plus a newline:
     a value's nested lines are indented by its depth, which is all ``indent=2`` does."""
+    for piece in render_json_around(report, frozenset()):
+        assert isinstance(piece, str)
+        yield piece
+
+
+#: The sections of report.json that ``section_pieces`` writes from the records alone (the
+#: report's source's publication date aside): another process can write them
+#: (``report.write``).
+SECTIONS = ("links", "support")
+
+
+def render_json_around(report: Report, elsewhere: frozenset[str]) -> Iterator[str | Section]:
+    """``render_json_chunks(report)``, but for each of the sections named in ``elsewhere``
+    (of ``SECTIONS``) a ``Section`` where its text goes (``section_pieces``)."""
     pending: list[str] = []
     held = 0
-    for piece in _pieces(report):
+    for piece in _pieces(report, elsewhere):
+        if isinstance(piece, Section):
+            if pending:
+                yield "".join(pending)
+                pending, held = [], 0
+            yield piece
+            continue
         pending.append(piece)
         held += len(piece)
         if held >= 1 << 16:
@@ -68,20 +88,54 @@ def render_json_chunks(report: Report) -> Iterator[str]:
     yield "".join(pending)
 
 
-def _pieces(report: Report) -> Iterator[str]:
+class Section(str):
+    """The name of a section of report.json whose text ``section_pieces`` writes."""
+
+
+def section_pieces(name: str, records: Iterable[Any], published: date | None) -> Iterator[str]:
+    """The text of report.json's section ``name`` (of ``SECTIONS``: its list, from ``[`` to
+    ``]``) for its ``records`` (link records, or claim support), in pieces of about 64 KB;
+    ``published``: the source's publication date."""
+    texts: Iterator[str]
+    if name == "links":
+        texts = (_link_text(link, published) for link in records)
+    elif name == "support":
+        texts = map(_support_text, records)
+    else:
+        raise ValueError(f"not a section written apart: {name}")
+    pending: list[str] = []
+    held = 0
+    for piece in _list_pieces(texts):
+        pending.append(piece)
+        held += len(piece)
+        if held >= 1 << 16:
+            yield "".join(pending)
+            pending, held = [], 0
+    yield "".join(pending)
+
+
+def _list_pieces(texts: Iterable[str]) -> Iterator[str]:
+    """A long list of the report from its items' texts (``_Items.texts``)."""
+    empty = True
+    for text in texts:
+        yield ("[" if empty else ",") + _ITEM + text
+        empty = False
+    yield "[]" if empty else "\n  ]"
+
+
+def _pieces(report: Report, elsewhere: frozenset[str] = frozenset()) -> Iterator[str | Section]:
     """The report's text in pieces, each already ``json_escaped`` (``_escaped``): the long
     lists' records as their scalars are written (``_scalar_texts``), where most of the text
-    is, rather than the whole text scanned once more."""
+    is, rather than the whole text scanned once more. The sections named in ``elsewhere``
+    as a ``Section`` instead of their text."""
     for n, (key, value) in enumerate(_report_items(report)):
         yield ("{" if n == 0 else ",") + "\n  " + _escaped(_encode(key, "\n  ")) + ": "
-        if not isinstance(value, _Items):
+        if key in elsewhere:
+            yield Section(key)
+        elif not isinstance(value, _Items):
             yield _escaped(_encode(value, "\n  "))
-            continue
-        empty = True
-        for text in value.texts():
-            yield ("[" if empty else ",") + _ITEM + text
-            empty = False
-        yield "[]" if empty else "\n  ]"
+        else:
+            yield from _list_pieces(value.texts())
     yield "\n}"
 
 
@@ -277,14 +331,14 @@ _CAPTURE = _template((*_WARC_KEYS, "captured_at", "payload", "mode"), _I)
 _PAYLOAD = _template(_WARC_KEYS, _J)
 
 
-def _link_text(link: LinkRecord, report: Report) -> str:
-    """``_encode(_link(link, report), _ITEM)``."""
+def _link_text(link: LinkRecord, published: date | None) -> str:
+    """``_encode(_link(link, published), _ITEM)``."""
     verdict, state, capture = link.verdict, link.state, link.capture
     values = [link.url, verdict._value_ if verdict is not None else None, link.reason,
               link.http_status, link.final_url, link.attempts, link.truncated,
               state._value_ if state is not None else None, _time(link.failing_since),
               _time(link.checked_at), link.title, link.excerpt, evidence_kind(link),
-              memento_offset_days(link, report.source.published), link.profile,
+              memento_offset_days(link, published), link.profile,
               link.browser_lost, *link.footnotes]
     if capture is not None:
         payload = link.capture_payload or capture
@@ -293,7 +347,7 @@ def _link_text(link: LinkRecord, report: Report) -> str:
                    payload.record_id, link.capture_mode or "http")
     texts = _scalar_texts(values)
     if texts is None:
-        return _escaped(_encode(_link(link, report), _ITEM))
+        return _escaped(_encode(_link(link, published), _ITEM))
     footnotes = len(link.footnotes)
     if capture is None:
         capture_text = "null"
@@ -420,8 +474,9 @@ def _report_items(report: Report) -> Iterator[tuple[str, Any]]:
     yield "unsupported", _Items(lambda: (
         {"footnote": note.number, "text": claim.text, "line": claim.line}
         for note in entry_footnotes(report) if not note.urls for claim in note.claims))
-    yield "links", _Items(lambda: (_link(link, report) for link in report.links),
-                          lambda: report.links, lambda link: _link_text(link, report))
+    published = source.published
+    yield "links", _Items(lambda: (_link(link, published) for link in report.links),
+                          lambda: report.links, lambda link: _link_text(link, published))
     yield "changes", _Items(lambda: (_change(change) for change in report.changes))
     yield "support", _Items(lambda: map(support_json, report.support), lambda: report.support,
                             _support_text)
@@ -444,7 +499,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     return finding_json(finding)
 
 
-def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
+def _link(link: LinkRecord, published: date | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "url": link.url,
         "footnotes": list(link.footnotes),
@@ -464,7 +519,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "title": link.title,
         "excerpt": link.excerpt,
         "evidence": evidence_kind(link),
-        "memento_offset_days": memento_offset_days(link, report.source.published),
+        "memento_offset_days": memento_offset_days(link, published),
     }
     # Browser captures (archiver.browse): how the capture was made, its screenshot record,
     # whether a logged-in profile was used, and why a link kept its HTTP capture only.
