@@ -56,9 +56,7 @@ def render_json_chunks(report: Report) -> Iterator[str]:
     lists (footnotes, links, support, ...) are turned into JSON one item at a time, never held
     whole. The text is exactly ``json_dumps(report_dict(report), indent=2)`` plus a newline:
     a value's nested lines are indented by its depth, which is all ``indent=2`` does."""
-    for piece in render_json_around(report, frozenset()):
-        assert isinstance(piece, str)
-        yield piece
+    return render_json_around(report, frozenset())  # (no ``Section`` in it)
 
 
 #: The sections of report.json that ``section_pieces`` writes from the records alone (the
