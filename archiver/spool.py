@@ -20,7 +20,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TypeVar, overload
+from typing import IO, Any, TypeVar, overload
 
 from archiver.errors import ArchiveError
 
@@ -165,6 +165,27 @@ class Spool(Sequence[T]):
         for number in range(len(self._spans)):
             yield from self._read(number)
         yield from list(self._pending)
+
+    def handoff(self) -> tuple[int, tuple[tuple[int, int], ...], int, bytes]:
+        """What ``Spool.reader`` needs to read this spool's items in another process: its
+        file's descriptor (-1 when none is written; to be passed on open, e.g. in
+        ``subprocess.Popen``'s ``pass_fds``), the written chunks' spans, the chunk size, and
+        the items not written, pickled. The spool must not grow while the other reads."""
+        return (-1 if self._file is None else self._file.fileno(), tuple(self._spans),
+                self._chunk, pickle.dumps(self._pending, pickle.HIGHEST_PROTOCOL))
+
+    @classmethod
+    def reader(cls, fd: int, spans: Sequence[tuple[int, int]], chunk: int, pending: bytes,
+               *, kept: int = 4) -> Spool[Any]:
+        """The spool that ``handoff`` gave, read from ``fd`` (this process's descriptor of
+        its file, closed with the spool; -1: none), at offsets (its position is shared with
+        the spool it came from)."""
+        spool: Spool[Any] = cls(chunk=chunk, kept=kept, held=0)
+        if fd >= 0:
+            spool._file = open(fd, "rb", closefd=True)  # noqa: SIM115 (closed by close())
+        spool._spans = list(spans)
+        spool._pending = pickle.loads(pending)
+        return spool
 
     def close(self) -> None:
         """Drop the file and every item (the spool is empty after)."""

@@ -293,3 +293,112 @@ def test_two_processes_reading_one_spool_write_the_same_files(
         for name in write_module.REPORT_FILES:
             assert (tmp_path / f"two-{chunk}" / name).read_bytes() == \
                 (tmp_path / "whole" / name).read_bytes()
+
+
+@pytest.mark.parametrize("count", [0, 2, 11])
+def test_a_spool_handed_off_is_read_the_same_through_another_descriptor(count: int) -> None:
+    """``Spool.reader`` of a spool's ``handoff`` (as another process reads it, through its
+    own descriptor of the file) gives the same items, and leaves the spool whole."""
+    items = _spooled_items(count)
+    spool: Spool[LinkRecord] = Spool(items, chunk=3, held=0, kept=1)
+    fd, spans, chunk, pending = spool.handoff()
+    assert (fd >= 0) is (count >= 3)
+    other = Spool.reader(os.dup(fd) if fd >= 0 else -1, spans, chunk, pending, kept=1)
+    assert len(other) == count and list(other) == items
+    assert [other[n] for n in reversed(range(count))] == items[::-1]
+    other.close()
+    assert list(spool) == items
+
+
+@pytest.mark.parametrize("helper", ["works", "fails", "cannot start"])
+def test_reports_past_two_up_to_are_written_around_a_helper_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, helper: str) -> None:
+    """Past ``TWO_UP_TO`` links, report.json's link records and claim support are written
+    by a helper process while this one renders the other files (or here, when the helper
+    fails or cannot be started): the same four files as from records held whole."""
+    from archiver.report import write as write_module
+
+    whole = supported_report()
+    write_reports(whole, tmp_path / "whole")
+    monkeypatch.setattr(write_module, "TWO_UP_TO", 1)
+    copied: list[bool] = []
+    section = write_module._Helper.section
+
+    def watched(self: Any, name: str) -> Any:
+        written = section(self, name)
+        copied.append(written is not None)
+        return written
+
+    monkeypatch.setattr(write_module._Helper, "section", watched)
+    if helper == "fails":
+        monkeypatch.setattr(write_module, "_HELPER_MAIN", "import sys; sys.exit(3)")
+    elif helper == "cannot start":
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise OSError("no more processes")
+
+        monkeypatch.setattr(write_module.subprocess, "Popen", refuse)
+    for chunk in (1, 3):
+        spooled = _spooled(whole, chunk, counted=True)
+        out = tmp_path / f"helped-{chunk}"
+        write_reports(spooled, out)
+        for name in write_module.REPORT_FILES:
+            assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+        assert sorted(p.name for p in out.iterdir()) == sorted(write_module.REPORT_FILES)
+    assert copied == {"works": [True] * 4, "fails": [False] * 4, "cannot start": []}[helper]
+
+
+_WRITER_KILLED = """
+import sys
+sys.path[:0] = {path!r}
+from archiver.report import write as write_module
+from tests.report_samples import supported_report
+from tests.test_spool import _spooled
+
+write_module.TWO_UP_TO = 1
+# A helper that announces itself and never finishes: the writer waits for it.
+write_module._HELPER_MAIN = '''
+import os, pickle, sys, time
+job = pickle.load(sys.stdin.buffer)
+sys.path[:0] = job["path"]
+from archiver.shards import die_with_parent
+die_with_parent(job["parent"])
+with open({marker!r}, "w") as out:
+    out.write(str(os.getpid()))
+time.sleep(300)
+'''
+write_module.write_reports(_spooled(supported_report(), 3, counted=True), {out!r})
+"""
+
+
+@pytest.mark.timeout(120)
+def test_kill_9_of_the_writer_takes_its_helper_and_leaves_no_report(tmp_path: Path) -> None:
+    """The process writing the reports killed (``kill -9``) while its helper writes: Linux
+    ends the helper with it, and no report file is left half-written."""
+    import signal
+    import subprocess
+    import time
+
+    marker, out = tmp_path / "helper.pid", tmp_path / "out"
+    code = _WRITER_KILLED.format(path=sys.path, marker=str(marker), out=str(out))
+    writer = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "the writer started no helper"
+    helper = int(marker.read_text())
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(timeout=10)
+    end = time.monotonic() + 10
+    while _alive(helper) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not _alive(helper), "the helper outlived the writer"
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -60,37 +60,36 @@ def render_csv(report: Report) -> str:
 
 def render_csv_chunks(report: Report) -> Iterator[str]:
     """``render_csv``'s text in pieces of about ``_CHUNK_ROWS`` rows, so that a report of
-    many thousand citations is never held whole."""
+    many thousand citations is never held whole. The rows are those ``csv.writer`` writes
+    (``_csv_field``), each cell quoted once for all the rows it is in."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    source = safe_cell(report.source.id)
+    lines = [out.getvalue()]
+    source = _csv_field(safe_cell(report.source.id))
     published = report.source.published
     # The cells that depend on the link alone, made once per link (a URL several footnotes
     # cite gives several rows), for the links made last only (first made, first dropped):
     # the footnotes citing one URL are mostly near each other, and a miss only makes them
     # again.
-    made: OrderedDict[str, tuple[tuple[str, ...], tuple[str, str]]] = OrderedDict()
-    rows = 0
+    made: OrderedDict[str, tuple[str, str]] = OrderedDict()
     for entry in report.entries:
         claim = " / ".join(c.text for c in entry.claims)
         if len(claim) > _CLAIM_CHARS:
             claim = claim[: _CLAIM_CHARS - 1].rstrip() + "…"
-        claim_cell = _text_cell(claim)
-        number = safe_cell(entry.number)
+        claim_cell = _csv_field(_text_cell(claim))
+        head = source + "," + _csv_field(safe_cell(entry.number)) + ","
         for url, link in zip(entry.footnote.urls, entry.links, strict=True):
             cells = made.get(url)
             if cells is None:
                 cells = made[url] = _link_cells(link, published)
                 if len(made) > _CELLS_KEPT:
                     made.popitem(last=False)
-            writer.writerow((source, number, *cells[0], claim_cell, *cells[1]))
-            rows += 1
-            if rows % _CHUNK_ROWS == 0:
-                yield out.getvalue()
-                out.seek(0)
-                out.truncate()
-    yield out.getvalue()
+            lines.append(head + cells[0] + claim_cell + cells[1])
+            if len(lines) >= _CHUNK_ROWS:
+                yield "".join(lines)
+                lines = []
+    yield "".join(lines)
 
 
 _CHUNK_ROWS = 256
@@ -98,9 +97,19 @@ _CHUNK_ROWS = 256
 _CELLS_KEPT = 4096
 
 
-def _link_cells(link: LinkRecord, published: date | None) -> tuple[tuple[str, ...],
-                                                                   tuple[str, str]]:
-    """The cells of ``link``'s rows from ``url`` to ``memento_datetime``, and the last two."""
+def _csv_field(cell: str) -> str:
+    """``cell`` as ``csv.writer`` (the excel dialect) writes it in a row: in double quotes,
+    its own doubled, when it holds one, a comma, a CR or a LF."""
+    if '"' in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    if "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell + '"'
+    return cell
+
+
+def _link_cells(link: LinkRecord, published: date | None) -> tuple[str, str]:
+    """The fields of ``link``'s rows from ``url`` to ``memento_datetime`` (each followed by
+    a comma), and the last two (the line end after them)."""
     capture, memento = link.capture, link.memento
     row = (
         link.url,
@@ -116,5 +125,7 @@ def _link_cells(link: LinkRecord, published: date | None) -> tuple[tuple[str, ..
         iso(memento.datetime) if memento else None,
     )
     tail = (evidence_kind(link), memento_offset_days(link, published))
-    return (tuple(_text_cell(cell) if type(cell) is str else safe_cell(cell) for cell in row),
-            (safe_cell(tail[0]), safe_cell(tail[1])))
+    cells = [_csv_field(_text_cell(cell) if type(cell) is str else safe_cell(cell))
+             for cell in row]
+    return ("".join(cell + "," for cell in cells),
+            "," + _csv_field(safe_cell(tail[0])) + "," + _csv_field(safe_cell(tail[1])) + "\r\n")

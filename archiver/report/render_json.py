@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from json.encoder import c_make_encoder  # type: ignore[attr-defined]
 from typing import Any
 
@@ -41,7 +41,7 @@ from archiver.report.model import (
     memento_offset_days,
 )
 from archiver.safetext import json_escaped
-from archiver.support import LEVEL_RULE, LEVELS, support_json
+from archiver.support import LEVEL_RULE, LEVELS, Support, support_json
 
 __all__ = ["finding_dict", "footnote_dict", "render_json", "render_json_chunks", "report_dict"]
 
@@ -56,30 +56,94 @@ def render_json_chunks(report: Report) -> Iterator[str]:
     lists (footnotes, links, support, ...) are turned into JSON one item at a time, never held
     whole. The text is exactly ``json_dumps(report_dict(report), indent=2)`` plus a newline:
     a value's nested lines are indented by its depth, which is all ``indent=2`` does."""
+    return render_json_around(report, frozenset())  # (no ``Section`` in it)
+
+
+#: The sections of report.json that ``section_pieces`` writes from the records alone (the
+#: report's source's publication date aside): another process can write them
+#: (``report.write``).
+SECTIONS = ("links", "support")
+
+
+def render_json_around(report: Report, elsewhere: frozenset[str]) -> Iterator[str | Section]:
+    """``render_json_chunks(report)``, but for each of the sections named in ``elsewhere``
+    (of ``SECTIONS``) a ``Section`` where its text goes (``section_pieces``)."""
     pending: list[str] = []
     held = 0
-    for piece in _pieces(report):
+    for piece in _pieces(report, elsewhere):
+        if isinstance(piece, Section):
+            if pending:
+                yield "".join(pending)
+                pending, held = [], 0
+            yield piece
+            continue
         pending.append(piece)
         held += len(piece)
         if held >= 1 << 16:
-            yield json_escaped("".join(pending))
+            yield "".join(pending)
             pending, held = [], 0
     pending.append("\n")
-    yield json_escaped("".join(pending))
+    yield "".join(pending)
 
 
-def _pieces(report: Report) -> Iterator[str]:
+class Section(str):
+    """The name of a section of report.json whose text ``section_pieces`` writes."""
+
+
+def section_pieces(name: str, records: Iterable[Any], published: date | None) -> Iterator[str]:
+    """The text of report.json's section ``name`` (of ``SECTIONS``: its list, from ``[`` to
+    ``]``) for its ``records`` (link records, or claim support), in pieces of about 64 KB;
+    ``published``: the source's publication date."""
+    texts: Iterator[str]
+    if name == "links":
+        texts = (_link_text(link, published) for link in records)
+    elif name == "support":
+        texts = map(_support_text, records)
+    else:
+        raise ValueError(f"not a section written apart: {name}")
+    pending: list[str] = []
+    held = 0
+    for piece in _list_pieces(texts):
+        pending.append(piece)
+        held += len(piece)
+        if held >= 1 << 16:
+            yield "".join(pending)
+            pending, held = [], 0
+    yield "".join(pending)
+
+
+def _list_pieces(texts: Iterable[str]) -> Iterator[str]:
+    """A long list of the report from its items' texts (``_Items.texts``)."""
+    empty = True
+    for text in texts:
+        yield ("[" if empty else ",") + _ITEM + text
+        empty = False
+    yield "[]" if empty else "\n  ]"
+
+
+def _pieces(report: Report, elsewhere: frozenset[str] = frozenset()) -> Iterator[str | Section]:
+    """The report's text in pieces, each already ``json_escaped`` (``_escaped``): the long
+    lists' records as their scalars are written (``_scalar_texts``), where most of the text
+    is, rather than the whole text scanned once more. The sections named in ``elsewhere``
+    as a ``Section`` instead of their text."""
     for n, (key, value) in enumerate(_report_items(report)):
-        yield ("{" if n == 0 else ",") + "\n  " + _encode(key, "\n  ") + ": "
-        if not isinstance(value, _Items):
-            yield _encode(value, "\n  ")
-            continue
-        empty = True
-        for item in value:
-            yield ("[" if empty else ",") + "\n    " + _encode(item, "\n    ")
-            empty = False
-        yield "[]" if empty else "\n  ]"
+        yield ("{" if n == 0 else ",") + "\n  " + _escaped(_encode(key, "\n  ")) + ": "
+        if key in elsewhere:
+            yield Section(key)
+        elif not isinstance(value, _Items):
+            yield _escaped(_encode(value, "\n  "))
+        else:
+            yield from _list_pieces(value.texts())
     yield "\n}"
+
+
+def _escaped(text: str) -> str:
+    """``json_escaped(text)``, without a scan of an ASCII text that holds no DEL (all the
+    other characters it escapes are not ASCII; ``str.isascii`` reads a flag the string was
+    made with)."""
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return json_escaped(text)
 
 
 # ── the indented encoder ────────────────────────────────────────────────────────
@@ -204,14 +268,166 @@ def _dumps(value: Any, newline: str) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2).replace("\n", newline)
 
 
-class _Items:
-    """A long list of the report, made item by item as it is written."""
+# ── the long lists' records, written field by field ────────────────────────────────
+#
+# A link record, a claim support and a footnote have a fixed shape, and there are as many
+# of each as links: ``_link_text``, ``_support_text`` and ``_footnote_text`` write the text
+# ``_encode`` writes for their dicts, at their depth (an item of a list of the report), from
+# a template of the keys with the line breaks and indents of each depth, every scalar of the
+# record encoded by one call of json's C encoder (``_scalar_texts``). A record holding a
+# value of another type than these (never, from the pipeline) is written from its dict by
+# ``_encode``, so that the text is the same whatever the record holds. Each returns its
+# text ``_escaped``, as ``_pieces`` wants it.
 
-    def __init__(self, make: Callable[[], Iterable[Any]]) -> None:
+_ITEM = "\n    "  # where a long list's items start (``_pieces``)
+_I = _ITEM + "  "  # the keys of an item, then of the dicts and lists in it
+_J = _I + "  "
+_K = _J + "  "
+
+# The scalars' texts, separated by a control character that no encoded scalar holds (a
+# string's own control characters are escaped).
+_SCALARS_APART = (None if c_make_encoder is None else c_make_encoder(
+    None, _refuse, _str, None, ": ", "\x00", False, False, True))
+
+
+def _scalar_texts(values: tuple[Any, ...] | list[Any]) -> list[str] | None:
+    """Each of ``values``' JSON text (as ``_encode`` writes a scalar), ``_escaped``; or
+    ``None`` when one of them is not a ``_FLAT`` type (or json has no C encoder)."""
+    if _SCALARS_APART is None or not _FLAT.issuperset(map(type, values)):
+        return None
+    joined = "".join(_SCALARS_APART(values, 0))
+    texts = joined[1:-1].split("\x00")
+    if joined.isascii() and "\x7f" not in joined:
+        return texts
+    # Each text scanned on its own: most are ASCII (URLs, paths, digests), and a text's
+    # ``isascii`` is a flag, while the scan costs nanoseconds a character.
+    return [text if text.isascii() and "\x7f" not in text else json_escaped(text)
+            for text in texts]
+
+
+def _template(keys: tuple[str, ...], newline: str) -> str:
+    """A dict of ``keys`` as ``_encode(..., newline)`` writes it, a ``%s`` for each value."""
+    inner = newline + "  "
+    return ("{" + inner + ("," + inner).join(_str(key).replace("%", "%%") + ": %s"
+                                             for key in keys) + newline + "}")
+
+
+def _list_text(texts: list[str], newline: str) -> str:
+    """A list of items already written (at the depth ``newline + "  "``)."""
+    if not texts:
+        return "[]"
+    inner = newline + "  "
+    return "[" + inner + ("," + inner).join(texts) + newline + "]"
+
+
+_LINK = _template(("url", "footnotes", "verdict", "reason", "http_status", "final_url",
+                   "attempts", "truncated", "capture", "provenance", "memento", "rescued",
+                   "state", "failing_since", "checked_at", "title", "excerpt", "evidence",
+                   "memento_offset_days", "screenshot", "profile", "browser_lost"), _ITEM)
+_WARC_KEYS = ("warc", "offset", "length", "record_id")
+_CAPTURE = _template((*_WARC_KEYS, "captured_at", "payload", "mode"), _I)
+_PAYLOAD = _template(_WARC_KEYS, _J)
+
+
+def _link_text(link: LinkRecord, published: date | None) -> str:
+    """``_encode(_link(link, published), _ITEM)``."""
+    verdict, state, capture = link.verdict, link.state, link.capture
+    values = [link.url, verdict._value_ if verdict is not None else None, link.reason,
+              link.http_status, link.final_url, link.attempts, link.truncated,
+              state._value_ if state is not None else None, _time(link.failing_since),
+              _time(link.checked_at), link.title, link.excerpt, evidence_kind(link),
+              memento_offset_days(link, published), link.profile,
+              link.browser_lost, *link.footnotes]
+    if capture is not None:
+        payload = link.capture_payload or capture
+        values += (capture.path, capture.offset, capture.length, capture.record_id,
+                   _time(link.captured_at), payload.path, payload.offset, payload.length,
+                   payload.record_id, link.capture_mode or "http")
+    texts = _scalar_texts(values)
+    if texts is None:
+        return _escaped(_encode(_link(link, published), _ITEM))
+    footnotes = len(link.footnotes)
+    if capture is None:
+        capture_text = "null"
+    else:
+        at = 16 + footnotes
+        capture_text = _CAPTURE % (*texts[at:at + 5], _PAYLOAD % tuple(texts[at + 5:at + 9]),
+                                   texts[at + 9])
+    (url, verdict_text, reason, status, final_url, attempts, truncated, state_text, since,
+     checked, title, excerpt, evidence, days, profile, lost) = texts[:16]
+    provenance = dict(link.provenance)
+    return _LINK % (
+        url, _list_text(texts[16:16 + footnotes], _I), verdict_text, reason, status,
+        final_url, attempts, truncated, capture_text,
+        _escaped(_encode(provenance, _I)) if provenance else "null",
+        _escaped(_encode(_memento(link.memento), _I)),
+        _escaped(_encode(_warc(link.rescued), _I)),
+        state_text, since, checked, title, excerpt, evidence, days,
+        _escaped(_encode(_warc(link.screenshot), _I)), profile, lost)
+
+
+_SUPPORT = _template(("footnote", "url", "level", "reason", "evidence", "facts"), _ITEM)
+_EVIDENCE = _template(("origin", "kind"), _I)
+_FACT_KEYS = ("text", "kind", "found", "passage", "required", "value", "claim", "start", "end",
+              "rule", "matched", "how")
+_FACT = _template(_FACT_KEYS, _J)
+
+
+def _support_text(support: Support) -> str:
+    """``_encode(support_json(support), _ITEM)``."""
+    values = [support.footnote, support.url, support.level, support.reason,
+              support.origin, support.text_kind]
+    for check in support.facts:
+        fact = check.fact
+        values += (fact.text, fact.kind, check.found, check.passage, fact.required,
+                   fact.value, check.claim, fact.start, fact.end, fact.rule, check.matched,
+                   check.how)
+    texts = _scalar_texts(values)
+    if texts is None:
+        return _escaped(_encode(support_json(support), _ITEM))
+    size = len(_FACT_KEYS)
+    facts = [_FACT % tuple(texts[at:at + size]) for at in range(6, len(texts), size)]
+    return _SUPPORT % (*texts[:4], _EVIDENCE % tuple(texts[4:6]) if support.origin else "null",
+                       _list_text(facts, _I))
+
+
+_FOOTNOTE = _template(("number", "text", "urls", "claims"), _ITEM)
+_CLAIM = _template(("text", "line"), _J)
+
+
+def _footnote_text(note: Footnote) -> str:
+    """``_encode(footnote_dict(note), _ITEM)``."""
+    values = [note.number, note.text, *note.urls]
+    for claim in note.claims:
+        values += (claim.text, claim.line)
+    texts = _scalar_texts(values)
+    if texts is None:
+        return _escaped(_encode(footnote_dict(note), _ITEM))
+    urls = len(note.urls) + 2
+    claims = [_CLAIM % (texts[at], texts[at + 1]) for at in range(urls, len(texts), 2)]
+    return _FOOTNOTE % (texts[0], texts[1], _list_text(texts[2:urls], _I),
+                        _list_text(claims, _I))
+
+
+class _Items:
+    """A long list of the report, made item by item as it is written: each item as its dict
+    (``make``), and as its text at its depth when ``text`` is given (``text(item)`` for each
+    of ``items()``, the same text as ``_escaped(_encode(dict, _ITEM))``)."""
+
+    def __init__(self, make: Callable[[], Iterable[Any]],
+                 items: Callable[[], Iterable[Any]] | None = None,
+                 text: Callable[[Any], str] | None = None) -> None:
         self._make = make
+        self._items, self.text = items, text
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._make())
+
+    def texts(self) -> Iterator[str]:
+        """Each item's text (at ``_ITEM``'s depth), ``_escaped``."""
+        if self._items is None or self.text is None:
+            return (_escaped(_encode(item, _ITEM)) for item in self._make())
+        return map(self.text, self._items())
 
 
 def report_dict(report: Report) -> dict[str, Any]:
@@ -250,14 +466,18 @@ def _report_items(report: Report) -> Iterator[tuple[str, Any]]:
         "support": {level: report.support_counts.get(level, 0) for level in LEVELS},
     }
     yield "notes", list(report.notes)
-    yield "footnotes", _Items(lambda: (footnote_dict(n) for n in report.document.footnotes))
+    yield "footnotes", _Items(lambda: map(footnote_dict, report.document.footnotes),
+                              lambda: report.document.footnotes, _footnote_text)
     yield "findings", _Items(lambda: (finding_dict(f) for f in report.document.findings))
     yield "unsupported", _Items(lambda: (
         {"footnote": note.number, "text": claim.text, "line": claim.line}
         for note in entry_footnotes(report) if not note.urls for claim in note.claims))
-    yield "links", _Items(lambda: (_link(link, report) for link in report.links))
+    published = source.published
+    yield "links", _Items(lambda: (_link(link, published) for link in report.links),
+                          lambda: report.links, lambda link: _link_text(link, published))
     yield "changes", _Items(lambda: (_change(change) for change in report.changes))
-    yield "support", _Items(lambda: (support_json(support) for support in report.support))
+    yield "support", _Items(lambda: map(support_json, report.support), lambda: report.support,
+                            _support_text)
     yield "support_rule", LEVEL_RULE
     yield "run", dict(report.run)
 
@@ -277,7 +497,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     return finding_json(finding)
 
 
-def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
+def _link(link: LinkRecord, published: date | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "url": link.url,
         "footnotes": list(link.footnotes),
@@ -297,7 +517,7 @@ def _link(link: LinkRecord, report: Report) -> dict[str, Any]:
         "title": link.title,
         "excerpt": link.excerpt,
         "evidence": evidence_kind(link),
-        "memento_offset_days": memento_offset_days(link, report.source.published),
+        "memento_offset_days": memento_offset_days(link, published),
     }
     # Browser captures (archiver.browse): how the capture was made, its screenshot record,
     # whether a logged-in profile was used, and why a link kept its HTTP capture only.

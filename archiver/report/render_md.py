@@ -80,7 +80,12 @@ def render_md_chunks(report: Report) -> Iterator[str]:
     pending = ""  # the blank lines ending the text so far: written only if text follows
     for piece in _md_pieces(report):
         # Control characters from documents and pages made visible (terminal escapes, bidi).
-        text = escape_controls("\n".join(piece))
+        # isprintable() is false for every character escape_controls changes (and for a few
+        # more: tab, other spaces) and costs less than its search: where every line is
+        # printable, there is nothing to change.
+        text = "\n".join(piece)
+        if not all(map(str.isprintable, piece)):
+            text = escape_controls(text)
         body = text.rstrip("\n")
         if body:
             yield pending + body + "\n"

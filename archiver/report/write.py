@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
+import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,7 +23,13 @@ from archiver.models import LinkRecord
 from archiver.report.model import Report, screenshot_files
 from archiver.report.render_csv import render_csv_chunks
 from archiver.report.render_html import render_html_chunks
-from archiver.report.render_json import render_json_chunks
+from archiver.report.render_json import (
+    SECTIONS,
+    Section,
+    render_json_around,
+    render_json_chunks,
+    section_pieces,
+)
 from archiver.report.render_md import render_md_chunks
 from archiver.spool import HELD, Spool
 
@@ -46,7 +56,9 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
 
     A report of ``TWO_AT`` to ``TWO_UP_TO`` links is rendered by two processes at once where
     the system can fork (``_write_in_two``): the same bytes, in about half the wall time on a
-    machine with a second core free.
+    machine with a second core free. Past ``TWO_UP_TO``, with its link records spooled, a
+    helper process writes report.json's link records and claim support while this one
+    renders the other files (``_Helper``), and report.json is written last, around them.
     """
     folder = Path(folder)
     try:
@@ -59,12 +71,17 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
     tmps: list[IO[str]] = []
     moved = 0
     current = targets[0]
+    helper = None
     try:
         for target in targets:
             current = target
             tmps.append(_temporary(target))
         if TWO_AT <= len(report.links) <= TWO_UP_TO and hasattr(os, "fork"):
             _write_in_two(report, targets, tmps, spools)
+        elif len(report.links) > TWO_UP_TO and (helper := _Helper.start(report, folder)):
+            _write_side_by_side(targets[1:], tmps[1:],
+                                [render(report) for _, render in _RENDERERS[1:]], spools)
+            _write_json_around(report, targets[0], tmps[0], helper)
         else:
             _write_side_by_side(targets, tmps, [render(report) for _, render in _RENDERERS],
                                 spools)
@@ -81,6 +98,8 @@ def write_reports(report: Report, folder: Path) -> list[Path]:
         raise ArchiveError(f"{current}: cannot write the report: {exc.strerror or exc}") \
             from exc
     finally:
+        if helper is not None:
+            helper.close()
         for tmp in tmps[moved:]:  # not moved into place: an error stopped the writing
             with contextlib.suppress(OSError):
                 tmp.close()
@@ -93,7 +112,8 @@ _RENDERERS: tuple[tuple[str, Callable[[Report], Iterator[str]]], ...] = (
     ("report.json", render_json_chunks),
     ("report.html", render_html_chunks),
     ("report.md", render_md_chunks),
-    # The csv module already writes \r\n; newline="" in _temporary keeps it from doubling.
+    # Its rows end in \r\n, as the csv module writes them; newline="" in _temporary keeps
+    # it from doubling.
     ("links.csv", render_csv_chunks),
 )
 
@@ -101,12 +121,15 @@ _RENDERERS: tuple[tuple[str, Callable[[Report], Iterator[str]]], ...] = (
 #: below, a fork (a few ms) costs more than the half of the rendering it saves. Up to
 #: ``TWO_UP_TO``: past it, the run keeps its records on disk to stay small (``Spool``), and a
 #: second process would copy whatever of the first one's memory it reads (the document's
-#: footnotes and claims, tens of MB at 100,000 links).
+#: footnotes and claims, tens of MB at 100,000 links): reading an object writes its
+#: reference count, and a page either process writes to after the fork is then held twice,
+#: whichever of the two renders from it.
 TWO_AT = 256
 TWO_UP_TO = HELD
 #: The files the forked process renders, by position in ``_RENDERERS``: HTML and Markdown,
-#: about as long to render as JSON and CSV (``bench/report_bench.py``: 0.26 s against 0.33 s
-#: at 2,000 links).
+#: about as long to render as JSON and CSV (``bench/report_bench.py`` at 2,000 links: 81 ms
+#: against 82 ms, on a machine where it was 84 against 113 ms before report.json and
+#: links.csv wrote their records field by field).
 _FORKED = (1, 2)
 
 
@@ -178,6 +201,133 @@ def _write_in_two(report: Report, targets: list[Path], tmps: list[IO[str]],
             again.append(n)
         _write_side_by_side([targets[n] for n in again], [tmps[n] for n in again],
                             [_RENDERERS[n][1](report) for n in again], spools)
+
+
+class _Helper:
+    """A fresh Python process writing report.json's ``SECTIONS`` of a report whose link
+    records (and claim support) are spooled, each into an unlinked temporary file, while
+    this process renders the other files. Not a fork: it shares no memory with this process
+    (a fork would hold the document twice, ``TWO_UP_TO``), only the spools' files, which
+    it reads at offsets (``Spool.handoff``); it costs a new interpreter and its imports
+    (~0.15 s of CPU) and holds ~35-40 MB (PSS), whatever the report's size (at 20,000 and
+    at 100,000 links alike). It dies with this process (``die_with_parent``).
+    Whatever goes wrong in it, this process writes the sections itself (``section``)."""
+
+    def __init__(self, sections: dict[str, Spool[Any]], files: dict[str, IO[bytes]],
+                 process: subprocess.Popen[bytes]) -> None:
+        self.sections, self._files, self._process = sections, files, process
+        self._done: bool | None = None
+
+    @classmethod
+    def start(cls, report: Report, folder: Path) -> _Helper | None:
+        """The helper for ``report``'s sections, started; ``None`` where the link records
+        are not spooled or no process can be started (the caller writes them itself)."""
+        records: dict[str, Sequence[Any]] = {"links": report.links, "support": report.support}
+        sections: dict[str, Spool[Any]] = {}
+        for name in SECTIONS:
+            spooled = records[name]
+            if isinstance(spooled, Spool):
+                sections[name] = spooled
+        if "links" not in sections or os.name != "posix" or not sys.executable:
+            return None
+        files: dict[str, IO[bytes]] = {}
+        try:
+            for name in sections:
+                files[name] = tempfile.TemporaryFile(  # noqa: SIM115 (closed by close())
+                    dir=folder, prefix=f".{name}-")
+            handoffs = {name: spool.handoff() for name, spool in sections.items()}
+            job = {"parent": os.getpid(), "path": sys.path,
+                   "published": report.source.published,
+                   "sections": {name: (handoffs[name], files[name].fileno())
+                                for name in sections}}
+            passed = [fd for fd, *_ in handoffs.values() if fd >= 0]
+            process = subprocess.Popen(
+                [sys.executable, "-c", _HELPER_MAIN], stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                pass_fds=[*passed, *(f.fileno() for f in files.values())])
+        except OSError:
+            for file in files.values():
+                file.close()
+            return None
+        helper = cls(sections, files, process)
+        try:
+            assert process.stdin is not None
+            with process.stdin:
+                pickle.dump(job, process.stdin, pickle.HIGHEST_PROTOCOL)
+        except OSError:  # it died before reading its job: ``section`` writes them here
+            pass
+        return helper
+
+    def section(self, name: str) -> IO[bytes] | None:
+        """Section ``name``'s text (UTF-8, from its start), once the helper has written it
+        (waiting for it); ``None`` when it failed in any way."""
+        if self._done is None:
+            self._done = self._process.wait() == 0
+        if not self._done:
+            return None
+        file = self._files[name]
+        file.seek(0)
+        return file
+
+    def close(self) -> None:
+        """Stop the helper if it still runs, and drop its files."""
+        if self._process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.wait()
+        for file in self._files.values():
+            file.close()
+
+
+# The helper's program: the job comes pickled on stdin; the archiver is imported from where
+# this process found it.
+_HELPER_MAIN = """\
+import pickle, sys
+job = pickle.load(sys.stdin.buffer)
+sys.path[:0] = job["path"]
+from archiver.report.write import _helper_main
+_helper_main(job)
+"""
+
+
+def _helper_main(job: dict[str, Any]) -> None:
+    """The helper (``_Helper``): write each section of ``job`` into its file."""
+    import signal
+
+    from archiver.shards import die_with_parent
+
+    die_with_parent(job["parent"])  # a run killed (kill -9) takes its helper with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's
+    for name, (handoff, fd) in job["sections"].items():
+        spool = Spool.reader(*handoff, kept=1)  # read in order, each chunk once
+        with open(fd, "w", encoding="utf-8", newline="") as out:
+            for piece in section_pieces(name, spool, job["published"]):
+                out.write(piece)
+        spool.close()
+
+
+def _write_json_around(report: Report, target: Path, tmp: IO[str], helper: _Helper) -> None:
+    """Write report.json into ``tmp`` (for ``target``, named in an error) around the
+    sections ``helper`` writes, copied in as they come (written here when it failed); then
+    flush, sync and close it. Raises ``_Failed``."""
+    try:
+        for piece in render_json_around(report, frozenset(helper.sections)):
+            if not isinstance(piece, Section):
+                tmp.write(piece)
+                continue
+            written = helper.section(piece)
+            if written is None:
+                for text in section_pieces(piece, helper.sections[piece],
+                                           report.source.published):
+                    tmp.write(text)
+                continue
+            tmp.flush()
+            shutil.copyfileobj(written, tmp.buffer, 1 << 20)  # type: ignore[attr-defined]
+        tmp.flush()
+        os.fsync(tmp.fileno())
+        tmp.close()
+    except OSError as exc:
+        raise _Failed(target, exc) from exc
 
 
 def _write_side_by_side(targets: list[Path], tmps: list[IO[str]], texts: list[Iterator[str]],
