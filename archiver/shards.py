@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
+from archiver import collector
 from archiver.config import FetchSettings, Settings
 from archiver.errors import ArchiverError
 from archiver.models import Target
@@ -828,8 +829,11 @@ def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> N
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""
     def serve() -> None:
-        _preload(fetch, tls=False)  # the rest as the request allows (_fork_on_request)
-        _fork_on_request(control, parent)
+        # Only imports until the workers are forked: the collector stays paused (as the
+        # run paused it when it forked this server), and each worker resumes it.
+        with collector.paused():
+            _preload(fetch, tls=False)  # the rest as the request allows (_fork_on_request)
+            _fork_on_request(control, parent)
 
     _forked("fork server", parent, None, serve)
 
@@ -905,6 +909,9 @@ def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.so
     """The worker, just forked: serve on ``sock`` until told to close, then leave."""
 
     def serve() -> None:
+        # forked from a process whose start paused the collector: a worker's own event
+        # loop makes cycles from its first capture
+        collector.resume()
         for other in inherited:  # the run's ends of this and earlier workers' sockets
             other.close()
         profile_dir = os.environ.get("ARCHIVER_PROFILE_WORKERS")
