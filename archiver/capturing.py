@@ -315,24 +315,29 @@ def write_provenance(settings: Settings, writer: WarcWriter, result: FetchResult
 def preload(*, tls: bool = True) -> None:
     """Import what capturing a page needs beyond the fetcher and the WARC writer (the verdict,
     the browser stage's page checks, the catalog's text packing (``pack``: some 20 ms of
-    import, which each worker paid on its first answer, while the next requests waited), the
-    HTTP client's async backend and, with ``tls``, the
-    TLS certificate parser: ``preload_tls``), ahead of forking worker processes: imported
-    once here, their pages are shared with every worker rather than each worker importing
-    its own copy on its first URL."""
+    import, which each worker paid on its first answer, while the next requests waited)
+    and, with ``tls``, the TLS certificate parser: ``preload_tls``), ahead of forking worker
+    processes: imported once here, their pages are shared with every worker rather than each
+    worker importing its own copy on its first URL. The HTTP client's own backend is the
+    fetcher's to import (``fetch.preload``)."""
     from archiver import browse, classify  # noqa: F401
 
-    _import_each("archiver.catalog", "lxml.html", "sniffio", "anyio._backends._asyncio",
-                 "anyio.streams.tls", "anyio.to_thread")
+    _import_each("archiver.catalog", "lxml.html")
     if tls:
         preload_tls()
 
 
+#: What only https needs: the certificate parser that a capture's provenance reads the
+#: server's chain with (0.02-0.08 s of CPU), in steps that can be imported one at a time
+#: (as a fork server does while it waits: ``shards._fork_on_request``).
+TLS_MODULES = ("cryptography.hazmat.bindings._rust",
+                "cryptography.hazmat.primitives.serialization", "cryptography.x509")
+
+
 def preload_tls() -> None:
-    """Import what only https needs beyond ``preload``: the certificate parser that a
-    capture's provenance reads the server's chain with (``cryptography.x509``, 0.05-0.08 s of
-    CPU). Without it, it is imported on the first certificate read."""
-    _import_each("cryptography.x509")
+    """Import what only https needs beyond ``preload`` (``TLS_MODULES``). Without it, it is
+    imported on the first certificate read."""
+    _import_each(*TLS_MODULES)
 
 
 def tls_preloaded() -> bool:

@@ -404,19 +404,26 @@ def _cmd_lint(args: argparse.Namespace, io: Output) -> int:
 
 
 def _cmd_run(args: argparse.Namespace, io: Output) -> int:
-    from archiver.commands.run import run
+    from archiver import collector
 
-    return run(_config_path(args), sources=args.source, refresh=args.refresh,
-               rescue=not args.no_rescue, rescue_capture=args.rescue_capture,
-               fmt=args.format, quiet=args.quiet, io=io, deadline=args.deadline)
+    # From the imports on: the run resumes the collector once its fetching starts.
+    with collector.paused():
+        from archiver.commands.run import run
+
+        return run(_config_path(args), sources=args.source, refresh=args.refresh,
+                   rescue=not args.no_rescue, rescue_capture=args.rescue_capture,
+                   fmt=args.format, quiet=args.quiet, io=io, deadline=args.deadline)
 
 
 def _cmd_check(args: argparse.Namespace, io: Output) -> int:
-    from archiver.commands.run import check
+    from archiver import collector
 
-    return check(_config_path(args), sources=args.source, fail_on=args.fail_on,
-                 rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io,
-                 deadline=args.deadline)
+    with collector.paused():  # as for run
+        from archiver.commands.run import check
+
+        return check(_config_path(args), sources=args.source, fail_on=args.fail_on,
+                     rescue=not args.no_rescue, fmt=args.format, quiet=args.quiet, io=io,
+                     deadline=args.deadline)
 
 
 def _cmd_show(args: argparse.Namespace, io: Output) -> int:

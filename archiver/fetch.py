@@ -1056,13 +1056,30 @@ _parse: Callable[[str], httpx.URL] = functools.lru_cache(maxsize=512)(httpx.URL)
 AUTO_TRANSPORT = "aiohttp"
 
 
-def preload(settings: FetchSettings) -> None:
+#: What httpcore's connection pool needs beyond the fetcher's own imports (its locks and
+#: cancel scopes are anyio's), in an order they can be imported one at a time. Requests on
+#: the aiohttp transport never reach it.
+HTTPCORE_BACKEND = ("sniffio", "anyio._backends._asyncio", "anyio.streams.tls",
+                    "anyio.to_thread")
+
+
+def preload(settings: FetchSettings, *, tls: bool = True) -> None:
     """Import what the fetcher's transport needs now (before worker processes are forked:
     aiohttp's import loads two certificate stores, a quarter of a second of CPU, which the
-    workers then share rather than each paying for it)."""
-    if _transport_of(settings) == "aiohttp":
+    workers then share rather than each paying for it). httpcore's backend is imported only
+    where the settings send requests through httpcore from the first (its transport, or
+    https with HTTP/2 when ``tls`` says there are https URLs); elsewhere only an answer
+    aiohttp's parser refuses or a SOCKS proxy needs it, and it is imported then."""
+    transport = _transport_of(settings)
+    if transport == "aiohttp":
         _import_aiohttp()
         import archiver.aiotransport  # noqa: F401
+    if transport != "aiohttp" or (tls and settings.http2):
+        import importlib
+
+        for name in HTTPCORE_BACKEND:
+            with contextlib.suppress(ImportError):  # another version may not have it
+                importlib.import_module(name)
 
 
 #: A CA file and folder that cannot exist (``/dev/null`` is no folder): no certificate read.

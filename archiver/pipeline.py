@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Protocol, overload
 from urllib.parse import urlsplit
 
-from archiver import history
+from archiver import collector, history
 from archiver.catalog import Catalog, LinkFacts, PackedText, RunRow, StoredResult
 from archiver.config import Settings
 from archiver.errors import ArchiverError
@@ -445,6 +445,7 @@ async def _fetch_and_judge(
     tls = any(t.url[:6].lower() == "https:" for t in ordered)
     async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
                                   on_attempt=on_attempt, tls=tls) as stage:
+        collector.resume()  # fetching starts (the workers are forked)
         watch = _NetworkWatch(sample, settings.check.outage_min_hosts)
         shown = _HeldProgress(progress, held=watch.enabled)
         shown.stage("fetch", len(targets))
@@ -1629,8 +1630,9 @@ def execute(
     deadline_at = (time.monotonic() + settings.fetch.run_deadline
                    if settings.fetch.run_deadline > 0 else None)
     # Worker processes, if the run uses them, are prepared (their modules imported) on
-    # another core while this process reads the sources and the catalog.
-    with shards.forking_ahead(settings, source_ids):
+    # another core while this process reads the sources and the catalog. Neither process
+    # makes garbage until fetching starts: the collector waits until then (``collector``).
+    with collector.paused(), shards.forking_ahead(settings, source_ids):
         outcomes = _read_sources(settings, source_ids)
         return _execute_locked(settings, options, progress, started, deadline_at, outcomes)
 
@@ -1698,6 +1700,7 @@ def _execute(
         from archiver import shards
 
         shards.drop_fork_server()
+        collector.resume()  # no fetching starts: the lookups' event loop makes cycles
     newest = catalog.last_results([t.url for t in targets])
     # Read with ``.get`` only: a URL never checked is left out (as many as the targets on a
     # first run), and the keys are the targets' own strings, not the catalog rows' copies.

@@ -50,6 +50,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import importlib
 import io
 import logging
 import os
@@ -67,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
+from archiver import collector
 from archiver.config import FetchSettings, Settings
 from archiver.errors import ArchiverError
 from archiver.models import Target
@@ -595,7 +597,7 @@ def _preload(fetch: FetchSettings, *, tls: bool = True) -> None:
     warc.preload()
     capturing.preload(tls=tls)
     shared_ssl_context()  # the CA store loaded once, its pages shared with the workers
-    preload(fetch)  # the transport's modules too
+    preload(fetch, tls=tls)  # the transport's modules too
 
 
 #: Seconds the run's process waits for the fork server's workers before forking them itself.
@@ -608,7 +610,7 @@ class ForkServer:
     """A process forked at the start of a run, before the run reads its documents: it
     imports what the capture workers need (``_preload``: some 0.3 s of CPU, the fetcher's
     module being imported before the fork), on another core while the run's process works,
-    then waits (importing what only https needs meanwhile: ``_fork_on_request``).
+    then waits (importing meanwhile what a worker may need later: ``_fork_on_request``).
     ``fork_workers`` has it fork the workers and leave; the run's process, a "child
     subreaper" (Linux) meanwhile, adopts them, so they are its children as if it had
     forked them itself (it reaps them, they die with it). Like a worker, the server ignores
@@ -763,16 +765,23 @@ def forking_ahead(settings: Settings, source_ids: Sequence[str] | None = None
             server.close()
 
 
-def _fork_on_request(control: socket.socket, parent: int) -> None:
-    """The server's one request: fork a worker per socket received, reply their pids.
+def _fork_on_request(control: socket.socket, parent: int, fetch: FetchSettings) -> None:
+    """The server's one request: fork a worker per socket received, reply their pids
+    (``fetch``: the settings the server was started for, those of the run's workers).
 
-    What only https needs (``capturing.preload_tls``) is imported while the server waits
-    for the request, or once the request says the run has https URLs; a run without one
-    that asks while the server is still importing the rest gets its workers without it."""
+    What a worker may need later or never (what only https needs, ``capturing.preload_tls``;
+    httpcore's backend, ``fetch.HTTPCORE_BACKEND``) is imported while the server waits for
+    the request, a module at a time, until the request comes; then what the request's run
+    needs of it (https URLs, the settings' transport). A worker meeting the rest (a redirect
+    to https, an answer only httpcore reads) imports it then."""
     from archiver import capturing
+    from archiver import fetch as fetcher
 
-    if not capturing.tls_preloaded() and not _readable(control):
-        capturing.preload_tls()  # the run is not ready yet: done while waiting for it
+    for name in (*capturing.TLS_MODULES, *fetcher.HTTPCORE_BACKEND):
+        if _readable(control):
+            break  # the run is ready: its workers are not kept waiting for these
+        with contextlib.suppress(ImportError):  # another version may not have it
+            importlib.import_module(name)
     data, fds, _flags, _address = socket.recv_fds(control, _HEADER.size, 64)
     if not data:  # the run needs no workers (it closed the socket)
         return
@@ -781,6 +790,7 @@ def _fork_on_request(control: socket.socket, parent: int) -> None:
     socks = [socket.socket(fileno=fd) for fd in fds]
     if tls and not capturing.tls_preloaded():
         capturing.preload_tls()
+    fetcher.preload(fetch, tls=tls)  # httpcore's backend, if the settings need it
     gc.freeze()  # see ProcessShards.start: the workers share these pages
     me = os.getpid()
     pids = []
@@ -828,8 +838,11 @@ def _serve_forks(control: socket.socket, parent: int, fetch: FetchSettings) -> N
     """The fork server, just forked: import, wait for the run's request, fork the workers
     it asks for, send their pids and leave."""
     def serve() -> None:
-        _preload(fetch, tls=False)  # the rest as the request allows (_fork_on_request)
-        _fork_on_request(control, parent)
+        # Only imports until the workers are forked: the collector stays paused (as the
+        # run paused it when it forked this server), and each worker resumes it.
+        with collector.paused():
+            _preload(fetch, tls=False)  # the rest as the request allows (_fork_on_request)
+            _fork_on_request(control, parent, fetch)
 
     _forked("fork server", parent, None, serve)
 
@@ -905,6 +918,9 @@ def _child(sock: socket.socket, init: tuple[Any, ...], inherited: list[socket.so
     """The worker, just forked: serve on ``sock`` until told to close, then leave."""
 
     def serve() -> None:
+        # forked from a process whose start paused the collector: a worker's own event
+        # loop makes cycles from its first capture
+        collector.resume()
         for other in inherited:  # the run's ends of this and earlier workers' sockets
             other.close()
         profile_dir = os.environ.get("ARCHIVER_PROFILE_WORKERS")

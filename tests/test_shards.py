@@ -229,11 +229,11 @@ def test_workers_of_a_later_run_store_the_payloads_of_earlier_runs_as_revisits(
     read_back(tmp_path)
 
 
-def _server_dies(control: object, parent: int) -> None:
+def _server_dies(control: object, parent: int, fetch: object) -> None:
     os._exit(3)
 
 
-def _server_hangs(control: object, parent: int) -> None:
+def _server_hangs(control: object, parent: int, fetch: object) -> None:
     time.sleep(3600)
 
 

@@ -138,3 +138,59 @@ def test_ctrl_c_as_the_fork_server_starts_does_not_run_the_runs_code_in_it(
         assert b"interrupted" not in err
         assert set(fetches(servers).values()) == {1}
     read_back(tmp_path)
+
+
+@pytest.mark.timeout(180)
+def test_the_collector_waits_for_the_fetching_in_the_run_its_server_and_its_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Until its workers are forked, a run makes no garbage for the collector to find
+    (imports, documents, targets), nor does its fork server: the collector is off in both
+    while they start, and on in the workers from their start, in the run once fetching
+    starts, and in the caller's process as before once the run has ended."""
+    import gc
+
+    seen = tmp_path / "collector"
+    seen.mkdir()
+
+    def note(where: str) -> None:  # in whichever process: a file each
+        (seen / f"{where}-{os.getpid()}").write_text(str(gc.isenabled()))
+
+    start = shards.ForkServer.start.__func__  # type: ignore[attr-defined]
+
+    def starting(cls: type[shards.ForkServer], settings: object) -> shards.ForkServer | None:
+        note("run-forking-the-server")
+        return start(cls, settings)  # type: ignore[no-any-return]
+
+    preload, serve = shards._preload, shards._serve
+
+    def preloading(*args: object, **kwargs: object) -> None:
+        note("server-importing")
+        preload(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def serving(*args: object) -> None:
+        note("worker")
+        await serve(*args)  # type: ignore[arg-type]
+
+    capture = shards.ProcessShards.capture
+
+    async def capturing(self: shards.ProcessShards, target: object) -> object:
+        note("run-fetching")
+        return await capture(self, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shards.ForkServer, "start", classmethod(starting))
+    monkeypatch.setattr(shards, "_preload", preloading)  # inherited by the server
+    monkeypatch.setattr(shards, "_serve", serving)  # and by the workers it forks
+    monkeypatch.setattr(shards.ProcessShards, "capture", capturing)
+    assert gc.isenabled()
+    with hosts(4, 20) as (_, urls):
+        config = make_project(tmp_path, urls, fetch="workers = 2\nconcurrency = 8\n")
+        code, out, err = call("run", "--config", str(config))
+        assert code == 0, out + err
+    assert gc.isenabled()
+    states: dict[str, set[str]] = {}
+    for path in seen.iterdir():
+        states.setdefault(path.name.rsplit("-", 1)[0], set()).add(path.read_text())
+    assert states == {"run-forking-the-server": {"False"}, "server-importing": {"False"},
+                      "worker": {"True"}, "run-fetching": {"True"}}
+    assert len(list(seen.glob("worker-*"))) == 2
+    read_back(tmp_path)

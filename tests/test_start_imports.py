@@ -97,7 +97,8 @@ def test_https_is_still_refused_when_the_certificate_is_not_trusted(
 
 
 # A fork server asked for one worker at once (while it still imports), with the request's
-# ``tls``; the worker reports whether the certificate parser is imported, and leaves.
+# ``tls``; the worker reports whether the certificate parser and httpcore's backend (anyio's
+# asyncio backend) are imported, and leaves.
 _SERVER = r"""
 import os, socket, sys
 from pathlib import Path
@@ -105,7 +106,8 @@ from archiver import shards
 from archiver.config import load_settings
 
 def child(sock, init, inherited, parent, server=None):
-    sock.sendall(b"1" if "cryptography.x509" in sys.modules else b"0")
+    sock.sendall(b"".join(b"1" if name in sys.modules else b"0"
+                          for name in ("cryptography.x509", "anyio._backends._asyncio")))
     os._exit(0)
 
 shards._child = child
@@ -115,19 +117,34 @@ server = shards.ForkServer.start(settings)
 mine, theirs = socket.socketpair()
 pids = server.fork_workers((), [theirs], tls=sys.argv[2] == "https")
 theirs.close()
-print(mine.recv(1).decode(), len(pids or ()))
+print(mine.recv(2).decode(), len(pids or ()))
 os.waitpid(pids[0], 0)
 """
 
 
-def test_the_fork_server_imports_the_certificate_parser_only_for_a_run_citing_https(
-        tmp_path: Path) -> None:
+def _asked_at_once(tmp_path: Path, fetch: str = "") -> dict[str, list[str]]:
     config = tmp_path / "sources.toml"
-    config.write_text('[[sources]]\nid = "a"\npath = "a.md"\n\n[fetch]\nworkers = 2\n')
+    config.write_text(f'[[sources]]\nid = "a"\npath = "a.md"\n\n[fetch]\nworkers = 2\n{fetch}')
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     seen = {}
     for kind in ("http", "https"):
         done = subprocess.run([sys.executable, "-c", _SERVER, str(config), kind], env=env,
                               capture_output=True, text=True, timeout=60, check=True)
         seen[kind] = done.stdout.split()
-    assert seen == {"http": ["0", "1"], "https": ["1", "1"]}
+    return seen
+
+
+def test_the_fork_server_imports_the_certificate_parser_only_for_a_run_citing_https(
+        tmp_path: Path) -> None:
+    # Nor httpcore's backend for http:// URLs alone: they go through aiohttp (https, with
+    # HTTP/2 by default, through httpcore).
+    assert _asked_at_once(tmp_path) == {"http": ["00", "1"], "https": ["11", "1"]}
+
+
+def test_the_fork_server_imports_httpcores_backend_for_the_routes_through_httpcore(
+        tmp_path: Path) -> None:
+    assert _asked_at_once(tmp_path, 'transport = "httpcore"\n') == {
+        "http": ["01", "1"], "https": ["11", "1"]}
+    # Without HTTP/2, https goes through aiohttp too.
+    assert _asked_at_once(tmp_path, "http2 = false\n") == {
+        "http": ["00", "1"], "https": ["10", "1"]}
