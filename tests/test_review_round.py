@@ -40,11 +40,24 @@ def _hostile_pages(web) -> list[str]:
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_run_with_odd_pages_reports_what_a_rebuild_reports(tmp_path, workers) -> None:
+def test_a_run_with_odd_pages_reports_what_a_rebuild_reports(tmp_path, monkeypatch,
+                                                             workers) -> None:
     """Claim support and excerpts judged during the fetch on odd pages (CR references, raw
     CRs, U+FDD0, a redirect to another cited page, a fragment, plain text), with claims in
     odd characters: the run's reports are those ``archiver report`` rebuilds."""
+    from archiver import pipeline
     from tests.test_fast_paths import run_briefing
+
+    vouched: list[str] = []
+    vouch = pipeline._Prejudged.vouch
+
+    def watched(self, each):
+        for url, facts in vouch(self, each):
+            if isinstance(facts.text, pipeline._Vouched):
+                vouched.append(url)
+            yield url, facts
+
+    monkeypatch.setattr(pipeline._Prejudged, "vouch", watched)
     from tests.test_run import call
     from tests.webserver import WebServer
 
@@ -57,7 +70,9 @@ def test_a_run_with_odd_pages_reports_what_a_rebuild_reports(tmp_path, workers) 
         config = run_briefing(tmp_path, cited, claims)
         text = config.read_text()
         config.write_text(text.replace("[fetch]\n", f"[fetch]\nworkers = {workers}\n"))
+        vouched.clear()
         assert call("run", "--config", str(config), "--refresh")[0] == 0
+    assert len(set(vouched)) >= len(urls) - 2, vouched  # judged during the fetch
     folder = tmp_path / "reports" / "brief"
     ran = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     assert call("report", "--config", str(config))[0] == 0
@@ -132,3 +147,32 @@ def test_probes_timeouts_and_cancellations_never_put_more_than_per_host_in_fligh
     asyncio.run(go())
     assert held == 0
     assert most == 2, most
+
+
+def test_a_page_text_that_packs_small_but_is_long_is_left_to_the_tail(tmp_path) -> None:
+    """A page text of millions of characters that repeat (an 8 MB page, well within
+    ``max_body``) packs to less than ``_PREJUDGE_UP_TO`` bytes: judging it during the fetch
+    would hold the event loop up for a second or more, so it is left to the tail, as a
+    long text is; a text of ordinary length packed as small is still judged."""
+    from archiver import pipeline
+    from archiver.capturing import pack
+    from archiver.parse import read_document
+    from tests.test_fast_paths import _finished
+
+    url, short = "http://127.0.0.1:9/long", "http://127.0.0.1:9/short"
+    brief = tmp_path / "brief.md"
+    brief.write_text("# B\n\nIn 2013 the court fined 5000 tenge in Almaty.[^1] In 2014 the "
+                     f"court fined 6000 tenge.[^2]\n\n[^1]: See <{url}>.\n[^2]: See <{short}>.\n",
+                     encoding="utf-8")
+    document = read_document(brief)
+    sentence = "In 2013 the court fined 1000 tenge in Almaty and 12 people were detained. "
+    long_text = pack(sentence * (4_000_000 // len(sentence)))
+    short_text = pack(sentence * 100)
+    assert long_text is not None and short_text is not None
+    assert len(long_text) <= pipeline._PREJUDGE_UP_TO  # it packs small
+    prejudged = pipeline._Prejudged({"brief": document})
+    prejudged._since = -1e9  # as if the fetch had lasted long: time to judge them all
+    prejudged.take(_finished(short, [2], short_text))
+    prejudged.take(_finished(url, [1], long_text))
+    assert short in prejudged
+    assert url not in prejudged
