@@ -20,6 +20,7 @@ import gc
 import hashlib
 import itertools
 import time
+import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1192,9 +1193,10 @@ class _Prejudged:
     ``SHELVE_AT`` URLs (a larger run shelves its documents while it fetches: it has none).
 
     Judged in the event loop that takes the captures in: a text of more than
-    ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's) is left to the tail, so that no page
-    holds the loop up for long, and so are the captures that come in once the judging has
-    taken its share of the fetch's time (``take``)."""
+    ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's), or of more than ``_PREJUDGE_TEXT_UP_TO``
+    bytes unpacked (a long text that repeats packs small), is left to the tail, so that no
+    page holds the loop up for long, and so are the captures that come in once the judging
+    has taken its share of the fetch's time (``take``)."""
 
     def __init__(self, documents: Mapping[str, Document]) -> None:
         self._documents = documents
@@ -1252,7 +1254,13 @@ class _Prejudged:
         assert finished.text is not None
         url, kind = finished.url, text_kind(result.content_type)
         try:
-            text = PackedText(finished.text).text()
+            # Unpacked only as far as the limit: a text of millions of characters that
+            # repeat packs under _PREJUDGE_UP_TO, and would take a second or more to judge.
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(finished.text, _PREJUDGE_TEXT_UP_TO + 1)
+            if len(raw) > _PREJUDGE_TEXT_UP_TO or not inflate.eof or inflate.unused_data:
+                return  # too long, or not a whole stream: the tail's
+            text = raw.decode("utf-8")
             evidence = EvidenceText(text, kind, "ours")
             index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
             kept = finished.kept
@@ -1282,6 +1290,9 @@ class _Prejudged:
 
 #: Packed bytes of the largest page text ``_Prejudged`` judges (some 200,000 characters).
 _PREJUDGE_UP_TO = 64 * 1024
+#: UTF-8 bytes of the longest page text ``_Prejudged`` judges (some 250,000 characters of
+#: ASCII, judged in some 60 ms against three claims where the text repeats them often).
+_PREJUDGE_TEXT_UP_TO = 256 * 1024
 #: The share of the fetch's time ``_Prejudged`` may spend judging (after a first
 #: ``_PREJUDGE_ALLOWANCE`` seconds): about what the run's process has spare while its workers
 #: fetch; the captures that come in past it are judged in the tail.
