@@ -347,6 +347,67 @@ def test_reports_past_two_up_to_are_written_around_a_helper_process(
     assert copied == {"works": [True] * 4, "fails": [False] * 4, "cannot start": []}[helper]
 
 
+@pytest.mark.timeout(120)
+def test_a_helper_that_never_finishes_is_killed_and_its_sections_written_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper stopped or stuck (here: one that sleeps) is waited for a bounded time, then
+    killed, and this process writes its sections: the same files, and nothing left
+    running."""
+    import subprocess
+
+    from archiver.report import write as write_module
+
+    whole = supported_report()
+    write_reports(whole, tmp_path / "whole")
+    monkeypatch.setattr(write_module, "TWO_UP_TO", 1)
+    monkeypatch.setattr(write_module, "_HELPER_PATIENCE_MIN", 0.5)
+    monkeypatch.setattr(write_module, "_HELPER_MAIN",
+                        "import pickle, sys, time; pickle.load(sys.stdin.buffer); time.sleep(300)")
+    started: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        process = popen(*args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(write_module.subprocess, "Popen", kept)
+    out = tmp_path / "helped"
+    write_reports(_spooled(whole, 3, counted=True), out)
+    for name in write_module.REPORT_FILES:
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+    assert len(started) == 1 and started[0].poll() is not None  # killed, reaped
+
+
+@pytest.mark.timeout(120)
+def test_a_forked_renderer_that_never_finishes_is_killed_and_its_files_rendered_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forked process rendering report.html and report.md (``_write_in_two``) stopped
+    or stuck is waited for a bounded time, then killed, and this process renders its files:
+    the same files."""
+    import time
+
+    from archiver.report import write as write_module
+
+    whole = supported_report()
+    write_reports(whole, tmp_path / "whole")
+    monkeypatch.setattr(write_module, "TWO_AT", 1)
+    monkeypatch.setattr(write_module, "_HELPER_PATIENCE_MIN", 0.5)
+    parent = os.getpid()
+    side_by_side = write_module._write_side_by_side
+
+    def stuck_in_the_child(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            time.sleep(300)
+        return side_by_side(*args, **kwargs)
+
+    monkeypatch.setattr(write_module, "_write_side_by_side", stuck_in_the_child)
+    out = tmp_path / "two"
+    write_reports(_spooled(whole, 3, counted=True), out)
+    for name in write_module.REPORT_FILES:
+        assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
 _WRITER_KILLED = """
 import sys
 sys.path[:0] = {path!r}
