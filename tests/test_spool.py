@@ -32,6 +32,7 @@ from tests.report_samples import (
     sample_report,
     supported_report,
 )
+from tests.test_shards import _alive
 from tests.tmpfs import small_tmpfs
 
 SIZES = (1, 2, 3, 7)
@@ -455,11 +456,3 @@ def test_kill_9_of_the_writer_takes_its_helper_and_leaves_no_report(tmp_path: Pa
         time.sleep(0.05)
     assert not _alive(helper), "the helper outlived the writer"
     assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
