@@ -400,6 +400,17 @@ class PackedText:
         it). Raises ``zlib.error`` for a damaged blob."""
         return zlib.decompress(self.blob)
 
+    def text_up_to(self, size: int) -> str | None:
+        """The whole text if its UTF-8 takes at most ``size`` bytes, unpacking no more than
+        ``size + 1`` of them (a text of millions of characters that repeat packs small);
+        ``None`` when it is longer, or not a whole stream. Raises ``zlib.error`` or
+        ``UnicodeDecodeError`` for a damaged blob."""
+        inflate = zlib.decompressobj()
+        raw = inflate.decompress(self.blob, size + 1)
+        if len(raw) > size or not inflate.eof or inflate.unused_data:
+            return None
+        return raw.decode("utf-8")
+
     def head(self, chars: int) -> tuple[str, bool]:
         """The text's first ``chars`` characters (all of it when shorter) and whether that
         is the whole text, unpacking at most ``4 * chars + 4`` bytes of it (UTF-8 takes at

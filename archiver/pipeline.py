@@ -20,7 +20,6 @@ import gc
 import hashlib
 import itertools
 import time
-import zlib
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -1256,11 +1255,9 @@ class _Prejudged:
         try:
             # Unpacked only as far as the limit: a text of millions of characters that
             # repeat packs under _PREJUDGE_UP_TO, and would take a second or more to judge.
-            inflate = zlib.decompressobj()
-            raw = inflate.decompress(finished.text, _PREJUDGE_TEXT_UP_TO + 1)
-            if len(raw) > _PREJUDGE_TEXT_UP_TO or not inflate.eof or inflate.unused_data:
+            text = PackedText(finished.text).text_up_to(_PREJUDGE_TEXT_UP_TO)
+            if text is None:
                 return  # too long, or not a whole stream: the tail's
-            text = raw.decode("utf-8")
             evidence = EvidenceText(text, kind, "ours")
             index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
             kept = finished.kept
@@ -1285,6 +1282,7 @@ class _Prejudged:
             yield url, facts
 
     def __contains__(self, url: object) -> bool:
+        """Whether ``url``'s capture was judged during the fetch."""
         return url in self._judged
 
 
