@@ -256,6 +256,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             sha256      TEXT NOT NULL
         )""",
     ),
+    # 7: claim support judged before (archiver.support_store), by the judging code's digest,
+    # the packed text's digest, the kind it was read as and the claims' digest: reused for
+    # the same text and claims rather than judged again. A cache: its rows may be deleted.
+    (
+        """CREATE TABLE judged_supports (
+            rules  TEXT NOT NULL,
+            text   TEXT NOT NULL,
+            kind   TEXT NOT NULL,
+            claims TEXT NOT NULL,
+            judged TEXT NOT NULL,
+            PRIMARY KEY (rules, text, kind, claims)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -1549,6 +1562,30 @@ class Catalog:
                 " found) VALUES (?, ?, ?, ?, ?, ?)",
                 [(run_id, source_id, n, url, level, found) for n, url, level, found in rows],
             )
+
+    def judged_supports(self, rules: str, texts: Sequence[str]
+                        ) -> dict[tuple[str, str, str], str]:
+        """The supports kept by ``keep_supports`` under ``rules`` for the packed texts of
+        digests ``texts``, by (text, kind, claims) digest: each as ``support_store.encode``
+        wrote it."""
+        if not texts:
+            return {}
+        rows = self._read(
+            "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND text"
+            " IN (SELECT value FROM json_each(?))", (rules, json.dumps(list(set(texts)))))
+        return {(row[0], row[1], row[2]): row[3] for row in rows}
+
+    def keep_supports(self, rules: str, rows: Iterable[tuple[str, str, str, str]]) -> None:
+        """Keep claim supports judged by the code of digest ``rules``: rows of (text digest,
+        kind, claims digest, the support as ``support_store.encode`` wrote it); a row kept
+        already stays as it is. Deletes the rows of any other rules (judged by other code,
+        never to be read again)."""
+        with self._write() as db:
+            db.execute("DELETE FROM judged_supports WHERE rules < ? OR rules > ?",
+                       (rules, rules))
+            db.executemany(
+                "INSERT OR IGNORE INTO judged_supports (rules, text, kind, claims, judged)"
+                " VALUES (?, ?, ?, ?, ?)", [(rules, *row) for row in rows])
 
     def last_support(self, source_id: str, footnote: int, url: str
                      ) -> tuple[str, list[str]] | None:

@@ -37,6 +37,7 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
+    Footnote,
     FootnoteRef,
     Judgement,
     LinkRecord,
@@ -51,6 +52,7 @@ from archiver.models import (
 from archiver.spool import Spool
 
 if TYPE_CHECKING:
+    from archiver import support_store
     from archiver.capturing import Finished
     from archiver.catalog import StoredCapture
     from archiver.rescue import Breaker, Rescuer
@@ -884,13 +886,15 @@ def link_records(
 def _records_and_facts(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
-    unpack: bool = False, prejudged: _Prejudged | None = None,
+    unpack: bool = False, prejudged: _Prejudged | None = None, recall: bool = False,
 ) -> Iterator[tuple[LinkRecord, LinkFacts]]:
     """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
     page text claim support reads of a link (``_text_source``) is unpacked whole once, for
     the record's excerpt and for claim support (``_Unpacked``), rather than its head for the
     one and all of it again for the other; not for the texts ``prejudged`` judged during
-    the fetch (``_Prejudged.vouch``): their excerpt is made already, and claim support."""
+    the fetch (``_Prejudged.vouch``): their excerpt is made already, and claim support;
+    nor, with ``recall``, for the texts whose claim support the catalog keeps
+    (``_recalled``)."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
@@ -898,6 +902,8 @@ def _records_and_facts(
     each = _link_facts(catalog, doc.urls, near=published)
     if prejudged is not None:
         each = prejudged.vouch(each)
+    if recall:
+        each = _recalled(catalog, each, doc, source_id)
     for url, facts in _unpacking(each) if unpack else each:
         footnotes = doc.citing[url]
         last = _last_result(facts)
@@ -1025,7 +1031,8 @@ def _excerpt(text: PackedText | None) -> str | None:
 
     if text is None:
         return None
-    if isinstance(text, _Vouched) and text.judged is not None:  # made during the fetch
+    if isinstance(text, _Vouched) and text.judged is not None \
+            and not text.judged.recalled:  # made during the fetch
         return text.judged.excerpt
     if isinstance(text, _Unpacked):  # the head is a slice: the excerpt of the whole text
         return excerpt(text.whole) if text.whole else None
@@ -1033,6 +1040,63 @@ def _excerpt(text: PackedText | None) -> str | None:
     if complete:
         return excerpt(head) if head else None
     return excerpt(head, whole=text.text)
+
+
+def _recalled(catalog: Catalog, each: Iterator[tuple[str, LinkFacts]], doc: Document,
+              source_id: str) -> Iterator[tuple[str, LinkFacts]]:
+    """``each`` link's facts, its text ``_Vouched`` for with the supports the catalog keeps
+    (``support_store``) when every footnote with claims that cites it has one judged by
+    this code on this very text (the same packed bytes) read as the same kind: claim support
+    takes those as they are (``_FedTexts.judged``), and the text is not unpacked for it.
+    A link with one footnote missing is judged whole as before. Read ``_FACTS_CHUNK`` links
+    at a time, a query each."""
+    from archiver import support_store
+    from archiver.support import text_kind
+
+    rules = support_store.rules()
+    notes: dict[int, Footnote | None] = {}
+    claims_of: dict[int, tuple[tuple[str, ...], str] | None] = {}
+
+    def claims(number: int) -> tuple[tuple[str, ...], str] | None:
+        """Footnote ``number``'s distinct claims (as ``each_support`` reads them) and their
+        key, or ``None`` for a footnote without claims or a number two footnotes have (the
+        supports are found by number: those are judged as before)."""
+        if not notes:
+            for each_note in doc.footnotes:
+                notes[each_note.number] = None if each_note.number in notes else each_note
+        if number not in claims_of:
+            note = notes.get(number)
+            texts = tuple(dict.fromkeys(c.text for c in note.claims)) if note else ()
+            claims_of[number] = (texts, support_store.claims_key(texts)) if texts else None
+        return claims_of[number]
+
+    while chunk := list(itertools.islice(each, _FACTS_CHUNK)):
+        keys: dict[str, tuple[bytes, str]] = {}
+        for url, facts in chunk:
+            if _read_whole(facts):
+                assert facts.text is not None and facts.capture is not None
+                keys[url] = (_digest(facts.text.blob), text_kind(facts.capture.content_type))
+        kept = catalog.judged_supports(rules, [d.hex() for d, _ in keys.values()])
+        for url, facts in chunk:
+            key = keys.get(url) if kept else None
+            if key is not None:
+                digest, kind = key
+                supports: dict[tuple[str, int], Support] = {}
+                for number in doc.citing[url]:
+                    if (wanted := claims(number)) is None:
+                        continue
+                    judged = kept.get((digest.hex(), kind, wanted[1]))
+                    support = None if judged is None else support_store.decode(
+                        judged, number, url, wanted[0], kind)
+                    if support is None:
+                        break
+                    supports[(source_id, number)] = support
+                else:
+                    if supports:
+                        assert facts.text is not None
+                        facts = replace(facts, text=_Vouched(facts.text.blob, _Prejudgement(
+                            digest, kind, None, supports, None, recalled=True)))
+            yield url, facts
 
 
 def _link_facts(catalog: Catalog, urls: Sequence[str], *, near: date | None,
@@ -1308,6 +1372,9 @@ class _Prejudgement(NamedTuple):
     excerpt: str | None
     supports: dict[tuple[str, int], Support]
     glance: tuple[str, tuple[tuple[str, str | None], ...]] | None
+    #: Taken from the catalog (``_recalled``), not judged in this process: no excerpt made,
+    #: and kept there already.
+    recalled: bool = False
 
 
 def _digest(blob: bytes) -> bytes:
@@ -1345,11 +1412,14 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         self._fallback = support.LazyTexts(catalog, root, links.glimpses, urls=document.urls)
         self._recent: OrderedDict[str, object] = OrderedDict()
         self._source = source
+        # The packed text (its digest) and kind each recent URL's support is judged on, for
+        # ``keeping`` (not for the supports the catalog kept already: ``recalled``).
+        self._keys: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def judged(self, footnote: int, url: str) -> Support | None:
-        """The support of (``footnote``, ``url``) judged during the fetch on the text this
-        mapping gives ``url`` (our capture's own, ``_Vouched``) read as the same kind; else
-        ``None``."""
+        """The support of (``footnote``, ``url``) judged already on the text this mapping
+        gives ``url`` (our capture's own, ``_Vouched``: during the fetch, or before and kept
+        in the catalog) read as the same kind; else ``None``."""
         if url not in self._fallback:
             return None
         source = self._source_of(url)
@@ -1359,7 +1429,29 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         if not isinstance(packed, _Vouched) or packed.judged is None \
                 or packed.judged.kind != kind:
             return None
-        return packed.judged.supports.get((self._source, footnote))
+        found = packed.judged.supports.get((self._source, footnote))
+        if found is not None and not packed.judged.recalled:
+            self._key(url, packed.judged.digest.hex(), kind)
+        return found
+
+    def _key(self, url: str, text: str, kind: str) -> None:
+        keys = self._keys
+        keys[url] = (text, kind)
+        keys.move_to_end(url)
+        if len(keys) > self._kept:
+            keys.popitem(last=False)
+
+    def keeping(self, supports: Iterable[Support], keeper: support_store.Keeper,
+                ) -> Iterator[Support]:
+        """``supports`` (this mapping's ``each_support``), each judged on one of our
+        captures' packed texts given to ``keeper`` as it passes, with the text's digest and
+        kind (``support_store``); the ones the catalog kept already are not."""
+        keys = self._keys
+        for support in supports:
+            key = keys.get(support.url)
+            if key is not None and support.origin == "ours" and support.text_kind == key[1]:
+                keeper.keep(support, *key)
+            yield support
 
     def __getitem__(self, key: str | tuple[int, str]) -> EvidenceText | None:
         from archiver.support import EvidenceText
@@ -1375,6 +1467,7 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         assert isinstance(source, tuple)
         packed, kind = source
         recent[key] = text = EvidenceText(packed.text(), kind, "ours")
+        self._key(key, _digest(packed.blob).hex(), kind)  # support_store.text_key
         return text
 
     def _source_of(self, key: str) -> object:
@@ -1502,16 +1595,18 @@ class _Judged:
             yield support
 
     def judge(self, settings: Settings, catalog: Catalog, document: Document,
-              links: _Links, *, source: str | None = None) -> Iterator[Support]:
-        """Judge ``document``'s claims against the texts of ``links`` (``take``n), making
-        the link records as the claims reach them. ``source``: ``document``'s source id,
-        when ``links`` may carry supports judged during the fetch (``_Vouched``): those
-        are taken as they are."""
+              links: _Links, *, source: str, keeper: support_store.Keeper | None = None,
+              ) -> Iterator[Support]:
+        """Judge ``document`` (source ``source``)'s claims against the texts of ``links``
+        (``take``n), making the link records as the claims reach them. The supports its
+        links carry (``_Vouched``: judged during the fetch, or kept in the catalog) are
+        taken as they are. ``keeper``: where the supports judged on our captures' texts
+        are kept, for the next report or run (``support_store``)."""
         from archiver import support as claim_support
 
-        texts = _FedTexts(links, catalog, settings.root, document, source=source or "")
-        return self.take(claim_support.each_support(
-            document, texts, judged=texts.judged if source is not None else None))
+        texts = _FedTexts(links, catalog, settings.root, document, source=source)
+        supports = claim_support.each_support(document, texts, judged=texts.judged)
+        return self.take(supports if keeper is None else texts.keeping(supports, keeper))
 
 
 def _write_reports(
@@ -1544,13 +1639,16 @@ def _write_reports(
         made = (links_of or {}).get(outcome.source.id) or _Links(
             _records_and_facts(settings, catalog, outcome.source.id, outcome.document, now,
                                rescue=rescue, not_fetched=run.not_fetched,
-                               unpack=judged is None),  # judged below, on these texts
+                               # judged below, on these texts, where the catalog does not
+                               # keep their supports
+                               unpack=judged is None, recall=judged is None),
             run.not_fetched, settings.archive.reports_dir, outcome.document)
         urls = set(outcome.document.urls)
         folder = settings.archive.reports_dir / outcome.source.id
         if judged is None:
             judged = _Judged(settings.archive.reports_dir)
-            for _ in judged.judge(settings, catalog, outcome.document, made):
+            for _ in judged.judge(settings, catalog, outcome.document, made,
+                                  source=outcome.source.id):
                 pass
         made.finish()
         links = made.records
@@ -1595,15 +1693,18 @@ def _distinct_counts(sources: Sequence[SourceOutcome]) -> dict[str, int]:
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    links_of: Mapping[str, _Links], *, compare: bool, prejudged: bool = False,
+    links_of: Mapping[str, _Links], *, compare: bool,
 ) -> dict[str, tuple[_Judged, list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
     (``links_of``, by source id), stored under ``run_id`` as it is judged; with ``compare``,
-    the drops since the previous run as changes. ``prejudged``: the link records were made
-    with a ``_Prejudged`` (``_records_and_facts``), whose supports are taken as they are."""
+    the drops since the previous run as changes. The supports the link records carry
+    (``_Vouched``) are taken as they are; those judged on our captures' texts are kept in
+    the catalog for the next report or run (``support_store``)."""
     from archiver import support as claim_support
+    from archiver import support_store
 
     out: dict[str, tuple[_Judged, list[Change]]] = {}
+    keeper = support_store.Keeper(catalog)
     for outcome in outcomes:
         if outcome.document is None:
             continue
@@ -1612,10 +1713,11 @@ def _assess_support(
         dropped = claim_support.record_levels(
             catalog, run_id, outcome.source.id,
             judged.judge(settings, catalog, outcome.document, links,
-                         source=outcome.source.id if prejudged else None), compare=compare,
+                         source=outcome.source.id, keeper=keeper), compare=compare,
             verdicts=_Verdicts(links.glimpses.verdicts, outcome.document))
         links.finish()
         out[outcome.source.id] = (judged, dropped)
+    keeper.flush()
     return out
 
 
@@ -1782,13 +1884,13 @@ def _execute(
                                                            o.document, utcnow(), rescue=rescue,
                                                            not_fetched=fetched.not_fetched,
                                                            unpack=True,
-                                                           prejudged=prejudged),
+                                                           prejudged=prejudged,
+                                                           recall=True),
                                         fetched.not_fetched, settings.archive.reports_dir,
                                         o.document)
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
-                                     compare=options.kind == "check" and not outage,
-                                     prejudged=prejudged is not None)
+                                     compare=options.kind == "check" and not outage)
         del prejudged  # its supports are spooled with the rest now
         changes.extend(c for per_source in support_of.values() for c in per_source[1])
 

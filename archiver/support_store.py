@@ -1,0 +1,132 @@
+"""Claim support judged before, kept in the catalog by the text it was judged on.
+
+    rules() -> str                                   the digest of the judging code
+    claims_key(claims) -> str                        what tells one footnote's claims apart
+    text_key(blob) -> str                            what tells one packed page text apart
+    encode(support) -> str                           a support as the catalog keeps it
+    decode(judged, footnote, url, claims, kind) -> Support | None
+    Keeper(catalog)                                  supports written in batches
+
+``support.assess`` is pure: the same claims checked against the same text by the same code
+give the same facts and level, whichever footnote and URL they are for (those only label the
+result). So a run keeps every support it judged on one of our captures' stored texts
+(``Catalog.keep_supports``), keyed by
+
+- the packed text's BLAKE2b digest (``text_key``: the catalog's bytes, so the text need not
+  be unpacked to be recognised) and the kind it was read as (``html``, ``pdf``, ...),
+- the footnote's claims (``claims_key``), and
+- the rules (``rules``): a digest of this archiver's version and of the source of the
+  modules that judge (``support``, ``support_facts``, ``support_match``). Any change to
+  them, released or not, is a different key: a support judged by other code is never
+  reused, and the rows of other rules are deleted when a run keeps new ones.
+
+``archiver report`` and the next run take a link's supports from there when every
+footnote with claims citing it has one for the text the link reads now, and judge the rest
+as before. A cache: deleting its rows loses nothing but time. A row that does not decode
+(a damaged or foreign catalog) is a miss, never an error. It holds JSON, never pickle: a
+catalog may come from someone else.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from archiver.support import FactCheck, Support
+from archiver.support_facts import Fact
+
+if TYPE_CHECKING:
+    from archiver.catalog import Catalog
+
+__all__ = ["Keeper", "claims_key", "decode", "encode", "rules", "text_key"]
+
+#: Supports written to the catalog at once by ``Keeper``: a transaction per batch, and only
+#: this many encoded supports held in memory, however many links.
+BATCH = 512
+
+
+@functools.cache
+def rules() -> str:
+    """The digest of the code that judges claim support: this archiver's version and the
+    bytes of ``support``, ``support_facts`` and ``support_match``. Read once per process."""
+    from pathlib import Path
+
+    from archiver import __version__, support, support_facts, support_match
+
+    digest = hashlib.blake2b(__version__.encode(), digest_size=16)
+    for module in (support, support_facts, support_match):
+        digest.update(b"\0" + Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def claims_key(claims: Sequence[str]) -> str:
+    """What tells a footnote's claims (in order) from any other's: a digest of them."""
+    return hashlib.blake2b("\0".join(claims).encode("utf-8", "surrogatepass"),
+                           digest_size=16).hexdigest()
+
+
+def text_key(blob: bytes) -> str:
+    """What tells one packed page text (the catalog's bytes) from another: its digest."""
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def encode(support: Support) -> str:
+    """``support``'s level, reason and fact checks as JSON (its footnote, URL, claims and
+    evidence are the key's or the caller's)."""
+    return json.dumps(
+        [support.level, support.reason,
+         [[c.fact.kind, c.fact.text, c.fact.start, c.fact.end, c.fact.value,
+           c.fact.required, c.fact.rule, c.claim, c.found, c.passage, c.matched, c.how]
+          for c in support.facts]],
+        ensure_ascii=False, separators=(",", ":"))
+
+
+def decode(judged: str, footnote: int, url: str, claims: tuple[str, ...],
+           kind: str) -> Support | None:
+    """The support ``encode`` gave ``judged``, for (``footnote``, ``url``) judged on our
+    capture's text of ``kind``; ``None`` when ``judged`` is not what ``encode`` writes."""
+    try:
+        level, reason, rows = json.loads(judged)
+        facts = tuple(
+            FactCheck(Fact(kind_, text, start, end, value, required, rule),
+                      claim, found, passage, matched, how)
+            for kind_, text, start, end, value, required, rule, claim, found, passage,
+            matched, how in rows)
+    except (ValueError, TypeError):  # not JSON, or not of encode's shape
+        return None
+    if not isinstance(level, str) or not isinstance(reason, str):
+        return None
+    return Support(footnote, url, level, reason, claims, facts, "ours", kind)
+
+
+class Keeper:
+    """Supports judged on our captures' texts, written to ``catalog`` a ``BATCH`` at a
+    time (``keep``; ``flush`` writes the rest)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._rows: list[tuple[str, str, str, str]] = []
+        self.kept = 0
+
+    def keep(self, support: Support, text: str, kind: str) -> None:
+        """Keep ``support``, judged on the packed text of digest ``text`` read as ``kind``;
+        not one SQLite cannot store (a lone surrogate in a passage: it is judged again)."""
+        judged = encode(support)
+        if not judged.isascii():
+            try:
+                judged.encode("utf-8")
+            except UnicodeEncodeError:
+                return
+        self._rows.append((text, kind, claims_key(support.claims), judged))
+        if len(self._rows) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the supports kept since the last write."""
+        if self._rows:
+            self._catalog.keep_supports(rules(), self._rows)
+            self.kept += len(self._rows)
+            self._rows = []

@@ -1,0 +1,267 @@
+"""Claim support kept in the catalog (``archiver.support_store``): reused only for the very
+text, claims and code it was judged with, and giving the reports that judging again gives."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from archiver import pipeline, support, support_store
+from archiver.support import EvidenceText
+from tests.test_fast_paths import court_pages, run_briefing
+from tests.test_run import call
+
+PAGE = ("В 2020 году суд оштрафовал Айгуль Нурланову на 138 900 тенге по статье 488 в Алматы. "
+        "On 18 August 2020 Amnesty International said 12 people were detained. "
+        "«Мы будем бороться», — сказала она. ") * 3
+CLAIMS = [
+    ("On 18 August 2020 a court fined Aigul Nurlanova 138,900 tenge under Article 488.",),
+    ("12 people were detained in Almaty in 2020, Amnesty International said.",
+     "She said: «Мы будем бороться»."),
+    ("In 2019 the court fined someone 5,000 euros under Article 400.",),
+    ("Nothing checkable here.",),
+]
+
+
+@pytest.mark.parametrize("claims", CLAIMS)
+@pytest.mark.parametrize("kind", ["html", "pdf"])
+def test_a_kept_support_decodes_to_the_support_judged(claims, kind) -> None:
+    judged = support.assess(7, "https://example.org/a", claims, EvidenceText(PAGE, kind, "ours"))
+    assert judged.facts or claims == CLAIMS[3]
+    again = support_store.decode(support_store.encode(judged), 7, "https://example.org/a",
+                                 claims, kind)
+    assert again == judged
+
+
+@pytest.mark.parametrize("row", ["", "not json", "[]", '["supported"]', "{}",
+                                 '[1, "r", []]', '["supported", "r", [[1, 2]]]',
+                                 '["supported", "r", 5]'])
+def test_a_row_not_of_encodes_shape_is_a_miss(row: str) -> None:
+    assert support_store.decode(row, 1, "u", ("c",), "html") is None
+
+
+def test_the_rules_change_with_the_version_and_with_the_judging_code(tmp_path, monkeypatch,
+                                                                      ) -> None:
+    import archiver
+    from archiver import support_match
+
+    support_store.rules.cache_clear()
+    try:
+        now = support_store.rules()
+        monkeypatch.setattr(archiver, "__version__", archiver.__version__ + ".1")
+        support_store.rules.cache_clear()
+        assert support_store.rules() != now
+        monkeypatch.undo()
+        changed = tmp_path / "support_match.py"
+        changed.write_bytes(Path(support_match.__file__).read_bytes() + b"# changed\n")
+        monkeypatch.setattr(support_match, "__file__", str(changed))
+        support_store.rules.cache_clear()
+        assert support_store.rules() != now
+        monkeypatch.undo()
+        support_store.rules.cache_clear()
+        assert support_store.rules() == now
+    finally:
+        support_store.rules.cache_clear()
+
+
+def test_the_text_key_is_the_digest_claim_support_keeps_texts_by() -> None:
+    blob = b"x" * 100
+    assert support_store.text_key(blob) == pipeline._digest(blob).hex()
+
+
+def _kept(config: Path) -> list[tuple[str, str, str, str, str]]:
+    db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
+    try:
+        return sorted(db.execute("SELECT rules, text, kind, claims, judged "
+                                 "FROM judged_supports").fetchall())
+    finally:
+        db.close()
+
+
+def _execute(config: Path, sql: str, *params: object) -> None:
+    db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
+    try:
+        db.execute(sql, params)
+        db.commit()
+    finally:
+        db.close()
+
+
+def _counting(monkeypatch) -> list[tuple[int, str]]:
+    """Every (footnote, URL) ``support.assess`` judges from now on, in this process."""
+    judged: list[tuple[int, str]] = []
+    assess = support.assess
+
+    def counted(footnote, url, claims, evidence, *, index=None):
+        judged.append((footnote, url))
+        return assess(footnote, url, claims, evidence, index=index)
+
+    monkeypatch.setattr(support, "assess", counted)
+    return judged
+
+
+def _timeless(data: bytes) -> bytes:
+    return re.sub(rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z| UTC)", b"T", data)
+
+
+def _reports(config: Path) -> dict[str, bytes]:
+    folder = config.parent / "reports" / "brief"
+    return {p.name: _timeless(p.read_bytes()) for p in folder.iterdir() if p.is_file()}
+
+
+def test_report_reuses_what_the_run_kept_and_judges_again_what_changed(tmp_path,
+                                                                        monkeypatch) -> None:
+    """A run keeps the supports it judged on its captures' texts; ``archiver report``
+    judges none of them again, and writes the reports it writes with the rows deleted.
+    A footnote whose claims were edited, a damaged row, and other judging code (rules) are
+    judged again; a footnote without claims, or a failing link, is never kept."""
+    from tests.webserver import WebServer
+
+    with WebServer() as web:
+        urls = court_pages(web, 6)
+        urls[4] = web.url("/missing/4")
+        cited = urls + urls[:2]  # footnotes 7 and 8 cite the first two pages again
+        claims = [f"In 20{10 + i % 6} the court fined {(i % 6) * 1000 + (7 if n % 3 else 0)}"
+                  f" tenge in Almaty.[^{n}]" for n, i in enumerate(range(6), 1)]
+        # Footnote 7 makes footnote 1's claim again: one row for both.
+        claims += [claims[0].replace("[^1]", "[^7]"), "In 2011 the court fined 2000 "
+                   "tenge in Almaty.[^8]"]
+        with pytest.MonkeyPatch.context() as during_run:
+            # Nothing judged during the fetch: the tail judges, and keeps, every support.
+            during_run.setattr(pipeline, "_PREJUDGE_SHARE", 0.0)
+            during_run.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 0.0)
+            config = run_briefing(tmp_path, cited, " ".join(claims))
+        _judged_again(tmp_path, config, urls, cited, claims, monkeypatch)
+
+
+def _judged_again(tmp_path: Path, config: Path, urls: list[str], cited: list[str],
+                  claims: list[str], monkeypatch) -> None:
+    """The checks of ``test_report_reuses_what_the_run_kept_and_judges_again_what_changed``
+    once its run is done (its web still serving)."""
+    kept = _kept(config)
+    # Seven footnotes cite a page with text (not the 404); footnotes 1 and 7 make the same
+    # claim on page 0, so each pair of (text, claims) is kept once: six rows.
+    assert len(kept) == 6
+    assert {row[2] for row in kept} == {"html"}
+    assert len({row[0] for row in kept}) == 1 and kept[0][0] == support_store.rules()
+    ran = _reports(config)
+
+    judged = _counting(monkeypatch)
+    assert call("report", "--config", str(config))[0] == 0
+    # Only the failing link's footnote (no text: nothing kept) is judged again.
+    assert judged == [(5, urls[4])]
+    assert _reports(config) == ran
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    assert {s["level"] for s in report["support"]} == {"supported", "unsupported", "unknown"}
+
+    # With the rows deleted, every footnote is judged again: the same reports.
+    _execute(config, "DELETE FROM judged_supports")
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert sorted(judged) == sorted((n, url) for n, url in enumerate(cited, 1))
+    assert _reports(config) == ran
+
+    # Put back, one row damaged: its footnotes are judged again, the rest taken.
+    db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
+    db.executemany("INSERT INTO judged_supports VALUES (?, ?, ?, ?, ?)", kept)
+    damaged = next(row for row in kept)
+    db.execute("UPDATE judged_supports SET judged = 'not json' WHERE text = ? AND claims = ?",
+               (damaged[1], damaged[3]))
+    db.commit()
+    db.close()
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert _reports(config) == ran
+    assert 2 <= len(judged) < len(cited) and (5, urls[4]) in judged
+
+    # Footnote 2's claim edited: footnote 2 is judged again, on the new claim.
+    brief = tmp_path / "sources" / "brief.md"
+    brief.write_text(brief.read_text().replace(claims[1], "In 2011 the court fined 1000 "
+                                               "tenge in Almaty.[^2]"), encoding="utf-8")
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert (2, urls[1]) in judged and (3, urls[2]) not in judged
+    report = json.loads((tmp_path / "reports" / "brief" / "report.json").read_text())
+    second = next(s for s in report["support"] if s["footnote"] == 2)
+    before = next(s for s in json.loads(ran["report.json"])["support"] if s["footnote"] == 2)
+    assert (before["level"], second["level"]) == ("unsupported", "supported")
+    assert "1000 tenge" in [f["text"] for f in second["facts"]]
+
+    # Other judging code: nothing is taken, and the next run deletes the old rules' rows.
+    monkeypatch.setattr(support_store, "rules", lambda: "0" * 32)
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert len(judged) == len(cited)
+    assert call("run", "--config", str(config), "--refresh")[0] == 0
+    again = _kept(config)
+    assert {row[0] for row in again} == {"0" * 32} and len(again) == 6
+
+
+def test_a_page_whose_text_changed_is_judged_on_the_new_text(tmp_path, monkeypatch) -> None:
+    """The supports are kept by the packed text's digest: a page that says something else
+    at the next run is judged on what it says now, and the report says so."""
+    from tests.webserver import Reply, WebServer
+
+    monkeypatch.setattr(pipeline, "_PREJUDGE_SHARE", 0.0)
+    monkeypatch.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 0.0)
+    with WebServer() as web:
+        urls = court_pages(web, 3)
+        config = run_briefing(tmp_path, urls, " ".join(
+            f"In 20{10 + i} the court fined {i * 1000} tenge in Almaty.[^{i + 1}]"
+            for i in range(3)))
+        levels = [s["level"] for s in json.loads(
+            (tmp_path / "reports" / "brief" / "report.json").read_text())["support"]]
+        assert levels == ["supported"] * 3
+        web.route("/p/1", Reply(200, b"<html><body><main><p>The weather in Paris was "
+                                b"fine on that day, and nothing else happened.</p></main>"
+                                b"</body></html>",
+                                {"Content-Type": "text/html; charset=utf-8"}))
+        judged = _counting(monkeypatch)
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+    # Pages 0 and 2 are the texts judged before; page 1 is judged on its new text.
+    assert judged == [(2, urls[1])]
+    levels = [s["level"] for s in json.loads(
+        (tmp_path / "reports" / "brief" / "report.json").read_text())["support"]]
+    assert levels == ["supported", "unsupported", "supported"]
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert judged == []
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_supports_judged_during_the_fetch_are_kept_too(tmp_path, monkeypatch, workers) -> None:
+    """A run judges claim support as its captures arrive (``pipeline._Prejudged``); those
+    supports are kept as the tail's are, and the report judges none of them again."""
+    from tests.webserver import WebServer
+
+    monkeypatch.setattr(pipeline, "_PREJUDGE_SHARE", 1.0)
+    monkeypatch.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 60.0)
+    taken: list[str] = []
+    take = pipeline._Prejudged._judge
+
+    def judge(self, finished, result, wanted):
+        take(self, finished, result, wanted)
+        taken.append(finished.url)
+
+    monkeypatch.setattr(pipeline._Prejudged, "_judge", judge)
+    with WebServer() as web:
+        urls = court_pages(web, 4)
+        config = tmp_path / "sources.toml"
+        run_briefing(tmp_path, urls, " ".join(
+            f"In 20{10 + i} the court fined {i * 1000} tenge in Almaty.[^{i + 1}]"
+            for i in range(4)))
+        assert sorted(taken) == sorted(urls) and len(_kept(config)) == 4
+        config.write_text(config.read_text().replace("[fetch]\n",
+                                                     f"[fetch]\nworkers = {workers}\n"))
+        judged = _counting(monkeypatch)
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+    assert sorted(taken) == sorted(urls * 2)  # both runs judged every page during the fetch
+    assert len(judged) == 4  # the second run's, during its fetch: none in its tail
+    assert len(_kept(config)) == 4
+    judged.clear()
+    assert call("report", "--config", str(config))[0] == 0
+    assert judged == []
