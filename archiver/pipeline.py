@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from archiver import collector, history
 from archiver.catalog import Catalog, LinkFacts, PackedText, RunRow, StoredResult
 from archiver.config import Settings
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiveError, ArchiverError
 from archiver.models import (
     Capture,
     Change,
@@ -1259,14 +1259,57 @@ class _Prejudged:
     ``_PREJUDGE_UP_TO`` packed bytes (a long PDF's), or of more than ``_PREJUDGE_TEXT_UP_TO``
     bytes unpacked (a long text that repeats packs small), is left to the tail, so that no
     page holds the loop up for long, and so are the captures that come in once the judging
-    has taken its share of the fetch's time (``take``)."""
+    has taken its share of the fetch's time (``take``).
 
-    def __init__(self, documents: Mapping[str, Document]) -> None:
+    Nor is a text whose supports the catalog of ``archive`` keeps already, for every
+    footnote wanted (``support_store``: a page unchanged since it was judged, as most are
+    at a re-check): the tail takes those from the catalog (``_recalled``). Asked through a
+    read-only connection of its own, which never waits for the run's writer (``close``
+    closes it)."""
+
+    def __init__(self, documents: Mapping[str, Document], archive: Path | None = None,
+                 ) -> None:
         self._documents = documents
         self._footnotes: dict[str, dict[int, tuple[str, ...]]] = {}
         self._judged: dict[str, _Prejudgement] = {}
         self._since: float | None = None  # when the first capture came in
         self._spent = 0.0  # seconds spent judging since
+        self._archive = archive
+        self._reader: Catalog | None = None
+        self._claims_keys: dict[tuple[str, ...], str] = {}
+        self.kept = 0  # captures not judged: the catalog keeps their supports
+
+    def close(self) -> None:
+        """Close the catalog connection ``_is_kept`` opened, if it did."""
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _is_kept(self, digest: bytes, kind: str,
+                 wanted: list[tuple[str, int, tuple[str, ...]]]) -> bool:
+        """Whether the catalog keeps the supports of every footnote ``wanted`` on the packed
+        text of ``digest`` read as ``kind``. ``False`` when it cannot tell."""
+        from archiver import support_store
+
+        if self._archive is None:
+            return False
+        try:
+            if self._reader is None:
+                self._reader = Catalog.open_reader(self._archive)
+            found = self._reader.judged_supports(support_store.rules(), [digest.hex()])
+        except ArchiveError:
+            self._archive = None  # asked no more: everything is judged, as before
+            return False
+        if not found:
+            return False
+        keys = self._claims_keys
+        for _, _, claims in wanted:
+            key = keys.get(claims)
+            if key is None:
+                key = keys[claims] = support_store.claims_key(claims)
+            if (digest.hex(), kind, key) not in found:
+                return False
+        return True
 
     def _claims(self, source: str, number: int) -> tuple[str, ...]:
         """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
@@ -1319,6 +1362,10 @@ class _Prejudged:
         try:
             # Unpacked only as far as the limit: a text of millions of characters that
             # repeat packs under _PREJUDGE_UP_TO, and would take a second or more to judge.
+            digest = _digest(finished.text)
+            if self._is_kept(digest, kind, wanted):
+                self.kept += 1
+                return  # the tail takes the kept supports (_recalled)
             text = PackedText(finished.text).text_up_to(_PREJUDGE_TEXT_UP_TO)
             if text is None:
                 return  # too long, or not a whole stream: the tail's
@@ -1326,7 +1373,7 @@ class _Prejudged:
             index = Evidence(text)  # one per page, shared by its footnotes, as in the tail
             kept = finished.kept
             self._judged[url] = _Prejudgement(
-                _digest(finished.text), kind, excerpt(text) if text else None,
+                digest, kind, excerpt(text) if text else None,
                 {(source, number): assess(number, url, claims, evidence, index=index)
                  for source, number, claims in wanted},
                 None if kept is None else (kept.sha256, _glance_of(kept.text)))
@@ -1837,12 +1884,17 @@ def _execute(
     # Claim support judged as the captures arrive, while the run waits on the network: not
     # for a run whose documents are shelved (nor for its many URLs' supports in memory).
     prejudged = _Prejudged({o.source.id: o.document for o in outcomes
-                            if o.document is not None}) if shelf is None and todo else None
-    fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
-        settings, catalog, run_id, todo, targets, source_of, progress,
-        compare_text=options.kind == "check", rescue=rescue,
-        capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
-        previous=previous, deadline_at=deadline_at, prejudged=prejudged))
+                            if o.document is not None}, settings.archive.dir) \
+        if shelf is None and todo else None
+    try:
+        fetched, rescued, lookup_note = asyncio.run(_fetch_and_rescue(
+            settings, catalog, run_id, todo, targets, source_of, progress,
+            compare_text=options.kind == "check", rescue=rescue,
+            capture=options.rescue_capture or settings.rescue.capture, breaker=breaker,
+            previous=previous, deadline_at=deadline_at, prejudged=prejudged))
+    finally:
+        if prejudged is not None:
+            prejudged.close()
     if shelf is not None:
         shelf.restore(outcomes)
 

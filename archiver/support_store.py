@@ -50,16 +50,35 @@ BATCH = 512
 
 @functools.cache
 def rules() -> str:
-    """The digest of the code that judges claim support: this archiver's version and the
-    bytes of ``support``, ``support_facts`` and ``support_match``. Read once per process."""
+    """The digest of what judges claim support: this archiver's version, the bytes of
+    ``support``, ``support_facts`` and ``support_match``, the version of the Russian
+    morphology they consult (pymorphy3 and its dictionary, found without importing them),
+    Python's and its Unicode database's. Read once per process."""
+    import sys
+    import unicodedata
+    from importlib.util import find_spec
     from pathlib import Path
 
     from archiver import __version__, support, support_facts, support_match
 
-    digest = hashlib.blake2b(__version__.encode(), digest_size=16)
-    for module in (support, support_facts, support_match):
-        digest.update(b"\0" + Path(module.__file__ or "").read_bytes())
+    digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
+                             f"{unicodedata.unidata_version}".encode(), digest_size=16)
+    files = [Path(module.__file__ or "") for module in (support, support_facts, support_match)]
+    for package, parts in _MORPHOLOGY:
+        spec = find_spec(package)
+        folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+        files.extend((folder / part) if folder else Path() for part in parts)
+    for path in files:
+        try:
+            digest.update(b"\0" + path.read_bytes())
+        except OSError:
+            digest.update(b"\0-")  # not installed: as much a part of the rules
     return digest.hexdigest()
+
+
+#: The files that say which Russian morphology claim support consults, by package.
+_MORPHOLOGY = (("pymorphy3", ("version.py",)),
+               ("pymorphy3_dicts_ru", ("version.py", "data/meta.json")))
 
 
 def claims_key(claims: Sequence[str]) -> str:

@@ -64,6 +64,18 @@ def test_the_rules_change_with_the_version_and_with_the_judging_code(tmp_path, m
         monkeypatch.undo()
         support_store.rules.cache_clear()
         assert support_store.rules() == now
+        # Another version of the morphology's dictionary: other rules.
+        package = tmp_path / "morphology" / "dicts"
+        (package / "data").mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "data" / "meta.json").write_text('{"version": 1}')
+        monkeypatch.syspath_prepend(str(tmp_path / "morphology"))
+        monkeypatch.setattr(support_store, "_MORPHOLOGY", (("dicts", ("data/meta.json",)),))
+        support_store.rules.cache_clear()
+        first = support_store.rules()
+        (package / "data" / "meta.json").write_text('{"version": 2}')
+        support_store.rules.cache_clear()
+        assert support_store.rules() not in (first, now)
     finally:
         support_store.rules.cache_clear()
 
@@ -233,10 +245,13 @@ def test_a_page_whose_text_changed_is_judged_on_the_new_text(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_supports_judged_during_the_fetch_are_kept_too(tmp_path, monkeypatch, workers) -> None:
+def test_supports_judged_during_the_fetch_are_kept_and_not_judged_again(tmp_path, monkeypatch,
+                                                                         workers) -> None:
     """A run judges claim support as its captures arrive (``pipeline._Prejudged``); those
-    supports are kept as the tail's are, and the report judges none of them again."""
-    from tests.webserver import WebServer
+    supports are kept as the tail's are. The next run judges none of them again, neither
+    during its fetch (the catalog keeps them) nor in its tail, but the page that changed;
+    nor does the report after it: the same claim support as judged afresh."""
+    from tests.webserver import Reply, WebServer
 
     monkeypatch.setattr(pipeline, "_PREJUDGE_SHARE", 1.0)
     monkeypatch.setattr(pipeline, "_PREJUDGE_ALLOWANCE", 60.0)
@@ -244,10 +259,12 @@ def test_supports_judged_during_the_fetch_are_kept_too(tmp_path, monkeypatch, wo
     take = pipeline._Prejudged._judge
 
     def judge(self, finished, result, wanted):
-        take(self, finished, result, wanted)
         taken.append(finished.url)
+        take(self, finished, result, wanted)
 
     monkeypatch.setattr(pipeline._Prejudged, "_judge", judge)
+    judged = _counting(monkeypatch)
+    report = tmp_path / "reports" / "brief" / "report.json"
     with WebServer() as web:
         urls = court_pages(web, 4)
         config = tmp_path / "sources.toml"
@@ -255,13 +272,35 @@ def test_supports_judged_during_the_fetch_are_kept_too(tmp_path, monkeypatch, wo
             f"In 20{10 + i} the court fined {i * 1000} tenge in Almaty.[^{i + 1}]"
             for i in range(4)))
         assert sorted(taken) == sorted(urls) and len(_kept(config)) == 4
+        assert sorted(judged) == [(n, url) for n, url in enumerate(urls, 1)]
+        first = json.loads(report.read_text())["support"]
         config.write_text(config.read_text().replace("[fetch]\n",
                                                      f"[fetch]\nworkers = {workers}\n"))
-        judged = _counting(monkeypatch)
+        judged.clear()
         assert call("run", "--config", str(config), "--refresh")[0] == 0
-    assert sorted(taken) == sorted(urls * 2)  # both runs judged every page during the fetch
-    assert len(judged) == 4  # the second run's, during its fetch: none in its tail
-    assert len(_kept(config)) == 4
+        assert judged == []
+        assert json.loads(report.read_text())["support"] == first
+        web.route("/p/2", Reply(200, b"<html><body><main><p>Nothing of the kind happened "
+                                b"in Paris that year, or in any other.</p></main></body></html>",
+                                {"Content-Type": "text/html; charset=utf-8"}))
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+    assert judged == [(3, urls[2])]
+    assert len(_kept(config)) == 5
+    now = json.loads(report.read_text())["support"]
+    assert [s["level"] for s in now] == ["supported", "supported", "unsupported", "supported"]
     judged.clear()
     assert call("report", "--config", str(config))[0] == 0
     assert judged == []
+    assert json.loads(report.read_text())["support"] == now
+
+
+def test_the_rules_read_the_installed_morphologys_version_files() -> None:
+    """The files ``rules`` reads of pymorphy3 and its dictionary are where it looks: a
+    release that moves them would leave its version out of the rules."""
+    from importlib.util import find_spec
+
+    for package, parts in support_store._MORPHOLOGY:
+        spec = find_spec(package)
+        assert spec is not None and spec.origin, package
+        for part in parts:
+            assert (Path(spec.origin).parent / part).is_file(), (package, part)
