@@ -72,15 +72,34 @@ def test_a_run_with_odd_pages_reports_what_a_rebuild_reports(tmp_path, monkeypat
         text = config.read_text()
         config.write_text(text.replace("[fetch]\n", f"[fetch]\nworkers = {workers}\n"))
         vouched.clear()
+        # The supports the first run kept deleted: this run judges them during its fetch
+        # (it would take the kept ones instead: support_store).
+        forget_kept_supports(config)
         assert call("run", "--config", str(config), "--refresh")[0] == 0
     assert len(set(vouched)) >= len(urls) - 2, vouched  # judged during the fetch
     folder = tmp_path / "reports" / "brief"
     ran = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    assert call("report", "--config", str(config))[0] == 0
-    rebuilt = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    assert ran.keys() == rebuilt.keys()
-    for path in ran:
-        assert _timeless(ran[path]) == _timeless(rebuilt[path]), path
+    # Rebuilt from the supports the run kept, and judged afresh: the run's reports.
+    for forget in (False, True):
+        if forget:
+            forget_kept_supports(config)
+        assert call("report", "--config", str(config))[0] == 0
+        rebuilt = {p: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        assert ran.keys() == rebuilt.keys()
+        for path in ran:
+            assert _timeless(ran[path]) == _timeless(rebuilt[path]), (path, forget)
+
+
+def forget_kept_supports(config) -> None:
+    """Delete the claim supports the project of ``config`` keeps (``support_store``)."""
+    import sqlite3
+
+    db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
+    try:
+        assert db.execute("DELETE FROM judged_supports").rowcount > 0
+        db.commit()
+    finally:
+        db.close()
 
 
 
