@@ -1570,10 +1570,20 @@ class Catalog:
         wrote it."""
         if not texts:
             return {}
-        rows = self._read(
-            "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND text"
-            " IN (SELECT value FROM json_each(?))", (rules, json.dumps(list(set(texts)))))
+        if len(texts) == 1:  # as claim support during the fetch asks, a capture at a time
+            rows = self._read("SELECT text, kind, claims, judged FROM judged_supports"
+                              " WHERE rules = ? AND text = ?", (rules, texts[0]))
+        else:
+            rows = self._read(
+                "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND"
+                " text IN (SELECT value FROM json_each(?))",
+                (rules, json.dumps(list(set(texts)))))
         return {(row[0], row[1], row[2]): row[3] for row in rows}
+
+    def keeps_supports(self, rules: str) -> bool:
+        """Whether any support judged by the code of digest ``rules`` is kept."""
+        return bool(self._read("SELECT 1 FROM judged_supports WHERE rules = ? LIMIT 1",
+                               (rules,)))
 
     def keep_supports(self, rules: str, rows: Iterable[tuple[str, str, str, str]]) -> None:
         """Keep claim supports judged by the code of digest ``rules``: rows of (text digest,

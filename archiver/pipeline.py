@@ -1296,6 +1296,10 @@ class _Prejudged:
         try:
             if self._reader is None:
                 self._reader = Catalog.open_reader(self._archive)
+                if not self._reader.keeps_supports(support_store.rules()):
+                    # None kept (a first run, or other code's): nothing to ask per capture.
+                    self._archive = None
+                    return False
             found = self._reader.judged_supports(support_store.rules(), [digest.hex()])
         except ArchiveError:
             self._archive = None  # asked no more: everything is judged, as before

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from archiver.catalog import Catalog
 
 __all__ = ["Keeper", "claims_key", "decode", "encode", "rules", "text_key"]
+
+log = logging.getLogger(__name__)
 
 #: Supports written to the catalog at once by ``Keeper``: a transaction per batch, and only
 #: this many encoded supports held in memory, however many links.
@@ -123,16 +126,21 @@ def decode(judged: str, footnote: int, url: str, claims: tuple[str, ...],
 
 class Keeper:
     """Supports judged on our captures' texts, written to ``catalog`` a ``BATCH`` at a
-    time (``keep``; ``flush`` writes the rest)."""
+    time (``keep``; ``flush`` writes the rest). A cache: a write that fails (a full disk)
+    is logged once and the rest are not kept; the run goes on (what it must record fails
+    on its own, with its own error)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self._catalog = catalog
         self._rows: list[tuple[str, str, str, str]] = []
         self.kept = 0
+        self.failed: str | None = None  # why the supports are no longer kept
 
     def keep(self, support: Support, text: str, kind: str) -> None:
         """Keep ``support``, judged on the packed text of digest ``text`` read as ``kind``;
         not one SQLite cannot store (a lone surrogate in a passage: it is judged again)."""
+        if self.failed is not None:
+            return
         judged = encode(support)
         if not judged.isascii():
             try:
@@ -145,7 +153,16 @@ class Keeper:
 
     def flush(self) -> None:
         """Write the supports kept since the last write."""
-        if self._rows:
-            self._catalog.keep_supports(rules(), self._rows)
-            self.kept += len(self._rows)
-            self._rows = []
+        from archiver.errors import ArchiveError
+
+        rows, self._rows = self._rows, []
+        if not rows or self.failed is not None:
+            return
+        try:
+            self._catalog.keep_supports(rules(), rows)
+        except ArchiveError as exc:
+            self.failed = str(exc)
+            log.warning("claim support is not kept for the next report (%s); it will be "
+                        "judged again", exc)
+            return
+        self.kept += len(rows)

@@ -304,3 +304,30 @@ def test_the_rules_read_the_installed_morphologys_version_files() -> None:
         assert spec is not None and spec.origin, package
         for part in parts:
             assert (Path(spec.origin).parent / part).is_file(), (package, part)
+
+
+def test_a_keeper_that_cannot_write_says_so_once_and_keeps_nothing(tmp_path, caplog) -> None:
+    """The kept supports are a cache: a catalog that refuses the write (here a read-only
+    connection; a full disk alike) costs the next report time, never the run."""
+    from archiver.catalog import Catalog
+
+    Catalog.open(tmp_path).close()
+    judged = support.assess(1, "u", CLAIMS[0], EvidenceText(PAGE, "html", "ours"))
+    reader = Catalog.open_reader(tmp_path)
+    try:
+        keeper = support_store.Keeper(reader)
+        for _ in range(support_store.BATCH + 3):
+            keeper.keep(judged, "t", "html")
+        keeper.flush()
+    finally:
+        reader.close()
+    assert keeper.kept == 0 and keeper.failed and "catalog" in keeper.failed
+    assert [r.levelname for r in caplog.records
+            if "not kept" in r.getMessage()] == ["WARNING"]
+    with Catalog.open(tmp_path) as catalog:
+        assert catalog.judged_supports(support_store.rules(), ["t"]) == {}
+        keeper = support_store.Keeper(catalog)
+        keeper.keep(judged, "t", "html")
+        keeper.flush()
+        assert keeper.kept == 1 and keeper.failed is None
+        assert len(catalog.judged_supports(support_store.rules(), ["t"])) == 1
