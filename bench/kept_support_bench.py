@@ -88,6 +88,8 @@ def main() -> None:
                         help="reports of each kind, alternated (default 3)")
     parser.add_argument("--check", action="store_true",
                         help="also time 'archiver check' (every URL fetched again) of each")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="copy both projects here at the end (to profile them)")
     args = parser.parse_args()
 
     from tests.webserver import Reply, WebServer
@@ -139,6 +141,9 @@ def main() -> None:
                      - statistics.median(c for _, c in samples["kept"]))
             print(f"  saved: {saved:.2f} s CPU, {saved / args.footnotes * 1000:.2f} ms per "
                   "footnote")
+        if args.keep:
+            for project in (kept, judged):
+                shutil.copytree(project, args.keep / project.name)
 
 
 def forget(project: Path) -> int:

@@ -65,3 +65,40 @@ def test_check_compares_in_the_capture_stage(tmp_path: Path, web: WebServer,
         round(text_similarity(text, fingerprints(tmp_path, 3)[0][2] or ""), 2), abs=0.01)
     assert change["similarity"] < 0.5
     read_back(tmp_path)
+
+
+def test_an_unchanged_page_takes_its_previous_fingerprint_without_tokenising(
+        tmp_path: Path, web: WebServer, monkeypatch) -> None:
+    """A check that finds a page's text exactly as the previous capture's stores that
+    capture's fingerprint again (it is this text's) and tokenises nothing; a page that
+    changed, or one whose previous capture has no fingerprint, is fingerprinted."""
+    from archiver import history
+
+    made: list[str] = []
+    fingerprint_of = history.text_fingerprint
+
+    def counted(text: str) -> str:
+        made.append(text)
+        return fingerprint_of(text)
+
+    monkeypatch.setattr(history, "text_fingerprint", counted)
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, article("12 March 2021, 10:32"), HTML))
+    config = make_project(tmp_path, [url], fetch="workers = 0\n")
+    assert call("run", "--config", str(config))[0] == 0
+    assert made == []  # a run compares nothing
+    # The first check: the previous capture (the run's) has no fingerprint.
+    assert call("check", "--config", str(config))[0] == 0
+    [(_, first, text)] = fingerprints(tmp_path, 2)
+    assert len(made) == 1 and text is not None and first == fingerprint_of(text)
+    # The same page again: the same fingerprint, not made again.
+    assert call("check", "--config", str(config))[0] == 0
+    assert len(made) == 1
+    assert fingerprints(tmp_path, 3)[0][1] == first
+    # Its date changed: made again, and the same words give the same fingerprint.
+    web.route("/ruling", Reply(200, article("14 April 2021, 09:05"), HTML))
+    code, out, err = call("check", "--config", str(config), "--format", "json")
+    assert code == 0, out + err
+    assert json.loads(out)["changes"] == [] and len(made) == 2
+    [(_, after, changed)] = fingerprints(tmp_path, 4)
+    assert changed != text and after == first == fingerprint_of(changed or "")
