@@ -2,15 +2,18 @@
 catalog (``archiver.support_store``), and with them deleted (every support judged again, as
 before they were kept).
 
-Run: ``.venv/bin/python bench/kept_support_bench.py [--footnotes N] [--pad KB] [--runs R]``.
+Run: ``.venv/bin/python bench/kept_support_bench.py [--footnotes N] [--pad KB] [--runs R]
+[--check] [--baseline CHECKOUT]``.
 
 The project: N footnotes, the shipped briefing's claims in turn (each footnote its first
 claim), each citing its own URL on a loopback server; the pages are the hand-checked pages
 of ``tests/data/support`` in turn, padded with ``--pad`` KB of their article text (30 KB:
 a news article's length). One ``archiver run`` makes the archive; it is copied, the copy's
 kept supports deleted, and ``archiver report`` of each is timed in a child process,
-alternating, ``--runs`` times. Both reports must be the same files, byte for byte but for
-the time they were made: the figures mean nothing otherwise.
+alternating, ``--runs`` times; with ``--check``, ``archiver check`` (every page fetched
+again, unchanged) too; with ``--baseline``, an earlier checkout's own run, report and check
+beside them. Both reports must be the same files, byte for byte but for the time they were
+made, and every project's claim support the same: the figures mean nothing otherwise.
 """
 
 from __future__ import annotations
@@ -52,11 +55,15 @@ def write_project(root: Path, urls: list[str], claims: list[str]) -> Path:
     return config
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system) of ``command`` in a child process."""
+def timed(command: list[str], cwd: Path, checkout: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of ``command`` in a child process, with the
+    archiver of ``checkout``."""
+    import os
+
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=3600)
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=3600,
+                          env={**os.environ, "PYTHONPATH": str(checkout)})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
@@ -89,7 +96,10 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="also time 'archiver check' (every URL fetched again) of each")
     parser.add_argument("--keep", type=Path, metavar="DIR",
-                        help="copy both projects here at the end (to profile them)")
+                        help="copy the projects here at the end (to profile them)")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also time the archiver of this checkout (e.g. a worktree of "
+                             "an earlier commit) on a project of its own run")
     args = parser.parse_args()
 
     from tests.webserver import Reply, WebServer
@@ -110,39 +120,52 @@ def main() -> None:
                                              padding.encode("utf-8") + b"</article>")
             web.route(f"/p{i}", Reply(200, body, {"Content-Type": "text/html; charset=utf-8"}))
         urls = [web.url(f"/p{n % len(pages)}?fn={n}") for n in range(1, args.footnotes + 1)]
+        # (label, project, checkout): this checkout with its supports kept, the same with
+        # them deleted before each command, and the --baseline checkout's own project.
+        projects = [("kept", kept, ROOT), ("judged again", judged, ROOT)]
         config = write_project(kept, urls, claims)
-        wall, cpu = timed([*python, "run", "--config", str(config), "--quiet"], kept)
+        wall, cpu = timed([*python, "run", "--config", str(config), "--quiet"], kept, ROOT)
         print(f"archiver run: {args.footnotes} footnotes, pages +{args.pad} KB: "
               f"{wall:.2f} s wall, {cpu:.2f} s CPU")
         shutil.copytree(kept, judged)
         print(f"supports kept by the run: {forget(judged)}")
+        if args.baseline:
+            base = Path(tmp) / "baseline"
+            write_project(base, urls, claims)
+            wall, cpu = timed([*python, "run", "--config", str(base / "sources.toml"),
+                               "--quiet"], base, args.baseline)
+            print(f"baseline run: {wall:.2f} s wall, {cpu:.2f} s CPU")
+            projects.append(("baseline", base, args.baseline))
         for command in (["report"], ["check", "--quiet"] if args.check else None):
             if command is None:
                 continue
-            samples: dict[str, list[tuple[float, float]]] = {"kept": [], "judged again": []}
+            samples: dict[str, list[tuple[float, float]]] = {p[0]: [] for p in projects}
             for _ in range(args.runs):
-                for label, project in (("kept", kept), ("judged again", judged)):
-                    forget(judged)
+                for label, project, checkout in projects:
+                    if project == judged:
+                        forget(judged)
                     samples[label].append(timed(
                         [*python, *command, "--config", str(project / "sources.toml")],
-                        project))
+                        project, checkout))
             # A check captures again (other records, other WARCs): its claim support must
-            # be the same; a report's files must be the same whole.
+            # be the same; a report's files must be the same whole (the baseline's claim
+            # support: it is another version).
             same = (reports if command[0] == "report" else supports)
-            if same(kept) != same(judged):
+            if same(kept) != same(judged) or any(
+                    supports(project) != supports(kept) for _, project, _ in projects):
                 raise SystemExit(f"archiver {command[0]}: the reports differ: the figures "
                                  "mean nothing")
             for label, measured in samples.items():
                 walls, cpus = zip(*measured, strict=True)
-                print(f"archiver {command[0]}, supports {label:<12}: "
+                print(f"archiver {command[0]}, {label:<12}: "
                       f"{statistics.median(walls):6.2f} s wall, "
                       f"{statistics.median(cpus):6.2f} s CPU (medians of {args.runs})")
             saved = (statistics.median(c for _, c in samples["judged again"])
                      - statistics.median(c for _, c in samples["kept"]))
-            print(f"  saved: {saved:.2f} s CPU, {saved / args.footnotes * 1000:.2f} ms per "
-                  "footnote")
+            print(f"  kept against judged again: {saved:.2f} s CPU, "
+                  f"{saved / args.footnotes * 1000:.2f} ms per footnote")
         if args.keep:
-            for project in (kept, judged):
+            for _, project, _ in projects:
                 shutil.copytree(project, args.keep / project.name)
 
 
