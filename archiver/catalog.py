@@ -1570,15 +1570,17 @@ class Catalog:
         wrote it."""
         if not texts:
             return {}
-        if len(texts) == 1:  # as claim support during the fetch asks, a capture at a time
-            rows = self._read("SELECT text, kind, claims, judged FROM judged_supports"
-                              " WHERE rules = ? AND text = ?", (rules, texts[0]))
-        else:
-            rows = self._read(
-                "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND"
-                " text IN (SELECT value FROM json_each(?))",
-                (rules, json.dumps(list(set(texts)))))
+        rows = self._read(
+            "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND"
+            " text IN (SELECT value FROM json_each(?))", (rules, json.dumps(list(set(texts)))))
         return {(row[0], row[1], row[2]): row[3] for row in rows}
+
+    def kept_supports(self, rules: str, text: str) -> set[tuple[str, str]]:
+        """The (kind, claims digest) of each support kept under ``rules`` for the packed
+        text of digest ``text``: what ``judged_supports`` would give, without the supports."""
+        return {(row[0], row[1]) for row in self._read(
+            "SELECT kind, claims FROM judged_supports WHERE rules = ? AND text = ?",
+            (rules, text))}
 
     def keeps_supports(self, rules: str) -> bool:
         """Whether any support judged by the code of digest ``rules`` is kept."""

@@ -1300,7 +1300,7 @@ class _Prejudged:
                     # None kept (a first run, or other code's): nothing to ask per capture.
                     self._archive = None
                     return False
-            found = self._reader.judged_supports(support_store.rules(), [digest.hex()])
+            found = self._reader.kept_supports(support_store.rules(), digest.hex())
         except ArchiveError:
             self._archive = None  # asked no more: everything is judged, as before
             return False
@@ -1311,7 +1311,7 @@ class _Prejudged:
             key = keys.get(claims)
             if key is None:
                 key = keys[claims] = support_store.claims_key(claims)
-            if (digest.hex(), kind, key) not in found:
+            if (kind, key) not in found:
                 return False
         return True
 

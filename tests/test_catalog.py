@@ -838,6 +838,9 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
             "submitted", datetime(2026, 1, 1, tzinfo=UTC))
         catalog.keep_supports("r", [("t", "html", "c", "[]")])
         assert catalog.judged_supports("r", ["t"]) == {("t", "html", "c"): "[]"}
+        assert catalog.kept_supports("r", "t") == {("html", "c")}
+        assert catalog.keeps_supports("r") and not catalog.keeps_supports("other")
+        assert catalog.kept_supports("other", "t") == set()
     db = sqlite3.connect(tmp_path / "catalog.sqlite3")
     versions = [row[0] for row in db.execute("SELECT version FROM schema_version")]
     db.close()
