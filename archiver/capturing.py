@@ -208,22 +208,22 @@ class CaptureStage:
         return pagetext.extract(capture.content, capture.content_type, capture.final_url,
                                 cache=False)
 
-    def _compare(self, url: str, text: str) -> tuple[str, float | None]:
+    def _compare(self, url: str, text: str) -> tuple[str | None, float | None]:
         """A healthy page's text fingerprint, and how much of the previous capture's text it
-        keeps (``None`` when there is none). Equal fingerprints need no token alignment (the
-        common case of a re-check: nothing changed)."""
+        keeps (``None`` when there is none). Equal fingerprints need no token alignment (a
+        re-check of a page whose numbers and dates changed); a text equal to the previous
+        capture's needs no fingerprint either (a re-check of a page that did not change)."""
         from archiver import history
 
         assert self.previous is not None
         before = self.previous(url)
-        if before is not None and before[0] and before[1] and before[0] == text:
-            # The very text of the previous capture: its fingerprint is this text's, without
-            # tokenising it again (a third of a re-check's CPU on article pages). The stored
-            # fingerprint was made from the text the capture stage had, which is the stored
-            # text unless an older version extracted that payload first; this text equals
-            # the stored one, so it is this version's extraction of a payload that one
-            # extracted the same way.
-            return before[1], 1.0
+        if before is not None and before[0] and before[0] == text:
+            # Tokenising the text was a third of a re-check's CPU on article pages. No
+            # fingerprint is kept for this capture (the next comparison makes one if it needs
+            # it): the previous capture's is not necessarily this text's, as it was made from
+            # the text the capture stage had, and the stored text is the first one extracted
+            # from that payload (another charset, an older extractor may have made it).
+            return None, 1.0
         fingerprint = history.text_fingerprint(text)
         if before is None or not before[0]:
             return fingerprint, None

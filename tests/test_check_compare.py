@@ -67,11 +67,12 @@ def test_check_compares_in_the_capture_stage(tmp_path: Path, web: WebServer,
     read_back(tmp_path)
 
 
-def test_an_unchanged_page_takes_its_previous_fingerprint_without_tokenising(
+def test_an_unchanged_page_is_not_tokenised_and_keeps_no_fingerprint(
         tmp_path: Path, web: WebServer, monkeypatch) -> None:
-    """A check that finds a page's text exactly as the previous capture's stores that
-    capture's fingerprint again (it is this text's) and tokenises nothing; a page that
-    changed, or one whose previous capture has no fingerprint, is fingerprinted."""
+    """A check that finds a page's text exactly as the previous capture's stored text
+    tokenises nothing and keeps no fingerprint for it (the previous capture's may be of
+    another text: the stored text is the first extracted from that payload); a page that
+    changed is fingerprinted, and compared by its fingerprint as before."""
     from archiver import history
 
     made: list[str] = []
@@ -87,18 +88,50 @@ def test_an_unchanged_page_takes_its_previous_fingerprint_without_tokenising(
     config = make_project(tmp_path, [url], fetch="workers = 0\n")
     assert call("run", "--config", str(config))[0] == 0
     assert made == []  # a run compares nothing
-    # The first check: the previous capture (the run's) has no fingerprint.
-    assert call("check", "--config", str(config))[0] == 0
+    # The same page: not tokenised, no fingerprint kept, no change.
+    code, out, err = call("check", "--config", str(config), "--format", "json")
+    assert code == 0 and json.loads(out)["changes"] == [], out + err
     [(_, first, text)] = fingerprints(tmp_path, 2)
-    assert len(made) == 1 and text is not None and first == fingerprint_of(text)
-    # The same page again: the same fingerprint, not made again.
-    assert call("check", "--config", str(config))[0] == 0
-    assert len(made) == 1
-    assert fingerprints(tmp_path, 3)[0][1] == first
-    # Its date changed: made again, and the same words give the same fingerprint.
+    assert made == [] and first is None and text is not None
+    # Its date changed: fingerprinted, the same words: no drift.
     web.route("/ruling", Reply(200, article("14 April 2021, 09:05"), HTML))
     code, out, err = call("check", "--config", str(config), "--format", "json")
-    assert code == 0, out + err
-    assert json.loads(out)["changes"] == [] and len(made) == 2
-    [(_, after, changed)] = fingerprints(tmp_path, 4)
-    assert changed != text and after == first == fingerprint_of(changed or "")
+    assert code == 0 and json.loads(out)["changes"] == [], out + err
+    [(_, second, changed)] = fingerprints(tmp_path, 3)
+    assert len(made) == 1 and changed != text and second == fingerprint_of(changed or "")
+    # Its date changed again: the fingerprints are equal, no alignment needed.
+    aligned: list[tuple[str, str]] = []
+    similarity = history.text_similarity
+    monkeypatch.setattr(history, "text_similarity",
+                        lambda a, b: aligned.append((a, b)) or similarity(a, b))
+    web.route("/ruling", Reply(200, article("15 April 2021, 11:00"), HTML))
+    code, out, err = call("check", "--config", str(config), "--format", "json")
+    assert code == 0 and json.loads(out)["changes"] == [], out + err
+    assert len(made) == 2 and aligned == []
+    assert fingerprints(tmp_path, 4)[0][1] == second
+
+
+def test_a_payload_read_in_another_charset_is_never_given_anothers_fingerprint(
+        tmp_path: Path, web: WebServer) -> None:
+    """One body served under two charsets gives two texts, and the catalog keeps the first
+    for that payload: a check that finds the stored text again keeps no fingerprint, so a
+    later page in the other charset is compared by its words, not by a fingerprint made
+    from the other text."""
+    body = article("12 March 2021").replace(b"court", "суд".encode("utf-8"))
+    url = web.url("/ruling")
+    cp = {"Content-Type": "text/html; charset=windows-1251"}
+    web.route("/ruling", Reply(200, body, cp))
+    config = make_project(tmp_path, [url], fetch="workers = 0\n")
+    assert call("run", "--config", str(config))[0] == 0
+    for headers in (HTML, cp, HTML):
+        web.route("/ruling", Reply(200, body, headers))
+        code, out, err = call("check", "--config", str(config), "--format", "json")
+        assert code in (0, 1), out + err
+    texts = [text for _, _, text in (fingerprints(tmp_path, n)[0] for n in (2, 3, 4))]
+    assert len(set(texts)) == 1  # the first text extracted from that payload
+    stored = [fingerprint for _, fingerprint, _ in
+              (fingerprints(tmp_path, n)[0] for n in (2, 3, 4))]
+    # Check 2 (utf-8) and 4 (utf-8) read a text other than the stored one: fingerprinted;
+    # check 3 (windows-1251) reads the stored text again: none kept.
+    assert stored[1] is None and stored[0] == stored[2] is not None
+    assert stored[0] != text_fingerprint(texts[0])
