@@ -258,7 +258,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 7: claim support judged before (archiver.support_store), by the judging code's digest,
     # the packed text's digest, the kind it was read as and the claims' digest: reused for
-    # the same text and claims rather than judged again. A cache: its rows may be deleted.
+    # the same text and claims rather than judged again; ``used``: the day (YYYY-MM-DD) a
+    # run last judged or took it. A cache: its rows may be deleted.
     (
         """CREATE TABLE judged_supports (
             rules  TEXT NOT NULL,
@@ -266,8 +267,10 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             kind   TEXT NOT NULL,
             claims TEXT NOT NULL,
             judged TEXT NOT NULL,
+            used   TEXT NOT NULL,
             PRIMARY KEY (rules, text, kind, claims)
         ) WITHOUT ROWID""",
+        "CREATE INDEX judged_supports_by_use ON judged_supports (used)",
     ),
 )
 
@@ -1563,41 +1566,61 @@ class Catalog:
                 [(run_id, source_id, n, url, level, found) for n, url, level, found in rows],
             )
 
-    def judged_supports(self, rules: str, texts: Sequence[str]
-                        ) -> dict[tuple[str, str, str], str]:
-        """The supports kept by ``keep_supports`` under ``rules`` for the packed texts of
-        digests ``texts``, by (text, kind, claims) digest: each as ``support_store.encode``
-        wrote it."""
-        if not texts:
+    def judged_supports(self, rules: str, keys: Iterable[tuple[str, str, str]]
+                        ) -> dict[tuple[str, str, str], tuple[str, str]]:
+        """The supports kept by ``keep_supports`` under ``rules`` for ``keys`` (text digest,
+        kind, claims digest), by key: each as ``support_store.encode`` wrote it, with the
+        day it was last used. Keys not kept are left out."""
+        wanted = json.dumps(list(dict.fromkeys(keys)))
+        if wanted == "[]":
             return {}
         rows = self._read(
-            "SELECT text, kind, claims, judged FROM judged_supports WHERE rules = ? AND"
-            " text IN (SELECT value FROM json_each(?))", (rules, json.dumps(list(set(texts)))))
-        return {(row[0], row[1], row[2]): row[3] for row in rows}
+            "SELECT j.text, j.kind, j.claims, j.judged, j.used FROM json_each(?) w"
+            " CROSS JOIN judged_supports j ON j.rules = ?"
+            " AND j.text = json_extract(w.value, '$[0]')"
+            " AND j.kind = json_extract(w.value, '$[1]')"
+            " AND j.claims = json_extract(w.value, '$[2]')", (wanted, rules))
+        return {(row[0], row[1], row[2]): (row[3], row[4]) for row in rows}
 
-    def kept_supports(self, rules: str, text: str) -> set[tuple[str, str]]:
-        """The (kind, claims digest) of each support kept under ``rules`` for the packed
-        text of digest ``text``: what ``judged_supports`` would give, without the supports."""
-        return {(row[0], row[1]) for row in self._read(
-            "SELECT kind, claims FROM judged_supports WHERE rules = ? AND text = ?",
-            (rules, text))}
+    def has_supports(self, rules: str, keys: Sequence[tuple[str, str, str]]) -> bool:
+        """Whether a support is kept under ``rules`` for every one of ``keys`` (text digest,
+        kind, claims digest)."""
+        distinct = list(dict.fromkeys(keys))
+        if not distinct:
+            return True
+        rows = self._read(
+            "SELECT count(*) FROM json_each(?) w CROSS JOIN judged_supports j ON j.rules = ?"
+            " AND j.text = json_extract(w.value, '$[0]')"
+            " AND j.kind = json_extract(w.value, '$[1]')"
+            " AND j.claims = json_extract(w.value, '$[2]')", (json.dumps(distinct), rules))
+        return int(rows[0][0]) == len(distinct)
 
     def keeps_supports(self, rules: str) -> bool:
         """Whether any support judged by the code of digest ``rules`` is kept."""
         return bool(self._read("SELECT 1 FROM judged_supports WHERE rules = ? LIMIT 1",
                                (rules,)))
 
-    def keep_supports(self, rules: str, rows: Iterable[tuple[str, str, str, str]]) -> None:
+    def keep_supports(self, rules: str, rows: Iterable[tuple[str, str, str, str]], *,
+                      used: str, touched: Iterable[tuple[str, str, str]] = (),
+                      forget_before: str | None = None) -> None:
         """Keep claim supports judged by the code of digest ``rules``: rows of (text digest,
-        kind, claims digest, the support as ``support_store.encode`` wrote it); a row kept
-        already stays as it is. Deletes the rows of any other rules (judged by other code,
-        never to be read again)."""
+        kind, claims digest, the support as ``support_store.encode`` wrote it), used on day
+        ``used`` (YYYY-MM-DD); a row kept already is marked used that day, as are the keys
+        ``touched`` (supports taken from the catalog). Deletes the rows of any other rules
+        (judged by other code, never to be read again) and, with ``forget_before``, those
+        last used before that day."""
         with self._write() as db:
             db.execute("DELETE FROM judged_supports WHERE rules < ? OR rules > ?",
                        (rules, rules))
             db.executemany(
-                "INSERT OR IGNORE INTO judged_supports (rules, text, kind, claims, judged)"
-                " VALUES (?, ?, ?, ?, ?)", [(rules, *row) for row in rows])
+                "INSERT INTO judged_supports (rules, text, kind, claims, judged, used)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (rules, text, kind, claims)"
+                " DO UPDATE SET used = excluded.used", [(rules, *row, used) for row in rows])
+            db.executemany(
+                "UPDATE judged_supports SET used = ? WHERE rules = ? AND text = ? AND kind = ?"
+                " AND claims = ?", [(used, rules, *key) for key in touched])
+            if forget_before is not None:  # after the uses above are marked
+                db.execute("DELETE FROM judged_supports WHERE used < ?", (forget_before,))
 
     def last_support(self, source_id: str, footnote: int, url: str
                      ) -> tuple[str, list[str]] | None:

@@ -19,6 +19,7 @@ import functools
 import gc
 import hashlib
 import itertools
+import logging
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -68,6 +69,8 @@ __all__ = [
     "plan_targets",
     "rebuild",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -887,6 +890,7 @@ def _records_and_facts(
     settings: Settings, catalog: Catalog, source_id: str, doc: Document, now: datetime,
     *, rescue: bool | None = None, not_fetched: Mapping[str, str] | None = None,
     unpack: bool = False, prejudged: _Prejudged | None = None, recall: bool = False,
+    keeper: support_store.Keeper | None = None,
 ) -> Iterator[tuple[LinkRecord, LinkFacts]]:
     """``link_records``, each with the catalog's facts it was made from. ``unpack``: the
     page text claim support reads of a link (``_text_source``) is unpacked whole once, for
@@ -894,7 +898,7 @@ def _records_and_facts(
     one and all of it again for the other; not for the texts ``prejudged`` judged during
     the fetch (``_Prejudged.vouch``): their excerpt is made already, and claim support;
     nor, with ``recall``, for the texts whose claim support the catalog keeps
-    (``_recalled``)."""
+    (``_recalled``; ``keeper`` is told of the supports taken)."""
     from archiver.history import link_status
 
     not_fetched = not_fetched or {}
@@ -903,7 +907,7 @@ def _records_and_facts(
     if prejudged is not None:
         each = prejudged.vouch(each)
     if recall:
-        each = _recalled(catalog, each, doc, source_id)
+        each = _recalled(catalog, each, doc, source_id, keeper)
     for url, facts in _unpacking(each) if unpack else each:
         footnotes = doc.citing[url]
         last = _last_result(facts)
@@ -1043,19 +1047,23 @@ def _excerpt(text: PackedText | None) -> str | None:
 
 
 def _recalled(catalog: Catalog, each: Iterator[tuple[str, LinkFacts]], doc: Document,
-              source_id: str) -> Iterator[tuple[str, LinkFacts]]:
+              source_id: str, keeper: support_store.Keeper | None = None,
+              ) -> Iterator[tuple[str, LinkFacts]]:
     """``each`` link's facts, its text ``_Vouched`` for with the supports the catalog keeps
     (``support_store``) when every footnote with claims that cites it has one judged by
     this code on this very text (the same packed bytes) read as the same kind: claim support
     takes those as they are (``_FedTexts.judged``), and the text is not unpacked for it.
     A link with one footnote missing is judged whole as before. Read ``_FACTS_CHUNK`` links
-    at a time, a query each."""
+    at a time, a query each for the very supports wanted. ``keeper``: told of each support
+    taken (a run marks them used). A catalog that cannot be read for them (a damaged table)
+    is a miss, logged once: everything is judged as before."""
     from archiver import support_store
     from archiver.support import text_kind
 
     rules = support_store.rules()
     notes: dict[int, Footnote | None] = {}
     claims_of: dict[int, tuple[tuple[str, ...], str] | None] = {}
+    readable = True
 
     def claims(number: int) -> tuple[tuple[str, ...], str] | None:
         """Footnote ``number``'s distinct claims (as ``each_support`` reads them) and their
@@ -1071,31 +1079,45 @@ def _recalled(catalog: Catalog, each: Iterator[tuple[str, LinkFacts]], doc: Docu
         return claims_of[number]
 
     while chunk := list(itertools.islice(each, _FACTS_CHUNK)):
-        keys: dict[str, tuple[bytes, str]] = {}
-        for url, facts in chunk:
+        # Each link's wanted supports: (footnote, its claims, the key of its support).
+        wanted: dict[str, list[tuple[int, tuple[str, ...], tuple[str, str, str]]]] = {}
+        for url, facts in chunk if readable else ():
             if _read_whole(facts):
                 assert facts.text is not None and facts.capture is not None
-                keys[url] = (_digest(facts.text.blob), text_kind(facts.capture.content_type))
-        kept = catalog.judged_supports(rules, [d.hex() for d, _ in keys.values()])
+                text = _digest(facts.text.blob).hex()
+                kind = text_kind(facts.capture.content_type)
+                wanted[url] = [(number, found[0], (text, kind, found[1]))
+                               for number in doc.citing[url]
+                               if (found := claims(number)) is not None]
+        kept: dict[tuple[str, str, str], tuple[str, str]] = {}
+        if wanted:
+            try:
+                kept = catalog.judged_supports(
+                    rules, (key for each_wanted in wanted.values() for _, _, key in each_wanted))
+            except ArchiveError as exc:
+                log.warning("claim support kept in the catalog cannot be read (%s); it is "
+                            "judged again", exc)
+                readable = False
         for url, facts in chunk:
-            key = keys.get(url) if kept else None
-            if key is not None:
-                digest, kind = key
+            if kept and wanted.get(url):
                 supports: dict[tuple[str, int], Support] = {}
-                for number in doc.citing[url]:
-                    if (wanted := claims(number)) is None:
-                        continue
-                    judged = kept.get((digest.hex(), kind, wanted[1]))
-                    support = None if judged is None else support_store.decode(
-                        judged, number, url, wanted[0], kind)
+                taken = []
+                for number, claim_texts, key in wanted[url]:
+                    row = kept.get(key)
+                    support = None if row is None else support_store.decode(
+                        row[0], number, url, claim_texts, key[1])
                     if support is None:
                         break
                     supports[(source_id, number)] = support
+                    taken.append((key, row[1]))  # type: ignore[index]
                 else:
-                    if supports:
-                        assert facts.text is not None
-                        facts = replace(facts, text=_Vouched(facts.text.blob, _Prejudgement(
-                            digest, kind, None, supports, None, recalled=True)))
+                    assert facts.text is not None
+                    facts = replace(facts, text=_Vouched(facts.text.blob, _Prejudgement(
+                        bytes.fromhex(wanted[url][0][2][0]), wanted[url][0][2][1], None,
+                        supports, None, recalled=True)))
+                    if keeper is not None:
+                        for key, used in taken:
+                            keeper.took(key, used)
             yield url, facts
 
 
@@ -1300,20 +1322,18 @@ class _Prejudged:
                     # None kept (a first run, or other code's): nothing to ask per capture.
                     self._archive = None
                     return False
-            found = self._reader.kept_supports(support_store.rules(), digest.hex())
+            keys = self._claims_keys
+            text = digest.hex()
+            wanted_keys = []
+            for _, _, claims in wanted:
+                key = keys.get(claims)
+                if key is None:
+                    key = keys[claims] = support_store.claims_key(claims)
+                wanted_keys.append((text, kind, key))
+            return self._reader.has_supports(support_store.rules(), wanted_keys)
         except ArchiveError:
             self._archive = None  # asked no more: everything is judged, as before
             return False
-        if not found:
-            return False
-        keys = self._claims_keys
-        for _, _, claims in wanted:
-            key = keys.get(claims)
-            if key is None:
-                key = keys[claims] = support_store.claims_key(claims)
-            if (kind, key) not in found:
-                return False
-        return True
 
     def _claims(self, source: str, number: int) -> tuple[str, ...]:
         """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
@@ -1744,18 +1764,17 @@ def _distinct_counts(sources: Sequence[SourceOutcome]) -> dict[str, int]:
 
 def _assess_support(
     settings: Settings, catalog: Catalog, run_id: int, outcomes: Sequence[SourceOutcome],
-    links_of: Mapping[str, _Links], *, compare: bool,
+    links_of: Mapping[str, _Links], *, compare: bool, keeper: support_store.Keeper,
 ) -> dict[str, tuple[_Judged, list[Change]]]:
     """Each source's claim support (``archiver.support``) on its link records
     (``links_of``, by source id), stored under ``run_id`` as it is judged; with ``compare``,
     the drops since the previous run as changes. The supports the link records carry
-    (``_Vouched``) are taken as they are; those judged on our captures' texts are kept in
-    the catalog for the next report or run (``support_store``)."""
+    (``_Vouched``) are taken as they are; those judged on our captures' texts are given to
+    ``keeper``, which keeps them in the catalog for the next report or run
+    (``support_store``)."""
     from archiver import support as claim_support
-    from archiver import support_store
 
     out: dict[str, tuple[_Judged, list[Change]]] = {}
-    keeper = support_store.Keeper(catalog)
     for outcome in outcomes:
         if outcome.document is None:
             continue
@@ -1935,18 +1954,24 @@ def _execute(
     # Millions of short-lived objects from here on (records spooled and read back, report
     # pieces), none in a cycle: the collector is off (_collector_off).
     with _collector_off():
+        from archiver import support_store
+
+        # Where the supports judged on our captures' texts are kept, and those taken from
+        # the catalog marked used.
+        keeper = support_store.Keeper(catalog)
         # Made as claim support reaches them (``_Links``), finished by _assess_support.
         links_of = {o.source.id: _Links(_records_and_facts(settings, catalog, o.source.id,
                                                            o.document, utcnow(), rescue=rescue,
                                                            not_fetched=fetched.not_fetched,
                                                            unpack=True,
                                                            prejudged=prejudged,
-                                                           recall=True),
+                                                           recall=True, keeper=keeper),
                                         fetched.not_fetched, settings.archive.reports_dir,
                                         o.document)
                     for o in outcomes if o.document is not None}
         support_of = _assess_support(settings, catalog, run_id, outcomes, links_of,
-                                     compare=options.kind == "check" and not outage)
+                                     compare=options.kind == "check" and not outage,
+                                     keeper=keeper)
         del prejudged  # its supports are spooled with the rest now
         changes.extend(c for per_source in support_of.values() for c in per_source[1])
 

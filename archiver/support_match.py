@@ -241,6 +241,21 @@ def _morph():  # type: ignore[no-untyped-def]
     return pymorphy3.MorphAnalyzer(lang="ru")
 
 
+#: Whether the Russian analyser failed in this process (its words were then matched without
+#: their forms): what was judged since is not the rules' judgement, and is not kept.
+_analyser_failed = False
+
+
+def analyser_failed() -> bool:
+    """Whether the Russian analyser has failed in this process (see ``_analyser_failed``)."""
+    return _analyser_failed
+
+
+def _failed() -> None:
+    global _analyser_failed
+    _analyser_failed = True
+
+
 def name_key(word: str) -> str:
     """The Latin key of one word: ``name_key("Тулесова") == name_key("Tulesova")``."""
     lowered = unicodedata.normalize("NFC", word.lower())
@@ -283,6 +298,7 @@ def _word_keys(word: str) -> tuple[tuple[str, str], ...]:
         try:
             parses = _morph().parse(word)
         except Exception:  # an analyser failure must not stop the report
+            _failed()
             parses = []
         for parse in parses:
             for form in (parse.normal_form, _nominative(parse)):
@@ -328,6 +344,7 @@ def month_of(word: str) -> int | None:
             if parse.normal_form in _RU_MONTHS:
                 return _RU_MONTHS[parse.normal_form]
     except Exception:  # the analyser's failure is a miss, not an error
+        _failed()
         return None
     return None
 

@@ -5,7 +5,8 @@
     text_key(blob) -> str                            what tells one packed page text apart
     encode(support) -> str                           a support as the catalog keeps it
     decode(judged, footnote, url, claims, kind) -> Support | None
-    Keeper(catalog)                                  supports written in batches
+    Keeper(catalog)                                  supports written in batches, those
+                                                     taken marked used, unused ones forgotten
 
 ``support.assess`` is pure: the same claims checked against the same text by the same code
 give the same facts and level, whichever footnote and URL they are for (those only label the
@@ -22,9 +23,15 @@ result). So a run keeps every support it judged on one of our captures' stored t
 
 ``archiver report`` and the next run take a link's supports from there when every
 footnote with claims citing it has one for the text the link reads now, and judge the rest
-as before. A cache: deleting its rows loses nothing but time. A row that does not decode
-(a damaged or foreign catalog) is a miss, never an error. It holds JSON, never pickle: a
-catalog may come from someone else.
+as before; a run does not even judge during its fetch a capture whose supports are kept. A
+run marks the supports it takes used (``Keeper.took``, once a week at most) and forgets
+those no run used for ``FORGET_AFTER_DAYS`` (pages that changed, claims that were edited),
+so the table holds about what the library cites now. Nothing is kept from a process in
+which the Russian analyser failed (its judgement is not the rules').
+
+A cache: deleting its rows loses nothing but time. A row that does not decode (a damaged or
+foreign catalog) is a miss, and a table that cannot be read is logged and judged around,
+never an error. It holds JSON, never pickle: a catalog may come from someone else.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from archiver.support import FactCheck, Support
@@ -55,8 +63,10 @@ BATCH = 512
 def rules() -> str:
     """The digest of what judges claim support: this archiver's version, the bytes of
     ``support``, ``support_facts`` and ``support_match``, the version of the Russian
-    morphology they consult (pymorphy3 and its dictionary, found without importing them),
-    Python's and its Unicode database's. Read once per process."""
+    morphology they consult (pymorphy3 and its dictionary, found without importing them, and
+    the dictionary folder its environment variable names), Python's and its Unicode
+    database's. Read once per process."""
+    import os
     import sys
     import unicodedata
     from importlib.util import find_spec
@@ -65,7 +75,9 @@ def rules() -> str:
     from archiver import __version__, support, support_facts, support_match
 
     digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
-                             f"{unicodedata.unidata_version}".encode(), digest_size=16)
+                             f"{unicodedata.unidata_version} "
+                             f"{os.environ.get('PYMORPHY2_DICT_PATH')}".encode(),
+                             digest_size=16)
     files = [Path(module.__file__ or "") for module in (support, support_facts, support_match)]
     for package, parts in _MORPHOLOGY:
         spec = find_spec(package)
@@ -112,34 +124,63 @@ def decode(judged: str, footnote: int, url: str, claims: tuple[str, ...],
     capture's text of ``kind``; ``None`` when ``judged`` is not what ``encode`` writes."""
     try:
         level, reason, rows = json.loads(judged)
-        facts = tuple(
-            FactCheck(Fact(kind_, text, start, end, value, required, rule),
-                      claim, found, passage, matched, how)
-            for kind_, text, start, end, value, required, rule, claim, found, passage,
-            matched, how in rows)
+        if not isinstance(level, str) or not isinstance(reason, str):
+            return None
+        facts = []
+        for row in rows:
+            if list(map(type, row)) not in _ROW_TYPES:
+                return None  # a field of another type: not what encode wrote
+            (kind_, text, start, end, value, required, rule, claim, found, passage, matched,
+             how) = row
+            facts.append(FactCheck(Fact(kind_, text, start, end, value, required, rule),
+                                   claim, found, passage, matched, how))
     except (ValueError, TypeError):  # not JSON, or not of encode's shape
         return None
-    if not isinstance(level, str) or not isinstance(reason, str):
-        return None
-    return Support(footnote, url, level, reason, claims, facts, "ours", kind)
+    return Support(footnote, url, level, reason, claims, tuple(facts), "ours", kind)
+
+
+#: The types of a fact check's fields as ``encode`` writes them (a passage and the words
+#: matched are ``None`` for a fact not found).
+_ROW_TYPES = [[str, str, int, int, str, bool, str, int, bool, passage, matched, str]
+              for passage in (str, type(None)) for matched in (str, type(None))]
+
+
+#: Days a kept support stays unused before a run forgets it (a page that changed, claims
+#: that were edited), and days before a support taken from the catalog is marked used again
+#: (a daily check marks each weekly, not every day).
+FORGET_AFTER_DAYS = 90
+TOUCH_AFTER_DAYS = 7
 
 
 class Keeper:
     """Supports judged on our captures' texts, written to ``catalog`` a ``BATCH`` at a
-    time (``keep``; ``flush`` writes the rest). A cache: a write that fails (a full disk)
-    is logged once and the rest are not kept; the run goes on (what it must record fails
-    on its own, with its own error)."""
+    time (``keep``; ``flush`` writes the rest), with the supports taken from it marked used
+    (``took``); the first write forgets what was not used for ``FORGET_AFTER_DAYS``.
 
-    def __init__(self, catalog: Catalog) -> None:
+    A cache: a write that fails (a full disk) is logged once and the rest are not kept; the
+    run goes on (what it must record fails on its own, with its own error). Nothing is kept
+    once the Russian analyser has failed in this process (``support_match.analyser_failed``):
+    what was judged without it is not what the rules judge."""
+
+    def __init__(self, catalog: Catalog, today: date | None = None) -> None:
+        from archiver.models import utcnow
+
         self._catalog = catalog
         self._rows: list[tuple[str, str, str, str]] = []
+        self._touched: list[tuple[str, str, str]] = []
+        self._today = today or utcnow().date()
+        self._touch_before = (self._today - timedelta(days=TOUCH_AFTER_DAYS)).isoformat()
+        self._forget_before: str | None = (
+            self._today - timedelta(days=FORGET_AFTER_DAYS)).isoformat()
         self.kept = 0
         self.failed: str | None = None  # why the supports are no longer kept
 
     def keep(self, support: Support, text: str, kind: str) -> None:
         """Keep ``support``, judged on the packed text of digest ``text`` read as ``kind``;
         not one SQLite cannot store (a lone surrogate in a passage: it is judged again)."""
-        if self.failed is not None:
+        from archiver.support_match import analyser_failed
+
+        if self.failed is not None or analyser_failed():
             return
         judged = encode(support)
         if not judged.isascii():
@@ -151,18 +192,29 @@ class Keeper:
         if len(self._rows) >= BATCH:
             self.flush()
 
+    def took(self, key: tuple[str, str, str], used: str) -> None:
+        """A support of ``key`` (text, kind, claims digests), last used on day ``used``, was
+        taken from the catalog: marked used today if that was ``TOUCH_AFTER_DAYS`` ago."""
+        if used < self._touch_before:
+            self._touched.append(key)
+            if len(self._touched) >= BATCH:
+                self.flush()
+
     def flush(self) -> None:
-        """Write the supports kept since the last write."""
+        """Write the supports kept, and mark used those taken, since the last write."""
         from archiver.errors import ArchiveError
 
         rows, self._rows = self._rows, []
-        if not rows or self.failed is not None:
+        touched, self._touched = self._touched, []
+        if not (rows or touched) or self.failed is not None:
             return
         try:
-            self._catalog.keep_supports(rules(), rows)
+            self._catalog.keep_supports(rules(), rows, used=self._today.isoformat(),
+                                        touched=touched, forget_before=self._forget_before)
         except ArchiveError as exc:
             self.failed = str(exc)
             log.warning("claim support is not kept for the next report (%s); it will be "
                         "judged again", exc)
             return
+        self._forget_before = None  # once per run is enough
         self.kept += len(rows)

@@ -836,11 +836,13 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
                             at=datetime(2026, 1, 1, tzinfo=UTC))
         assert catalog.last_save("https://example.org/") == (
             "submitted", datetime(2026, 1, 1, tzinfo=UTC))
-        catalog.keep_supports("r", [("t", "html", "c", "[]")])
-        assert catalog.judged_supports("r", ["t"]) == {("t", "html", "c"): "[]"}
-        assert catalog.kept_supports("r", "t") == {("html", "c")}
+        catalog.keep_supports("r", [("t", "html", "c", "[]")], used="2026-01-01")
+        assert catalog.judged_supports("r", [("t", "html", "c"), ("t", "pdf", "c")]) == {
+            ("t", "html", "c"): ("[]", "2026-01-01")}
+        assert catalog.has_supports("r", [("t", "html", "c")] * 2)
+        assert not catalog.has_supports("r", [("t", "html", "c"), ("t", "html", "d")])
         assert catalog.keeps_supports("r") and not catalog.keeps_supports("other")
-        assert catalog.kept_supports("other", "t") == set()
+        assert catalog.judged_supports("other", [("t", "html", "c")]) == {}
     db = sqlite3.connect(tmp_path / "catalog.sqlite3")
     versions = [row[0] for row in db.execute("SELECT version FROM schema_version")]
     db.close()

@@ -117,7 +117,7 @@ def test_a_payload_read_in_another_charset_is_never_given_anothers_fingerprint(
     for that payload: a check that finds the stored text again keeps no fingerprint, so a
     later page in the other charset is compared by its words, not by a fingerprint made
     from the other text."""
-    body = article("12 March 2021").replace(b"court", "суд".encode("utf-8"))
+    body = article("12 March 2021").replace(b"court", "суд".encode())
     url = web.url("/ruling")
     cp = {"Content-Type": "text/html; charset=windows-1251"}
     web.route("/ruling", Reply(200, body, cp))

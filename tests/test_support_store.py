@@ -39,7 +39,13 @@ def test_a_kept_support_decodes_to_the_support_judged(claims, kind) -> None:
 
 @pytest.mark.parametrize("row", ["", "not json", "[]", '["supported"]', "{}",
                                  '[1, "r", []]', '["supported", "r", [[1, 2]]]',
-                                 '["supported", "r", 5]'])
+                                 '["supported", "r", 5]',
+                                 '["partial", "r", [["person", 1, 0, 1, "v", true, "r", 0, false,'
+                                 ' null, null, ""]]]',
+                                 '["partial", "r", [["person", "a", 0, 1, "v", 1, "r", 0, false,'
+                                 ' null, null, ""]]]',
+                                 '["partial", "r", [["person", "a", 0, 1, "v", true, "r", 0,'
+                                 ' false, null, null]]]'])
 def test_a_row_not_of_encodes_shape_is_a_miss(row: str) -> None:
     assert support_store.decode(row, 1, "u", ("c",), "html") is None
 
@@ -85,10 +91,10 @@ def test_the_text_key_is_the_digest_claim_support_keeps_texts_by() -> None:
     assert support_store.text_key(blob) == pipeline._digest(blob).hex()
 
 
-def _kept(config: Path) -> list[tuple[str, str, str, str, str]]:
+def _kept(config: Path) -> list[tuple[str, str, str, str, str, str]]:
     db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
     try:
-        return sorted(db.execute("SELECT rules, text, kind, claims, judged "
+        return sorted(db.execute("SELECT rules, text, kind, claims, judged, used "
                                  "FROM judged_supports").fetchall())
     finally:
         db.close()
@@ -179,7 +185,8 @@ def _judged_again(tmp_path: Path, config: Path, urls: list[str], cited: list[str
 
     # Put back, one row damaged: its footnotes are judged again, the rest taken.
     db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
-    db.executemany("INSERT INTO judged_supports VALUES (?, ?, ?, ?, ?)", kept)
+    db.executemany("INSERT INTO judged_supports (rules, text, kind, claims, judged, used)"
+                   " VALUES (?, ?, ?, ?, ?, ?)", kept)
     damaged = next(row for row in kept)
     db.execute("UPDATE judged_supports SET judged = 'not json' WHERE text = ? AND claims = ?",
                (damaged[1], damaged[3]))
@@ -277,9 +284,16 @@ def test_supports_judged_during_the_fetch_are_kept_and_not_judged_again(tmp_path
         config.write_text(config.read_text().replace("[fetch]\n",
                                                      f"[fetch]\nworkers = {workers}\n"))
         judged.clear()
+        # As if last used long ago: the run marks the supports it takes used today (and
+        # forgets none of them).
+        _execute(config, "UPDATE judged_supports SET used = '2001-01-01'")
         assert call("run", "--config", str(config), "--refresh")[0] == 0
         assert judged == []
         assert json.loads(report.read_text())["support"] == first
+        from archiver.models import utcnow
+
+        assert {row[5] for row in _kept(config)} == {utcnow().date().isoformat()}
+        assert len(_kept(config)) == 4
         web.route("/p/2", Reply(200, b"<html><body><main><p>Nothing of the kind happened "
                                 b"in Paris that year, or in any other.</p></main></body></html>",
                                 {"Content-Type": "text/html; charset=utf-8"}))
@@ -325,9 +339,90 @@ def test_a_keeper_that_cannot_write_says_so_once_and_keeps_nothing(tmp_path, cap
     assert [r.levelname for r in caplog.records
             if "not kept" in r.getMessage()] == ["WARNING"]
     with Catalog.open(tmp_path) as catalog:
-        assert catalog.judged_supports(support_store.rules(), ["t"]) == {}
+        assert catalog.judged_supports(support_store.rules(), [
+            ("t", "html", support_store.claims_key(CLAIMS[0]))]) == {}
         keeper = support_store.Keeper(catalog)
         keeper.keep(judged, "t", "html")
         keeper.flush()
         assert keeper.kept == 1 and keeper.failed is None
-        assert len(catalog.judged_supports(support_store.rules(), ["t"])) == 1
+        assert len(catalog.judged_supports(support_store.rules(), [
+            ("t", "html", support_store.claims_key(CLAIMS[0]))])) == 1
+
+
+def test_supports_taken_are_marked_used_and_those_unused_are_forgotten(tmp_path) -> None:
+    """A run marks the supports it takes from the catalog used (once a week at most); the
+    first write of a run forgets the supports no run used for ``FORGET_AFTER_DAYS`` (a page
+    that changed, claims edited)."""
+    from datetime import date, timedelta
+
+    from archiver.catalog import Catalog
+
+    judged = support.assess(1, "u", CLAIMS[0], EvidenceText(PAGE, "html", "ours"))
+    claims = support_store.claims_key(CLAIMS[0])
+    rules = support_store.rules()
+    today = date(2026, 6, 1)
+
+    def day(days_ago: int) -> str:
+        return (today - timedelta(days=days_ago)).isoformat()
+
+    with Catalog.open(tmp_path) as catalog:
+        catalog.keep_supports(rules, [(t, "html", claims, support_store.encode(judged))
+                                      for t in ("old", "stale", "recent", "taken")],
+                              used=day(200))
+        for text, used in (("stale", 91), ("recent", 3), ("taken", 120)):
+            catalog.keep_supports(rules, [(text, "html", claims, "x")], used=day(used))
+        keeper = support_store.Keeper(catalog, today=today)
+        keeper.took(("recent", "html", claims), day(3))  # used this week: left as it is
+        keeper.took(("taken", "html", claims), day(120))  # taken today: kept
+        keeper.keep(judged, "new", "html")
+        keeper.flush()
+        found = catalog.judged_supports(rules, [(t, "html", claims) for t in (
+            "old", "stale", "recent", "taken", "new")])
+    assert {key[0]: used for key, (_, used) in found.items()} == {
+        "recent": day(3), "taken": day(0), "new": day(0)}
+    # The stored support of a key is the one first kept (the same key judges the same).
+    assert found[("taken", "html", claims)][0] == support_store.encode(judged)
+
+
+def test_nothing_is_kept_once_the_russian_analyser_failed(tmp_path, monkeypatch) -> None:
+    """What was judged without the Russian word forms is not what the rules judge: a
+    process in which the analyser failed keeps nothing."""
+    from archiver import support_match
+    from archiver.catalog import Catalog
+
+    def broken() -> None:
+        raise OSError("no dictionary")
+
+    monkeypatch.setattr(support_match, "_analyser_failed", False)
+    monkeypatch.setattr(support_match, "_morph", broken)
+    support_match._word_keys.cache_clear()
+    support_match.month_of.cache_clear()
+    try:
+        judged = support.assess(1, "u", ("Айгуль Нурланова was fined in Almaty.",),
+                                EvidenceText(PAGE, "html", "ours"))
+        assert support_match.analyser_failed()
+    finally:
+        support_match._word_keys.cache_clear()
+        support_match.month_of.cache_clear()
+    with Catalog.open(tmp_path) as catalog:
+        keeper = support_store.Keeper(catalog)
+        keeper.keep(judged, "t", "html")
+        keeper.flush()
+        assert not catalog.keeps_supports(support_store.rules())
+
+
+def test_a_report_whose_kept_supports_cannot_be_read_judges_them(tmp_path, caplog) -> None:
+    """The kept supports are a cache: a catalog whose table cannot be read (here it is
+    gone) costs the report time, with a warning, never the report."""
+    from tests.webserver import WebServer
+
+    with WebServer() as web:
+        urls = court_pages(web, 3)
+        config = run_briefing(tmp_path, urls, " ".join(
+            f"In 20{10 + i} the court fined {i * 1000} tenge in Almaty.[^{i + 1}]"
+            for i in range(3)))
+    ran = _reports(config)
+    _execute(config, "ALTER TABLE judged_supports RENAME TO elsewhere")
+    assert call("report", "--config", str(config))[0] == 0
+    assert _reports(config) == ran
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)
