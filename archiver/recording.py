@@ -185,8 +185,10 @@ class Recorder:
 
     def _compare(self, finished: Finished) -> None:
         # The capture stage compared the page with the previous capture, in parallel (a
-        # healthy page with text has a fingerprint then); a run's stage compares nothing.
-        if finished.compared and finished.fingerprint is not None:
+        # healthy page with text has a fingerprint then, or a similarity of 1.0 without one
+        # where its text is the previous capture's); a run's stage compares nothing.
+        if finished.compared and (finished.fingerprint is not None
+                                  or finished.similarity is not None):
             self.similarity[finished.url] = finished.similarity
 
     def _record(self, queued: list[Finished], tried: list[list[Attempt]],

@@ -97,9 +97,9 @@ _MORPHOLOGY = (("pymorphy3", ("version.py",)),
 
 
 def claims_key(claims: Sequence[str]) -> str:
-    """What tells a footnote's claims (in order) from any other's: a digest of them."""
-    return hashlib.blake2b("\0".join(claims).encode("utf-8", "surrogatepass"),
-                           digest_size=16).hexdigest()
+    """What tells a footnote's claims (in order) from any other's: a digest of them as a
+    JSON list (no separator a claim could hold makes two lists one)."""
+    return hashlib.blake2b(json.dumps(list(claims)).encode(), digest_size=16).hexdigest()
 
 
 def text_key(blob: bytes) -> str:

@@ -135,3 +135,24 @@ def test_a_payload_read_in_another_charset_is_never_given_anothers_fingerprint(
     # check 3 (windows-1251) reads the stored text again: none kept.
     assert stored[1] is None and stored[0] == stored[2] is not None
     assert stored[0] != text_fingerprint(texts[0])
+
+
+def test_a_page_that_recovers_unchanged_reports_its_similarity(tmp_path: Path,
+                                                               web: WebServer) -> None:
+    """A link that failed with no capture (connection reset) and answers again with the very
+    text of its last capture: the ``recovered`` change says the text is 100% similar (the
+    comparison made without a fingerprint is a comparison all the same)."""
+    from tests.webserver import reset
+
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, article("12 March 2021"), HTML))
+    config = make_project(tmp_path, [url], fetch="workers = 0\n")
+    assert call("run", "--config", str(config))[0] == 0
+    web.route("/ruling", reset)
+    for _ in range(3):
+        assert call("check", "--config", str(config))[0] in (0, 1)
+    web.route("/ruling", Reply(200, article("12 March 2021"), HTML))
+    code, out, err = call("check", "--config", str(config), "--format", "json")
+    assert code in (0, 1), out + err
+    [change] = json.loads(out)["changes"]
+    assert change["kind"] == "recovered" and change["similarity"] == 1.0

@@ -86,6 +86,12 @@ def test_the_rules_change_with_the_version_and_with_the_judging_code(tmp_path, m
         support_store.rules.cache_clear()
 
 
+def test_claims_keys_tell_every_list_of_claims_apart() -> None:
+    lists = [("a\0b",), ("a", "b"), ("a", ""), ("a",), ("",), (), ("a\ud800",), ("ab",),
+             ('a", "b',)]
+    assert len({support_store.claims_key(claims) for claims in lists}) == len(lists)
+
+
 def test_the_text_key_is_the_digest_claim_support_keeps_texts_by() -> None:
     blob = b"x" * 100
     assert support_store.text_key(blob) == pipeline._digest(blob).hex()
