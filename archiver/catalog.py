@@ -445,6 +445,14 @@ class PackedText:
         return head[:chars], False
 
 
+#: The kept supports of a JSON list of [text, kind, claims] keys (parameters: the list, the
+#: rules), each found by its primary key.
+_KEYED_SUPPORTS = (
+    " FROM json_each(?) w CROSS JOIN judged_supports j ON j.rules = ?"
+    " AND j.text = json_extract(w.value, '$[0]') AND j.kind = json_extract(w.value, '$[1]')"
+    " AND j.claims = json_extract(w.value, '$[2]')")
+
+
 def _wanted(urls: Sequence[str]) -> str:
     """``urls``, each once, as the JSON list the bulk reads take (``json_each``): a read
     that writes nothing, where a temporary table of them cost an insert per URL."""
@@ -1574,12 +1582,8 @@ class Catalog:
         wanted = json.dumps(list(dict.fromkeys(keys)))
         if wanted == "[]":
             return {}
-        rows = self._read(
-            "SELECT j.text, j.kind, j.claims, j.judged, j.used FROM json_each(?) w"
-            " CROSS JOIN judged_supports j ON j.rules = ?"
-            " AND j.text = json_extract(w.value, '$[0]')"
-            " AND j.kind = json_extract(w.value, '$[1]')"
-            " AND j.claims = json_extract(w.value, '$[2]')", (wanted, rules))
+        rows = self._read("SELECT j.text, j.kind, j.claims, j.judged, j.used"
+                          + _KEYED_SUPPORTS, (wanted, rules))
         return {(row[0], row[1], row[2]): (row[3], row[4]) for row in rows}
 
     def has_supports(self, rules: str, keys: Sequence[tuple[str, str, str]]) -> bool:
@@ -1588,11 +1592,7 @@ class Catalog:
         distinct = list(dict.fromkeys(keys))
         if not distinct:
             return True
-        rows = self._read(
-            "SELECT count(*) FROM json_each(?) w CROSS JOIN judged_supports j ON j.rules = ?"
-            " AND j.text = json_extract(w.value, '$[0]')"
-            " AND j.kind = json_extract(w.value, '$[1]')"
-            " AND j.claims = json_extract(w.value, '$[2]')", (json.dumps(distinct), rules))
+        rows = self._read("SELECT count(*)" + _KEYED_SUPPORTS, (json.dumps(distinct), rules))
         return int(rows[0][0]) == len(distinct)
 
     def keeps_supports(self, rules: str) -> bool:

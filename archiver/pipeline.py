@@ -38,7 +38,6 @@ from archiver.models import (
     Change,
     ChangeKind,
     Document,
-    Footnote,
     FootnoteRef,
     Judgement,
     LinkRecord,
@@ -1061,64 +1060,67 @@ def _recalled(catalog: Catalog, each: Iterator[tuple[str, LinkFacts]], doc: Docu
     from archiver.support import text_kind
 
     rules = support_store.rules()
-    notes: dict[int, Footnote | None] = {}
-    claims_of: dict[int, tuple[tuple[str, ...], str] | None] = {}
+    claims_of = _claims_by_number(doc)
     readable = True
-
-    def claims(number: int) -> tuple[tuple[str, ...], str] | None:
-        """Footnote ``number``'s distinct claims (as ``each_support`` reads them) and their
-        key, or ``None`` for a footnote without claims or a number two footnotes have (the
-        supports are found by number: those are judged as before)."""
-        if not notes:
-            for each_note in doc.footnotes:
-                notes[each_note.number] = None if each_note.number in notes else each_note
-        if number not in claims_of:
-            note = notes.get(number)
-            texts = tuple(dict.fromkeys(c.text for c in note.claims)) if note else ()
-            claims_of[number] = (texts, support_store.claims_key(texts)) if texts else None
-        return claims_of[number]
-
     while chunk := list(itertools.islice(each, _FACTS_CHUNK)):
-        # Each link's wanted supports: (footnote, its claims, the key of its support).
-        wanted: dict[str, list[tuple[int, tuple[str, ...], tuple[str, str, str]]]] = {}
+        # Each link's text digest and kind, and its wanted supports: (footnote, its claims,
+        # the key of its support).
+        wanted: dict[str, tuple[bytes, str, list[tuple[int, tuple[str, ...],
+                                                         tuple[str, str, str]]]]] = {}
         for url, facts in chunk if readable else ():
             if _read_whole(facts):
                 assert facts.text is not None and facts.capture is not None
-                text = _digest(facts.text.blob).hex()
+                digest = _digest(facts.text.blob)
                 kind = text_kind(facts.capture.content_type)
-                wanted[url] = [(number, found[0], (text, kind, found[1]))
-                               for number in doc.citing[url]
-                               if (found := claims(number)) is not None]
+                wanted[url] = (digest, kind, [
+                    (number, claims, (digest.hex(), kind, support_store.claims_key(claims)))
+                    for number in doc.citing[url] if (claims := claims_of.get(number))])
         kept: dict[tuple[str, str, str], tuple[str, str]] = {}
         if wanted:
             try:
                 kept = catalog.judged_supports(
-                    rules, (key for each_wanted in wanted.values() for _, _, key in each_wanted))
+                    rules, (key for _, _, each_wanted in wanted.values()
+                            for _, _, key in each_wanted))
             except ArchiveError as exc:
                 log.warning("claim support kept in the catalog cannot be read (%s); it is "
                             "judged again", exc)
                 readable = False
         for url, facts in chunk:
-            if kept and wanted.get(url):
+            if kept and url in wanted and wanted[url][2]:
+                digest, kind, footnotes = wanted[url]
                 supports: dict[tuple[str, int], Support] = {}
                 taken = []
-                for number, claim_texts, key in wanted[url]:
+                for number, claims, key in footnotes:
                     row = kept.get(key)
                     support = None if row is None else support_store.decode(
-                        row[0], number, url, claim_texts, key[1])
-                    if support is None:
+                        row[0], number, url, claims, kind)
+                    if row is None or support is None:
                         break
                     supports[(source_id, number)] = support
-                    taken.append((key, row[1]))  # type: ignore[index]
+                    taken.append((key, row[1]))
                 else:
                     assert facts.text is not None
                     facts = replace(facts, text=_Vouched(facts.text.blob, _Prejudgement(
-                        bytes.fromhex(wanted[url][0][2][0]), wanted[url][0][2][1], None,
-                        supports, None, recalled=True)))
+                        digest, kind, None, supports, None, recalled=True)))
                     if keeper is not None:
                         for key, used in taken:
                             keeper.took(key, used)
             yield url, facts
+
+
+def _claims_by_number(doc: Document) -> dict[int, tuple[str, ...]]:
+    """Each footnote's distinct claims, as ``support.each_support`` reads them, by number;
+    none for a number two footnotes have (supports are found by number: those are judged
+    in the tail, each on its own claims)."""
+    found: dict[int, tuple[str, ...]] = {}
+    twice = set()
+    for note in doc.footnotes:
+        if note.number in found:
+            twice.add(note.number)
+        found[note.number] = tuple(dict.fromkeys(c.text for c in note.claims))
+    for number in twice:
+        found[number] = ()
+    return found
 
 
 def _link_facts(catalog: Catalog, urls: Sequence[str], *, near: date | None,
@@ -1298,7 +1300,6 @@ class _Prejudged:
         self._spent = 0.0  # seconds spent judging since
         self._archive = archive
         self._reader: Catalog | None = None
-        self._claims_keys: dict[tuple[str, ...], str] = {}
         self.kept = 0  # captures not judged: the catalog keeps their supports
 
     def close(self) -> None:
@@ -1322,28 +1323,21 @@ class _Prejudged:
                     # None kept (a first run, or other code's): nothing to ask per capture.
                     self._archive = None
                     return False
-            keys = self._claims_keys
             text = digest.hex()
-            wanted_keys = []
-            for _, _, claims in wanted:
-                key = keys.get(claims)
-                if key is None:
-                    key = keys[claims] = support_store.claims_key(claims)
-                wanted_keys.append((text, kind, key))
-            return self._reader.has_supports(support_store.rules(), wanted_keys)
+            return self._reader.has_supports(support_store.rules(), [
+                (text, kind, support_store.claims_key(claims)) for _, _, claims in wanted])
         except ArchiveError:
             self._archive = None  # asked no more: everything is judged, as before
             return False
 
     def _claims(self, source: str, number: int) -> tuple[str, ...]:
-        """The distinct claims of footnote ``number`` of ``source`` (as ``each_support``
-        reads them), each footnote's made once."""
+        """The distinct claims of footnote ``number`` of ``source`` (``_claims_by_number``),
+        each document's read once."""
         claims = self._footnotes.get(source)
         if claims is None:
             document = self._documents.get(source)
-            claims = self._footnotes[source] = {} if document is None else {
-                note.number: tuple(dict.fromkeys(c.text for c in note.claims))
-                for note in document.footnotes}
+            claims = self._footnotes[source] = \
+                {} if document is None else _claims_by_number(document)
         return claims.get(number, ())
 
     def take(self, finished: Finished) -> None:
@@ -1449,7 +1443,8 @@ class _Prejudgement(NamedTuple):
 
 
 def _digest(blob: bytes) -> bytes:
-    """What tells one packed text from another: its BLAKE2b digest."""
+    """What tells one packed text from another: its BLAKE2b digest (in hex, the text's key
+    among the supports the catalog keeps: ``support_store``)."""
     return hashlib.blake2b(blob, digest_size=16).digest()
 
 
@@ -1538,7 +1533,7 @@ class _FedTexts(Mapping[str | tuple[int, str], "EvidenceText | None"]):
         assert isinstance(source, tuple)
         packed, kind = source
         recent[key] = text = EvidenceText(packed.text(), kind, "ours")
-        self._key(key, _digest(packed.blob).hex(), kind)  # support_store.text_key
+        self._key(key, _digest(packed.blob).hex(), kind)
         return text
 
     def _source_of(self, key: str) -> object:

@@ -2,7 +2,6 @@
 
     rules() -> str                                   the digest of the judging code
     claims_key(claims) -> str                        what tells one footnote's claims apart
-    text_key(blob) -> str                            what tells one packed page text apart
     encode(support) -> str                           a support as the catalog keeps it
     decode(judged, footnote, url, claims, kind) -> Support | None
     Keeper(catalog)                                  supports written in batches, those
@@ -13,8 +12,9 @@ give the same facts and level, whichever footnote and URL they are for (those on
 result). So a run keeps every support it judged on one of our captures' stored texts
 (``Catalog.keep_supports``), keyed by
 
-- the packed text's BLAKE2b digest (``text_key``: the catalog's bytes, so the text need not
-  be unpacked to be recognised) and the kind it was read as (``html``, ``pdf``, ...),
+- the packed text's BLAKE2b digest (``pipeline._digest``, the one that tells the texts
+  judged during the fetch apart: of the catalog's bytes, so the text need not be unpacked to
+  be recognised), in hex, and the kind it was read as (``html``, ``pdf``, ...),
 - the footnote's claims (``claims_key``), and
 - the rules (``rules``): a digest of this archiver's version and of the source of the
   modules that judge (``support``, ``support_facts``, ``support_match``). Any change to
@@ -40,7 +40,6 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -50,7 +49,7 @@ from archiver.support_facts import Fact
 if TYPE_CHECKING:
     from archiver.catalog import Catalog
 
-__all__ = ["Keeper", "claims_key", "decode", "encode", "rules", "text_key"]
+__all__ = ["Keeper", "claims_key", "decode", "encode", "rules"]
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +95,12 @@ _MORPHOLOGY = (("pymorphy3", ("version.py",)),
                ("pymorphy3_dicts_ru", ("version.py", "data/meta.json")))
 
 
-def claims_key(claims: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=4096)
+def claims_key(claims: tuple[str, ...]) -> str:
     """What tells a footnote's claims (in order) from any other's: a digest of them as a
-    JSON list (no separator a claim could hold makes two lists one)."""
+    JSON list (no separator a claim could hold makes two lists one). The most recent kept:
+    a footnote's claims are asked for once per URL it cites."""
     return hashlib.blake2b(json.dumps(list(claims)).encode(), digest_size=16).hexdigest()
-
-
-def text_key(blob: bytes) -> str:
-    """What tells one packed page text (the catalog's bytes) from another: its digest."""
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
 def encode(support: Support) -> str:

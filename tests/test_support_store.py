@@ -92,11 +92,6 @@ def test_claims_keys_tell_every_list_of_claims_apart() -> None:
     assert len({support_store.claims_key(claims) for claims in lists}) == len(lists)
 
 
-def test_the_text_key_is_the_digest_claim_support_keeps_texts_by() -> None:
-    blob = b"x" * 100
-    assert support_store.text_key(blob) == pipeline._digest(blob).hex()
-
-
 def _kept(config: Path) -> list[tuple[str, str, str, str, str, str]]:
     db = sqlite3.connect(config.parent / "archive" / "catalog.sqlite3")
     try:
@@ -432,3 +427,4 @@ def test_a_report_whose_kept_supports_cannot_be_read_judges_them(tmp_path, caplo
     assert call("report", "--config", str(config))[0] == 0
     assert _reports(config) == ran
     assert any("cannot be read" in r.getMessage() for r in caplog.records)
+
