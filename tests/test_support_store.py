@@ -428,3 +428,57 @@ def test_a_report_whose_kept_supports_cannot_be_read_judges_them(tmp_path, caplo
     assert _reports(config) == ran
     assert any("cannot be read" in r.getMessage() for r in caplog.records)
 
+
+KILLED_WHILE_KEEPING = """
+import os, signal, sys
+from archiver import catalog
+keep = catalog.Catalog.keep_supports
+
+def keep_then_die(self, rules, rows, **kwargs):
+    rows = list(rows)
+    with self._write() as db:  # the first rows written, the transaction not committed
+        db.executemany(
+            "INSERT INTO judged_supports (rules, text, kind, claims, judged, used)"
+            " VALUES (?, ?, ?, ?, ?, ?)", [(rules, *row, "2026-01-01") for row in rows[:1]])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+catalog.Catalog.keep_supports = keep_then_die
+from archiver.cli import main
+sys.exit(main(["run", "--config", *sys.argv[1:]]))
+"""
+
+
+def test_a_run_killed_while_it_keeps_supports_leaves_none_and_the_next_run_keeps_them(
+        tmp_path) -> None:
+    """kill -9 in the middle of the transaction that keeps a run's supports: the catalog
+    opens, holds none of them and every capture; the next run judges and keeps them, and
+    its reports are those judged afresh."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from archiver.catalog import Catalog
+    from tests.webserver import WebServer
+
+    with WebServer() as web:
+        urls = court_pages(web, 4)
+        config = run_briefing(tmp_path, urls, " ".join(
+            f"In 20{10 + i} the court fined {i * 1000} tenge in Almaty.[^{i + 1}]"
+            for i in range(4)))
+        _execute(config, "DELETE FROM judged_supports")
+        killed = subprocess.run(
+            [sys.executable, "-c", KILLED_WHILE_KEEPING, str(config), "--refresh"],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        with Catalog.open(tmp_path / "archive") as catalog:
+            assert catalog._read("PRAGMA integrity_check")[0][0] == "ok"
+            assert not catalog.keeps_supports(support_store.rules())
+            assert len(catalog._read("SELECT id FROM captures")) >= 4
+        assert call("run", "--config", str(config), "--refresh")[0] == 0
+    assert len(_kept(config)) == 4
+    ran = _reports(config)
+    _execute(config, "DELETE FROM judged_supports")
+    assert call("report", "--config", str(config))[0] == 0
+    assert _reports(config) == ran
