@@ -38,6 +38,7 @@ from archiver.models import (
 if TYPE_CHECKING:
     from archiver import provenance, soft404
     from archiver.browse import Browsed, BrowserStage
+    from archiver.catalog import PreviousRead
     from archiver.fetch import Attempt, Fetcher
     from archiver.pagetext import PageText
     from archiver.warc import PayloadSeen, WarcWriter
@@ -84,6 +85,10 @@ class Finished:
     browser: Browsed | None = None
     kept: provenance.Kept | None = None
     kept_http: provenance.Kept | None = None
+    #: How the evidence's payload and the replaced HTTP capture's were read
+    #: (``PageMemo``), for the next re-fetch of the same payload; ``None`` when not kept.
+    page: str | None = None
+    http_page: str | None = None
 
     @property
     def url(self) -> str:
@@ -112,6 +117,77 @@ def pack(text: str | None) -> bytes | None:
     return pack_text(text, fast, 0) if fast is not None else pack_text(text)
 
 
+# ── pages read before ──
+
+#: The reads a ``PageMemo`` is kept for: an HTML or plain-text page with text. A PDF's
+#: reading is bounded in time (``pagetext.PDF_TIME_LIMIT``), so one cut short on a busy
+#: machine is read again rather than kept; other bodies cost next to nothing to read.
+_REMEMBERED_KINDS = ("html", "text")
+
+
+class PageMemo:
+    """How the capture stage read a payload, kept with its capture (``captures.page``), so
+    that a re-fetch of the very same payload is not read again (a re-check of an unchanged
+    page, where reading it was 40% of a worker's CPU).
+
+    As JSON: ``pagetext.rules()``, the capture's Content-Encoding, the BLAKE2b digest of the
+    packed text that reading gave (as ``pack`` made it), and the page's title, heading,
+    declared language, kind and password fields. A later capture takes it (``recall``) only
+    when its payload digest and Content-Type are the remembered capture's, its
+    Content-Encoding is too (the same bytes, decoded the same way), the rules are this
+    process's, and the text the catalog holds for that payload is that very text (it keeps
+    the first text read from a payload, which another Content-Type or older rules may have
+    made). Anything else, or a memo of another shape, is read afresh.
+    """
+
+    @staticmethod
+    def remember(page: PageText, packed: bytes | None, capture: Capture) -> str | None:
+        """The memo of ``page``, read from ``capture``'s payload, whose text ``pack`` made
+        ``packed``; ``None`` for a read not kept (see ``_REMEMBERED_KINDS``)."""
+        import hashlib
+        import json
+
+        from archiver import pagetext
+
+        if packed is None or not page.text or page.kind not in _REMEMBERED_KINDS:
+            return None
+        return json.dumps([pagetext.rules(), capture.header("content-encoding"),
+                           hashlib.blake2b(packed, digest_size=16).hexdigest(), page.title,
+                           page.heading, page.declared_language, page.kind,
+                           page.password_fields], ensure_ascii=False)
+
+    @staticmethod
+    def recall(previous: PreviousRead, capture: Capture) -> PageText | None:
+        """``capture``'s page as ``previous`` (its URL's newest capture) was read, if that
+        was the same payload read under the same rules (see the class); else ``None``."""
+        import hashlib
+        import json
+
+        from archiver import pagetext
+
+        memo, packed, text = previous.page, previous.packed, previous.text
+        if memo is None or packed is None or text is None \
+                or previous.payload_digest != capture.payload_digest \
+                or previous.content_type != capture.content_type:
+            return None
+        try:
+            fields = json.loads(memo)
+        except ValueError:
+            return None
+        if not (isinstance(fields, list) and len(fields) == 8
+                and all(isinstance(f, str) or f is None for f in fields[:6])
+                and isinstance(fields[6], str) and fields[6] in _REMEMBERED_KINDS
+                and type(fields[7]) is int):
+            return None
+        rules, encoding, digest, title, heading, language, kind, passwords = fields
+        if rules != pagetext.rules() or encoding != capture.header("content-encoding") \
+                or digest != hashlib.blake2b(packed, digest_size=16).hexdigest():
+            return None
+        return pagetext.PageText(title=title, text=text, heading=heading,
+                                 declared_language=language, kind=kind,
+                                 password_fields=passwords)
+
+
 def _bodiless(result: FetchResult) -> FetchResult:
     """``replace(result, content=b"")`` for a capture, made as a copy of its fields (a
     tenth of ``dataclasses.replace``'s cost, which builds the record again field by field:
@@ -128,19 +204,24 @@ class CaptureStage:
 
     Use ``async with open_stage(...) as stage``. Soft-404 probes are shared: one per host and
     directory, started by ``start_probes`` (all at once, ahead of the URLs that need them) or
-    on first need. With ``previous`` (``Catalog.comparable_text``), each healthy page is
-    compared with the URL's previous capture (``Finished.similarity``).
+    on first need. With ``previous`` (``Catalog.previous_read``), a payload that is the
+    URL's newest capture's is not read again where that reading was kept (``PageMemo``),
+    and with ``compare`` each healthy page is compared with that capture
+    (``Finished.similarity``).
     """
 
     def __init__(self, settings: Settings, writer: WarcWriter, fetcher: Fetcher,
                  browsing: BrowserStage, *,
-                 previous: Callable[[str], tuple[str, str | None] | None] | None = None,
-                 ) -> None:
+                 previous: Callable[[str], PreviousRead | None] | None = None,
+                 compare: bool = False) -> None:
+        if compare and previous is None:
+            raise ValueError("comparing captures needs the previous ones (previous=)")
         self.settings = settings
         self.writer = writer
         self.fetcher = fetcher
         self.browsing = browsing
         self.previous = previous
+        self.compare = compare
         self._probes: dict[tuple[str, str], asyncio.Task[soft404.ProbeOutcome]] = {}
 
     # ── soft-404 probes ──
@@ -208,15 +289,30 @@ class CaptureStage:
         return pagetext.extract(capture.content, capture.content_type, capture.final_url,
                                 cache=False)
 
-    def _compare(self, url: str, text: str) -> tuple[str | None, float | None]:
-        """A healthy page's text fingerprint, and how much of the previous capture's text it
-        keeps (``None`` when there is none). Equal fingerprints need no token alignment (a
-        re-check of a page whose numbers and dates changed); a text equal to the previous
-        capture's needs no fingerprint either (a re-check of a page that did not change)."""
-        from archiver import history
+    def _previous(self, url: str) -> PreviousRead | None:
+        """``url``'s newest capture (``previous``). A catalog that cannot be read stops a
+        comparison, as it always did, but costs a mere re-fetch only the reuse of a reading:
+        the page is read afresh."""
+        from archiver.errors import ArchiveError
 
         assert self.previous is not None
-        before = self.previous(url)
+        try:
+            return self.previous(url)
+        except ArchiveError:
+            if self.compare:
+                raise
+            return None
+
+    @staticmethod
+    def _compare(before: tuple[str, str | None] | None, text: str,
+                 ) -> tuple[str | None, float | None]:
+        """A healthy page's text fingerprint, and how much of the previous capture's text
+        (``before``: ``Catalog.comparable_text``'s answer) it keeps (``None`` when there is
+        none). Equal fingerprints need no token alignment (a re-check of a page whose numbers
+        and dates changed); a text equal to the previous capture's needs no fingerprint
+        either (a re-check of a page that did not change)."""
+        from archiver import history
+
         if before is not None and before[0] and before[0] == text:
             # Tokenising the text was a third of a re-check's CPU on article pages. No
             # fingerprint is kept for this capture (the next comparison makes one if it needs
@@ -243,9 +339,15 @@ class CaptureStage:
         if self.fetcher.gave_up(url):
             raise HostGaveUp(urlsplit(url).netloc, self.settings.fetch.host_give_up)
         result = await self.fetcher.fetch(url)
-        page = probe = None
+        page = probe = before = None
+        recalled = False  # the page is the newest capture's reading of this very payload
         if isinstance(result, Capture):
-            page = await self._read(result)
+            if self.previous is not None:
+                before = self._previous(url)
+                page = PageMemo.recall(before, result) if before is not None else None
+                recalled = page is not None
+            if page is None:
+                page = await self._read(result)
             probe = await self._probe_for(result)
         judgement = classify.classify(result, probe=probe, cited_url=url, page=page)
         # Where the HTTP capture is not the evidence (an app shell, a login wall with a
@@ -274,21 +376,41 @@ class CaptureStage:
         text = page.text if page is not None else None
         fingerprint = similarity = None
         # Drift means the evidence page changed; for an error page it means nothing.
-        if self.previous is not None and text and judgement.verdict.healthy:
-            fingerprint, similarity = self._compare(url, text)
+        if self.compare and text and judgement.verdict.healthy:
+            fingerprint, similarity = self._compare(
+                before.comparable if before is not None else None, text)
+        # A page taken from the previous capture's reading has that capture's text, packed
+        # as the catalog holds it, and its memo; the browser's page (``replaced``) has none.
+        memo = http_memo = None
+        if recalled and not replaced:
+            assert before is not None
+            packed, memo = before.packed, before.page
+        else:
+            packed = pack(text)
+            if page is not None and isinstance(result, Capture) and not replaced:
+                memo = PageMemo.remember(page, packed, result)
+        http_packed = None
+        if replaced and http_page is not None:
+            assert isinstance(http_result, Capture)
+            http_packed = before.packed if recalled and before is not None \
+                else pack(http_page.text)
+            http_memo = before.page if recalled and before is not None \
+                else PageMemo.remember(http_page, http_packed, http_result)
         return Finished(
             target=target,
             result=_bodiless(result),
             judgement=judgement,
-            text=pack(text),
+            text=packed,
             title=page.title if page is not None else None,
             fingerprint=fingerprint,
-            compared=self.previous is not None,
+            compared=self.compare,
             similarity=similarity,
             hop_urls=hop_urls,
             http=_bodiless(http_result) if replaced else None,  # type: ignore[arg-type]
-            http_text=pack(http_page.text) if replaced and http_page is not None else None,
+            http_text=http_packed,
             http_title=http_page.title if replaced and http_page is not None else None,
+            page=memo,
+            http_page=http_memo,
             browser=browsed.slim() if browsed is not None else None,
             kept=kept,
             kept_http=kept_http,
@@ -371,13 +493,15 @@ async def open_stage(
     concurrency: int | None = None,
     browser_pages: int | None = None,
     recover: bool = True,
-    previous: Callable[[str], tuple[str, str | None] | None] | None = None,
+    previous: Callable[[str], PreviousRead | None] | None = None,
+    compare: bool = False,
 ) -> AsyncIterator[CaptureStage]:
     """A capture stage with its own WARC writer, fetcher and browser stage, closed (WARC
     file finished and indexed) on exit. ``concurrency``/``browser_pages`` override the
     settings' (a worker process takes its share); ``recover`` lets the writer repair files a
     crash left open (the run's own process does it once before any worker starts);
-    ``previous`` makes it compare each page with the URL's previous capture."""
+    ``previous`` (``Catalog.previous_read``) lets it take a payload's reading from the
+    URL's newest capture, and ``compare`` makes it compare each page with that capture."""
     from archiver import browse
     from archiver.fetch import Fetcher
     from archiver.warc import WarcWriter
@@ -401,7 +525,8 @@ async def open_stage(
     try:
         async with Fetcher(settings.fetch, writer, on_attempt=on_attempt) as fetcher, \
                 browse.BrowserStage(settings, writer) as browsing:
-            stage = CaptureStage(settings, writer, fetcher, browsing, previous=previous)
+            stage = CaptureStage(settings, writer, fetcher, browsing, previous=previous,
+                                 compare=compare)
             try:
                 yield stage
             finally:

@@ -72,6 +72,7 @@ __all__ = [
     "CitationRow",
     "LookupFailure",
     "PackedText",
+    "PreviousRead",
     "RunRow",
     "StoredBrowser",
     "StoredCapture",
@@ -272,6 +273,13 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX judged_supports_by_use ON judged_supports (used)",
     ),
+    # 8: how the capture stage read a capture's payload (``capturing.PageMemo``: the reading
+    # rules' digest, the Content-Encoding, the packed text's digest and the page's other
+    # fields), so that a re-fetch of the same payload is not read again. NULL where it was
+    # not kept (a browser's capture, a PDF, a capture recorded before version 8).
+    (
+        "ALTER TABLE captures ADD COLUMN page TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -326,8 +334,27 @@ class ResultIn:
 
 
 #: One capture to record (``record_captures``): the capture, its text (or the text as
-#: ``pack_text`` made it), its title and its text's fingerprint.
-CaptureIn = tuple[Capture, str | bytes | None, str | None, str | None]
+#: ``pack_text`` made it), its title and its text's fingerprint, and optionally how its
+#: payload was read (``capturing.PageMemo``, as JSON).
+CaptureIn = (tuple[Capture, str | bytes | None, str | None, str | None]
+             | tuple[Capture, str | bytes | None, str | None, str | None, str | None])
+
+
+@dataclass(frozen=True)
+class PreviousRead:
+    """The newest capture of a URL as the capture stage meets a re-fetch of it
+    (``Catalog.previous_read``): ``comparable`` is ``Catalog.comparable_text``'s answer;
+    ``payload_digest`` and ``content_type`` are the capture's, ``packed`` its text as the
+    catalog keeps it (the first text read from that payload) and ``text`` that text
+    unpacked, ``page`` how the capture's own payload was read (``capturing.PageMemo`` as
+    JSON; ``None`` when not kept)."""
+
+    comparable: tuple[str, str | None] | None
+    payload_digest: str
+    content_type: str | None
+    packed: bytes | None
+    text: str | None
+    page: str | None
 
 
 @dataclass(frozen=True)
@@ -978,24 +1005,24 @@ class Catalog:
             db.executemany(
                 "INSERT OR IGNORE INTO texts (digest, text) VALUES (?, ?)",
                 [(capture.payload_digest, text if isinstance(text, bytes) else pack_text(text))
-                 for capture, text, _, _ in captures if text is not None],
+                 for capture, text, *_ in captures if text is not None],
             )
             ids = []
-            for capture, _, title, fingerprint in captures:
+            for capture, _, title, fingerprint, *memo in captures:
                 ref = capture.warc
                 revisit = bool(capture.hops and capture.hops[-1].revisit)
                 cursor = db.execute(
                     "INSERT INTO captures (run_id, url, final_url, status, warc_path,"
                     " warc_offset, warc_length, record_id, payload_digest, captured_at,"
-                    " content_type, fingerprint, revisit, title, truncated, attempts)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " content_type, fingerprint, revisit, title, truncated, attempts, page)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id, capture.url, capture.final_url, capture.status,
                         ref.path if ref else None, ref.offset if ref else None,
                         ref.length if ref else None, ref.record_id if ref else None,
                         capture.payload_digest, _ts(capture.captured_at),
                         capture.content_type, fingerprint, int(revisit), title,
-                        capture.truncated, capture.attempts,
+                        capture.truncated, capture.attempts, memo[0] if memo else None,
                     ),
                 )
                 ids.append(int(cursor.lastrowid or 0))
@@ -1122,17 +1149,39 @@ class Catalog:
         if it has one, else the text extracted from its payload) and that text's stored
         ``history.text_fingerprint`` when it is known to be of that very text; ``None`` when
         there is no capture with text."""
-        stored = self.latest_capture(url)
-        if stored is None:
-            return None
-        browser = self.browser_capture(stored.id)
-        if browser is not None and browser.text is not None:
+        previous = self.previous_read(url)
+        return previous.comparable if previous is not None else None
+
+    def previous_read(self, url: str) -> PreviousRead | None:
+        """The newest capture of ``url`` (``latest_capture``) as the capture stage meets a
+        re-fetch of it: what ``comparable_text`` answers, and how its payload was read (its
+        packed text and ``page`` memo, for a payload fetched again); ``None`` when there is
+        no capture."""
+        with self._mutex, self._errors("read"):
+            row = self._latest_row(url)
+            if row is None:
+                return None
+            stored = self._stored_capture(row, unpack=False)
+            blob = row["text_blob"]
+            browser = self._rows("SELECT * FROM browser_captures WHERE capture_id = ?",
+                                 (stored.id,))
+        rendered = self._stored_browser(browser[0]) if browser else None
+        page = row["page"]
+        try:
+            text = None if blob is None else zlib.decompress(blob).decode("utf-8")
+        except (zlib.error, UnicodeDecodeError):
+            blob = text = None  # a damaged text: as if none were kept, read afresh
+        if rendered is not None and rendered.text is not None:
             # The row's fingerprint is of the text recorded with the capture: the rendered
             # text here too, but only the texts compared are trusted to match.
-            return browser.text, None
-        if stored.text is None:
-            return None
-        return stored.text, stored.fingerprint
+            comparable: tuple[str, str | None] | None = (rendered.text, None)
+        elif text is not None:
+            comparable = (text, stored.fingerprint)
+        else:
+            comparable = None
+        return PreviousRead(comparable=comparable, payload_digest=stored.payload_digest,
+                            content_type=stored.content_type, packed=blob, text=text,
+                            page=page if isinstance(page, str) else None)
 
     def browser_capture(self, capture_id: int) -> StoredBrowser | None:
         """How capture ``capture_id`` was made, if it went to (or wanted) the browser."""
@@ -1235,8 +1284,14 @@ class Catalog:
         """The newest capture of ``url`` whose payload the archive holds (a revisit counts when
         its original is known: ``payload`` then points at it); ``None`` if there is none.
         Looks at the cited URL first, then at captures that ended on ``url`` after redirects."""
+        with self._mutex, self._errors("read"):
+            row = self._latest_row(url)
+        return self._stored_capture(row) if row is not None else None
+
+    def _latest_row(self, url: str) -> sqlite3.Row | None:
+        """``latest_capture``'s row (``_CAPTURE_SELECT``), for a caller holding the mutex."""
         for column in ("url", "final_url"):
-            rows = self._read(
+            rows = self._rows(
                 self._CAPTURE_SELECT
                 + f" WHERE c.{column} = ? AND c.record_id IS NOT NULL"
                 " AND (NOT c.revisit OR o.record_id IS NOT NULL)"
@@ -1244,7 +1299,7 @@ class Catalog:
                 (url,),
             )
             if rows:
-                return self._stored_capture(rows[0])
+                return rows[0]
         return None
 
     def capture(self, capture_id: int) -> StoredCapture | None:

@@ -49,7 +49,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["PageText", "decode", "excerpt", "excerpt_head", "extract"]
+__all__ = ["PageText", "decode", "excerpt", "excerpt_head", "extract", "rules"]
 
 # Bodies larger than this are cut before parsing: the main content of a page is at its start
 # and lxml's time grows with the size.
@@ -114,6 +114,44 @@ def extract(content: bytes, content_type: str | None, url: str | None = None, *,
         return read(bytes(content), content_type or "")
     except Exception:  # the contract is "never raises"; a bad page is no text
         return PageText(title=None, text="", kind="binary")
+
+
+@functools.cache
+def rules() -> str:
+    """The digest of what reads a page: this archiver's version, the bytes of this module,
+    the versions of lxml and libxml2 and of the charset detectors ``bs4.UnicodeDammit``
+    consults (found without importing them), Python's and its Unicode database's. Two
+    readings of the same body under the same rules give the same ``PageText`` (PDFs aside:
+    their reading is bounded in time), so a page read before may be taken as read again
+    (``capturing.PageMemo``). Read once per process."""
+    import hashlib
+    import sys
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from lxml import etree
+
+    from archiver import __version__
+
+    digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
+                             f"{unicodedata.unidata_version} {etree.LXML_VERSION} "
+                             f"{etree.LIBXML_VERSION}".encode(), digest_size=16)
+    files = [Path(__file__)]
+    for package, part in _READERS:
+        spec = find_spec(package)
+        folder = Path(spec.origin).parent if spec is not None and spec.origin else None
+        files.append(folder / part if folder else Path())
+    for path in files:
+        try:
+            digest.update(b"\0" + path.read_bytes())
+        except OSError:
+            digest.update(b"\0-")  # not installed: as much a part of the rules
+    return digest.hexdigest()
+
+
+#: The files that say which version of each charset detector (and bs4) is installed.
+_READERS = (("bs4", "__init__.py"), ("charset_normalizer", "version.py"),
+            ("chardet", "version.py"), ("cchardet", "__init__.py"))
 
 
 def excerpt_head(n: int = 280) -> int:

@@ -447,8 +447,11 @@ async def _fetch_and_judge(
     workers = shards.worker_count(settings, len(ordered))
     # Workers for http:// URLs alone are forked without what only https needs.
     tls = any(t.url[:6].lower() == "https:" for t in ordered)
+    # URLs checked before are fetched again (a check, a refresh, a run resumed): their
+    # payloads may be the ones read then.
+    reread = any(previous.get(t.url) is not None for t in targets)
     async with shards.open_shards(settings, catalog, run_id, workers, compare_text=compare_text,
-                                  on_attempt=on_attempt, tls=tls) as stage:
+                                  reread=reread, on_attempt=on_attempt, tls=tls) as stage:
         collector.resume()  # fetching starts (the workers are forked)
         watch = _NetworkWatch(sample, settings.check.outage_min_hosts)
         shown = _HeldProgress(progress, held=watch.enabled)

@@ -211,14 +211,16 @@ class Recorder:
             if finished.http is not None:
                 # The HTTP exchange stays in the catalog too (a browser document that is a
                 # revisit of it needs its original), before the browser capture.
-                captures.append((finished.http, finished.http_text, finished.http_title, None))
+                captures.append((finished.http, finished.http_text, finished.http_title, None,
+                                 finished.http_page))
                 if finished.kept_http is not None:
                     kept.append(finished.kept_http)
             result = finished.result
             if isinstance(result, Capture):
                 if finished.browser is not None:
                     browsers.append((len(captures), finished.browser))
-                captures.append((result, finished.text, finished.title, finished.fingerprint))
+                captures.append((result, finished.text, finished.title, finished.fingerprint,
+                                 finished.page))
                 if finished.kept is not None:
                     kept.append(finished.kept)
             capture = result if isinstance(result, Capture) else None

@@ -214,26 +214,30 @@ class LocalShard:
 @contextlib.asynccontextmanager
 async def open_shards(settings: Settings, catalog: Catalog, run_id: int, workers: int, *,
                       on_attempt: Callable[[Attempt], None],
-                      compare_text: bool = False, tls: bool = True) -> AsyncIterator[Shards]:
+                      compare_text: bool = False, reread: bool = False, tls: bool = True,
+                      ) -> AsyncIterator[Shards]:
     """``workers`` worker processes (``ProcessShards``), or with 0 the capture stage in
     this process (``LocalShard``); closed, with their WARC files finished, on exit. With
     ``compare_text``, each page is compared with its URL's previous capture
-    (``Finished.similarity``). ``tls`` false says that no target is an https URL: the
-    workers are then forked without what only https needs, if it is not imported yet
-    (``capturing.preload_tls``; a redirect to https imports it in the worker that meets
-    it)."""
+    (``Finished.similarity``). With ``reread`` or ``compare_text`` (URLs captured before
+    are fetched again), a payload that is its URL's previous capture's is not read again
+    where that reading was kept (``capturing.PageMemo``). ``tls`` false says that no
+    target is an https URL: the workers are then forked without what only https needs, if
+    it is not imported yet (``capturing.preload_tls``; a redirect to https imports it in
+    the worker that meets it)."""
     from archiver.capturing import open_stage
 
     if workers <= 0:
         drop_fork_server()  # nothing to fork
         async with open_stage(settings, run_id, find_payload=catalog.find_payload,
                               on_attempt=on_attempt,
-                              previous=catalog.comparable_text if compare_text else None,
-                              ) as stage:
+                              previous=catalog.previous_read
+                              if compare_text or reread else None,
+                              compare=compare_text) as stage:
             yield LocalShard(stage)
         return
     pool = ProcessShards(settings, catalog.dir, run_id, workers, on_attempt=on_attempt,
-                         compare_text=compare_text, tls=tls)
+                         compare_text=compare_text, reread=reread, tls=tls)
     try:
         await pool.start()
         yield pool
@@ -365,9 +369,11 @@ class ProcessShards:
 
     def __init__(self, settings: Settings, archive_dir: os.PathLike[str] | str, run_id: int,
                  workers: int, *, on_attempt: Callable[[Attempt], None],
-                 compare_text: bool = False, tls: bool = True) -> None:
+                 compare_text: bool = False, reread: bool = False, tls: bool = True,
+                 ) -> None:
         self.settings = settings
         self.compare_text = compare_text
+        self.reread = reread
         self.tls = tls
         self.archive_dir = archive_dir
         self.run_id = run_id
@@ -383,7 +389,8 @@ class ProcessShards:
     async def start(self) -> None:
         init = (self.settings, self.run_id, str(self.archive_dir),
                 _share(self.settings.fetch.concurrency, self.count),
-                _share(self.settings.browser.pages, self.count), self.compare_text)
+                _share(self.settings.browser.pages, self.count), self.compare_text,
+                self.reread)
         server = _take_server()
         if server is not None and server.fetch != self.settings.fetch:
             server.close()  # not prepared for these settings
@@ -993,7 +1000,7 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
     from archiver.catalog import Catalog
     from archiver.fetch import HostGaveUp
 
-    settings, run_id, archive_dir, concurrency, pages, compare_text = init
+    settings, run_id, archive_dir, concurrency, pages, compare_text, reread = init
     reader, writer = await asyncio.open_connection(sock=sock)
     outbox = _Outbox(writer.write, _frame_for_run)
     catalog = Catalog.open_reader(archive_dir)
@@ -1080,8 +1087,9 @@ async def _serve(sock: socket.socket, init: tuple[Any, ...]) -> None:
                                   on_attempt=lambda a: outbox.put("attempt", a),
                                   concurrency=concurrency, browser_pages=pages,
                                   recover=False,
-                                  previous=catalog.comparable_text if compare_text else None,
-                                  ) as stage:
+                                  previous=catalog.previous_read
+                                  if compare_text or reread else None,
+                                  compare=compare_text) as stage:
                 while (messages := await _read_frame(reader)) is not None:
                     if handle(stage, messages):
                         break

@@ -107,7 +107,7 @@ def wait_for_line(process: subprocess.Popen[str], expected: str) -> str:
 def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
     archive = tmp_path / "deep" / "archive"
     with Catalog.open(archive) as catalog:
-        assert catalog.schema_version == SCHEMA_VERSION == 7
+        assert catalog.schema_version == SCHEMA_VERSION == 8
         run_id = catalog.begin_run("run", ["kazakhstan-2020"])
         catalog.finish_run(run_id, status="ok", summary={"links": 3})
     assert (archive / CATALOG_NAME).is_file()
@@ -119,11 +119,11 @@ def test_fresh_folder_gets_schema_and_reopens(tmp_path: Path) -> None:
             "provenance", "judged_supports"} <= tables
     raw.close()
     with Catalog.open(archive) as again:  # reopening migrates nothing and keeps the data
-        assert again.schema_version == 7
+        assert again.schema_version == 8
         [run] = again.runs()
         assert (run.id, run.status, run.summary) == (run_id, "ok", {"links": 3})
         versions = again._read("SELECT count(*) AS n FROM schema_version")
-        assert versions[0]["n"] == 7  # one row per migration applied, none added on reopen
+        assert versions[0]["n"] == 8  # one row per migration applied, none added on reopen
 
 
 def test_newer_schema_is_refused(archive: Path) -> None:
@@ -827,6 +827,7 @@ def test_a_version_1_catalog_is_migrated_forward(tmp_path: Path) -> None:
     db.execute("DROP TABLE support_levels")  # version 5
     db.execute("DROP TABLE provenance")  # version 6
     db.execute("DROP TABLE judged_supports")  # version 7
+    db.execute("ALTER TABLE captures DROP COLUMN page")  # version 8
     db.execute("DELETE FROM schema_version WHERE version >= 2")
     db.commit()
     db.close()
