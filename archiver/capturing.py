@@ -130,43 +130,43 @@ class PageMemo:
     that a re-fetch of the very same payload is not read again (a re-check of an unchanged
     page, where reading it was 40% of a worker's CPU).
 
-    As JSON: ``pagetext.rules()``, the capture's Content-Encoding, the BLAKE2b digest of the
-    packed text that reading gave (as ``pack`` made it), and the page's title, heading,
-    declared language, kind and password fields. A later capture takes it (``recall``) only
-    when its payload digest and Content-Type are the remembered capture's, its
-    Content-Encoding is too (the same bytes, decoded the same way), the rules are this
-    process's, and the text the catalog holds for that payload is that very text (it keeps
-    the first text read from a payload, which another Content-Type or older rules may have
-    made). Anything else, or a memo of another shape, is read afresh.
+    As JSON: ``pagetext.rules()``, the Content-Encoding the body was decoded by
+    (``Capture.content_coding``), the decoded body's length, the BLAKE2b digest of the text
+    that reading gave, and the page's title, heading, declared language, kind and password
+    fields. A later capture takes it (``recall``) only when its payload digest and
+    Content-Type are the remembered capture's, its body was decoded by the same coding to
+    as many bytes (the same bytes: a prefix of one decoding, cut at ``[fetch]
+    max_decoded``, or empty where a decoder is missing), the rules are this process's, and
+    the text the catalog holds for that payload is that very text (it keeps the first text
+    read from a payload, which another Content-Type or older rules may have made). Anything
+    else, or a memo of another shape, is read afresh.
     """
 
     @staticmethod
-    def remember(page: PageText, packed: bytes | None, capture: Capture) -> str | None:
-        """The memo of ``page``, read from ``capture``'s payload, whose text ``pack`` made
-        ``packed``; ``None`` for a read not kept (see ``_REMEMBERED_KINDS``)."""
-        import hashlib
+    def remember(page: PageText, capture: Capture) -> str | None:
+        """The memo of ``page``, read from ``capture``'s payload; ``None`` for a read not
+        kept (see ``_REMEMBERED_KINDS``)."""
         import json
 
         from archiver import pagetext
 
-        if packed is None or not page.text or page.kind not in _REMEMBERED_KINDS:
+        if not page.text or page.kind not in _REMEMBERED_KINDS:
             return None
-        return json.dumps([pagetext.rules(), capture.header("content-encoding"),
-                           hashlib.blake2b(packed, digest_size=16).hexdigest(), page.title,
-                           page.heading, page.declared_language, page.kind,
-                           page.password_fields], ensure_ascii=False)
+        return json.dumps([pagetext.rules(), capture.content_coding, len(capture.content),
+                           _text_digest(page.text), page.title, page.heading,
+                           page.declared_language, page.kind, page.password_fields],
+                          ensure_ascii=False)
 
     @staticmethod
     def recall(previous: PreviousRead, capture: Capture) -> PageText | None:
         """``capture``'s page as ``previous`` (its URL's newest capture) was read, if that
         was the same payload read under the same rules (see the class); else ``None``."""
-        import hashlib
         import json
 
         from archiver import pagetext
 
-        memo, packed, text = previous.page, previous.packed, previous.text
-        if memo is None or packed is None or text is None \
+        memo = previous.page
+        if memo is None or previous.packed is None \
                 or previous.payload_digest != capture.payload_digest \
                 or previous.content_type != capture.content_type:
             return None
@@ -174,18 +174,29 @@ class PageMemo:
             fields = json.loads(memo)
         except ValueError:
             return None
-        if not (isinstance(fields, list) and len(fields) == 8
-                and all(isinstance(f, str) or f is None for f in fields[:6])
-                and isinstance(fields[6], str) and fields[6] in _REMEMBERED_KINDS
-                and type(fields[7]) is int):
+        if not (isinstance(fields, list) and len(fields) == 9
+                and all(isinstance(f, str) or f is None for f in (*fields[:2], *fields[3:7]))
+                and type(fields[2]) is int and type(fields[8]) is int
+                and isinstance(fields[7], str) and fields[7] in _REMEMBERED_KINDS):
             return None
-        rules, encoding, digest, title, heading, language, kind, passwords = fields
-        if rules != pagetext.rules() or encoding != capture.header("content-encoding") \
-                or digest != hashlib.blake2b(packed, digest_size=16).hexdigest():
+        rules, coding, length, digest, title, heading, language, kind, passwords = fields
+        if rules != pagetext.rules() or coding != capture.content_coding \
+                or length != len(capture.content):
+            return None
+        text = previous.text  # unpacked only now: most re-fetches that get here match
+        if text is None or digest != _text_digest(text):
             return None
         return pagetext.PageText(title=title, text=text, heading=heading,
                                  declared_language=language, kind=kind,
                                  password_fields=passwords)
+
+
+def _text_digest(text: str) -> str:
+    """What tells a page text from another in a ``PageMemo``: the BLAKE2b digest of its
+    UTF-8 (of the text, not of its packed bytes, which zlib and ISA-L make differently)."""
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
 def _bodiless(result: FetchResult) -> FetchResult:
@@ -388,14 +399,14 @@ class CaptureStage:
         else:
             packed = pack(text)
             if page is not None and isinstance(result, Capture) and not replaced:
-                memo = PageMemo.remember(page, packed, result)
+                memo = PageMemo.remember(page, result)
         http_packed = None
         if replaced and http_page is not None:
             assert isinstance(http_result, Capture)
             http_packed = before.packed if recalled and before is not None \
                 else pack(http_page.text)
             http_memo = before.page if recalled and before is not None \
-                else PageMemo.remember(http_page, http_packed, http_result)
+                else PageMemo.remember(http_page, http_result)
         return Finished(
             target=target,
             result=_bodiless(result),

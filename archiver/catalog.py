@@ -29,6 +29,7 @@ import codecs
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -343,18 +344,39 @@ CaptureIn = (tuple[Capture, str | bytes | None, str | None, str | None]
 @dataclass(frozen=True)
 class PreviousRead:
     """The newest capture of a URL as the capture stage meets a re-fetch of it
-    (``Catalog.previous_read``): ``comparable`` is ``Catalog.comparable_text``'s answer;
-    ``payload_digest`` and ``content_type`` are the capture's, ``packed`` its text as the
-    catalog keeps it (the first text read from that payload) and ``text`` that text
-    unpacked, ``page`` how the capture's own payload was read (``capturing.PageMemo`` as
-    JSON; ``None`` when not kept)."""
+    (``Catalog.previous_read``): its ``payload_digest`` and ``content_type``, its text as
+    the catalog keeps it (``packed``: the first text read from that payload), its
+    ``fingerprint``, the text a browser rendered of it (``rendered``, if any) and how its
+    own payload was read (``page``: ``capturing.PageMemo`` as JSON; ``None`` when not
+    kept). The text is unpacked only when asked for."""
 
-    comparable: tuple[str, str | None] | None
     payload_digest: str
     content_type: str | None
     packed: bytes | None
-    text: str | None
+    fingerprint: str | None
+    rendered: str | None
     page: str | None
+
+    @functools.cached_property
+    def text(self) -> str | None:
+        """``packed`` unpacked; ``None`` when there is none or it is damaged (as if none
+        were kept: the page is read afresh)."""
+        if self.packed is None:
+            return None
+        try:
+            return PackedText(self.packed).text()
+        except (zlib.error, UnicodeDecodeError):
+            return None
+
+    @property
+    def comparable(self) -> tuple[str, str | None] | None:
+        """``Catalog.comparable_text``'s answer: the rendered text if any (no fingerprint:
+        the row's is of the text recorded with the capture), else the stored text with its
+        fingerprint."""
+        if self.rendered is not None:
+            return self.rendered, None
+        text = self.text
+        return (text, self.fingerprint) if text is not None else None
 
 
 @dataclass(frozen=True)
@@ -416,6 +438,13 @@ class StoredResult:
     attempts: int
     checked_at: datetime
     outage: bool = False
+
+
+def _blob(value: object) -> bytes | None:
+    """A packed text as read from the catalog: ``None`` for anything but a blob (a text
+    column written by other hands), which every reader then takes for no text kept rather
+    than fail on (a blob that does not unpack is ``PackedText``'s to report)."""
+    return value if isinstance(value, bytes) else None
 
 
 def pack_text(text: str, deflate: Any = zlib, level: int = 1) -> bytes:
@@ -1130,9 +1159,9 @@ class Catalog:
                                   dict[int, tuple[StoredBrowser, bytes | None]]]:
         """``_newest_captures``, each capture and browser row without its text and paired
         with the text's packed blob (``None`` when it has none)."""
-        return ({row["url"]: (self._stored_capture(row, unpack=False), row["text_blob"])
+        return ({row["url"]: (self._stored_capture(row, unpack=False), _blob(row["text_blob"]))
                  for row in self._rows(self._NEWEST_WANTED, (wanted,))},
-                {row["capture_id"]: (self._stored_browser(row, unpack=False), row["text"])
+                {row["capture_id"]: (self._stored_browser(row, unpack=False), _blob(row["text"]))
                  for row in self._rows(self._BROWSERS_WANTED, (wanted,))})
 
     _BROWSERS_WANTED = ("SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
@@ -1161,27 +1190,16 @@ class Catalog:
             row = self._latest_row(url)
             if row is None:
                 return None
-            stored = self._stored_capture(row, unpack=False)
-            blob = row["text_blob"]
             browser = self._rows("SELECT * FROM browser_captures WHERE capture_id = ?",
-                                 (stored.id,))
+                                 (row["id"],))
         rendered = self._stored_browser(browser[0]) if browser else None
-        page = row["page"]
-        try:
-            text = None if blob is None else zlib.decompress(blob).decode("utf-8")
-        except (zlib.error, UnicodeDecodeError):
-            blob = text = None  # a damaged text: as if none were kept, read afresh
-        if rendered is not None and rendered.text is not None:
-            # The row's fingerprint is of the text recorded with the capture: the rendered
-            # text here too, but only the texts compared are trusted to match.
-            comparable: tuple[str, str | None] | None = (rendered.text, None)
-        elif text is not None:
-            comparable = (text, stored.fingerprint)
-        else:
-            comparable = None
-        return PreviousRead(comparable=comparable, payload_digest=stored.payload_digest,
-                            content_type=stored.content_type, packed=blob, text=text,
-                            page=page if isinstance(page, str) else None)
+        blob, page = row["text_blob"], row["page"]
+        return PreviousRead(
+            payload_digest=row["payload_digest"], content_type=row["content_type"],
+            packed=_blob(blob),
+            fingerprint=row["fingerprint"],
+            rendered=rendered.text if rendered is not None else None,
+            page=page if isinstance(page, str) else None)
 
     def browser_capture(self, capture_id: int) -> StoredBrowser | None:
         """How capture ``capture_id`` was made, if it went to (or wanted) the browser."""
@@ -1197,7 +1215,7 @@ class Catalog:
             return WarcRef(r[f"{prefix}_path"], r[f"{prefix}_offset"], r[f"{prefix}_length"],
                            r[f"{prefix}_record_id"])
 
-        blob = r["text"]
+        blob = _blob(r["text"])
         return StoredBrowser(
             capture_id=r["capture_id"], mode=r["mode"], wanted=r["wanted"], lost=r["lost"],
             profile=bool(r["profile"]), screenshot=ref("shot"), text_record=ref("text"),
@@ -1251,7 +1269,7 @@ class Catalog:
                               row["o_record_id"])
         else:
             payload = None
-        blob = row["text_blob"]
+        blob = _blob(row["text_blob"])
         return StoredCapture(
             id=row["id"],
             run_id=row["run_id"],

@@ -88,6 +88,7 @@ from archiver.models import (
     TlsSession,
     Verdict,
     WarcRef,
+    last_header,
     utcnow,
 )
 from archiver.netstream import GuardedBackend
@@ -769,11 +770,12 @@ class Fetcher:
 
     def _capture(self, url: str, outcome: _Outcome, hops: list[Hop], attempts: int,
                  started: float) -> Capture:
-        headers = dict((k.lower(), v) for k, v in outcome.headers)
         content = b""
         size = 0
         if outcome.body is not None:
-            content = decode_body(outcome.body, headers.get("content-encoding"),
+            # The coding Capture.content_coding names (the page memo is keyed by it).
+            content = decode_body(outcome.body, last_header(outcome.headers,
+                                                            "content-encoding"),
                                   self.settings.max_decoded)
             size = outcome.body.seek(0, 2)
             outcome.body.seek(0)
@@ -783,7 +785,7 @@ class Fetcher:
             status=outcome.status or 0,
             hops=tuple(hops),
             content=content,
-            content_type=headers.get("content-type"),
+            content_type=last_header(outcome.headers, "content-type"),
             payload_digest=outcome.digest,
             captured_at=outcome.captured_at,
             attempts=attempts,

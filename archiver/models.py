@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -51,6 +52,7 @@ __all__ = [
     "Verdict",
     "WarcRef",
     "isoformat",
+    "last_header",
     "utcnow",
 ]
 
@@ -307,6 +309,22 @@ class Capture:
             if key.lower() == wanted:
                 return value
         return None
+
+    @property
+    def content_coding(self) -> str | None:
+        """The Content-Encoding ``content`` was decoded by: the final response's last such
+        header, as the fetcher reads it (``last_header``)."""
+        return last_header(self.hops[-1].headers, "content-encoding") if self.hops else None
+
+
+def last_header(headers: Iterable[tuple[str, str]], name: str) -> str | None:
+    """The last value of header ``name`` (case-insensitive) among ``headers``: the one the
+    fetcher reads a body by (Content-Type, Content-Encoding), as a dict of them keeps it."""
+    wanted, found = name.lower(), None
+    for key, value in headers:
+        if key.lower() == wanted:
+            found = value
+    return found
 
 
 class Verdict(enum.StrEnum):

@@ -119,7 +119,7 @@ def extract(content: bytes, content_type: str | None, url: str | None = None, *,
 @functools.cache
 def rules() -> str:
     """The digest of what reads a page: this archiver's version, the bytes of this module,
-    the versions of lxml and libxml2 and of the charset detectors ``bs4.UnicodeDammit``
+    the versions of lxml, libxml2 and libxslt and of the charset detectors ``bs4.UnicodeDammit``
     consults (found without importing them), Python's and its Unicode database's. Two
     readings of the same body under the same rules give the same ``PageText`` (PDFs aside:
     their reading is bounded in time), so a page read before may be taken as read again
@@ -135,7 +135,8 @@ def rules() -> str:
 
     digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
                              f"{unicodedata.unidata_version} {etree.LXML_VERSION} "
-                             f"{etree.LIBXML_VERSION}".encode(), digest_size=16)
+                             f"{etree.LIBXML_VERSION} {etree.LIBXSLT_VERSION}".encode(),
+                             digest_size=16)
     files = [Path(__file__)]
     for package, part in _READERS:
         spec = find_spec(package)

@@ -11,6 +11,8 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,11 @@ def reads(monkeypatch, tmp_path: Path) -> Reads:
     return Reads(log)
 
 
+def text_digest(blob: bytes) -> str:
+    """A stored text's digest as a memo holds it: of its UTF-8, not of the packed bytes."""
+    return hashlib.blake2b(zlib.decompress(blob), digest_size=16).hexdigest()
+
+
 def project(root: Path, urls: list[str], workers: int = 0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return make_project(root, urls, fetch=f"workers = {workers}\n")
@@ -105,8 +112,8 @@ def test_an_unchanged_payload_is_not_read_again(tmp_path: Path, web: WebServer, 
     assert call("run", "--config", str(config))[0] in (0, 1)
     assert reads.of(article()) == reads.of(LOGIN) == 1
     memo = json.loads(newest(tmp_path / "kept", urls[0])["page"])
-    assert memo[0] == pagetext.rules() and memo[3:] == [
-        "Court ruling", "Court ruling", "en", "html", 1]
+    assert memo[0] == pagetext.rules() and memo[1:3] == [None, len(article())]
+    assert memo[4:] == ["Court ruling", "Court ruling", "en", "html", 1]
 
     # The same project with no reading kept (as a catalog from before version 8 has).
     shutil.copytree(tmp_path / "kept", tmp_path / "fresh")
@@ -141,7 +148,7 @@ def test_a_changed_payload_is_read_again(tmp_path: Path, web: WebServer, reads) 
     code, out, err = call("check", "--config", str(config), "--format", "json")
     assert code in (0, 1), out + err
     assert reads.of(article("Road works", other)) == 1
-    assert json.loads(newest(tmp_path, url)["page"])[3] == "Road works"
+    assert json.loads(newest(tmp_path, url)["page"])[4] == "Road works"
     assert link(tmp_path, url)["title"] == "Road works"
 
 
@@ -173,7 +180,7 @@ def test_the_same_bytes_under_another_type_or_encoding_are_read_again(
     plain = newest(tmp_path, url)
     assert plain["payload_digest"] == gzipped["payload_digest"]  # the same bytes sent
     assert reads.of(packed) == 1  # read as they came, not as the gzip-decoded page
-    assert plain["page"] is None or json.loads(plain["page"])[3] != "Court ruling"
+    assert plain["page"] is None or json.loads(plain["page"])[4] != "Court ruling"
 
 
 def test_a_memo_is_taken_only_with_the_text_it_was_read_into(
@@ -192,19 +199,19 @@ def test_a_memo_is_taken_only_with_the_text_it_was_read_into(
     for url in (utf8, cp):
         row = newest(tmp_path, url)
         memo = json.loads(row["page"])
-        holds[url] = memo[2] == hashlib.blake2b(row["blob"], digest_size=16).hexdigest()
+        holds[url] = memo[3] == text_digest(row["blob"])
     assert sorted(holds.values()) == [False, True]  # the stored text is one reading's
     reads.clear()
     assert call("check", "--config", str(config))[0] in (0, 1)
     assert reads.of(body) == 1  # the URL whose text the catalog does not hold
     [again] = [url for url, held in holds.items() if not held]
-    assert json.loads(newest(tmp_path, again)["page"])[2] != hashlib.blake2b(
-        newest(tmp_path, again)["blob"], digest_size=16).hexdigest()
+    assert json.loads(newest(tmp_path, again)["page"])[3] != text_digest(
+        newest(tmp_path, again)["blob"])
 
 
 @pytest.mark.parametrize("damage", [
-    "rules", "not json", "seven fields", "a pdf", "passwords as text", "encoding",
-    "text digest"])
+    "rules", "not json", "eight fields", "a pdf", "passwords as text", "encoding", "length",
+    "length as text", "text digest"])
 def test_a_memo_of_other_rules_or_shape_is_read_again(tmp_path: Path, web: WebServer, reads,
                                                       damage: str) -> None:
     url = web.url("/ruling")
@@ -215,11 +222,13 @@ def test_a_memo_of_other_rules_or_shape_is_read_again(tmp_path: Path, web: WebSe
     changed: object = {
         "rules": ["0" * 32, *memo[1:]],
         "not json": None,
-        "seven fields": memo[:7],
-        "a pdf": [*memo[:6], "pdf", memo[7]],
-        "passwords as text": [*memo[:7], "1"],
+        "eight fields": memo[:8],
+        "a pdf": [*memo[:7], "pdf", memo[8]],
+        "passwords as text": [*memo[:8], "1"],
         "encoding": [memo[0], "gzip", *memo[2:]],
-        "text digest": [*memo[:2], "0" * 32, *memo[3:]],
+        "length": [*memo[:2], memo[2] - 1, *memo[3:]],
+        "length as text": [*memo[:2], str(memo[2]), *memo[3:]],
+        "text digest": [*memo[:3], "0" * 32, *memo[4:]],
     }[damage]
     stored = "{not json" if changed is None else json.dumps(changed)
     with sqlite3.connect(tmp_path / "archive" / "catalog.sqlite3") as db:
@@ -274,3 +283,148 @@ def test_worker_processes_keep_and_take_memos(tmp_path: Path, web: WebServer, re
             fresh["page"], fresh["title"], fresh["blob"])
         assert link(tmp_path / "kept", url) == link(tmp_path / "fresh", url)
     read_back(tmp_path / "kept")
+
+
+# ── what a reading depends on besides the payload's digest ──
+
+def long_article() -> bytes:
+    """A page of about 10 KB whose paragraphs all differ: a prefix of it reads as a
+    prefix of its text."""
+    paragraphs = "".join(
+        f"<p>Paragraph {n}: the court heard witness number {n} about the rally of day {n}.</p>"
+        for n in range(120))
+    return (f'<html lang="en"><head><title>Court ruling</title></head><body><main>'
+            f"<h1>Court ruling</h1>{paragraphs}</main></body></html>").encode()
+
+
+def two_projects(tmp_path: Path, urls: list[str], fetch: str) -> tuple[Path, Path]:
+    """``kept`` after one run, and ``fresh``: a copy whose memos are dropped (what the
+    same check gives with every page read again)."""
+    kept, fresh = tmp_path / "kept", tmp_path / "fresh"
+    kept.mkdir()
+    config = make_project(kept, urls, fetch=fetch)
+    code, out, err = call("run", "--config", str(config))
+    assert code in (0, 1), out + err
+    shutil.copytree(kept, fresh)
+    with sqlite3.connect(fresh / "archive" / "catalog.sqlite3") as db:
+        db.execute("UPDATE captures SET page = NULL")
+    return kept, fresh
+
+
+def check_both(kept: Path, fresh: Path, urls: list[str], fetch: str) -> None:
+    """Check both projects (with ``fetch`` as their [fetch] settings); what the checks say
+    changed (drift included) is the same, and so is what they keep and report."""
+    changes = []
+    for root in (kept, fresh):
+        config = make_project(root, urls, fetch=fetch)  # the same project, new settings
+        code, out, err = call("check", "--config", str(config), "--format", "json")
+        assert code in (0, 1), out + err
+        changes.append([{k: c[k] for k in ("url", "kind", "verdict", "similarity")}
+                        for c in json.loads(out)["changes"]])
+    assert changes[0] == changes[1]
+    for url in urls:
+        k, f = newest(kept, url), newest(fresh, url)
+        assert k["run_id"] == f["run_id"] == 2
+        assert link(kept, url) == link(fresh, url)
+        for column in ("page", "title", "blob", "fingerprint"):
+            assert k[column] == f[column], column
+
+
+@pytest.mark.parametrize("first, then", [(None, 1500), (1500, None)],
+                         ids=["lowered", "raised"])
+def test_max_decoded_changed_between_runs_is_read_again(
+        tmp_path: Path, web: WebServer, reads, first: int | None, then: int | None) -> None:
+    """``Capture.content`` is the body cut at ``[fetch] max_decoded`` while the payload
+    digest is of the whole body: the same payload under another ``max_decoded`` is other
+    bytes to read (raised, the whole page; lowered, a prefix of it)."""
+    body = long_article()
+    assert len(body) > 8000
+    web.route("/ruling", Reply(200, body, HTML))
+    urls = [web.url("/ruling")]
+    limit = lambda n: "workers = 0\n" + (f"max_decoded = {n}\n" if n else "")  # noqa: E731
+    kept, fresh = two_projects(tmp_path, urls, limit(first))
+    reads.clear()
+    check_both(kept, fresh, urls, limit(then))
+    assert reads.of(body[:then] if then else body) == 2  # what each check decoded
+
+
+def test_the_coding_a_body_was_decoded_by_is_the_one_remembered(
+        tmp_path: Path, web: WebServer, reads) -> None:
+    """A response with two Content-Encoding headers is decoded by the last one (as the
+    fetcher reads headers), and its memo says that one: the same bytes sent with a second
+    ``Content-Encoding: identity`` are read undecoded, and again."""
+    packed = gzip.compress(article())
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, packed, [("Content-Type", HTML["Content-Type"]),
+                                             ("Content-Encoding", "gzip")]))
+    kept, fresh = two_projects(tmp_path, [url], "workers = 0\n")
+    web.route("/ruling", Reply(200, packed, [("Content-Type", HTML["Content-Type"]),
+                                             ("Content-Encoding", "gzip"),
+                                             ("Content-Encoding", "identity")]))
+    reads.clear()
+    check_both(kept, fresh, [url], "workers = 0\n")
+    assert newest(kept, url)["payload_digest"] == newest(fresh, url)["payload_digest"]
+    assert reads.of(packed) == 2  # both read the bytes undecoded
+
+
+def test_a_missing_decoder_is_read_again(tmp_path: Path, web: WebServer, reads,
+                                         monkeypatch) -> None:
+    """A br body where ``brotli`` cannot be imported decodes to nothing: not the page the
+    memo of its decoded bytes describes."""
+    brotli = pytest.importorskip("brotli")
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, brotli.compress(article()),
+                               {**HTML, "Content-Encoding": "br"}))
+    kept, fresh = two_projects(tmp_path, [url], "workers = 0\n")
+    monkeypatch.setitem(sys.modules, "brotli", None)  # brotli not installed
+    reads.clear()
+    check_both(kept, fresh, [url], "workers = 0\n")
+    assert link(kept, url)["title"] is None
+
+
+def test_a_text_packed_by_zlib_is_recalled(tmp_path: Path, web: WebServer, reads) -> None:
+    """Texts stored by an older version or a process without ``isal`` are zlib's bytes
+    for the very same text: the memo is of the text, so they are taken all the same."""
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, article(), HTML))
+    root = tmp_path / "p"
+    root.mkdir()
+    config = make_project(root, [url], fetch="workers = 0\n")
+    assert call("run", "--config", str(config))[0] == 0
+    # As a schema-7 catalog made without ISA-L holds it: the same text, zlib's bytes.
+    with sqlite3.connect(root / "archive" / "catalog.sqlite3") as db:
+        for digest, blob in db.execute("SELECT digest, text FROM texts").fetchall():
+            db.execute("UPDATE texts SET text = ? WHERE digest = ?",
+                       (zlib.compress(zlib.decompress(blob), 1), digest))
+        db.execute("UPDATE captures SET page = NULL")
+    assert call("check", "--config", str(config))[0] == 0  # reads it, keeps a memo
+    reads.clear()
+    assert call("check", "--config", str(config))[0] == 0
+    assert newest(root, url)["page"] is not None
+    assert reads.of(article()) == 0  # the memo is taken
+
+
+@pytest.mark.parametrize("command", [("check",), ("run", "--refresh")])
+def test_a_damaged_stored_text_is_read_again(tmp_path: Path, web: WebServer, reads,
+                                             command: tuple[str, ...]) -> None:
+    """A stored text that is not a blob (a catalog edited by other hands) or does not
+    unpack: the page is read afresh, and neither a check nor a refreshed run stops."""
+    url = web.url("/ruling")
+    web.route("/ruling", Reply(200, article(), HTML))
+    root = tmp_path / "p"
+    root.mkdir()
+    config = make_project(root, [url], fetch="workers = 0\n")
+    for damaged in ("damaged", b"not zlib"):
+        assert call("run", "--config", str(config))[0] == 0
+        with sqlite3.connect(root / "archive" / "catalog.sqlite3") as db:
+            db.execute("UPDATE texts SET text = ?", (damaged,))
+        reads.clear()
+        code, out, err = call(*command, "--config", str(config))
+        assert code == 0, out + err
+        # Read by the capture stage (and by the report's claim support, which reads the
+        # page from the WARC where the catalog's text is damaged).
+        assert reads.of(article()) >= 1
+        assert link(root, url)["verdict"] == "ok"
+        assert link(root, url)["title"] == "Court ruling"
+        with sqlite3.connect(root / "archive" / "catalog.sqlite3") as db:
+            db.execute("DELETE FROM texts")  # the next round stores the text again
