@@ -1699,9 +1699,22 @@ class Catalog:
                      ) -> tuple[str, list[str]] | None:
         """The newest stored (level, found facts) of a (source, footnote, URL), ``None`` if
         no run stored one. Call before recording the current run's."""
+        return self.last_supports(source_id, [(footnote, url)]).get((footnote, url))
+
+    def last_supports(self, source_id: str, keys: Iterable[tuple[int, str]],
+                      ) -> dict[tuple[int, str], tuple[str, list[str]]]:
+        """``last_support`` of each (footnote, URL) of ``keys``, in one query for all: by
+        key, those some run stored."""
+        wanted = json.dumps([[n, url] for n, url in dict.fromkeys(keys)])
+        if wanted == "[]":
+            return {}
         rows = self._read(
-            "SELECT level, found FROM support_levels WHERE source = ? AND footnote = ?"
-            " AND url = ? ORDER BY run_id DESC LIMIT 1", (source_id, footnote, url))
-        if not rows:
-            return None
-        return rows[0]["level"], list(json.loads(rows[0]["found"]))
+            "SELECT s.footnote, s.url, s.level, s.found FROM json_each(?) w"
+            " CROSS JOIN support_levels s ON s.source = ?"
+            " AND s.footnote = json_extract(w.value, '$[0]')"
+            " AND s.url = json_extract(w.value, '$[1]')"
+            " AND s.run_id = (SELECT max(l.run_id) FROM support_levels l WHERE"
+            " l.source = s.source AND l.footnote = s.footnote AND l.url = s.url)",
+            (wanted, source_id))
+        return {(row["footnote"], row["url"]): (row["level"], list(json.loads(row["found"])))
+                for row in rows}

@@ -40,6 +40,7 @@ figures, dates and articles, not what a sentence says about them.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 from collections import OrderedDict
@@ -386,24 +387,39 @@ def record_levels(catalog: Catalog, run_id: int, source_id: str,
 
     changes: list[Change] = []
     rows = []
-    for support in supports:
-        found = [c.fact.text for c in support.facts if c.found]
-        if compare and support.level in _RANK:
-            before = catalog.last_support(source_id, support.footnote, support.url)
-            if before is not None and before[0] in _RANK \
-                    and _RANK[support.level] < _RANK[before[0]]:
+    chunk: list[Support] = []
+    # The last levels are read a chunk of supports at a time: a query per support was
+    # thousands of queries in a check of a long document.
+    for support in itertools.chain(supports, [None]):
+        if support is not None:
+            chunk.append(support)
+            if len(chunk) < _LAST_LEVELS_AT_ONCE:
+                continue
+        last = catalog.last_supports(
+            source_id, [(s.footnote, s.url) for s in chunk if s.level in _RANK]) \
+            if compare else {}
+        for judged in chunk:
+            found = [c.fact.text for c in judged.facts if c.found]
+            before = last.get((judged.footnote, judged.url))
+            if before is not None and judged.level in _RANK and before[0] in _RANK \
+                    and _RANK[judged.level] < _RANK[before[0]]:
                 now_found = set(found)
                 lost = [f for f in before[1] if f not in now_found]
                 what = ", ".join(lost) if lost else "some of the claim's facts"
                 changes.append(Change(
-                    url=support.url, kind=ChangeKind.SUPPORT_DROPPED,
-                    verdict=(verdicts or {}).get(support.url),
-                    reason=f"footnote {support.footnote}: {before[0]} → {support.level}: "
+                    url=judged.url, kind=ChangeKind.SUPPORT_DROPPED,
+                    verdict=(verdicts or {}).get(judged.url),
+                    reason=f"footnote {judged.footnote}: {before[0]} → {judged.level}: "
                            f"the page no longer mentions {what}",
-                    footnotes=(support.footnote,)))
-        rows.append((support.footnote, support.url, support.level, json.dumps(found)))
+                    footnotes=(judged.footnote,)))
+            rows.append((judged.footnote, judged.url, judged.level, json.dumps(found)))
+        chunk = []
     catalog.record_support(run_id, source_id, rows)
     return changes
+
+
+#: Supports whose last levels ``record_levels`` reads in one query.
+_LAST_LEVELS_AT_ONCE = 512
 
 
 def support_json(support: Support) -> dict[str, object]:

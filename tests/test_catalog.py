@@ -900,3 +900,53 @@ def test_reading_revisits_of_a_shared_payload_does_not_grow_with_their_number(
     small, large = costs
     for few, many in zip(small, large, strict=True):
         assert many < 2 * few + 20, costs
+
+
+def test_support_drops_are_found_across_chunks_and_runs(catalog: Catalog) -> None:
+    """``record_levels`` reads the last levels a chunk of supports at a time
+    (``last_supports``): over 1,100 footnotes (three chunks), with levels stored by two
+    earlier runs, the drops it reports are exactly those a reading per support finds, each
+    against the newest earlier level, and a footnote no run judged before is no drop."""
+    from archiver.support import FactCheck, Support, record_levels
+    from archiver.support_facts import Fact
+
+    fact = Fact("number", "7", 0, 1, "7", True, "a number")
+
+    def support(n: int, level: str) -> Support:
+        return Support(n, f"https://example.org/{n % 7}", level, "", ("7",),
+                       (FactCheck(fact, 0, level == "supported"),))
+
+    levels = ("supported", "partial", "unsupported", "unknown")
+    first = catalog.begin_run("run", ["brief"])
+    record_levels(catalog, first, "brief", [support(n, "unsupported") for n in range(1100)],
+                  compare=False)
+    second = catalog.begin_run("check", ["brief"])
+    record_levels(catalog, second, "brief",
+                  [support(n, levels[n % 3]) for n in range(1, 1100)], compare=False)
+    now = [support(n, levels[(n // 3) % 4]) for n in range(1150)]
+    # What the earlier runs stored, newest first: the second run's level, else the first's.
+    rank = {"supported": 3, "partial": 2, "unsupported": 1}
+    expected = []
+    for s in now:
+        n = s.footnote
+        before = levels[n % 3] if 1 <= n < 1100 else "unsupported" if n == 0 else None
+        if before in rank and s.level in rank and rank[s.level] < rank[before]:
+            expected.append((n, s.url, f"{before} → {s.level}"))
+    third = catalog.begin_run("check", ["brief"])
+    reads: list[str] = []
+    catalog._db.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT s.footnote") else None)
+    try:
+        changes = record_levels(catalog, third, "brief", now, compare=True)
+    finally:
+        catalog._db.set_trace_callback(None)
+    assert len(reads) == 3  # a query per chunk of 512, not one per support
+    assert [(c.footnotes[0], c.url, c.reason.split(": ")[1]) for c in changes] == expected
+    # Drops in each chunk of 512, and none for footnotes no earlier run judged.
+    assert {n // 512 for n, _, _ in expected} == {0, 1, 2}
+    assert all(n < 1100 for n, _, _ in expected)
+    assert catalog.last_support("brief", 5, "https://example.org/5") == (
+        levels[(5 // 3) % 4], [])
+    assert catalog.last_support("brief", 1149, "https://example.org/1") == (
+        levels[(1149 // 3) % 4], ["7"] if levels[(1149 // 3) % 4] == "supported" else [])
+    assert catalog.last_support("brief", 1150, "https://example.org/2") is None
