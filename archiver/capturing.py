@@ -153,7 +153,7 @@ class PageMemo:
         if not page.text or page.kind not in _REMEMBERED_KINDS:
             return None
         return json.dumps([pagetext.rules(), capture.content_coding, len(capture.content),
-                           _text_digest(page.text), page.title, page.heading,
+                           _text_digest(page.text.encode("utf-8")), page.title, page.heading,
                            page.declared_language, page.kind, page.password_fields],
                           ensure_ascii=False)
 
@@ -183,20 +183,24 @@ class PageMemo:
         if rules != pagetext.rules() or coding != capture.content_coding \
                 or length != len(capture.content):
             return None
-        text = previous.text  # unpacked only now: most re-fetches that get here match
-        if text is None or digest != _text_digest(text):
+        # Unpacked only now: most re-fetches that get here match.
+        utf8 = previous.utf8
+        if utf8 is None or digest != _text_digest(utf8):
+            return None
+        text = previous.text
+        if text is None:
             return None
         return pagetext.PageText(title=title, text=text, heading=heading,
                                  declared_language=language, kind=kind,
                                  password_fields=passwords)
 
 
-def _text_digest(text: str) -> str:
+def _text_digest(utf8: bytes) -> str:
     """What tells a page text from another in a ``PageMemo``: the BLAKE2b digest of its
     UTF-8 (of the text, not of its packed bytes, which zlib and ISA-L make differently)."""
     import hashlib
 
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+    return hashlib.blake2b(utf8, digest_size=16).hexdigest()
 
 
 def _bodiless(result: FetchResult) -> FetchResult:

@@ -358,14 +358,22 @@ class PreviousRead:
     page: str | None
 
     @functools.cached_property
-    def text(self) -> str | None:
-        """``packed`` unpacked; ``None`` when there is none or it is damaged (as if none
-        were kept: the page is read afresh)."""
+    def utf8(self) -> bytes | None:
+        """``packed`` inflated: the text's UTF-8; ``None`` when there is none or it is
+        damaged (as if none were kept: the page is read afresh)."""
         if self.packed is None:
             return None
         try:
-            return PackedText(self.packed).text()
-        except (zlib.error, UnicodeDecodeError):
+            return PackedText(self.packed).inflated()
+        except zlib.error:
+            return None
+
+    @functools.cached_property
+    def text(self) -> str | None:
+        """``utf8`` decoded; ``None`` as there, or when it is not UTF-8."""
+        try:
+            return self.utf8.decode("utf-8") if self.utf8 is not None else None
+        except UnicodeDecodeError:
             return None
 
     @property
