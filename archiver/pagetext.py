@@ -124,30 +124,17 @@ def rules() -> str:
     readings of the same body under the same rules give the same ``PageText`` (PDFs aside:
     their reading is bounded in time), so a page read before may be taken as read again
     (``capturing.PageMemo``). Read once per process."""
-    import hashlib
     import sys
-    from importlib.util import find_spec
     from pathlib import Path
 
     from lxml import etree
 
     from archiver import __version__
+    from archiver.codedigest import code_digest
 
-    digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
-                             f"{unicodedata.unidata_version} {etree.LXML_VERSION} "
-                             f"{etree.LIBXML_VERSION} {etree.LIBXSLT_VERSION}".encode(),
-                             digest_size=16)
-    files = [Path(__file__)]
-    for package, part in _READERS:
-        spec = find_spec(package)
-        folder = Path(spec.origin).parent if spec is not None and spec.origin else None
-        files.append(folder / part if folder else Path())
-    for path in files:
-        try:
-            digest.update(b"\0" + path.read_bytes())
-        except OSError:
-            digest.update(b"\0-")  # not installed: as much a part of the rules
-    return digest.hexdigest()
+    return code_digest(f"{__version__} {sys.version_info[:2]} {unicodedata.unidata_version} "
+                       f"{etree.LXML_VERSION} {etree.LIBXML_VERSION} {etree.LIBXSLT_VERSION}",
+                       [Path(__file__)], _READERS)
 
 
 #: The files that say which version of each charset detector (and bs4) is installed.

@@ -68,26 +68,16 @@ def rules() -> str:
     import os
     import sys
     import unicodedata
-    from importlib.util import find_spec
     from pathlib import Path
 
     from archiver import __version__, support, support_facts, support_match
+    from archiver.codedigest import code_digest
 
-    digest = hashlib.blake2b(f"{__version__} {sys.version_info[:2]} "
-                             f"{unicodedata.unidata_version} "
-                             f"{os.environ.get('PYMORPHY2_DICT_PATH')}".encode(),
-                             digest_size=16)
-    files = [Path(module.__file__ or "") for module in (support, support_facts, support_match)]
-    for package, parts in _MORPHOLOGY:
-        spec = find_spec(package)
-        folder = Path(spec.origin).parent if spec is not None and spec.origin else None
-        files.extend((folder / part) if folder else Path() for part in parts)
-    for path in files:
-        try:
-            digest.update(b"\0" + path.read_bytes())
-        except OSError:
-            digest.update(b"\0-")  # not installed: as much a part of the rules
-    return digest.hexdigest()
+    return code_digest(
+        f"{__version__} {sys.version_info[:2]} {unicodedata.unidata_version} "
+        f"{os.environ.get('PYMORPHY2_DICT_PATH')}",
+        [Path(module.__file__ or "") for module in (support, support_facts, support_match)],
+        [(package, part) for package, parts in _MORPHOLOGY for part in parts])
 
 
 #: The files that say which Russian morphology claim support consults, by package.
