@@ -119,16 +119,17 @@ def pack(text: str | None) -> bytes | None:
 
 # ── pages read before ──
 
-#: The reads a ``PageMemo`` is kept for: an HTML or plain-text page with text. A PDF's
-#: reading is bounded in time (``pagetext.PDF_TIME_LIMIT``), so one cut short on a busy
-#: machine is read again rather than kept; other bodies cost next to nothing to read.
-_REMEMBERED_KINDS = ("html", "text")
+#: The reads a ``PageMemo`` is kept for: an HTML, plain-text or PDF page with text. A PDF
+#: whose reading stopped at ``pagetext.PDF_TIME_LIMIT`` (``timed_out``: a busy machine may
+#: read less of it than a quiet one) is read again rather than kept; other bodies cost next
+#: to nothing to read.
+_REMEMBERED_KINDS = ("html", "text", "pdf")
 
 
 class PageMemo:
     """How the capture stage read a payload, kept with its capture (``captures.page``), so
     that a re-fetch of the very same payload is not read again (a re-check of an unchanged
-    page, where reading it was 40% of a worker's CPU).
+    page, where reading it was 40% of a worker's CPU; a PDF, which takes far longer).
 
     As JSON: ``pagetext.rules()``, the Content-Encoding the body was decoded by
     (``Capture.content_coding``), the decoded body's length, the BLAKE2b digest of the text
@@ -150,7 +151,7 @@ class PageMemo:
 
         from archiver import pagetext
 
-        if not page.text or page.kind not in _REMEMBERED_KINDS:
+        if not page.text or page.kind not in _REMEMBERED_KINDS or page.timed_out:
             return None
         return json.dumps([pagetext.rules(), capture.content_coding, len(capture.content),
                            _text_digest(page.text.encode("utf-8")), page.title, page.heading,

@@ -77,6 +77,8 @@ class PageText:
     (``"en"``, ``"ru"``, ``"kk"``), else ``None``; guessed only when asked for.
     ``kind``: ``"html"``, ``"text"``, ``"pdf"`` or ``"binary"`` (how the body was read).
     ``password_fields``: how many ``<input type=password>`` the page has (login forms).
+    ``timed_out``: the reading stopped at ``PDF_TIME_LIMIT`` (a PDF's text is then its first
+    pages': another reading, on a less busy machine, may read more).
     """
 
     title: str | None
@@ -85,6 +87,7 @@ class PageText:
     declared_language: str | None = None
     kind: str = "html"
     password_fields: int = 0
+    timed_out: bool = False
 
     @functools.cached_property
     def language(self) -> str | None:
@@ -119,11 +122,12 @@ def extract(content: bytes, content_type: str | None, url: str | None = None, *,
 @functools.cache
 def rules() -> str:
     """The digest of what reads a page: this archiver's version, the bytes of this module,
-    the versions of lxml, libxml2 and libxslt and of the charset detectors ``bs4.UnicodeDammit``
-    consults (found without importing them), Python's and its Unicode database's. Two
-    readings of the same body under the same rules give the same ``PageText`` (PDFs aside:
-    their reading is bounded in time), so a page read before may be taken as read again
-    (``capturing.PageMemo``). Read once per process."""
+    the versions of lxml, libxml2 and libxslt, of the charset detectors ``bs4.UnicodeDammit``
+    consults and of pypdf (found without importing them), Python's and its Unicode
+    database's. Two readings of the same body under the same rules give the same
+    ``PageText`` (but for a PDF's reading stopped at ``PDF_TIME_LIMIT``: ``timed_out``), so
+    a page read before may be taken as read again (``capturing.PageMemo``). Read once per
+    process."""
     import sys
     from pathlib import Path
 
@@ -137,9 +141,10 @@ def rules() -> str:
                        [Path(__file__)], _READERS)
 
 
-#: The files that say which version of each charset detector (and bs4) is installed.
+#: The files that say which version of each charset detector (and bs4), and of pypdf, is
+#: installed.
 _READERS = (("bs4", "__init__.py"), ("charset_normalizer", "version.py"),
-            ("chardet", "version.py"), ("cchardet", "__init__.py"))
+            ("chardet", "version.py"), ("cchardet", "__init__.py"), ("pypdf", "_version.py"))
 
 
 def excerpt_head(n: int = 280) -> int:
@@ -387,10 +392,11 @@ def _from_pdf(content: bytes) -> PageText:
             reader = pypdf.PdfReader(io.BytesIO(content), strict=False)
             title = _pdf_title(reader)
             language = _pdf_language(reader)
-            text = _pdf_text(reader)
+            text, timed_out = _pdf_text(reader)
     except Exception:  # broken, truncated, encrypted, over a limit: no text, not an error
         return empty
-    return PageText(title=title, text=text, declared_language=language, kind="pdf")
+    return PageText(title=title, text=text, declared_language=language, kind="pdf",
+                    timed_out=timed_out)
 
 
 def _pdf_limits(pypdf) -> contextlib.AbstractContextManager[object]:  # type: ignore[no-untyped-def]
@@ -437,16 +443,21 @@ def _pdf_language(reader) -> str | None:  # type: ignore[no-untyped-def]
     return lang.split("-")[0].strip().lower() or None
 
 
-def _pdf_text(reader) -> str:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + PDF_TIME_LIMIT
+def _pdf_text(reader) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+    """The pages' text, and whether the reading stopped at ``PDF_TIME_LIMIT``."""
+    deadline = _clock() + PDF_TIME_LIMIT
     parts: list[str] = []
     size = 0
+    timed_out = False
     try:
         count = min(len(reader.pages), PDF_PAGE_LIMIT)
     except Exception:  # no readable page tree: the title may still be worth having
-        return ""
+        return "", False
     for number in range(count):
-        if size >= PDF_TEXT_LIMIT or time.monotonic() > deadline:
+        if size >= PDF_TEXT_LIMIT:
+            break
+        if _clock() > deadline:
+            timed_out = True
             break
         try:
             text = reader.pages[number].extract_text() or ""
@@ -456,7 +467,11 @@ def _pdf_text(reader) -> str:  # type: ignore[no-untyped-def]
         if text:
             parts.append(text)
             size += len(text) + 1
-    return "\n".join(parts)[:PDF_TEXT_LIMIT]
+    return "\n".join(parts)[:PDF_TEXT_LIMIT], timed_out
+
+
+#: The clock ``PDF_TIME_LIMIT`` is measured by.
+_clock = time.monotonic
 
 
 _DROP_ALWAYS = (

@@ -210,8 +210,8 @@ def test_a_memo_is_taken_only_with_the_text_it_was_read_into(
 
 
 @pytest.mark.parametrize("damage", [
-    "rules", "not json", "eight fields", "a pdf", "passwords as text", "encoding", "length",
-    "length as text", "text digest"])
+    "rules", "not json", "eight fields", "a binary body", "passwords as text", "encoding",
+    "length", "length as text", "text digest"])
 def test_a_memo_of_other_rules_or_shape_is_read_again(tmp_path: Path, web: WebServer, reads,
                                                       damage: str) -> None:
     url = web.url("/ruling")
@@ -223,7 +223,7 @@ def test_a_memo_of_other_rules_or_shape_is_read_again(tmp_path: Path, web: WebSe
         "rules": ["0" * 32, *memo[1:]],
         "not json": None,
         "eight fields": memo[:8],
-        "a pdf": [*memo[:7], "pdf", memo[8]],
+        "a binary body": [*memo[:7], "binary", memo[8]],
         "passwords as text": [*memo[:8], "1"],
         "encoding": [memo[0], "gzip", *memo[2:]],
         "length": [*memo[:2], memo[2] - 1, *memo[3:]],
@@ -241,21 +241,46 @@ def test_a_memo_of_other_rules_or_shape_is_read_again(tmp_path: Path, web: WebSe
     assert link(tmp_path, url)["title"] == "Court ruling"
 
 
-def test_pdfs_and_pages_without_text_keep_no_memo(tmp_path: Path, web: WebServer,
-                                                  reads) -> None:
-    """A PDF's reading is bounded in time (one cut short on a busy machine is not to be
-    kept), and a page without text costs nothing to read again."""
-    pdf = make_pdf([["The court upheld the conviction."]], title="Ruling")
+def test_a_pdf_keeps_its_memo_and_a_page_without_text_none(tmp_path: Path, web: WebServer,
+                                                          reads) -> None:
+    """A PDF read whole is not read again (pypdf is far slower than lxml), and a re-check
+    says what reading it afresh says; a page without text costs nothing to read again."""
+    pdf = make_pdf([["The court upheld the conviction."], ["Article 174 applies."]],
+                   title="Ruling", lang="ru-RU")
     web.route("/ruling.pdf", Reply(200, pdf, {"Content-Type": "application/pdf"}))
     web.route("/empty", Reply(200, b"<html><body></body></html>", HTML))
     urls = [web.url("/ruling.pdf"), web.url("/empty")]
-    config = make_project(tmp_path, urls, fetch="workers = 0\n")
-    assert call("run", "--config", str(config))[0] in (0, 1)
-    assert [newest(tmp_path, url)["page"] for url in urls] == [None, None]
+    kept, fresh = two_projects(tmp_path, urls, "workers = 0\n")
+    assert json.loads(newest(kept, urls[0])["page"])[4:] == ["Ruling", None, "ru", "pdf", 0]
+    assert newest(kept, urls[1])["page"] is None
     reads.clear()
-    assert call("check", "--config", str(config))[0] in (0, 1)
+    check_both(kept, fresh, urls, "workers = 0\n")
+    assert reads.of(pdf) == 1  # by the project whose memos were dropped only
+    assert link(kept, urls[0])["title"] == "Ruling"
+
+
+def test_a_pdf_read_cut_short_by_the_clock_keeps_no_memo(tmp_path: Path, web: WebServer,
+                                                         reads, monkeypatch) -> None:
+    """A PDF whose reading stopped at ``PDF_TIME_LIMIT`` (here: a clock that jumps past it
+    after the first page) has the first pages' text, which a quieter machine would read
+    past: it keeps no memo, and the next check reads it again, whole."""
+    pdf = make_pdf([["The court upheld the conviction."], ["Article 174 applies."]],
+                   title="Ruling")
+    ticks = iter([0.0, 0.0])  # the deadline, the first page; then far past the limit
+    monkeypatch.setattr(pagetext, "_clock", lambda: next(ticks, 1e9))
+    web.route("/ruling.pdf", Reply(200, pdf, {"Content-Type": "application/pdf"}))
+    url = web.url("/ruling.pdf")
+    config = make_project(tmp_path, [url], fetch="workers = 0\n")
+    assert call("run", "--config", str(config))[0] == 0
+    first = newest(tmp_path, url)
+    assert first["page"] is None
+    assert "Article 174" not in zlib.decompress(first["blob"]).decode()
+    monkeypatch.setattr(pagetext, "_clock", __import__("time").monotonic)
+    reads.clear()
+    assert call("check", "--config", str(config))[0] == 0
     assert reads.of(pdf) == 1
-    assert link(tmp_path, urls[0])["title"] == "Ruling"
+    again = newest(tmp_path, url)
+    assert json.loads(again["page"])[7] == "pdf"
 
 
 def test_worker_processes_keep_and_take_memos(tmp_path: Path, web: WebServer, reads) -> None:

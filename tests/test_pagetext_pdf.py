@@ -332,3 +332,17 @@ def test_cited_pdf_text_reaches_show_and_the_report(tmp_path: Path, web: WebServ
     (link,) = report["links"]
     assert link["verdict"] == "ok"
     assert link["excerpt"].startswith("Kazakhstan: Activists Detained Police detained")
+
+
+def test_a_reading_stopped_by_the_clock_says_so(monkeypatch) -> None:
+    """``timed_out``: the reading stopped at ``PDF_TIME_LIMIT`` (its text is the first
+    pages'), which a reading of the whole document never says."""
+    from archiver import pagetext
+
+    pdf = make_pdf([["The first page."], ["The second page."]])
+    whole = extract(pdf, "application/pdf")
+    assert (whole.text, whole.timed_out) == ("The first page.\nThe second page.", False)
+    ticks = iter([0.0, 0.0])  # the deadline, the first page; then far past the limit
+    monkeypatch.setattr(pagetext, "_clock", lambda: next(ticks, 1e9))
+    cut = extract(pdf, "application/pdf", cache=False)  # not the reading above
+    assert (cut.text, cut.timed_out, cut.kind) == ("The first page.", True, "pdf")
