@@ -323,7 +323,7 @@ class CaptureStage:
     def _compare(before: tuple[str, str | None] | None, text: str,
                  ) -> tuple[str | None, float | None]:
         """A healthy page's text fingerprint, and how much of the previous capture's text
-        (``before``: ``Catalog.comparable_text``'s answer) it keeps (``None`` when there is
+        (``before``: ``PreviousRead.comparable``) it keeps (``None`` when there is
         none). Equal fingerprints need no token alignment (a re-check of a page whose numbers
         and dates changed); a text equal to the previous capture's needs no fingerprint
         either (a re-check of a page that did not change)."""
@@ -395,23 +395,18 @@ class CaptureStage:
         if self.compare and text and judgement.verdict.healthy:
             fingerprint, similarity = self._compare(
                 before.comparable if before is not None else None, text)
-        # A page taken from the previous capture's reading has that capture's text, packed
-        # as the catalog holds it, and its memo; the browser's page (``replaced``) has none.
-        memo = http_memo = None
-        if recalled and not replaced:
+        # The HTTP reading (the evidence's, or the replaced capture's beside the browser's):
+        # taken from the previous capture, it is that capture's text, packed as the catalog
+        # holds it, and its memo. The browser's page has no memo.
+        read, read_capture = (http_page, http_result) if replaced else (page, result)
+        read_packed = read_memo = None
+        if recalled:
             assert before is not None
-            packed, memo = before.packed, before.page
-        else:
-            packed = pack(text)
-            if page is not None and isinstance(result, Capture) and not replaced:
-                memo = PageMemo.remember(page, result)
-        http_packed = None
-        if replaced and http_page is not None:
-            assert isinstance(http_result, Capture)
-            http_packed = before.packed if recalled and before is not None \
-                else pack(http_page.text)
-            http_memo = before.page if recalled and before is not None \
-                else PageMemo.remember(http_page, http_result)
+            read_packed, read_memo = before.packed, before.page
+        elif read is not None and isinstance(read_capture, Capture):
+            read_packed, read_memo = pack(read.text), PageMemo.remember(read, read_capture)
+        packed, memo = (pack(text), None) if replaced else (read_packed, read_memo)
+        http_packed, http_memo = (read_packed, read_memo) if replaced else (None, None)
         return Finished(
             target=target,
             result=_bodiless(result),

@@ -378,9 +378,11 @@ class PreviousRead:
 
     @property
     def comparable(self) -> tuple[str, str | None] | None:
-        """``Catalog.comparable_text``'s answer: the rendered text if any (no fingerprint:
-        the row's is of the text recorded with the capture), else the stored text with its
-        fingerprint."""
+        """The text the capture is compared by, and that text's stored
+        ``history.text_fingerprint`` when it is known to be of that very text: its
+        browser-rendered text if it has one (no fingerprint: the row's is of the text recorded
+        with the capture), else the text extracted from its payload with its fingerprint;
+        ``None`` when it has no text."""
         if self.rendered is not None:
             return self.rendered, None
         text = self.text
@@ -1181,17 +1183,9 @@ class Catalog:
         cursor.row_factory = sqlite3.Row
         return cursor.fetchall()
 
-    def comparable_text(self, url: str) -> tuple[str, str | None] | None:
-        """The text the newest capture of ``url`` is compared by (its browser-rendered text
-        if it has one, else the text extracted from its payload) and that text's stored
-        ``history.text_fingerprint`` when it is known to be of that very text; ``None`` when
-        there is no capture with text."""
-        previous = self.previous_read(url)
-        return previous.comparable if previous is not None else None
-
     def previous_read(self, url: str) -> PreviousRead | None:
         """The newest capture of ``url`` (``latest_capture``) as the capture stage meets a
-        re-fetch of it: what ``comparable_text`` answers, and how its payload was read (its
+        re-fetch of it: the text to compare a page with, and how its payload was read (its
         packed text and ``page`` memo, for a payload fetched again); ``None`` when there is
         no capture."""
         with self._mutex, self._errors("read"):

@@ -387,14 +387,10 @@ def record_levels(catalog: Catalog, run_id: int, source_id: str,
 
     changes: list[Change] = []
     rows = []
-    chunk: list[Support] = []
+    each = iter(supports)
     # The last levels are read a chunk of supports at a time: a query per support was
     # thousands of queries in a check of a long document.
-    for support in itertools.chain(supports, [None]):
-        if support is not None:
-            chunk.append(support)
-            if len(chunk) < _LAST_LEVELS_AT_ONCE:
-                continue
+    while chunk := list(itertools.islice(each, _LAST_LEVELS_AT_ONCE)):
         last = catalog.last_supports(
             source_id, [(s.footnote, s.url) for s in chunk if s.level in _RANK]) \
             if compare else {}
@@ -413,7 +409,6 @@ def record_levels(catalog: Catalog, run_id: int, source_id: str,
                            f"the page no longer mentions {what}",
                     footnotes=(judged.footnote,)))
             rows.append((judged.footnote, judged.url, judged.level, json.dumps(found)))
-        chunk = []
     catalog.record_support(run_id, source_id, rows)
     return changes
 
