@@ -519,6 +519,12 @@ _KEYED_SUPPORTS = (
     " AND j.claims = json_extract(w.value, '$[2]')")
 
 
+#: Later than any time the catalog holds (``_ts``'s form): no cutoff.
+_NO_END = "9999-12-31T23:59:59.999999+00:00"
+#: URLs per query of ``Catalog.link_statuses``.
+_STATES_AT_ONCE = 512
+
+
 def _wanted(urls: Sequence[str]) -> str:
     """``urls``, each once, as the JSON list the bulk reads take (``json_each``): a read
     that writes nothing, where a temporary table of them cost an insert per URL."""
@@ -528,7 +534,8 @@ def _wanted(urls: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class LinkFacts:
     """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
-    every verdict (``results``, oldest first, outage ones included), the newest capture
+    the verdicts its state is made from (``results``, oldest first: ``state_results``, so
+    the newest verdict that is not an outage's is the last), the newest capture
     whose payload the archive holds (``latest_capture``), how it was made (``browser``), its
     provenance row (``provenance``) and the cached lookup aimed at the date asked for
     (``lookup``). The capture's text is left packed: ``capture.text`` and ``browser.text``
@@ -1086,18 +1093,15 @@ class Catalog:
             )
 
     def link_facts(self, urls: Sequence[str], *, near: date | None = None,
-                   ) -> dict[str, LinkFacts]:
-        """``LinkFacts`` of each of ``urls`` (with the cached lookup aimed at ``near``), in a
-        few queries for all of them rather than several per URL: the same answers as
-        ``results``, ``latest_capture``, ``browser_capture``, ``provenance`` and
-        ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
+                   until: datetime | None = None) -> dict[str, LinkFacts]:
+        """``LinkFacts`` of each of ``urls`` (with the cached lookup aimed at ``near``, and
+        the results its state ``until`` a moment is made from: ``state_results``), in a few
+        queries for all of them rather than several per URL: the same answers as
+        ``latest_capture``, ``browser_capture``, ``provenance`` and ``get_memento``. A URL
+        the catalog knows nothing of gets empty facts."""
         wanted = _wanted(urls)
         with self._mutex, self._errors("read"):
-            results: dict[str, list[StoredResult]] = {}
-            for row in self._rows(
-                    "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
-                    " ORDER BY r.url, r.checked_at, r.id", (wanted,)):
-                results.setdefault(row["url"], []).append(self._stored_result(row))
+            results = self._state_results(wanted, until)
             captures, browsers = self._newest_packed(wanted)
             provenance = {row["record_id"]: (row["document"], row["sha256"],
                                              row["metadata_id"]) for row in self._rows(
@@ -1509,13 +1513,53 @@ class Catalog:
     def last_results(self, urls: Sequence[str]) -> dict[str, StoredResult]:
         """``last_result`` of each of ``urls`` (outage results left out), in one query; a URL
         with no result is left out."""
+        # The newest row of each URL found by walking its index entries (url, checked_at,
+        # and the rowid) from the end: one step per URL however long its history, where a
+        # window over the history read every row of it.
         with self._mutex, self._errors("read"):
             rows = self._rows(
-                "SELECT * FROM (SELECT ROW_NUMBER() OVER (PARTITION BY r.url"
-                " ORDER BY r.checked_at DESC, r.id DESC) AS newest, r.*"
-                " FROM json_each(?) w CROSS JOIN results r ON r.url = w.value"
-                " WHERE NOT r.outage) WHERE newest = 1", (_wanted(urls),))
+                "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.id = ("
+                "SELECT x.id FROM results x WHERE x.url = w.value AND NOT x.outage"
+                " ORDER BY x.checked_at DESC, x.id DESC LIMIT 1)", (_wanted(urls),))
         return {row["url"]: self._stored_result(row) for row in rows}
+
+    #: The results a link's state is made from (``state_results``): those from its newest
+    #: healthy result at or before a moment (?2) on, outage ones left out. The newest
+    #: healthy one is found by walking the URL's index entries back from that moment.
+    _STATE_RESULTS = (
+        "SELECT r.* FROM json_each(?1) w CROSS JOIN results r ON r.url = w.value"
+        " WHERE NOT r.outage AND r.checked_at >= COALESCE(("
+        "SELECT h.checked_at FROM results h WHERE h.url = w.value AND h.checked_at <= ?2"
+        " AND NOT h.outage AND h.verdict IN ("
+        + ", ".join(f"'{v.value}'" for v in Verdict if v.healthy)
+        + ") ORDER BY h.checked_at DESC LIMIT 1), '') AND r.checked_at <= ?3"
+        " ORDER BY r.url, r.checked_at, r.id")
+
+    def state_results(self, urls: Sequence[str], until: datetime | None = None, *,
+                      later: bool = True) -> dict[str, tuple[StoredResult, ...]]:
+        """Each of ``urls``' results, oldest first, that its state ``until`` a moment (default:
+        now and later) and its newest verdict are made from: the newest result that is not an
+        outage's, and every one from the newest healthy result at or before ``until`` on
+        (outage results left out). ``history.link_status`` of those checked at or before
+        ``until`` is that of the whole history: a healthy result ends a streak of failures,
+        and nothing before it counts. A URL without results is left out.
+
+        A nightly check adds a result per link: reading only these keeps a link's cost
+        the same after a year of checks (a link failing all along is read whole).
+        ``later=False`` leaves out the results checked after ``until`` (those are the
+        newest verdict's only)."""
+        with self._mutex, self._errors("read"):
+            return self._state_results(_wanted(urls), until, later=later)
+
+    def _state_results(self, wanted: str, until: datetime | None, *, later: bool = True,
+                       ) -> dict[str, tuple[StoredResult, ...]]:
+        """``state_results`` of ``wanted`` (``_wanted``); the caller holds the mutex."""
+        found: dict[str, list[StoredResult]] = {}
+        cutoff = _ts(until) if until is not None else _NO_END
+        for row in self._rows(self._STATE_RESULTS,
+                              (wanted, cutoff, _NO_END if later else cutoff)):
+            found.setdefault(row["url"], []).append(self._stored_result(row))
+        return {url: tuple(results) for url, results in found.items()}
 
     def run_results(self, run_id: int) -> list[StoredResult]:
         """The verdicts recorded in one run, in the order recorded."""
@@ -1527,10 +1571,19 @@ class Catalog:
     ) -> LinkStatus:
         """``url``'s state from its history (``history.link_status``), counting only results
         checked at or before ``now`` (default: all)."""
-        found = self.results(url)[::-1]  # oldest first: equal times then keep record order
-        if now is not None:
-            found = [r for r in found if r.checked_at <= now]
-        return link_status(found, settings)
+        return self.link_statuses([url], settings, now)[url]
+
+    def link_statuses(self, urls: Sequence[str], settings: CheckSettings,
+                      now: datetime | None = None) -> dict[str, LinkStatus]:
+        """``link_status`` of each of ``urls``, read ``_STATES_AT_ONCE`` URLs a query."""
+        statuses: dict[str, LinkStatus] = {}
+        for start in range(0, len(urls), _STATES_AT_ONCE):
+            chunk = urls[start:start + _STATES_AT_ONCE]
+            found = self.state_results(chunk, now, later=False)
+            for url in chunk:
+                # Oldest first: equal times then keep record order.
+                statuses[url] = link_status(found.get(url, ()), settings)
+        return statuses
 
     # ── Wayback lookups ──
 

@@ -905,7 +905,7 @@ def _records_and_facts(
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
-    each = _link_facts(catalog, doc.urls, near=published)
+    each = _link_facts(catalog, doc.urls, near=published, until=now)
     if prejudged is not None:
         each = prejudged.vouch(each)
     if recall:
@@ -1127,11 +1127,11 @@ def _claims_by_number(doc: Document) -> dict[int, tuple[str, ...]]:
 
 
 def _link_facts(catalog: Catalog, urls: Sequence[str], *, near: date | None,
-                ) -> Iterator[tuple[str, LinkFacts]]:
+                until: datetime | None = None) -> Iterator[tuple[str, LinkFacts]]:
     """``Catalog.link_facts`` of ``urls``, in order, read ``_FACTS_CHUNK`` URLs at a time."""
     for start in range(0, len(urls), _FACTS_CHUNK):
         chunk = urls[start:start + _FACTS_CHUNK]
-        facts = catalog.link_facts(chunk, near=near)
+        facts = catalog.link_facts(chunk, near=near, until=until)
         for url in chunk:
             yield url, facts[url]
 
@@ -1886,7 +1886,7 @@ def _execute(
     previous = {t.url: result for t in targets if (result := newest.get(t.url)) is not None}
     del newest
     # Only a check reports what changed; its "newly dead" needs each link's state before.
-    before = ({t.url: catalog.link_status(t.url, settings.check, started) for t in targets}
+    before = (catalog.link_statuses([t.url for t in targets], settings.check, started)
               if options.kind == "check" else {})
     rescue = options.rescue and settings.rescue.enabled
     # Each URL's first citing source, for the rescue's lookups (only they read it).
@@ -1935,12 +1935,10 @@ def _execute(
 
     changes: list[Change] = []
     if options.kind == "check" and not outage:
-        current = {}
-        for url, judgement in fetched.judgements.items():
-            similarity = fetched.similarity.get(url)
-            current[url] = (judgement,
-                            catalog.link_status(url, settings.check, checked_at),
-                            similarity)
+        statuses = catalog.link_statuses(list(fetched.judgements), settings.check, checked_at)
+        current = {url: (judgement, statuses[url], fetched.similarity.get(url))
+                   for url, judgement in fetched.judgements.items()}
+        del statuses
         changes = history.changes(previous, current, settings.check, before=before,
                                   outage=outage)
         footnotes_of = {t.url: tuple(r.number for r in t.cited_by) for t in targets}

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from archiver.catalog import (
     CATALOG_NAME,
@@ -30,6 +32,7 @@ from archiver.catalog import (
 )
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
+from archiver.history import link_status
 from archiver.models import (
     Capture,
     Footnote,
@@ -398,6 +401,75 @@ def test_results_history_and_link_status(catalog: Catalog) -> None:
     assert len(catalog.run_results(run_id)) == 1
 
 
+_HISTORY = st.lists(st.tuples(
+    st.sampled_from([Verdict.OK, Verdict.REDIRECTED, Verdict.NOT_FOUND, Verdict.TIMEOUT,
+                     Verdict.BLOCKED, Verdict.INCOMPLETE, Verdict.SOFT_404]),
+    st.integers(0, 12),  # the day: equal days give equal times, kept in record order
+    st.booleans()), max_size=14)
+_STATE_URLS = iter(range(10**9))
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=_HISTORY, at=st.one_of(st.none(), st.integers(-1, 13)))
+def test_the_results_a_state_is_made_from_give_the_whole_history_s_state(
+        catalog: Catalog, history: list[tuple[Verdict, int, bool]], at: int | None) -> None:
+    """``state_results`` (read by ``link_facts``, ``link_status`` and ``link_statuses``)
+    leave out what a link's state and newest verdict never depend on, and only that: any
+    history, outage results and equal times included, as of any moment or none."""
+    rules = CheckSettings(dead_after=2, dead_after_days=2)
+    url = f"https://state.example/{next(_STATE_URLS)}"
+    for verdict, day, outage in history:
+        run_id = catalog.begin_run("check", ["kz"])
+        catalog.record_result(run_id, url, Judgement(verdict, str(verdict)), http_status=None,
+                              final_url=None, attempts=1, checked_at=T0 + timedelta(days=day),
+                              outage=outage)
+    now = None if at is None else T0 + timedelta(days=at, hours=1)
+    whole = catalog.results(url)[::-1]  # oldest first, equal times in record order
+    expected = link_status([r for r in whole if now is None or r.checked_at <= now], rules)
+    newest = next((r for r in reversed(whole) if not r.outage), None)
+    kept = catalog.state_results([url], now).get(url, ())
+    assert len(kept) <= len(whole)
+    assert link_status([r for r in kept if now is None or r.checked_at <= now], rules) \
+        == expected
+    assert catalog.link_status(url, rules, now) == expected
+    assert catalog.link_statuses([url, url], rules, now) == {url: expected}
+    before = catalog.state_results([url], now, later=False).get(url, ())
+    assert all(r.checked_at <= now for r in before) if now is not None else before == kept
+    assert link_status(before, rules) == expected
+    facts = catalog.link_facts([url], until=now)[url]
+    assert facts.results == kept
+    assert next((r for r in reversed(facts.results) if not r.outage), None) == newest
+    assert catalog.last_results([url]).get(url) == newest == catalog.last_result(url)
+
+
+def test_a_link_s_state_costs_the_same_after_a_year_of_checks(catalog: Catalog) -> None:
+    """A nightly check adds a result per link; what a link's state, newest verdict and
+    facts are read from must not grow with them (a link failing all along excepted, whose
+    streak is its state). Measured in SQLite steps, with 5 and then 365 nightly results."""
+    urls = [f"https://nightly.example/{n}" for n in range(20)]
+    costs = []
+    later = T0 + timedelta(days=400)
+    for nights in (5, 365):
+        run_ids = [catalog.begin_run("check", ["kz"]) for _ in range(nights)]
+        catalog.record_results(
+            ResultIn(run_id, url, Judgement(Verdict.OK, "ok"), http_status=200,
+                     final_url=url, attempts=1,
+                     checked_at=T0 + timedelta(days=night, minutes=nights))
+            for night, run_id in enumerate(run_ids) for url in urls)
+        assert {len(r) for r in catalog.state_results(urls).values()} == {1}
+        assert all(s.state is LinkState.OK for s in
+                   catalog.link_statuses(urls, CheckSettings()).values())
+        costs.append((
+            _steps(catalog, lambda: catalog.link_facts(urls)),
+            _steps(catalog, lambda: catalog.link_statuses(urls, CheckSettings(), later)),
+            _steps(catalog, lambda: catalog.last_results(urls)),
+        ))
+    few, many = costs
+    for a, b in zip(few, many, strict=True):
+        assert b < 2 * a + 20, costs
+
+
 def test_last_result_skips_outages_unless_asked(catalog: Catalog) -> None:
     run_id = catalog.begin_run("check", [])
     catalog.record_result(run_id, URL, Judgement(Verdict.OK, "ok"), http_status=200,
@@ -528,7 +600,13 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert list(facts) == urls
     for url in urls:
         fact = facts[url]
-        assert fact.results == tuple(catalog.results(url)[::-1])
+        # The results its state is made from: the same state and newest verdict as its
+        # whole history gives.
+        history = catalog.results(url)[::-1]
+        assert fact.results == catalog.state_results([url]).get(url, ())
+        assert link_status(fact.results, CheckSettings()) == link_status(history, CheckSettings())
+        assert next((r for r in reversed(fact.results) if not r.outage), None) == \
+            next((r for r in reversed(history) if not r.outage), None)
         latest = catalog.latest_capture(url)
         # The same capture and browser row, their texts left packed in ``text``.
         assert fact.capture == (replace(latest, text=None) if latest else None)
@@ -546,7 +624,9 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert facts[other].text.text() == "rendered text" and facts[other].lookup is None
     assert facts[URL].text.text() == "same words" and facts[target].text.text() == "moved"
     assert facts["https://never.example/"].text is None
-    assert facts[URL].lookup.memento is None and len(facts[URL].results) == 3
+    # ok, an outage's timeout, not_found: the outage's result changes nothing.
+    assert facts[URL].lookup.memento is None
+    assert [r.verdict for r in facts[URL].results] == [Verdict.OK, Verdict.NOT_FOUND]
     # The target was never fetched as cited: the capture that ended there stands for it.
     assert facts[target].capture == facts[redirected].capture
     assert facts[target].capture.warc.record_id == "<urn:c>"
