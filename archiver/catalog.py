@@ -49,7 +49,13 @@ from typing import Any
 from archiver import __version__
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
-from archiver.history import NOT_A_NETWORK_TEST, LinkStatus, link_status
+from archiver.history import (
+    NEVER_DEAD,
+    NOT_A_NETWORK_TEST,
+    LinkStatus,
+    Streak,
+    status_of,
+)
 from archiver.models import (
     Capture,
     Footnote,
@@ -534,15 +540,16 @@ def _wanted(urls: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class LinkFacts:
     """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
-    the verdicts its state is made from (``results``, oldest first: ``state_results``, so
-    the newest verdict that is not an outage's is the last), the newest capture
+    its newest verdict that is not an outage's (``last``), what its state is made from
+    (``streak``, ``history.status_of`` gives the state), the newest capture
     whose payload the archive holds (``latest_capture``), how it was made (``browser``), its
     provenance row (``provenance``) and the cached lookup aimed at the date asked for
     (``lookup``). The capture's text is left packed: ``capture.text`` and ``browser.text``
     are ``None``, and ``text`` is the text the link is read by, the browser-rendered one
     when the capture has it, else the one extracted from its payload."""
 
-    results: tuple[StoredResult, ...] = ()
+    last: StoredResult | None = None
+    streak: Streak = field(default_factory=Streak)
     capture: StoredCapture | None = None
     browser: StoredBrowser | None = None
     provenance: tuple[str, str, str | None] | None = None
@@ -1095,13 +1102,14 @@ class Catalog:
     def link_facts(self, urls: Sequence[str], *, near: date | None = None,
                    until: datetime | None = None) -> dict[str, LinkFacts]:
         """``LinkFacts`` of each of ``urls`` (with the cached lookup aimed at ``near``, and
-        the results its state ``until`` a moment is made from: ``state_results``), in a few
-        queries for all of them rather than several per URL: the same answers as
-        ``latest_capture``, ``browser_capture``, ``provenance`` and ``get_memento``. A URL
-        the catalog knows nothing of gets empty facts."""
+        the streak of its results checked at or before ``until``), in a few queries for all
+        of them rather than several per URL: the same answers as ``last_result``,
+        ``link_streaks``, ``latest_capture``, ``browser_capture``, ``provenance`` and
+        ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
         wanted = _wanted(urls)
         with self._mutex, self._errors("read"):
-            results = self._state_results(wanted, until)
+            last = self._last_results(wanted)
+            streaks = self._link_streaks(wanted, until)
             captures, browsers = self._newest_packed(wanted)
             provenance = {row["record_id"]: (row["document"], row["sha256"],
                                              row["metadata_id"]) for row in self._rows(
@@ -1133,7 +1141,8 @@ class Catalog:
                 prov = provenance.get(capture.warc.record_id) if capture.warc else None
                 blob = browser_blob if browser_blob is not None else blob
                 text = PackedText(blob) if blob is not None else None
-            facts[url] = LinkFacts(results=tuple(results.get(url, ())), capture=capture,
+            facts[url] = LinkFacts(last=last.get(url), streak=streaks.get(url, Streak()),
+                                   capture=capture,
                                    browser=browser, provenance=prov, lookup=lookups.get(url),
                                    text=text)
         return facts
@@ -1473,18 +1482,20 @@ class Catalog:
                 f" ({', '.join('?' for _ in kept)})",
                 (run_id, *kept)).rowcount
 
-    def _stored_result(self, row: sqlite3.Row) -> StoredResult:
+    def _verdict(self, value: str, url: str) -> Verdict:
         try:
-            verdict = Verdict(row["verdict"])
+            return Verdict(value)
         except ValueError as exc:
             raise ArchiveError(
-                f"{self.path}: unknown verdict {row['verdict']!r} for {row['url']}"
+                f"{self.path}: unknown verdict {value!r} for {url}"
                 " (written by a newer archiver?)"
             ) from exc
+
+    def _stored_result(self, row: sqlite3.Row) -> StoredResult:
         return StoredResult(
             run_id=row["run_id"],
             url=row["url"],
-            verdict=verdict,
+            verdict=self._verdict(row["verdict"], row["url"]),
             reason=row["reason"],
             http_status=row["http_status"],
             final_url=row["final_url"],
@@ -1517,49 +1528,68 @@ class Catalog:
         # and the rowid) from the end: one step per URL however long its history, where a
         # window over the history read every row of it.
         with self._mutex, self._errors("read"):
-            rows = self._rows(
-                "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.id = ("
-                "SELECT x.id FROM results x WHERE x.url = w.value AND NOT x.outage"
-                " ORDER BY x.checked_at DESC, x.id DESC LIMIT 1)", (_wanted(urls),))
-        return {row["url"]: self._stored_result(row) for row in rows}
+            return self._last_results(_wanted(urls))
 
-    #: The results a link's state is made from (``state_results``): those from its newest
-    #: healthy result at or before a moment (?2) on, outage ones left out. The newest
-    #: healthy one is found by walking the URL's index entries back from that moment.
-    _STATE_RESULTS = (
-        "SELECT r.* FROM json_each(?1) w CROSS JOIN results r ON r.url = w.value"
-        " WHERE NOT r.outage AND r.checked_at >= COALESCE(("
-        "SELECT h.checked_at FROM results h WHERE h.url = w.value AND h.checked_at <= ?2"
-        " AND NOT h.outage AND h.verdict IN ("
-        + ", ".join(f"'{v.value}'" for v in Verdict if v.healthy)
-        + ") ORDER BY h.checked_at DESC LIMIT 1), '') AND r.checked_at <= ?3"
-        " ORDER BY r.url, r.checked_at, r.id")
+    def _last_results(self, wanted: str) -> dict[str, StoredResult]:
+        """``last_results`` of ``wanted`` (``_wanted``); the caller holds the mutex."""
+        return {row["url"]: self._stored_result(row) for row in self._rows(
+            "SELECT r.* FROM json_each(?) w CROSS JOIN results r ON r.id = ("
+            "SELECT x.id FROM results x WHERE x.url = w.value AND NOT x.outage"
+            " ORDER BY x.checked_at DESC, x.id DESC LIMIT 1)", (wanted,))}
 
-    def state_results(self, urls: Sequence[str], until: datetime | None = None, *,
-                      later: bool = True) -> dict[str, tuple[StoredResult, ...]]:
-        """Each of ``urls``' results, oldest first, that its state ``until`` a moment (default:
-        now and later) and its newest verdict are made from: the newest result that is not an
-        outage's, and every one from the newest healthy result at or before ``until`` on
-        (outage results left out). ``history.link_status`` of those checked at or before
-        ``until`` is that of the whole history: a healthy result ends a streak of failures,
-        and nothing before it counts. A URL without results is left out.
+    #: Each URL's ``history.Streak`` as of a moment (?2): its newest result that is not an
+    #: outage's (n), its newest healthy one (ok), both found by walking the URL's index
+    #: entries (url, checked_at, and the rowid) back from that moment, and the failures
+    #: after ok in (checked_at, id) order, the order ``streak_of`` keeps, summed up: an
+    #: index range from ok's time on, so a link's history before it is never read.
+    _STREAKS = (
+        "SELECT w.value AS url, n.verdict AS newest, n.checked_at AS newest_at,"
+        " ok.checked_at AS last_ok, COUNT(r.id) AS failures,"
+        " MIN(r.checked_at) AS failing_since,"
+        " TOTAL(r.verdict NOT IN ({never})) AS evidence,"
+        " MIN(CASE WHEN r.verdict NOT IN ({never}) THEN r.checked_at END) AS evidence_first,"
+        " MAX(CASE WHEN r.verdict NOT IN ({never}) THEN r.checked_at END) AS evidence_last"
+        " FROM json_each(?1) w"
+        " LEFT JOIN results n ON n.id = (SELECT x.id FROM results x WHERE x.url = w.value"
+        " AND x.checked_at <= ?2 AND NOT x.outage ORDER BY x.checked_at DESC, x.id DESC"
+        " LIMIT 1)"
+        " LEFT JOIN results ok ON ok.id = (SELECT h.id FROM results h WHERE h.url = w.value"
+        " AND h.checked_at <= ?2 AND NOT h.outage AND h.verdict IN ({healthy})"
+        " ORDER BY h.checked_at DESC, h.id DESC LIMIT 1)"
+        " LEFT JOIN results r ON r.url = w.value AND r.checked_at <= ?2"
+        " AND r.checked_at >= COALESCE(ok.checked_at, '') AND NOT r.outage"
+        " AND (ok.id IS NULL OR (r.checked_at, r.id) > (ok.checked_at, ok.id))"
+        " GROUP BY w.value"
+    ).format(never=", ".join(f"'{v.value}'" for v in sorted(NEVER_DEAD)),
+             healthy=", ".join(f"'{v.value}'" for v in Verdict if v.healthy))
 
-        A nightly check adds a result per link: reading only these keeps a link's cost
-        the same after a year of checks (a link failing all along is read whole).
-        ``later=False`` leaves out the results checked after ``until`` (those are the
-        newest verdict's only)."""
+    def link_streaks(self, urls: Sequence[str], until: datetime | None = None,
+                     ) -> dict[str, Streak]:
+        """The ``history.Streak`` of each of ``urls``' results checked at or before ``until``
+        (default: all), as ``history.streak_of`` makes it of the whole history, summed up by
+        the catalog: a nightly check adds a result per link, and a link's cost stays the
+        same after a year of checks, a link failing all along included. A URL without
+        results gets an empty one."""
         with self._mutex, self._errors("read"):
-            return self._state_results(_wanted(urls), until, later=later)
+            return self._link_streaks(_wanted(urls), until)
 
-    def _state_results(self, wanted: str, until: datetime | None, *, later: bool = True,
-                       ) -> dict[str, tuple[StoredResult, ...]]:
-        """``state_results`` of ``wanted`` (``_wanted``); the caller holds the mutex."""
-        found: dict[str, list[StoredResult]] = {}
+    def _link_streaks(self, wanted: str, until: datetime | None) -> dict[str, Streak]:
+        """``link_streaks`` of ``wanted`` (``_wanted``); the caller holds the mutex."""
+        found = {}
         cutoff = _ts(until) if until is not None else _NO_END
-        for row in self._rows(self._STATE_RESULTS,
-                              (wanted, cutoff, _NO_END if later else cutoff)):
-            found.setdefault(row["url"], []).append(self._stored_result(row))
-        return {url: tuple(results) for url, results in found.items()}
+        for row in self._rows(self._STREAKS, (wanted, cutoff)):
+            newest = row["newest"]
+            found[row["url"]] = Streak() if newest is None else Streak(
+                newest=self._verdict(newest, row["url"]),
+                newest_at=_dt(row["newest_at"]),
+                last_ok=_dt(row["last_ok"]),
+                failures=row["failures"],
+                failing_since=_dt(row["failing_since"]),
+                evidence=int(row["evidence"]),
+                evidence_first=_dt(row["evidence_first"]),
+                evidence_last=_dt(row["evidence_last"]),
+            )
+        return found
 
     def run_results(self, run_id: int) -> list[StoredResult]:
         """The verdicts recorded in one run, in the order recorded."""
@@ -1579,10 +1609,9 @@ class Catalog:
         statuses: dict[str, LinkStatus] = {}
         for start in range(0, len(urls), _STATES_AT_ONCE):
             chunk = urls[start:start + _STATES_AT_ONCE]
-            found = self.state_results(chunk, now, later=False)
+            found = self.link_streaks(chunk, now)
             for url in chunk:
-                # Oldest first: equal times then keep record order.
-                statuses[url] = link_status(found.get(url, ()), settings)
+                statuses[url] = status_of(found.get(url, Streak()), settings)
         return statuses
 
     # ── Wayback lookups ──

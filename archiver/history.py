@@ -1,7 +1,9 @@
 """A link's history across checks: its state, outages, and what changed since the last check.
 
 Pure functions over values; no I/O. The catalog stores every check's result and hands them
-here; the pipeline calls ``changes`` to write "what changed since the last check".
+here, or, for many links with long histories, their sums (``Streak``, which ``status_of``
+judges as ``link_status`` judges the results); the pipeline calls ``changes`` to write
+"what changed since the last check".
 
 The rules, in one place:
 
@@ -44,6 +46,7 @@ __all__ = [
     "NOT_A_NETWORK_TEST",
     "LinkStatus",
     "ResultLike",
+    "Streak",
     "changes",
     "host_of",
     "hosts_tested",
@@ -51,6 +54,8 @@ __all__ = [
     "is_outage",
     "link_status",
     "normalise_tokens",
+    "status_of",
+    "streak_of",
     "text_fingerprint",
     "text_similarity",
 ]
@@ -104,46 +109,85 @@ class LinkStatus:
         return self.last_verdict is not None
 
 
-def link_status(results: Iterable[ResultLike], settings: CheckSettings) -> LinkStatus:
-    """The state of one link from its check results (any order; outage results ignored).
+@dataclass(frozen=True)
+class Streak:
+    """What a link's state is made from (``status_of``), summed up from its results (outage
+    ones left out): its newest verdict and when it was given, when the link was last
+    healthy, and the failures since then: how many, when the first was, and, of those that
+    count as evidence of death (not ``NEVER_DEAD``), how many and the first's and last's
+    times. ``streak_of`` sums up a list of results; the catalog sums up a long history in
+    SQL, the same way (``Catalog.link_streaks``). No results: every field empty."""
 
-    See the module docstring for the rules. Never raises for well-formed input.
-    """
+    newest: Verdict | None = None
+    newest_at: datetime | None = None
+    last_ok: datetime | None = None
+    failures: int = 0
+    failing_since: datetime | None = None
+    evidence: int = 0
+    evidence_first: datetime | None = None
+    evidence_last: datetime | None = None
+
+
+def streak_of(results: Iterable[ResultLike]) -> Streak:
+    """The ``Streak`` of ``results`` (any order; equal times keep the order given)."""
     ordered = sorted((r for r in results if not r.outage), key=lambda r: r.checked_at)
     if not ordered:
-        return LinkStatus(state=LinkState.OK)
+        return Streak()
     newest = ordered[-1]
     last_ok = next((r.checked_at for r in reversed(ordered) if r.verdict.healthy), None)
-
     streak: list[ResultLike] = []
     for result in reversed(ordered):
         if result.verdict.healthy:
             break
         streak.append(result)
     streak.reverse()
-    if not streak:
+    evidence = [r for r in streak if r.verdict not in NEVER_DEAD]
+    return Streak(
+        newest=newest.verdict,
+        newest_at=newest.checked_at,
+        last_ok=last_ok,
+        failures=len(streak),
+        failing_since=streak[0].checked_at if streak else None,
+        evidence=len(evidence),
+        evidence_first=evidence[0].checked_at if evidence else None,
+        evidence_last=evidence[-1].checked_at if evidence else None,
+    )
+
+
+def status_of(streak: Streak, settings: CheckSettings) -> LinkStatus:
+    """The state of a link whose results sum up to ``streak`` (see the module docstring)."""
+    if streak.newest is None:
+        return LinkStatus(state=LinkState.OK)
+    if not streak.failures:
         return LinkStatus(
             state=LinkState.OK,
-            last_verdict=newest.verdict,
-            last_ok=last_ok,
-            last_checked=newest.checked_at,
+            last_verdict=streak.newest,
+            last_ok=streak.last_ok,
+            last_checked=streak.newest_at,
         )
-
-    evidence = [r for r in streak if r.verdict not in NEVER_DEAD]
     dead = (
-        newest.verdict not in NEVER_DEAD
-        and len(evidence) >= max(settings.dead_after, 1)
-        and evidence[-1].checked_at - evidence[0].checked_at
+        streak.newest not in NEVER_DEAD
+        and streak.evidence >= max(settings.dead_after, 1)
+        and streak.evidence_first is not None and streak.evidence_last is not None
+        and streak.evidence_last - streak.evidence_first
         >= timedelta(days=settings.dead_after_days)
     )
     return LinkStatus(
         state=LinkState.DEAD if dead else LinkState.FAILING,
-        consecutive_failures=len(streak),
-        failing_since=streak[0].checked_at,
-        last_verdict=newest.verdict,
-        last_ok=last_ok,
-        last_checked=newest.checked_at,
+        consecutive_failures=streak.failures,
+        failing_since=streak.failing_since,
+        last_verdict=streak.newest,
+        last_ok=streak.last_ok,
+        last_checked=streak.newest_at,
     )
+
+
+def link_status(results: Iterable[ResultLike], settings: CheckSettings) -> LinkStatus:
+    """The state of one link from its check results (any order; outage results ignored).
+
+    See the module docstring for the rules. Never raises for well-formed input.
+    """
+    return status_of(streak_of(results), settings)
 
 
 # ── outages ──────────────────────────────────────────────────────────────────

@@ -901,7 +901,7 @@ def _records_and_facts(
     the fetch (``_Prejudged.vouch``): their excerpt is made already, and claim support;
     nor, with ``recall``, for the texts whose claim support the catalog keeps
     (``_recalled``; ``keeper`` is told of the supports taken)."""
-    from archiver.history import link_status
+    from archiver.history import status_of
 
     not_fetched = not_fetched or {}
     published = settings.source(source_id).published
@@ -914,7 +914,7 @@ def _records_and_facts(
         footnotes = doc.citing[url]
         last = _last_result(facts)
         stored, browser = facts.capture, facts.browser
-        status = link_status([r for r in facts.results if r.checked_at <= now], settings.check)
+        status = status_of(facts.streak, settings.check)
         cached = facts.lookup
         memento = cached.memento if cached is not None else None
         not_looked_up = None
@@ -962,7 +962,7 @@ _FACTS_CHUNK = 512
 
 def _last_result(facts: LinkFacts) -> StoredResult | None:
     """A link's newest result that is not an outage's (its verdict), if any."""
-    return next((r for r in reversed(facts.results) if not r.outage), None)
+    return facts.last
 
 
 def _read_whole(facts: LinkFacts) -> bool:

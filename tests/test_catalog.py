@@ -32,7 +32,7 @@ from archiver.catalog import (
 )
 from archiver.config import CheckSettings
 from archiver.errors import ArchiveError, ArchiveLockedError
-from archiver.history import link_status
+from archiver.history import link_status, status_of, streak_of
 from archiver.models import (
     Capture,
     Footnote,
@@ -414,9 +414,10 @@ _STATE_URLS = iter(range(10**9))
 @given(history=_HISTORY, at=st.one_of(st.none(), st.integers(-1, 13)))
 def test_the_results_a_state_is_made_from_give_the_whole_history_s_state(
         catalog: Catalog, history: list[tuple[Verdict, int, bool]], at: int | None) -> None:
-    """``state_results`` (read by ``link_facts``, ``link_status`` and ``link_statuses``)
-    leave out what a link's state and newest verdict never depend on, and only that: any
-    history, outage results and equal times included, as of any moment or none."""
+    """The streak the catalog sums up in SQL (``link_streaks``, read by ``link_facts``,
+    ``link_status`` and ``link_statuses``) is the one ``history.streak_of`` makes of the
+    whole history, and so is the state; the newest verdict too: any history, outage results
+    and equal times included, as of any moment or none."""
     rules = CheckSettings(dead_after=2, dead_after_days=2)
     url = f"https://state.example/{next(_STATE_URLS)}"
     for verdict, day, outage in history:
@@ -428,41 +429,46 @@ def test_the_results_a_state_is_made_from_give_the_whole_history_s_state(
     whole = catalog.results(url)[::-1]  # oldest first, equal times in record order
     expected = link_status([r for r in whole if now is None or r.checked_at <= now], rules)
     newest = next((r for r in reversed(whole) if not r.outage), None)
-    kept = catalog.state_results([url], now).get(url, ())
-    assert len(kept) <= len(whole)
-    assert link_status([r for r in kept if now is None or r.checked_at <= now], rules) \
-        == expected
+    assert catalog.link_streaks([url], now).get(url) == streak_of(
+        r for r in whole if now is None or r.checked_at <= now)
     assert catalog.link_status(url, rules, now) == expected
     assert catalog.link_statuses([url, url], rules, now) == {url: expected}
-    before = catalog.state_results([url], now, later=False).get(url, ())
-    assert all(r.checked_at <= now for r in before) if now is not None else before == kept
-    assert link_status(before, rules) == expected
     facts = catalog.link_facts([url], until=now)[url]
-    assert facts.results == kept
-    assert next((r for r in reversed(facts.results) if not r.outage), None) == newest
+    assert status_of(facts.streak, rules) == expected
+    assert facts.last == newest
     assert catalog.last_results([url]).get(url) == newest == catalog.last_result(url)
 
 
 def test_a_link_s_state_costs_the_same_after_a_year_of_checks(catalog: Catalog) -> None:
-    """A nightly check adds a result per link; what a link's state, newest verdict and
-    facts are read from must not grow with them (a link failing all along excepted, whose
-    streak is its state). Measured in SQLite steps, with 5 and then 365 nightly results."""
+    """A nightly check adds a result per link; reading a link's state, newest verdict and
+    facts must not cost more for it. A link that answers: its history before its last
+    healthy result is never read (measured in SQLite steps, with 5 and then 370 nightly
+    results per link). A link failing all along: its streak is summed up by SQLite, which
+    reads its rows, and handed over as one ``Streak``, exact either way."""
     urls = [f"https://nightly.example/{n}" for n in range(20)]
+    failing = set(urls[::2])  # half of them fail every night
+    answering = [url for url in urls if url not in failing]
     costs = []
     later = T0 + timedelta(days=400)
+    total = 0
     for nights in (5, 365):
         run_ids = [catalog.begin_run("check", ["kz"]) for _ in range(nights)]
         catalog.record_results(
-            ResultIn(run_id, url, Judgement(Verdict.OK, "ok"), http_status=200,
-                     final_url=url, attempts=1,
+            ResultIn(run_id, url, Judgement(Verdict.NOT_FOUND if url in failing
+                                            else Verdict.OK, "said"),
+                     http_status=None, final_url=url, attempts=1,
                      checked_at=T0 + timedelta(days=night, minutes=nights))
             for night, run_id in enumerate(run_ids) for url in urls)
-        assert {len(r) for r in catalog.state_results(urls).values()} == {1}
-        assert all(s.state is LinkState.OK for s in
-                   catalog.link_statuses(urls, CheckSettings()).values())
+        total += nights
+        streaks = catalog.link_streaks(urls)
+        assert [s.failures for s in streaks.values()] == \
+            [total if url in failing else 0 for url in urls]
+        states = catalog.link_statuses(urls, CheckSettings(), later)
+        assert [states[url].state for url in urls] == \
+            [LinkState.DEAD if url in failing else LinkState.OK for url in urls]
         costs.append((
-            _steps(catalog, lambda: catalog.link_facts(urls)),
-            _steps(catalog, lambda: catalog.link_statuses(urls, CheckSettings(), later)),
+            _steps(catalog, lambda: catalog.link_facts(answering)),
+            _steps(catalog, lambda: catalog.link_statuses(answering, CheckSettings(), later)),
             _steps(catalog, lambda: catalog.last_results(urls)),
         ))
     few, many = costs
@@ -600,13 +606,12 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert list(facts) == urls
     for url in urls:
         fact = facts[url]
-        # The results its state is made from: the same state and newest verdict as its
-        # whole history gives.
+        # What its state is made from: the same state and newest verdict as its whole
+        # history gives.
         history = catalog.results(url)[::-1]
-        assert fact.results == catalog.state_results([url]).get(url, ())
-        assert link_status(fact.results, CheckSettings()) == link_status(history, CheckSettings())
-        assert next((r for r in reversed(fact.results) if not r.outage), None) == \
-            next((r for r in reversed(history) if not r.outage), None)
+        assert fact.streak == streak_of(history)
+        assert status_of(fact.streak, CheckSettings()) == link_status(history, CheckSettings())
+        assert fact.last == next((r for r in reversed(history) if not r.outage), None)
         latest = catalog.latest_capture(url)
         # The same capture and browser row, their texts left packed in ``text``.
         assert fact.capture == (replace(latest, text=None) if latest else None)
@@ -626,7 +631,8 @@ def test_link_facts_are_what_the_per_url_reads_say(catalog: Catalog) -> None:
     assert facts["https://never.example/"].text is None
     # ok, an outage's timeout, not_found: the outage's result changes nothing.
     assert facts[URL].lookup.memento is None
-    assert [r.verdict for r in facts[URL].results] == [Verdict.OK, Verdict.NOT_FOUND]
+    assert facts[URL].last.verdict is Verdict.NOT_FOUND
+    assert facts[URL].streak.failures == 1 and facts[URL].streak.last_ok == T0
     # The target was never fetched as cited: the capture that ended there stands for it.
     assert facts[target].capture == facts[redirected].capture
     assert facts[target].capture.warc.record_id == "<urn:c>"

@@ -592,7 +592,7 @@ def test_unpacking_inflates_the_texts_support_reads_and_fails_on_a_damaged_one(
         capture = StoredCapture(n, 1, url, url, 200, None, None, "d", when, "text/html",
                                 False, None, None, None, 1)
         return url, LinkFacts(
-            results=(result,), capture=capture,
+            last=result, capture=capture,
             browser=StoredBrowser(n, "browser", "app shell", None, False, None, None, None)
             if browser else None, text=PackedText(pack_text(f"Page {n} " * 50)))
 
