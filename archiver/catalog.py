@@ -540,8 +540,9 @@ def _wanted(urls: Sequence[str]) -> str:
 @dataclass(frozen=True)
 class LinkFacts:
     """What the catalog holds on one cited URL, read for many URLs at once (``link_facts``):
-    its newest verdict that is not an outage's (``last``), what its state is made from
-    (``streak``, ``history.status_of`` gives the state), the newest capture
+    its newest verdict that is not an outage's (``last``, whenever it was checked), what
+    its state at the moment asked for is made from (``streak``: ``history.status_of`` gives
+    the state), the newest capture
     whose payload the archive holds (``latest_capture``), how it was made (``browser``), its
     provenance row (``provenance``) and the cached lookup aimed at the date asked for
     (``lookup``). The capture's text is left packed: ``capture.text`` and ``browser.text``
@@ -1102,7 +1103,8 @@ class Catalog:
     def link_facts(self, urls: Sequence[str], *, near: date | None = None,
                    until: datetime | None = None) -> dict[str, LinkFacts]:
         """``LinkFacts`` of each of ``urls`` (with the cached lookup aimed at ``near``, and
-        the streak of its results checked at or before ``until``), in a few queries for all
+        the streak of its results checked at or before ``until``; its newest verdict is
+        the newest whenever checked), in a few queries for all
         of them rather than several per URL: the same answers as ``last_result``,
         ``link_streaks``, ``latest_capture``, ``browser_capture``, ``provenance`` and
         ``get_memento``. A URL the catalog knows nothing of gets empty facts."""
@@ -1111,11 +1113,12 @@ class Catalog:
             last = self._last_results(wanted)
             streaks = self._link_streaks(wanted, until)
             captures, browsers = self._newest_packed(wanted)
+            # Those of the captures chosen, not of every capture of the URLs.
             provenance = {row["record_id"]: (row["document"], row["sha256"],
                                              row["metadata_id"]) for row in self._rows(
                 "SELECT p.record_id, p.document, p.sha256, p.metadata_id FROM json_each(?) w"
-                " CROSS JOIN captures c ON c.url = w.value"
-                " JOIN provenance p ON p.record_id = c.record_id", (wanted,))}
+                " CROSS JOIN provenance p ON p.record_id = w.value", (json.dumps(
+                    [c.warc.record_id for c, _ in captures.values() if c.warc is not None]),))}
             lookups = {row["url"]: self._cached_lookup(row) for row in self._rows(
                 "SELECT m.* FROM json_each(?) w CROSS JOIN mementos m ON m.url = w.value"
                 " WHERE m.near = ?", (wanted, near.isoformat() if near else ""))}
@@ -1173,8 +1176,8 @@ class Catalog:
         captures: dict[str, StoredCapture] = {}
         for row in self._rows(self._NEWEST_WANTED, (wanted,)):
             captures[row["url"]] = self._stored_capture(row)
-        browsers = {row["capture_id"]: self._stored_browser(row)
-                    for row in self._rows(self._BROWSERS_WANTED, (wanted,))}
+        browsers = {row["capture_id"]: self._stored_browser(row) for row in self._rows(
+            self._BROWSERS_OF, (json.dumps([c.id for c in captures.values()]),))}
         return captures, browsers
 
     def _newest_packed(self, wanted: str,
@@ -1182,13 +1185,17 @@ class Catalog:
                                   dict[int, tuple[StoredBrowser, bytes | None]]]:
         """``_newest_captures``, each capture and browser row without its text and paired
         with the text's packed blob (``None`` when it has none)."""
-        return ({row["url"]: (self._stored_capture(row, unpack=False), _blob(row["text_blob"]))
-                 for row in self._rows(self._NEWEST_WANTED, (wanted,))},
-                {row["capture_id"]: (self._stored_browser(row, unpack=False), _blob(row["text"]))
-                 for row in self._rows(self._BROWSERS_WANTED, (wanted,))})
+        captures = {
+            row["url"]: (self._stored_capture(row, unpack=False), _blob(row["text_blob"]))
+            for row in self._rows(self._NEWEST_WANTED, (wanted,))}
+        return captures, {
+            row["capture_id"]: (self._stored_browser(row, unpack=False), _blob(row["text"]))
+            for row in self._rows(self._BROWSERS_OF, (
+                json.dumps([c.id for c, _ in captures.values()]),))}
 
-    _BROWSERS_WANTED = ("SELECT b.* FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
-                        " JOIN browser_captures b ON b.capture_id = c.id")
+    # The browser rows of a JSON list of capture ids.
+    _BROWSERS_OF = ("SELECT b.* FROM json_each(?) w"
+                    " CROSS JOIN browser_captures b ON b.capture_id = w.value")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """``_read`` for callers already holding the mutex."""
@@ -1258,13 +1265,18 @@ class Catalog:
     # ``latest_capture`` of every URL of a ``_wanted`` list. The bulk reads name the wanted
     # URLs first, with CROSS JOIN (SQLite then keeps that order): otherwise SQLite may scan
     # every capture (or result) of the catalog, its text joined, for each batch of URLs.
-    _NEWEST_WANTED = (
-        "SELECT * FROM (" + _CAPTURE_SELECT.replace(
-            "SELECT c.*,", "SELECT ROW_NUMBER() OVER (PARTITION BY c.url"
-            " ORDER BY c.captured_at DESC, c.id DESC) AS newest, c.*,").replace(
-            "FROM captures c\n", "FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value\n")
-        + " WHERE c.record_id IS NOT NULL"
-        " AND (NOT c.revisit OR o.record_id IS NOT NULL)) WHERE newest = 1")
+    # Each URL's newest is found by walking its index entries (url, captured_at, and the
+    # rowid) back from the end to the first capture whose payload is held: a step or two
+    # however many captures nightly checks have added (a window over them read every one,
+    # its text joined).
+    _NEWEST_WANTED = _CAPTURE_SELECT.replace(
+        "FROM captures c\n",
+        "FROM json_each(?) w CROSS JOIN captures c ON c.id = ("
+        "SELECT x.id FROM captures x WHERE x.url = w.value AND x.record_id IS NOT NULL"
+        " AND (NOT x.revisit OR EXISTS (SELECT 1 FROM captures y"
+        " WHERE y.payload_digest = x.payload_digest AND y.revisit = 0"
+        " AND y.record_id IS NOT NULL))"
+        " ORDER BY x.captured_at DESC, x.id DESC LIMIT 1)\n")
 
     @staticmethod
     def _stored_capture(row: sqlite3.Row, unpack: bool = True) -> StoredCapture:
@@ -1348,9 +1360,10 @@ class Catalog:
 
     def captured(self, urls: Sequence[str]) -> set[str]:
         """Those of ``urls`` with a capture written to a WARC (``is_captured`` of many)."""
+        # EXISTS stops at the URL's first such capture, however many it has.
         rows = self._read(
-            "SELECT DISTINCT c.url FROM json_each(?) w CROSS JOIN captures c ON c.url = w.value"
-            " WHERE c.record_id IS NOT NULL", (_wanted(urls),))
+            "SELECT w.value AS url FROM json_each(?) w WHERE EXISTS (SELECT 1 FROM captures c"
+            " WHERE c.url = w.value AND c.record_id IS NOT NULL)", (_wanted(urls),))
         return {r["url"] for r in rows}
 
     def captured_urls(self) -> set[str]:
@@ -1548,7 +1561,8 @@ class Catalog:
         " MIN(r.checked_at) AS failing_since,"
         " TOTAL(r.verdict NOT IN ({never})) AS evidence,"
         " MIN(CASE WHEN r.verdict NOT IN ({never}) THEN r.checked_at END) AS evidence_first,"
-        " MAX(CASE WHEN r.verdict NOT IN ({never}) THEN r.checked_at END) AS evidence_last"
+        " MAX(CASE WHEN r.verdict NOT IN ({never}) THEN r.checked_at END) AS evidence_last,"
+        " MIN(CASE WHEN r.verdict NOT IN ({known}) THEN r.verdict END) AS unknown"
         " FROM json_each(?1) w"
         " LEFT JOIN results n ON n.id = (SELECT x.id FROM results x WHERE x.url = w.value"
         " AND x.checked_at <= ?2 AND NOT x.outage ORDER BY x.checked_at DESC, x.id DESC"
@@ -1561,7 +1575,8 @@ class Catalog:
         " AND (ok.id IS NULL OR (r.checked_at, r.id) > (ok.checked_at, ok.id))"
         " GROUP BY w.value"
     ).format(never=", ".join(f"'{v.value}'" for v in sorted(NEVER_DEAD)),
-             healthy=", ".join(f"'{v.value}'" for v in Verdict if v.healthy))
+             healthy=", ".join(f"'{v.value}'" for v in Verdict if v.healthy),
+             known=", ".join(f"'{v.value}'" for v in Verdict))
 
     def link_streaks(self, urls: Sequence[str], until: datetime | None = None,
                      ) -> dict[str, Streak]:
@@ -1569,7 +1584,8 @@ class Catalog:
         (default: all), as ``history.streak_of`` makes it of the whole history, summed up by
         the catalog: a nightly check adds a result per link, and a link's cost stays the
         same after a year of checks, a link failing all along included. A URL without
-        results gets an empty one."""
+        results gets an empty one. A verdict this archiver does not know (a newer one's) among
+        the results read raises ``ArchiveError``, as ``results`` does."""
         with self._mutex, self._errors("read"):
             return self._link_streaks(_wanted(urls), until)
 
@@ -1578,6 +1594,8 @@ class Catalog:
         found = {}
         cutoff = _ts(until) if until is not None else _NO_END
         for row in self._rows(self._STREAKS, (wanted, cutoff)):
+            if row["unknown"] is not None:  # a failure of a kind this archiver cannot judge
+                self._verdict(row["unknown"], row["url"])
             newest = row["newest"]
             found[row["url"]] = Streak() if newest is None else Streak(
                 newest=self._verdict(newest, row["url"]),

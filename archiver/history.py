@@ -75,7 +75,8 @@ NOT_A_NETWORK_TEST: frozenset[Verdict] = frozenset(
 
 
 class ResultLike(Protocol):
-    """What ``link_status`` needs of one stored check result (``catalog.StoredResult`` fits)."""
+    """What ``link_status`` and ``streak_of`` need of one stored check result
+    (``catalog.StoredResult`` fits)."""
 
     @property
     def verdict(self) -> Verdict: ...
@@ -364,7 +365,7 @@ def changes(
     ``previous`` maps a URL to its last result before this check (a stored result such as
     ``catalog.last_result(url)``, or a ``LinkStatus``; ``None``: first check of that URL).
     ``before`` maps a URL to its ``LinkStatus`` before this check
-    (``catalog.link_status(url, settings, started)``); when given it is preferred, and it is
+    (``catalog.link_statuses(urls, settings, started)``); when given it is preferred, and it is
     needed to tell a link that just died from one that was already dead (from a lone result,
     a failing link is taken to have been "failing"). ``current`` maps a URL to this check's
     ``Judgement``, its ``LinkStatus`` after recording it, and the text similarity to the last

@@ -912,7 +912,7 @@ def _records_and_facts(
         each = _recalled(catalog, each, doc, source_id, keeper)
     for url, facts in _unpacking(each) if unpack else each:
         footnotes = doc.citing[url]
-        last = _last_result(facts)
+        last = facts.last
         stored, browser = facts.capture, facts.browser
         status = status_of(facts.streak, settings.check)
         cached = facts.lookup
@@ -960,11 +960,6 @@ def _records_and_facts(
 _FACTS_CHUNK = 512
 
 
-def _last_result(facts: LinkFacts) -> StoredResult | None:
-    """A link's newest result that is not an outage's (its verdict), if any."""
-    return facts.last
-
-
 def _read_whole(facts: LinkFacts) -> bool:
     """Whether claim support reads a link's packed text whole (``_text_source``): a
     healthy link's capture, not a browser's, whose text the catalog holds and which was
@@ -972,7 +967,7 @@ def _read_whole(facts: LinkFacts) -> bool:
     if facts.text is None or facts.browser is not None or facts.capture is None \
             or isinstance(facts.text, _Vouched):
         return False
-    last = _last_result(facts)
+    last = facts.last
     return last is not None and last.verdict.healthy
 
 

@@ -3,14 +3,16 @@
     .venv/bin/python bench/history_bench.py [--urls 2000] [--nights 5 365] [--failing 0.1]
         [--baseline /path/to/other/checkout]
 
-A nightly `archiver check` adds one result per link. Every run, check and report reads, per
-link, the results its state is made from (`Catalog.link_facts`), a check also each link's
-state before and after it (`link_statuses`, or `link_status` per URL where a checkout has no
-batched read) and the newest verdict of each (`last_results`). This builds a catalog of
-``--urls`` links with ``--nights`` nightly results each (a share ``--failing`` of them failing
-every night, the rest ok), then times those reads over every link, ``_FACTS_CHUNK`` (512) URLs
-a call as the pipeline reads them. ``--baseline`` runs the same on another checkout, in a
-process of its own, in the same run.
+A nightly `archiver check` adds a result per link, and a capture of each page that answers.
+Every run, check and report reads, per link, what its record is made from
+(`Catalog.link_facts`: its state, newest verdict, newest capture, provenance and text), a
+check also each link's state before and after it (`link_statuses`, or `link_status` per
+URL where a checkout has no batched read) and the newest verdict of each (`last_results`).
+This builds a catalog of ``--urls`` links with ``--nights`` nightly results each (a share
+``--failing`` of them failing every night; the rest ok, each with a capture a night: a
+response, then revisits of it, each with its provenance document), then times those reads
+over every link, 512 URLs a call as the pipeline reads them. ``--baseline`` runs the same
+on another checkout, in a process of its own, in the same run.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ def measure(urls: int, nights: int, failing: float) -> dict[str, float]:
     """Seconds each read of every link takes, on a catalog built here."""
     from archiver.catalog import Catalog, ResultIn
     from archiver.config import CheckSettings
-    from archiver.models import Judgement, Verdict
+    from archiver.models import Capture, Hop, Judgement, Verdict, WarcRef
+
+    def capture(n: int, url: str, at: datetime, revisit: bool, record: str) -> Capture:
+        ref = WarcRef("archive/bench.warc.gz", n * 1000, 1000, record)
+        return Capture(url=url, final_url=url, status=200,
+                       hops=(Hop(url, 200, (("Content-Type", "text/html"),), warc=ref,
+                                 revisit=revisit),),
+                       content=b"", content_type="text/html", payload_digest=f"sha1:{n}",
+                       captured_at=at)
 
     start = datetime(2025, 1, 1, 2, tzinfo=UTC)
     links = [f"https://host{n % 50}.example/news/{n}.html" for n in range(urls)]
@@ -43,6 +53,15 @@ def measure(urls: int, nights: int, failing: float) -> dict[str, float]:
         for night in range(nights):
             run_id = catalog.begin_run("check", ["bench"])
             at = start + timedelta(days=night)
+            # Each answering link's page, unchanged: its response the first night, a revisit
+            # of it each night after, each with its provenance document.
+            records = [(n, url, f"<urn:uuid:{n}-{night}>") for n, url in enumerate(links)
+                       if url not in dead]
+            catalog.record_captures(run_id, [
+                (capture(n, url, at, night > 0, record), "page text " * 200, "A page", None)
+                for n, url, record in records])
+            catalog.record_provenances((record, url, '{"kind": "capture"}', "ab" * 32, None)
+                                       for _, url, record in records)
             catalog.record_results(
                 ResultIn(run_id, url,
                          Judgement(Verdict.NOT_FOUND if url in dead else Verdict.OK, "bench"),

@@ -13,7 +13,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -403,29 +403,38 @@ def test_results_history_and_link_status(catalog: Catalog) -> None:
 
 _HISTORY = st.lists(st.tuples(
     st.sampled_from([Verdict.OK, Verdict.REDIRECTED, Verdict.NOT_FOUND, Verdict.TIMEOUT,
-                     Verdict.BLOCKED, Verdict.INCOMPLETE, Verdict.SOFT_404]),
+                     Verdict.BLOCKED, Verdict.INCOMPLETE, Verdict.SOFT_404,
+                     Verdict.PRIVATE_ADDRESS]),
     st.integers(0, 12),  # the day: equal days give equal times, kept in record order
-    st.booleans()), max_size=14)
+    st.sampled_from(["", "outage", "marked later"]),
+    st.sampled_from([0, 5.5, -8])), max_size=14)  # the UTC offset it was recorded with
 _STATE_URLS = iter(range(10**9))
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(history=_HISTORY, at=st.one_of(st.none(), st.integers(-1, 13)))
+@given(history=_HISTORY, at=st.one_of(st.none(), st.tuples(st.integers(-1, 13),
+                                                            st.sampled_from([0, 1]))))
 def test_the_results_a_state_is_made_from_give_the_whole_history_s_state(
-        catalog: Catalog, history: list[tuple[Verdict, int, bool]], at: int | None) -> None:
+        catalog: Catalog, history: list[tuple[Verdict, int, str, float]],
+        at: tuple[int, int] | None) -> None:
     """The streak the catalog sums up in SQL (``link_streaks``, read by ``link_facts``,
     ``link_status`` and ``link_statuses``) is the one ``history.streak_of`` makes of the
     whole history, and so is the state; the newest verdict too: any history, outage results
-    and equal times included, as of any moment or none."""
+    (recorded so, or marked after the run: ``mark_outage``), equal times and times given in
+    other offsets included, as of any moment (a result's own time included) or none."""
     rules = CheckSettings(dead_after=2, dead_after_days=2)
     url = f"https://state.example/{next(_STATE_URLS)}"
-    for verdict, day, outage in history:
+    for verdict, day, outage, offset in history:
         run_id = catalog.begin_run("check", ["kz"])
+        zone = timezone(timedelta(hours=offset))
         catalog.record_result(run_id, url, Judgement(verdict, str(verdict)), http_status=None,
-                              final_url=None, attempts=1, checked_at=T0 + timedelta(days=day),
-                              outage=outage)
-    now = None if at is None else T0 + timedelta(days=at, hours=1)
+                              final_url=None, attempts=1,
+                              checked_at=(T0 + timedelta(days=day)).astimezone(zone),
+                              outage=outage == "outage")
+        if outage == "marked later":
+            catalog.mark_outage(run_id)
+    now = None if at is None else T0 + timedelta(days=at[0], hours=at[1])
     whole = catalog.results(url)[::-1]  # oldest first, equal times in record order
     expected = link_status([r for r in whole if now is None or r.checked_at <= now], rules)
     newest = next((r for r in reversed(whole) if not r.outage), None)
@@ -437,6 +446,24 @@ def test_the_results_a_state_is_made_from_give_the_whole_history_s_state(
     assert status_of(facts.streak, rules) == expected
     assert facts.last == newest
     assert catalog.last_results([url]).get(url) == newest == catalog.last_result(url)
+
+
+def test_a_verdict_of_a_newer_archiver_in_a_streak_is_an_error(catalog: Catalog) -> None:
+    """A failure of a kind this archiver does not know cannot be judged: an ``ArchiveError``
+    naming it, as reading the results names it, not a failure silently counted."""
+    run_ids = []
+    for day, verdict in enumerate([Verdict.OK, Verdict.NOT_FOUND, Verdict.NOT_FOUND,
+                                   Verdict.NOT_FOUND]):
+        run_ids.append(catalog.begin_run("check", ["kz"]))
+        catalog.record_result(run_ids[-1], URL, Judgement(verdict, "said"), http_status=None,
+                              final_url=None, attempts=1, checked_at=T0 + timedelta(days=day))
+    catalog._db.execute("UPDATE results SET verdict = 'rate_limited' WHERE run_id = ?",
+                        (run_ids[2],))
+    for read in (lambda: catalog.link_status(URL, CheckSettings()),
+                 lambda: catalog.link_statuses([URL], CheckSettings()),
+                 lambda: catalog.link_facts([URL]), lambda: catalog.results(URL)):
+        with pytest.raises(ArchiveError, match="unknown verdict 'rate_limited'"):
+            read()
 
 
 def test_a_link_s_state_costs_the_same_after_a_year_of_checks(catalog: Catalog) -> None:
@@ -951,6 +978,55 @@ def _steps(catalog: Catalog, read: Callable[[], object]) -> int:
     finally:
         catalog._db.set_progress_handler(None, 100)
     return steps
+
+
+def test_a_link_s_newest_capture_costs_the_same_after_a_year_of_checks(
+        catalog: Catalog) -> None:
+    """A nightly check of an unchanged page adds a revisit of its payload, with its own
+    provenance. A link's newest capture (with its browser row and provenance), and whether it
+    was captured at all, are found in as many SQLite steps after 365 nights as after 5: the
+    reads walk the URL's index back from its newest capture, and read the provenance and
+    browser rows of the captures chosen only (they read every capture of the URL, its text
+    joined, and every capture's provenance document)."""
+    urls = [f"https://nightly.example/{n}" for n in range(10)]
+    run_id = catalog.begin_run("run", [])
+    first = catalog.record_captures(run_id, [
+        (make_capture(url, digest=f"sha1:{n}", record=f"<urn:uuid:{n}>", offset=n * 1000),
+         f"page {n}", "A page", None) for n, url in enumerate(urls)])
+    catalog.record_browser(first[0], mode="browser", wanted="app shell", text="rendered",
+                           screenshot=None)
+    costs = []
+    night = 0
+    for nights in (5, 365):
+        for _ in range(nights):
+            night += 1
+            run_id = catalog.begin_run("check", [])
+            catalog.record_captures(run_id, [
+                (make_capture(url, digest=f"sha1:{n}", record=f"<urn:uuid:{n}-{night}>",
+                              at=T0 + timedelta(days=night), revisit=True),
+                 f"page {n}", "A page", None) for n, url in enumerate(urls)])
+            catalog.record_provenances(
+                (f"<urn:uuid:{n}-{night}>", url, f'{{"night": {night}}}', "ab" * 32, None)
+                for n, url in enumerate(urls))
+        facts = catalog.link_facts(urls)
+        assert [facts[u].capture.warc.record_id for u in urls] == \
+            [f"<urn:uuid:{n}-{night}>" for n in range(len(urls))]
+        assert all(facts[u].provenance[0] == f'{{"night": {night}}}' for u in urls)
+        assert all(facts[u].capture.payload.record_id == f"<urn:uuid:{n}>"
+                   for n, u in enumerate(urls))
+        assert [facts[u].text.text() for u in urls] == [f"page {n}" for n in range(10)]
+        assert catalog.latest_captures(urls) == {
+            u: (catalog.latest_capture(u), catalog.browser_capture(
+                catalog.latest_capture(u).id)) for u in urls}
+        assert catalog.captured([*urls, "https://never.example/"]) == set(urls)
+        costs.append((
+            _steps(catalog, lambda: catalog.link_facts(urls)),
+            _steps(catalog, lambda: catalog.latest_captures(urls)),
+            _steps(catalog, lambda: catalog.captured(urls)),
+        ))
+    few, many = costs
+    for a, b in zip(few, many, strict=True):
+        assert b < 2 * a + 20, costs
 
 
 def test_reading_revisits_of_a_shared_payload_does_not_grow_with_their_number(
