@@ -42,6 +42,7 @@ import functools
 import hashlib
 import heapq
 import io
+import itertools
 import json
 import logging
 import os
@@ -1449,7 +1450,8 @@ def _indexed_files(archive_dir: Path) -> set[str]:
     if not index.exists():
         return set()
     with open(index, encoding="utf-8") as fh:
-        return {name for name in map(_line_filename, fh) if name}
+        return {name for read in fh for line in read.splitlines()
+                if (name := _line_filename(line))}
 
 
 # ── index ───────────────────────────────────────────────────────────────────
@@ -1490,8 +1492,12 @@ def _write_index(archive_dir: Path, lines: Iterable[str]) -> Path:
     tmp = target.with_name(target.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for line in lines:
-                fh.write(line + "\n")
+            # Joined a few thousand at a time: the index grows with every run, and a write
+            # call per line was most of the time spent writing it.
+            each = iter(lines)
+            while chunk := list(itertools.islice(each, 4096)):
+                chunk.append("")
+                fh.write("\n".join(chunk))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -1520,7 +1526,8 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
             # disk is sorted: merged with the new lines as it is read, it is never held in
             # memory whole (it grows with the archive, and every worker process adds to it).
             try:
-                _write_index(archive_dir, heapq.merge(_kept_lines(index, names), new, *noted))
+                _write_index(archive_dir, _merged(_kept_lines(index, names),
+                                                  list(heapq.merge(new, *noted))))
             except _Unsorted:  # not as this module writes it: sorted here, all at once
                 old = index.read_text("utf-8").splitlines()
                 kept = [line for line in old if _line_filename(line) not in names]
@@ -1529,6 +1536,29 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
     except OSError as exc:
         raise ArchiveError(f"{archive_dir / INDEX_NAME}: cannot update index: "
                            f"{exc.strerror or exc}") from exc
+
+
+def _merged(kept: Iterable[str], added: Sequence[str]) -> Iterator[str]:
+    """``kept`` and ``added`` (each sorted) as one sorted run, as ``heapq.merge(kept,
+    added)`` gives it (a line of ``kept`` before an equal one of ``added``), with one
+    comparison per line kept: the index holds every run's lines, a file adds a few."""
+    kept = iter(kept)
+    if not added:
+        yield from kept
+        return
+    at, last = 0, len(added)
+    head = added[0]
+    for line in kept:
+        while head < line:
+            yield head
+            at += 1
+            if at == last:
+                yield line
+                yield from kept
+                return
+            head = added[at]
+        yield line
+    yield from added[at:]
 
 
 class _Unsorted(Exception):
@@ -1543,11 +1573,16 @@ def _kept_lines(index: Path, names: set[str]) -> Iterator[str]:
         fh = open(index, encoding="utf-8")  # noqa: SIM115 (closed below, read lazily)
     except FileNotFoundError:
         return
+    # A line whose text holds none of the names is none of theirs, without reading its
+    # name: one substring search per line, where most lines are other files' (every run's).
+    # Only for names JSON writes as they are (this module's file names are).
+    plain = all(_PLAIN_NAME.fullmatch(name) for name in names)
     with fh:
         last = ""
         for read in fh:
             for line in read.splitlines():
-                if _line_filename(line) in names:
+                if (not plain or any(name in line for name in names)) \
+                        and _line_filename(line) in names:
                     continue
                 if line < last:
                     raise _Unsorted
@@ -1623,10 +1658,29 @@ def _timestamp_of(date: str) -> str:
 
 
 def _line_filename(line: str) -> str | None:
+    """The ``filename`` of an index line; ``None`` if it has none or is not one."""
+    # Every run reads every line of the index at least twice (``_indexed_files`` at its
+    # start, ``_kept_lines`` as each WARC file joins it), and the index grows by every
+    # capture of every run: the name is taken from the line's end where it is the JSON
+    # object's last member, as this module and the indexer write it, without parsing the
+    # line. That is exact for a JSON line: a name without quotes or backslashes closed by
+    # the line's last characters, '"}', is the value of the last member, and the key before
+    # it, preceded by "{" or ", ", is that member's. Anything else is parsed.
+    at = line.rfind(_FILENAME_KEY)
+    if at > 0 and line.endswith('"}') and (line[at - 1] == "{" or line[at - 2:at] == ", "):
+        name = line[at + len(_FILENAME_KEY):-2]
+        if '"' not in name and "\\" not in name:
+            return name
     try:
-        return json.loads(line.split(" ", 2)[2]).get("filename")
-    except (IndexError, ValueError):
+        found = json.loads(line.split(" ", 2)[2]).get("filename")
+    except (IndexError, ValueError, AttributeError):
         return None
+    return found if isinstance(found, str) else None
+
+
+_FILENAME_KEY = '"filename": "'
+# A file name that JSON holds as it is (no character it escapes).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._/-]+")
 
 
 def rebuild_index(archive_dir: Path) -> Path:

@@ -768,3 +768,50 @@ def test_response_record_sha256_is_that_of_its_stored_member(tmp_path: Path) -> 
         ref = exchange.response
         data = (tmp_path / ref.path).read_bytes()[ref.offset:ref.offset + ref.length]
         assert exchange.response_sha256 == hashlib.sha256(data).hexdigest()
+
+
+_NAMES = st.one_of(st.from_regex(r"archiver-\d{14}-\d{1,3}-\d{5}\.warc\.gz", fullmatch=True),
+                   st.text(max_size=30))
+_VALUES = st.one_of(st.text(max_size=20), st.integers(), st.none())
+
+
+@settings(max_examples=400, deadline=None)
+@given(name=st.one_of(_NAMES, st.integers(), st.none()),
+       before=st.dictionaries(st.sampled_from(["url", "mime", "digest", "offset", "x"]),
+                              _VALUES, max_size=4),
+       after=st.dictionaries(st.sampled_from(["status", "length", "y"]), _VALUES, max_size=2),
+       ascii_only=st.booleans(), separators=st.sampled_from([None, (",", ":"), (", ", ": ")]))
+def test_an_index_line_s_file_name_is_read_as_json_reads_it(
+        name: object, before: dict[str, object], after: dict[str, object], ascii_only: bool,
+        separators: tuple[str, str] | None) -> None:
+    """``_line_filename`` takes the name from the line's end without parsing it where it
+    can: whatever the writer (key order, spacing, escapes, a name with quotes or
+    backslashes, no name), it answers what parsing the JSON answers."""
+    from archiver.warc import _line_filename
+
+    for fields in ({**before, "filename": name}, {**before, "filename": name, **after},
+                   dict(before)):
+        line = "com,example)/ 20260101000000 " + json.dumps(
+            fields, ensure_ascii=ascii_only, separators=separators)
+        parsed = json.loads(line.split(" ", 2)[2]).get("filename")
+        assert _line_filename(line) == (parsed if isinstance(parsed, str) else None)
+    for broken in ("", "com,example)/", "a b [1]", 'a b {"filename": "x.warc.gz"',
+                   'a b "filename": "x.warc.gz"}'):
+        assert _line_filename(broken) is None, broken
+
+
+@settings(max_examples=300, deadline=None)
+@given(kept=st.lists(st.text(alphabet="abc", max_size=3)),
+       added=st.lists(st.text(alphabet="abc", max_size=3)), as_list=st.booleans())
+def test_lines_added_to_the_index_are_merged_as_heapq_merges_them(
+        kept: list[str], added: list[str], as_list: bool) -> None:
+    """``_merged`` (the index's lines and a file's few) gives what ``heapq.merge`` gives,
+    equal lines included, whether the kept lines come as a list or a generator."""
+    import heapq
+
+    from archiver.warc import _merged
+
+    kept.sort()
+    added.sort()
+    source = list(kept) if as_list else (line for line in kept)
+    assert list(_merged(source, added)) == list(heapq.merge(kept, added))
