@@ -1527,7 +1527,7 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
             # memory whole (it grows with the archive, and every worker process adds to it).
             try:
                 _write_index(archive_dir, _merged(_kept_lines(index, names),
-                                                  list(heapq.merge(new, *noted))))
+                                                  heapq.merge(new, *noted)))
             except _Unsorted:  # not as this module writes it: sorted here, all at once
                 old = index.read_text("utf-8").splitlines()
                 kept = [line for line in old if _line_filename(line) not in names]
@@ -1538,27 +1538,26 @@ def _add_to_index(archive_dir: Path, files: Sequence[Path],
                            f"{exc.strerror or exc}") from exc
 
 
-def _merged(kept: Iterable[str], added: Sequence[str]) -> Iterator[str]:
+def _merged(kept: Iterable[str], added: Iterable[str]) -> Iterator[str]:
     """``kept`` and ``added`` (each sorted) as one sorted run, as ``heapq.merge(kept,
     added)`` gives it (a line of ``kept`` before an equal one of ``added``), with one
-    comparison per line kept: the index holds every run's lines, a file adds a few."""
-    kept = iter(kept)
-    if not added:
+    comparison per line kept; both read lazily (a file's lines may be many)."""
+    kept, added = iter(kept), iter(added)
+    head = next(added, None)
+    if head is None:
         yield from kept
         return
-    at, last = 0, len(added)
-    head = added[0]
     for line in kept:
         while head < line:
             yield head
-            at += 1
-            if at == last:
+            head = next(added, None)
+            if head is None:
                 yield line
                 yield from kept
                 return
-            head = added[at]
         yield line
-    yield from added[at:]
+    yield head
+    yield from added
 
 
 class _Unsorted(Exception):
@@ -1667,7 +1666,9 @@ def _line_filename(line: str) -> str | None:
     # the line's last characters, '"}', is the value of the last member, and the key before
     # it, preceded by "{" or ", ", is that member's. Anything else is parsed.
     at = line.rfind(_FILENAME_KEY)
-    if at > 0 and line.endswith('"}') and (line[at - 1] == "{" or line[at - 2:at] == ", "):
+    key_end = line.find(" ")
+    if at > 0 and line.endswith('"}') and (line[at - 1] == "{" or line[at - 2:at] == ", ") \
+            and line.find(" ", key_end + 1) == line.find(" {") > key_end >= 0:
         name = line[at + len(_FILENAME_KEY):-2]
         if '"' not in name and "\\" not in name:
             return name

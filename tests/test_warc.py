@@ -796,7 +796,8 @@ def test_an_index_line_s_file_name_is_read_as_json_reads_it(
         parsed = json.loads(line.split(" ", 2)[2]).get("filename")
         assert _line_filename(line) == (parsed if isinstance(parsed, str) else None)
     for broken in ("", "com,example)/", "a b [1]", 'a b {"filename": "x.warc.gz"',
-                   'a b "filename": "x.warc.gz"}'):
+                   'a b "filename": "x.warc.gz"}', 'a {"filename": "x.warc.gz"}',
+                   'a b c {"filename": "x.warc.gz"}', '{"filename": "x.warc.gz"}'):
         assert _line_filename(broken) is None, broken
 
 
@@ -814,4 +815,4 @@ def test_lines_added_to_the_index_are_merged_as_heapq_merges_them(
     kept.sort()
     added.sort()
     source = list(kept) if as_list else (line for line in kept)
-    assert list(_merged(source, added)) == list(heapq.merge(kept, added))
+    assert list(_merged(source, iter(added))) == list(heapq.merge(kept, added))
