@@ -1665,16 +1665,19 @@ def _line_filename(line: str) -> str | None:
     # line. That is exact for a JSON line: a name without quotes or backslashes closed by
     # the line's last characters, '"}', is the value of the last member, and the key before
     # it, preceded by "{" or ", ", is that member's. Anything else is parsed.
-    at = line.rfind(_FILENAME_KEY)
-    key_end = line.find(" ")
-    if at > 0 and line.endswith('"}') and (line[at - 1] == "{" or line[at - 2:at] == ", ") \
-            and line.find(" ", key_end + 1) == line.find(" {") > key_end >= 0:
-        name = line[at + len(_FILENAME_KEY):-2]
+    parts = line.split(" ", 2)
+    if len(parts) < 3:
+        return None
+    body = parts[2]
+    at = body.rfind(_FILENAME_KEY)
+    if body.startswith("{") and body.endswith('"}') and at > 0 \
+            and (body[at - 1] == "{" or body[at - 2:at] == ", "):
+        name = body[at + len(_FILENAME_KEY):-2]
         if '"' not in name and "\\" not in name:
             return name
     try:
-        found = json.loads(line.split(" ", 2)[2]).get("filename")
-    except (IndexError, ValueError, AttributeError):
+        found = json.loads(body).get("filename")
+    except (ValueError, AttributeError):
         return None
     return found if isinstance(found, str) else None
 
